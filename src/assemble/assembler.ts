@@ -1,0 +1,216 @@
+import { isStandaloneType } from '../interpret/record-types.js';
+import type { AuditRecord } from '../parse/record.js';
+import { eventKey } from '../parse/record.js';
+import type { AuditEvent } from './event.js';
+import { SerialGapTracker } from './serial-gaps.js';
+
+const EOE = 1320;
+const PROCTITLE = 1327;
+
+export interface AssemblerOptions {
+  /** An open event closes once the stream's time is this far past it (ms, default 2000, as auditd). */
+  readonly timeoutMs?: number;
+  /** Most events held open at once (default 65,536); past it the oldest closes early and is counted. */
+  readonly maxInFlight?: number;
+  /**
+   * Close syscall events on PROCTITLE (default true). The kernel writes
+   * PROCTITLE as the last record before EOE, so this ends events at once in
+   * logs, which carry no EOE records.
+   */
+  readonly closeOnProctitle?: boolean;
+  /** Closed events remembered to recognise duplicate and late records (default 4096). */
+  readonly recentClosed?: number;
+  readonly onEvent: (event: AuditEvent) => void;
+}
+
+/** Counters kept by the assembler. */
+export interface AssemblerStats {
+  records: number;
+  events: number;
+  /** Events closed by the timeout (in event time). */
+  timedOut: number;
+  /** Events closed early because too many were open. */
+  evictedAtCapacity: number;
+  /** Records identical to one already in their event, dropped. */
+  duplicates: number;
+  /** Records that arrived after their event had closed; emitted as an event of their own. */
+  late: number;
+  /** EOE records with no open event (harmless after a PROCTITLE close). */
+  strayEoe: number;
+  /** Estimated records lost, from serial gaps. */
+  lostEstimate: number;
+  /** Serial sequences restarted (reboot, concatenated logs). */
+  serialResets: number;
+  /** Most events open at one time. */
+  maxOpen: number;
+}
+
+interface OpenEvent {
+  readonly node: string | null;
+  readonly time: string;
+  readonly timeMs: number;
+  readonly serial: number;
+  readonly records: AuditRecord[];
+}
+
+/**
+ * Groups records into events by (node, time, serial).
+ *
+ * An event closes on EOE, at once when its type is an event by itself, on
+ * PROCTITLE (optional), or when the stream's own clock has moved `timeoutMs`
+ * past it. Time is event time, never the wall clock, so the same input always
+ * gives the same events in the same order.
+ */
+export class EventAssembler {
+  readonly #timeout: number;
+  readonly #maxInFlight: number;
+  readonly #closeOnProctitle: boolean;
+  readonly #recentMax: number;
+  readonly #onEvent: (event: AuditEvent) => void;
+  /** Open events in arrival order (Map keeps insertion order). */
+  readonly #open = new Map<string, OpenEvent>();
+  /** Recently closed keys, each with its records' signatures, for duplicates and late records. */
+  readonly #recent = new Map<string, string[]>();
+  readonly #gaps = new SerialGapTracker();
+  /** The newest timestamp seen: the stream's clock. */
+  #clock = 0;
+  readonly #stats: AssemblerStats = {
+    records: 0,
+    events: 0,
+    timedOut: 0,
+    evictedAtCapacity: 0,
+    duplicates: 0,
+    late: 0,
+    strayEoe: 0,
+    lostEstimate: 0,
+    serialResets: 0,
+    maxOpen: 0,
+  };
+
+  constructor(options: AssemblerOptions) {
+    this.#timeout = options.timeoutMs ?? 2000;
+    this.#maxInFlight = options.maxInFlight ?? 65536;
+    this.#closeOnProctitle = options.closeOnProctitle ?? true;
+    this.#recentMax = options.recentClosed ?? 4096;
+    this.#onEvent = options.onEvent;
+  }
+
+  /** Events currently open. */
+  get open(): number {
+    return this.#open.size;
+  }
+
+  stats(): AssemblerStats {
+    return { ...this.#stats, lostEstimate: this.#gaps.lost, serialResets: this.#gaps.resets };
+  }
+
+  /** Feeds one record. */
+  push(record: AuditRecord): void {
+    const st = this.#stats;
+    st.records++;
+    const type = record.type;
+    // DAEMON_* records carry auditd's own counter, not the kernel's serial.
+    if (type < 1200 || type > 1299) this.#gaps.see(record.node, record.serial);
+    if (record.timeMs > this.#clock) this.#clock = record.timeMs;
+    const key = eventKey(record.node, record.time, record.serial);
+    const open = this.#open.get(key);
+
+    if (type === EOE) {
+      if (open !== undefined) this.#close(key, open, 'eoe');
+      else st.strayEoe++;
+    } else if (open !== undefined) {
+      if (this.#isDuplicate(open.records, record)) {
+        st.duplicates++;
+      } else {
+        open.records.push(record);
+        if (type === PROCTITLE && this.#closeOnProctitle) this.#close(key, open, 'proctitle');
+      }
+    } else {
+      const recent = this.#recent.get(key);
+      if (recent !== undefined && recent.includes(signature(record))) {
+        st.duplicates++;
+      } else if (isStandaloneType(type)) {
+        this.#emit(key, record, [record], 'standalone');
+      } else {
+        if (recent !== undefined) st.late++;
+        const ev: OpenEvent = {
+          node: record.node,
+          time: record.time,
+          timeMs: record.timeMs,
+          serial: record.serial,
+          records: [record],
+        };
+        this.#open.set(key, ev);
+        if (this.#open.size > st.maxOpen) st.maxOpen = this.#open.size;
+        if (type === PROCTITLE && this.#closeOnProctitle) this.#close(key, ev, 'proctitle');
+        else if (this.#open.size > this.#maxInFlight) this.#closeOldest('capacity');
+      }
+    }
+    this.#expire();
+  }
+
+  /** Closes every open event (end of input). */
+  end(): void {
+    for (const [key, ev] of this.#open) this.#close(key, ev, 'end');
+  }
+
+  #expire(): void {
+    const limit = this.#clock - this.#timeout;
+    // Open events are in arrival order, which is close to time order; stop at
+    // the first one still inside the window so that this stays O(1) per record.
+    for (const [key, ev] of this.#open) {
+      if (ev.timeMs >= limit) return;
+      this.#stats.timedOut++;
+      this.#close(key, ev, 'timeout');
+    }
+  }
+
+  #closeOldest(reason: AuditEvent['closedBy']): void {
+    for (const [key, ev] of this.#open) {
+      this.#stats.evictedAtCapacity++;
+      this.#close(key, ev, reason);
+      return;
+    }
+  }
+
+  #isDuplicate(records: readonly AuditRecord[], record: AuditRecord): boolean {
+    for (const r of records) {
+      if (r.type === record.type && r.body === record.body && r.enriched === record.enriched) return true;
+    }
+    return false;
+  }
+
+  #close(key: string, ev: OpenEvent, closedBy: AuditEvent['closedBy']): void {
+    this.#open.delete(key);
+    this.#emit(key, ev.records[0]!, ev.records, closedBy);
+  }
+
+  #emit(key: string, first: AuditRecord, records: AuditRecord[], closedBy: AuditEvent['closedBy']): void {
+    const sigs = this.#recent.get(key);
+    if (sigs !== undefined) {
+      for (const r of records) sigs.push(signature(r));
+    } else {
+      this.#recent.set(
+        key,
+        records.map((r) => signature(r)),
+      );
+      if (this.#recent.size > this.#recentMax) {
+        const oldest = this.#recent.keys().next().value;
+        if (oldest !== undefined) this.#recent.delete(oldest);
+      }
+    }
+    this.#stats.events++;
+    this.#onEvent({
+      node: first.node,
+      time: first.time,
+      timeMs: first.timeMs,
+      serial: first.serial,
+      records,
+      closedBy,
+    });
+  }
+}
+
+function signature(r: AuditRecord): string {
+  return r.enriched === null ? `${r.type} ${r.body}` : `${r.type} ${r.body}\x1d${r.enriched}`;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseReplayArgs, REPLAY_HELP } from './replay-args.js';
+import { runReplay } from './replay.js';
+import { MAIN_HELP, UsageError } from './usage.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+  try {
+    switch (verb) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(MAIN_HELP + '\n');
+        return verb === undefined ? 2 : 0;
+      case '-V':
+      case '--version':
+        process.stdout.write(`contid ${version()}\n`);
+        return 0;
+      case 'replay': {
+        const args = parseReplayArgs(rest);
+        if (args.help) {
+          process.stdout.write(REPLAY_HELP + '\n');
+          return 0;
+        }
+        return await runReplay(args, io);
+      }
+      default:
+        throw new UsageError(`Unknown command "${verb}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`contid: ${err.message}\nRun "contid --help" for usage.\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  // A closed pipe (| head) ends the output, not the program with a stack trace.
+  if (err.code !== 'EPIPE') throw err;
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`contid: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

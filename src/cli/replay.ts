@@ -1,0 +1,123 @@
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import type { ReplayStats } from '../pipeline/replay.js';
+import { ReplayPipeline } from '../pipeline/replay.js';
+import type { ReplayArgs } from './replay-args.js';
+import { localIdNames } from './user-db.js';
+
+export interface CliIo {
+  readonly stdin: Readable;
+  readonly stdout: Writable;
+  readonly stderr: Writable & { isTTY?: boolean };
+}
+
+/** Writes with backpressure; resolves false when the reader has gone away (EPIPE). */
+async function write(out: Writable, text: string): Promise<boolean> {
+  if (text.length === 0 || out.destroyed) return !out.destroyed;
+  if (!out.write(text)) {
+    await Promise.race([once(out, 'drain'), once(out, 'close')]);
+  }
+  return !out.destroyed;
+}
+
+function summary(stats: ReplayStats): string {
+  const parts = [
+    `${stats.events} events`,
+    `${stats.records} records`,
+    `${stats.lines} lines`,
+    `${stats.badLines} bad lines`,
+    `${stats.duplicates} duplicate records`,
+    `${stats.late} late records`,
+    `${stats.timedOut} events closed by timeout`,
+    `${stats.evictedAtCapacity} closed at capacity`,
+    `${stats.lostEstimate} records lost (serial gaps)`,
+  ];
+  let s = `contid replay: ${parts.join(', ')}\n`;
+  for (const i of stats.issues.slice(0, 10)) {
+    s += `  line ${i.line}: ${i.message} (${i.code}): ${JSON.stringify(i.excerpt.slice(0, 80))}\n`;
+  }
+  if (stats.badLines > 10) s += `  ... and ${stats.badLines - 10} more bad lines\n`;
+  return s;
+}
+
+/** Runs `contid replay`. Returns the exit code. */
+export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
+  const pipeline = new ReplayPipeline({
+    format: args.format,
+    timeoutMs: args.timeoutMs,
+    maxInFlight: args.maxInFlight,
+    maxLineBytes: args.maxLineBytes,
+    ids: args.resolveIds ? localIdNames() : null,
+  });
+  // Check every file up front, so that a typo fails before any output.
+  let totalBytes = 0;
+  for (const f of args.files) {
+    if (f === '-') continue;
+    try {
+      const st = statSync(f);
+      if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+      totalBytes += st.size;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      io.stderr.write(
+        `contid replay: Cannot read "${f}": ${(err as Error).message.replace(/^[A-Z]+: /, '')} (${code})\n`,
+      );
+      return 1;
+    }
+  }
+  const out: Writable = args.output === null ? io.stdout : createWriteStream(args.output);
+  let outError: Error | null = null;
+  out.on('error', (err) => {
+    outError = err;
+  });
+  const showProgress = io.stderr.isTTY === true && !args.quiet;
+  let readBytes = 0;
+  const started = Date.now();
+  let lastProgress = started;
+  let alive = true;
+
+  for (const f of args.files) {
+    const input: Readable = f === '-' ? io.stdin : createReadStream(f, { highWaterMark: 1 << 20 });
+    try {
+      for await (const chunk of input) {
+        const buf = chunk as Buffer;
+        readBytes += buf.length;
+        alive = await write(out, pipeline.push(buf));
+        if (!alive) break;
+        if (showProgress && Date.now() - lastProgress >= 500) {
+          lastProgress = Date.now();
+          const st = pipeline.stats();
+          const pct = totalBytes > 0 ? ` ${((100 * readBytes) / totalBytes).toFixed(1)}%` : '';
+          io.stderr.write(
+            `\rcontid replay:${pct} ${(readBytes / 1e6).toFixed(1)} MB, ${st.events} events   `,
+          );
+        }
+      }
+    } catch (err) {
+      io.stderr.write(`contid replay: Cannot read "${f}": ${(err as Error).message}\n`);
+      return 1;
+    } finally {
+      if (!alive && input !== io.stdin) input.destroy();
+    }
+    if (!alive) break;
+  }
+  if (alive) await write(out, pipeline.end());
+  if (showProgress) io.stderr.write('\r\x1b[K');
+  if (out !== io.stdout) {
+    out.end();
+    await Promise.race([once(out, 'finish'), once(out, 'error')]).catch(() => undefined);
+  }
+  const failed: Error | null = outError;
+  if (failed !== null && (failed as NodeJS.ErrnoException).code !== 'EPIPE') {
+    io.stderr.write(`contid replay: Cannot write output: ${(failed as Error).message}\n`);
+    return 1;
+  }
+  const stats = pipeline.stats();
+  if (!args.quiet) io.stderr.write(summary(stats));
+  if (args.stats) {
+    const seconds = (Date.now() - started) / 1000;
+    io.stderr.write(JSON.stringify({ ...stats, seconds }) + '\n');
+  }
+  return 0;
+}
