@@ -1,4 +1,4 @@
-import { isStandaloneType } from '../interpret/record-types.js';
+import { isStandaloneType, isUserMessageType } from '../interpret/record-types.js';
 import type { AuditRecord } from '../parse/record.js';
 import { eventKey } from '../parse/record.js';
 import type { AuditEvent } from './event.js';
@@ -18,6 +18,15 @@ export interface AssemblerOptions {
    * logs, which carry no EOE records.
    */
   readonly closeOnProctitle?: boolean;
+  /**
+   * Treat user messages (USER_*, 1100–1199, 2100–2999) as events by themselves
+   * (default true). They are alone, with no EOE, on kernels without stacked
+   * LSMs that have contexts; where a kernel adds records to them, those
+   * arrive as a late event with the same stamp (counted), as auparse shows
+   * them. Emitting them at once keeps them at their place in the stream,
+   * which is what contid's markers rely on.
+   */
+  readonly userMessagesAlone?: boolean;
   /** Closed events remembered to recognise duplicate and late records (default 4096). */
   readonly recentClosed?: number;
   readonly onEvent: (event: AuditEvent) => void;
@@ -66,6 +75,7 @@ export class EventAssembler {
   readonly #maxInFlight: number;
   readonly #closeOnProctitle: boolean;
   readonly #recentMax: number;
+  readonly #userAlone: boolean;
   readonly #onEvent: (event: AuditEvent) => void;
   /** Open events in arrival order (Map keeps insertion order). */
   readonly #open = new Map<string, OpenEvent>();
@@ -92,6 +102,7 @@ export class EventAssembler {
     this.#maxInFlight = options.maxInFlight ?? 65536;
     this.#closeOnProctitle = options.closeOnProctitle ?? true;
     this.#recentMax = options.recentClosed ?? 4096;
+    this.#userAlone = options.userMessagesAlone ?? true;
     this.#onEvent = options.onEvent;
   }
 
@@ -129,7 +140,7 @@ export class EventAssembler {
       const recent = this.#recent.get(key);
       if (recent !== undefined && recent.includes(signature(record))) {
         st.duplicates++;
-      } else if (isStandaloneType(type)) {
+      } else if (isStandaloneType(type) || (this.#userAlone && isUserMessageType(type))) {
         this.#emit(key, record, [record], 'standalone');
       } else {
         if (recent !== undefined) st.late++;

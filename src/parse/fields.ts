@@ -10,7 +10,7 @@
  * A linear scan with charCodeAt: this runs for every record, so it avoids
  * regular expressions and intermediate arrays.
  */
-export function splitFields(text: string, names: string[], values: string[]): void {
+export function splitFields(text: string, names: string[], values: string[], nested = false): void {
   const n = text.length;
   let i = 0;
   while (i < n) {
@@ -31,13 +31,15 @@ export function splitFields(text: string, names: string[], values: string[]): vo
       continue;
     }
     const name = text.slice(i, j);
-    let k = j + 1;
+    const k = j + 1;
     const q = k < n ? text.charCodeAt(k) : 0;
     let end: number;
-    if (q === 0x22 /* " */ || q === 0x27 /* ' */) {
-      end = text.indexOf(q === 0x22 ? '"' : "'", k + 1);
+    if (q === 0x22 /* " */) {
+      end = text.indexOf('"', k + 1);
       // An unterminated quote takes the rest of the line rather than losing it.
       end = end < 0 ? n : end + 1;
+    } else if (q === 0x27 /* ' */) {
+      end = singleQuoteEnd(text, k + 1);
     } else if (q === 0x7b /* { */) {
       end = text.indexOf('}', k + 1);
       end = end < 0 ? n : end + 1;
@@ -45,11 +47,47 @@ export function splitFields(text: string, names: string[], values: string[]): vo
       end = text.indexOf(' ', k);
       if (end < 0) end = n;
     }
-    names.push(name);
-    values.push(text.slice(k, end));
-    k = end;
-    i = k;
+    if (nested) {
+      pushNested(name, text.slice(k, end), names, values);
+    } else {
+      names.push(name);
+      values.push(text.slice(k, end));
+    }
+    i = end;
   }
+}
+
+/**
+ * Finds the end of a single-quoted value (USER records' `msg='...'`). A
+ * quote inside a double-quoted inner value (`acct="a('b')"`) does not end it.
+ */
+function singleQuoteEnd(text: string, from: number): number {
+  const n = text.length;
+  let inDouble = false;
+  for (let i = from; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) inDouble = !inDouble;
+    else if (c === 0x27 && !inDouble) return i + 1;
+  }
+  // Unbalanced: fall back to the last quote, else take the rest of the line.
+  const last = text.lastIndexOf("'");
+  return last >= from ? last + 1 : n;
+}
+
+/**
+ * Inside a nested msg, old PAM and SELinux messages wrap fields in free text:
+ * `(hostname=?, addr=?, terminal=cron res=success)`, `(seqno=2)`. The
+ * parentheses and commas are punctuation of that text, not part of values.
+ */
+function pushNested(name: string, value: string, names: string[], values: string[]): void {
+  let v = value;
+  const c0 = v.charCodeAt(0);
+  if (c0 !== 0x22 && c0 !== 0x27) {
+    if (v.endsWith(',')) v = v.slice(0, -1);
+    if (v.endsWith(')') && !v.includes('(')) v = v.slice(0, -1);
+  }
+  names.push(name.charCodeAt(0) === 0x28 /* ( */ ? name.slice(1) : name);
+  values.push(v);
 }
 
 /**
@@ -60,6 +98,6 @@ export function splitNestedMsg(value: string, names: string[], values: string[])
   if (value.length < 2 || value.charCodeAt(0) !== 0x27 || value.charCodeAt(value.length - 1) !== 0x27) {
     return false;
   }
-  splitFields(value.slice(1, -1), names, values);
+  splitFields(value.slice(1, -1), names, values, true);
   return true;
 }

@@ -32,7 +32,7 @@ test('line splitter gives the same lines for every split point of the input', ()
 test('line splitter reports an overlong line once and goes on with the next', () => {
   const long = 'x'.repeat(50);
   const whole = split([`ok\n${long}\nafter\n`], 20);
-  assert.deepEqual(whole, ['1:ok', `2!50:${long}`, '3:after']);
+  assert.deepEqual(whole, ['1:ok', `2!50:${long.slice(0, 20)}`, '3:after']);
   const bytes = Buffer.from(`ok\n${long}\nafter\n`);
   for (let i = 0; i <= bytes.length; i++) {
     assert.deepEqual(split([bytes.subarray(0, i), bytes.subarray(i)], 20), whole, `split at ${i}`);

@@ -15,6 +15,11 @@ export interface LineSplitterOptions {
 }
 
 const NL = 0x0a;
+/**
+ * Bytes of an overlong line kept for the report. Never more than the line
+ * bound, so that the excerpt is the same whichever way the line was chunked.
+ */
+const HEAD = 200;
 
 export class LineSplitter {
   readonly #max: number;
@@ -93,8 +98,8 @@ export class LineSplitter {
     if (this.#pendingBytes + part.length > this.#max) {
       this.#skipping = true;
       this.#skippedBytes = this.#pendingBytes + part.length;
-      const head = Buffer.concat([...this.#pending, part.subarray(0, 200)]);
-      this.#skippedHead = head.toString('utf8', 0, Math.min(head.length, 200));
+      const head = Buffer.concat([...this.#pending, part.subarray(0, HEAD)]);
+      this.#skippedHead = head.toString('utf8', 0, Math.min(head.length, HEAD, this.#max));
       this.#pending = [];
       this.#pendingBytes = 0;
       return;
@@ -115,7 +120,7 @@ export class LineSplitter {
   #emitOne(bytes: Buffer): void {
     this.#lineNo++;
     if (bytes.length > this.#max) {
-      this.#onOverlong(this.#lineNo, bytes.length, bytes.toString('utf8', 0, 200));
+      this.#onOverlong(this.#lineNo, bytes.length, bytes.toString('utf8', 0, Math.min(HEAD, this.#max)));
       return;
     }
     this.#onLine(bytes.toString('utf8'), this.#lineNo);
@@ -130,7 +135,7 @@ export class LineSplitter {
       // The block was decoded whole, so measure in bytes only when a line might be over.
       if (line.length * 3 > this.#max && Buffer.byteLength(line) > this.#max) {
         const bytes = Buffer.from(line, 'utf8');
-        this.#onOverlong(this.#lineNo, bytes.length, bytes.toString('utf8', 0, 200));
+        this.#onOverlong(this.#lineNo, bytes.length, bytes.toString('utf8', 0, Math.min(HEAD, this.#max)));
       } else {
         this.#onLine(line, this.#lineNo);
       }
