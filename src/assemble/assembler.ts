@@ -79,8 +79,8 @@ export class EventAssembler {
   readonly #onEvent: (event: AuditEvent) => void;
   /** Open events in arrival order (Map keeps insertion order). */
   readonly #open = new Map<string, OpenEvent>();
-  /** Recently closed keys, each with its records' signatures, for duplicates and late records. */
-  readonly #recent = new Map<string, string[]>();
+  /** Recently closed keys, each with its records, for duplicates and late records. */
+  readonly #recent = new Map<string, AuditRecord[]>();
   readonly #gaps = new SerialGapTracker();
   /** The newest timestamp seen: the stream's clock. */
   #clock = 0;
@@ -138,7 +138,7 @@ export class EventAssembler {
       }
     } else {
       const recent = this.#recent.get(key);
-      if (recent !== undefined && recent.includes(signature(record))) {
+      if (recent !== undefined && this.#isDuplicate(recent, record)) {
         st.duplicates++;
       } else if (isStandaloneType(type) || (this.#userAlone && isUserMessageType(type))) {
         this.#emit(key, record, [record], 'standalone');
@@ -197,14 +197,14 @@ export class EventAssembler {
   }
 
   #emit(key: string, first: AuditRecord, records: AuditRecord[], closedBy: AuditEvent['closedBy']): void {
-    const sigs = this.#recent.get(key);
-    if (sigs !== undefined) {
-      for (const r of records) sigs.push(signature(r));
+    const seen = this.#recent.get(key);
+    if (seen !== undefined) {
+      // A late event for a key seen before: remember its records too. Bounded
+      // by the input (a record per line), and the entry ages out below.
+      // (A new array: the one already emitted belongs to its event.)
+      if (seen.length < 1024) this.#recent.set(key, [...seen, ...records]);
     } else {
-      this.#recent.set(
-        key,
-        records.map((r) => signature(r)),
-      );
+      this.#recent.set(key, records);
       if (this.#recent.size > this.#recentMax) {
         const oldest = this.#recent.keys().next().value;
         if (oldest !== undefined) this.#recent.delete(oldest);
@@ -220,8 +220,4 @@ export class EventAssembler {
       closedBy,
     });
   }
-}
-
-function signature(r: AuditRecord): string {
-  return r.enriched === null ? `${r.type} ${r.body}` : `${r.type} ${r.body}\x1d${r.enriched}`;
 }

@@ -1,8 +1,8 @@
 import { archName } from '../interpret/arch.js';
 import { cloneFlags } from '../interpret/clone-flags.js';
 import { interpretExit } from '../interpret/errno.js';
-import { decodeHexString, decodeProctitle, isHexEncoded, unquote } from '../interpret/hex.js';
-import { ID_FIELDS, interpretId } from '../interpret/ids.js';
+import { decodeHexString, decodeProctitle, decodeUntrustedString, isHexEncoded, unquote } from '../interpret/hex.js';
+import { GID_FIELDS, ID_FIELDS, interpretId } from '../interpret/ids.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { splitFields } from '../parse/fields.js';
 import type { AuditRecord } from '../parse/record.js';
@@ -28,37 +28,93 @@ export interface IdNames {
   group(id: number): string | undefined;
 }
 
-const GROUP_FIELDS = new Set([
-  'gid',
-  'egid',
-  'sgid',
-  'fsgid',
-  'ogid',
-  'obj_gid',
-  'igid',
-  'new_gid',
-  'old_gid',
-]);
-
-/** A record's interpretations: readable values for the fields that have one. */
-export interface Interpretation {
-  /** Field name to interpreted value, for fields whose meaning differs from the raw text. */
-  readonly fields: Record<string, string> | null;
-  /** The argument vector of EXECVE and PROCTITLE records, decoded. */
-  readonly argv: string[] | null;
+/** How a field is interpreted, decided once per field name. */
+export enum FieldKind {
+  None,
+  Arch,
+  Syscall,
+  Exit,
+  A0,
+  Uid,
+  Gid,
+  Ses,
+  Encoded,
 }
 
-/** Parses the enriched part (`ARCH=x86_64 UID="root" ...`) into lower-case field names. */
-function enrichedMap(enriched: string): Map<string, string> {
+/** The interpretation kind of a field name. */
+export function fieldKind(name: string): FieldKind {
+  switch (name) {
+    case 'arch':
+      return FieldKind.Arch;
+    case 'syscall':
+      return FieldKind.Syscall;
+    case 'exit':
+      return FieldKind.Exit;
+    case 'a0':
+      return FieldKind.A0;
+    case 'ses':
+      return FieldKind.Ses;
+  }
+  if (ID_FIELDS.has(name)) return GID_FIELDS.has(name) ? FieldKind.Gid : FieldKind.Uid;
+  if (ENCODED_FIELDS.has(name)) return FieldKind.Encoded;
+  return FieldKind.None;
+}
+
+/** What earlier fields of the same record tell about later ones (arch before syscall, syscall before a0). */
+export interface RecordContext {
+  type: number;
+  arch: string | undefined;
+  syscall: string | undefined;
+}
+
+/**
+ * Interprets one raw value, or returns undefined when it has no
+ * interpretation. Updates `ctx` as arch and syscall go by.
+ */
+export function interpretValue(
+  kind: FieldKind,
+  name: string,
+  raw: string,
+  ctx: RecordContext,
+  ids: IdNames | null,
+): string | undefined {
+  switch (kind) {
+    case FieldKind.None:
+      return undefined;
+    case FieldKind.Arch:
+      ctx.arch = raw;
+      return archName(raw);
+    case FieldKind.Syscall:
+      if (ctx.type !== SYSCALL || ctx.arch === undefined) return undefined;
+      ctx.syscall = syscallName(ctx.arch, Number(raw));
+      return ctx.syscall;
+    case FieldKind.Exit:
+      return ctx.type === SYSCALL && raw.charCodeAt(0) === 0x2d /* - */ ? interpretExit(raw) : undefined;
+    case FieldKind.A0:
+      return ctx.type === SYSCALL && ctx.syscall === 'clone' ? cloneFlags(raw) : undefined;
+    case FieldKind.Uid:
+    case FieldKind.Gid: {
+      const u = interpretId(raw);
+      if (u !== undefined || ids === null) return u;
+      return kind === FieldKind.Gid ? ids.group(Number(raw)) : ids.user(Number(raw));
+    }
+    case FieldKind.Ses:
+      return raw === '4294967295' ? 'unset' : undefined;
+    case FieldKind.Encoded:
+      if (!isHexEncoded(raw)) return undefined;
+      // Several keys are joined with \x01 in one hex value.
+      return name === 'key' ? decodeHexString(raw).split('\x01').join(',') : decodeHexString(raw);
+  }
+}
+
+/** Calls `cb` with each field of the enriched part, name lower-cased, value unquoted. */
+export function forEachEnriched(enriched: string, cb: (name: string, value: string) => void): void {
   const names: string[] = [];
   const values: string[] = [];
   splitFields(enriched, names, values);
-  const out = new Map<string, string>();
-  for (let i = 0; i < names.length; i++) {
-    out.set(names[i]!.toLowerCase(), unquote(values[i]!));
-  }
-  return out;
+  for (let i = 0; i < names.length; i++) cb(names[i]!.toLowerCase(), unquote(values[i]!));
 }
+
 
 function execveArgv(record: AuditRecord): string[] {
   const { names, values } = record;
@@ -67,7 +123,7 @@ function execveArgv(record: AuditRecord): string[] {
   let split = -1;
   let parts: string[] = [];
   const flush = (): void => {
-    if (split >= 0) argv[split] = parts.map((p) => decodeArg(p)).join('');
+    if (split >= 0) argv[split] = parts.map((p) => decodeUntrustedString(p)).join('');
     split = -1;
     parts = [];
   };
@@ -84,9 +140,9 @@ function execveArgv(record: AuditRecord): string[] {
     }
     if (n.endsWith('_len')) continue;
     const idx = Number(n.slice(1));
-    if (!Number.isInteger(idx)) continue;
+    if (!Number.isInteger(idx) || idx < 0 || idx > 1 << 20) continue;
     flush();
-    argv[idx] = decodeArg(values[i]!);
+    argv[idx] = decodeUntrustedString(values[i]!);
   }
   flush();
   // Holes (a missing record of a split argument) become empty strings, never undefined.
@@ -94,74 +150,48 @@ function execveArgv(record: AuditRecord): string[] {
   return argv;
 }
 
-function decodeArg(raw: string): string {
-  if (raw.charCodeAt(0) === 0x22) return unquote(raw);
-  if (isHexEncoded(raw)) return decodeHexString(raw);
-  return raw;
+/** The argument vector of an EXECVE or PROCTITLE record, decoded; null for other types. */
+export function recordArgv(record: AuditRecord): string[] | null {
+  if (record.type === EXECVE) return execveArgv(record);
+  if (record.type !== PROCTITLE) return null;
+  const i = record.names.indexOf('proctitle');
+  if (i < 0) return null;
+  const raw = record.values[i]!;
+  return isHexEncoded(raw) ? decodeProctitle(raw) : [decodeUntrustedString(raw)];
+}
+
+/** A record's interpretations: readable values for the fields that have one. */
+export interface Interpretation {
+  /** Field name to interpreted value, for fields whose meaning differs from the raw text. */
+  readonly fields: Record<string, string> | null;
+  /** The argument vector of EXECVE and PROCTITLE records, decoded. */
+  readonly argv: string[] | null;
 }
 
 /**
- * Interprets a record's fields. Names for uids and gids come only from the
- * record's enriched part, or from `ids` when the caller asked for them: a
- * replay never consults this machine's user database on its own.
+ * Interprets a record's fields. Values in the record's enriched part win;
+ * names for uids and gids come only from there, or from `ids` when the
+ * caller asked for them: a replay never consults this machine's user
+ * database on its own. (The JSON writer does the same in one pass over the
+ * text; this form is for library callers.)
  */
 export function interpretRecord(record: AuditRecord, ids: IdNames | null = null): Interpretation {
-  const { names, values, type } = record;
   let out: Record<string, string> | null = null;
-  const set = (name: string, value: string): void => {
-    out ??= {};
-    if (out[name] === undefined) out[name] = value;
-  };
-  const enriched = record.enriched === null ? null : enrichedMap(record.enriched);
-  let arch: string | undefined;
-  let sysName: string | undefined;
+  if (record.enriched !== null) {
+    forEachEnriched(record.enriched, (n, v) => {
+      out ??= {};
+      out[n] ??= v;
+    });
+  }
+  const ctx: RecordContext = { type: record.type, arch: undefined, syscall: undefined };
+  const { names, values } = record;
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
-    const raw = values[i]!;
-    const fromEnriched = enriched?.get(name);
-    if (fromEnriched !== undefined && fromEnriched !== raw) {
-      set(name, fromEnriched);
-      if (name === 'syscall') sysName = fromEnriched;
-      continue;
-    }
-    if (name === 'arch') {
-      arch = raw;
-      const a = archName(raw);
-      if (a !== undefined) set(name, a);
-    } else if (name === 'syscall' && type === SYSCALL) {
-      const nr = Number(raw);
-      sysName = arch === undefined ? undefined : syscallName(arch, nr);
-      if (sysName !== undefined) set(name, sysName);
-    } else if (name === 'exit' && type === SYSCALL && raw.charCodeAt(0) === 0x2d /* - */) {
-      const e = interpretExit(raw);
-      if (e !== undefined) set(name, e);
-    } else if (name === 'a0' && type === SYSCALL && sysName === 'clone') {
-      set(name, cloneFlags(raw));
-    } else if (ID_FIELDS.has(name)) {
-      const u = interpretId(raw);
-      if (u !== undefined) {
-        set(name, u);
-      } else if (ids !== null) {
-        const id = Number(raw);
-        const n = GROUP_FIELDS.has(name) ? ids.group(id) : ids.user(id);
-        if (n !== undefined) set(name, n);
-      }
-    } else if (name === 'ses' && raw === '4294967295') {
-      set(name, 'unset');
-    } else if (ENCODED_FIELDS.has(name) && isHexEncoded(raw)) {
-      // Several keys are joined with \x01 in one hex value.
-      set(name, name === 'key' ? decodeHexString(raw).split('\x01').join(',') : decodeHexString(raw));
+    const v = interpretValue(fieldKind(name), name, values[i]!, ctx, ids);
+    if (v !== undefined) {
+      out ??= {};
+      out[name] ??= v;
     }
   }
-  let argv: string[] | null = null;
-  if (type === EXECVE) {
-    argv = execveArgv(record);
-  } else if (type === PROCTITLE) {
-    const i = names.indexOf('proctitle');
-    if (i >= 0) {
-      const raw = values[i]!;
-      argv = isHexEncoded(raw) ? decodeProctitle(raw) : [decodeArg(raw)];
-    }
-  }
-  return { fields: out, argv };
+  return { fields: out, argv: recordArgv(record) };
 }

@@ -68,10 +68,47 @@ function parseStamped(
   const gs = text.indexOf('\x1d', start);
   const body = (gs < 0 ? text.slice(start) : text.slice(start, gs)).trim();
   const enriched = gs < 0 ? null : text.slice(gs + 1);
-  const names: string[] = [];
-  const values: string[] = [];
-  splitFields(body, names, values);
-  return { node, type, typeName, time, timeMs, serial, names, values, body, enriched, line: lineNo };
+  return new ParsedRecord(node, type, typeName, time, timeMs, serial, body, enriched, lineNo);
+}
+
+/**
+ * A record whose fields are split on first use. Most consumers on the hot
+ * path (text output, the JSON writer, the assembler) work from the header
+ * and the body text, so splitting every record up front would be wasted.
+ */
+class ParsedRecord implements AuditRecord {
+  #names: string[] | null = null;
+  #values: string[] | null = null;
+
+  constructor(
+    readonly node: string | null,
+    readonly type: number,
+    readonly typeName: string,
+    readonly time: string,
+    readonly timeMs: number,
+    readonly serial: number,
+    readonly body: string,
+    readonly enriched: string | null,
+    readonly line: number,
+  ) {}
+
+  get names(): readonly string[] {
+    if (this.#names === null) this.#split();
+    return this.#names!;
+  }
+
+  get values(): readonly string[] {
+    if (this.#values === null) this.#split();
+    return this.#values!;
+  }
+
+  #split(): void {
+    const names: string[] = [];
+    const values: string[] = [];
+    splitFields(this.body, names, values);
+    this.#names = names;
+    this.#values = values;
+  }
 }
 
 /**
