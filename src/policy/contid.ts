@@ -1,0 +1,85 @@
+/**
+ * Audit container IDs: the u64 value, the container object with its owner
+ * and nesting parent, and the kernel series' rendering of chains.
+ */
+
+/** 2^64 − 1: the unset contid. Records print it as `-1`; it can never be written. */
+export const CONTID_UNSET = 18446744073709551615n;
+
+/** The unset value as records print it. */
+export const UNSET_TEXT = '-1';
+
+const DECIMAL = /^[0-9]{1,20}$/;
+
+/**
+ * Parses a contid written in decimal (the only form the kernel series
+ * accepted, through `kstrtou64(…, 10)`), or returns null. The unset value
+ * parses: rejecting it is a policy rule (EINVAL), not a syntax error.
+ */
+export function parseContid(text: string): bigint | null {
+  if (!DECIMAL.test(text)) return null;
+  const value = BigInt(text);
+  return value > CONTID_UNSET ? null : value;
+}
+
+/** Renders a requested value as CONTAINER_OP's `contid=`: `-1` for unset, `?` when not a u64. */
+export function renderRequested(text: string): string {
+  const value = parseContid(text);
+  if (value === null) return '?';
+  return value === CONTID_UNSET ? UNSET_TEXT : value.toString();
+}
+
+/**
+ * Who owns a live ID: the identity of the orchestrator that first set it.
+ * The container the orchestrator itself runs in is part of the identity, so
+ * the same runtime binary running nested inside a container is a different
+ * owner from the host's.
+ */
+export interface Owner {
+  readonly uid: number;
+  readonly exe: string;
+  readonly container: Container | null;
+}
+
+/** A container: one incarnation of an ID (after a drop, the ID may come back as a new object). */
+export interface Container {
+  readonly id: bigint;
+  /** The ID in decimal. */
+  readonly text: string;
+  /** The container this one was created from (nesting), or null. */
+  readonly parent: Container | null;
+  readonly owner: Owner;
+  /** The IDs leaf to root, decimal. */
+  readonly chain: readonly string[];
+  /** `4,^2,^1`, as CONTAINER_ID prints it. */
+  readonly rendered: string;
+  /** Holders: live processes, open births, and nested containers. */
+  refs: number;
+  live: boolean;
+}
+
+/** Makes a container object, computing its chain once. */
+export function makeContainer(id: bigint, parent: Container | null, owner: Owner): Container {
+  const text = id.toString();
+  const chain = parent === null ? [text] : [text, ...parent.chain];
+  return {
+    id,
+    text,
+    parent,
+    owner,
+    chain,
+    rendered: renderChain(chain),
+    refs: 0,
+    live: true,
+  };
+}
+
+/** Renders a leaf-to-root chain: each element that has a parent is followed by `,^`. */
+export function renderChain(chain: readonly string[]): string {
+  return chain.join(',^');
+}
+
+/** True when two owners are the same orchestrator identity. */
+export function sameOwner(a: Owner, b: Owner): boolean {
+  return a.uid === b.uid && a.exe === b.exe && a.container === b.container;
+}

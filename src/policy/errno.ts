@@ -1,0 +1,16 @@
+/**
+ * The errors a contid operation can be refused with, by rule, in the order
+ * DESIGN.md checks them. The names are the kernel series' errnos.
+ */
+export type ContidErrno = 'EINVAL' | 'EPERM' | 'ESRCH' | 'EBUSY' | 'EXDEV' | 'EEXIST' | 'ENOTUNIQ';
+
+/** Why each errno is returned, for messages and docs. */
+export const ERRNO_REASONS: Readonly<Record<ContidErrno, string>> = {
+  EINVAL: 'the value is the unset value or not a decimal u64 (adopt: no live container has it)',
+  EPERM: 'the caller is neither privileged nor delegated',
+  ESRCH: 'the target does not exist or has exited',
+  EBUSY: 'the target has children',
+  EXDEV: 'the target is the caller, or a delegated caller asked for a non-descendant',
+  EEXIST: 'the target already has a contid and this is not a nesting set',
+  ENOTUNIQ: 'the ID is live and owned by another orchestrator',
+};
