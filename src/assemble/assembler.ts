@@ -54,6 +54,8 @@ export interface AssemblerStats {
   maxOpen: number;
 }
 
+type Key = number | string;
+
 interface OpenEvent {
   readonly node: string | null;
   readonly time: string;
@@ -77,10 +79,17 @@ export class EventAssembler {
   readonly #recentMax: number;
   readonly #userAlone: boolean;
   readonly #onEvent: (event: AuditEvent) => void;
-  /** Open events in arrival order (Map keeps insertion order). */
-  readonly #open = new Map<string, OpenEvent>();
+  /**
+   * Open events in arrival order (Map keeps insertion order). The key is the
+   * serial alone, a number, for the common case of a local log; a second
+   * event with the same serial (another node, a reboot, concatenated logs)
+   * gets the full (node, time, serial) string key. Number keys spare a string
+   * built and hashed per record.
+   */
+  readonly #open = new Map<Key, OpenEvent>();
+  #openStringKeys = 0;
   /** Recently closed keys, each with its records, for duplicates and late records. */
-  readonly #recent = new Map<string, AuditRecord[]>();
+  readonly #recent = new Map<Key, AuditRecord[]>();
   readonly #gaps = new SerialGapTracker();
   /** The newest timestamp seen: the stream's clock. */
   #clock = 0;
@@ -123,7 +132,7 @@ export class EventAssembler {
     // DAEMON_* records carry auditd's own counter, not the kernel's serial.
     if (type < 1200 || type > 1299) this.#gaps.see(record.node, record.serial);
     if (record.timeMs > this.#clock) this.#clock = record.timeMs;
-    const key = eventKey(record.node, record.time, record.serial);
+    const key = this.#keyOf(record);
     const open = this.#open.get(key);
 
     if (type === EOE) {
@@ -152,6 +161,7 @@ export class EventAssembler {
           records: [record],
         };
         this.#open.set(key, ev);
+        if (typeof key === 'string') this.#openStringKeys++;
         if (this.#open.size > st.maxOpen) st.maxOpen = this.#open.size;
         if (type === PROCTITLE && this.#closeOnProctitle) this.#close(key, ev, 'proctitle');
         else if (this.#open.size > this.#maxInFlight) this.#closeOldest('capacity');
@@ -191,12 +201,32 @@ export class EventAssembler {
     return false;
   }
 
-  #close(key: string, ev: OpenEvent, closedBy: AuditEvent['closedBy']): void {
+  /**
+   * The key of a record's event: its serial when that names this event (or
+   * nothing yet), else the full string key.
+   */
+  #keyOf(record: AuditRecord): Key {
+    const serial = record.serial;
+    if (record.node === null) {
+      const byNumber = this.#open.get(serial) ?? this.#recent.get(serial)?.[0];
+      if (byNumber === undefined) {
+        // Free in the fast maps, unless this event already lives under a string key.
+        if (this.#openStringKeys === 0) return serial;
+        const k = eventKey(null, record.time, serial);
+        return this.#open.has(k) ? k : serial;
+      }
+      if (byNumber.time === record.time) return serial;
+    }
+    return eventKey(record.node, record.time, serial);
+  }
+
+  #close(key: Key, ev: OpenEvent, closedBy: AuditEvent['closedBy']): void {
     this.#open.delete(key);
+    if (typeof key === 'string') this.#openStringKeys--;
     this.#emit(key, ev.records[0]!, ev.records, closedBy);
   }
 
-  #emit(key: string, first: AuditRecord, records: AuditRecord[], closedBy: AuditEvent['closedBy']): void {
+  #emit(key: Key, first: AuditRecord, records: AuditRecord[], closedBy: AuditEvent['closedBy']): void {
     const seen = this.#recent.get(key);
     if (seen !== undefined) {
       // A late event for a key seen before: remember its records too. Bounded

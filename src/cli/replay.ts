@@ -13,9 +13,9 @@ export interface CliIo {
 }
 
 /** Writes with backpressure; resolves false when the reader has gone away (EPIPE). */
-async function write(out: Writable, text: string): Promise<boolean> {
-  if (text.length === 0 || out.destroyed) return !out.destroyed;
-  if (!out.write(text)) {
+async function write(out: Writable, bytes: Buffer): Promise<boolean> {
+  if (bytes.length === 0 || out.destroyed) return !out.destroyed;
+  if (!out.write(bytes)) {
     await Promise.race([once(out, 'drain'), once(out, 'close')]);
   }
   return !out.destroyed;

@@ -16,7 +16,7 @@ const PROCTITLE = 1327;
  * could confuse a log reader (spaces, quotes, control bytes). From auparse's
  * list of escaped field types.
  */
-const ENCODED_FIELDS = new Set([
+export const ENCODED_FIELDS: ReadonlySet<string> = new Set([
   'comm', 'exe', 'cwd', 'name', 'path', 'file', 'watch', 'cmd', 'acct', 'dir', 'key', 'data', 'vm',
   'old-chardev', 'new-chardev', 'old-disk', 'new-disk', 'old-fs', 'new-fs', 'old-net', 'new-net',
   'device', 'cgroup', 'ocomm', 'grp', 'new_group', 'root_dir', 'sw', 'unit', 'fp',

@@ -1,8 +1,11 @@
 import type { AuditEvent } from '../assemble/event.js';
-import { splitFields, splitNestedMsg } from '../parse/fields.js';
+import { GID_FIELDS, UID_FIELDS } from '../interpret/ids.js';
+import { nextField, splitNestedMsg } from '../parse/fields.js';
+import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
+import { ByteSink } from './byte-sink.js';
 import type { IdNames, RecordContext } from './interpretation.js';
-import { FieldKind, fieldKind, forEachEnriched, interpretValue, recordArgv } from './interpretation.js';
+import { ENCODED_FIELDS, FieldKind, interpretValue, recordArgv } from './interpretation.js';
 
 /** Labels attached to an event by the tracker, when labels are in play. */
 export interface EventLabels {
@@ -12,118 +15,282 @@ export interface EventLabels {
   readonly records?: readonly { readonly type: string; readonly fields: Readonly<Record<string, string>> }[];
 }
 
-// Strings that need no escaping are by far the common case in audit logs, so
-// test for the few characters that do before calling JSON.stringify.
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-/** Characters that force the careful path for a whole record body. */
-const BODY_NEEDS_CARE = /[\\\u0000-\u001f\ud800-\udfff]/;
-
-/** Encodes a string as a JSON string literal. */
-export function jsonString(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+/** Field names that have an interpretation (or need special handling), by a hash of their bytes. */
+interface Known {
+  readonly name: string;
+  readonly kind: FieldKind | 'msg';
 }
 
-/**
- * Per field name, decided once: its JSON key, how it is interpreted, and the
- * last record it was seen in (to spot a name repeated within a record).
- */
-interface NameInfo {
-  readonly key: string;
-  readonly kind: FieldKind;
-  seenIn: number;
+function hashBytes(b: Uint8Array, from: number, to: number): number {
+  let h = 0;
+  for (let i = from; i < to; i++) h = (Math.imul(h, 31) + b[i]!) | 0;
+  return h;
 }
 
-/** Field names come from input, so the cache is bounded; past it names are looked up afresh. */
-const MAX_NAMES = 4096;
-const names = new Map<string, NameInfo>();
-let recordSerial = 0;
+const KNOWN = new Map<number, Known[]>();
+function know(name: string, kind: FieldKind | 'msg'): void {
+  const bytes = Buffer.from(name, 'latin1');
+  const h = hashBytes(bytes, 0, bytes.length);
+  const list = KNOWN.get(h) ?? [];
+  list.push({ name, kind });
+  KNOWN.set(h, list);
+}
+know('arch', FieldKind.Arch);
+know('syscall', FieldKind.Syscall);
+know('exit', FieldKind.Exit);
+know('a0', FieldKind.A0);
+know('ses', FieldKind.Ses);
+know('msg', 'msg');
+for (const n of UID_FIELDS) know(n, FieldKind.Uid);
+for (const n of GID_FIELDS) know(n, FieldKind.Gid);
+for (const n of ENCODED_FIELDS) know(n, FieldKind.Encoded);
 
-function nameInfo(name: string): NameInfo {
-  let info = names.get(name);
-  if (info === undefined) {
-    info = { key: jsonString(name) + ':', kind: fieldKind(name), seenIn: 0 };
-    if (names.size < MAX_NAMES) names.set(name, info);
+function lookup(b: Uint8Array, from: number, to: number, h: number): Known | undefined {
+  const list = KNOWN.get(h);
+  if (list === undefined) return undefined;
+  for (const k of list) {
+    if (k.name.length !== to - from) continue;
+    let same = true;
+    for (let i = 0; i < k.name.length && same; i++) same = k.name.charCodeAt(i) === b[from + i];
+    if (same) return k;
   }
-  return info;
+  return undefined;
+}
+
+function sameBytes(b: Uint8Array, x: number, y: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (b[x + i] !== b[y + i]) return false;
+  return true;
+}
+
+/** Kinds the enriched part already covers when present (auditd writes ARCH, SYSCALL and id names). */
+function coveredByEnriched(kind: FieldKind): boolean {
+  return kind === FieldKind.Arch || kind === FieldKind.Syscall || kind === FieldKind.Uid || kind === FieldKind.Gid;
 }
 
 /**
- * Encodes a raw value. In a body without backslashes or control characters
- * (`clean`), a double quote can only be the value's own quoting, so the
- * common cases need no scan.
+ * Whether a known field's value can have an interpretation, judged from its
+ * first byte without cutting it out of the input: most values (quoted names,
+ * ids the enriched part already names) have none.
  */
-function valueJson(v: string, clean: boolean): string {
-  if (clean) {
-    const c = v.charCodeAt(0);
-    if (c === 0x22) {
-      if (v.length >= 2 && v.indexOf('"', 1) === v.length - 1) return `"\\"${v.slice(1, -1)}\\""`;
-    } else if (c !== 0x27 && !v.includes('"')) {
-      return `"${v}"`;
+function worthDecoding(
+  kind: FieldKind,
+  b: Uint8Array,
+  vs: number,
+  ve: number,
+  hasEnriched: boolean,
+  resolveIds: boolean,
+  ctx: RecordContext,
+): boolean {
+  const c = b[vs];
+  switch (kind) {
+    case FieldKind.Arch:
+    case FieldKind.Syscall:
+      // Needed for the context (clone flags) even when the enriched part names them.
+      return true;
+    case FieldKind.Exit:
+      return c === 0x2d; // only negative values are errnos
+    case FieldKind.A0:
+      return ctx.syscall === 'clone';
+    case FieldKind.Uid:
+    case FieldKind.Gid:
+      // Without names to look up, only `unset` (4294967295 or -1) is an interpretation.
+      return !hasEnriched && (resolveIds || ve - vs === 10 || c === 0x2d);
+    case FieldKind.Ses:
+      return ve - vs === 10;
+    case FieldKind.Encoded:
+      return c !== undefined && ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46));
+    default:
+      return true;
+  }
+}
+
+const MAX_FIELDS = 1024;
+
+/**
+ * Writes events as JSON lines (schema: docs/json.md) into a ByteSink,
+ * copying field text from the input bytes straight into the output.
+ */
+export class JsonEventWriter {
+  readonly #sink: ByteSink;
+  readonly #ids: IdNames | null;
+  readonly #range = new Int32Array(4);
+  // Per record: each field's name hash and range, to spot repeated names.
+  readonly #hash = new Int32Array(MAX_FIELDS);
+  readonly #start = new Int32Array(MAX_FIELDS);
+  readonly #len = new Int32Array(MAX_FIELDS);
+  /** Interpretations of the current record: name, value pairs. */
+  readonly #interp: string[] = [];
+  readonly #ctx: RecordContext = { type: 0, arch: undefined, syscall: undefined };
+
+  constructor(sink: ByteSink, ids: IdNames | null = null) {
+    this.#sink = sink;
+    this.#ids = ids;
+  }
+
+  /** Writes one event and a newline. */
+  write(event: AuditEvent, labels: EventLabels | null = null): void {
+    const s = this.#sink;
+    const first = event.records[0];
+    s.ascii('{"time":"');
+    if (first instanceof ByteRecord) s.bytes(first.src, first.timeStart, first.timeEnd);
+    else s.jsonChars(event.time, 0, event.time.length);
+    s.ascii(`","serial":${event.serial},"node":`);
+    if (event.node === null) s.ascii('null');
+    else s.jsonString(event.node);
+    s.ascii(',"contid":');
+    if (labels === null || labels.contid === null) s.ascii('null');
+    else s.jsonString(labels.contid);
+    s.ascii(',"records":[');
+    const recs = event.records;
+    for (let i = 0; i < recs.length; i++) {
+      if (i > 0) s.byte(0x2c);
+      this.#record(recs[i]!);
     }
+    if (labels?.records !== undefined) {
+      for (const extra of labels.records) {
+        s.ascii(',{"type":');
+        s.jsonString(extra.type);
+        s.ascii(',"fields":');
+        s.utf8(JSON.stringify(extra.fields));
+        s.byte(0x7d);
+      }
+    }
+    s.ascii(']}\n');
   }
-  return JSON.stringify(v);
-}
 
-/** Reused across records (the writer is synchronous): the current record's fields. */
-const scratchNames: string[] = [];
-const scratchValues: string[] = [];
-
-/** Reused across records: interpretations of the current record as name, value pairs. */
-const interp: string[] = [];
-
-function addInterp(name: string, value: string): void {
-  for (let i = 0; i < interp.length; i += 2) if (interp[i] === name) return;
-  interp.push(name, value);
-}
-
-function recordJson(r: AuditRecord, ids: IdNames | null): string {
-  const body = r.body;
-  const clean = !BODY_NEEDS_CARE.test(body);
-  const rec = ++recordSerial;
-  interp.length = 0;
-  if (r.enriched !== null) forEachEnriched(r.enriched, addInterp);
-  const ctx: RecordContext = { type: r.type, arch: undefined, syscall: undefined };
-  let fields = '{';
-  let msg: string | null = null;
-  scratchNames.length = 0;
-  scratchValues.length = 0;
-  splitFields(body, scratchNames, scratchValues);
-  for (let i = 0; i < scratchNames.length; i++) {
-    const name = scratchNames[i]!;
-    const value = scratchValues[i]!;
-    const info = nameInfo(name);
-    let key = info.key;
-    if (info.seenIn === rec) {
-      // A name repeated within a record: later copies get a #N suffix so
-      // that no value is lost to JSON's last-key-wins rule.
-      let m = 2;
-      while (fields.includes(jsonString(`${name}#${m}`) + ':')) m++;
-      key = jsonString(`${name}#${m}`) + ':';
+  #record(r: AuditRecord): void {
+    let src: Buffer;
+    let bs: number;
+    let be: number;
+    let es = -1;
+    let ee = -1;
+    if (r instanceof ByteRecord) {
+      src = r.src;
+      bs = r.bodyStart;
+      be = r.bodyEnd;
+      es = r.enrichedStart;
+      ee = r.enrichedEnd;
     } else {
-      info.seenIn = rec;
+      // Records built elsewhere (tests, synthesized records): encode once.
+      const enriched = r.enriched;
+      src = Buffer.from(enriched === null ? r.body : `${r.body}\x1d${enriched}`, 'utf8');
+      bs = 0;
+      be = Buffer.byteLength(r.body);
+      if (enriched !== null) {
+        es = be + 1;
+        ee = src.length;
+      }
     }
-    if (fields.length > 1) fields += ',';
-    fields += key + valueJson(value, clean);
-    if (info.kind !== FieldKind.None) {
-      const v = interpretValue(info.kind, name, value, ctx, ids);
-      if (v !== undefined) addInterp(name, v);
-    } else if (name === 'msg' && value.charCodeAt(0) === 0x27) {
-      msg = nestedMsgJson(value);
+    const s = this.#sink;
+    const range = this.#range;
+    const interp = this.#interp;
+    const ctx = this.#ctx;
+    const hasEnriched = es >= 0;
+    const resolveIds = this.#ids !== null;
+    interp.length = 0;
+    ctx.type = r.type;
+    ctx.arch = undefined;
+    ctx.syscall = undefined;
+    let msg: string | null = null;
+    s.ascii('{"type":');
+    s.jsonString(r.typeName);
+    s.ascii(',"fields":{');
+    let count = 0;
+    let seen = 0;
+    let i = bs;
+    while ((i = nextField(src, i, be, range)) >= 0) {
+      const ns = range[0]!;
+      const ne = range[1]!;
+      const vs = range[2]!;
+      const ve = range[3]!;
+      const h = hashBytes(src, ns, ne);
+      // A name repeated within a record: later copies get a #N suffix so that
+      // no value is lost to JSON's last-key-wins rule. The 32-bit filter of
+      // the hashes seen means the scan almost never runs.
+      let repeat = 1;
+      const bit = 1 << (h & 31);
+      if ((seen & bit) !== 0) {
+        const slots = Math.min(count, MAX_FIELDS);
+        for (let f = 0; f < slots; f++) {
+          if (this.#hash[f] === h && this.#len[f] === ne - ns && sameBytes(src, this.#start[f]!, ns, ne - ns)) repeat++;
+        }
+      }
+      seen |= bit;
+      if (count < MAX_FIELDS) {
+        this.#hash[count] = h;
+        this.#start[count] = ns;
+        this.#len[count] = ne - ns;
+      }
+      if (count > 0) s.byte(0x2c);
+      count++;
+      s.byte(0x22);
+      s.jsonBytes(src, ns, ne);
+      if (repeat > 1) s.ascii(`#${repeat}`);
+      s.ascii('":"');
+      s.jsonBytes(src, vs, ve);
+      s.byte(0x22);
+      const known = lookup(src, ns, ne, h);
+      if (known === undefined) continue;
+      if (known.kind === 'msg') {
+        if (src[vs] === 0x27) msg = nestedMsgJson(src.toString('utf8', vs, ve));
+        continue;
+      }
+      const kind = known.kind;
+      if (!worthDecoding(kind, src, vs, ve, hasEnriched, resolveIds, ctx)) continue;
+      const v = interpretValue(kind, known.name, src.toString('latin1', vs, ve), ctx, this.#ids);
+      if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && repeat === 1) {
+        interp.push(known.name, v);
+      }
     }
+    s.byte(0x7d);
+    if (hasEnriched || interp.length > 0) this.#interpretations(src, es, ee);
+    if (msg !== null) {
+      s.ascii(',"msg":');
+      s.utf8(msg);
+    }
+    const argv = recordArgv(r);
+    if (argv !== null) {
+      s.ascii(',"argv":[');
+      for (let a = 0; a < argv.length; a++) {
+        if (a > 0) s.byte(0x2c);
+        s.jsonString(argv[a]!);
+      }
+      s.byte(0x5d);
+    }
+    s.byte(0x7d);
   }
-  let out = `{"type":${jsonString(r.typeName)},"fields":${fields}}`;
-  if (interp.length > 0) {
-    out += ',"interp":{';
+
+  #interpretations(src: Buffer, es: number, ee: number): void {
+    const s = this.#sink;
+    const interp = this.#interp;
+    const range = this.#range;
+    s.ascii(',"interp":{');
+    let n = 0;
+    if (es >= 0) {
+      let i = es;
+      while ((i = nextField(src, i, ee, range)) >= 0) {
+        if (n++ > 0) s.byte(0x2c);
+        s.byte(0x22);
+        s.jsonBytes(src, range[0]!, range[1]!, true);
+        s.ascii('":"');
+        let vs = range[2]!;
+        let ve = range[3]!;
+        if (ve - vs >= 2 && src[vs] === 0x22 && src[ve - 1] === 0x22) {
+          vs++;
+          ve--;
+        }
+        s.jsonBytes(src, vs, ve);
+        s.byte(0x22);
+      }
+    }
     for (let x = 0; x < interp.length; x += 2) {
-      if (x > 0) out += ',';
-      out += jsonString(interp[x]!) + ':' + jsonString(interp[x + 1]!);
+      if (n++ > 0) s.byte(0x2c);
+      s.jsonString(interp[x]!);
+      s.byte(0x3a);
+      s.jsonString(interp[x + 1]!);
     }
-    out += '}';
+    s.byte(0x7d);
   }
-  if (msg !== null) out += `,"msg":${msg}`;
-  const argv = recordArgv(r);
-  if (argv !== null) out += `,"argv":${JSON.stringify(argv)}`;
-  return out + '}';
 }
 
 function nestedMsgJson(value: string): string | null {
@@ -144,21 +311,12 @@ function nestedMsgJson(value: string): string | null {
 }
 
 /**
- * Writes one event as a JSON line (without the newline). The schema is
- * documented in docs/json.md.
+ * Formats one event as a JSON line (without the newline). A convenience for
+ * callers outside the hot path; the pipeline uses JsonEventWriter.
  */
 export function formatEventJson(event: AuditEvent, labels: EventLabels | null, ids: IdNames | null): string {
-  let out = `{"time":"${event.time}","serial":${event.serial},"node":${event.node === null ? 'null' : jsonString(event.node)}`;
-  out += `,"contid":${labels === null || labels.contid === null ? 'null' : jsonString(labels.contid)},"records":[`;
-  const recs = event.records;
-  for (let i = 0; i < recs.length; i++) {
-    if (i > 0) out += ',';
-    out += recordJson(recs[i]!, ids);
-  }
-  if (labels?.records !== undefined) {
-    for (const extra of labels.records) {
-      out += `,{"type":${jsonString(extra.type)},"fields":${JSON.stringify(extra.fields)}}`;
-    }
-  }
-  return out + ']}';
+  const sink = new ByteSink(4096);
+  new JsonEventWriter(sink, ids).write(event, labels);
+  const bytes = sink.take();
+  return bytes.toString('utf8', 0, bytes.length - 1);
 }

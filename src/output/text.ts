@@ -1,5 +1,7 @@
 import type { AuditEvent } from '../assemble/event.js';
+import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
+import { ByteSink } from './byte-sink.js';
 
 /** An extra record to write after an event's own records (CONTAINER_ID, CONTAINER_OP). */
 export interface ExtraRecord {
@@ -7,30 +9,76 @@ export interface ExtraRecord {
   readonly body: string;
 }
 
-/** Writes one record in auditd's log format, with a trailing newline. */
-export function formatRecordText(r: AuditRecord, suffix = ''): string {
-  const head = r.node === null ? 'type=' : `node=${r.node} type=`;
-  const tail = r.enriched === null ? '' : `\x1d${r.enriched}`;
-  return `${head}${r.typeName} msg=audit(${r.time}:${r.serial}): ${r.body}${suffix}${tail}\n`;
+/**
+ * Writes events in auditd's log format into a ByteSink: each record as
+ * `[node=N ]type=T msg=audit(SEC.MS:SERIAL): fields[\x1denriched]`, copying
+ * the fields from the input bytes. No EOE, as in auditd's log files.
+ */
+export class TextEventWriter {
+  readonly #sink: ByteSink;
+
+  constructor(sink: ByteSink) {
+    this.#sink = sink;
+  }
+
+  /**
+   * Writes an event, then any extra records with the same stamp.
+   * `linkIndex` (0-based) is the record that gets ` record=N` appended, the
+   * kernel series' link from a record to the CONTAINER_ID that describes it.
+   */
+  write(event: AuditEvent, extras: readonly ExtraRecord[] = [], linkIndex = -1): void {
+    const recs = event.records;
+    for (let i = 0; i < recs.length; i++) this.#record(recs[i]!, i === linkIndex ? ` record=${i + 1}` : '');
+    const s = this.#sink;
+    for (const x of extras) {
+      this.#head(event.node);
+      s.utf8(x.typeName);
+      s.ascii(` msg=audit(${event.time}:${event.serial}): `);
+      s.utf8(x.body);
+      s.byte(0x0a);
+    }
+  }
+
+  #head(node: string | null): void {
+    if (node === null) {
+      this.#sink.ascii('type=');
+    } else {
+      this.#sink.ascii('node=');
+      this.#sink.utf8(node);
+      this.#sink.ascii(' type=');
+    }
+  }
+
+  #record(r: AuditRecord, suffix: string): void {
+    const s = this.#sink;
+    this.#head(r.node);
+    s.utf8(r.typeName);
+    s.ascii(' msg=audit(');
+    if (r instanceof ByteRecord) {
+      s.bytes(r.src, r.timeStart, r.timeEnd);
+      s.ascii(`:${r.serial}): `);
+      s.bytes(r.src, r.bodyStart, r.bodyEnd);
+      s.ascii(suffix);
+      if (r.enrichedStart >= 0) {
+        s.byte(0x1d);
+        s.bytes(r.src, r.enrichedStart, r.enrichedEnd);
+      }
+    } else {
+      s.ascii(`${r.time}:${r.serial}): `);
+      s.utf8(r.body);
+      s.ascii(suffix);
+      if (r.enriched !== null) {
+        s.byte(0x1d);
+        s.utf8(r.enriched);
+      }
+    }
+    s.byte(0x0a);
+  }
 }
 
-/**
- * Writes an event in auditd's log format: its records in order (no EOE, as in
- * auditd's log files), then any extra records with the same stamp.
- * `linkIndex` (0-based) is the record that gets ` record=N` appended, the
- * kernel series' link from a record to the CONTAINER_ID that describes it.
- */
-export function formatEventText(
-  event: AuditEvent,
-  extras: readonly ExtraRecord[] = [],
-  linkIndex = -1,
-): string {
-  let out = '';
-  const recs = event.records;
-  for (let i = 0; i < recs.length; i++) {
-    out += formatRecordText(recs[i]!, i === linkIndex ? ` record=${i + 1}` : '');
-  }
-  const head = event.node === null ? 'type=' : `node=${event.node} type=`;
-  for (const x of extras) out += `${head}${x.typeName} msg=audit(${event.time}:${event.serial}): ${x.body}\n`;
-  return out;
+/** Formats an event in auditd's log format (see TextEventWriter). */
+export function formatEventText(event: AuditEvent, extras: readonly ExtraRecord[] = [], linkIndex = -1): string {
+  const sink = new ByteSink(4096);
+  new TextEventWriter(sink).write(event, extras, linkIndex);
+  return sink.take().toString('utf8');
 }

@@ -7,71 +7,111 @@
  * (`user`, `PAM:`, `config changed,`) are not fields and are skipped; an
  * empty value (`subj= `) is kept as the empty string.
  *
- * A linear scan with charCodeAt: this runs for every record, so it avoids
- * regular expressions and intermediate arrays.
+ * The one tokenizer works on bytes and index ranges: it runs for every
+ * record, so it avoids regular expressions and intermediate strings, and the
+ * JSON writer copies fields straight from the input bytes with it.
  */
-export function splitFields(text: string, names: string[], values: string[], nested = false): void {
-  const n = text.length;
-  let i = 0;
-  while (i < n) {
-    // Skip separators.
-    while (i < n && text.charCodeAt(i) === 0x20) i++;
-    if (i >= n) return;
-    // Scan the name up to '=' or a space.
+
+const SPACE = 0x20;
+const EQ = 0x3d;
+const DQ = 0x22;
+const SQ = 0x27;
+
+/**
+ * Finds the next field of `buf[from..end)`. Writes its name range to
+ * `r[0]..r[1]` and its value range to `r[2]..r[3]`, and returns the index
+ * after it; returns -1 when no field is left.
+ */
+export function nextField(buf: Uint8Array, from: number, end: number, r: Int32Array): number {
+  let i = from;
+  for (;;) {
+    while (i < end && buf[i] === SPACE) i++;
+    if (i >= end) return -1;
     let j = i;
     let c = 0;
-    while (j < n) {
-      c = text.charCodeAt(j);
-      if (c === 0x3d /* = */ || c === 0x20) break;
+    while (j < end) {
+      c = buf[j]!;
+      if (c === EQ || c === SPACE) break;
       j++;
     }
-    if (j >= n || c === 0x20) {
+    if (j >= end || c === SPACE) {
       // A word without '=': not a field.
       i = j;
       continue;
     }
-    const name = text.slice(i, j);
     const k = j + 1;
-    const q = k < n ? text.charCodeAt(k) : 0;
-    let end: number;
-    if (q === 0x22 /* " */) {
-      end = text.indexOf('"', k + 1);
+    const q = k < end ? buf[k]! : 0;
+    let stop: number;
+    if (q === DQ) {
       // An unterminated quote takes the rest of the line rather than losing it.
-      end = end < 0 ? n : end + 1;
-    } else if (q === 0x27 /* ' */) {
-      end = singleQuoteEnd(text, k + 1);
+      stop = find(buf, DQ, k + 1, end);
+      stop = stop < 0 ? end : stop + 1;
+    } else if (q === SQ) {
+      stop = singleQuoteEnd(buf, k + 1, end);
     } else if (q === 0x7b /* { */) {
-      end = text.indexOf('}', k + 1);
-      end = end < 0 ? n : end + 1;
+      stop = find(buf, 0x7d /* } */, k + 1, end);
+      stop = stop < 0 ? end : stop + 1;
     } else {
-      end = text.indexOf(' ', k);
-      if (end < 0) end = n;
+      stop = find(buf, SPACE, k, end);
+      if (stop < 0) stop = end;
     }
-    if (nested) {
-      pushNested(name, text.slice(k, end), names, values);
-    } else {
-      names.push(name);
-      values.push(text.slice(k, end));
-    }
-    i = end;
+    r[0] = i;
+    r[1] = j;
+    r[2] = k;
+    r[3] = stop;
+    return stop;
   }
+}
+
+function find(buf: Uint8Array, byte: number, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (buf[i] === byte) return i;
+  return -1;
 }
 
 /**
  * Finds the end of a single-quoted value (USER records' `msg='...'`). A
  * quote inside a double-quoted inner value (`acct="a('b')"`) does not end it.
  */
-function singleQuoteEnd(text: string, from: number): number {
-  const n = text.length;
+function singleQuoteEnd(buf: Uint8Array, from: number, end: number): number {
   let inDouble = false;
-  for (let i = from; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) inDouble = !inDouble;
-    else if (c === 0x27 && !inDouble) return i + 1;
+  for (let i = from; i < end; i++) {
+    const c = buf[i];
+    if (c === DQ) inDouble = !inDouble;
+    else if (c === SQ && !inDouble) return i + 1;
   }
   // Unbalanced: fall back to the last quote, else take the rest of the line.
-  const last = text.lastIndexOf("'");
-  return last >= from ? last + 1 : n;
+  for (let i = end - 1; i >= from; i--) if (buf[i] === SQ) return i + 1;
+  return end;
+}
+
+const range = new Int32Array(4);
+
+/** Appends the fields of `text` to `names` and `values`. */
+export function splitFields(text: string | Buffer, names: string[], values: string[], nested = false): void {
+  const buf = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+  splitFieldsOf(buf, 0, buf.length, names, values, nested);
+}
+
+/** Appends the fields of `buf[from..end)` to `names` and `values`. */
+export function splitFieldsOf(
+  buf: Buffer,
+  from: number,
+  end: number,
+  names: string[],
+  values: string[],
+  nested = false,
+): void {
+  let i = from;
+  while ((i = nextField(buf, i, end, range)) >= 0) {
+    const name = buf.toString('utf8', range[0], range[1]);
+    const value = buf.toString('utf8', range[2], range[3]);
+    if (nested) {
+      pushNested(name, value, names, values);
+    } else {
+      names.push(name);
+      values.push(value);
+    }
+  }
 }
 
 /**
@@ -82,7 +122,7 @@ function singleQuoteEnd(text: string, from: number): number {
 function pushNested(name: string, value: string, names: string[], values: string[]): void {
   let v = value;
   const c0 = v.charCodeAt(0);
-  if (c0 !== 0x22 && c0 !== 0x27) {
+  if (c0 !== DQ && c0 !== SQ) {
     if (v.endsWith(',')) v = v.slice(0, -1);
     if (v.endsWith(')') && !v.includes('(')) v = v.slice(0, -1);
   }
@@ -95,7 +135,7 @@ function pushNested(name: string, value: string, names: string[], values: string
  * Returns false when the value is not single-quoted.
  */
 export function splitNestedMsg(value: string, names: string[], values: string[]): boolean {
-  if (value.length < 2 || value.charCodeAt(0) !== 0x27 || value.charCodeAt(value.length - 1) !== 0x27) {
+  if (value.length < 2 || value.charCodeAt(0) !== SQ || value.charCodeAt(value.length - 1) !== SQ) {
     return false;
   }
   splitFields(value.slice(1, -1), names, values, true);

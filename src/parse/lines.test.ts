@@ -6,7 +6,7 @@ function split(chunks: (string | Buffer)[], max = 1024): string[] {
   const out: string[] = [];
   const s = new LineSplitter({
     maxLineBytes: max,
-    onLine: (l, n) => out.push(`${n}:${l}`),
+    onLine: (b, s, e, n) => out.push(`${n}:${b.toString('utf8', s, e)}`),
     onOverlong: (n, bytes, head) => out.push(`${n}!${bytes}:${head}`),
   });
   for (const c of chunks) s.push(c);
@@ -43,7 +43,7 @@ test('line splitter never holds more than the bound for an endless line', () => 
   const out: string[] = [];
   const s = new LineSplitter({
     maxLineBytes: 100,
-    onLine: (l) => out.push(l),
+    onLine: (b, st, e) => out.push(b.toString('utf8', st, e)),
     onOverlong: (n, b) => out.push(`!${n}:${b}`),
   });
   for (let i = 0; i < 10000; i++) s.push('y'.repeat(1000));

@@ -1,16 +1,25 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
- * Splits a byte or text stream into lines, with a hard bound on line length.
+ * Splits a byte stream into lines, with a hard bound on line length.
  *
- * Lines are decoded only once complete, so a multi-byte character split
- * across chunks decodes the same as when it arrives whole: the output does not
- * depend on where chunks happen to end.
+ * Lines are handed over as byte ranges of the input, never decoded here:
+ * the pipeline reads fields straight from bytes. A line that spans chunks is
+ * joined into a buffer of its own, so the output does not depend on where
+ * chunks end. Text that is not valid UTF-8 is normalised once, line-aligned,
+ * the way a decoder would (each bad sequence becomes U+FFFD), so that
+ * everything downstream may assume valid UTF-8.
  */
 export interface LineSplitterOptions {
   /** Longest line accepted, in bytes (default 1 MiB). Longer lines are reported and skipped. */
   readonly maxLineBytes?: number;
-  /** Called with each complete line (without the newline) and its 1-based number. */
-  readonly onLine: (line: string, lineNo: number) => void;
-  /** Called once per line that exceeded the bound, with its number and the bytes it had. */
+  /**
+   * Called with each complete line as `buf[start..end)` (without the newline)
+   * and its 1-based number. The buffer stays valid after the call: records
+   * may keep referring to it.
+   */
+  readonly onLine: (buf: Buffer, start: number, end: number, lineNo: number) => void;
+  /** Called once per line that exceeded the bound, with its number, its length and its start. */
   readonly onOverlong: (lineNo: number, bytes: number, head: string) => void;
 }
 
@@ -21,10 +30,14 @@ const NL = 0x0a;
  */
 const HEAD = 200;
 
+function normalise(buf: Buffer): Buffer {
+  return isUtf8(buf) ? buf : Buffer.from(buf.toString('utf8'), 'utf8');
+}
+
 export class LineSplitter {
   readonly #max: number;
-  readonly #onLine: (line: string, lineNo: number) => void;
-  readonly #onOverlong: (lineNo: number, bytes: number, head: string) => void;
+  readonly #onLine: LineSplitterOptions['onLine'];
+  readonly #onOverlong: LineSplitterOptions['onOverlong'];
   /** Bytes of the current incomplete line. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
@@ -45,7 +58,10 @@ export class LineSplitter {
     return this.#lineNo;
   }
 
-  /** Feeds a chunk of input. */
+  /**
+   * Feeds a chunk of input. The chunk must not be modified afterwards: lines
+   * are handed over as ranges of it.
+   */
   push(chunk: Buffer | string): void {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     let start = 0;
@@ -58,22 +74,23 @@ export class LineSplitter {
       if (this.#skipping) {
         this.#skippedBytes += nl - start;
         this.#finishSkip();
-      } else if (this.#pendingBytes === 0) {
-        // Fast path: decode every complete line of this chunk in one call.
-        // (Overlong lines inside the block are caught line by line.)
-        const last = buf.lastIndexOf(NL);
-        this.#emitBlock(buf.toString('utf8', start, last));
-        start = last + 1;
-        continue;
-      } else {
+        start = nl + 1;
+      } else if (this.#pendingBytes > 0) {
         this.#pending.push(buf.subarray(start, nl));
         this.#pendingBytes += nl - start;
-        const whole = Buffer.concat(this.#pending, this.#pendingBytes);
+        const whole = normalise(Buffer.concat(this.#pending, this.#pendingBytes));
         this.#pending = [];
         this.#pendingBytes = 0;
-        this.#emitOne(whole);
+        this.#emit(whole, 0, whole.length);
+        start = nl + 1;
+      } else {
+        // Every complete line of this chunk at once; validate UTF-8 once for all of them.
+        const last = buf.lastIndexOf(NL);
+        let block = buf.subarray(start, last + 1);
+        block = normalise(block);
+        this.#emitBlock(block);
+        start = last + 1;
       }
-      start = nl + 1;
     }
   }
 
@@ -82,10 +99,10 @@ export class LineSplitter {
     if (this.#skipping) {
       this.#finishSkip();
     } else if (this.#pendingBytes > 0) {
-      const whole = Buffer.concat(this.#pending, this.#pendingBytes);
+      const whole = normalise(Buffer.concat(this.#pending, this.#pendingBytes));
       this.#pending = [];
       this.#pendingBytes = 0;
-      this.#emitOne(whole);
+      this.#emit(whole, 0, whole.length);
     }
   }
 
@@ -104,7 +121,7 @@ export class LineSplitter {
       this.#pendingBytes = 0;
       return;
     }
-    // Copy: the caller may reuse its buffer after push() returns.
+    // Copy: the rest of the caller's chunk is not ours to keep.
     this.#pending.push(Buffer.from(part));
     this.#pendingBytes += part.length;
   }
@@ -117,29 +134,22 @@ export class LineSplitter {
     this.#skippedHead = '';
   }
 
-  #emitOne(bytes: Buffer): void {
+  #emit(buf: Buffer, start: number, end: number): void {
     this.#lineNo++;
-    if (bytes.length > this.#max) {
-      this.#onOverlong(this.#lineNo, bytes.length, bytes.toString('utf8', 0, Math.min(HEAD, this.#max)));
+    if (end - start > this.#max) {
+      this.#onOverlong(this.#lineNo, end - start, buf.toString('utf8', start, start + Math.min(HEAD, this.#max)));
       return;
     }
-    this.#onLine(bytes.toString('utf8'), this.#lineNo);
+    this.#onLine(buf, start, end, this.#lineNo);
   }
 
-  #emitBlock(text: string): void {
+  /** Emits every line of a block that ends with a newline. */
+  #emitBlock(block: Buffer): void {
     let from = 0;
-    for (;;) {
-      const nl = text.indexOf('\n', from);
-      const line = nl < 0 ? text.slice(from) : text.slice(from, nl);
-      this.#lineNo++;
-      // The block was decoded whole, so measure in bytes only when a line might be over.
-      if (line.length * 3 > this.#max && Buffer.byteLength(line) > this.#max) {
-        const bytes = Buffer.from(line, 'utf8');
-        this.#onOverlong(this.#lineNo, bytes.length, bytes.toString('utf8', 0, Math.min(HEAD, this.#max)));
-      } else {
-        this.#onLine(line, this.#lineNo);
-      }
-      if (nl < 0) return;
+    const n = block.length;
+    while (from < n) {
+      const nl = block.indexOf(NL, from);
+      this.#emit(block, from, nl);
       from = nl + 1;
     }
   }

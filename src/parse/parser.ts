@@ -1,13 +1,14 @@
 import { recordTypeName, recordTypeNumber } from '../interpret/record-types.js';
-import { splitFields } from './fields.js';
+import { splitFieldsOf } from './fields.js';
 import { LineSplitter } from './lines.js';
 import type { AuditRecord, ParseIssue } from './record.js';
 
 /** Longest excerpt of a bad line kept in a ParseIssue. */
 const EXCERPT = 200;
+const SPACE = 0x20;
 
-function issue(code: ParseIssue['code'], message: string, line: number, text: string): ParseIssue {
-  return { code, message, line, excerpt: text.length > EXCERPT ? text.slice(0, EXCERPT) : text };
+function issue(code: ParseIssue['code'], message: string, line: number, buf: Buffer, start: number, end: number): ParseIssue {
+  return { code, message, line, excerpt: buf.toString('utf8', start, Math.min(end, start + EXCERPT)) };
 }
 
 /** True when the value is a ParseIssue rather than a record. */
@@ -15,82 +16,48 @@ export function isIssue(value: AuditRecord | ParseIssue): value is ParseIssue {
   return (value as ParseIssue).code !== undefined;
 }
 
-function isDigits(s: string, from: number, to: number): boolean {
-  if (to <= from) return false;
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return false;
-  }
-  return true;
-}
-
 /**
- * Parses `audit(SEC.MS:SERIAL)` starting at `at` (the index of `audit(`) and
- * the fields after it. Shared by the log-line and netlink forms.
+ * A record that points into the bytes it was parsed from. Strings (body,
+ * enriched part, fields) are decoded only when asked for: the writers on the
+ * hot path copy bytes straight from `src`.
  */
-function parseStamped(
-  text: string,
-  at: number,
-  node: string | null,
-  type: number,
-  typeName: string,
-  lineNo: number,
-): AuditRecord | ParseIssue {
-  const open = at + 6; // after 'audit('
-  const close = text.indexOf(')', open);
-  const dot = text.indexOf('.', open);
-  const colon = text.indexOf(':', open);
-  if (close < 0 || dot < 0 || colon < 0 || !(dot < colon && colon < close)) {
-    return issue('ERR_BAD_TIMESTAMP', 'Malformed timestamp: expected audit(SEC.MS:SERIAL)', lineNo, text);
-  }
-  if (!isDigits(text, open, dot) || !isDigits(text, dot + 1, colon) || !isDigits(text, colon + 1, close)) {
-    return issue(
-      'ERR_BAD_TIMESTAMP',
-      'Malformed timestamp: expected digits in audit(SEC.MS:SERIAL)',
-      lineNo,
-      text,
-    );
-  }
-  const time = text.slice(open, colon);
-  const msDigits = colon - dot - 1;
-  // The kernel always writes three digits; read other widths as a decimal
-  // fraction (".5" is 500 ms), which is what the text means.
-  let ms = Number(text.slice(dot + 1, colon));
-  if (msDigits !== 3) ms = Math.floor(ms * 10 ** (3 - msDigits));
-  const timeMs = Number(text.slice(open, dot)) * 1000 + ms;
-  const serial = Number(text.slice(colon + 1, close));
-  if (!Number.isSafeInteger(timeMs) || !Number.isSafeInteger(serial)) {
-    return issue('ERR_BAD_TIMESTAMP', 'Timestamp out of range', lineNo, text);
-  }
-  // Fields start after '): ' (or ') ' in old formats without the colon).
-  let start = close + 1;
-  if (text.charCodeAt(start) === 0x3a /* : */) start++;
-  const gs = text.indexOf('\x1d', start);
-  const body = (gs < 0 ? text.slice(start) : text.slice(start, gs)).trim();
-  const enriched = gs < 0 ? null : text.slice(gs + 1);
-  return new ParsedRecord(node, type, typeName, time, timeMs, serial, body, enriched, lineNo);
-}
-
-/**
- * A record whose fields are split on first use. Most consumers on the hot
- * path (text output, the JSON writer, the assembler) work from the header
- * and the body text, so splitting every record up front would be wasted.
- */
-class ParsedRecord implements AuditRecord {
+export class ByteRecord implements AuditRecord {
+  #time: string | null = null;
+  #body: string | null = null;
   #names: string[] | null = null;
   #values: string[] | null = null;
 
   constructor(
+    /** The bytes the record was parsed from (valid UTF-8). */
+    readonly src: Buffer,
     readonly node: string | null,
     readonly type: number,
     readonly typeName: string,
-    readonly time: string,
+    /** Range of the `SEC.MS` text in `src`. */
+    readonly timeStart: number,
+    readonly timeEnd: number,
     readonly timeMs: number,
     readonly serial: number,
-    readonly body: string,
-    readonly enriched: string | null,
+    /** Range of the fields text in `src`. */
+    readonly bodyStart: number,
+    readonly bodyEnd: number,
+    /** Range of the enriched part (after `\x1d`), or -1 when there is none. */
+    readonly enrichedStart: number,
+    readonly enrichedEnd: number,
     readonly line: number,
   ) {}
+
+  get time(): string {
+    return (this.#time ??= this.src.toString('latin1', this.timeStart, this.timeEnd));
+  }
+
+  get body(): string {
+    return (this.#body ??= this.src.toString('utf8', this.bodyStart, this.bodyEnd));
+  }
+
+  get enriched(): string | null {
+    return this.enrichedStart < 0 ? null : this.src.toString('utf8', this.enrichedStart, this.enrichedEnd);
+  }
 
   get names(): readonly string[] {
     if (this.#names === null) this.#split();
@@ -105,67 +72,177 @@ class ParsedRecord implements AuditRecord {
   #split(): void {
     const names: string[] = [];
     const values: string[] = [];
-    splitFields(this.body, names, values);
+    splitFieldsOf(this.src, this.bodyStart, this.bodyEnd, names, values);
     this.#names = names;
     this.#values = values;
   }
 }
 
-/**
- * Parses one line of an audit log or of auditd's plugin stream:
- * `[node=N ]type=T msg=audit(SEC.MS:SERIAL): fields[\x1denriched]`.
- */
-export function parseLine(line: string, lineNo: number): AuditRecord | ParseIssue {
-  let text = line;
-  const last = text.charCodeAt(text.length - 1);
-  if (last === 0x0d /* \r */ || last === 0x20) text = text.trimEnd();
-  let pos = 0;
-  let node: string | null = null;
-  if (text.startsWith('node=')) {
-    const sp = text.indexOf(' ');
-    if (sp < 0) return issue('ERR_BAD_RECORD', 'Line has a node= prefix but no record', lineNo, text);
-    node = text.slice(5, sp);
-    pos = sp + 1;
-  }
-  if (!text.startsWith('type=', pos)) {
-    return issue('ERR_BAD_RECORD', 'Line is not an audit record: expected type=', lineNo, text);
-  }
-  const typeEnd = text.indexOf(' ', pos + 5);
-  if (typeEnd < 0) return issue('ERR_BAD_RECORD', 'Record has a type but no msg=audit(...)', lineNo, text);
-  const typeName = text.slice(pos + 5, typeEnd);
-  if (!text.startsWith('msg=audit(', typeEnd + 1)) {
-    return issue('ERR_BAD_RECORD', 'Record has no msg=audit(...) after its type', lineNo, text);
-  }
-  let type = recordTypeNumber(typeName);
-  let name = typeName;
+/** Record type names seen so far, by a hash of their bytes: spares a string per record. */
+interface TypeEntry {
+  readonly bytes: Buffer;
+  readonly name: string;
+  readonly type: number;
+}
+const typeCache = new Map<number, TypeEntry>();
+const TYPE_CACHE_MAX = 1024;
+
+function typeOf(buf: Buffer, start: number, end: number): TypeEntry {
+  let h = end - start;
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
+  const hit = typeCache.get(h);
+  if (hit !== undefined && hit.bytes.length === end - start && hit.bytes.compare(buf, start, end) === 0) return hit;
+  const text = buf.toString('utf8', start, end);
+  let type = recordTypeNumber(text);
+  let name = text;
   if (type === undefined) {
     // A bare number (some tools write the type numerically): name it.
-    if (isDigits(typeName, 0, typeName.length) && typeName.length <= 5) {
-      type = Number(typeName);
+    if (/^[0-9]{1,5}$/.test(text)) {
+      type = Number(text);
       name = recordTypeName(type);
     } else {
       type = 0;
     }
   }
-  return parseStamped(text, typeEnd + 5, node, type, name, lineNo);
+  const entry = { bytes: Buffer.from(buf.subarray(start, end)), name, type };
+  if (typeCache.size < TYPE_CACHE_MAX) typeCache.set(h, entry);
+  return entry;
+}
+
+function startsWith(buf: Buffer, at: number, end: number, ascii: string): boolean {
+  if (at + ascii.length > end) return false;
+  for (let i = 0; i < ascii.length; i++) if (buf[at + i] !== ascii.charCodeAt(i)) return false;
+  return true;
+}
+
+/** Reads decimal digits in `buf[from..to)`; -1 when empty or not all digits. */
+function digits(buf: Buffer, from: number, to: number): number {
+  if (to <= from) return -1;
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const c = buf[i]! - 0x30;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+function indexIn(buf: Buffer, byte: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (buf[i] === byte) return i;
+  return -1;
+}
+
+/**
+ * Parses `audit(SEC.MS:SERIAL)` at `at` (the index of `audit(`) and the
+ * fields after it. Shared by the log-line and netlink forms.
+ */
+function parseStamped(
+  buf: Buffer,
+  start: number,
+  end: number,
+  at: number,
+  node: string | null,
+  entry: TypeEntry,
+  lineNo: number,
+  mayBeEnriched: boolean,
+): AuditRecord | ParseIssue {
+  const open = at + 6; // after 'audit('
+  const close = indexIn(buf, 0x29 /* ) */, open, end);
+  const dot = close < 0 ? -1 : indexIn(buf, 0x2e /* . */, open, close);
+  const colon = dot < 0 ? -1 : indexIn(buf, 0x3a /* : */, dot, close);
+  if (colon < 0) {
+    return issue('ERR_BAD_TIMESTAMP', 'Malformed timestamp: expected audit(SEC.MS:SERIAL)', lineNo, buf, start, end);
+  }
+  const sec = digits(buf, open, dot);
+  let ms = digits(buf, dot + 1, colon);
+  const serial = digits(buf, colon + 1, close);
+  if (sec < 0 || ms < 0 || serial < 0) {
+    return issue('ERR_BAD_TIMESTAMP', 'Malformed timestamp: expected digits in audit(SEC.MS:SERIAL)', lineNo, buf, start, end);
+  }
+  // The kernel always writes three digits; read other widths as a decimal
+  // fraction (".5" is 500 ms), which is what the text means.
+  const msDigits = colon - dot - 1;
+  if (msDigits !== 3) ms = Math.floor(ms * 10 ** (3 - msDigits));
+  const timeMs = sec * 1000 + ms;
+  if (!Number.isSafeInteger(timeMs) || !Number.isSafeInteger(serial)) {
+    return issue('ERR_BAD_TIMESTAMP', 'Timestamp out of range', lineNo, buf, start, end);
+  }
+  // Fields start after '): ' (or ') ' in old formats without the colon).
+  let bs = close + 1;
+  if (bs < end && buf[bs] === 0x3a) bs++;
+  let gs = -1;
+  if (mayBeEnriched) {
+    // The enriched part is at the end: search backwards, within the line.
+    for (let i = end - 1; i >= bs; i--) {
+      if (buf[i] === 0x1d) {
+        gs = i;
+        break;
+      }
+    }
+  }
+  let be = gs < 0 ? end : gs;
+  while (bs < be && buf[bs] === SPACE) bs++;
+  while (be > bs && buf[be - 1] === SPACE) be--;
+  return new ByteRecord(
+    buf, node, entry.type, entry.name, open, colon, timeMs, serial, bs, be,
+    gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo,
+  ); // prettier-ignore
+}
+
+/**
+ * Parses one line of an audit log or of auditd's plugin stream from
+ * `buf[start..end)`: `[node=N ]type=T msg=audit(SEC.MS:SERIAL): fields[\x1denriched]`.
+ * `mayBeEnriched` false promises the line has no `\x1d` (a speed-up).
+ */
+export function parseLineBytes(
+  buf: Buffer,
+  start: number,
+  end: number,
+  lineNo: number,
+  mayBeEnriched = true,
+): AuditRecord | ParseIssue {
+  // Trailing spaces and CR (RAW EOE lines end with a space).
+  while (end > start && (buf[end - 1] === SPACE || buf[end - 1] === 0x0d)) end--;
+  let pos = start;
+  let node: string | null = null;
+  if (startsWith(buf, pos, end, 'node=')) {
+    const sp = indexIn(buf, SPACE, pos, end);
+    if (sp < 0) return issue('ERR_BAD_RECORD', 'Line has a node= prefix but no record', lineNo, buf, start, end);
+    node = buf.toString('utf8', pos + 5, sp);
+    pos = sp + 1;
+  }
+  if (!startsWith(buf, pos, end, 'type=')) {
+    return issue('ERR_BAD_RECORD', 'Line is not an audit record: expected type=', lineNo, buf, start, end);
+  }
+  const typeEnd = indexIn(buf, SPACE, pos + 5, end);
+  if (typeEnd < 0) return issue('ERR_BAD_RECORD', 'Record has a type but no msg=audit(...)', lineNo, buf, start, end);
+  if (!startsWith(buf, typeEnd + 1, end, 'msg=audit(')) {
+    return issue('ERR_BAD_RECORD', 'Record has no msg=audit(...) after its type', lineNo, buf, start, end);
+  }
+  const entry = typeOf(buf, pos + 5, typeEnd);
+  return parseStamped(buf, start, end, typeEnd + 5, node, entry, lineNo, mayBeEnriched);
+}
+
+/** Parses one line given as a string (see parseLineBytes). */
+export function parseLine(line: string, lineNo: number): AuditRecord | ParseIssue {
+  const buf = Buffer.from(line, 'utf8');
+  return parseLineBytes(buf, 0, buf.length, lineNo);
 }
 
 /**
  * Parses a record in the netlink payload form, `audit(SEC.MS:SERIAL): fields`,
  * whose type arrives separately as the netlink message type.
  */
-export function parseNetlink(
-  type: number,
-  payload: string,
-  node: string | null = null,
-): AuditRecord | ParseIssue {
-  let text = payload;
+export function parseNetlink(type: number, payload: string | Buffer, node: string | null = null): AuditRecord | ParseIssue {
+  const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  let end = buf.length;
   // Some senders include the C string's terminating NUL.
-  while (text.length > 0 && text.charCodeAt(text.length - 1) === 0) text = text.slice(0, -1);
-  if (!text.startsWith('audit(')) {
-    return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, text);
+  while (end > 0 && buf[end - 1] === 0) end--;
+  if (!startsWith(buf, 0, end, 'audit(')) {
+    return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
   }
-  return parseStamped(text, 0, node, type, recordTypeName(type), 0);
+  const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
+  return parseStamped(buf, 0, end, 0, node, entry, 0, true);
 }
 
 export interface RecordParserOptions {
@@ -185,6 +262,9 @@ export class RecordParser {
   readonly #onRecord: (record: AuditRecord) => void;
   readonly #onIssue: (issue: ParseIssue) => void;
   #skipped = 0;
+  /** The buffer last checked for \x1d, and whether it has one (RAW logs have none). */
+  #checked: Buffer | null = null;
+  #enriched = true;
 
   constructor(options: RecordParserOptions) {
     this.#onRecord = options.onRecord;
@@ -192,13 +272,16 @@ export class RecordParser {
     const max = options.maxLineBytes ?? 1024 * 1024;
     this.#lines = new LineSplitter({
       maxLineBytes: max,
-      onLine: (line, lineNo) => {
-        this.#line(line, lineNo);
+      onLine: (buf, start, end, lineNo) => {
+        this.#line(buf, start, end, lineNo);
       },
       onOverlong: (lineNo, bytes, head) => {
-        this.#onIssue(
-          issue('ERR_LINE_TOO_LONG', `Line of ${bytes} bytes exceeds the limit of ${max}`, lineNo, head),
-        );
+        this.#onIssue({
+          code: 'ERR_LINE_TOO_LONG',
+          message: `Line of ${bytes} bytes exceeds the limit of ${max}`,
+          line: lineNo,
+          excerpt: head,
+        });
       },
     });
   }
@@ -213,6 +296,7 @@ export class RecordParser {
     return this.#skipped;
   }
 
+  /** Feeds a chunk; it must not be modified afterwards (records refer to it). */
   push(chunk: Buffer | string): void {
     this.#lines.push(chunk);
   }
@@ -221,17 +305,20 @@ export class RecordParser {
     this.#lines.end();
   }
 
-  #line(line: string, lineNo: number): void {
-    const c = line.charCodeAt(0);
-    if (
-      line.length === 0 ||
-      c === 0x23 /* # */ ||
-      ((c === 0x20 || c === 0x09 || c === 0x0d) && line.trim() === '')
-    ) {
+  #line(buf: Buffer, start: number, end: number, lineNo: number): void {
+    let i = start;
+    while (i < end && (buf[i] === SPACE || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
+    if (i === end || buf[start] === 0x23 /* # */) {
       this.#skipped++;
       return;
     }
-    const r = parseLine(line, lineNo);
+    if (buf !== this.#checked) {
+      // Searching each line for \x1d would rescan a RAW log's whole buffer;
+      // look once per buffer instead.
+      this.#checked = buf;
+      this.#enriched = buf.includes(0x1d);
+    }
+    const r = parseLineBytes(buf, start, end, lineNo, this.#enriched);
     if (isIssue(r)) this.#onIssue(r);
     else this.#onRecord(r);
   }

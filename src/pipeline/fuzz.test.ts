@@ -30,8 +30,8 @@ test('random and mutated input never throws out of the parser or assembler', () 
       const p = new ReplayPipeline({ format, maxLineBytes: 4096, maxInFlight: 16 });
       let out = '';
       try {
-        out += p.push(input);
-        out += p.end();
+        out += p.push(input).toString('utf8');
+        out += p.end().toString('utf8');
       } catch (err) {
         assert.fail(`seed ${seed} (${format}) threw: ${(err as Error).stack}`);
       }

@@ -9,9 +9,10 @@ const sample = readFileSync(new URL('../../../testdata/mixed.log', import.meta.u
 
 function replay(chunks: Buffer[], format: OutputFormat): string {
   const p = new ReplayPipeline({ format });
-  let out = '';
-  for (const c of chunks) out += p.push(c);
-  return out + p.end();
+  const out: Buffer[] = [];
+  for (const c of chunks) out.push(p.push(c));
+  out.push(p.end());
+  return Buffer.concat(out).toString('utf8');
 }
 
 for (const format of ['json', 'text'] as const) {

@@ -1,9 +1,10 @@
 import type { AssemblerStats } from '../assemble/assembler.js';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
+import { ByteSink } from '../output/byte-sink.js';
 import type { IdNames } from '../output/interpretation.js';
-import { formatEventJson } from '../output/json.js';
-import { formatEventText } from '../output/text.js';
+import { JsonEventWriter } from '../output/json.js';
+import { TextEventWriter } from '../output/text.js';
 import { RecordParser } from '../parse/parser.js';
 import type { ParseIssue } from '../parse/record.js';
 
@@ -41,22 +42,31 @@ export interface ReplayStats extends AssemblerStats {
 export class ReplayPipeline {
   readonly #parser: RecordParser;
   readonly #assembler: EventAssembler;
-  readonly #format: (event: AuditEvent) => string;
+  readonly #write: (event: AuditEvent) => void;
   readonly #keepIssues: number;
-  #out: string[] = [];
+  readonly #out = new ByteSink();
   #badLines = 0;
   readonly #issues: ParseIssue[] = [];
 
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
     this.#keepIssues = options.keepIssues ?? 100;
-    this.#format =
-      options.format === 'json' ? (e) => formatEventJson(e, null, ids) + '\n' : (e) => formatEventText(e);
+    if (options.format === 'json') {
+      const writer = new JsonEventWriter(this.#out, ids);
+      this.#write = (e) => {
+        writer.write(e);
+      };
+    } else {
+      const writer = new TextEventWriter(this.#out);
+      this.#write = (e) => {
+        writer.write(e);
+      };
+    }
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
       onEvent: (e) => {
-        this.#out.push(this.#format(e));
+        this.#write(e);
       },
     });
     this.#parser = new RecordParser({
@@ -71,14 +81,14 @@ export class ReplayPipeline {
     });
   }
 
-  /** Feeds input; returns the output it completed. */
-  push(chunk: Buffer | string): string {
+  /** Feeds input; returns the output it completed (UTF-8). */
+  push(chunk: Buffer | string): Buffer {
     this.#parser.push(chunk);
     return this.#take();
   }
 
-  /** Ends the input; returns the rest of the output. */
-  end(): string {
+  /** Ends the input; returns the rest of the output (UTF-8). */
+  end(): Buffer {
     this.#parser.end();
     this.#assembler.end();
     return this.#take();
@@ -94,10 +104,7 @@ export class ReplayPipeline {
     };
   }
 
-  #take(): string {
-    if (this.#out.length === 0) return '';
-    const s = this.#out.join('');
-    this.#out = [];
-    return s;
+  #take(): Buffer {
+    return this.#out.take();
   }
 }

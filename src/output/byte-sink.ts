@@ -1,0 +1,148 @@
+/**
+ * A growable byte buffer that output is written into directly, so that
+ * formatting an event allocates no intermediate strings: the replay hot path
+ * copies characters from the input text straight into bytes.
+ */
+export class ByteSink {
+  #buf: Buffer;
+  #pos = 0;
+  readonly #initial: number;
+
+  constructor(initialBytes = 1 << 20) {
+    this.#initial = initialBytes;
+    this.#buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Bytes written and not yet taken. */
+  get length(): number {
+    return this.#pos;
+  }
+
+  /** Returns what was written and starts a fresh buffer. */
+  take(): Buffer {
+    const out = this.#buf.subarray(0, this.#pos);
+    this.#buf = Buffer.allocUnsafe(Math.max(this.#initial, this.#pos));
+    this.#pos = 0;
+    return out;
+  }
+
+  #grow(need: number): void {
+    let size = this.#buf.length * 2;
+    while (size < this.#pos + need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.#buf.copy(next, 0, 0, this.#pos);
+    this.#buf = next;
+  }
+
+  /** Writes a string known to be ASCII and to need no escaping (keys, punctuation, digits). */
+  ascii(s: string): void {
+    const n = s.length;
+    if (this.#pos + n > this.#buf.length) this.#grow(n);
+    const b = this.#buf;
+    let p = this.#pos;
+    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+    this.#pos = p;
+  }
+
+  /** Writes a string as UTF-8, as is (already-encoded JSON). */
+  utf8(s: string): void {
+    const max = s.length * 3;
+    if (this.#pos + max > this.#buf.length) this.#grow(max);
+    this.#pos += this.#buf.write(s, this.#pos, 'utf8');
+  }
+
+  /** Writes one byte. */
+  byte(c: number): void {
+    if (this.#pos + 1 > this.#buf.length) this.#grow(1);
+    this.#buf[this.#pos++] = c;
+  }
+
+  /**
+   * Writes characters `from`..`to` of `s` as the inside of a JSON string:
+   * `"` and `\` escaped, control characters as `\u00XX`, everything else as
+   * UTF-8. With `lower`, ASCII capitals are lower-cased on the way.
+   */
+  jsonChars(s: string, from: number, to: number, lower = false): void {
+    // Worst case is six bytes per character (\u00XX), or three for UTF-8.
+    if (this.#pos + (to - from) * 6 > this.#buf.length) this.#grow((to - from) * 6);
+    const b = this.#buf;
+    let p = this.#pos;
+    for (let i = from; i < to; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x20 && c < 0x7f) {
+        if (c === 0x22 || c === 0x5c) {
+          b[p++] = 0x5c;
+          b[p++] = c;
+        } else {
+          b[p++] = lower && c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+        }
+      } else if (c < 0x20 || c === 0x7f) {
+        b[p++] = 0x5c;
+        b[p++] = 0x75; // u
+        b[p++] = 0x30;
+        b[p++] = 0x30;
+        b[p++] = HEX[c >> 4]!;
+        b[p++] = HEX[c & 15]!;
+      } else {
+        // A run of non-ASCII characters: let the encoder handle surrogate pairs.
+        let j = i + 1;
+        while (j < to && s.charCodeAt(j) >= 0x80) j++;
+        p += b.write(s.slice(i, j), p, 'utf8');
+        i = j - 1;
+      }
+    }
+    this.#pos = p;
+  }
+
+  /**
+   * Copies bytes `from`..`to` of `src` (valid UTF-8) as the inside of a JSON
+   * string: `"` and `\` escaped, control bytes as `\u00XX`, the rest as is.
+   * With `lower`, ASCII capitals are lower-cased on the way.
+   */
+  jsonBytes(src: Uint8Array, from: number, to: number, lower = false): void {
+    if (this.#pos + (to - from) * 6 > this.#buf.length) this.#grow((to - from) * 6);
+    const b = this.#buf;
+    let p = this.#pos;
+    for (let i = from; i < to; i++) {
+      const c = src[i]!;
+      if (c >= 0x20 && c !== 0x22 && c !== 0x5c && c !== 0x7f) {
+        b[p++] = lower && c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+      } else if (c === 0x22 || c === 0x5c) {
+        b[p++] = 0x5c;
+        b[p++] = c;
+      } else {
+        b[p++] = 0x5c;
+        b[p++] = 0x75; // u
+        b[p++] = 0x30;
+        b[p++] = 0x30;
+        b[p++] = HEX[c >> 4]!;
+        b[p++] = HEX[c & 15]!;
+      }
+    }
+    this.#pos = p;
+  }
+
+  /** Copies bytes `from`..`to` of `src` as they are. */
+  bytes(src: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    if (this.#pos + n > this.#buf.length) this.#grow(n);
+    if (n < 64) {
+      const b = this.#buf;
+      let p = this.#pos;
+      for (let i = from; i < to; i++) b[p++] = src[i]!;
+      this.#pos = p;
+    } else {
+      this.#buf.set(src.subarray(from, to), this.#pos);
+      this.#pos += n;
+    }
+  }
+
+  /** Writes `s` as a JSON string literal. */
+  jsonString(s: string): void {
+    this.byte(0x22);
+    this.jsonChars(s, 0, s.length);
+    this.byte(0x22);
+  }
+}
+
+const HEX = Buffer.from('0123456789abcdef');
