@@ -9,6 +9,11 @@ and write the events they contain, offline and deterministically: the same
 input gives the same output on every run and machine. Nothing of this machine
 is read (no /proc, no user database) unless asked.
 
+Processes are tracked through the stream and contid markers applied, so each
+event of a labelled process carries its audit container ID (CONTAINER_ID
+records, "contid" in JSON) and every set/grant/drop/adopt attempt appears as a
+CONTAINER_OP record. Markers are honoured only with --keyring.
+
 Options:
   -f, --format FMT       Output format: json (JSON lines, default) or text (auditd log format)
   -o, --output FILE      Write to FILE instead of stdout
@@ -17,6 +22,10 @@ Options:
       --max-line BYTES   Longest accepted input line (default 1048576)
       --resolve-ids      Name uids/gids from this machine's /etc/passwd and /etc/group
                          (the log's own enriched names are always used when present)
+      --keyring FILE     Marker keyring of the daemon starts whose markers to honour
+                         (the daemon keeps it in /var/lib/contid/keyring; see docs/markers.md)
+      --no-labels        Plain replay: no process tracking, no markers, no contid
+      --max-processes N  Most processes tracked at once (default 1000000)
       --stats            Print counters as JSON on stderr at the end
   -q, --quiet            No summary or progress on stderr
   -h, --help             Show this help
@@ -39,6 +48,9 @@ export interface ReplayArgs {
   readonly maxInFlight: number;
   readonly maxLineBytes: number;
   readonly resolveIds: boolean;
+  readonly keyring: string | null;
+  readonly labels: boolean;
+  readonly maxProcesses: number;
   readonly stats: boolean;
   readonly quiet: boolean;
 }
@@ -65,6 +77,9 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
         'max-in-flight': { type: 'string' },
         'max-line': { type: 'string' },
         'resolve-ids': { type: 'boolean' },
+        keyring: { type: 'string' },
+        'no-labels': { type: 'boolean' },
+        'max-processes': { type: 'string' },
         stats: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
         help: { type: 'boolean', short: 'h' },
@@ -91,6 +106,9 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
     maxInFlight: positiveInt('--max-in-flight', v['max-in-flight'], 65536),
     maxLineBytes: positiveInt('--max-line', v['max-line'], 1024 * 1024),
     resolveIds: v['resolve-ids'] ?? false,
+    keyring: v.keyring ?? null,
+    labels: !(v['no-labels'] ?? false),
+    maxProcesses: positiveInt('--max-processes', v['max-processes'], 1_000_000),
     stats: v.stats ?? false,
     quiet: v.quiet ?? false,
   };

@@ -1,5 +1,7 @@
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
+import type { Keyring } from '../marker/keyring.js';
+import { parseKeyring } from '../marker/keyring.js';
 import type { Readable, Writable } from 'node:stream';
 import type { ReplayStats } from '../pipeline/replay.js';
 import { ReplayPipeline } from '../pipeline/replay.js';
@@ -33,7 +35,20 @@ function summary(stats: ReplayStats): string {
     `${stats.evictedAtCapacity} closed at capacity`,
     `${stats.lostEstimate} records lost (serial gaps)`,
   ];
+  const l = stats.labels;
+  if (l !== null) {
+    parts.push(
+      `${l.processes} processes tracked`,
+      `${l.containers} live containers`,
+      `${l.markers} markers`,
+      `${l.ops.accepted} operations accepted, ${l.ops.refused} refused, ${l.ops.drops} drops`,
+      `${l.forgeries} forgery attempts`,
+    );
+  }
   let s = `contid replay: ${parts.join(', ')}\n`;
+  for (const f of stats.forgeries.slice(0, 10)) {
+    s += `  forgery at ${f.time}:${f.serial}: ${f.reason} from pid ${f.senderPid ?? '?'} (contid ${f.senderContid ?? 'unset'})\n`;
+  }
   for (const i of stats.issues.slice(0, 10)) {
     s += `  line ${i.line}: ${i.message} (${i.code}): ${JSON.stringify(i.excerpt.slice(0, 80))}\n`;
   }
@@ -43,7 +58,19 @@ function summary(stats: ReplayStats): string {
 
 /** Runs `contid replay`. Returns the exit code. */
 export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
+  let keyring: Keyring | undefined;
+  if (args.keyring !== null) {
+    try {
+      keyring = parseKeyring(readFileSync(args.keyring, 'utf8'));
+    } catch (err) {
+      io.stderr.write(`contid replay: Cannot use keyring "${args.keyring}": ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
   const pipeline = new ReplayPipeline({
+    labels: args.labels,
+    maxProcesses: args.maxProcesses,
+    ...(keyring === undefined ? {} : { keyring }),
     format: args.format,
     timeoutMs: args.timeoutMs,
     maxInFlight: args.maxInFlight,

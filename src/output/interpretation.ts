@@ -1,7 +1,13 @@
 import { archName } from '../interpret/arch.js';
 import { cloneFlags } from '../interpret/clone-flags.js';
 import { interpretExit } from '../interpret/errno.js';
-import { decodeHexString, decodeProctitle, decodeUntrustedString, isHexEncoded, unquote } from '../interpret/hex.js';
+import {
+  decodeHexString,
+  decodeProctitle,
+  decodeUntrustedString,
+  isHexEncoded,
+  unquote,
+} from '../interpret/hex.js';
 import { GID_FIELDS, ID_FIELDS, interpretId } from '../interpret/ids.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { splitFields } from '../parse/fields.js';
@@ -114,7 +120,6 @@ export function forEachEnriched(enriched: string, cb: (name: string, value: stri
   splitFields(enriched, names, values);
   for (let i = 0; i < names.length; i++) cb(names[i]!.toLowerCase(), unquote(values[i]!));
 }
-
 
 function execveArgv(record: AuditRecord): string[] {
   const { names, values } = record;

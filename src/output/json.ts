@@ -64,7 +64,9 @@ function sameBytes(b: Uint8Array, x: number, y: number, len: number): boolean {
 
 /** Kinds the enriched part already covers when present (auditd writes ARCH, SYSCALL and id names). */
 function coveredByEnriched(kind: FieldKind): boolean {
-  return kind === FieldKind.Arch || kind === FieldKind.Syscall || kind === FieldKind.Uid || kind === FieldKind.Gid;
+  return (
+    kind === FieldKind.Arch || kind === FieldKind.Syscall || kind === FieldKind.Uid || kind === FieldKind.Gid
+  );
 }
 
 /**
@@ -212,7 +214,8 @@ export class JsonEventWriter {
       if ((seen & bit) !== 0) {
         const slots = Math.min(count, MAX_FIELDS);
         for (let f = 0; f < slots; f++) {
-          if (this.#hash[f] === h && this.#len[f] === ne - ns && sameBytes(src, this.#start[f]!, ns, ne - ns)) repeat++;
+          if (this.#hash[f] === h && this.#len[f] === ne - ns && sameBytes(src, this.#start[f]!, ns, ne - ns))
+            repeat++;
         }
       }
       seen |= bit;

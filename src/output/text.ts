@@ -22,13 +22,13 @@ export class TextEventWriter {
   }
 
   /**
-   * Writes an event, then any extra records with the same stamp.
-   * `linkIndex` (0-based) is the record that gets ` record=N` appended, the
-   * kernel series' link from a record to the CONTAINER_ID that describes it.
+   * Writes an event, then any extra records with the same stamp. `links`
+   * (0-based) are the records that get ` record=N` appended, the kernel
+   * series' link from a record to the CONTAINER_ID that describes it.
    */
-  write(event: AuditEvent, extras: readonly ExtraRecord[] = [], linkIndex = -1): void {
+  write(event: AuditEvent, extras: readonly ExtraRecord[] = [], links: readonly number[] = []): void {
     const recs = event.records;
-    for (let i = 0; i < recs.length; i++) this.#record(recs[i]!, i === linkIndex ? ` record=${i + 1}` : '');
+    for (let i = 0; i < recs.length; i++) this.#record(recs[i]!, links.includes(i) ? ` record=${i + 1}` : '');
     const s = this.#sink;
     for (const x of extras) {
       this.#head(event.node);
@@ -77,8 +77,12 @@ export class TextEventWriter {
 }
 
 /** Formats an event in auditd's log format (see TextEventWriter). */
-export function formatEventText(event: AuditEvent, extras: readonly ExtraRecord[] = [], linkIndex = -1): string {
+export function formatEventText(
+  event: AuditEvent,
+  extras: readonly ExtraRecord[] = [],
+  links: readonly number[] = [],
+): string {
   const sink = new ByteSink(4096);
-  new TextEventWriter(sink).write(event, extras, linkIndex);
+  new TextEventWriter(sink).write(event, extras, links);
   return sink.take().toString('utf8');
 }

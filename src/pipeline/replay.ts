@@ -6,6 +6,10 @@ import type { IdNames } from '../output/interpretation.js';
 import { JsonEventWriter } from '../output/json.js';
 import { TextEventWriter } from '../output/text.js';
 import { RecordParser } from '../parse/parser.js';
+import type { Keyring } from '../marker/keyring.js';
+import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
+import { Labeller } from '../policy/labeller.js';
+import { labelOutput } from './labels.js';
 import type { ParseIssue } from '../parse/record.js';
 
 export type OutputFormat = 'json' | 'text';
@@ -22,6 +26,24 @@ export interface ReplayOptions {
   readonly ids?: IdNames | null;
   /** Most parse issues kept with their details (all are counted; default 100). */
   readonly keepIssues?: number;
+  /**
+   * Track processes and apply markers (default true). Markers verify only
+   * against starts in the keyring; without one, every marker is reported as
+   * a forgery attempt and nothing is labelled.
+   */
+  readonly labels?: boolean;
+  readonly keyring?: Keyring;
+  /** Most processes tracked (default 1,000,000). */
+  readonly maxProcesses?: number;
+}
+
+/** A forgery attempt, as the replay summary reports it. */
+export interface ForgeryReport {
+  readonly time: string;
+  readonly serial: number;
+  readonly reason: string;
+  readonly senderPid: number | null;
+  readonly senderContid: string | null;
 }
 
 export interface ReplayStats extends AssemblerStats {
@@ -32,6 +54,10 @@ export interface ReplayStats extends AssemblerStats {
   badLines: number;
   /** The first `keepIssues` problems, with line numbers. */
   issues: ParseIssue[];
+  /** Label tracking counters, when labels are on. */
+  labels: LabellerStats | null;
+  /** The first forgery attempts (all are counted in labels.forgeries). */
+  forgeries: ForgeryReport[];
 }
 
 /**
@@ -47,19 +73,39 @@ export class ReplayPipeline {
   readonly #out = new ByteSink();
   #badLines = 0;
   readonly #issues: ParseIssue[] = [];
+  readonly #labeller: Labeller | null;
+  readonly #forgeries: ForgeryReport[] = [];
 
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
     this.#keepIssues = options.keepIssues ?? 100;
+    this.#labeller =
+      options.labels === false
+        ? null
+        : new Labeller({
+            ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
+            ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
+          });
+    const labeller = this.#labeller;
     if (options.format === 'json') {
       const writer = new JsonEventWriter(this.#out, ids);
       this.#write = (e) => {
-        writer.write(e);
+        if (labeller === null) {
+          writer.write(e);
+          return;
+        }
+        const out = labelOutput(this.#noteForgeries(labeller.process(e)));
+        writer.write(e, out.json);
       };
     } else {
       const writer = new TextEventWriter(this.#out);
       this.#write = (e) => {
-        writer.write(e);
+        if (labeller === null) {
+          writer.write(e);
+          return;
+        }
+        const out = labelOutput(this.#noteForgeries(labeller.process(e)));
+        writer.write(e, out.text, out.links);
       };
     }
     this.#assembler = new EventAssembler({
@@ -101,7 +147,23 @@ export class ReplayPipeline {
       skippedLines: this.#parser.skipped,
       badLines: this.#badLines,
       issues: [...this.#issues],
+      labels: this.#labeller?.stats() ?? null,
+      forgeries: [...this.#forgeries],
     };
+  }
+
+  #noteForgeries(le: LabelledEvent): LabelledEvent {
+    for (const f of le.forgeries) {
+      if (this.#forgeries.length >= this.#keepIssues) break;
+      this.#forgeries.push({
+        time: le.event.time,
+        serial: le.event.serial,
+        reason: f.reason,
+        senderPid: f.senderPid,
+        senderContid: f.senderContid,
+      });
+    }
+    return le;
   }
 
   #take(): Buffer {
