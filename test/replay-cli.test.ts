@@ -1,0 +1,169 @@
+/**
+ * contid replay end to end: the built CLI run as a process on files, with a
+ * hand-written stream of kernel records and authentic markers.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { encodeMarker, MARKER_TYPE } from '../src/marker/format.js';
+import type { MarkerBody } from '../src/marker/format.js';
+import { formatKeyringEntry } from '../src/marker/keyring.js';
+
+const CLI = resolve(import.meta.dirname, '../src/cli/main.js');
+const SECRET = Buffer.alloc(32, 9);
+const DAEMON = 700;
+const dir = mkdtempSync(join(tmpdir(), 'contid-replay-'));
+
+function run(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input: input ?? '' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let serial = 100;
+let ms = 0;
+function stamp(): string {
+  ms += 5;
+  return `1700000000.${String(ms).padStart(3, '0')}:${++serial}`;
+}
+function sys(pid: number, ppid: number, nr: number, exit: number, comm: string, a0 = '0'): string {
+  const s = stamp();
+  return (
+    `type=SYSCALL msg=audit(${s}): arch=c000003e syscall=${nr} success=yes exit=${exit} a0=${a0} a1=0 a2=0 a3=0 ` +
+    `items=0 ppid=${ppid} pid=${pid} auid=4242 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 ` +
+    `tty=(none) ses=3 comm="${comm}" exe="/bin/${comm}" key="t"\n` +
+    `type=PROCTITLE msg=audit(${s}): proctitle=${Buffer.from(comm).toString('hex').toUpperCase()}\n`
+  );
+}
+let seq = 0;
+function marker(body: MarkerBody, sender = DAEMON, secret = SECRET): string {
+  const text = encodeMarker({ start: 'T1', seq: ++seq, body }, secret);
+  return `type=UNKNOWN[${MARKER_TYPE}] msg=audit(${stamp()}): pid=${sender} uid=0 auid=4294967295 ses=4294967295 msg='${text}'\n`;
+}
+const orch = { pid: 600, uid: 0, auid: 4294967295, exe: '/usr/bin/crun', privileged: true };
+
+const log =
+  sys(600, 1, 56, 800, 'crun', '1200011') + // the orchestrator forks the container init
+  marker({ op: 'start', daemonPid: DAEMON }) +
+  marker({ op: 'set', pid: 800, ppid: 600, contid: '42', caller: orch }) +
+  sys(800, 600, 59, 0, 'sh') + // init execs
+  sys(800, 600, 56, 2, 'sh', '1200011') + // forks: exit=2 is namespace-relative
+  sys(801, 800, 59, 0, 'cat') +
+  sys(2, 1, 39, 2, 'kthreadd') + // host pid 2 must stay unlabelled
+  marker({ op: 'set', pid: 800, contid: '43', caller: orch }) + // already set: EEXIST
+  marker({ op: 'set', pid: 801, contid: '44', caller: orch }, 801, Buffer.alloc(32, 1)) + // forged from inside
+  sys(801, 800, 231, 0, 'cat') +
+  sys(600, 1, 39, 600, 'crun');
+
+const logFile = join(dir, 'audit.log');
+const keyring = join(dir, 'keyring');
+writeFileSync(logFile, log);
+writeFileSync(keyring, formatKeyringEntry({ startId: 'T1', daemonPid: DAEMON, secret: SECRET }) + '\n');
+
+interface Ev {
+  serial: number;
+  contid: string | null;
+  records: { type: string; fields: Record<string, string> }[];
+}
+
+test('replay labels a container tree from authentic markers and reports refusals and forgeries', () => {
+  const r = run(['replay', '--keyring', keyring, logFile]);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Ev);
+  const bySerial = (s: number): Ev => events.find((e) => e.serial === s)!;
+  const comm = (e: Ev): string => e.records[0]?.fields['comm'] ?? '';
+  const labelled = events.filter((e) => e.contid !== null);
+  // init's exec and fork, its child's exec and exit, and the forged marker its child sent.
+  assert.deepEqual(
+    labelled.map((e) => `${e.serial}:${comm(e)}:${e.contid}`),
+    ['104:"sh":42', '105:"sh":42', '106:"cat":42', '109::42', '110:"cat":42'],
+  );
+  assert.equal(events.filter((e) => comm(e) === '"kthreadd"')[0]?.contid, null);
+  assert.equal(
+    events.filter((e) => comm(e) === '"crun"').every((e) => e.contid === null),
+    true,
+  );
+  const ops = events.flatMap((e) => e.records.filter((x) => x.type === 'CONTAINER_OP').map((x) => x.fields));
+  // The second set finds a target with a child: EBUSY comes before EEXIST in the rule order.
+  assert.deepEqual(
+    ops.map((o) => `${o['op']} ${o['opid']} ${o['contid']} ${o['res']} ${o['errno'] ?? ''}`.trim()),
+    ['set 800 42 1', 'set 800 43 0 EBUSY'],
+  );
+  const forged = events.flatMap((e) =>
+    e.records.filter((x) => x.type === 'CONTID_FORGERY').map((x) => x.fields),
+  );
+  assert.equal(forged.length, 1);
+  assert.equal(forged[0]!['pid'], '801');
+  assert.equal(forged[0]!['contid'], '42');
+  const cid = bySerial(104).records.find((x) => x.type === 'CONTAINER_ID');
+  assert.deepEqual(cid?.fields, { record: '1', contid: '42' });
+  assert.match(r.stderr, /1 forgery attempts/);
+  assert.match(r.stderr, /forgery at .* from pid 801 \(contid 42\)/);
+});
+
+test('replay in text format links CONTAINER_ID to its record and is byte-identical across runs', () => {
+  const a = run(['replay', '--format', 'text', '--keyring', keyring, logFile]);
+  const b = run(['replay', '--format', 'text', '--keyring', keyring, '-'], log);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(a.stdout, b.stdout);
+  assert.match(a.stdout, /type=SYSCALL msg=audit\(1700000000\.020:104\): .* key="t" record=1\n/);
+  assert.match(a.stdout, /type=CONTAINER_ID msg=audit\(1700000000\.020:104\): record=1 contid=42\n/);
+  assert.match(
+    a.stdout,
+    /type=CONTAINER_OP msg=audit\([0-9.:]+\): op=set opid=800 contid=42 old-contid=-1 .* res=1\n/,
+  );
+});
+
+test('replay without a keyring honours no marker and labels nothing', () => {
+  const r = run(['replay', logFile]);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Ev);
+  assert.equal(events.filter((e) => e.contid !== null).length, 0);
+  assert.match(r.stderr, /forgery attempts/);
+});
+
+test('replay --no-labels writes plain events', () => {
+  const r = run(['replay', '--no-labels', '--format', 'text', logFile]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /CONTAINER_/);
+  assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('type=SYSCALL')).length, 7);
+});
+
+const usage: [string, string[], number, RegExp][] = [
+  ['an unknown command', ['frobnicate'], 2, /Unknown command "frobnicate"/],
+  ['an unknown flag', ['replay', '--bogus', 'x'], 2, /Unknown option '--bogus'/],
+  ['a bad format', ['replay', '--format', 'xml', 'x'], 2, /Invalid value for --format: "xml"/],
+  ['no input', ['replay'], 2, /Missing input/],
+  ['a bad number', ['replay', '--timeout', 'soon', 'x'], 2, /Invalid value for --timeout/],
+  [
+    'a missing file',
+    ['replay', '/nonexistent/audit.log'],
+    1,
+    /Cannot read "\/nonexistent\/audit.log".*ENOENT/,
+  ],
+  ['a directory', ['replay', '/tmp'], 1, /Cannot read "\/tmp".*EISDIR/],
+  ['a bad keyring', ['replay', '--keyring', '/etc/hostname', '/dev/null'], 1, /Cannot use keyring/],
+];
+for (const [name, args, code, message] of usage) {
+  test(`replay fails clearly on ${name}`, () => {
+    const r = run(args);
+    assert.equal(r.code, code, r.stderr);
+    assert.match(r.stderr, message);
+  });
+}
+
+test('every command answers --help', () => {
+  for (const args of [['--help'], ['replay', '--help']]) {
+    const r = run(args);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^Usage: contid/);
+  }
+});
