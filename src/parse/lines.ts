@@ -137,7 +137,11 @@ export class LineSplitter {
   #emit(buf: Buffer, start: number, end: number): void {
     this.#lineNo++;
     if (end - start > this.#max) {
-      this.#onOverlong(this.#lineNo, end - start, buf.toString('utf8', start, start + Math.min(HEAD, this.#max)));
+      this.#onOverlong(
+        this.#lineNo,
+        end - start,
+        buf.toString('utf8', start, start + Math.min(HEAD, this.#max)),
+      );
       return;
     }
     this.#onLine(buf, start, end, this.#lineNo);

@@ -1,5 +1,5 @@
 import { recordTypeName, recordTypeNumber } from '../interpret/record-types.js';
-import { splitFieldsOf } from './fields.js';
+import { nextField, splitFieldsOf } from './fields.js';
 import { LineSplitter } from './lines.js';
 import type { AuditRecord, ParseIssue } from './record.js';
 
@@ -7,7 +7,14 @@ import type { AuditRecord, ParseIssue } from './record.js';
 const EXCERPT = 200;
 const SPACE = 0x20;
 
-function issue(code: ParseIssue['code'], message: string, line: number, buf: Buffer, start: number, end: number): ParseIssue {
+function issue(
+  code: ParseIssue['code'],
+  message: string,
+  line: number,
+  buf: Buffer,
+  start: number,
+  end: number,
+): ParseIssue {
   return { code, message, line, excerpt: buf.toString('utf8', start, Math.min(end, start + EXCERPT)) };
 }
 
@@ -26,6 +33,8 @@ export class ByteRecord implements AuditRecord {
   #body: string | null = null;
   #names: string[] | null = null;
   #values: string[] | null = null;
+  /** Field ranges (name start, name end, value start, value end per field), built on first field(). */
+  #index: Int32Array | null = null;
 
   constructor(
     /** The bytes the record was parsed from (valid UTF-8). */
@@ -69,6 +78,43 @@ export class ByteRecord implements AuditRecord {
     return this.#values!;
   }
 
+  /**
+   * The raw value of the first field called `name`. Looks fields up by
+   * their bytes and decodes only the value asked for: the labeller reads a
+   * few fields of every SYSCALL record, and splitting all of them into
+   * strings would cost more than the rest of its work.
+   */
+  field(name: string): string | undefined {
+    if (this.#values !== null) {
+      const i = this.#names!.indexOf(name);
+      return i < 0 ? undefined : this.#values[i];
+    }
+    const index = (this.#index ??= this.#buildIndex());
+    const src = this.src;
+    const len = name.length;
+    for (let f = 0; f < index.length; f += 4) {
+      const ns = index[f]!;
+      if (index[f + 1]! - ns !== len) continue;
+      let same = true;
+      for (let i = 0; i < len && same; i++) same = src[ns + i] === name.charCodeAt(i);
+      if (same) return src.toString('utf8', index[f + 2], index[f + 3]);
+    }
+    return undefined;
+  }
+
+  #buildIndex(): Int32Array {
+    let n = 0;
+    let i = this.bodyStart;
+    while ((i = nextField(this.src, i, this.bodyEnd, fieldRange)) >= 0) {
+      if (n + 4 > indexScratch.length) break; // a record of over 4096 fields: the rest stays unindexed
+      indexScratch[n++] = fieldRange[0]!;
+      indexScratch[n++] = fieldRange[1]!;
+      indexScratch[n++] = fieldRange[2]!;
+      indexScratch[n++] = fieldRange[3]!;
+    }
+    return indexScratch.slice(0, n);
+  }
+
   #split(): void {
     const names: string[] = [];
     const values: string[] = [];
@@ -77,6 +123,9 @@ export class ByteRecord implements AuditRecord {
     this.#values = values;
   }
 }
+
+const fieldRange = new Int32Array(4);
+const indexScratch = new Int32Array(4 * 4096);
 
 /** Record type names seen so far, by a hash of their bytes: spares a string per record. */
 interface TypeEntry {
@@ -91,7 +140,8 @@ function typeOf(buf: Buffer, start: number, end: number): TypeEntry {
   let h = end - start;
   for (let i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
   const hit = typeCache.get(h);
-  if (hit !== undefined && hit.bytes.length === end - start && hit.bytes.compare(buf, start, end) === 0) return hit;
+  if (hit !== undefined && hit.bytes.length === end - start && hit.bytes.compare(buf, start, end) === 0)
+    return hit;
   const text = buf.toString('utf8', start, end);
   let type = recordTypeNumber(text);
   let name = text;
@@ -151,13 +201,27 @@ function parseStamped(
   const dot = close < 0 ? -1 : indexIn(buf, 0x2e /* . */, open, close);
   const colon = dot < 0 ? -1 : indexIn(buf, 0x3a /* : */, dot, close);
   if (colon < 0) {
-    return issue('ERR_BAD_TIMESTAMP', 'Malformed timestamp: expected audit(SEC.MS:SERIAL)', lineNo, buf, start, end);
+    return issue(
+      'ERR_BAD_TIMESTAMP',
+      'Malformed timestamp: expected audit(SEC.MS:SERIAL)',
+      lineNo,
+      buf,
+      start,
+      end,
+    );
   }
   const sec = digits(buf, open, dot);
   let ms = digits(buf, dot + 1, colon);
   const serial = digits(buf, colon + 1, close);
   if (sec < 0 || ms < 0 || serial < 0) {
-    return issue('ERR_BAD_TIMESTAMP', 'Malformed timestamp: expected digits in audit(SEC.MS:SERIAL)', lineNo, buf, start, end);
+    return issue(
+      'ERR_BAD_TIMESTAMP',
+      'Malformed timestamp: expected digits in audit(SEC.MS:SERIAL)',
+      lineNo,
+      buf,
+      start,
+      end,
+    );
   }
   // The kernel always writes three digits; read other widths as a decimal
   // fraction (".5" is 500 ms), which is what the text means.
@@ -207,7 +271,8 @@ export function parseLineBytes(
   let node: string | null = null;
   if (startsWith(buf, pos, end, 'node=')) {
     const sp = indexIn(buf, SPACE, pos, end);
-    if (sp < 0) return issue('ERR_BAD_RECORD', 'Line has a node= prefix but no record', lineNo, buf, start, end);
+    if (sp < 0)
+      return issue('ERR_BAD_RECORD', 'Line has a node= prefix but no record', lineNo, buf, start, end);
     node = buf.toString('utf8', pos + 5, sp);
     pos = sp + 1;
   }
@@ -215,7 +280,8 @@ export function parseLineBytes(
     return issue('ERR_BAD_RECORD', 'Line is not an audit record: expected type=', lineNo, buf, start, end);
   }
   const typeEnd = indexIn(buf, SPACE, pos + 5, end);
-  if (typeEnd < 0) return issue('ERR_BAD_RECORD', 'Record has a type but no msg=audit(...)', lineNo, buf, start, end);
+  if (typeEnd < 0)
+    return issue('ERR_BAD_RECORD', 'Record has a type but no msg=audit(...)', lineNo, buf, start, end);
   if (!startsWith(buf, typeEnd + 1, end, 'msg=audit(')) {
     return issue('ERR_BAD_RECORD', 'Record has no msg=audit(...) after its type', lineNo, buf, start, end);
   }
@@ -233,7 +299,11 @@ export function parseLine(line: string, lineNo: number): AuditRecord | ParseIssu
  * Parses a record in the netlink payload form, `audit(SEC.MS:SERIAL): fields`,
  * whose type arrives separately as the netlink message type.
  */
-export function parseNetlink(type: number, payload: string | Buffer, node: string | null = null): AuditRecord | ParseIssue {
+export function parseNetlink(
+  type: number,
+  payload: string | Buffer,
+  node: string | null = null,
+): AuditRecord | ParseIssue {
   const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
   let end = buf.length;
   // Some senders include the C string's terminating NUL.

@@ -1,0 +1,303 @@
+// AuditReader against the real kernel, under withAuditState (lock, then
+// restore). Audit is enabled only for the duration of each test and the
+// one rule matches only processes spawned with auid 4242.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  auditSkipReason,
+  skipIfDaemonRegistered,
+  runWithLoginuid,
+  TEST_LOGINUID,
+  withAuditState,
+  type AuditStateContext,
+} from '../../test/support/audit-state.js';
+import { Collector } from '../../test/support/collector.js';
+import { startDaemonChild } from '../../test/support/daemon-child.js';
+import type { AuditNetlink } from './netlink.js';
+import { AuditReader, type AuditMessage } from './reader.js';
+
+const skip = auditSkipReason() ?? false;
+// Longer than the lock wait (120 s), so a busy lock fails with its own message.
+const timeout = 180_000;
+const USER_TYPE = 2142;
+const SYSCALL = 1300;
+
+/** Enables audit and adds `-a always,exit -F arch=b64 -S execve -F auid=4242 -k KEY`. */
+function auditExecveOfTestUser({ netlink }: AuditStateContext, key: string): void {
+  netlink.setStatus({ enabled: true, backlogLimit: 8192 });
+  netlink.addRule({
+    list: 'exit',
+    action: 'always',
+    arch: 'b64',
+    syscalls: [59],
+    fields: [{ name: 'auid', op: '=', value: TEST_LOGINUID }],
+    key,
+  });
+}
+
+const isUserMessage =
+  (nonce: string) =>
+  (m: AuditMessage): boolean =>
+    m.type === USER_TYPE && m.payload.includes(`nonce=${nonce}`);
+
+const isExecveOf =
+  (pid: number, key: string) =>
+  (m: AuditMessage): boolean =>
+    m.type === SYSCALL && m.payload.includes(` pid=${pid} `) && m.payload.includes(`key="${key}"`);
+
+/** Sends a marker and runs /bin/true as auid 4242; returns the nonce and the child's pid. */
+async function provoke(netlink: AuditNetlink): Promise<{ nonce: string; pid: number }> {
+  const nonce = randomUUID();
+  netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+  const run = await runWithLoginuid(TEST_LOGINUID, ['/bin/true']);
+  assert.equal(run.code, 0, run.stderr);
+  return { nonce, pid: run.pid };
+}
+
+void test(
+  'a unicast reader registers, reads kernel-stamped records and unregisters on close',
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      const key = `contid-test-${process.pid}`;
+      auditExecveOfTestUser(context, key);
+      const reader = await AuditReader.open({ mode: 'unicast' });
+      try {
+        assert.equal(context.netlink.getStatus().pid, process.pid, 'the worker registered process.pid');
+        assert.ok(reader.stats().receiveBufferBytes >= 64 * 1024 * 1024, 'SO_RCVBUFFORCE took effect');
+        const collector = new Collector(reader);
+        const { nonce, pid } = await provoke(context.netlink);
+
+        const user = await collector.waitFor(isUserMessage(nonce), 'user message');
+        assert.match(user.payload, /^audit\(\d+\.\d{3}:\d+\): /);
+        assert.match(user.payload, new RegExp(` pid=${process.pid} uid=0 `), 'the kernel stamped our pid');
+        assert.ok(user.payload.endsWith(`msg='op=test nonce=${nonce}'`), 'the text arrived whole');
+
+        const execve = await collector.waitFor(isExecveOf(pid, key), 'execve SYSCALL record');
+        assert.match(execve.payload, / syscall=59 success=yes /);
+        assert.match(execve.payload, new RegExp(` auid=${TEST_LOGINUID} `));
+        assert.match(execve.payload, / exe="\/usr\/bin\/true" /);
+        assert.ok(
+          collector.messages.some(
+            (m) => m.type === 1320 && m.payload.startsWith(execve.payload.slice(0, 30)),
+          ),
+          'the event ends with its EOE record',
+        );
+      } finally {
+        await reader.close();
+      }
+      await reader.close();
+      assert.equal(context.netlink.getStatus().pid, 0, 'close unregistered');
+      const stats = reader.stats();
+      assert.ok(stats.messages >= 3 && stats.bytes > 0 && stats.batches > 0, JSON.stringify(stats));
+      assert.equal(stats.enobufs, 0);
+      assert.equal(stats.queuedMessages, 0);
+    });
+  },
+);
+
+void test(
+  'a multicast reader reads the same records while another socket is the daemon',
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      const key = `contid-test-${process.pid}`;
+      auditExecveOfTestUser(context, key);
+      const daemon = await AuditReader.open({ mode: 'unicast' });
+      const copy = await AuditReader.open({ mode: 'multicast' });
+      try {
+        const fromDaemon = new Collector(daemon);
+        const fromCopy = new Collector(copy);
+        const { nonce, pid } = await provoke(context.netlink);
+        for (const collector of [fromDaemon, fromCopy]) {
+          const user = await collector.waitFor(isUserMessage(nonce), 'user message');
+          assert.match(user.payload, new RegExp(` pid=${process.pid} `));
+          await collector.waitFor(isExecveOf(pid, key), 'execve SYSCALL record');
+        }
+        const [a, b] = [fromDaemon, fromCopy].map((c) => c.messages.find(isUserMessage(nonce))?.payload);
+        assert.equal(a, b, 'both readers got the identical record');
+      } finally {
+        await copy.close();
+        await daemon.close();
+      }
+      assert.equal(context.netlink.getStatus().pid, 0);
+    });
+  },
+);
+
+void test(
+  'a unicast reader cannot open while another daemon is registered (EEXIST)',
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      const { netlink } = context;
+      const daemon = await startDaemonChild();
+      try {
+        await assert.rejects(AuditReader.open({ mode: 'unicast' }), {
+          name: 'SyscallError',
+          code: 'EEXIST',
+          message: 'Cannot register as the audit daemon: another daemon is registered (EEXIST)',
+        });
+        assert.equal(netlink.getStatus().pid, daemon.pid);
+      } finally {
+        assert.equal(await daemon.stop(), 0);
+      }
+    });
+  },
+);
+
+void test('close leaves a registration alone that is no longer ours', { skip, timeout }, async (t) => {
+  await withAuditState(async (context) => {
+    if (skipIfDaemonRegistered(t, context)) return;
+    const { netlink } = context;
+    const reader = await AuditReader.open({ mode: 'unicast' });
+    // Same pid, so the kernel lets another of our sockets unregister.
+    netlink.unregisterDaemon();
+    const daemon = await startDaemonChild();
+    try {
+      await reader.close();
+      assert.equal(netlink.getStatus().pid, daemon.pid, 'the other daemon is still registered');
+    } finally {
+      assert.equal(await daemon.stop(), 0);
+    }
+  });
+});
+
+void test('a full queue pauses the worker and no record is lost', { skip, timeout }, async (t) => {
+  await withAuditState(async (context) => {
+    if (skipIfDaemonRegistered(t, context)) return;
+    const { netlink } = context;
+    netlink.setStatus({ enabled: true, backlogLimit: 8192 });
+    const reader = await AuditReader.open({ mode: 'unicast', maxQueuedMessages: 8, maxBatchMessages: 4 });
+    try {
+      const nonce = randomUUID();
+      const count = 60;
+      let highest = 0;
+      for (let i = 0; i < count; i++) {
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce} i=${i}`);
+        // Let batches arrive between sends so the main thread sees the queue fill.
+        if (i % 5 === 4) await sleep(10);
+        highest = Math.max(highest, reader.stats().queuedMessages);
+      }
+      await sleep(300);
+      const paused = reader.stats();
+      assert.ok(paused.pauses >= 1, `the worker paused: ${JSON.stringify(paused)}`);
+      assert.ok(Math.max(highest, paused.queuedMessages) < count, 'the queue stayed bounded');
+
+      const seen: number[] = [];
+      for await (const batch of reader) {
+        for (const m of batch) {
+          const match = / i=(\d+)'$/.exec(m.payload);
+          if (m.type === USER_TYPE && m.payload.includes(nonce) && match?.[1] !== undefined) {
+            seen.push(Number(match[1]));
+          }
+        }
+        if (seen.length === count) break;
+      }
+      assert.deepEqual(
+        seen,
+        Array.from({ length: count }, (_, i) => i),
+        'every record arrived, in order',
+      );
+      assert.equal(reader.stats().enobufs, 0);
+    } finally {
+      await reader.close();
+    }
+    assert.equal(netlink.getStatus().pid, 0);
+  });
+});
+
+void test('aborting the signal closes the reader and ends the iteration', { skip, timeout }, async (t) => {
+  await withAuditState(async (context) => {
+    if (skipIfDaemonRegistered(t, context)) return;
+    const { netlink } = context;
+    const controller = new AbortController();
+    const reader = await AuditReader.open({ mode: 'unicast', signal: controller.signal });
+    const consumed = (async () => {
+      let batches = 0;
+      for await (const batch of reader) batches += batch.length > 0 ? 1 : 0;
+      return batches;
+    })();
+    controller.abort();
+    assert.ok((await consumed) >= 0);
+    await reader.close();
+    assert.equal(netlink.getStatus().pid, 0);
+  });
+});
+
+void test(
+  'destroy discards queued records and the iteration throws the given error',
+  { skip, timeout },
+  async () => {
+    await withAuditState(async ({ netlink }) => {
+      netlink.setStatus({ enabled: true });
+      const reader = await AuditReader.open({ mode: 'multicast' });
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${randomUUID()}`);
+      await sleep(100);
+      await reader.destroy(new Error('stop now'));
+      assert.equal(reader.stats().queuedMessages, 0);
+      await assert.rejects(reader[Symbol.asyncIterator]().next(), { message: 'stop now' });
+    });
+  },
+);
+
+void test(
+  'records the kernel drops for a stalled multicast reader are counted as ENOBUFS',
+  { skip, timeout },
+  async () => {
+    await withAuditState(async ({ netlink }) => {
+      netlink.setStatus({ enabled: true, backlogLimit: 8192 });
+      // A tiny socket buffer, and a queue that pauses the worker after one record.
+      const reader = await AuditReader.open({
+        mode: 'multicast',
+        receiveBufferBytes: 4096,
+        maxQueuedMessages: 1,
+      });
+      try {
+        const nonce = randomUUID();
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce} i=first`);
+        for (let waited = 0; reader.stats().pauses === 0 && waited < 5000; waited += 10) await sleep(10);
+        assert.equal(reader.stats().pauses, 1, 'the worker paused');
+        const flood = 300;
+        for (let i = 0; i < flood; i++) netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce} i=${i}`);
+
+        // kauditd delivers asynchronously: give it time while the worker is paused.
+        await sleep(300);
+        assert.equal(reader.stats().pauses, 1, 'the worker stayed paused');
+        const collector = new Collector(reader);
+        // Resumed, the worker first gets ENOBUFS, then what the socket held;
+        // the socket drops everything until it has room again.
+        for (let waited = 0; reader.stats().enobufs === 0 && waited < 5000; waited += 10) await sleep(10);
+        await sleep(100);
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce} i=last`);
+        await collector.waitFor((m) => m.payload.includes(`nonce=${nonce} i=last`), 'last user message');
+        const flooded = collector.messages.filter(
+          (m) => / i=\d+'$/.test(m.payload) && m.payload.includes(nonce),
+        );
+        assert.ok(
+          flooded.length < flood,
+          `the kernel dropped records (${flooded.length} of ${flood} arrived)`,
+        );
+        assert.ok(reader.stats().enobufs >= 1, `the drop was counted: ${JSON.stringify(reader.stats())}`);
+      } finally {
+        await reader.close();
+      }
+    });
+  },
+);
+
+void test('open refuses an unknown mode or a non-positive bound before starting a worker', async () => {
+  await assert.rejects(AuditReader.open({ mode: 'both' as 'unicast' }), {
+    name: 'RangeError',
+    message: 'Cannot open an audit reader: unknown mode "both"',
+  });
+  await assert.rejects(AuditReader.open({ mode: 'multicast', maxQueuedMessages: 0 }), {
+    name: 'RangeError',
+    message: 'Cannot open an audit reader: maxQueuedMessages 0 is not a positive integer',
+  });
+});

@@ -1,0 +1,383 @@
+/**
+ * {@link AuditReader}: the kernel audit stream as an async iterable of
+ * record batches, read by a worker thread (reader-worker.ts).
+ *
+ * Backpressure: batches wait in a queue bounded by `maxQueuedMessages`.
+ * When it is full the worker stops reading and the records stay in the
+ * socket's receive buffer (64 MiB by default). If that fills up too, the
+ * kernel drops records for a multicast reader (counted as ENOBUFS in
+ * {@link AuditReaderStats.enobufs}) and, for the registered daemon, holds
+ * them in its backlog and slows the audited processes (backlog_wait_time)
+ * before it counts them as `lost`. Nothing is dropped silently here.
+ */
+import { Worker } from 'node:worker_threads';
+import { SyscallError, close as closeFd } from './libc.js';
+import { AuditNetlink } from './netlink.js';
+import {
+  CONTROL_PAUSE,
+  CONTROL_SLOTS,
+  CONTROL_STOP,
+  type AuditMessage,
+  type AuditReaderMode,
+  type ReaderReport,
+  type ReaderWorkerConfig,
+  unpackBatch,
+} from './reader-protocol.js';
+
+export type { AuditMessage, AuditReaderMode } from './reader-protocol.js';
+
+/** Options for {@link AuditReader.open}. */
+export interface AuditReaderOptions {
+  /**
+   * 'unicast': register as the audit daemon (fails with EEXIST while auditd
+   * or another daemon is registered). 'multicast': read a copy of the stream
+   * beside whatever daemon runs (needs CAP_AUDIT_READ).
+   */
+  readonly mode: AuditReaderMode;
+  /** Socket receive buffer, forced with SO_RCVBUFFORCE. Default 64 MiB. */
+  readonly receiveBufferBytes?: number;
+  /** Longest blocking receive (SO_RCVTIMEO), hence the stop latency. Default 200 ms. */
+  readonly pollMs?: number;
+  /** Most records per batch. Default 256. */
+  readonly maxBatchMessages?: number;
+  /** Longest time a received record waits to be posted under load. Default 20 ms. */
+  readonly flushMs?: number;
+  /** Records queued for the consumer before the worker pauses. Default 65 536. */
+  readonly maxQueuedMessages?: number;
+  /** Closes the reader when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+/** Counters of an {@link AuditReader}; totals since it opened. */
+export interface AuditReaderStats {
+  /** Records handed to the main thread. */
+  readonly messages: number;
+  /** Payload bytes of those records. */
+  readonly bytes: number;
+  readonly batches: number;
+  /** Times the kernel reported ENOBUFS: records were dropped because the socket buffer was full. */
+  readonly enobufs: number;
+  /** Times the queue reached `maxQueuedMessages` and the worker paused. */
+  readonly pauses: number;
+  /** Records waiting for the consumer now. */
+  readonly queuedMessages: number;
+  /** The receive buffer the kernel granted (it reports twice the requested size). */
+  readonly receiveBufferBytes: number;
+}
+
+const DEFAULTS = {
+  receiveBufferBytes: 64 * 1024 * 1024,
+  pollMs: 200,
+  maxBatchMessages: 256,
+  flushMs: 20,
+  maxQueuedMessages: 65536,
+} as const;
+
+interface Waiter {
+  resolve(result: IteratorResult<readonly AuditMessage[]>): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Reads the kernel audit stream in a worker thread.
+ *
+ * ```ts
+ * const reader = await AuditReader.open({ mode: 'unicast' });
+ * for await (const batch of reader) for (const { type, payload } of batch) handle(type, payload);
+ * ```
+ *
+ * One consumer per reader. Leaving the loop early (break, throw) closes it.
+ */
+export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
+  /** How this reader gets records. */
+  readonly mode: AuditReaderMode;
+  readonly #worker: Worker;
+  readonly #control: Int32Array;
+  readonly #maxQueued: number;
+  readonly #exited: Promise<void>;
+  readonly #pollMs: number;
+  #queue: (readonly AuditMessage[])[] = [];
+  #waiter: Waiter | undefined;
+  #error: Error | undefined;
+  #ended = false;
+  /** The worker reported its end, so its finally block closes the socket. */
+  #workerReported = false;
+  #discard = false;
+  #closing: Promise<void> | undefined;
+  #fd = -1;
+  #stats = {
+    messages: 0,
+    bytes: 0,
+    batches: 0,
+    enobufs: 0,
+    pauses: 0,
+    queuedMessages: 0,
+    receiveBufferBytes: 0,
+  };
+
+  private constructor(
+    mode: AuditReaderMode,
+    worker: Worker,
+    control: Int32Array,
+    options: AuditReaderOptions,
+  ) {
+    this.mode = mode;
+    this.#worker = worker;
+    this.#control = control;
+    this.#maxQueued = options.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
+    this.#pollMs = options.pollMs ?? DEFAULTS.pollMs;
+    this.#exited = new Promise((resolve) => {
+      worker.once('exit', () => {
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Starts the worker and resolves once its socket is ready (registered, in
+   * unicast mode).
+   *
+   * @throws {SyscallError} EEXIST when another daemon is registered (unicast),
+   *   EPERM without the capability, and whatever opening the socket gave.
+   */
+  static async open(options: AuditReaderOptions): Promise<AuditReader> {
+    if (options.mode !== 'unicast' && options.mode !== 'multicast') {
+      throw new RangeError(`Cannot open an audit reader: unknown mode ${JSON.stringify(options.mode)}`);
+    }
+    for (const name of [
+      'receiveBufferBytes',
+      'pollMs',
+      'maxBatchMessages',
+      'flushMs',
+      'maxQueuedMessages',
+    ] as const) {
+      const value = options[name];
+      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+        throw new RangeError(`Cannot open an audit reader: ${name} ${value} is not a positive integer`);
+      }
+    }
+    const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    const config: ReaderWorkerConfig = {
+      mode: options.mode,
+      receiveBufferBytes: options.receiveBufferBytes ?? DEFAULTS.receiveBufferBytes,
+      pollMs: options.pollMs ?? DEFAULTS.pollMs,
+      maxBatchMessages: options.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
+      flushMs: options.flushMs ?? DEFAULTS.flushMs,
+      control: control.buffer,
+    };
+    const worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: config });
+    const reader = new AuditReader(options.mode, worker, control, options);
+    await reader.#started();
+    const { signal } = options;
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        reader.close().catch((error: unknown) => {
+          reader.#fail(error instanceof Error ? error : new Error(String(error)));
+        });
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      void reader.#exited.then(() => {
+        signal.removeEventListener('abort', onAbort);
+      });
+    }
+    return reader;
+  }
+
+  #started(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      this.#worker.on('message', (report: ReaderReport) => {
+        if (!ready && report.kind === 'ready') {
+          ready = true;
+          resolve();
+        }
+        this.#onReport(report);
+        if (!ready && this.#error !== undefined) reject(this.#error);
+      });
+      this.#worker.on('error', (error) => {
+        this.#fail(error);
+        if (!ready) reject(error);
+      });
+      this.#worker.on('exit', () => {
+        this.#ended = true;
+        this.#wake();
+        if (!ready) reject(this.#error ?? new Error('The audit reader worker exited before it was ready'));
+      });
+    });
+  }
+
+  #onReport(report: ReaderReport): void {
+    switch (report.kind) {
+      case 'ready':
+        this.#fd = report.fd;
+        this.#stats.receiveBufferBytes = report.receiveBufferBytes;
+        break;
+      case 'batch': {
+        this.#stats.enobufs = report.enobufs;
+        this.#stats.messages += report.batch.types.length;
+        this.#stats.bytes += report.batch.text.byteLength;
+        this.#stats.batches++;
+        if (this.#discard) break;
+        const messages = unpackBatch(report.batch);
+        this.#queue.push(messages);
+        this.#stats.queuedMessages += messages.length;
+        if (
+          this.#stats.queuedMessages >= this.#maxQueued &&
+          Atomics.load(this.#control, CONTROL_PAUSE) === 0
+        ) {
+          Atomics.store(this.#control, CONTROL_PAUSE, 1);
+          this.#stats.pauses++;
+        }
+        break;
+      }
+      case 'closed':
+        this.#workerReported = true;
+        this.#stats.enobufs = report.enobufs;
+        break;
+      case 'error':
+        this.#workerReported = true;
+        this.#stats.enobufs = report.enobufs;
+        this.#fail(
+          report.errno === undefined
+            ? new Error(report.message)
+            : SyscallError.withMessage(report.message, report.errno),
+        );
+        break;
+    }
+    this.#wake();
+  }
+
+  #fail(error: Error): void {
+    this.#error ??= error;
+    this.#wake();
+  }
+
+  /** Settles a pending `next()` if there is anything to tell it. */
+  #wake(): void {
+    const waiter = this.#waiter;
+    if (waiter === undefined) return;
+    const result = this.#take();
+    if (result === undefined) return;
+    this.#waiter = undefined;
+    if (result instanceof Error) waiter.reject(result);
+    else waiter.resolve(result);
+  }
+
+  /** The next iterator result, an error to throw, or undefined to keep waiting. */
+  #take(): IteratorResult<readonly AuditMessage[]> | Error | undefined {
+    const batch = this.#queue.shift();
+    if (batch !== undefined) {
+      this.#stats.queuedMessages -= batch.length;
+      if (
+        this.#stats.queuedMessages <= this.#maxQueued / 2 &&
+        Atomics.load(this.#control, CONTROL_PAUSE) !== 0
+      ) {
+        Atomics.store(this.#control, CONTROL_PAUSE, 0);
+        Atomics.notify(this.#control, CONTROL_PAUSE);
+      }
+      return { value: batch, done: false };
+    }
+    if (this.#error !== undefined) return this.#error;
+    if (this.#ended) return { value: undefined, done: true };
+    return undefined;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): AuditReaderStats {
+    return { ...this.#stats };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<readonly AuditMessage[]> {
+    return {
+      next: () => {
+        if (this.#waiter !== undefined) {
+          return Promise.reject(new Error('AuditReader has one consumer at a time'));
+        }
+        const result = this.#take();
+        if (result instanceof Error) return Promise.reject(result);
+        if (result !== undefined) return Promise.resolve(result);
+        return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /**
+   * Unregisters (unicast, and only if the kernel still has process.pid as
+   * the daemon), then stops the worker, which first reads what its socket
+   * already holds. Batches already queued are still delivered to the
+   * iterator, which then ends. Idempotent.
+   *
+   * @throws {SyscallError} when the registration could not be checked or
+   *   removed; the worker is stopped all the same.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#stop();
+    return this.#closing;
+  }
+
+  /**
+   * Stops like {@link close} but discards queued batches; the iterator then
+   * throws `error`, or ends if none is given.
+   */
+  destroy(error?: Error): Promise<void> {
+    this.#discard = true;
+    this.#queue = [];
+    this.#stats.queuedMessages = 0;
+    if (error !== undefined) this.#fail(error);
+    else this.#ended = true;
+    this.#wake();
+    return this.close();
+  }
+
+  async #stop(): Promise<void> {
+    // Unregistering first lets the worker's drain see the last record the
+    // kernel will send it. Any of our sockets may unregister: the kernel
+    // checks the pid, not the socket.
+    let failure: Error | undefined;
+    if (this.mode === 'unicast') {
+      try {
+        unregisterIfOurs();
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+    }
+    Atomics.store(this.#control, CONTROL_STOP, 1);
+    Atomics.store(this.#control, CONTROL_PAUSE, 0);
+    Atomics.notify(this.#control, CONTROL_PAUSE);
+    // The worker notices within pollMs, then drains for at most pollMs.
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.#exited.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(
+          () => {
+            resolve(true);
+          },
+          this.#pollMs * 5 + 5000,
+        );
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) await this.#worker.terminate();
+    // A worker terminated inside a receive never closed its socket, which
+    // belongs to the process, not the thread.
+    if (!this.#workerReported && this.#fd >= 0) closeFd(this.#fd);
+    this.#fd = -1;
+    if (failure !== undefined) throw failure;
+  }
+}
+
+/** AUDIT_SET pid 0 if the registered daemon is this process. */
+function unregisterIfOurs(): void {
+  const net = new AuditNetlink();
+  try {
+    if (net.getStatus().pid === process.pid) net.unregisterDaemon();
+  } finally {
+    net.close();
+  }
+}
