@@ -1,0 +1,67 @@
+/**
+ * The daemon's interface to its front ends (the control socket, `contid
+ * status`). The control server depends only on this, not on how the daemon
+ * reads the kernel.
+ */
+import type { MarkerCaller } from '../marker/format.js';
+import type { ContainerOp } from '../policy/labeller.js';
+import type { ContidErrno } from '../policy/errno.js';
+
+/** An operation an orchestrator asks for. */
+export interface OperationRequest {
+  readonly op: 'set' | 'grant' | 'adopt';
+  /** Target host pid. */
+  readonly pid: number;
+  /** Decimal u64 for set and adopt; absent for grant. */
+  readonly contid?: string;
+  /** Who asked, as established by the control server (SO_PEERCRED, /proc). */
+  readonly caller: MarkerCaller;
+}
+
+/** The answer, given once the operation's marker has been read back from the kernel. */
+export interface OperationResult {
+  /** Null when accepted. */
+  readonly errno: ContidErrno | null;
+  /** The CONTAINER_OP the labeller recorded for it. */
+  readonly op: ContainerOp;
+}
+
+/** What `get` reports about a process. */
+export interface ProcessLabel {
+  readonly pid: number;
+  /** Leaf-to-root chain (`4,^2,^1`), or null when unset. */
+  readonly contid: string | null;
+}
+
+/** Counters for `contid status`. */
+export interface DaemonStatus {
+  readonly pid: number;
+  readonly startedAt: string;
+  /** 'unicast' (the audit daemon), 'multicast' (beside auditd) or 'plugin' (auditd's stdin). */
+  readonly source: string;
+  readonly records: number;
+  readonly events: number;
+  /** Records per second over the last interval. */
+  readonly recordRate: number;
+  /** Milliseconds between the newest record's timestamp and now. */
+  readonly lagMs: number;
+  readonly losses: { readonly enobufs: number; readonly kernelLost: number; readonly serialGaps: number };
+  readonly processes: number;
+  readonly containers: number;
+  readonly forgeries: number;
+  readonly [key: string]: unknown;
+}
+
+/** The daemon as its front ends see it. */
+export interface DaemonApi {
+  /**
+   * Sends the operation's marker into the kernel and resolves when the
+   * daemon has read it back and applied it. Rejects with an Error whose
+   * `code` is 'ETIMEDOUT' when the marker does not come back in time (audit
+   * disabled, daemon overloaded).
+   */
+  submit(request: OperationRequest, signal?: AbortSignal): Promise<OperationResult>;
+  /** The label of a live process, or null when the daemon does not know it. */
+  get(pid: number): ProcessLabel | null;
+  status(): DaemonStatus;
+}
