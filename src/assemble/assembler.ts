@@ -1,4 +1,5 @@
 import { isStandaloneType, isUserMessageType } from '../interpret/record-types.js';
+import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { eventKey } from '../parse/record.js';
 import type { AuditEvent } from './event.js';
@@ -57,11 +58,10 @@ export interface AssemblerStats {
 type Key = number | string;
 
 interface OpenEvent {
-  readonly node: string | null;
-  readonly time: string;
+  readonly key: Key;
   readonly timeMs: number;
-  readonly serial: number;
   readonly records: AuditRecord[];
+  closed: boolean;
 }
 
 /**
@@ -88,6 +88,16 @@ export class EventAssembler {
    */
   readonly #open = new Map<Key, OpenEvent>();
   #openStringKeys = 0;
+  /**
+   * Open events in arrival order, for time-outs and capacity: a queue with a
+   * head index (closed entries are skipped), so that no iterator or entry
+   * array is allocated per record.
+   */
+  #order: OpenEvent[] = [];
+  #head = 0;
+  /** Keys of #recent in insertion order, for its bounded eviction. */
+  readonly #recentKeys: Key[] = [];
+  #recentHead = 0;
   /** Recently closed keys, each with its records, for duplicates and late records. */
   readonly #recent = new Map<Key, AuditRecord[]>();
   readonly #gaps = new SerialGapTracker();
@@ -136,14 +146,14 @@ export class EventAssembler {
     const open = this.#open.get(key);
 
     if (type === EOE) {
-      if (open !== undefined) this.#close(key, open, 'eoe');
+      if (open !== undefined) this.#close(open, 'eoe');
       else st.strayEoe++;
     } else if (open !== undefined) {
       if (this.#isDuplicate(open.records, record)) {
         st.duplicates++;
       } else {
         open.records.push(record);
-        if (type === PROCTITLE && this.#closeOnProctitle) this.#close(key, open, 'proctitle');
+        if (type === PROCTITLE && this.#closeOnProctitle) this.#close(open, 'proctitle');
       }
     } else {
       const recent = this.#recent.get(key);
@@ -153,51 +163,63 @@ export class EventAssembler {
         this.#emit(key, record, [record], 'standalone');
       } else {
         if (recent !== undefined) st.late++;
-        const ev: OpenEvent = {
-          node: record.node,
-          time: record.time,
-          timeMs: record.timeMs,
-          serial: record.serial,
-          records: [record],
-        };
+        const ev: OpenEvent = { key, timeMs: record.timeMs, records: [record], closed: false };
         this.#open.set(key, ev);
         if (typeof key === 'string') this.#openStringKeys++;
         if (this.#open.size > st.maxOpen) st.maxOpen = this.#open.size;
-        if (type === PROCTITLE && this.#closeOnProctitle) this.#close(key, ev, 'proctitle');
-        else if (this.#open.size > this.#maxInFlight) this.#closeOldest('capacity');
+        if (type === PROCTITLE && this.#closeOnProctitle) {
+          this.#close(ev, 'proctitle');
+        } else {
+          this.#order.push(ev);
+          if (this.#open.size > this.#maxInFlight) this.#closeOldest('capacity');
+        }
       }
     }
     this.#expire();
   }
 
-  /** Closes every open event (end of input). */
+  /** Closes every open event (end of input), oldest first. */
   end(): void {
-    for (const [key, ev] of this.#open) this.#close(key, ev, 'end');
+    for (let i = this.#head; i < this.#order.length; i++) {
+      const ev = this.#order[i]!;
+      if (!ev.closed) this.#close(ev, 'end');
+    }
+    this.#order = [];
+    this.#head = 0;
+  }
+
+  /** The oldest open event, skipping closed ones; undefined when none. */
+  #oldest(): OpenEvent | undefined {
+    const order = this.#order;
+    while (this.#head < order.length && order[this.#head]!.closed) this.#head++;
+    if (this.#head > 4096 && this.#head * 2 > order.length) {
+      this.#order = order.slice(this.#head);
+      this.#head = 0;
+    }
+    return this.#order[this.#head];
   }
 
   #expire(): void {
     const limit = this.#clock - this.#timeout;
     // Open events are in arrival order, which is close to time order; stop at
     // the first one still inside the window so that this stays O(1) per record.
-    for (const [key, ev] of this.#open) {
-      if (ev.timeMs >= limit) return;
+    for (;;) {
+      const ev = this.#oldest();
+      if (ev === undefined || ev.timeMs >= limit) return;
       this.#stats.timedOut++;
-      this.#close(key, ev, 'timeout');
+      this.#close(ev, 'timeout');
     }
   }
 
   #closeOldest(reason: AuditEvent['closedBy']): void {
-    for (const [key, ev] of this.#open) {
-      this.#stats.evictedAtCapacity++;
-      this.#close(key, ev, reason);
-      return;
-    }
+    const ev = this.#oldest();
+    if (ev === undefined) return;
+    this.#stats.evictedAtCapacity++;
+    this.#close(ev, reason);
   }
 
   #isDuplicate(records: readonly AuditRecord[], record: AuditRecord): boolean {
-    for (const r of records) {
-      if (r.type === record.type && r.body === record.body && r.enriched === record.enriched) return true;
-    }
+    for (const r of records) if (r.type === record.type && sameContent(r, record)) return true;
     return false;
   }
 
@@ -215,15 +237,16 @@ export class EventAssembler {
         const k = eventKey(null, record.time, serial);
         return this.#open.has(k) ? k : serial;
       }
-      if (byNumber.time === record.time) return serial;
+      if (byNumber.timeMs === record.timeMs) return serial;
     }
     return eventKey(record.node, record.time, serial);
   }
 
-  #close(key: Key, ev: OpenEvent, closedBy: AuditEvent['closedBy']): void {
-    this.#open.delete(key);
-    if (typeof key === 'string') this.#openStringKeys--;
-    this.#emit(key, ev.records[0]!, ev.records, closedBy);
+  #close(ev: OpenEvent, closedBy: AuditEvent['closedBy']): void {
+    ev.closed = true;
+    this.#open.delete(ev.key);
+    if (typeof ev.key === 'string') this.#openStringKeys--;
+    this.#emit(ev.key, ev.records[0]!, ev.records, closedBy);
   }
 
   #emit(key: Key, first: AuditRecord, records: AuditRecord[], closedBy: AuditEvent['closedBy']): void {
@@ -235,19 +258,51 @@ export class EventAssembler {
       if (seen.length < 1024) this.#recent.set(key, [...seen, ...records]);
     } else {
       this.#recent.set(key, records);
+      this.#recentKeys.push(key);
       if (this.#recent.size > this.#recentMax) {
-        const oldest = this.#recent.keys().next().value;
-        if (oldest !== undefined) this.#recent.delete(oldest);
+        this.#recent.delete(this.#recentKeys[this.#recentHead++]!);
+        if (this.#recentHead > 4096) {
+          this.#recentKeys.splice(0, this.#recentHead);
+          this.#recentHead = 0;
+        }
       }
     }
     this.#stats.events++;
-    this.#onEvent({
-      node: first.node,
-      time: first.time,
-      timeMs: first.timeMs,
-      serial: first.serial,
-      records,
-      closedBy,
-    });
+    this.#onEvent(new Event(first, records, closedBy));
   }
+}
+
+/** An assembled event; its time text is read from its first record only when asked for. */
+class Event implements AuditEvent {
+  readonly node: string | null;
+  readonly timeMs: number;
+  readonly serial: number;
+
+  constructor(
+    first: AuditRecord,
+    readonly records: AuditRecord[],
+    readonly closedBy: AuditEvent['closedBy'],
+  ) {
+    this.node = first.node;
+    this.timeMs = first.timeMs;
+    this.serial = first.serial;
+  }
+
+  get time(): string {
+    return this.records[0]!.time;
+  }
+}
+
+/** Whether two records have the same text (fields and enriched part). */
+function sameContent(a: AuditRecord, b: AuditRecord): boolean {
+  if (a instanceof ByteRecord && b instanceof ByteRecord) {
+    if (a.bodyEnd - a.bodyStart !== b.bodyEnd - b.bodyStart) return false;
+    if (a.enrichedEnd - a.enrichedStart !== b.enrichedEnd - b.enrichedStart) return false;
+    if (a.src.compare(b.src, b.bodyStart, b.bodyEnd, a.bodyStart, a.bodyEnd) !== 0) return false;
+    return (
+      a.enrichedStart < 0 ||
+      a.src.compare(b.src, b.enrichedStart, b.enrichedEnd, a.enrichedStart, a.enrichedEnd) === 0
+    );
+  }
+  return a.body === b.body && a.enriched === b.enriched;
 }

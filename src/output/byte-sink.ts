@@ -51,6 +51,26 @@ export class ByteSink {
     this.#pos += this.#buf.write(s, this.#pos, 'utf8');
   }
 
+  /**
+   * Makes room for `n` more bytes and returns the buffer to write into, from
+   * `position`; the writer then calls commit() with its new position. For
+   * hot loops that write many small pieces.
+   */
+  reserve(n: number): Buffer {
+    if (this.#pos + n > this.#buf.length) this.#grow(n);
+    return this.#buf;
+  }
+
+  /** The write position in the buffer reserve() returned. */
+  get position(): number {
+    return this.#pos;
+  }
+
+  /** Sets the write position after writing into the reserved buffer. */
+  commit(position: number): void {
+    this.#pos = position;
+  }
+
   /** Writes one byte. */
   byte(c: number): void {
     if (this.#pos + 1 > this.#buf.length) this.#grow(1);
@@ -146,3 +166,28 @@ export class ByteSink {
 }
 
 const HEX = Buffer.from('0123456789abcdef');
+
+/**
+ * Copies `src[from..to)` into `out` at `p` as the inside of a JSON string
+ * (the escaping of ByteSink.jsonBytes); returns the new position. `out` must
+ * have room for six bytes per input byte.
+ */
+export function escapeInto(src: Uint8Array, from: number, to: number, out: Uint8Array, p: number): number {
+  for (let i = from; i < to; i++) {
+    const c = src[i]!;
+    if (c >= 0x20 && c !== 0x22 && c !== 0x5c && c !== 0x7f) {
+      out[p++] = c;
+    } else if (c === 0x22 || c === 0x5c) {
+      out[p++] = 0x5c;
+      out[p++] = c;
+    } else {
+      out[p++] = 0x5c;
+      out[p++] = 0x75;
+      out[p++] = 0x30;
+      out[p++] = 0x30;
+      out[p++] = HEX[c >> 4]!;
+      out[p++] = HEX[c & 15]!;
+    }
+  }
+  return p;
+}

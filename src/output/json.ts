@@ -1,9 +1,10 @@
+import { isUtf8 } from 'node:buffer';
 import type { AuditEvent } from '../assemble/event.js';
 import { GID_FIELDS, UID_FIELDS } from '../interpret/ids.js';
 import { nextField, splitNestedMsg } from '../parse/fields.js';
 import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
-import { ByteSink } from './byte-sink.js';
+import { ByteSink, escapeInto } from './byte-sink.js';
 import type { IdNames, RecordContext } from './interpretation.js';
 import { ENCODED_FIELDS, FieldKind, interpretValue, recordArgv } from './interpretation.js';
 
@@ -28,9 +29,12 @@ function hashBytes(b: Uint8Array, from: number, to: number): number {
 }
 
 const KNOWN = new Map<number, Known[]>();
+/** A bit per hash value (mod 32768) of the known names: rejects most names without a Map lookup. */
+const KNOWN_BITS = new Uint32Array(1024);
 function know(name: string, kind: FieldKind | 'msg'): void {
   const bytes = Buffer.from(name, 'latin1');
   const h = hashBytes(bytes, 0, bytes.length);
+  KNOWN_BITS[(h >>> 5) & 1023]! |= 1 << (h & 31);
   const list = KNOWN.get(h) ?? [];
   list.push({ name, kind });
   KNOWN.set(h, list);
@@ -107,6 +111,16 @@ function worthDecoding(
 }
 
 const MAX_FIELDS = 1024;
+const PROCTITLE = 1327;
+/** Scratch for decoded proctitles (the kernel caps them at 128 bytes; larger ones take the slow path). */
+const decoded = new Uint8Array(4096);
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}
 
 /**
  * Writes events as JSON lines (schema: docs/json.md) into a ByteSink,
@@ -200,6 +214,11 @@ export class JsonEventWriter {
     let count = 0;
     let seen = 0;
     let i = bs;
+    // Reserve room for the whole fields object at once, then write into the
+    // buffer directly: six bytes per input byte covers any escaping, plus
+    // punctuation and #N suffixes per field.
+    let out = s.reserve((be - bs) * 8 + 16);
+    let p = s.position;
     while ((i = nextField(src, i, be, range)) >= 0) {
       const ns = range[0]!;
       const ne = range[1]!;
@@ -224,20 +243,29 @@ export class JsonEventWriter {
         this.#start[count] = ns;
         this.#len[count] = ne - ns;
       }
-      if (count > 0) s.byte(0x2c);
+      if (count > 0) out[p++] = 0x2c;
       count++;
-      s.byte(0x22);
-      s.jsonBytes(src, ns, ne);
-      if (repeat > 1) s.ascii(`#${repeat}`);
-      s.ascii('":"');
-      s.jsonBytes(src, vs, ve);
-      s.byte(0x22);
+      out[p++] = 0x22;
+      p = escapeInto(src, ns, ne, out, p);
+      if (repeat > 1) {
+        s.commit(p);
+        s.ascii(`#${repeat}`);
+        out = s.reserve((be - i) * 8 + 16);
+        p = s.position;
+      }
+      out[p++] = 0x22;
+      out[p++] = 0x3a;
+      out[p++] = 0x22;
+      p = escapeInto(src, vs, ve, out, p);
+      out[p++] = 0x22;
+      if ((KNOWN_BITS[(h >>> 5) & 1023]! & (1 << (h & 31))) === 0) continue;
       const known = lookup(src, ns, ne, h);
       if (known === undefined) continue;
       if (known.kind === 'msg') {
         if (src[vs] === 0x27) msg = nestedMsgJson(src.toString('utf8', vs, ve));
         continue;
       }
+      // Interpretation uses no sink methods, so the reserved buffer stays valid.
       const kind = known.kind;
       if (!worthDecoding(kind, src, vs, ve, hasEnriched, resolveIds, ctx)) continue;
       const v = interpretValue(kind, known.name, src.toString('latin1', vs, ve), ctx, this.#ids);
@@ -245,11 +273,16 @@ export class JsonEventWriter {
         interp.push(known.name, v);
       }
     }
-    s.byte(0x7d);
+    out[p++] = 0x7d;
+    s.commit(p);
     if (hasEnriched || interp.length > 0) this.#interpretations(src, es, ee);
     if (msg !== null) {
       s.ascii(',"msg":');
       s.utf8(msg);
+    }
+    if (r.type === PROCTITLE && r instanceof ByteRecord && this.#proctitleBytes(r)) {
+      s.byte(0x7d);
+      return;
     }
     const argv = recordArgv(r);
     if (argv !== null) {
@@ -261,6 +294,53 @@ export class JsonEventWriter {
       s.byte(0x5d);
     }
     s.byte(0x7d);
+  }
+
+  /**
+   * Writes a PROCTITLE's argv straight from its hex bytes, for the common
+   * case of valid UTF-8 with no `%` (which the escaped-text form would have
+   * to escape). Returns false, having written nothing, for any other value.
+   */
+  #proctitleBytes(r: ByteRecord): boolean {
+    const src = r.src;
+    const range = this.#range;
+    if (nextField(src, r.bodyStart, r.bodyEnd, range) < 0) return false;
+    const ns = range[0]!;
+    if (range[1]! - ns !== 9 || src.toString('latin1', ns, ns + 9) !== 'proctitle') return false;
+    const vs = range[2]!;
+    const ve = range[3]!;
+    const n = (ve - vs) >> 1;
+    if (n === 0 || (ve - vs) % 2 !== 0 || n > decoded.length) return false;
+    for (let i = 0; i < n; i++) {
+      const hi = hexValue(src[vs + 2 * i]!);
+      const lo = hexValue(src[vs + 2 * i + 1]!);
+      if (hi < 0 || lo < 0) return false;
+      const b = (hi << 4) | lo;
+      if (b === 0x25 /* % */) return false;
+      decoded[i] = b;
+    }
+    if (!isUtf8(decoded.subarray(0, n))) return false;
+    const s = this.#sink;
+    const out = s.reserve(n * 6 + 16);
+    let p = s.position;
+    out[p++] = 0x2c;
+    for (const c of '"argv":[') out[p++] = c.charCodeAt(0);
+    let start = 0;
+    let first = true;
+    for (let i = 0; i <= n; i++) {
+      // A trailing NUL ends the last argument rather than starting an empty one.
+      if (i < n && decoded[i] !== 0) continue;
+      if (i === n && start === n) break;
+      if (!first) out[p++] = 0x2c;
+      first = false;
+      out[p++] = 0x22;
+      p = escapeInto(decoded, start, i, out, p);
+      out[p++] = 0x22;
+      start = i + 1;
+    }
+    out[p++] = 0x5d;
+    s.commit(p);
+    return true;
   }
 
   #interpretations(src: Buffer, es: number, ee: number): void {

@@ -33,8 +33,6 @@ export class ByteRecord implements AuditRecord {
   #body: string | null = null;
   #names: string[] | null = null;
   #values: string[] | null = null;
-  /** Field ranges (name start, name end, value start, value end per field), built on first field(). */
-  #index: Int32Array | null = null;
 
   constructor(
     /** The bytes the record was parsed from (valid UTF-8). */
@@ -89,10 +87,19 @@ export class ByteRecord implements AuditRecord {
       const i = this.#names!.indexOf(name);
       return i < 0 ? undefined : this.#values[i];
     }
-    const index = (this.#index ??= this.#buildIndex());
+    // One shared index, of the record asked last: callers read several
+    // fields of one record, then move on, so a per-record index would only
+    // add garbage.
+    // (A record is identified by its bytes' buffer and offset.)
+    if (indexSrc !== this.src || indexStart !== this.bodyStart) {
+      indexLength = this.#buildIndex();
+      indexSrc = this.src;
+      indexStart = this.bodyStart;
+    }
+    const index = indexScratch;
     const src = this.src;
     const len = name.length;
-    for (let f = 0; f < index.length; f += 4) {
+    for (let f = 0; f < indexLength; f += 4) {
       const ns = index[f]!;
       if (index[f + 1]! - ns !== len) continue;
       let same = true;
@@ -102,7 +109,8 @@ export class ByteRecord implements AuditRecord {
     return undefined;
   }
 
-  #buildIndex(): Int32Array {
+  /** Fills indexScratch with this record's field ranges; returns the length used. */
+  #buildIndex(): number {
     let n = 0;
     let i = this.bodyStart;
     while ((i = nextField(this.src, i, this.bodyEnd, fieldRange)) >= 0) {
@@ -112,7 +120,7 @@ export class ByteRecord implements AuditRecord {
       indexScratch[n++] = fieldRange[2]!;
       indexScratch[n++] = fieldRange[3]!;
     }
-    return indexScratch.slice(0, n);
+    return n;
   }
 
   #split(): void {
@@ -126,6 +134,9 @@ export class ByteRecord implements AuditRecord {
 
 const fieldRange = new Int32Array(4);
 const indexScratch = new Int32Array(4 * 4096);
+let indexSrc: Buffer | null = null;
+let indexStart = -1;
+let indexLength = 0;
 
 /** Record type names seen so far, by a hash of their bytes: spares a string per record. */
 interface TypeEntry {
