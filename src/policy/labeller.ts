@@ -11,7 +11,7 @@ import { fieldValue } from '../parse/record.js';
 import type { MarkerBody, MarkerCaller } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
-import { isParentClone, isThreadClone, lifecycleKind } from '../track/lifecycle.js';
+import { isNewPidClone, isParentClone, isThreadClone, lifecycleKind } from '../track/lifecycle.js';
 import { ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
 import {
   CONTID_UNSET,
@@ -264,8 +264,14 @@ export class Labeller {
     if (kind === 'clone') {
       const flags = fieldValue(r, 'a0') ?? '';
       if (isThreadClone(flags)) return;
-      this.#table.recordBirth(entry, child, { kind: 'fork', cloneParent: isParentClone(flags) });
+      this.#table.recordBirth(entry, child, {
+        kind: 'fork',
+        cloneParent: isParentClone(flags),
+        newPidNamespace: isNewPidClone(flags),
+      });
     } else {
+      // fork and vfork: the child shares the caller's pid namespace (for
+      // children) with the caller; clone3's flags are not in the record.
       this.#table.recordBirth(entry, child, { kind: kind === 'clone3' ? 'clone3' : 'fork' });
     }
   }

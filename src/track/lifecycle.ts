@@ -63,6 +63,7 @@ export function lifecycleKind(archRaw: string, nr: number): LifecycleKind {
 
 const CLONE_THREAD = 0x10000;
 const CLONE_PARENT = 0x8000;
+const CLONE_NEWPID = 0x20000000;
 
 /** The low 32 bits of a clone flags word written in hex (`a0=`), or null. */
 function lowFlags(raw: string): number | null {
@@ -84,4 +85,13 @@ export function isThreadClone(raw: string): boolean {
 export function isParentClone(raw: string): boolean {
   const flags = lowFlags(raw);
   return flags !== null && (flags & CLONE_PARENT) !== 0;
+}
+
+/**
+ * True when a clone(2) flags word has CLONE_NEWPID: the child is the init
+ * of a new pid namespace, so it and all its descendants are 'nested'.
+ */
+export function isNewPidClone(raw: string): boolean {
+  const flags = lowFlags(raw);
+  return flags !== null && (flags & CLONE_NEWPID) !== 0;
 }

@@ -16,15 +16,36 @@
  * Births and `exit=`. A fork/vfork/clone/clone3 record is kept as a *birth*
  * on its caller: it fixes the child's label at that point of the stream and
  * counts as a child of the caller (for the "no children" rule). `exit=` is
- * never used to name a process: inside a pid namespace it is the child's pid
- * in that namespace (`exit=2`), and the record does not say which namespace
- * the caller is in. A birth is bound to a process only when that process's
- * own record names the caller as `ppid=` (a host pid, stamped by the
- * kernel). Among the caller's open births the one whose `exit=` equals the
- * child's pid is preferred, else the oldest; both are children of the same
- * caller, so the choice never crosses to another process's lineage.
+ * the child's pid in the *caller's* pid namespace (`exit=2` in a container),
+ * so each process carries a pid-namespace status, 'host' | 'nested' |
+ * 'unknown', from evidence in the stream (see `pidNamespace`). A birth is
+ * bound to a process when that process's own record names the caller as
+ * `ppid=` (a host pid, stamped by the kernel): the birth whose `exit=` equals
+ * the child's pid, else (unless the caller is known to be 'host') the
+ * oldest; both are children of the same caller, so the choice never crosses
+ * to another process's lineage. Only a 'host' caller's `exit=` (and only a
+ * value ≥ MIN_NAMED_PID) may also name a process outright: an orphan whose
+ * creator exited before it was first seen, or an unknown parent.
  * See docs/labels.md.
  */
+
+/** A process's pid namespace as far as the stream shows it. */
+export type PidNamespace = 'host' | 'nested' | 'unknown';
+
+/**
+ * `exit=` values below this never name a process and never count as
+ * evidence of the host namespace. The kernel hands out pids below
+ * RESERVED_PIDS (300) only until the first wrap, in every namespace: on the
+ * host they belong to boot-time processes (init, kernel threads), while in a
+ * pid namespace they are the common case (`exit=2`). A value below it is
+ * instead taken as evidence that the caller is 'nested' (the safe side).
+ */
+export const MIN_NAMED_PID = 300;
+
+/** Confirmed births (child's pid == `exit=`) needed before a caller counts as 'host'. */
+const HOST_VOTES = 2;
+/** Children matching none of the caller's open fork births before it counts as 'nested'. */
+const NESTED_VOTES = 2;
 
 /** A process as the table knows it. Mutable fields change as the stream goes on. */
 export interface ProcessEntry<L> {
@@ -54,6 +75,19 @@ export interface ProcessEntry<L> {
   births: Birth<L>[];
   /** Delegation (the kernel series' capcontid): may label its own descendants. */
   delegated: boolean;
+  /**
+   * Pid-namespace status as known so far; 'unknown' defers to `nsFrom`. Read
+   * it through `ProcessTable.pidNamespace`, which resolves the inheritance.
+   */
+  pidns: PidNamespace;
+  /** True when `pidns` can no longer change: seeded, or 'nested' (a process never leaves a pid namespace). */
+  pidnsFixed: boolean;
+  /** The process this one inherits its pid-namespace status from (its creator), while that is unresolved. */
+  nsFrom: ProcessEntry<L> | null;
+  /** Births of this process confirmed with the child's pid == `exit=` (≥ MIN_NAMED_PID). */
+  hostVotes: number;
+  /** Children of this process that matched none of its open fork births (less those confirmed late). */
+  nestedVotes: number;
   /** Stream time of death, for expiry. */
   diedAtMs: number;
   /** False once the pid map no longer points at this entry. */
@@ -68,10 +102,21 @@ export interface Birth<L> {
   /** Creation order, table-wide. */
   readonly seq: number;
   readonly parent: ProcessEntry<L>;
+  /**
+   * The process that made the syscall: `parent` itself, or its child for
+   * CLONE_PARENT. `exit=` is relative to its pid namespace.
+   */
+  readonly caller: ProcessEntry<L>;
   /** The `exit=` value: a host pid, or a pid in the caller's namespace. */
   readonly claimedPid: number;
   readonly label: L | null;
   readonly kind: 'fork' | 'clone3';
+  /**
+   * The child's pid namespace: the caller's ('inherit': fork, vfork, clone
+   * without CLONE_NEWPID), 'nested' (clone with CLONE_NEWPID), or 'unknown'
+   * (clone3, whose flags the record does not show).
+   */
+  readonly childNs: 'inherit' | 'nested' | 'unknown';
   readonly expiresAtMs: number;
   open: boolean;
 }
@@ -90,6 +135,11 @@ export interface SeedProcess {
   readonly exe?: string | null;
   readonly comm?: string | null;
   readonly startTime?: number | null;
+  /**
+   * The process's pid namespace as the seeder read it (`/proc/PID/ns/pid`
+   * compared with the initial namespace's); omitted when not known.
+   */
+  readonly pidns?: 'host' | 'nested';
 }
 
 export interface ProcessTableOptions<L> {
@@ -155,6 +205,8 @@ export class ProcessTable<L> {
   /** Births by kind in creation order; each kind has one TTL, so each queue expires from its head. */
   readonly #forkBirths: BirthQueue<L>;
   readonly #clone3Births: BirthQueue<L>;
+  /** Open births by `exit=` value, for the bindings that use a 'host' caller's `exit=` as a pid. */
+  readonly #byClaim = new Map<number, Birth<L>[]>();
   #openBirths = 0;
   #birthSeq = 0;
   #generation = 0;
@@ -211,6 +263,10 @@ export class ProcessTable<L> {
       e.exe = p.exe ?? null;
       e.comm = p.comm ?? null;
       e.startTime = p.startTime ?? null;
+      if (p.pidns !== undefined) {
+        e.pidns = p.pidns;
+        e.pidnsFixed = true;
+      }
       created.push(e);
     }
     for (const e of created) {
@@ -252,16 +308,25 @@ export class ProcessTable<L> {
   recordBirth(
     caller: ProcessEntry<L>,
     claimedPid: number,
-    options: { kind: 'fork' | 'clone3'; cloneParent?: boolean },
+    options: { kind: 'fork' | 'clone3'; cloneParent?: boolean; newPidNamespace?: boolean },
   ): void {
+    // A host caller's `exit=` is a host pid, and host pids this small are
+    // boot-time only: the caller is (almost surely) in a pid namespace.
+    if (claimedPid < MIN_NAMED_PID) this.#markNested(caller);
+    const childNs: Birth<L>['childNs'] =
+      options.newPidNamespace === true ? 'nested' : options.kind === 'clone3' ? 'unknown' : 'inherit';
     const owner = options.cloneParent === true ? caller.parent : caller;
     if (owner === null || !owner.alive) return;
     // The child's own record may have come first (nothing orders them): if
     // an unconfirmed child of this owner has exactly that pid, this record
-    // is its creation, not another child.
+    // is its creation, not another child. The child may even have exited
+    // already (a vfork child's _exit is recorded before the vfork).
     const early = this.#byPid.get(claimedPid);
-    if (early !== undefined && early.alive && early.parent === owner && !early.confirmed) {
+    if (early !== undefined && early.parent === owner && !early.confirmed) {
       early.confirmed = true;
+      if (caller.nestedVotes > 0) caller.nestedVotes--;
+      this.#voteHost(caller, claimedPid);
+      this.#inheritNs(early, caller, childNs);
       return;
     }
     if (this.#maxBirths === 0) return;
@@ -269,14 +334,19 @@ export class ProcessTable<L> {
     const birth: Birth<L> = {
       seq: ++this.#birthSeq,
       parent: owner,
+      caller,
       claimedPid,
       label: caller.label,
       kind: options.kind,
+      childNs,
       expiresAtMs: this.#nowMs + ttl,
       open: true,
     };
     if (birth.label !== null) this.#hooks.retain(birth.label);
     owner.births.push(birth);
+    const claims = this.#byClaim.get(claimedPid);
+    if (claims === undefined) this.#byClaim.set(claimedPid, [birth]);
+    else claims.push(birth);
     (options.kind === 'clone3' ? this.#clone3Births : this.#forkBirths).push(birth);
     this.#openBirths++;
     while (this.#openBirths > this.#maxBirths) {
@@ -316,6 +386,28 @@ export class ProcessTable<L> {
     return false;
   }
 
+  /**
+   * The process's pid namespace: its own evidence, else its creator's (for
+   * a child made without CLONE_NEWPID by fork, vfork or clone), else
+   * 'unknown'. Evidence: the seeder; CLONE_NEWPID ('nested', inherited by
+   * every descendant); `exit=` values below MIN_NAMED_PID ('nested');
+   * HOST_VOTES births confirmed by the child's own record with pid ==
+   * `exit=` ('host'); NESTED_VOTES children that matched none of the
+   * caller's open births ('nested', which always wins over 'host' votes).
+   */
+  pidNamespace(entry: ProcessEntry<L>): PidNamespace {
+    let p = entry;
+    while (p.pidns === 'unknown' && p.nsFrom !== null) p = p.nsFrom;
+    const ns = p.pidns;
+    if (p !== entry && ns !== 'unknown') {
+      // Cache it (and let go of the chain): 'nested' is inherited for good.
+      entry.pidns = ns;
+      entry.pidnsFixed = ns === 'nested';
+      entry.nsFrom = null;
+    }
+    return ns;
+  }
+
   stats(): ProcessTableStats {
     return {
       processes: this.#live,
@@ -332,25 +424,129 @@ export class ProcessTable<L> {
   }
 
   #create(pid: number, ppid: number): ProcessEntry<L> {
-    const parent = this.#byPid.get(ppid);
+    const orphan = this.#orphanBirth(pid, ppid);
+    if (orphan !== undefined) return this.#createFromOrphanBirth(pid, ppid, orphan);
+    let parent = this.#byPid.get(ppid);
+    if (parent === undefined && ppid !== pid) parent = this.#placeParent(ppid);
     let label: L | null = null;
-    let origin: 'birth' | 'ppid' = 'ppid';
+    let birth: Birth<L> | undefined;
     if (parent !== undefined && parent.pid !== pid) {
-      const birth = this.#takeBirth(parent, pid);
+      birth = this.#takeBirth(parent, pid);
       if (birth !== undefined) {
         label = birth.label; // the birth's hold passes to the process
-        origin = 'birth';
         this.#birthsMatched++;
       } else {
         label = parent.label;
         if (label !== null) this.#hooks.retain(label);
       }
     }
-    const e = this.#newEntry(pid, ppid, label, null, origin);
-    e.confirmed = origin === 'birth';
+    const e = this.#newEntry(pid, ppid, label, null, birth === undefined ? 'ppid' : 'birth');
+    e.confirmed = birth !== undefined;
+    if (birth !== undefined) this.#inheritNs(e, birth.caller, birth.childNs);
     if (parent !== undefined && parent.pid !== pid) this.#link(e, parent);
     this.#enforceBound(e);
     return e;
+  }
+
+  /**
+   * An open birth that names `pid` as an orphan: its caller is 'host' (so
+   * `exit=` is the child's host pid), its owner has exited (the only way
+   * the child's ppid can differ from it), and `ppid` is where the kernel
+   * reparents orphans of a host process: init (1) or a live ancestor (a
+   * subreaper). The newest such birth: an older one would have to be a pid
+   * freed and reused since.
+   */
+  #orphanBirth(pid: number, ppid: number): Birth<L> | undefined {
+    if (pid < MIN_NAMED_PID) return undefined;
+    const claims = this.#byClaim.get(pid);
+    if (claims === undefined) return undefined;
+    for (let i = claims.length - 1; i >= 0; i--) {
+      const b = claims[i]!;
+      if (b.kind !== 'fork' || b.parent.alive || b.parent.pid === ppid) continue;
+      if (ppid !== 1 && this.#liveAncestor(b.parent, ppid) === null) continue;
+      if (this.pidNamespace(b.caller) === 'host') return b;
+    }
+    return undefined;
+  }
+
+  #createFromOrphanBirth(pid: number, ppid: number, birth: Birth<L>): ProcessEntry<L> {
+    this.#detachBirth(birth);
+    this.#birthsMatched++;
+    const reaper =
+      ppid === 1
+        ? this.#byPid.get(1)?.alive === true
+          ? this.#byPid.get(1)!
+          : null
+        : this.#liveAncestor(birth.parent, ppid);
+    const e = this.#newEntry(pid, ppid, birth.label, null, 'birth');
+    e.confirmed = true;
+    this.#inheritNs(e, birth.caller, birth.childNs);
+    if (reaper !== null && reaper !== e) this.#link(e, reaper);
+    this.#enforceBound(e);
+    return e;
+  }
+
+  /**
+   * A process named as `ppid=` but never seen: placed through an open
+   * birth of a 'host' caller whose `exit=` is that pid (a vfork child's
+   * exec can be recorded before its parent's own first record). Returns
+   * undefined when there is none: the child is then created unparented.
+   */
+  #placeParent(ppid: number): ProcessEntry<L> | undefined {
+    if (ppid < MIN_NAMED_PID) return undefined;
+    const claims = this.#byClaim.get(ppid);
+    if (claims === undefined) return undefined;
+    let birth: Birth<L> | undefined;
+    for (let i = claims.length - 1; i >= 0 && birth === undefined; i--) {
+      const b = claims[i]!;
+      if (b.kind === 'fork' && this.pidNamespace(b.caller) === 'host') birth = b;
+    }
+    if (birth === undefined) return undefined;
+    this.#detachBirth(birth);
+    this.#birthsMatched++;
+    const e = this.#newEntry(ppid, birth.parent.pid, birth.label, null, 'birth');
+    e.confirmed = true;
+    this.#inheritNs(e, birth.caller, birth.childNs);
+    this.#link(e, birth.parent);
+    this.#enforceBound(e);
+    return e;
+  }
+
+  /** The live ancestor of `entry` (strict) with this pid, or null. */
+  #liveAncestor(entry: ProcessEntry<L>, pid: number): ProcessEntry<L> | null {
+    for (let p = entry.parent; p !== null; p = p.parent) {
+      if (p.pid === pid) return p.alive ? p : null;
+    }
+    return null;
+  }
+
+  /** Sets a new child's pid-namespace link from the birth that made it. */
+  #inheritNs(child: ProcessEntry<L>, caller: ProcessEntry<L>, childNs: Birth<L>['childNs']): void {
+    if (child.pidnsFixed) return;
+    if (childNs === 'nested') {
+      child.pidns = 'nested';
+      child.pidnsFixed = true;
+      child.nsFrom = null;
+    } else if (childNs === 'inherit' && child.pidns === 'unknown' && caller !== child) {
+      child.nsFrom = caller;
+    }
+  }
+
+  /** Evidence that `caller` is in a pid namespace (never taken back). */
+  #markNested(caller: ProcessEntry<L>): void {
+    if (caller.pidnsFixed) return;
+    caller.pidns = 'nested';
+    caller.pidnsFixed = true;
+    caller.nsFrom = null;
+  }
+
+  /** A birth of `caller` confirmed by the child's own record with pid == `exit=`. */
+  #voteHost(caller: ProcessEntry<L>, pid: number): void {
+    if (pid < MIN_NAMED_PID || caller.pidnsFixed) return;
+    if (++caller.hostVotes >= HOST_VOTES && caller.pidns === 'unknown') {
+      caller.pidns = 'host';
+      caller.nsFrom = null;
+    }
   }
 
   #newEntry(
@@ -376,6 +572,11 @@ export class ProcessTable<L> {
       holds: 0,
       births: [],
       delegated: false,
+      pidns: 'unknown',
+      pidnsFixed: false,
+      nsFrom: null,
+      hostVotes: 0,
+      nestedVotes: 0,
       diedAtMs: 0,
       mapped: true,
       lruPrev: null,
@@ -402,17 +603,46 @@ export class ProcessTable<L> {
     this.#maybeRelease(parent);
   }
 
-  /** The open birth of `parent` for child `pid`: exact `exit=` match first, else the oldest. */
+  /**
+   * The open birth of `parent` for child `pid`: exact `exit=` match first,
+   * else the oldest whose caller is not known to be 'host' (a 'host'
+   * caller's `exit=` is the child's pid, so its other births belong to
+   * other children; this child's own fork record may still come).
+   */
   #takeBirth(parent: ProcessEntry<L>, pid: number): Birth<L> | undefined {
     const births = parent.births;
     if (births.length === 0) return undefined;
     let i = births.findIndex((b) => b.claimedPid === pid);
-    if (i < 0) i = 0;
+    if (i >= 0) {
+      this.#voteHost(births[i]!.caller, pid);
+    } else {
+      // A child that matches no open fork birth of its parent: evidence
+      // that the caller's `exit=` values are namespace-relative, unless
+      // this child's own fork record comes later (a vfork race; it then
+      // takes the vote back, see recordBirth).
+      const other = births.find((b) => b.kind === 'fork');
+      if (other !== undefined && ++other.caller.nestedVotes >= NESTED_VOTES) this.#markNested(other.caller);
+      i = births.findIndex((b) => this.pidNamespace(b.caller) !== 'host');
+      if (i < 0) return undefined;
+    }
     const birth = births[i]!;
-    births.splice(i, 1);
+    this.#detachBirth(birth);
+    return birth;
+  }
+
+  /** Takes an open birth out of every index (its label hold passes to the caller of this). */
+  #detachBirth(birth: Birth<L>): void {
     birth.open = false;
     this.#openBirths--;
-    return birth;
+    const list = birth.parent.births;
+    const i = list.indexOf(birth);
+    if (i >= 0) list.splice(i, 1);
+    const claims = this.#byClaim.get(birth.claimedPid);
+    if (claims !== undefined) {
+      const j = claims.indexOf(birth);
+      if (j >= 0) claims.splice(j, 1);
+      if (claims.length === 0) this.#byClaim.delete(birth.claimedPid);
+    }
   }
 
   #reparent(entry: ProcessEntry<L>, ppid: number): boolean {
@@ -441,14 +671,25 @@ export class ProcessTable<L> {
     entry.diedAtMs = this.#nowMs;
     this.#live--;
     this.#lruRemove(entry);
-    for (const b of entry.births.splice(0)) this.#closeBirth(b);
+    // A 'host' caller's births stay open (until they expire) after it ends:
+    // the child may be seen first as an orphan (ppid=1 or a subreaper).
+    for (const b of entry.births.slice()) {
+      if (!this.#mayNameOrphan(b)) this.#closeBirth(b);
+    }
     if (entry.label !== null) this.#hooks.release(entry.label, by ?? entry);
+  }
+
+  #mayNameOrphan(birth: Birth<L>): boolean {
+    return (
+      birth.kind === 'fork' && birth.claimedPid >= MIN_NAMED_PID && this.pidNamespace(birth.caller) === 'host'
+    );
   }
 
   /** Takes an entry out of the pid map; it lives on only while children hold it. */
   #unmap(entry: ProcessEntry<L>): void {
     if (!entry.mapped) return;
     entry.mapped = false;
+    this.pidNamespace(entry); // resolve (and drop the chain) while the chain is still there
     if (this.#byPid.get(entry.pid) === entry) this.#byPid.delete(entry.pid);
     if (entry.holds > 0) {
       this.#retainedUnmapped++;
@@ -522,11 +763,7 @@ export class ProcessTable<L> {
 
   #closeBirth(birth: Birth<L>): void {
     if (!birth.open) return;
-    birth.open = false;
-    this.#openBirths--;
-    const list = birth.parent.births;
-    const i = list.indexOf(birth);
-    if (i >= 0) list.splice(i, 1);
+    this.#detachBirth(birth);
     if (birth.label !== null) this.#hooks.release(birth.label, birth.parent);
   }
 
