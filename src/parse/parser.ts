@@ -76,6 +76,28 @@ export class ByteRecord implements AuditRecord {
     return this.#values!;
   }
 
+  /** The first field called `name` as an integer (see AuditRecord.fieldInt), read from the bytes. */
+  fieldInt(name: string): number | null {
+    const f = this.#find(name);
+    if (f < 0) return null;
+    const src = this.src;
+    let i = indexScratch[f + 2]!;
+    const end = indexScratch[f + 3]!;
+    let sign = 1;
+    if (i < end && src[i] === 0x2d) {
+      sign = -1;
+      i++;
+    }
+    if (end - i < 1 || end - i > 10) return null;
+    let v = 0;
+    for (; i < end; i++) {
+      const d = src[i]! - 0x30;
+      if (d < 0 || d > 9) return null;
+      v = v * 10 + d;
+    }
+    return sign * v;
+  }
+
   /**
    * The raw value of the first field called `name`. Looks fields up by
    * their bytes and decodes only the value asked for: the labeller reads a
@@ -87,10 +109,15 @@ export class ByteRecord implements AuditRecord {
       const i = this.#names!.indexOf(name);
       return i < 0 ? undefined : this.#values[i];
     }
+    const f = this.#find(name);
+    return f < 0 ? undefined : this.src.toString('utf8', indexScratch[f + 2], indexScratch[f + 3]);
+  }
+
+  /** The offset in indexScratch of the first field called `name`, or -1. */
+  #find(name: string): number {
     // One shared index, of the record asked last: callers read several
     // fields of one record, then move on, so a per-record index would only
-    // add garbage.
-    // (A record is identified by its bytes' buffer and offset.)
+    // add garbage. (A record is identified by its bytes' buffer and offset.)
     if (indexSrc !== this.src || indexStart !== this.bodyStart) {
       indexLength = this.#buildIndex();
       indexSrc = this.src;
@@ -104,9 +131,9 @@ export class ByteRecord implements AuditRecord {
       if (index[f + 1]! - ns !== len) continue;
       let same = true;
       for (let i = 0; i < len && same; i++) same = src[ns + i] === name.charCodeAt(i);
-      if (same) return src.toString('utf8', index[f + 2], index[f + 3]);
+      if (same) return f;
     }
-    return undefined;
+    return -1;
   }
 
   /** Fills indexScratch with this record's field ranges; returns the length used. */

@@ -31,6 +31,11 @@ export interface AuditRecord {
   readonly line: number;
   /** The raw value of the first field called `name` (a faster path than `names`, when offered). */
   field?(name: string): string | undefined;
+  /**
+   * The first field called `name` as a decimal integer of at most ten digits
+   * (optionally negative), or null when absent or not such a number.
+   */
+  fieldInt?(name: string): number | null;
 }
 
 /** A line or message that could not be parsed into a record. */

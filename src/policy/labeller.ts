@@ -170,9 +170,14 @@ export class Labeller {
       const pid = intField(r, 'pid');
       const ppid = intField(r, 'ppid');
       if (pid !== null && ppid !== null) {
-        subject = this.#table.observe(pid, ppid).entry;
-        subject.comm = fieldValue(r, 'comm') ?? subject.comm;
-        subject.exe = fieldValue(r, 'exe') ?? subject.exe;
+        const seen = this.#table.observe(pid, ppid);
+        subject = seen.entry;
+        // comm and exe change only at exec (see #lifecycle); reading them for
+        // every event would decode two strings per SYSCALL record for nothing.
+        if (seen.created || subject.exe === undefined) {
+          subject.comm = fieldValue(r, 'comm') ?? subject.comm;
+          subject.exe = fieldValue(r, 'exe') ?? subject.exe;
+        }
         subjectIndex = sys;
       }
     } else {
@@ -251,7 +256,12 @@ export class Labeller {
     const nr = intField(r, 'syscall');
     if (arch === undefined || nr === null) return;
     const kind = lifecycleKind(arch, nr);
-    if (kind === 'other' || kind === 'execve') return;
+    if (kind === 'execve') {
+      entry.comm = fieldValue(r, 'comm') ?? entry.comm;
+      entry.exe = fieldValue(r, 'exe') ?? entry.exe;
+      return;
+    }
+    if (kind === 'other') return;
     if (kind === 'exit-group') {
       this.#current = { entry, record: r };
       this.#table.exit(entry);
@@ -463,6 +473,7 @@ export class Labeller {
 }
 
 function intField(r: AuditRecord, name: string): number | null {
+  if (r.fieldInt !== undefined) return r.fieldInt(name);
   const v = fieldValue(r, name);
   if (v === undefined || !/^-?[0-9]{1,10}$/.test(v)) return null;
   return Number(v);
