@@ -154,7 +154,11 @@ export interface ProcessTableOptions<L> {
    * tell them apart), so its births go stale often (default 2 s).
    */
   readonly clone3BirthTtlMs?: number;
-  /** Stream time an exited process stays findable by pid (default 60 s). */
+  /**
+   * Stream time an exited process stays findable by pid (default 10 s: five
+   * times the assembler's event timeout, past which records are not late
+   * but lost).
+   */
   readonly deadTtlMs?: number;
   readonly hooks?: LabelHooks<L>;
 }
@@ -225,7 +229,7 @@ export class ProcessTable<L> {
     this.#maxBirths = Math.max(0, options.maxBirths ?? 100_000);
     this.#birthTtl = options.birthTtlMs ?? 60_000;
     this.#clone3Ttl = options.clone3BirthTtlMs ?? 2_000;
-    this.#deadTtl = options.deadTtlMs ?? 60_000;
+    this.#deadTtl = options.deadTtlMs ?? 10_000;
     this.#hooks = options.hooks ?? NO_HOOKS;
     this.#forkBirths = new BirthQueue<L>(this.#maxBirths);
     this.#clone3Births = new BirthQueue<L>(this.#maxBirths);
