@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { runControlCommand } from './control-commands.js';
 import { parseReplayArgs, REPLAY_HELP } from './replay-args.js';
 import { runReplay } from './replay.js';
+import { parseRunArgs, RUN_HELP } from './run-args.js';
+import { runDaemon } from './run.js';
 import { MAIN_HELP, UsageError } from './usage.js';
 
 function version(): string {
@@ -34,6 +37,20 @@ export async function main(argv: readonly string[]): Promise<number> {
           return 0;
         }
         return await runReplay(args, io);
+      }
+      case 'set':
+      case 'get':
+      case 'grant':
+      case 'status':
+      case 'oci-hook':
+        return await runControlCommand(verb, rest, io);
+      case 'run': {
+        const args = parseRunArgs(rest);
+        if (args.help) {
+          process.stdout.write(RUN_HELP + '\n');
+          return 0;
+        }
+        return await runDaemon(args, io);
       }
       default:
         throw new UsageError(`Unknown command "${verb}"`);

@@ -14,10 +14,16 @@ inherited across fork, attached to every audit event.
 
 Commands:
   replay FILE... | -   Read audit logs offline and write events (text or JSON lines)
+  run                  The daemon (as root): read the kernel audit stream live, label, log
+  set PID CONTID       Give a process an audit container ID (through the running daemon)
+  get PID              Print a process's audit container ID
+  grant PID            Allow a nested orchestrator to label its descendants
+  status               Show the daemon's rates, lag, losses and table sizes
+  oci-hook             OCI runtime hook (createRuntime): label a container's init
 
 Options:
   -h, --help           Show help (also: contid <command> --help)
   -V, --version        Show the version
 
-Exit codes: 0 success, 1 failure, 2 usage error.
+Exit codes: 0 success, 1 failure, 2 usage error, 3 daemon not running.
 See README.md and docs/ for the full manual.`;

@@ -1,0 +1,196 @@
+/**
+ * Arguments of the commands that talk to the daemon: `contid set`, `get`,
+ * `grant`, `status`, `oci-hook`. Pure functions of argv.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONTROL_SOCKET } from '../control/socket-path.js';
+import { MAX_META_ENTRIES } from '../control/protocol.js';
+import { UsageError } from './usage.js';
+
+const EXIT_CODES = `Exit codes: 0 success, 1 refused or failed, 2 usage error,
+3 the daemon is not running.`;
+
+const SOCKET_OPTION = `      --socket PATH    The daemon's control socket (default ${DEFAULT_CONTROL_SOCKET})
+      --timeout MS     Give up waiting for the daemon after MS (default 15000)`;
+
+export const SET_HELP = `Usage: contid set PID CONTID [--name NAME] [--meta KEY=VALUE]... [options]
+
+Give process PID (a host pid) the audit container ID CONTID, a decimal u64.
+Its children inherit it; every audit event of the process then carries it.
+The caller needs CAP_AUDIT_CONTROL in the initial user namespace, or a grant
+(contid grant). The target must have no children and no contid yet; an
+orchestrator may add more processes to an ID it created (exec, nsenter).
+
+Options:
+      --name NAME      A name for the container (kept by the daemon, not in the audit stream)
+      --meta KEY=VALUE Metadata for the container, repeatable (at most ${MAX_META_ENTRIES})
+${SOCKET_OPTION}
+      --json           Print the daemon's answer as JSON
+  -h, --help           Show this help
+
+${EXIT_CODES}
+
+Example:
+  contid set 812 42 --name web --meta image=nginx:1.27`;
+
+export const GET_HELP = `Usage: contid get PID [options]
+
+Print the audit container ID of process PID, leaf to root (4,^2,^1), or
+"unset". Reading labels is privileged (CAP_AUDIT_CONTROL in the initial user
+namespace).
+
+Options:
+${SOCKET_OPTION}
+      --json           Print the daemon's answer as JSON
+  -h, --help           Show this help
+
+${EXIT_CODES}`;
+
+export const GRANT_HELP = `Usage: contid grant PID [options]
+
+Allow process PID (a nested orchestrator) to label its own descendants. The
+IDs it sets record the granter's container as their parent (4,^2). Needs
+CAP_AUDIT_CONTROL in the initial user namespace.
+
+Options:
+${SOCKET_OPTION}
+      --json           Print the daemon's answer as JSON
+  -h, --help           Show this help
+
+${EXIT_CODES}`;
+
+export const STATUS_HELP = `Usage: contid status [--json] [options]
+
+Show the running daemon: source, record rates, lag behind the kernel, losses
+(ENOBUFS, the kernel's lost counter, serial gaps), processes and containers
+tracked, forgeries seen. Privileged, like every read.
+
+Options:
+${SOCKET_OPTION}
+      --json           Print the status as JSON
+  -h, --help           Show this help
+
+${EXIT_CODES}`;
+
+/** Options shared by every control command. */
+export interface ControlCommonArgs {
+  readonly help: boolean;
+  readonly socket: string;
+  readonly timeoutMs: number;
+  readonly json: boolean;
+}
+
+export interface SetArgs extends ControlCommonArgs {
+  readonly pid: number;
+  readonly contid: string;
+  readonly name: string | null;
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export interface PidArgs extends ControlCommonArgs {
+  readonly pid: number;
+}
+
+const COMMON = {
+  socket: { type: 'string' },
+  timeout: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const SET_OPTIONS = {
+  name: { type: 'string' },
+  meta: { type: 'string', multiple: true },
+} as const;
+
+function parse(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: [...argv], allowPositionals: true, options: COMMON });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function parseSet(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: [...argv], allowPositionals: true, options: { ...COMMON, ...SET_OPTIONS } });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function common(values: {
+  socket?: string | undefined;
+  timeout?: string | undefined;
+  json?: boolean | undefined;
+  help?: boolean | undefined;
+}): ControlCommonArgs {
+  return {
+    help: values.help ?? false,
+    socket: values.socket ?? DEFAULT_CONTROL_SOCKET,
+    timeoutMs: positiveInt('--timeout', values.timeout, 15_000),
+    json: values.json ?? false,
+  };
+}
+
+/** Parses a pid argument. */
+export function parsePid(raw: string | undefined): number {
+  if (raw === undefined) throw new UsageError('Missing PID');
+  if (!/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > 0x7fffffff) {
+    throw new UsageError(`Invalid PID "${raw}": expected a positive integer`);
+  }
+  return Number(raw);
+}
+
+function positiveInt(flag: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^[1-9][0-9]{0,8}$/.test(raw))
+    throw new UsageError(`Invalid value for ${flag}: "${raw}" is not a positive integer`);
+  return Number(raw);
+}
+
+function positionals(list: readonly string[], names: readonly string[], help: boolean): void {
+  if (help) return;
+  if (list.length < names.length) throw new UsageError(`Missing ${names[list.length]}`);
+  if (list.length > names.length) throw new UsageError(`Unexpected argument "${list[names.length]}"`);
+}
+
+/** `contid set PID CONTID [--name N] [--meta K=V]...` */
+export function parseSetArgs(argv: readonly string[]): SetArgs {
+  const parsed = parseSet(argv);
+  const v = parsed.values;
+  const base = common(v);
+  positionals(parsed.positionals, ['PID', 'CONTID'], base.help);
+  const meta: Record<string, string> = {};
+  for (const pair of v.meta ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`Invalid value for --meta: "${pair}" is not KEY=VALUE`);
+    const key = pair.slice(0, eq);
+    if (Object.hasOwn(meta, key)) throw new UsageError(`Invalid value for --meta: "${key}" given twice`);
+    meta[key] = pair.slice(eq + 1);
+  }
+  if (base.help) return { ...base, pid: 0, contid: '', name: null, meta };
+  return {
+    ...base,
+    pid: parsePid(parsed.positionals[0]),
+    contid: parsed.positionals[1]!,
+    name: v.name ?? null,
+    meta,
+  };
+}
+
+/** `contid get PID` and `contid grant PID`. */
+export function parsePidArgs(argv: readonly string[]): PidArgs {
+  const parsed = parse(argv);
+  const base = common(parsed.values);
+  positionals(parsed.positionals, ['PID'], base.help);
+  return { ...base, pid: base.help ? 0 : parsePid(parsed.positionals[0]) };
+}
+
+/** `contid status [--json]` */
+export function parseStatusArgs(argv: readonly string[]): ControlCommonArgs {
+  const parsed = parse(argv);
+  const base = common(parsed.values);
+  positionals(parsed.positionals, [], base.help);
+  return base;
+}

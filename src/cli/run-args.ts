@@ -1,0 +1,72 @@
+import { parseArgs } from 'node:util';
+import { applySetting, CONFIG_KEYS, ConfigError, type DaemonConfig } from '../daemon/config.js';
+import { UsageError } from './usage.js';
+
+export const RUN_HELP = `Usage: contid run [options]
+
+Run the contid daemon (as root). With no configuration it reads the kernel
+audit stream directly: as the audit daemon when none is registered (writing
+the host log, so it can replace auditd), or as a read-only multicast reader
+beside a running auditd. It installs the audit rules it needs and removes
+them on stop, writes a marker keyring, and labels every event of a process
+in a container with its audit container ID. See docs/daemon.md.
+
+Options (each may also be set in the config file as "key = value"):
+      --config FILE          Config file (default /etc/contid/contid.conf, if present)
+      --source MODE          auto (default), unicast, multicast or plugin (auditd's
+                             plugin stream on stdin)
+      --host-log FILE|none   Host log (default /var/log/contid/audit.log in unicast
+                             mode, none in multicast and plugin mode)
+  -f, --format FMT           Host log format: text (auditd's, default) or json
+      --state-dir DIR        State directory (default /var/lib/contid)
+      --keyring FILE         Marker keyring (default STATE-DIR/keyring)
+      --rules auto|yes|no    Install contid's audit rules (auto: except in plugin mode)
+      --backlog-limit N      Raise the kernel backlog limit to N (default 8192; 0: leave)
+      --submit-timeout MS    How long an operation waits for its marker (default 5000)
+      --status-interval MS   Kernel status poll and rate interval (default 5000)
+      --receive-buffer BYTES Netlink receive buffer (default 67108864)
+      --event-timeout MS     Close an event this long after it, in event time (default 2000)
+      --max-in-flight N      Most events assembled at once (default 65536)
+      --max-processes N      Most processes tracked (default 1000000)
+      --seed-proc yes|no     Seed the process table from /proc at start (default yes)
+  -h, --help                 Show this help
+
+Signals: SIGTERM and SIGINT stop gracefully (rules removed, log synced).`;
+
+export interface RunArgs {
+  readonly help: boolean;
+  /** --config, or null for the default file if it exists. */
+  readonly config: string | null;
+  /** Settings given as flags; they override the config file. */
+  readonly flags: Partial<DaemonConfig>;
+}
+
+/** Parses `contid run` arguments; a pure function of argv. */
+export function parseRunArgs(argv: readonly string[]): RunArgs {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const key of CONFIG_KEYS.keys()) options[key] = { type: 'string' };
+  options['format'] = { type: 'string', short: 'f' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: false, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const flags: Partial<DaemonConfig> = {};
+  for (const key of CONFIG_KEYS.keys()) {
+    const value = values[key];
+    if (typeof value !== 'string') continue;
+    try {
+      applySetting(flags, key, value, `--${key}`);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  const config = values['config'];
+  return { help: values['help'] === true, config: typeof config === 'string' ? config : null, flags };
+}

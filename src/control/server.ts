@@ -1,0 +1,478 @@
+/**
+ * The control server: a unix socket through which orchestrators ask the
+ * daemon to set, grant and read labels (docs/control.md).
+ *
+ * Each connection's peer is identified by the kernel (SO_PEERCRED, and
+ * SO_PEERPIDFD against pid reuse) and by its /proc entry, read again for
+ * every request. Requests on a connection are served one at a time, in
+ * order; everything is bounded: the request line, the requests queued per
+ * connection, the connections, the time per request, the idle time.
+ */
+import { chmodSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { DaemonApi, OperationRequest, OperationResult } from '../daemon/api.js';
+import { CallerError, identifyCaller, toMarkerCaller, type CallerIdentity } from './peer.js';
+import { closePidfd, peerCredentials, peerPidfd, pidfdAlive, type PeerCredentials } from './peer-syscalls.js';
+import {
+  actionText,
+  ControlRequestError,
+  DEFAULT_MAX_REQUEST_BYTES,
+  encodeResponse,
+  LineFramer,
+  parseRequest,
+  refusalMessage,
+  type ControlErrorCode,
+  type ControlRequest,
+  type ControlResponse,
+} from './protocol.js';
+import { prepareSocketDir, removeStaleSocket } from './socket-path.js';
+
+/** Options for {@link startControlServer}. */
+export interface ControlServerOptions {
+  /** The socket's path; its directory is created 0700 when missing (see prepareSocketDir). */
+  readonly path: string;
+  /** Closes the server when aborted. */
+  readonly signal?: AbortSignal;
+  /** Longest request line (default 64 KiB). */
+  readonly maxRequestBytes?: number;
+  /** Connections served at once (default 64); more are answered ERR_TOO_MANY_CONNECTIONS and closed. */
+  readonly maxConnections?: number;
+  /** Requests read ahead on one connection (default 16); more close it with ERR_TOO_MANY_REQUESTS. */
+  readonly maxQueuedRequests?: number;
+  /** How long a set/grant may wait for its marker to come back (default 10 s). */
+  readonly requestTimeoutMs?: number;
+  /** A connection with no request in flight is closed after this long (default 30 s). */
+  readonly idleTimeoutMs?: number;
+  /** Told about internal errors (a failing DaemonApi); the caller only gets ERR_INTERNAL. */
+  readonly onError?: (error: unknown) => void;
+  /** How a caller is identified from its credentials (tests); default reads /proc. */
+  readonly identify?: (cred: PeerCredentials) => CallerIdentity;
+}
+
+/** Counters of a running server. */
+export interface ControlServerStats {
+  readonly connections: number;
+  readonly accepted: number;
+  readonly rejectedConnections: number;
+  readonly requests: number;
+  readonly refused: number;
+  readonly errors: number;
+}
+
+/** A running control server. */
+export interface ControlServer {
+  readonly path: string;
+  stats(): ControlServerStats;
+  /** Stops accepting, aborts requests in flight, closes connections and removes the socket. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface ServerContext {
+  readonly api: DaemonApi;
+  readonly maxRequestBytes: number;
+  readonly maxQueuedRequests: number;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly onError: (error: unknown) => void;
+  readonly identify: (cred: PeerCredentials) => CallerIdentity;
+  readonly shutdown: AbortSignal;
+  readonly counters: { requests: number; refused: number; errors: number };
+}
+
+/**
+ * Listens on `options.path` and serves `api`. Resolves once listening.
+ *
+ * @throws {ControlSocketError} when the directory is unsafe or another daemon listens on the path.
+ */
+export async function startControlServer(
+  api: DaemonApi,
+  options: ControlServerOptions,
+): Promise<ControlServer> {
+  const path = options.path;
+  prepareSocketDir(path);
+  await removeStaleSocket(path);
+  const shutdown = new AbortController();
+  const counters = { requests: 0, refused: 0, errors: 0 };
+  const context: ServerContext = {
+    api,
+    maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
+    maxQueuedRequests: options.maxQueuedRequests ?? 16,
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+    onError: options.onError ?? (() => undefined),
+    identify: options.identify ?? ((cred) => identifyCaller(cred)),
+    shutdown: shutdown.signal,
+    counters,
+  };
+  const maxConnections = options.maxConnections ?? 64;
+  const connections = new Set<Connection>();
+  let accepted = 0;
+  let rejectedConnections = 0;
+
+  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+    if (connections.size >= maxConnections || shutdown.signal.aborted) {
+      rejectedConnections++;
+      const code: ControlErrorCode = shutdown.signal.aborted
+        ? 'ERR_SHUTTING_DOWN'
+        : 'ERR_TOO_MANY_CONNECTIONS';
+      socket.end(
+        encodeResponse({
+          ok: false,
+          code,
+          message: `The contid daemon is not accepting connections (${code})`,
+        }),
+      );
+      socket.resume();
+      return;
+    }
+    accepted++;
+    const connection = new Connection(socket, context);
+    connections.add(connection);
+    socket.once('close', () => {
+      connections.delete(connection);
+      connection.dispose();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // The directory is the gate (0700 by default); the socket itself is open so
+  // that an administrator can admit delegated orchestrators by opening the directory.
+  chmodSync(path, 0o666);
+  server.on('error', (error) => {
+    context.onError(error);
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      shutdown.abort();
+      server.close(() => {
+        resolve();
+      });
+      for (const connection of connections) connection.shutdown();
+      try {
+        unlinkSync(path);
+      } catch {
+        // Already gone (removed by an administrator): nothing to clean up.
+      }
+    });
+    return closing;
+  };
+  if (options.signal !== undefined) {
+    if (options.signal.aborted) await close();
+    else options.signal.addEventListener('abort', () => void close(), { once: true });
+  }
+  return {
+    path,
+    stats: () => ({ connections: connections.size, accepted, rejectedConnections, ...counters }),
+    close,
+  };
+}
+
+/** One client connection: frames lines, serves them in order, one at a time. */
+class Connection {
+  readonly #socket: Socket;
+  readonly #context: ServerContext;
+  readonly #framer: LineFramer;
+  readonly #queue: string[] = [];
+  #cred: PeerCredentials | null = null;
+  #pidfd: number | null = null;
+  #credError: CallerError | null = null;
+  #busy = false;
+  #ending = false;
+
+  constructor(socket: Socket, context: ServerContext) {
+    this.#socket = socket;
+    this.#context = context;
+    this.#framer = new LineFramer(context.maxRequestBytes);
+    this.#identifyPeer();
+    socket.setTimeout(context.idleTimeoutMs, () => {
+      if (!this.#busy) socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      this.#onData(chunk);
+    });
+    socket.on('end', () => {
+      this.#ending = true;
+      if (!this.#busy && this.#queue.length === 0) socket.end();
+    });
+    socket.on('error', () => {
+      // A client that goes away mid-answer (EPIPE, ECONNRESET) ends only its own connection.
+      socket.destroy();
+    });
+    socket.resume();
+  }
+
+  /** The peer as the kernel saw it at connect(); taken once, before the client can exit. */
+  #identifyPeer(): void {
+    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (fd === undefined || fd < 0) {
+      this.#credError = new CallerError(
+        'Cannot identify the caller: no socket descriptor',
+        'ERR_CALLER_UNKNOWN',
+      );
+      return;
+    }
+    try {
+      this.#cred = peerCredentials(fd);
+      this.#pidfd = peerPidfd(fd);
+    } catch (error) {
+      this.#credError = new CallerError(
+        `Cannot identify the caller: ${error instanceof Error ? error.message : String(error)}`,
+        'ERR_CALLER_UNKNOWN',
+        { cause: error },
+      );
+    }
+  }
+
+  #onData(chunk: Buffer): void {
+    let lines: string[];
+    try {
+      lines = this.#framer.push(chunk);
+    } catch (error) {
+      if (!(error instanceof ControlRequestError)) throw error;
+      // The rest of the stream cannot be resynchronised: answer and close.
+      this.#queue.length = 0;
+      this.#socket.pause();
+      this.#socket.end(encodeResponse({ ok: false, code: error.code, message: error.message }));
+      return;
+    }
+    for (const line of lines) if (line.trim() !== '') this.#queue.push(line);
+    if (this.#queue.length > this.#context.maxQueuedRequests) {
+      this.#queue.length = 0;
+      this.#socket.pause();
+      this.#socket.end(
+        encodeResponse({
+          ok: false,
+          code: 'ERR_TOO_MANY_REQUESTS',
+          message: `More than ${this.#context.maxQueuedRequests} requests sent ahead of their answers`,
+        }),
+      );
+      return;
+    }
+    if (this.#queue.length > 0) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    this.#socket.pause();
+    try {
+      while (this.#queue.length > 0 && !this.#socket.destroyed) {
+        const line = this.#queue.shift()!;
+        const response = await this.#serve(line);
+        if (this.#socket.destroyed || this.#socket.writableEnded) break;
+        if (!this.#socket.write(encodeResponse(response))) {
+          await new Promise<void>((resolve) => {
+            this.#socket.once('drain', resolve);
+            this.#socket.once('close', resolve);
+          });
+        }
+      }
+    } finally {
+      this.#busy = false;
+    }
+    if (this.#ending) this.#socket.end();
+    else if (!this.#socket.destroyed) this.#socket.resume();
+  }
+
+  async #serve(line: string): Promise<ControlResponse> {
+    const counters = this.#context.counters;
+    counters.requests++;
+    let request: ControlRequest;
+    try {
+      request = parseRequest(line);
+    } catch (error) {
+      if (!(error instanceof ControlRequestError)) throw error;
+      counters.errors++;
+      return {
+        ok: false,
+        code: error.code,
+        message: error.message,
+        ...(error.id === undefined ? {} : { id: error.id }),
+      };
+    }
+    const head = {
+      op: request.op,
+      ...(request.id === undefined ? {} : { id: request.id }),
+      ...('pid' in request ? { pid: request.pid } : {}),
+    };
+    const echo = request.id === undefined ? {} : { id: request.id };
+    const pid = 'pid' in request ? request.pid : undefined;
+    let caller: CallerIdentity;
+    try {
+      caller = this.#caller();
+    } catch (error) {
+      counters.errors++;
+      if (!(error instanceof CallerError)) throw error;
+      return {
+        ok: false,
+        ...head,
+        code: error.code,
+        message: `${actionText(request.op, pid)}: ${error.message}`,
+      };
+    }
+    try {
+      const response = await this.#dispatch(request, caller);
+      if (!response.ok) counters.refused++;
+      return response.ok ? { ...response, ...echo } : { ...head, ...response };
+    } catch (error) {
+      counters.errors++;
+      const timedOut = (error as { code?: unknown }).code === 'ETIMEDOUT';
+      const shuttingDown = this.#context.shutdown.aborted;
+      if (!timedOut && !shuttingDown) this.#context.onError(error);
+      const code: ControlErrorCode = shuttingDown
+        ? 'ERR_SHUTTING_DOWN'
+        : timedOut
+          ? 'ETIMEDOUT'
+          : 'ERR_INTERNAL';
+      const why = shuttingDown
+        ? 'the daemon is shutting down'
+        : timedOut
+          ? 'the daemon did not read the operation back from the kernel in time'
+          : 'internal error in the daemon';
+      return { ok: false, ...head, code, message: `${actionText(request.op, pid)}: ${why} (${code})` };
+    }
+  }
+
+  /** Identifies the caller now and proves, through its pidfd, that /proc was read for the process that connected. */
+  #caller(): CallerIdentity {
+    if (this.#cred === null) {
+      throw this.#credError ?? new CallerError('Cannot identify the caller', 'ERR_CALLER_UNKNOWN');
+    }
+    const identity = this.#context.identify(this.#cred);
+    if (this.#pidfd !== null && !pidfdAlive(this.#pidfd)) {
+      throw new CallerError(
+        `Cannot identify the caller: pid ${this.#cred.pid} has exited`,
+        'ERR_CALLER_GONE',
+      );
+    }
+    return identity;
+  }
+
+  async #dispatch(request: ControlRequest, caller: CallerIdentity): Promise<ControlResponse> {
+    const api = this.#context.api;
+    switch (request.op) {
+      case 'status':
+      case 'get': {
+        // Reads are privileged (DESIGN.md). A delegated orchestrator could in
+        // principle read its own descendants, but the DaemonApi cannot say
+        // whether a pid descends from the caller, so only privileged callers read.
+        if (!caller.privileged) {
+          return {
+            ok: false,
+            errno: 'EPERM',
+            message: refusalMessage(
+              request.op,
+              'pid' in request ? request.pid : undefined,
+              'EPERM',
+              READ_EPERM,
+            ),
+          };
+        }
+        if (request.op === 'status') return { ok: true, op: 'status', status: api.status() };
+        const label = api.get(request.pid);
+        if (label === null) {
+          return { ok: false, errno: 'ESRCH', message: refusalMessage('get', request.pid, 'ESRCH') };
+        }
+        return { ok: true, op: 'get', pid: request.pid, contid: label.contid };
+      }
+      case 'set':
+      case 'grant': {
+        const result = await this.#submit(request, caller);
+        if (result.errno !== null) {
+          return {
+            ok: false,
+            errno: result.errno,
+            message: refusalMessage(request.op, request.pid, result.errno),
+            record: result.op.body,
+          };
+        }
+        return {
+          ok: true,
+          op: request.op,
+          pid: request.pid,
+          contid: request.op === 'set' ? request.contid : result.op.contid,
+          record: result.op.body,
+        };
+      }
+    }
+  }
+
+  #submit(
+    request: ControlRequest & { op: 'set' | 'grant' },
+    caller: CallerIdentity,
+  ): Promise<OperationResult> {
+    const base: OperationRequest = {
+      op: request.op,
+      pid: request.pid,
+      caller: toMarkerCaller(caller),
+      ...(request.op === 'set' ? { contid: request.contid } : {}),
+    };
+    // name and meta describe the container for the daemon's store; they are
+    // not part of the marker. OperationRequest does not declare them yet, so
+    // they travel as extra properties.
+    const operation: OperationRequest & ContainerDescription =
+      request.op === 'set'
+        ? {
+            ...base,
+            ...(request.name === undefined ? {} : { name: request.name }),
+            ...(request.meta === undefined ? {} : { meta: request.meta }),
+          }
+        : base;
+    const controller = new AbortController();
+    const onShutdown = (): void => {
+      controller.abort(this.#context.shutdown.reason);
+    };
+    this.#context.shutdown.addEventListener('abort', onShutdown, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(Object.assign(new Error('The operation timed out'), { code: 'ETIMEDOUT' }));
+        controller.abort();
+      }, this.#context.requestTimeoutMs);
+    });
+    const aborted = new Promise<never>((_resolve, reject) => {
+      controller.signal.addEventListener(
+        'abort',
+        () => {
+          reject(Object.assign(new Error('The operation was aborted'), { code: 'ABORT_ERR' }));
+        },
+        { once: true },
+      );
+    });
+    return Promise.race([this.#context.api.submit(operation, controller.signal), timeout, aborted]).finally(
+      () => {
+        clearTimeout(timer);
+        this.#context.shutdown.removeEventListener('abort', onShutdown);
+      },
+    );
+  }
+
+  /** Ends the connection on server shutdown. */
+  shutdown(): void {
+    this.#socket.end();
+    this.#socket.destroySoon();
+  }
+
+  /** Releases the pidfd once the socket is closed. */
+  dispose(): void {
+    if (this.#pidfd !== null) {
+      closePidfd(this.#pidfd);
+      this.#pidfd = null;
+    }
+  }
+}
+
+/** The optional description a `set` carries for the daemon's store. */
+export interface ContainerDescription {
+  readonly name?: string;
+  readonly meta?: Readonly<Record<string, string>>;
+}
+
+const READ_EPERM = 'reads need CAP_AUDIT_CONTROL in the initial user namespace';

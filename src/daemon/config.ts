@@ -1,0 +1,179 @@
+/**
+ * The daemon's settings: their defaults, the config file (`key = value`,
+ * keys named like the `contid run` flags), and how the two combine. Pure:
+ * reading the file is the CLI's job. Every key is documented in
+ * docs/daemon.md and etc/contid.conf.
+ */
+
+/** Where records come from. */
+export type SourceMode = 'auto' | 'unicast' | 'multicast' | 'plugin';
+/** Host log format: auditd text with CONTAINER_* records, or JSON lines as `contid replay`. */
+export type HostLogFormat = 'text' | 'json';
+/** Whether contid installs (and removes) its audit rules; `auto` is yes except in plugin mode. */
+export type RulesMode = 'auto' | 'yes' | 'no';
+
+export interface DaemonConfig {
+  readonly source: SourceMode;
+  /** Host log path; null for the mode's default (a file in unicast mode, none otherwise); '' for none. */
+  readonly hostLog: string | null;
+  readonly format: HostLogFormat;
+  /** Directory of the keyring and the kernel-state file (0700). */
+  readonly stateDir: string;
+  /** Keyring path; null for `<stateDir>/keyring`. */
+  readonly keyring: string | null;
+  readonly rules: RulesMode;
+  /** The kernel backlog limit contid raises to (never lowers); 0 leaves it alone. */
+  readonly backlogLimit: number;
+  /** How long submit() waits for its marker to come back. */
+  readonly submitTimeoutMs: number;
+  /** How often the kernel status (the `lost` counter) is polled and rates are computed. */
+  readonly statusIntervalMs: number;
+  /** Forced netlink receive buffer. */
+  readonly receiveBufferBytes: number;
+  /** Assembler timeout in event time. */
+  readonly eventTimeoutMs: number;
+  readonly maxInFlight: number;
+  readonly maxProcesses: number;
+  /** Seed the process table from /proc at start. */
+  readonly seedProc: boolean;
+}
+
+/** The default host log in unicast mode, where contid replaces auditd. */
+export const DEFAULT_HOST_LOG = '/var/log/contid/audit.log';
+/** Read when present; `--config` names another file. */
+export const DEFAULT_CONFIG_FILE = '/etc/contid/contid.conf';
+
+export const DEFAULT_CONFIG: DaemonConfig = {
+  source: 'auto',
+  hostLog: null,
+  format: 'text',
+  stateDir: '/var/lib/contid',
+  keyring: null,
+  rules: 'auto',
+  backlogLimit: 8192,
+  submitTimeoutMs: 5000,
+  statusIntervalMs: 5000,
+  receiveBufferBytes: 64 * 1024 * 1024,
+  eventTimeoutMs: 2000,
+  maxInFlight: 65536,
+  maxProcesses: 1_000_000,
+  seedProc: true,
+};
+
+/** A bad setting, from the file (with its line) or a flag. */
+export class ConfigError extends SyntaxError {
+  readonly code = 'ERR_BAD_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Setter = (config: Mutable<Partial<DaemonConfig>>, value: string, where: string) => void;
+
+function oneOf(allowed: readonly string[], key: keyof DaemonConfig): Setter {
+  return (c, v, where) => {
+    if (!allowed.includes(v)) {
+      throw new ConfigError(`Invalid ${where}: "${v}" (expected ${allowed.join(', ')})`);
+    }
+    (c as Record<string, unknown>)[key] = v;
+  };
+}
+
+function integer(key: keyof DaemonConfig, min: number): Setter {
+  return (c, v, where) => {
+    const n = Number(v);
+    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < min) {
+      throw new ConfigError(`Invalid ${where}: "${v}" is not an integer of at least ${min}`);
+    }
+    (c as Record<string, unknown>)[key] = n;
+  };
+}
+
+function path(key: keyof DaemonConfig, noneAllowed: boolean): Setter {
+  return (c, v, where) => {
+    if (noneAllowed && v === 'none') {
+      (c as Record<string, unknown>)[key] = '';
+      return;
+    }
+    if (!v.startsWith('/')) throw new ConfigError(`Invalid ${where}: "${v}" is not an absolute path`);
+    (c as Record<string, unknown>)[key] = v;
+  };
+}
+
+function boolean(key: keyof DaemonConfig): Setter {
+  return (c, v, where) => {
+    if (v !== 'yes' && v !== 'no') throw new ConfigError(`Invalid ${where}: "${v}" (expected yes or no)`);
+    (c as Record<string, unknown>)[key] = v === 'yes';
+  };
+}
+
+/** Config keys, which are also the `contid run` long flags. */
+export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>([
+  ['source', oneOf(['auto', 'unicast', 'multicast', 'plugin'], 'source')],
+  ['host-log', path('hostLog', true)],
+  ['format', oneOf(['text', 'json'], 'format')],
+  ['state-dir', path('stateDir', false)],
+  ['keyring', path('keyring', false)],
+  ['rules', oneOf(['auto', 'yes', 'no'], 'rules')],
+  ['backlog-limit', integer('backlogLimit', 0)],
+  ['submit-timeout', integer('submitTimeoutMs', 1)],
+  ['status-interval', integer('statusIntervalMs', 100)],
+  ['receive-buffer', integer('receiveBufferBytes', 65536)],
+  ['event-timeout', integer('eventTimeoutMs', 1)],
+  ['max-in-flight', integer('maxInFlight', 1)],
+  ['max-processes', integer('maxProcesses', 1)],
+  ['seed-proc', boolean('seedProc')],
+]);
+
+/** Applies one `key = value` setting; `where` names it in errors. */
+export function applySetting(
+  config: Mutable<Partial<DaemonConfig>>,
+  key: string,
+  value: string,
+  where: string,
+): void {
+  const set = CONFIG_KEYS.get(key);
+  if (set === undefined) throw new ConfigError(`Unknown setting "${key}" (${where})`);
+  set(config, value, `${key} (${where})`);
+}
+
+/**
+ * Parses a config file: `key = value` lines, `#` comments, blank lines.
+ * A key may appear once.
+ */
+export function parseConfigFile(text: string, name = 'config'): Partial<DaemonConfig> {
+  const config: Mutable<Partial<DaemonConfig>> = {};
+  const seen = new Set<string>();
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const where = `${name} line ${i + 1}`;
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`Expected "key = value" (${where})`);
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    if (seen.has(key)) throw new ConfigError(`Repeated setting "${key}" (${where})`);
+    seen.add(key);
+    applySetting(config, key, value, where);
+  });
+  return config;
+}
+
+/** Defaults, then the file, then flags. */
+export function resolveConfig(file: Partial<DaemonConfig>, flags: Partial<DaemonConfig>): DaemonConfig {
+  return { ...DEFAULT_CONFIG, ...file, ...flags };
+}
+
+/** The keyring path a config resolves to. */
+export function keyringPath(config: DaemonConfig): string {
+  return config.keyring ?? `${config.stateDir.replace(/\/+$/, '')}/keyring`;
+}
+
+/** The host log a config resolves to in `mode`, or null for none. */
+export function hostLogPath(config: DaemonConfig, mode: 'unicast' | 'multicast' | 'plugin'): string | null {
+  if (config.hostLog === '') return null;
+  if (config.hostLog !== null) return config.hostLog;
+  return mode === 'unicast' ? DEFAULT_HOST_LOG : null;
+}

@@ -1,0 +1,554 @@
+/**
+ * The live daemon, `contid run`: the composition root that wires a source,
+ * the assembler, the labeller and the host log, installs the audit rules,
+ * writes markers into the kernel, and implements {@link DaemonApi} for the
+ * control server and `contid status`.
+ *
+ * Start: choose the source (auto: multicast when a live audit daemon is
+ * registered, else become it), install rules and settings, append this
+ * start's secret to the keyring, seed the process table from /proc, open the
+ * host log, then send the `op=start` marker. Stop (graceful): send `op=stop`
+ * and wait for it to come back, remove the rules, stop reading (which
+ * unregisters if the kernel still names us), drain the assembler, fsync the
+ * host log, restore `enabled` and the backlog limit.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { EventAssembler } from '../assemble/assembler.js';
+import type { AuditEvent } from '../assemble/event.js';
+import { SyscallError } from '../kernel/libc.js';
+import { AuditNetlink, type AuditStatus } from '../kernel/netlink.js';
+import { encodeMarker, MARKER_TYPE, type MarkerBody } from '../marker/format.js';
+import type { KeyringEntry } from '../marker/keyring.js';
+import { fieldValue, type AuditRecord } from '../parse/record.js';
+import { Labeller } from '../policy/labeller.js';
+import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
+import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
+import { EventEncoder } from './event-encoder.js';
+import { appendKeyring, ensureDirectory } from './files.js';
+import { HostLog } from './host-log.js';
+import { isAlive, KernelSetup } from './kernel-setup.js';
+import type { Logger } from './logger.js';
+import { readPpid, readProcSnapshot } from './proc-seed.js';
+import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
+
+export interface DaemonOptions {
+  readonly config: DaemonConfig;
+  readonly log: Logger;
+  /** The plugin stream (plugin mode). Default: process.stdin. */
+  readonly input?: Readable;
+}
+
+/** An error with a stable `code` (ETIMEDOUT, ESHUTDOWN, EINVAL…) for the control server to map. */
+export class DaemonError extends Error {
+  readonly code: string;
+  constructor(message: string, code: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DaemonError';
+    this.code = code;
+  }
+}
+
+interface Pending {
+  resolve(result: OperationResult): void;
+  reject(error: Error): void;
+}
+
+/** Formatted bytes that may wait behind the host log write in flight before reading pauses. */
+const WRITE_HIGH_WATER = 1024 * 1024;
+
+/** How long the stop marker may take to come back before the daemon stops anyway. */
+const STOP_MARKER_WAIT_MS = 2000;
+
+/** A compact UTC time for start ids: 20261128T175500Z. */
+function compactTime(now: Date): string {
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.[0-9]+Z$/, 'Z');
+}
+
+/** The running daemon. */
+export class Daemon implements DaemonApi {
+  readonly mode: LiveMode;
+  readonly startId: string;
+  /** Resolves when the daemon has stopped, with its exit code (0 clean, 1 with problems). */
+  readonly finished: Promise<number>;
+  readonly #config: DaemonConfig;
+  readonly #log: Logger;
+  readonly #control: AuditNetlink;
+  readonly #source: RecordSource;
+  readonly #kernel: KernelSetup | null;
+  readonly #secret: Buffer;
+  readonly #labeller: Labeller;
+  readonly #assembler: EventAssembler;
+  readonly #encoder: EventEncoder | null;
+  readonly #hostLog: HostLog | null;
+  readonly #startedAt = new Date();
+  readonly #pending = new Map<number, Pending>();
+  /** Marker seqs of this start whose read-back someone awaits (start, stop). */
+  readonly #echoes = new Map<number, () => void>();
+  #seq = 0;
+  /** The host log write in flight. */
+  #writing: Promise<void> | null = null;
+  #stopping: Promise<number> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #newestMs = 0;
+  #lostAtStart = 0;
+  #kernel0: AuditStatus | null = null;
+  #rate = { records: 0, at: Date.now(), perSecond: 0 };
+  #lastLoss = { enobufs: 0, kernelLost: 0, serialGaps: 0 };
+  #runError: Error | null = null;
+  readonly #running: Promise<void>;
+  #startConfirmed = false;
+  /** The source ended or failed: nothing more will be read. */
+  #inputEnded = false;
+
+  private constructor(parts: {
+    config: DaemonConfig;
+    log: Logger;
+    control: AuditNetlink;
+    source: RecordSource;
+    kernel: KernelSetup | null;
+    keyring: KeyringEntry;
+    hostLog: HostLog | null;
+  }) {
+    this.#config = parts.config;
+    this.#log = parts.log;
+    this.#control = parts.control;
+    this.#source = parts.source;
+    this.mode = parts.source.mode;
+    this.#kernel = parts.kernel;
+    this.startId = parts.keyring.startId;
+    this.#secret = parts.keyring.secret;
+    this.#hostLog = parts.hostLog;
+    this.#encoder = parts.hostLog === null ? null : new EventEncoder(parts.config.format);
+    this.#labeller = new Labeller({
+      keyring: new Map([[parts.keyring.startId, parts.keyring]]),
+      maxProcesses: parts.config.maxProcesses,
+    });
+    this.#assembler = new EventAssembler({
+      timeoutMs: parts.config.eventTimeoutMs,
+      maxInFlight: parts.config.maxInFlight,
+      onEvent: (event) => {
+        this.#onEvent(event);
+      },
+    });
+    this.#running = this.#run();
+    this.finished = this.#running.then(
+      () => this.stop('the input ended'),
+      (error: unknown) => {
+        this.#inputEnded = true;
+        this.#runError = error instanceof Error ? error : new Error(String(error));
+        this.#log('error', `Reading stopped: ${this.#runError.message}`);
+        return this.stop('a read error');
+      },
+    );
+  }
+
+  /**
+   * Starts the daemon. On failure, everything already changed in the
+   * kernel is put back before the error is thrown.
+   */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const { config, log } = options;
+    const control = new AuditNetlink();
+    let source: RecordSource | undefined;
+    let kernel: KernelSetup | null = null;
+    try {
+      const status = control.getStatus();
+      source = await openSource(config, status, options.input ?? process.stdin, log);
+      const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
+      ensureDirectory(config.stateDir, 0o700);
+      if (manageRules) {
+        kernel = new KernelSetup(control, {
+          selfPid: process.pid,
+          backlogLimit: config.backlogLimit,
+          statePath: `${config.stateDir.replace(/\/+$/, '')}/kernel-state.json`,
+          log,
+        });
+        kernel.apply();
+        log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
+      }
+      const entry: KeyringEntry = {
+        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
+        daemonPid: process.pid,
+        secret: randomBytes(32),
+      };
+      appendKeyring(keyringPath(config), entry);
+      const logPath = hostLogPath(config, source.mode);
+      const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
+      const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
+      daemon.#begin(status);
+      return daemon;
+    } catch (error) {
+      const problems = kernel?.restore() ?? [];
+      for (const p of problems) log('error', `Cannot restore audit state: ${p}`);
+      await source?.close().catch(() => undefined);
+      control.close();
+      throw error;
+    }
+  }
+
+  #begin(status: AuditStatus): void {
+    const log = this.#log;
+    if (this.#config.seedProc) {
+      const procs = readProcSnapshot();
+      this.#labeller.seed(procs);
+      log('info', `Seeded the process table with ${procs.length} processes from /proc`);
+    }
+    this.#kernel0 = status;
+    this.#lostAtStart = status.lost;
+    this.#timer = setInterval(() => {
+      this.#tick();
+    }, this.#config.statusIntervalMs);
+    this.#timer.unref();
+    const confirmed = this.#awaitEcho(this.#sendMarker({ op: 'start', daemonPid: process.pid }));
+    const warn = setTimeout(() => {
+      if (!this.#startConfirmed) {
+        log(
+          'warning',
+          `The start marker did not come back within ${this.#config.submitTimeoutMs} ms ` +
+            '(is audit enabled? are records reaching contid?); operations will time out',
+        );
+      }
+    }, this.#config.submitTimeoutMs);
+    warn.unref();
+    void confirmed.then(() => {
+      this.#startConfirmed = true;
+      clearTimeout(warn);
+    });
+    const target =
+      this.#hostLog === null ? 'no host log' : `host log ${this.#hostLog.path} (${this.#config.format})`;
+    log('notice', `Started: pid ${process.pid}, source ${this.mode}, start ${this.startId}, ${target}`);
+  }
+
+  /** Sends a marker; returns its seq. @throws {SyscallError} */
+  #sendMarker(body: MarkerBody): number {
+    const seq = ++this.#seq;
+    this.#control.sendUserMessage(
+      MARKER_TYPE,
+      encodeMarker({ start: this.startId, seq, body }, this.#secret),
+    );
+    return seq;
+  }
+
+  /** Resolves when this start's marker `seq` is read back. */
+  #awaitEcho(seq: number): Promise<void> {
+    return new Promise((resolve) => this.#echoes.set(seq, resolve));
+  }
+
+  async #run(): Promise<void> {
+    for (;;) {
+      const batch = await this.#source.next();
+      if (batch === null) break;
+      for (const r of batch) {
+        if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
+        this.#assembler.push(r);
+      }
+      await this.#flush();
+    }
+    this.#inputEnded = true;
+    this.#assembler.end();
+    await this.#flush(true);
+  }
+
+  /**
+   * Starts a host log write of what the encoder holds, unless one is in
+   * flight; when it completes, the next starts. One write at a time keeps
+   * the order and lets formatting overlap the disk.
+   */
+  #pump(): void {
+    if (this.#writing !== null || this.#hostLog === null || this.#encoder === null) return;
+    if (this.#encoder.length === 0) return;
+    this.#writing = this.#hostLog.write(this.#encoder.take()).then(() => {
+      this.#writing = null;
+      this.#pump();
+    });
+  }
+
+  /**
+   * Backpressure: returns at once while less than {@link WRITE_HIGH_WATER}
+   * bytes wait behind the write in flight, else waits for the disk (reading
+   * stops meanwhile; the kernel holds the records). With `all`, waits until
+   * everything is written.
+   */
+  async #flush(all = false): Promise<void> {
+    this.#pump();
+    while (this.#writing !== null && (all || (this.#encoder?.length ?? 0) >= WRITE_HIGH_WATER)) {
+      await this.#writing;
+    }
+  }
+
+  #onEvent(event: AuditEvent): void {
+    const le = this.#labeller.process(event);
+    this.#encoder?.write(le);
+    for (const op of le.ops) {
+      if (op.marker?.start !== this.startId) continue;
+      const pending = this.#pending.get(op.marker.seq);
+      if (pending === undefined) continue;
+      this.#pending.delete(op.marker.seq);
+      pending.resolve({ errno: op.errno, op });
+    }
+    if (this.#echoes.size > 0) {
+      for (const r of event.records) if (r.type === MARKER_TYPE) this.#checkEcho(r);
+    }
+  }
+
+  #checkEcho(r: AuditRecord): void {
+    if (fieldValue(r, 'pid') !== String(process.pid)) return;
+    const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
+    if (m?.[1] !== this.startId) return;
+    const seq = Number(m[2]);
+    const done = this.#echoes.get(seq);
+    if (done === undefined) return;
+    this.#echoes.delete(seq);
+    done();
+  }
+
+  submit(request: OperationRequest, signal?: AbortSignal): Promise<OperationResult> {
+    if (this.#stopping !== undefined) {
+      return Promise.reject(new DaemonError('Cannot submit an operation: contid is stopping', 'ESHUTDOWN'));
+    }
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    let body: MarkerBody;
+    const ppid = readPpid(request.pid);
+    const target = ppid === undefined ? { pid: request.pid } : { pid: request.pid, ppid };
+    if (request.op === 'grant') {
+      body = { op: 'grant', ...target, caller: request.caller };
+    } else {
+      if (request.contid === undefined) {
+        return Promise.reject(
+          new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'EINVAL'),
+        );
+      }
+      body = { op: request.op, ...target, contid: request.contid, caller: request.caller };
+    }
+    return new Promise<OperationResult>((resolve, reject) => {
+      let seq: number;
+      const timeoutMs = this.#config.submitTimeoutMs;
+      const settle = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#pending.delete(seq);
+      };
+      const timer = setTimeout(() => {
+        settle();
+        reject(
+          new DaemonError(
+            `Cannot ${request.op} pid ${request.pid}: the marker did not come back within ${timeoutMs} ms`,
+            'ETIMEDOUT',
+          ),
+        );
+      }, timeoutMs);
+      const onAbort = (): void => {
+        settle();
+        reject(signal?.reason instanceof Error ? signal.reason : new DaemonError('Aborted', 'ABORT_ERR'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        seq = this.#seq + 1;
+        this.#pending.set(seq, {
+          resolve: (r) => {
+            settle();
+            resolve(r);
+          },
+          reject: (e) => {
+            settle();
+            reject(e);
+          },
+        });
+        this.#sendMarker(body);
+      } catch (error) {
+        settle();
+        const message = error instanceof Error ? error.message : String(error);
+        const code =
+          error instanceof SyscallError ? error.code : error instanceof RangeError ? 'EINVAL' : 'EIO';
+        reject(
+          new DaemonError(`Cannot ${request.op} pid ${request.pid}: ${message}`, code, { cause: error }),
+        );
+      }
+    });
+  }
+
+  get(pid: number): ProcessLabel | null {
+    const entry = this.#labeller.table.get(pid);
+    if (entry === undefined || !entry.alive) return null;
+    return { pid, contid: entry.label?.rendered ?? null };
+  }
+
+  status(): DaemonStatus {
+    const a = this.#assembler.stats();
+    const l = this.#labeller.stats();
+    const source = this.#source.stats();
+    const kernel = this.#kernel0;
+    return {
+      pid: process.pid,
+      startedAt: this.#startedAt.toISOString(),
+      source: this.mode,
+      startId: this.startId,
+      records: a.records,
+      events: a.events,
+      recordRate: this.#rate.perSecond,
+      lagMs: this.#newestMs === 0 ? 0 : Math.max(0, Date.now() - this.#newestMs),
+      losses: {
+        enobufs: source.enobufs,
+        kernelLost: kernel === null ? 0 : Math.max(0, kernel.lost - this.#lostAtStart),
+        serialGaps: a.lostEstimate,
+      },
+      processes: l.processes,
+      containers: l.containers,
+      forgeries: l.forgeries,
+      pendingOperations: this.#pending.size,
+      startMarkerConfirmed: this.#startConfirmed,
+      rules: this.#kernel?.rules.length ?? 0,
+      kernel:
+        kernel === null
+          ? null
+          : {
+              enabled: kernel.enabled,
+              backlog: kernel.backlog,
+              backlogLimit: kernel.backlogLimit,
+              backlogWaitTimeActual: kernel.backlogWaitTimeActual,
+              lost: kernel.lost,
+            },
+      sourceStats: source,
+      assembler: a,
+      labels: l,
+      hostLog: this.#hostLog?.stats() ?? null,
+    };
+  }
+
+  /** Polls the kernel status and reports new losses. */
+  #tick(): void {
+    const now = Date.now();
+    const records = this.#assembler.stats().records;
+    const seconds = (now - this.#rate.at) / 1000;
+    if (seconds > 0) {
+      this.#rate = { records, at: now, perSecond: Math.round((records - this.#rate.records) / seconds) };
+    }
+    try {
+      const s = this.#control.getStatus();
+      if (this.#kernel0 !== null && s.lost < this.#kernel0.lost) this.#lostAtStart = 0; // counter reset
+      this.#kernel0 = s;
+    } catch (error) {
+      this.#log(
+        'warning',
+        `Cannot read the audit status: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    const { losses } = this.status();
+    const last = this.#lastLoss;
+    if (losses.kernelLost > last.kernelLost) {
+      this.#log('warning', `The kernel lost ${losses.kernelLost - last.kernelLost} records (lost counter)`);
+    }
+    if (losses.enobufs > last.enobufs) {
+      this.#log(
+        'warning',
+        `The socket overflowed ${losses.enobufs - last.enobufs} times (ENOBUFS): records lost`,
+      );
+    }
+    if (losses.serialGaps > last.serialGaps) {
+      this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
+    }
+    this.#lastLoss = { ...losses };
+  }
+
+  /** Stops gracefully (see the module comment). Idempotent; resolves with the exit code. */
+  stop(reason: string): Promise<number> {
+    this.#stopping ??= this.#stop(reason);
+    return this.#stopping;
+  }
+
+  async #stop(reason: string): Promise<number> {
+    const log = this.#log;
+    log('notice', `Stopping: ${reason}`);
+    const problems: string[] = [];
+    let seq: number | undefined;
+    try {
+      seq = this.#sendMarker({ op: 'stop' });
+    } catch (error) {
+      problems.push(`stop marker: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    // Wait for it while reading, so that it lands in the host log before the end.
+    if (seq !== undefined && !this.#inputEnded) {
+      await withTimeout(this.#awaitEcho(seq), STOP_MARKER_WAIT_MS).catch((error: unknown) => {
+        log(
+          'warning',
+          `The stop marker was not read back: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      });
+    }
+    for (const [seq, pending] of this.#pending) {
+      this.#pending.delete(seq);
+      pending.reject(new DaemonError('The operation was not read back before contid stopped', 'ESHUTDOWN'));
+    }
+    const ruleProblems = this.#kernel?.restoreRules() ?? [];
+    problems.push(...ruleProblems);
+    try {
+      await this.#source.close();
+    } catch (error) {
+      problems.push(`unregister: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    // The run loop drains what the source still holds, ends the assembler and writes the rest.
+    await this.#running.catch(() => undefined);
+    await this.#flush(true);
+    await this.#hostLog?.close();
+    problems.push(...(this.#kernel?.restoreSettings() ?? []));
+    clearInterval(this.#timer);
+    this.#tick();
+    this.#control.close();
+    for (const p of problems) log('error', `While stopping: ${p}`);
+    const s = this.status();
+    log(
+      'notice',
+      `Stopped: ${s.records} records, ${s.events} events, losses ${JSON.stringify(s.losses)}` +
+        (this.#hostLog === null ? '' : `, host log ${JSON.stringify(this.#hostLog.stats())}`),
+    );
+    return problems.length === 0 && this.#runError === null ? 0 : 1;
+  }
+}
+
+async function openSource(
+  config: DaemonConfig,
+  status: AuditStatus,
+  input: Readable,
+  log: Logger,
+): Promise<RecordSource> {
+  const buffer = config.receiveBufferBytes;
+  switch (config.source) {
+    case 'plugin':
+      return new PluginSource(input);
+    case 'unicast':
+    case 'multicast':
+      return NetlinkSource.open(config.source, buffer);
+    case 'auto': {
+      const other = status.pid !== 0 && status.pid !== process.pid && isAlive(status.pid);
+      if (other) {
+        log('info', `Pid ${status.pid} is the audit daemon: reading the multicast copy beside it`);
+        return NetlinkSource.open('multicast', buffer);
+      }
+      try {
+        return await NetlinkSource.open('unicast', buffer);
+      } catch (error) {
+        if (!(error instanceof SyscallError && error.code === 'EEXIST')) throw error;
+        log('info', 'Another audit daemon registered meanwhile: reading the multicast copy beside it');
+        return NetlinkSource.open('multicast', buffer);
+      }
+    }
+  }
+}
+
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<void>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new Error(`it did not come back within ${ms} ms`));
+      }, ms);
+    }),
+  ]).finally(() => {
+    clearTimeout(timer);
+  });
+}

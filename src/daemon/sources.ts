@@ -1,0 +1,183 @@
+/**
+ * Where the live daemon's records come from. Every source hands over
+ * parsed records in batches, in stream order, to the one assembler:
+ *
+ * - `unicast`: contid is the registered audit daemon (the kernel sends it
+ *   every record and waits for it: backpressure, no loss while it keeps up);
+ * - `multicast`: a read-only copy beside a running auditd (the kernel drops
+ *   what a slow reader cannot take: ENOBUFS);
+ * - `plugin`: auditd's plugin interface, records as text lines on stdin.
+ *
+ * `next()` resolves with the next batch, or null at the end. The consumer
+ * calls it only when it has written the previous batch, so a slow host log
+ * stops the reading, and the kernel (unicast) or auditd (plugin) waits.
+ */
+import type { Readable } from 'node:stream';
+import { AuditReader, type AuditReaderStats } from '../kernel/reader.js';
+import { isIssue, parseNetlink, RecordParser } from '../parse/parser.js';
+import type { AuditRecord, ParseIssue } from '../parse/record.js';
+
+export type LiveMode = 'unicast' | 'multicast' | 'plugin';
+
+/** Counters of a source, for `contid status`. */
+export interface SourceStats {
+  readonly mode: LiveMode;
+  /** Records (netlink) or lines (plugin) received. */
+  readonly messages: number;
+  readonly bytes: number;
+  /** Messages that were not records. */
+  readonly badRecords: number;
+  /** Times the kernel dropped records because the socket buffer was full (multicast mostly). */
+  readonly enobufs: number;
+  /** Times the reader paused because the daemon was behind (back-pressure, not loss). */
+  readonly pauses: number;
+  /** Records received and not yet processed. */
+  readonly queued: number;
+  readonly receiveBufferBytes: number;
+  readonly lastIssue: string | null;
+}
+
+export interface RecordSource {
+  readonly mode: LiveMode;
+  next(): Promise<AuditRecord[] | null>;
+  stats(): SourceStats;
+  /** Stops reading; batches already received are still returned by next(), which then ends. */
+  close(): Promise<void>;
+}
+
+function describeIssue(issue: ParseIssue): string {
+  return `${issue.message} (${issue.code}): ${JSON.stringify(issue.excerpt.slice(0, 80))}`;
+}
+
+/** The kernel over netlink, read by {@link AuditReader}'s worker thread. */
+export class NetlinkSource implements RecordSource {
+  readonly mode: 'unicast' | 'multicast';
+  readonly #reader: AuditReader;
+  readonly #batches: AsyncIterator<readonly { type: number; payload: string }[]>;
+  #bad = 0;
+  #lastIssue: string | null = null;
+
+  private constructor(mode: 'unicast' | 'multicast', reader: AuditReader) {
+    this.mode = mode;
+    this.#reader = reader;
+    this.#batches = reader[Symbol.asyncIterator]();
+  }
+
+  /**
+   * Opens the reader; in unicast mode this registers as the audit daemon.
+   * @throws {SyscallError} EEXIST (unicast) when another daemon is registered.
+   */
+  static async open(mode: 'unicast' | 'multicast', receiveBufferBytes: number): Promise<NetlinkSource> {
+    return new NetlinkSource(mode, await AuditReader.open({ mode, receiveBufferBytes }));
+  }
+
+  async next(): Promise<AuditRecord[] | null> {
+    const result = await this.#batches.next();
+    if (result.done === true) return null;
+    const records: AuditRecord[] = [];
+    for (const m of result.value) {
+      // The payload is latin1-mapped bytes: recover them exactly.
+      const r = parseNetlink(m.type, Buffer.from(m.payload, 'latin1'));
+      if (isIssue(r)) {
+        this.#bad++;
+        this.#lastIssue = describeIssue(r);
+      } else {
+        records.push(r);
+      }
+    }
+    return records;
+  }
+
+  readerStats(): AuditReaderStats {
+    return this.#reader.stats();
+  }
+
+  stats(): SourceStats {
+    const s = this.#reader.stats();
+    return {
+      mode: this.mode,
+      messages: s.messages,
+      bytes: s.bytes,
+      badRecords: this.#bad,
+      enobufs: s.enobufs,
+      pauses: s.pauses,
+      queued: s.queuedMessages,
+      receiveBufferBytes: s.receiveBufferBytes,
+      lastIssue: this.#lastIssue,
+    };
+  }
+
+  close(): Promise<void> {
+    return this.#reader.close();
+  }
+}
+
+/** auditd's plugin stream (`format = string`) on a readable, usually stdin. */
+export class PluginSource implements RecordSource {
+  readonly mode = 'plugin' as const;
+  readonly #input: Readable;
+  readonly #chunks: AsyncIterator<unknown>;
+  readonly #parser: RecordParser;
+  #pending: AuditRecord[] = [];
+  #bytes = 0;
+  #bad = 0;
+  #lastIssue: string | null = null;
+  #ended = false;
+  #closing = false;
+
+  constructor(input: Readable, maxLineBytes = 1024 * 1024) {
+    this.#input = input;
+    this.#chunks = input[Symbol.asyncIterator]();
+    this.#parser = new RecordParser({
+      maxLineBytes,
+      onRecord: (r) => this.#pending.push(r),
+      onIssue: (i) => {
+        this.#bad++;
+        this.#lastIssue = `line ${i.line}: ${describeIssue(i)}`;
+      },
+    });
+  }
+
+  async next(): Promise<AuditRecord[] | null> {
+    if (this.#ended) return null;
+    let result: IteratorResult<unknown>;
+    try {
+      result = await this.#chunks.next();
+    } catch (error) {
+      // Destroying the input to stop reading ends it "prematurely".
+      if (!this.#closing) throw error;
+      result = { done: true, value: undefined };
+    }
+    if (result.done === true) {
+      this.#ended = true;
+      this.#parser.end();
+    } else {
+      const chunk = typeof result.value === 'string' ? Buffer.from(result.value) : (result.value as Buffer);
+      this.#bytes += chunk.length;
+      this.#parser.push(chunk);
+    }
+    const out = this.#pending;
+    this.#pending = [];
+    return out;
+  }
+
+  stats(): SourceStats {
+    return {
+      mode: this.mode,
+      messages: this.#parser.lines,
+      bytes: this.#bytes,
+      badRecords: this.#bad,
+      enobufs: 0,
+      pauses: 0,
+      queued: 0,
+      receiveBufferBytes: 0,
+      lastIssue: this.#lastIssue,
+    };
+  }
+
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#input.destroy();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * `contid run` on the real kernel, as root. Each test holds the audit lock
+ * and restores the audit state (withAuditState), starts the daemon as a
+ * child process with its files in a temporary directory, and stops it by
+ * its pid.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { formatRule } from '../src/kernel/netlink.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { resolveConfig } from '../src/daemon/config.js';
+import { contidRuleOwner, contidRules } from '../src/daemon/rules.js';
+import type { LogLevel } from '../src/daemon/logger.js';
+import {
+  auditSkipReason,
+  runWithLoginuid,
+  skipIfDaemonRegistered,
+  spawnWithLoginuid,
+  TEST_LOGINUID,
+  withAuditState,
+} from './support/audit-state.js';
+import { startDaemonChild } from './support/daemon-child.js';
+
+const MAIN = new URL('../src/cli/main.js', import.meta.url).pathname;
+const skip = auditSkipReason();
+
+/** A `contid run` child process. */
+interface RunningDaemon {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  stderr(): string;
+  /** Resolves with the exit code once it exits. */
+  readonly exited: Promise<number | null>;
+}
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'contid-daemon-'));
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Starts `contid run ARGS` and resolves once it reports "Started:". */
+async function startRun(
+  args: readonly string[],
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): Promise<RunningDaemon> {
+  const child = spawn(process.execPath, [MAIN, 'run', ...args], { stdio: [stdin, 'ignore', 'pipe'] });
+  let stderr = '';
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  await new Promise<void>((resolve, reject) => {
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      if (stderr.includes('Started:')) resolve();
+    });
+    void exited.then((code) => {
+      reject(new Error(`contid run exited with code ${String(code)} before starting:\n${stderr}`));
+    });
+  });
+  return { child, pid: child.pid ?? -1, stderr: () => stderr, exited };
+}
+
+/** Sends `signal` to the daemon by pid and resolves with its exit code. */
+async function stopRun(d: RunningDaemon, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  process.kill(d.pid, signal);
+  return d.exited;
+}
+
+/** Polls `file` until `predicate` holds for one of its lines. */
+async function waitForLine(
+  file: string,
+  predicate: (line: string) => boolean,
+  what: string,
+): Promise<string> {
+  const deadline = Date.now() + 8000;
+  while (Date.now() < deadline) {
+    if (existsSync(file)) {
+      const line = readFileSync(file, 'utf8').split('\n').find(predicate);
+      if (line !== undefined) return line;
+    }
+    await sleep(50);
+  }
+  throw new Error(`No ${what} in ${file} within 8 s`);
+}
+
+const isTrueExecve = (line: string): boolean =>
+  line.startsWith('type=SYSCALL ') &&
+  line.includes(' syscall=59 ') &&
+  line.includes(` auid=${TEST_LOGINUID} `) &&
+  line.includes('exe="/usr/bin/true"');
+
+test(
+  'unicast: registers, installs exactly its rules, logs a loginuid-4242 execve, and undoes it all on SIGTERM',
+  { skip },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const { netlink, snapshot } = ctx;
+      const dir = tempDir(t);
+      const log = join(dir, 'audit.log');
+      const d = await startRun(['--host-log', log, '--state-dir', join(dir, 'state')]);
+      try {
+        assert.match(d.stderr(), /source unicast/);
+        const status = netlink.getStatus();
+        assert.equal(status.pid, d.pid);
+        assert.equal(status.enabled, 1);
+        assert.ok(status.backlogLimit >= 8192);
+        const ours = netlink
+          .listRules()
+          .filter((r) => contidRuleOwner(r) !== null)
+          .map(formatRule);
+        assert.deepEqual(ours, contidRules(d.pid).map(formatRule));
+
+        const run = await runWithLoginuid(TEST_LOGINUID, ['/bin/true']);
+        assert.equal(run.code, 0);
+        const line = await waitForLine(log, isTrueExecve, 'execve of /bin/true');
+        assert.match(line, new RegExp(` pid=${run.pid} `));
+      } finally {
+        assert.equal(await stopRun(d), 0, d.stderr());
+      }
+      const after = netlink.getStatus();
+      assert.equal(after.pid, 0);
+      assert.equal(after.enabled, snapshot.status.enabled);
+      assert.equal(after.backlogLimit, snapshot.status.backlogLimit);
+      assert.deepEqual(netlink.listRules().map(formatRule), snapshot.rules.map(formatRule));
+      assert.equal(statSync(log).mode & 0o777, 0o600);
+    });
+  },
+);
+
+test(
+  'the daemon start and stop markers land in the host log and verify with the keyring it wrote',
+  { skip },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const dir = tempDir(t);
+      const log = join(dir, 'audit.log');
+      const keyring = join(dir, 'keys', 'keyring');
+      const d = await startRun(['--host-log', log, '--state-dir', join(dir, 'state'), '--keyring', keyring]);
+      await waitForLine(log, (l) => l.includes('op=start'), 'start marker');
+      assert.equal(await stopRun(d, 'SIGINT'), 0, d.stderr());
+      assert.equal(statSync(keyring).mode & 0o777, 0o600);
+      assert.equal(statSync(join(dir, 'keys')).mode & 0o777, 0o700);
+      const text = readFileSync(log, 'utf8');
+      assert.match(
+        text,
+        new RegExp(
+          `type=UNKNOWN\\[2942\\] msg=audit\\([0-9.:]+\\): pid=${d.pid} .*op=start daemon-pid=${d.pid} `,
+        ),
+      );
+      assert.match(text, /seq=2 op=stop mac=/);
+      const replay = spawnSync(
+        process.execPath,
+        [MAIN, 'replay', '--format', 'json', '--keyring', keyring, log],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(replay.status, 0, replay.stderr);
+      assert.match(replay.stderr, / 2 markers,/);
+      assert.match(replay.stderr, / 0 forgery attempts/);
+    });
+  },
+);
+
+test(
+  'after SIGKILL the next start removes the dead run rules, registers, and restores the original state',
+  { skip },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const { netlink, snapshot } = ctx;
+      const dir = tempDir(t);
+      const args = ['--host-log', join(dir, 'audit.log'), '--state-dir', join(dir, 'state')];
+      const first = await startRun(args);
+      assert.equal(await stopRun(first, 'SIGKILL'), null);
+      // The kernel keeps what the killed run set up.
+      assert.equal(netlink.listRules().filter((r) => contidRuleOwner(r) === first.pid).length, 2);
+      assert.equal(netlink.getStatus().enabled, 1);
+
+      const second = await startRun(args);
+      try {
+        assert.match(second.stderr(), /Recovering from contid pid/);
+        assert.equal(second.stderr().match(/Removed the audit rule of an earlier contid run/g)?.length, 2);
+        assert.equal(netlink.getStatus().pid, second.pid);
+        const owners = netlink
+          .listRules()
+          .map(contidRuleOwner)
+          .filter((o) => o !== null);
+        assert.deepEqual(owners, [second.pid, second.pid]);
+        const run = await runWithLoginuid(TEST_LOGINUID, ['/bin/true']);
+        assert.equal(run.code, 0);
+        await waitForLine(join(dir, 'audit.log'), isTrueExecve, 'execve after recovery');
+      } finally {
+        assert.equal(await stopRun(second), 0, second.stderr());
+      }
+      // enabled goes back to what it was before the killed run, not what that run left.
+      assert.equal(netlink.getStatus().enabled, snapshot.status.enabled);
+      assert.deepEqual(netlink.listRules().map(formatRule), snapshot.rules.map(formatRule));
+      assert.ok(!existsSync(join(dir, 'state', 'kernel-state.json')));
+    });
+  },
+);
+
+test(
+  'multicast beside another registered daemon writes no host log unless --host-log is given',
+  { skip },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const { netlink } = ctx;
+      const dir = tempDir(t);
+      const defaultLog = '/var/log/contid/audit.log';
+      const before = existsSync(defaultLog) ? statSync(defaultLog).size : -1;
+      const stand = await startDaemonChild();
+      try {
+        const quiet = await startRun(['--state-dir', join(dir, 'state')]);
+        try {
+          assert.match(quiet.stderr(), /source multicast, .*no host log/);
+          assert.equal(netlink.getStatus().pid, stand.pid);
+          assert.equal((await runWithLoginuid(TEST_LOGINUID, ['/bin/true'])).code, 0);
+          await sleep(300);
+        } finally {
+          assert.equal(await stopRun(quiet), 0, quiet.stderr());
+        }
+        assert.equal(existsSync(defaultLog) ? statSync(defaultLog).size : -1, before);
+        assert.deepEqual(readdirSync(join(dir, 'state')), ['keyring']);
+
+        const log = join(dir, 'multicast.log');
+        const loud = await startRun([
+          '--state-dir',
+          join(dir, 'state'),
+          '--host-log',
+          log,
+          '--format',
+          'json',
+        ]);
+        try {
+          assert.equal((await runWithLoginuid(TEST_LOGINUID, ['/bin/true'])).code, 0);
+          const line = await waitForLine(
+            log,
+            (l) => l.includes('"syscall":"59"') && l.includes(`"auid":"${TEST_LOGINUID}"`),
+            'JSON execve',
+          );
+          assert.ok(JSON.parse(line) !== null);
+        } finally {
+          assert.equal(await stopRun(loud), 0, loud.stderr());
+        }
+        assert.equal(netlink.getStatus().pid, stand.pid, 'the other daemon stays registered');
+      } finally {
+        await stand.stop();
+      }
+    });
+  },
+);
+
+const PLUGIN_STREAM = [
+  'type=SYSCALL msg=audit(1795884974.142:24): arch=c000003e syscall=56 success=yes exit=7001 a0=1200011 a1=0 a2=0 a3=0 items=0 ppid=1 pid=7000 auid=4242 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=3 comm="sh" exe="/usr/bin/dash" key="contid"\x1dARCH=x86_64 SYSCALL=clone AUID="unknown(4242)" UID="root"',
+  'type=SYSCALL msg=audit(1795884974.143:25): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=7000 pid=7001 auid=4242 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=3 comm="true" exe="/usr/bin/true" key="contid"\x1dARCH=x86_64 SYSCALL=execve AUID="unknown(4242)" UID="root"',
+  'type=PROCTITLE msg=audit(1795884974.142:24): proctitle="sh"',
+  'type=EOE msg=audit(1795884974.142:24): ',
+  'type=EXECVE msg=audit(1795884974.143:25): argc=1 a0="true"',
+  'type=PROCTITLE msg=audit(1795884974.143:25): proctitle="true"',
+  'type=EOE msg=audit(1795884974.143:25): ',
+  'type=DAEMON_END msg=audit(1795884975.000:9001): op=terminate auid=0 pid=1 res=success',
+  '',
+].join('\n');
+
+test('plugin mode reads a canned auditd plugin stream on stdin and stops at its end', { skip }, async (t) => {
+  await withAuditState(async ({ netlink, snapshot }) => {
+    const dir = tempDir(t);
+    const log = join(dir, 'plugin.log');
+    const d = await startRun(
+      ['--source', 'plugin', '--host-log', log, '--state-dir', join(dir, 'state'), '--seed-proc', 'no'],
+      'pipe',
+    );
+    assert.match(d.stderr(), /source plugin/);
+    // auditd owns the rules in plugin mode.
+    assert.deepEqual(netlink.listRules().map(formatRule), snapshot.rules.map(formatRule));
+    d.child.stdin?.end(PLUGIN_STREAM);
+    assert.equal(await d.exited, 0, d.stderr());
+    const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
+    assert.equal(lines.filter((l) => l.startsWith('type=EOE')).length, 0);
+    assert.deepEqual(
+      lines.map((l) => l.slice(0, l.indexOf(' msg='))),
+      ['type=SYSCALL', 'type=PROCTITLE', 'type=SYSCALL', 'type=EXECVE', 'type=PROCTITLE', 'type=DAEMON_END'],
+    );
+    assert.match(d.stderr(), /Stopping: the input ended/);
+  });
+});
+
+test(
+  'submit() answers once the marker is read back: accepted, then EEXIST, with CONTAINER_OP records',
+  { skip },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const dir = tempDir(t);
+      const log = join(dir, 'audit.log');
+      const messages: string[] = [];
+      const daemon = await Daemon.start({
+        config: resolveConfig({}, { hostLog: log, stateDir: join(dir, 'state'), submitTimeoutMs: 4000 }),
+        log: (level: LogLevel, message: string) => messages.push(`${level}: ${message}`),
+      });
+      const target = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '30'], { stdio: 'ignore' });
+      try {
+        await sleep(200); // let the shell exec sleep
+        const caller = {
+          pid: process.pid,
+          uid: 0,
+          auid: 4294967295,
+          exe: process.execPath,
+          privileged: true,
+        };
+        const pid = target.pid ?? -1;
+        const first = await daemon.submit({ op: 'set', pid, contid: '42', caller });
+        assert.equal(first.errno, null, JSON.stringify(first.op));
+        assert.equal(daemon.get(pid)?.contid, '42');
+        const second = await daemon.submit({ op: 'set', pid, contid: '43', caller });
+        assert.equal(second.errno, 'EEXIST');
+        const status = daemon.status();
+        assert.equal(status.source, 'unicast');
+        assert.equal(status.containers, 1);
+        assert.equal(status.losses.kernelLost, 0);
+        assert.ok(status.records > 0);
+      } finally {
+        target.kill('SIGKILL');
+        assert.equal(await daemon.stop('test end'), 0, messages.join('\n'));
+      }
+      const ops = readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('type=CONTAINER_OP'));
+      assert.equal(ops.length, 2);
+      assert.match(ops[0]!, / op=set opid=\d+ contid=42 old-contid=-1 .* res=1$/);
+      assert.match(ops[1]!, / res=0 errno=EEXIST$/);
+      await assert.rejects(
+        daemon.submit({
+          op: 'grant',
+          pid: 1,
+          caller: { pid: 1, uid: 0, auid: 0, exe: '/', privileged: true },
+        }),
+        {
+          code: 'ESHUTDOWN',
+        },
+      );
+    });
+  },
+);
