@@ -16,6 +16,14 @@ export interface OperationRequest {
   readonly contid?: string;
   /** Who asked, as established by the control server (SO_PEERCRED, /proc). */
   readonly caller: MarkerCaller;
+  /**
+   * A name for the container (set only), e.g. the OCI container id. Not part
+   * of the marker, so not in the audit stream: the daemon logs it and lists
+   * it in its status.
+   */
+  readonly name?: string;
+  /** Descriptive key/value pairs for the container (set only), like `name`. */
+  readonly meta?: Readonly<Record<string, string>>;
 }
 
 /** The answer, given once the operation's marker has been read back from the kernel. */

@@ -36,10 +36,14 @@ export interface DaemonConfig {
   readonly maxProcesses: number;
   /** Seed the process table from /proc at start. */
   readonly seedProc: boolean;
+  /** The control socket (docs/control.md); '' for none. */
+  readonly socket: string;
 }
 
 /** The default host log in unicast mode, where contid replaces auditd. */
 export const DEFAULT_HOST_LOG = '/var/log/contid/audit.log';
+/** Where `contid run` listens for orchestrators (the same as src/control/socket-path.ts). */
+export const DEFAULT_CONTROL_SOCKET = '/run/contid/control.sock';
 /** Read when present; `--config` names another file. */
 export const DEFAULT_CONFIG_FILE = '/etc/contid/contid.conf';
 
@@ -58,6 +62,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   maxInFlight: 65536,
   maxProcesses: 1_000_000,
   seedProc: true,
+  socket: DEFAULT_CONTROL_SOCKET,
 };
 
 /** A bad setting, from the file (with its line) or a flag. */
@@ -125,6 +130,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['max-in-flight', integer('maxInFlight', 1)],
   ['max-processes', integer('maxProcesses', 1)],
   ['seed-proc', boolean('seedProc')],
+  ['socket', path('socket', true)],
 ]);
 
 /** Applies one `key = value` setting; `where` names it in errors. */

@@ -24,7 +24,7 @@ import { fieldValue, type AuditRecord } from '../parse/record.js';
 import { Labeller } from '../policy/labeller.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
-import { EventEncoder } from './event-encoder.js';
+import { EventEncoder } from '../pipeline/encoder.js';
 import { appendKeyring, ensureDirectory } from './files.js';
 import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
@@ -122,7 +122,8 @@ export class Daemon implements DaemonApi {
     this.startId = parts.keyring.startId;
     this.#secret = parts.keyring.secret;
     this.#hostLog = parts.hostLog;
-    this.#encoder = parts.hostLog === null ? null : new EventEncoder(parts.config.format);
+    this.#encoder =
+      parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
     this.#labeller = new Labeller({
       keyring: new Map([[parts.keyring.startId, parts.keyring]]),
       maxProcesses: parts.config.maxProcesses,

@@ -7,6 +7,8 @@ import { renderUntrusted } from '../policy/records.js';
 /** contid's own record for a marker it refused to honour (not a kernel series record). */
 export const FORGERY_TYPE = 'CONTID_FORGERY';
 
+const NOTHING: LabelOutput = Object.freeze({ json: Object.freeze({ contid: null }), text: [], links: [] });
+
 /** What a labelled event adds to the output, in both formats. */
 export interface LabelOutput {
   readonly json: EventLabels;
@@ -41,6 +43,15 @@ export function renderForgery(f: Forgery): string {
  * CONTAINER_OP records and forgery reports, each as text and as JSON fields.
  */
 export function labelOutput(le: LabelledEvent): LabelOutput {
+  // Most events (host processes) add nothing: share one answer.
+  if (
+    le.containerIdRecord === null &&
+    le.objectRecords.length === 0 &&
+    le.ops.length === 0 &&
+    le.forgeries.length === 0
+  ) {
+    return le.contid === null ? NOTHING : { json: { contid: le.contid }, text: [], links: [] };
+  }
   const text: ExtraRecord[] = [];
   const links: number[] = [];
   if (le.containerIdRecord !== null) {

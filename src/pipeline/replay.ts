@@ -1,18 +1,16 @@
 import type { AssemblerStats } from '../assemble/assembler.js';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
-import { ByteSink } from '../output/byte-sink.js';
 import type { IdNames } from '../output/interpretation.js';
-import { JsonEventWriter } from '../output/json.js';
-import { TextEventWriter } from '../output/text.js';
 import { RecordParser } from '../parse/parser.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
 import { Labeller } from '../policy/labeller.js';
-import { labelOutput } from './labels.js';
+import type { OutputFormat } from './encoder.js';
+import { EventEncoder } from './encoder.js';
 import type { ParseIssue } from '../parse/record.js';
 
-export type OutputFormat = 'json' | 'text';
+export type { OutputFormat } from './encoder.js';
 
 export interface ReplayOptions {
   readonly format: OutputFormat;
@@ -70,7 +68,7 @@ export class ReplayPipeline {
   readonly #assembler: EventAssembler;
   readonly #write: (event: AuditEvent) => void;
   readonly #keepIssues: number;
-  readonly #out = new ByteSink();
+  readonly #out: EventEncoder;
   #badLines = 0;
   readonly #issues: ParseIssue[] = [];
   readonly #labeller: Labeller | null;
@@ -87,27 +85,15 @@ export class ReplayPipeline {
             ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
           });
     const labeller = this.#labeller;
-    if (options.format === 'json') {
-      const writer = new JsonEventWriter(this.#out, ids);
-      this.#write = (e) => {
-        if (labeller === null) {
-          writer.write(e);
-          return;
-        }
-        const out = labelOutput(this.#noteForgeries(labeller.process(e)));
-        writer.write(e, out.json);
-      };
-    } else {
-      const writer = new TextEventWriter(this.#out);
-      this.#write = (e) => {
-        if (labeller === null) {
-          writer.write(e);
-          return;
-        }
-        const out = labelOutput(this.#noteForgeries(labeller.process(e)));
-        writer.write(e, out.text, out.links);
-      };
-    }
+    const out = (this.#out = new EventEncoder(options.format, { ids }));
+    this.#write =
+      labeller === null
+        ? (e) => {
+            out.writePlain(e);
+          }
+        : (e) => {
+            out.write(this.#noteForgeries(labeller.process(e)));
+          };
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),

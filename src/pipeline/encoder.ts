@@ -1,0 +1,58 @@
+/**
+ * Events → output bytes, in auditd text or JSON lines, with or without the
+ * labels the labeller attached. The one encoder behind `contid replay` and
+ * the daemon's host log, so that a live host log and a replay of the same
+ * stream are byte-identical.
+ */
+import type { AuditEvent } from '../assemble/event.js';
+import { ByteSink } from '../output/byte-sink.js';
+import type { IdNames } from '../output/interpretation.js';
+import { JsonEventWriter } from '../output/json.js';
+import { TextEventWriter } from '../output/text.js';
+import type { LabelledEvent } from '../policy/labeller.js';
+import { labelOutput } from './labels.js';
+
+export type OutputFormat = 'json' | 'text';
+
+export interface EncoderOptions {
+  /** Names for uids/gids, only when the user asked for them. */
+  readonly ids?: IdNames | null;
+  /** Initial output buffer size; take() starts a fresh buffer of this size (default 1 MiB). */
+  readonly bufferBytes?: number;
+}
+
+/** Formats events into a buffer that {@link take} empties. */
+export class EventEncoder {
+  readonly #sink: ByteSink;
+  readonly #json: JsonEventWriter | null;
+  readonly #text: TextEventWriter | null;
+
+  constructor(format: OutputFormat, options: EncoderOptions = {}) {
+    this.#sink = new ByteSink(options.bufferBytes ?? 1 << 20);
+    this.#json = format === 'json' ? new JsonEventWriter(this.#sink, options.ids ?? null) : null;
+    this.#text = format === 'text' ? new TextEventWriter(this.#sink) : null;
+  }
+
+  /** Writes an event with the labeller's verdict on it. */
+  write(le: LabelledEvent): void {
+    const out = labelOutput(le);
+    if (this.#json !== null) this.#json.write(le.event, out.json);
+    else this.#text!.write(le.event, out.text, out.links);
+  }
+
+  /** Writes an event without labels (plain replay). */
+  writePlain(event: AuditEvent): void {
+    if (this.#json !== null) this.#json.write(event);
+    else this.#text!.write(event);
+  }
+
+  /** Bytes written since the last take. */
+  get length(): number {
+    return this.#sink.length;
+  }
+
+  /** Returns what was written and starts a fresh buffer. */
+  take(): Buffer {
+    return this.#sink.take();
+  }
+}
