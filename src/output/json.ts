@@ -219,12 +219,24 @@ export class JsonEventWriter {
     // punctuation and #N suffixes per field.
     let out = s.reserve((be - bs) * 8 + 16);
     let p = s.position;
-    while ((i = nextField(src, i, be, range)) >= 0) {
-      const ns = range[0]!;
-      const ne = range[1]!;
-      const vs = range[2]!;
-      const ve = range[3]!;
-      const h = hashBytes(src, ns, ne);
+    // One pass per field: the name is hashed while it is scanned, and the
+    // value is copied (escaped) while its end is looked for. The grammar is
+    // nextField's; the rare single-quoted and braced values use it directly.
+    while (i < be) {
+      while (i < be && src[i] === 0x20) i++;
+      if (i >= be) break;
+      const ns = i;
+      let h = 0;
+      let c = 0;
+      while (i < be) {
+        c = src[i]!;
+        if (c === 0x3d || c === 0x20) break;
+        h = (Math.imul(h, 31) + c) | 0;
+        i++;
+      }
+      if (i >= be || c === 0x20) continue; // a word without '=': not a field
+      const ne = i;
+      const vs = i + 1;
       // A name repeated within a record: later copies get a #N suffix so that
       // no value is lost to JSON's last-key-wins rule. The 32-bit filter of
       // the hashes seen means the scan almost never runs.
@@ -256,7 +268,36 @@ export class JsonEventWriter {
       out[p++] = 0x22;
       out[p++] = 0x3a;
       out[p++] = 0x22;
-      p = escapeInto(src, vs, ve, out, p);
+      const q = vs < be ? src[vs]! : 0;
+      let ve: number;
+      if (q === 0x27 || q === 0x7b) {
+        nextField(src, ns, be, range);
+        ve = range[3]!;
+        p = escapeInto(src, vs, ve, out, p);
+      } else {
+        // Unquoted: up to the next space. Double-quoted: up to the closing
+        // quote (an unterminated one takes the rest of the line).
+        const stop = q === 0x22 ? 0x22 : 0x20;
+        let k = q === 0x22 ? vs + 1 : vs;
+        if (q === 0x22) {
+          out[p++] = 0x5c;
+          out[p++] = 0x22;
+        }
+        while (k < be) {
+          const b = src[k]!;
+          if (b === stop) break;
+          if (b >= 0x20 && b !== 0x22 && b !== 0x5c && b !== 0x7f) out[p++] = b;
+          else p = escapeInto(src, k, k + 1, out, p);
+          k++;
+        }
+        if (q === 0x22 && k < be) {
+          out[p++] = 0x5c;
+          out[p++] = 0x22;
+          k++;
+        }
+        ve = k;
+      }
+      i = ve;
       out[p++] = 0x22;
       if ((KNOWN_BITS[(h >>> 5) & 1023]! & (1 << (h & 31))) === 0) continue;
       const known = lookup(src, ns, ne, h);
