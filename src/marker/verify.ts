@@ -92,13 +92,16 @@ function idField(record: AuditRecord, name: string): number | null {
   return v !== undefined && /^[0-9]{1,10}$/.test(v) ? Number(v) : null;
 }
 
+/** The verdict on every record that is no marker (shared: this runs for every record). */
+const NONE: MarkerVerdict = Object.freeze({ kind: 'none' });
+
 /** Checks one record; updates `state` only for a valid marker. */
 export function verifyMarker(record: AuditRecord, keyring: Keyring, state: MarkerState): MarkerVerdict {
   const type = recordType(record);
-  if (!isUserMessageType(type)) return { kind: 'none' };
+  if (!isUserMessageType(type)) return NONE;
   const text = userMessageText(record);
   const looksLike = text !== null && (text === MARKER_PREFIX || text.startsWith(`${MARKER_PREFIX} `));
-  if (type !== MARKER_TYPE && !looksLike) return { kind: 'none' };
+  if (type !== MARKER_TYPE && !looksLike) return NONE;
   const sender = senderOf(record);
   const forged = (reason: ForgeryReason, detail: string, start: string | null = null): MarkerVerdict => ({
     kind: 'forged',

@@ -126,12 +126,24 @@ export class ByteRecord implements AuditRecord {
     const index = indexScratch;
     const src = this.src;
     const len = name.length;
+    // Records of one type list their fields in the same order: try where
+    // this name was found last time before searching.
+    const guess = lastPosition.get(name);
+    if (guess !== undefined && guess < indexLength && index[guess + 1]! - index[guess]! === len) {
+      const ns = index[guess]!;
+      let same = true;
+      for (let i = 0; i < len && same; i++) same = src[ns + i] === name.charCodeAt(i);
+      if (same) return guess;
+    }
     for (let f = 0; f < indexLength; f += 4) {
       const ns = index[f]!;
       if (index[f + 1]! - ns !== len) continue;
       let same = true;
       for (let i = 0; i < len && same; i++) same = src[ns + i] === name.charCodeAt(i);
-      if (same) return f;
+      if (same) {
+        if (lastPosition.size < 256 || lastPosition.has(name)) lastPosition.set(name, f);
+        return f;
+      }
     }
     return -1;
   }
@@ -163,6 +175,8 @@ const fieldRange = new Int32Array(4);
 const indexScratch = new Int32Array(4 * 4096);
 let indexSrc: Buffer | null = null;
 let indexStart = -1;
+/** Where each looked-up name was found last (names come from callers, not input; bounded anyway). */
+const lastPosition = new Map<string, number>();
 let indexLength = 0;
 
 /** Record type names seen so far, by a hash of their bytes: spares a string per record. */

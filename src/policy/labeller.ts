@@ -98,6 +98,9 @@ const SYSCALL = 1300;
 const OBJ_PID = 1318;
 
 /** The contid core: feed it events in stream order. */
+// Shared by the events that have none (most of them), read-only by contract.
+const NO_OBJECTS: LabelledEvent['objectRecords'][number][] = [];
+
 export class Labeller {
   readonly #table: ProcessTable<Container>;
   readonly #live = new Map<string, Container>();
@@ -164,7 +167,14 @@ export class Labeller {
     // The acting process: the SYSCALL record's, else the first pid= of the event.
     let subject: ProcessEntry<Container> | undefined;
     let subjectIndex = -1;
-    const sys = records.findIndex((r) => r.type === SYSCALL || r.typeName === 'SYSCALL');
+    let sys = -1;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (r.type === SYSCALL || r.typeName === 'SYSCALL') {
+        sys = i;
+        break;
+      }
+    }
     if (sys >= 0) {
       const r = records[sys]!;
       const pid = intField(r, 'pid');
@@ -195,23 +205,26 @@ export class Labeller {
         ? null
         : { record: subjectIndex + 1, body: renderContainerId(subjectIndex + 1, label.rendered) };
 
-    const objectRecords: LabelledEvent['objectRecords'][number][] = [];
-    records.forEach((r, i) => {
-      if (r.type !== OBJ_PID && r.typeName !== 'OBJ_PID') return;
+    let objectRecords: LabelledEvent['objectRecords'][number][] = NO_OBJECTS;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (r.type !== OBJ_PID && r.typeName !== 'OBJ_PID') continue;
       const opid = intField(r, 'opid');
       const target = opid === null ? undefined : this.#table.get(opid);
       if (target?.label != null) {
+        if (objectRecords === NO_OBJECTS) objectRecords = [];
         objectRecords.push({
           record: i + 1,
           body: renderContainerId(i + 1, target.label.rendered),
           chain: target.label.chain,
         });
       }
-    });
+    }
 
     // Effects come after tagging: an event carries the label its process had when it ran.
     if (subject !== undefined && sys >= 0) this.#lifecycle(subject, records[sys]!);
-    records.forEach((r, i) => {
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
       const verdict = verifyMarker(r, this.#keyring, this.#markers);
       if (verdict.kind === 'valid') {
         this.#validMarkers++;
@@ -220,7 +233,7 @@ export class Labeller {
         this.#forgeries++;
         forgeries.push(this.#forgery(verdict.reason, verdict.detail, verdict.sender, verdict.start, i + 1));
       }
-    });
+    }
 
     return {
       event,
