@@ -52,7 +52,9 @@ async function startRun(
   args: readonly string[],
   stdin: 'ignore' | 'pipe' = 'ignore',
 ): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [MAIN, 'run', ...args], { stdio: [stdin, 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'run', '--socket', 'none', ...args], {
+    stdio: [stdin, 'ignore', 'pipe'],
+  });
   let stderr = '';
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   await new Promise<void>((resolve, reject) => {

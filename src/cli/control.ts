@@ -103,8 +103,16 @@ export function formatStatus(s: DaemonStatus): string {
     `containers  ${count(s.containers)}`,
     `forgeries   ${count(s.forgeries)}`,
   ];
+  const described = s['described'];
+  if (Array.isArray(described)) {
+    for (const d of described as { contid?: unknown; name?: unknown; meta?: unknown; pid?: unknown }[]) {
+      const name = typeof d.name === 'string' ? ` ${JSON.stringify(d.name)}` : '';
+      const meta = d.meta === undefined ? '' : ` ${JSON.stringify(d.meta)}`;
+      lines.push(`container   ${String(d.contid)}${name}${meta} (set on pid ${String(d.pid)})`);
+    }
+  }
   for (const [key, value] of Object.entries(s)) {
-    if (KNOWN.has(key)) continue;
+    if (KNOWN.has(key) || key === 'described') continue;
     lines.push(`${key.padEnd(11)} ${typeof value === 'string' ? value : JSON.stringify(value)}`);
   }
   return `${lines.join('\n')}\n`;

@@ -29,6 +29,9 @@ Options (each may also be set in the config file as "key = value"):
       --max-in-flight N      Most events assembled at once (default 65536)
       --max-processes N      Most processes tracked (default 1000000)
       --seed-proc yes|no     Seed the process table from /proc at start (default yes)
+      --socket PATH|none     Control socket for contid set/get/grant/status and the
+                             OCI hook (default /run/contid/control.sock; its
+                             directory must be root's and not writable by others)
   -h, --help                 Show this help
 
 Signals: SIGTERM and SIGINT stop gracefully (rules removed, log synced).`;

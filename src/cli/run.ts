@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { startControlServer, type ControlServer } from '../control/server.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, parseConfigFile, resolveConfig } from '../daemon/config.js';
 import type { DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
@@ -19,7 +20,19 @@ function loadConfigFile(path: string | null): Partial<DaemonConfig> {
   return parseConfigFile(text, file);
 }
 
-/** Runs `contid run` until a signal or the end of its input; returns the exit code. */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Runs `contid run` until a signal or the end of its input; returns the exit code.
+ *
+ * Order: the daemon starts (rules, registration, keyring, start marker), then
+ * the control socket listens; on stop the socket closes first (requests in
+ * flight are answered ERR_SHUTTING_DOWN), then the daemon stops and restores
+ * the kernel state. A socket that cannot be opened stops the daemon at once
+ * (exit 1, kernel state restored).
+ */
 export async function runDaemon(args: RunArgs, io: CliIo): Promise<number> {
   const log = streamLogger(io.stderr);
   let config: DaemonConfig;
@@ -34,16 +47,57 @@ export async function runDaemon(args: RunArgs, io: CliIo): Promise<number> {
   try {
     daemon = await Daemon.start({ config, log, input: io.stdin });
   } catch (err) {
-    log('error', `Cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    log('error', `Cannot start: ${messageOf(err)}`);
     return 1;
   }
-  const onSignal = (signal: NodeJS.Signals): void => {
-    void daemon.stop(`signal ${signal}`);
+
+  let server: ControlServer | null = null;
+  let stopping: Promise<number> | undefined;
+  /** Closes the socket, then stops the daemon. Idempotent. */
+  const stop = (reason: string): Promise<number> => {
+    stopping ??= (async () => {
+      if (server !== null) {
+        await server.close();
+        log('info', `Closed the control socket ${server.path}`);
+      }
+      return daemon.stop(reason);
+    })();
+    return stopping;
   };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void stop(`signal ${signal}`);
+  };
+  // Handlers first: a signal while the socket opens still stops gracefully.
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    return await daemon.finished;
+    if (config.socket !== '') {
+      let opened: ControlServer;
+      try {
+        opened = await startControlServer(daemon, {
+          path: config.socket,
+          onError: (error) => {
+            log('error', `Control socket: ${messageOf(error)}`);
+          },
+        });
+      } catch (err) {
+        log('error', `Cannot open the control socket ${config.socket}: ${messageOf(err)}`);
+        await (stopping ?? daemon.stop('the control socket could not be opened'));
+        return 1;
+      }
+      if (stopping === undefined) {
+        server = opened;
+        log('notice', `Listening on ${opened.path}`);
+      } else {
+        await opened.close();
+      }
+    }
+    // The input ended (plugin mode) or reading failed: the daemon stops itself;
+    // the socket then closes too.
+    // finished settles after a signal's stop too (it is the same stop).
+    const code = await daemon.finished;
+    await server?.close();
+    return code;
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -46,6 +46,7 @@ export type ControlErrorCode =
   | 'ERR_CALLER_UNKNOWN'
   | 'ETIMEDOUT'
   | 'ERR_SHUTTING_DOWN'
+  | 'ERR_KERNEL'
   | 'ERR_INTERNAL';
 
 /** A response line. */

@@ -323,20 +323,14 @@ class Connection {
       return response.ok ? { ...response, ...echo } : { ...head, ...response };
     } catch (error) {
       counters.errors++;
-      const timedOut = (error as { code?: unknown }).code === 'ETIMEDOUT';
-      const shuttingDown = this.#context.shutdown.aborted;
-      if (!timedOut && !shuttingDown) this.#context.onError(error);
-      const code: ControlErrorCode = shuttingDown
-        ? 'ERR_SHUTTING_DOWN'
-        : timedOut
-          ? 'ETIMEDOUT'
-          : 'ERR_INTERNAL';
-      const why = shuttingDown
-        ? 'the daemon is shutting down'
-        : timedOut
-          ? 'the daemon did not read the operation back from the kernel in time'
-          : 'internal error in the daemon';
-      return { ok: false, ...head, code, message: `${actionText(request.op, pid)}: ${why} (${code})` };
+      const failure = describeFailure(error, this.#context.shutdown.aborted);
+      if (failure.code === 'ERR_INTERNAL') this.#context.onError(error);
+      return {
+        ok: false,
+        ...head,
+        code: failure.code,
+        message: `${actionText(request.op, pid)}: ${failure.why} (${failure.detail ?? failure.code})`,
+      };
     }
   }
 
@@ -408,23 +402,20 @@ class Connection {
     request: ControlRequest & { op: 'set' | 'grant' },
     caller: CallerIdentity,
   ): Promise<OperationResult> {
-    const base: OperationRequest = {
+    // name and meta describe the container for the daemon's store; they are
+    // not part of the marker.
+    const operation: OperationRequest = {
       op: request.op,
       pid: request.pid,
       caller: toMarkerCaller(caller),
-      ...(request.op === 'set' ? { contid: request.contid } : {}),
-    };
-    // name and meta describe the container for the daemon's store; they are
-    // not part of the marker. OperationRequest does not declare them yet, so
-    // they travel as extra properties.
-    const operation: OperationRequest & ContainerDescription =
-      request.op === 'set'
+      ...(request.op === 'set'
         ? {
-            ...base,
+            contid: request.contid,
             ...(request.name === undefined ? {} : { name: request.name }),
             ...(request.meta === undefined ? {} : { meta: request.meta }),
           }
-        : base;
+        : {}),
+    };
     const controller = new AbortController();
     const onShutdown = (): void => {
       controller.abort(this.#context.shutdown.reason);
@@ -469,10 +460,34 @@ class Connection {
   }
 }
 
-/** The optional description a `set` carries for the daemon's store. */
-export interface ContainerDescription {
-  readonly name?: string;
-  readonly meta?: Readonly<Record<string, string>>;
+/**
+ * What a failed DaemonApi call means for the caller. The daemon's errors
+ * carry a `code` (DaemonError): ETIMEDOUT, ESHUTDOWN, EINVAL, or the errno
+ * the kernel gave when the marker was sent (EPERM without CAP_AUDIT_WRITE,
+ * ECONNREFUSED, ENOBUFS…). Anything without a known code is internal.
+ */
+export function describeFailure(
+  error: unknown,
+  shuttingDown: boolean,
+): { code: ControlErrorCode; why: string; detail?: string } {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (shuttingDown || code === 'ESHUTDOWN') {
+    return { code: 'ERR_SHUTTING_DOWN', why: 'the daemon is shutting down' };
+  }
+  if (code === 'ETIMEDOUT') {
+    return { code: 'ETIMEDOUT', why: 'the daemon did not read the operation back from the kernel in time' };
+  }
+  if (code === 'EINVAL') {
+    return { code: 'ERR_BAD_REQUEST', why: 'the daemon cannot carry it in a marker' };
+  }
+  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
+    return {
+      code: 'ERR_KERNEL',
+      why: `the kernel refused the daemon's marker with ${code}`,
+      detail: `ERR_KERNEL ${code}`,
+    };
+  }
+  return { code: 'ERR_INTERNAL', why: 'internal error in the daemon' };
 }
 
 const READ_EPERM = 'reads need CAP_AUDIT_CONTROL in the initial user namespace';

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 
 /** Where `contid run` listens and the commands connect by default. */
-export const DEFAULT_CONTROL_SOCKET = '/run/contid/control.sock';
+export { DEFAULT_CONTROL_SOCKET } from '../daemon/config.js';
 
 /** The socket's directory or path is unsafe or taken. */
 export class ControlSocketError extends Error {

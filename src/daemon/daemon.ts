@@ -57,6 +57,18 @@ interface Pending {
 /** Formatted bytes that may wait behind the host log write in flight before reading pauses. */
 const WRITE_HIGH_WATER = 1024 * 1024;
 
+/** Most container descriptions (name, meta) kept; the oldest go first. */
+const MAX_DESCRIPTIONS = 10_000;
+
+/** What an orchestrator said about a container it labelled (not in the audit stream). */
+export interface ContainerDescription {
+  readonly contid: string;
+  readonly name?: string;
+  readonly meta?: Readonly<Record<string, string>>;
+  /** The pid the set that described it labelled. */
+  readonly pid: number;
+}
+
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
 
@@ -86,6 +98,8 @@ export class Daemon implements DaemonApi {
   readonly #hostLog: HostLog | null;
   readonly #startedAt = new Date();
   readonly #pending = new Map<number, Pending>();
+  /** Name and meta of containers, by contid, from the sets that carried them. */
+  readonly #descriptions = new Map<string, ContainerDescription>();
   /** Marker seqs of this start whose read-back someone awaits (start, stop). */
   readonly #echoes = new Map<number, () => void>();
   #seq = 0;
@@ -352,6 +366,7 @@ export class Daemon implements DaemonApi {
         this.#pending.set(seq, {
           resolve: (r) => {
             settle();
+            this.#recordOperation(request, r);
             resolve(r);
           },
           reject: (e) => {
@@ -370,6 +385,45 @@ export class Daemon implements DaemonApi {
         );
       }
     });
+  }
+
+  /**
+   * Logs an answered operation with the name and meta the orchestrator gave
+   * (they are not in the marker), and keeps them for status while the
+   * container is live.
+   */
+  #recordOperation(request: OperationRequest, result: OperationResult): void {
+    const described = request.name !== undefined || request.meta !== undefined;
+    const about =
+      (request.name === undefined ? '' : ` name ${JSON.stringify(request.name)}`) +
+      (request.meta === undefined ? '' : ` meta ${JSON.stringify(request.meta)}`);
+    const what = `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}`;
+    const caller = `caller pid ${request.caller.pid} uid ${request.caller.uid}`;
+    const outcome = result.errno === null ? 'accepted' : `refused (${result.errno})`;
+    this.#log('info', `Operation ${what}${about} by ${caller}: ${outcome}`);
+    if (result.errno !== null || request.op !== 'set' || !described || request.contid === undefined) return;
+    if (!/^[0-9]{1,20}$/.test(request.contid)) return;
+    const contid = BigInt(request.contid).toString();
+    // A later set of the same container (injection) that describes it again wins.
+    this.#descriptions.delete(contid);
+    this.#descriptions.set(contid, {
+      contid,
+      pid: request.pid,
+      ...(request.name === undefined ? {} : { name: request.name }),
+      ...(request.meta === undefined ? {} : { meta: request.meta }),
+    });
+    if (this.#descriptions.size > MAX_DESCRIPTIONS) this.#pruneDescriptions();
+  }
+
+  /** Forgets descriptions of containers that are no longer live, then the oldest beyond the bound. */
+  #pruneDescriptions(): void {
+    for (const id of this.#descriptions.keys()) {
+      if (this.#labeller.container(id) === undefined) this.#descriptions.delete(id);
+    }
+    for (const id of this.#descriptions.keys()) {
+      if (this.#descriptions.size <= MAX_DESCRIPTIONS) break;
+      this.#descriptions.delete(id);
+    }
   }
 
   get(pid: number): ProcessLabel | null {
@@ -400,6 +454,7 @@ export class Daemon implements DaemonApi {
       processes: l.processes,
       containers: l.containers,
       forgeries: l.forgeries,
+      described: this.#describedContainers(),
       pendingOperations: this.#pending.size,
       startMarkerConfirmed: this.#startConfirmed,
       rules: this.#kernel?.rules.length ?? 0,
@@ -418,6 +473,12 @@ export class Daemon implements DaemonApi {
       labels: l,
       hostLog: this.#hostLog?.stats() ?? null,
     };
+  }
+
+  /** The live containers an orchestrator named or described, in the order they were set. */
+  #describedContainers(): ContainerDescription[] {
+    this.#pruneDescriptions();
+    return [...this.#descriptions.values()];
   }
 
   /** Polls the kernel status and reports new losses. */

@@ -1,0 +1,774 @@
+/**
+ * End to end on the real kernel, as root: `contid run` as a child process
+ * (private host log, keyring, state directory and control socket in a
+ * temporary directory), the `contid` commands as separate processes, and
+ * crun containers with a busybox rootfs labelled by `contid oci-hook`.
+ *
+ * Each test holds the audit lock and restores the audit state, also on
+ * failure (withAuditState); it stops only the processes it started, by pid.
+ * Records are awaited by polling the host log, never by fixed sleeps.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test, type TestContext } from 'node:test';
+import { contidRuleOwner } from '../src/daemon/rules.js';
+import {
+  auditSkipReason,
+  skipIfDaemonRegistered,
+  spawnWithLoginuid,
+  TEST_LOGINUID,
+  withAuditState,
+} from './support/audit-state.js';
+
+const MAIN = new URL('../src/cli/main.js', import.meta.url).pathname;
+const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
+
+function which(command: string): string | null {
+  const r = spawnSync('/bin/sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+const skip = auditSkipReason();
+const containerSkip =
+  skip ??
+  (['crun', 'unshare', 'gcc'].find((c) => which(c) === null) !== undefined
+    ? 'crun, unshare and gcc are needed for the container tests'
+    : !existsSync('/bin/busybox')
+      ? '/bin/busybox (busybox-static) is needed for the container tests'
+      : undefined);
+const unprivilegedSkip = skip ?? (which('setpriv') === null ? 'setpriv is needed' : undefined);
+
+/** Generous: the machine may be loaded by other tests and benches. */
+const WAIT_MS = 30_000;
+const TEST_TIMEOUT_MS = 180_000;
+
+// ---------------------------------------------------------------- helpers
+
+/** A temporary directory removed after the test; `open` makes it traversable by others. */
+function tempDir(t: TestContext, open = false): string {
+  const dir = mkdtempSync(join(tmpdir(), 'contid-e2e-'));
+  if (open) chmodSync(dir, 0o711);
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+interface DaemonPaths {
+  readonly hostLog: string;
+  readonly keyring: string;
+  readonly stateDir: string;
+  readonly socket: string;
+}
+
+function daemonPaths(dir: string): DaemonPaths {
+  return {
+    hostLog: join(dir, 'log', 'audit.log'),
+    keyring: join(dir, 'state', 'keyring'),
+    stateDir: join(dir, 'state'),
+    socket: join(dir, 'run', 'control.sock'),
+  };
+}
+
+/** A `contid run` child. */
+interface RunningDaemon {
+  readonly pid: number;
+  stderr(): string;
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts `contid run` with private paths and resolves once its control socket listens. */
+async function startDaemon(paths: DaemonPaths): Promise<RunningDaemon> {
+  const args = [
+    MAIN,
+    'run',
+    '--host-log',
+    paths.hostLog,
+    '--keyring',
+    paths.keyring,
+    '--state-dir',
+    paths.stateDir,
+    '--socket',
+    paths.socket,
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`contid run did not listen within ${WAIT_MS} ms:\n${stderr}`));
+    }, WAIT_MS);
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      if (stderr.includes('Listening on ')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`contid run exited with code ${String(code)} before listening:\n${stderr}`));
+    });
+  });
+  return { pid: child.pid ?? -1, stderr: () => stderr, exited };
+}
+
+/** Sends `signal` to the daemon by its pid; resolves with its exit code. */
+async function stopDaemon(d: RunningDaemon, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  process.kill(d.pid, signal);
+  return d.exited;
+}
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `contid ARGS` as a separate process (optionally under `prefix`, e.g. setpriv). */
+async function contid(args: readonly string[], prefix: readonly string[] = []): Promise<CliResult> {
+  const argv = [...prefix, process.execPath, MAIN, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+/** One event of the host log: its records, by serial. */
+interface LogEvent {
+  readonly serial: number;
+  readonly lines: string[];
+}
+
+const MSG_ID = / msg=audit\(([0-9]+)\.([0-9]+):([0-9]+)\): /;
+
+/** Groups the host log's records into events by serial (timestamp:serial). */
+function readEvents(file: string): LogEvent[] {
+  if (!existsSync(file)) return [];
+  const bySerial = new Map<string, LogEvent>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = MSG_ID.exec(line);
+    if (m === null) continue;
+    const key = `${m[1]}.${m[2]}:${m[3]}`;
+    let e = bySerial.get(key);
+    if (e === undefined) {
+      e = { serial: Number(m[3]), lines: [] };
+      bySerial.set(key, e);
+    }
+    e.lines.push(line);
+  }
+  return [...bySerial.values()];
+}
+
+function field(line: string, name: string): string | undefined {
+  return new RegExp(`(?:^| )${name}=("[^"]*"|[^ ]*)`).exec(line)?.[1];
+}
+
+/** The SYSCALL record of an event, if any. */
+function syscallOf(e: LogEvent): string | undefined {
+  return e.lines.find((l) => l.startsWith('type=SYSCALL '));
+}
+
+/** The contid chain of an event's CONTAINER_ID records, or null when it has none. */
+function contidOf(e: LogEvent): string | null {
+  const ids = e.lines.filter((l) => l.startsWith('type=CONTAINER_ID '));
+  if (ids.length === 0) return null;
+  const chains = new Set(ids.map((l) => field(l, 'contid')));
+  assert.equal(chains.size, 1, `one chain per event: ${e.lines.join('\n')}`);
+  return [...chains][0] ?? null;
+}
+
+/** Polls the host log until `find` returns something. */
+async function waitFor<T>(
+  file: string,
+  what: string,
+  find: (events: LogEvent[]) => T | undefined,
+): Promise<T> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const found = find(readEvents(file));
+    if (found !== undefined) return found;
+    if (Date.now() >= deadline) throw new Error(`No ${what} in ${file} within ${WAIT_MS} ms`);
+    await sleep(100);
+  }
+}
+
+/** Waits for the exit_group of `pid` in the host log. */
+function waitForExit(file: string, pid: number): Promise<LogEvent> {
+  return waitFor(file, `exit_group of pid ${pid}`, (events) =>
+    events.find((e) => {
+      const s = syscallOf(e);
+      return s !== undefined && field(s, 'syscall') === '231' && field(s, 'pid') === String(pid);
+    }),
+  );
+}
+
+/**
+ * Runs a sentinel process and waits for its execve in the host log: every
+ * event recorded before it has then been assembled and written too.
+ */
+async function flushLog(file: string): Promise<void> {
+  const child = spawn('/bin/true', [], { stdio: 'ignore' });
+  const pid = child.pid ?? -1;
+  await once(child, 'exit');
+  await waitFor(file, `the sentinel execve of pid ${pid}`, (events) =>
+    events.find((e) => {
+      const s = syscallOf(e);
+      return s !== undefined && field(s, 'syscall') === '59' && field(s, 'pid') === String(pid);
+    }),
+  );
+}
+
+/** The CONTAINER_OP set record for `contid`, as event. */
+function setOp(events: LogEvent[], contid: string): { serial: number; opid: number } | undefined {
+  for (const e of events) {
+    const op = e.lines.find(
+      (l) => l.startsWith('type=CONTAINER_OP ') && / op=set /.test(l) && / res=1$/.test(l),
+    );
+    if (op !== undefined && field(op, 'contid') === contid) {
+      return { serial: e.serial, opid: Number(field(op, 'opid')) };
+    }
+  }
+  return undefined;
+}
+
+/** The pids descending from `root` (itself included), by the SYSCALL records' pid/ppid. */
+function descendants(events: LogEvent[], root: number): Set<number> {
+  const tree = new Set([root]);
+  const edges: [number, number][] = [];
+  for (const e of events) {
+    const s = syscallOf(e);
+    if (s === undefined) continue;
+    edges.push([Number(field(s, 'pid')), Number(field(s, 'ppid'))]);
+  }
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, ppid] of edges) {
+      if (!tree.has(pid) && tree.has(ppid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return tree;
+}
+
+/**
+ * Checks the labels of the whole log: every event of a process in `tree`
+ * after the set (serial above `after`) carries `contid`, and no event of any
+ * other process carries any. Returns the tree's labelled events.
+ */
+function assertOnlyTreeLabelled(
+  events: LogEvent[],
+  tree: Set<number>,
+  after: number,
+  contid: string,
+): LogEvent[] {
+  const labelled: LogEvent[] = [];
+  for (const e of events) {
+    const chain = contidOf(e);
+    const s = syscallOf(e);
+    const pid = s === undefined ? undefined : Number(field(s, 'pid'));
+    if (pid !== undefined && tree.has(pid) && e.serial > after) {
+      assert.equal(chain, contid, `an event of pid ${pid} in the tree:\n${e.lines.join('\n')}`);
+      labelled.push(e);
+    } else if (chain !== null) {
+      // A user message sent from inside the tree (the forger's) is its event too.
+      const sender = Number(field(e.lines[0]!, 'pid'));
+      assert.ok(
+        tree.has(sender) && e.serial > after,
+        `an event outside the tree is labelled:\n${e.lines.join('\n')}`,
+      );
+      assert.equal(chain, contid);
+    }
+  }
+  return labelled;
+}
+
+function mkfifo(path: string): void {
+  const r = spawnSync('mkfifo', ['-m', '0600', path], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+/** Kills a child we started, by pid, if it still runs. */
+function killChild(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Waits until /proc shows `pid` with at least one child. */
+async function waitForChildren(pid: number): Promise<void> {
+  const file = `/proc/${pid}/task/${pid}/children`;
+  const deadline = Date.now() + WAIT_MS;
+  while (readFileSync(file, 'utf8').trim() === '') {
+    if (Date.now() >= deadline) throw new Error(`pid ${pid} has no children after ${WAIT_MS} ms`);
+    await sleep(20);
+  }
+}
+
+/** On failure, copies the host log and the daemon's stderr out of the temporary directory. */
+function keepForDiagnosis(t: TestContext, paths: DaemonPaths, d: RunningDaemon): void {
+  const keep = mkdtempSync(join(tmpdir(), 'contid-e2e-failed-'));
+  if (existsSync(paths.hostLog)) copyFileSync(paths.hostLog, join(keep, 'audit.log'));
+  writeFileSync(join(keep, 'daemon.stderr'), d.stderr());
+  t.diagnostic(`host log and daemon stderr kept in ${keep}`);
+}
+
+/** Runs `fn` with a daemon on private paths; stops it with SIGTERM and checks exit 0. */
+async function withDaemon(
+  t: TestContext,
+  options: { openDir?: boolean },
+  fn: (d: RunningDaemon, paths: DaemonPaths, dir: string) => Promise<void>,
+): Promise<void> {
+  await withAuditState(async (ctx) => {
+    if (skipIfDaemonRegistered(t, ctx)) return;
+    const dir = tempDir(t, options.openDir === true);
+    const paths = daemonPaths(dir);
+    if (options.openDir === true) mkdirSync(join(dir, 'run'), { mode: 0o711 });
+    const d = await startDaemon(paths);
+    let failed = true;
+    try {
+      await fn(d, paths, dir);
+      failed = false;
+    } catch (error) {
+      keepForDiagnosis(t, paths, d);
+      throw error;
+    } finally {
+      const code = await stopDaemon(d);
+      if (!failed) assert.equal(code, 0, d.stderr());
+    }
+    assert.ok(!existsSync(paths.socket), 'the socket is removed on stop');
+    assert.equal(ctx.netlink.getStatus().pid, ctx.snapshot.status.pid);
+  });
+}
+
+// ---------------------------------------------------------------- (a), (b)
+
+test(
+  'contid set labels a fresh process tree: every later event of it carries contid=42, nothing else does',
+  { skip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withDaemon(t, {}, async (_d, paths, dir) => {
+      const fifo = join(dir, 'go');
+      mkfifo(fifo);
+      // Waits (no children), then forks a short-lived child, a grandchild
+      // through a nested shell, a background job, and finally execs.
+      const script =
+        'read _ < "$0"; /bin/true; /bin/sh -c "/bin/true; /bin/echo grandchild"; ' +
+        '( /bin/sleep 0.2; /bin/true ) & /bin/echo parent; wait; exec /bin/true';
+      const target = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sh', '-c', script, fifo], { stdio: 'ignore' });
+      t.after(() => {
+        killChild(target);
+      });
+      const pid = target.pid ?? -1;
+      const exited = once(target, 'exit');
+      const set = await contid(['set', String(pid), '42', '--socket', paths.socket, '--name', 'e2e-a']);
+      assert.equal(set.code, 0, set.stderr);
+      assert.equal(set.stdout, `pid ${pid}: contid 42\n`);
+      writeFileSync(fifo, 'go\n');
+      const [code] = (await exited) as [number | null];
+      assert.equal(code, 0);
+      await waitForExit(paths.hostLog, pid);
+      await flushLog(paths.hostLog);
+
+      const events = readEvents(paths.hostLog);
+      const op = setOp(events, '42');
+      assert.ok(op !== undefined, 'the CONTAINER_OP set is in the host log');
+      assert.equal(op.opid, pid);
+      const tree = descendants(events, pid);
+      assert.ok(tree.size >= 6, `the tree has the child, grandchildren and the job: ${[...tree].join(' ')}`);
+      const labelled = assertOnlyTreeLabelled(events, tree, op.serial, '42');
+      const execs = labelled
+        .map(syscallOf)
+        .filter((s) => s !== undefined && field(s, 'syscall') === '59')
+        .map((s) => field(s!, 'exe'));
+      for (const exe of ['"/usr/bin/true"', '"/usr/bin/echo"', '"/usr/bin/sleep"']) {
+        assert.ok(
+          execs.includes(exe) || execs.includes(exe.replace('/usr', '')),
+          `an exec of ${exe}: ${execs.join(' ')}`,
+        );
+      }
+      assert.match(_d.stderr(), new RegExp(`Operation set pid ${pid} contid 42 name "e2e-a" .*: accepted`));
+    });
+  },
+);
+
+test(
+  'the commands: an unprivileged caller gets EPERM, a parent EBUSY, a second set EEXIST; get and status answer',
+  { skip: unprivilegedSkip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    // The socket's directory (and the temporary directory above it) is 0711
+    // so that uid 65534 can reach the socket: the server, not the directory,
+    // must refuse it.
+    await withDaemon(t, { openDir: true }, async (_d, paths) => {
+      const sock = ['--socket', paths.socket];
+      const target = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '120'], { stdio: 'ignore' });
+      const parent = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sh', '-c', '/bin/sleep 120 & wait'], {
+        stdio: 'ignore',
+      });
+      t.after(() => {
+        killChild(target);
+        killChild(parent);
+      });
+      const pid = target.pid ?? -1;
+
+      const nobody = await contid(
+        ['set', String(pid), '42', ...sock],
+        ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+      );
+      assert.equal(nobody.code, 1, nobody.stderr);
+      assert.equal(
+        nobody.stderr,
+        `contid: Cannot set contid of pid ${pid}: the caller is neither privileged nor delegated (EPERM)\n`,
+      );
+
+      await waitForChildren(parent.pid ?? -1);
+      const busy = await contid(['set', String(parent.pid), '43', ...sock]);
+      assert.equal(busy.code, 1, busy.stderr);
+      assert.match(busy.stderr, /^contid: Cannot set contid of pid \d+: .*\(EBUSY\)\n$/);
+
+      const first = await contid(['set', String(pid), '42', ...sock]);
+      assert.equal(first.code, 0, first.stderr);
+      const second = await contid(['set', String(pid), '42', ...sock]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /\(EEXIST\)\n$/);
+
+      const get = await contid(['get', String(pid), ...sock]);
+      assert.equal(get.code, 0, get.stderr);
+      assert.equal(get.stdout, '42\n');
+      const getNobody = await contid(
+        ['get', String(pid), ...sock],
+        ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+      );
+      assert.equal(getNobody.code, 1);
+      assert.match(getNobody.stderr, /\(EPERM\)\n$/);
+
+      const status = await contid(['status', ...sock]);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /^records +[0-9,]+ \([0-9.]+\/s\)$/m);
+      assert.match(status.stdout, /^losses +0 ENOBUFS, 0 kernel lost, [0-9,]+ serial gaps$/m);
+      assert.match(status.stdout, /^processes +[1-9][0-9,]*$/m);
+      assert.match(status.stdout, /^containers +1$/m);
+
+      // Every attempt is in the host log, refused ones included.
+      await flushLog(paths.hostLog);
+      const ops = readEvents(paths.hostLog).flatMap((e) =>
+        e.lines.filter((l) => l.startsWith('type=CONTAINER_OP ')),
+      );
+      assert.equal(ops.filter((l) => / errno=EPERM$/.test(l)).length, 1, ops.join('\n'));
+      assert.equal(ops.filter((l) => / errno=EBUSY$/.test(l)).length, 1, ops.join('\n'));
+      assert.equal(ops.filter((l) => / errno=EEXIST$/.test(l)).length, 1, ops.join('\n'));
+      assert.equal(ops.filter((l) => / res=1$/.test(l)).length, 1, ops.join('\n'));
+    });
+  },
+);
+
+// ---------------------------------------------------------------- (c), (d)
+
+interface Bundle {
+  readonly dir: string;
+  readonly id: string;
+}
+
+let containerCount = 0;
+
+/**
+ * A crun bundle with a busybox rootfs, the contid OCI hook at createRuntime
+ * and `org.contid.id` = `contid`, running `sh -c script`.
+ */
+function makeBundle(dir: string, socket: string, contid: string, script: string): Bundle {
+  const bundle = join(dir, 'bundle');
+  const rootfs = join(bundle, 'rootfs');
+  for (const d of ['bin', 'proc', 'sys', 'dev', 'etc', 'tmp'])
+    mkdirSync(join(rootfs, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+  chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+  for (const a of ['sh', 'echo', 'cat', 'sleep', 'true', 'ls', 'id'])
+    symlinkSync('busybox', join(rootfs, 'bin', a));
+  const spec = spawnSync('crun', ['spec'], { cwd: bundle, encoding: 'utf8' });
+  assert.equal(spec.status, 0, spec.stderr);
+  const config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
+    process: { terminal: boolean; args: string[] };
+    hooks?: unknown;
+    annotations?: Record<string, string>;
+  };
+  config.process.terminal = false;
+  config.process.args = ['/bin/sh', '-c', script];
+  config.hooks = {
+    createRuntime: [{ path: process.execPath, args: ['node', MAIN, 'oci-hook', '--socket', socket] }],
+  };
+  config.annotations = { ...config.annotations, 'org.contid.id': contid };
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+  return { dir: bundle, id: `contid-e2e-${process.pid}-${++containerCount}` };
+}
+
+/** Runs the container under loginuid 4242 with the cgroup workaround (KERNEL.md §7). */
+async function runContainer(
+  bundle: Bundle,
+): Promise<{ code: number | null; pid: number; stderr: string; stdout: string }> {
+  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=disabled run --bundle "$0" "$1"`;
+  const child = spawnWithLoginuid(
+    TEST_LOGINUID,
+    ['unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', inner, bundle.dir, bundle.id],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const timer = setTimeout(() => {
+    killChild(child);
+  }, WAIT_MS * 2);
+  const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(timer);
+  // A crashed run may leave crun state behind.
+  spawnSync('crun', ['delete', '--force', bundle.id], { stdio: 'ignore' });
+  return { code, pid: child.pid ?? -1, stdout, stderr };
+}
+
+/** In the container: a background job, short-lived grandchildren, then `extra`. */
+const CONTAINER_SCRIPT = (extra: string): string =>
+  `( /bin/sleep 0.2; /bin/echo job ) & /bin/sh -c '/bin/true; /bin/echo grandchild'; ` +
+  `/bin/true; ${extra} wait; /bin/echo done`;
+
+test(
+  'a crun container labelled by the OCI hook: every event inside carries contid=77, no host event one',
+  { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withDaemon(t, {}, async (d, paths, dir) => {
+      const bundle = makeBundle(dir, paths.socket, '77', CONTAINER_SCRIPT(''));
+      const run = await runContainer(bundle);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, 'grandchild\njob\ndone\n');
+      await waitForExit(paths.hostLog, run.pid);
+      await flushLog(paths.hostLog);
+
+      const events = readEvents(paths.hostLog);
+      const op = setOp(events, '77');
+      assert.ok(op !== undefined, 'the hook set 77');
+      const tree = descendants(events, op.opid);
+      assert.ok(!tree.has(run.pid), 'the test shell is not in the container');
+      assert.ok(tree.size >= 6, `the container's processes: ${[...tree].join(' ')}`);
+      const labelled = assertOnlyTreeLabelled(events, tree, op.serial, '77');
+      const comms = new Set(labelled.map((e) => field(syscallOf(e)!, 'comm')));
+      for (const comm of ['"sh"', '"true"', '"echo"', '"sleep"'])
+        assert.ok(comms.has(comm), `${comm} in ${[...comms].join(' ')}`);
+      // The host side: crun, unshare and the test shell made events, unlabelled.
+      const host = events.filter((e) => {
+        const s = syscallOf(e);
+        return s !== undefined && field(s, 'comm') === '"crun"' && !tree.has(Number(field(s, 'pid')));
+      });
+      assert.ok(host.length > 0, 'crun events on the host');
+      for (const e of host) assert.equal(contidOf(e), null);
+      assert.match(
+        d.stderr(),
+        new RegExp(
+          `Operation set pid ${op.opid} contid 77 name "${bundle.id}" meta .*"oci.contid-source":"annotation".*: accepted`,
+        ),
+      );
+    });
+  },
+);
+
+test(
+  'a process inside the container forging a marker changes nothing and is reported as CONTID_FORGERY',
+  { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withDaemon(t, {}, async (d, paths, dir) => {
+      const startId = /start ([0-9TZ]+-[0-9]+-[0-9a-f]+)/.exec(d.stderr())?.[1];
+      assert.ok(startId !== undefined, d.stderr());
+      // Would relabel this test process, with the daemon's real start id and seq 1000.
+      const forged =
+        `contid-marker v=1 start=${startId} seq=1000 op=set pid=${process.pid} contid=666 ` +
+        `caller-pid=1 caller-uid=0 caller-auid=4294967295 caller-exe=2f privileged=1 mac=${'0'.repeat(64)}`;
+      const bundle = makeBundle(dir, paths.socket, '77', CONTAINER_SCRIPT('/bin/fx-forge 2942 /forged.txt;'));
+      const forge = spawnSync(
+        'gcc',
+        ['-static', '-O2', '-o', join(bundle.dir, 'rootfs', 'bin', 'fx-forge'), FORGE_SOURCE],
+        { encoding: 'utf8' },
+      );
+      assert.equal(forge.status, 0, forge.stderr);
+      writeFileSync(join(bundle.dir, 'rootfs', 'forged.txt'), forged);
+
+      const run = await runContainer(bundle);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /^fx-forge type=2942 ack error=0$/m);
+      await waitForExit(paths.hostLog, run.pid);
+      await flushLog(paths.hostLog);
+
+      const events = readEvents(paths.hostLog);
+      const op = setOp(events, '77');
+      assert.ok(op !== undefined, 'the hook set 77');
+      const tree = descendants(events, op.opid);
+      const forgerExec = events.find((e) => {
+        const s = syscallOf(e);
+        return s !== undefined && field(s, 'syscall') === '59' && field(s, 'exe') === '"/bin/fx-forge"';
+      });
+      assert.ok(forgerExec !== undefined, 'the forger ran');
+      const forger = Number(field(syscallOf(forgerExec)!, 'pid'));
+      assert.ok(tree.has(forger));
+      const reports = events.flatMap((e) => e.lines.filter((l) => l.startsWith('type=CONTID_FORGERY ')));
+      assert.equal(reports.length, 1, reports.join('\n'));
+      assert.match(
+        reports[0]!,
+        new RegExp(` reason=wrong-sender pid=${forger} uid=0 auid=${TEST_LOGINUID} contid=77 `),
+      );
+      // Labels unchanged: no operation for 666, this process still unset, the container still 77.
+      assert.equal(setOp(events, '666'), undefined);
+      assert.ok(
+        !events.some((e) => e.lines.some((l) => / contid=666/.test(l) && !l.includes('contid-marker'))),
+      );
+      assertOnlyTreeLabelled(events, tree, op.serial, '77');
+      const get = await contid(['get', String(process.pid), '--socket', paths.socket]);
+      assert.equal(get.stdout, 'unset\n', get.stderr);
+      const status = await contid(['status', '--json', '--socket', paths.socket]);
+      assert.equal((JSON.parse(status.stdout) as { status: { forgeries: number } }).status.forgeries, 1);
+    });
+  },
+);
+
+// ---------------------------------------------------------------- (e)
+
+test(
+  'SIGKILL mid-run leaves the kernel usable; the next start recovers without duplicate rules',
+  { skip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const { netlink, snapshot } = ctx;
+      const dir = tempDir(t);
+      const paths = daemonPaths(dir);
+      const sock = ['--socket', paths.socket];
+      const targets: ChildProcess[] = [];
+      t.after(() => {
+        for (const c of targets) killChild(c);
+      });
+      const spawnTarget = (): number => {
+        const c = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '120'], { stdio: 'ignore' });
+        targets.push(c);
+        return c.pid ?? -1;
+      };
+
+      const first = await startDaemon(paths);
+      const a = spawnTarget();
+      assert.equal((await contid(['set', String(a), '50', ...sock])).code, 0);
+      // Mid-run: a process keeps making events while the daemon dies.
+      const busy = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sh', '-c', 'while :; do /bin/true; done'], {
+        stdio: 'ignore',
+      });
+      targets.push(busy);
+      await sleep(200);
+      assert.equal(await stopDaemon(first, 'SIGKILL'), null);
+      killChild(busy);
+
+      const s = spawnSync('auditctl', ['-s'], { encoding: 'utf8', timeout: WAIT_MS });
+      assert.equal(s.status, 0, s.stderr);
+      assert.match(s.stdout, /^enabled 1$/m);
+      assert.ok(existsSync(paths.socket), 'the killed daemon left its socket');
+      assert.equal(netlink.listRules().filter((r) => contidRuleOwner(r) === first.pid).length, 2);
+
+      const second = await startDaemon(paths);
+      let failed = true;
+      try {
+        assert.match(second.stderr(), /Recovering from contid pid/);
+        const owners = netlink
+          .listRules()
+          .map(contidRuleOwner)
+          .filter((o) => o !== null);
+        assert.deepEqual(owners, [second.pid, second.pid]);
+        assert.equal(netlink.getStatus().pid, second.pid);
+        const b = spawnTarget();
+        const set = await contid(['set', String(b), '51', ...sock]);
+        assert.equal(set.code, 0, set.stderr);
+        assert.equal((await contid(['get', String(b), ...sock])).stdout, '51\n');
+        failed = false;
+      } finally {
+        const code = await stopDaemon(second);
+        if (!failed) assert.equal(code, 0, second.stderr());
+      }
+      const after = netlink.getStatus();
+      assert.equal(after.pid, 0);
+      assert.equal(after.enabled, snapshot.status.enabled);
+      assert.equal(after.backlogLimit, snapshot.status.backlogLimit);
+      assert.ok(!existsSync(paths.socket));
+    });
+  },
+);
+
+test(
+  'a control socket that cannot be opened stops contid run with exit 1 and the kernel state restored',
+  { skip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const dir = tempDir(t);
+      const paths = daemonPaths(dir);
+      mkdirSync(join(dir, 'run'));
+      chmodSync(join(dir, 'run'), 0o777);
+      const args = [
+        'run',
+        '--host-log',
+        paths.hostLog,
+        '--state-dir',
+        paths.stateDir,
+        '--socket',
+        paths.socket,
+      ];
+      const unsafe = await contid(args);
+      assert.equal(unsafe.code, 1, unsafe.stderr);
+      assert.match(
+        unsafe.stderr,
+        /contid run: error: Cannot open the control socket .*: Cannot use ".*\/run" for the control socket: writable by others \(mode 777\)\n/,
+      );
+      assert.equal(ctx.netlink.getStatus().pid, 0);
+      assert.equal(ctx.netlink.listRules().filter((r) => contidRuleOwner(r) !== null).length, 0);
+
+      chmodSync(join(dir, 'run'), 0o700);
+      const first = await startDaemon(paths);
+      try {
+        const other = daemonPaths(join(dir, 'other'));
+        const taken = await contid([
+          'run',
+          '--source',
+          'multicast',
+          '--host-log',
+          other.hostLog,
+          '--state-dir',
+          other.stateDir,
+          '--socket',
+          paths.socket,
+        ]);
+        assert.equal(taken.code, 1, taken.stderr);
+        assert.match(
+          taken.stderr,
+          /Cannot open the control socket .*another contid daemon is listening there/,
+        );
+      } finally {
+        assert.equal(await stopDaemon(first), 0, first.stderr());
+      }
+    });
+  },
+);
