@@ -155,6 +155,7 @@ export class Labeller {
     this.#ops = [];
     const entry = this.#table.get(pid);
     if (entry !== undefined) this.#table.exit(entry);
+    else this.#table.unseenExited(pid);
     return this.#ops;
   }
 

@@ -46,6 +46,8 @@ export const MIN_NAMED_PID = 300;
 const HOST_VOTES = 2;
 /** Children matching none of the caller's open fork births before it counts as 'nested'. */
 const NESTED_VOTES = 2;
+/** Bound on the provisional children waiting for one never-seen parent (more are simply unset). */
+const MAX_WAITING = 1024;
 
 /** A process as the table knows it. Mutable fields change as the stream goes on. */
 export interface ProcessEntry<L> {
@@ -88,6 +90,16 @@ export interface ProcessEntry<L> {
   hostVotes: number;
   /** Children of this process that matched none of its open fork births (less those confirmed late). */
   nestedVotes: number;
+  /**
+   * True while the label is unset only because the parent was not known when
+   * this process was created (a never-seen ppid, or a provisional creator):
+   * resolved once that parent is first seen (see `#settle`). Implies `label === null`.
+   */
+  provisional: boolean;
+  /** Provisional children created under this one while it was provisional, or null. */
+  pending: ProcessEntry<L>[] | null;
+  /** Accepted relabels (set, adopt) in order: the label before each, or null when never relabelled. */
+  history: { readonly tick: number; readonly before: L | null }[] | null;
   /** Stream time of death, for expiry. */
   diedAtMs: number;
   /** False once the pid map no longer points at this entry. */
@@ -109,7 +121,10 @@ export interface Birth<L> {
   readonly caller: ProcessEntry<L>;
   /** The `exit=` value: a host pid, or a pid in the caller's namespace. */
   readonly claimedPid: number;
-  readonly label: L | null;
+  /** The caller's label at the fork (filled in later if the caller was provisional then). */
+  label: L | null;
+  /** True while `label` is unset only because the caller was provisional at the fork. */
+  provisional: boolean;
   readonly kind: 'fork' | 'clone3';
   /**
    * The child's pid namespace: the caller's ('inherit': fork, vfork, clone
@@ -190,6 +205,20 @@ export interface Observation<L> {
 
 const NO_HOOKS: LabelHooks<never> = { retain() {}, release() {} };
 
+/**
+ * A pid named as `ppid=` by processes seen before it (and never seen
+ * itself): they wait here, provisional, for its first record.
+ */
+interface Placeholder<L> {
+  readonly pid: number;
+  /** `#tick` when the first waiting child was seen: the pid's process existed by then. */
+  readonly tick: number;
+  /** `#birthSeq` at that point: births recorded later cannot be that process's creation. */
+  readonly birthSeq: number;
+  readonly expiresAtMs: number;
+  readonly waiting: ProcessEntry<L>[];
+}
+
 /** A bounded, generation-keyed process table fed by the audit stream. */
 export class ProcessTable<L> {
   readonly #max: number;
@@ -211,6 +240,10 @@ export class ProcessTable<L> {
   readonly #clone3Births: BirthQueue<L>;
   /** Open births by `exit=` value, for the bindings that use a 'host' caller's `exit=` as a pid. */
   readonly #byClaim = new Map<number, Birth<L>[]>();
+  /** Never-seen parents of provisional processes, by pid, oldest first (one TTL, so they expire from the head). */
+  readonly #placeholders = new Map<number, Placeholder<L>>();
+  /** Orders relabels and placeholders. */
+  #tick = 0;
   #openBirths = 0;
   #birthSeq = 0;
   #generation = 0;
@@ -250,7 +283,18 @@ export class ProcessTable<L> {
   advance(timeMs: number): void {
     if (timeMs > this.#nowMs) this.#nowMs = timeMs;
     this.#expireBirths();
+    this.#expirePlaceholders();
     this.#expireDead();
+  }
+
+  /**
+   * A live source (the proc connector) reports that `pid` exited while the
+   * table has no entry for it: a process waiting for it as a never-seen
+   * parent can no longer be resolved (a later process with that pid is
+   * another incarnation).
+   */
+  unseenExited(pid: number): void {
+    if (this.#byPid.get(pid)?.alive !== true) this.#dropPlaceholder(pid);
   }
 
   /**
@@ -341,6 +385,7 @@ export class ProcessTable<L> {
       caller,
       claimedPid,
       label: caller.label,
+      provisional: caller.provisional,
       kind: options.kind,
       childNs,
       expiresAtMs: this.#nowMs + ttl,
@@ -374,6 +419,10 @@ export class ProcessTable<L> {
     if (label !== null) this.#hooks.retain(label);
     const old = entry.label;
     entry.label = label;
+    // Evidence: the label is no longer provisional. Its pending children
+    // (forked before this) still wait for the label it had then.
+    entry.provisional = false;
+    (entry.history ??= []).push({ tick: ++this.#tick, before: old });
     if (old !== null) this.#hooks.release(old, entry);
   }
 
@@ -432,6 +481,9 @@ export class ProcessTable<L> {
     if (orphan !== undefined) return this.#createFromOrphanBirth(pid, ppid, orphan);
     let parent = this.#byPid.get(ppid);
     if (parent === undefined && ppid !== pid) parent = this.#placeParent(ppid);
+    // Processes already seen with this pid as their ppid: this one existed
+    // before the first of them was seen.
+    const placeholder = this.#placeholders.get(pid);
     let label: L | null = null;
     let birth: Birth<L> | undefined;
     if (parent !== undefined && parent.pid !== pid) {
@@ -440,16 +492,139 @@ export class ProcessTable<L> {
         label = birth.label; // the birth's hold passes to the process
         this.#birthsMatched++;
       } else {
-        label = parent.label;
+        // The parent's label when this process is known to have existed
+        // already, not a relabel that came after (see #labelAt).
+        label = placeholder === undefined ? parent.label : this.#labelAt(parent, placeholder.tick);
         if (label !== null) this.#hooks.retain(label);
       }
     }
     const e = this.#newEntry(pid, ppid, label, null, birth === undefined ? 'ppid' : 'birth');
     e.confirmed = birth !== undefined;
     if (birth !== undefined) this.#inheritNs(e, birth.caller, birth.childNs);
-    if (parent !== undefined && parent.pid !== pid) this.#link(e, parent);
+    if (parent !== undefined && parent.pid !== pid) {
+      this.#link(e, parent);
+      this.#inheritProvisional(e, parent, birth);
+    } else if (ppid !== pid) {
+      this.#wait(e, ppid);
+    }
+    this.#settle(e, birth);
     this.#enforceBound(e);
     return e;
+  }
+
+  /** The label `entry` had at `tick`: before the first relabel after it. */
+  #labelAt(entry: ProcessEntry<L>, tick: number): L | null {
+    for (const h of entry.history ?? []) if (h.tick > tick) return h.before;
+    return entry.label;
+  }
+
+  /**
+   * A new, unset child of a provisional creator is provisional too: it
+   * waits on the creator (its `pending` list). `birth`, when the child
+   * bound one, says whether the creator was provisional at the fork.
+   */
+  #inheritProvisional(e: ProcessEntry<L>, parent: ProcessEntry<L>, birth: Birth<L> | undefined): void {
+    if (e.label !== null) return;
+    const from = birth === undefined ? parent : birth.provisional ? birth.caller : null;
+    if (from === null || !from.provisional) return;
+    e.provisional = true;
+    (from.pending ??= []).push(e);
+  }
+
+  /** A new process whose ppid the table does not know: provisional, waiting for that pid's first record. */
+  #wait(e: ProcessEntry<L>, ppid: number): void {
+    if (ppid < MIN_NAMED_PID || this.#maxBirths === 0) return;
+    let ph = this.#placeholders.get(ppid);
+    if (ph === undefined) {
+      if (this.#placeholders.size >= this.#maxBirths) {
+        const oldest = this.#placeholders.keys().next();
+        if (oldest.done !== true) this.#dropPlaceholder(oldest.value);
+      }
+      ph = {
+        pid: ppid,
+        tick: ++this.#tick,
+        birthSeq: this.#birthSeq,
+        expiresAtMs: this.#nowMs + this.#birthTtl,
+        waiting: [],
+      };
+      this.#placeholders.set(ppid, ph);
+    }
+    if (ph.waiting.length >= MAX_WAITING) return;
+    e.provisional = true;
+    ph.waiting.push(e);
+  }
+
+  /**
+   * `e` is seen for the first time: the processes that named its pid as
+   * their ppid before are its children. Each still in that state (same
+   * incarnation: `ppid` unchanged, no parent since) is attached to it, and
+   * it and its provisional descendants take `e`'s label, which is the one
+   * `e` had when it forked them (it was never seen, so never relabelled).
+   * Not trusted when `e` bound a birth recorded after the first of them
+   * was seen: that birth is a later process with the same pid.
+   */
+  #settle(e: ProcessEntry<L>, birth: Birth<L> | undefined): void {
+    const ph = this.#placeholders.get(e.pid);
+    if (ph === undefined) return;
+    if (birth !== undefined && birth.seq > ph.birthSeq) {
+      this.#dropPlaceholder(e.pid);
+      return;
+    }
+    this.#placeholders.delete(e.pid);
+    for (const c of ph.waiting) {
+      if (c.parent !== null || c.ppid !== e.pid) continue;
+      if (c.mapped && c !== e) this.#link(c, e);
+      if (e.provisional) {
+        if (c.provisional || c.pending !== null) (e.pending ??= []).push(c);
+      } else {
+        this.#resolve(c, e.label);
+      }
+    }
+  }
+
+  /**
+   * Ends the provisional state of `root` and of the processes pending under
+   * it: the unset and alive ones take `label` (null: they stay unset), and
+   * so do the open births they recorded while provisional.
+   */
+  #resolve(root: ProcessEntry<L>, label: L | null): void {
+    const stack = [root];
+    for (let c = stack.pop(); c !== undefined; c = stack.pop()) {
+      if (c.provisional && c.alive && label !== null) {
+        this.#hooks.retain(label);
+        c.label = label;
+      }
+      c.provisional = false;
+      for (const b of c.births) {
+        if (!b.provisional || b.caller !== c) continue;
+        b.provisional = false;
+        if (label !== null && b.open) {
+          this.#hooks.retain(label);
+          b.label = label;
+        }
+      }
+      if (c.pending !== null) {
+        stack.push(...c.pending);
+        c.pending = null;
+      }
+    }
+  }
+
+  /** Lets go of the processes waiting for `pid`: they can no longer be resolved, and stay unset. */
+  #dropPlaceholder(pid: number): void {
+    const ph = this.#placeholders.get(pid);
+    if (ph === undefined) return;
+    this.#placeholders.delete(pid);
+    for (const c of ph.waiting) {
+      if (c.parent === null && c.ppid === pid) this.#resolve(c, null);
+    }
+  }
+
+  #expirePlaceholders(): void {
+    for (const ph of this.#placeholders.values()) {
+      if (ph.expiresAtMs > this.#nowMs) break;
+      this.#dropPlaceholder(ph.pid);
+    }
   }
 
   /**
@@ -486,6 +661,8 @@ export class ProcessTable<L> {
     e.confirmed = true;
     this.#inheritNs(e, birth.caller, birth.childNs);
     if (reaper !== null && reaper !== e) this.#link(e, reaper);
+    if (reaper !== null) this.#inheritProvisional(e, reaper, birth);
+    this.#settle(e, birth);
     this.#enforceBound(e);
     return e;
   }
@@ -512,6 +689,8 @@ export class ProcessTable<L> {
     e.confirmed = true;
     this.#inheritNs(e, birth.caller, birth.childNs);
     this.#link(e, birth.parent);
+    this.#inheritProvisional(e, birth.parent, birth);
+    this.#settle(e, birth);
     this.#enforceBound(e);
     return e;
   }
@@ -581,6 +760,9 @@ export class ProcessTable<L> {
       nsFrom: null,
       hostVotes: 0,
       nestedVotes: 0,
+      provisional: false,
+      pending: null,
+      history: null,
       diedAtMs: 0,
       mapped: true,
       lruPrev: null,
@@ -658,6 +840,9 @@ export class ProcessTable<L> {
       }
     }
     if (target === null && ppid !== 1) return false;
+    // Reparented before its never-seen parent showed up: that parent has
+    // exited, and a later process with its pid is another incarnation.
+    if (entry.parent === null) this.#dropPlaceholder(entry.ppid);
     if (target === null) {
       const init = this.#byPid.get(1);
       target = init?.alive === true ? init : null;

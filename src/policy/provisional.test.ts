@@ -1,0 +1,107 @@
+// Provisional processes: a process first seen with a ppid the table does not
+// know waits for that parent's first record, then takes the label the parent
+// had when it forked it (docs/labels.md, "Unknown parents seen late").
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { FORK_FLAGS } from '../track/testing.js';
+import { World } from './testing-world.js';
+
+const NEWPID_FLAGS = '6c020011'; // crun: CLONE_NEWPID|CLONE_NEWNS|…|SIGCHLD
+const EXECVE = 59;
+
+const RUNTIME = 27790;
+const S = 27800; // the container shell, labelled 77, in its own pid namespace
+const P = 27821; // background job `( … ) &`, a child of S
+const G = 27823; // `sleep`, a child of P
+
+/** crun (host) clones S into a new pid namespace; S gets 77 and forks P (`exit=2`, namespace-relative). */
+function container(): World {
+  const w = new World();
+  w.seen(RUNTIME, 1000);
+  w.sys({ pid: RUNTIME, ppid: 1000, nr: 56, a0: NEWPID_FLAGS, exit: S });
+  w.sys({ pid: S, ppid: RUNTIME, nr: EXECVE });
+  assert.equal(w.set(S, '77').errno, null);
+  w.sys({ pid: S, ppid: RUNTIME, nr: 56, a0: FORK_FLAGS, exit: 2 });
+  return w;
+}
+
+void describe('provisional processes (parent seen after the child)', () => {
+  void it("a grandchild recorded before its parent's first record gets the container's label once the parent shows up", () => {
+    const w = container();
+    // G's execve reaches the labeller before any record of P.
+    assert.equal(w.sys({ pid: G, ppid: P, nr: EXECVE }).contid, null, 'nothing is known yet');
+    // G forks H (exit=2 in the namespace) while still provisional; H runs.
+    w.sys({ pid: G, ppid: P, nr: 56, a0: FORK_FLAGS, exit: 2 });
+    assert.equal(w.seen(27825, G).contid, null);
+    // P's own record, with ppid = S.
+    assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }).contid, '77');
+    const t = w.labeller.table;
+    assert.equal(t.get(G)?.parent, t.get(P), 'G is attached to P');
+    assert.equal(t.get(P)?.parent, t.get(S));
+    assert.equal(w.sys({ pid: G, ppid: P, nr: 39 }).contid, '77');
+    assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }).contid, '77');
+    assert.equal(w.seen(27825, G).contid, '77', 'the provisional descendant too');
+    assert.equal(w.exit(G, P).contid, '77');
+    assert.equal(w.labeller.container('77')?.refs, 3, 'S, P and H hold 77');
+  });
+
+  void it('a provisional process whose parent turns out to be a host process stays unset', () => {
+    const w = container();
+    w.seen(2509, 1); // a host shell, unset
+    assert.equal(w.sys({ pid: 3001, ppid: 3000, nr: EXECVE }).contid, null);
+    assert.equal(w.seen(3000, 2509).contid, null);
+    assert.equal(w.seen(3001, 3000).contid, null);
+    assert.equal(w.labeller.table.get(3001)?.parent?.pid, 3000);
+    assert.equal(w.labeller.table.get(3001)?.provisional, false, 'resolved: unset for good');
+  });
+
+  void it('a label fixed by evidence is never changed by the resolution', () => {
+    const w = container();
+    w.sys({ pid: G, ppid: P, nr: EXECVE });
+    assert.equal(w.set(G, '88').errno, null, 'the orchestrator labels G while P is unknown');
+    w.sys({ pid: P, ppid: S, nr: 39 });
+    assert.equal(w.seen(G, P).contid, '88');
+    assert.equal(w.seen(P, S).contid, '77');
+  });
+
+  void it("the parent's label is the one from when the placeholder appeared, not a later relabel", () => {
+    const w = new World();
+    w.seen(2509, 2456);
+    w.seen(4000, 2509); // unset, no open births
+    w.sys({ pid: 4002, ppid: 4001, nr: EXECVE }); // 4001, a child of 4000, existed already
+    assert.equal(w.set(4000, '5').errno, null, '4000 shows no children, so the set is accepted');
+    assert.equal(w.seen(4001, 4000).contid, null, '4001 was forked before the set');
+    assert.equal(w.seen(4002, 4001).contid, null);
+  });
+
+  void it('pid reuse of the never-seen parent never hands its label to the waiting child', () => {
+    // The child is reparented (its parent exited); a new process then gets the pid.
+    let w = container();
+    w.sys({ pid: G, ppid: P, nr: EXECVE });
+    w.seen(G, 1);
+    w.sys({ pid: P, ppid: S, nr: 39 });
+    assert.equal(w.seen(G, 1).contid, null);
+
+    // A live source reports the never-seen parent's exit.
+    w = container();
+    w.sys({ pid: G, ppid: P, nr: EXECVE });
+    w.labeller.processExited(P);
+    assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }).contid, '77', 'the new P is a child of S');
+    assert.equal(w.seen(G, P).contid, null, 'G is not its child');
+
+    // The new process's creation was recorded after the child was already running.
+    w = container();
+    w.seen(5000, S); // takes S's open birth (exit=2)
+    w.sys({ pid: 5003, ppid: 5002, nr: EXECVE });
+    w.sys({ pid: S, ppid: RUNTIME, nr: 56, a0: FORK_FLAGS, exit: 3 }); // recorded after 5003 ran
+    assert.equal(w.seen(5002, S).contid, '77', 'the new 5002 is a child of S');
+    assert.equal(w.seen(5003, 5002).contid, null, 'a creation recorded after its "child" ran is not trusted');
+
+    // The parent shows up after the placeholder expired (birthTtlMs).
+    w = container();
+    w.sys({ pid: G, ppid: P, nr: EXECVE });
+    assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }, 61_000).contid, '77');
+    assert.equal(w.seen(G, P).contid, null);
+  });
+});
