@@ -98,8 +98,11 @@ const SYSCALL = 1300;
 const OBJ_PID = 1318;
 
 /** The contid core: feed it events in stream order. */
-// Shared by the events that have none (most of them), read-only by contract.
+// Shared by the events that have none (most of them), read-only by contract:
+// a fresh array is made on the first push.
 const NO_OBJECTS: LabelledEvent['objectRecords'][number][] = [];
+const NO_OPS: ContainerOp[] = [];
+const NO_FORGERIES: Forgery[] = [];
 
 export class Labeller {
   readonly #table: ProcessTable<Container>;
@@ -160,8 +163,8 @@ export class Labeller {
   }
 
   process(event: AuditEvent): LabelledEvent {
-    this.#ops = [];
-    const forgeries: Forgery[] = [];
+    this.#ops = NO_OPS;
+    let forgeries: Forgery[] = NO_FORGERIES;
     this.#table.advance(event.timeMs);
     const records = event.records;
 
@@ -232,6 +235,7 @@ export class Labeller {
         this.#apply(verdict.marker.body, { start: verdict.marker.start, seq: verdict.marker.seq });
       } else if (verdict.kind === 'forged') {
         this.#forgeries++;
+        if (forgeries === NO_FORGERIES) forgeries = [];
         forgeries.push(this.#forgery(verdict.reason, verdict.detail, verdict.sender, verdict.start, i + 1));
       }
     }
@@ -245,6 +249,11 @@ export class Labeller {
       ops: this.#ops,
       forgeries,
     };
+  }
+
+  #addOp(op: ContainerOp): void {
+    if (this.#ops === NO_OPS) this.#ops = [];
+    this.#ops.push(op);
   }
 
   stats(): LabellerStats {
@@ -440,7 +449,7 @@ export class Labeller {
       errno: null,
     };
     this.#drops++;
-    this.#ops.push({ ...fields, result: 'accepted', body: renderContainerOp(fields), marker: null });
+    this.#addOp({ ...fields, result: 'accepted', body: renderContainerOp(fields), marker: null });
     if (c.parent !== null) this.#release(c.parent, by);
   }
 
@@ -457,7 +466,7 @@ export class Labeller {
     };
     if (errno === null) this.#accepted++;
     else this.#refused++;
-    this.#ops.push({
+    this.#addOp({
       ...fields,
       result: errno === null ? 'accepted' : 'refused',
       body: renderContainerOp(fields),
