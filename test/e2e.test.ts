@@ -13,14 +13,20 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
+  chownSync,
+  closeSync,
+  constants as fsConstants,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -426,12 +432,20 @@ test(
     await withDaemon(t, { openDir: true }, async (_d, paths) => {
       const sock = ['--socket', paths.socket];
       const target = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '120'], { stdio: 'ignore' });
+      // In a process group of its own, so that its background sleep goes with it.
       const parent = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sh', '-c', '/bin/sleep 120 & wait'], {
         stdio: 'ignore',
+        detached: true,
       });
       t.after(() => {
         killChild(target);
-        killChild(parent);
+        if (parent.pid !== undefined) {
+          try {
+            process.kill(-parent.pid, 'SIGKILL');
+          } catch {
+            // Already gone.
+          }
+        }
       });
       const pid = target.pid ?? -1;
 
@@ -482,6 +496,239 @@ test(
       assert.equal(ops.filter((l) => / errno=EBUSY$/.test(l)).length, 1, ops.join('\n'));
       assert.equal(ops.filter((l) => / errno=EEXIST$/.test(l)).length, 1, ops.join('\n'));
       assert.equal(ops.filter((l) => / res=1$/.test(l)).length, 1, ops.join('\n'));
+    });
+  },
+);
+
+// ---------------------------------------------------------------- delegation
+
+/**
+ * The delegated orchestrator's requests, run by O itself (`exec node -e`) so
+ * that O is the caller: a grant belongs to that process only. It sends a set
+ * for a process outside its tree, then one for its child C, over one
+ * connection, then lets C go and prints the answers as a JSON array.
+ */
+const ORCHESTRATOR_CLIENT = `
+const net = require('node:net');
+const fs = require('node:fs');
+const [socket, other, child, go] = process.argv.slice(1);
+const requests = [
+  { op: 'set', pid: Number(other), contid: '6', id: 'other' },
+  { op: 'set', pid: Number(child), contid: '5', id: 'child' },
+];
+const answers = [];
+let buffer = '';
+const s = net.connect(socket, () => s.write(requests.map((r) => JSON.stringify(r) + '\\n').join('')));
+s.setEncoding('utf8');
+s.on('data', (chunk) => {
+  buffer += chunk;
+  for (let i = buffer.indexOf('\\n'); i >= 0; i = buffer.indexOf('\\n')) {
+    answers.push(JSON.parse(buffer.slice(0, i)));
+    buffer = buffer.slice(i + 1);
+  }
+  if (answers.length === requests.length) s.end();
+});
+s.on('error', (e) => console.error(e.message));
+s.on('close', () => {
+  fs.writeFileSync(go, 'go\\n');
+  process.stdout.write(JSON.stringify(answers) + '\\n');
+});
+`;
+
+/** Lets a process blocked opening `fifo` for reading go, if one is (never blocks). */
+function releaseFifo(fifo: string): void {
+  try {
+    const fd = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    writeSync(fd, 'go\n');
+    closeSync(fd);
+  } catch {
+    // No reader (ENXIO) or no fifo: nobody waits.
+  }
+}
+
+interface ControlAnswer {
+  readonly ok: boolean;
+  readonly id?: string;
+  readonly errno?: string;
+  readonly contid?: string;
+  readonly record?: string;
+}
+
+test(
+  'a nested orchestrator given a grant labels its children with a chain',
+  { skip: unprivilegedSkip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    // 0711 directories: O runs as uid 65534 and must reach the socket and its fifos.
+    await withDaemon(t, { openDir: true }, async (d, paths, dir) => {
+      const sock = ['--socket', paths.socket];
+      const unprivileged = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'];
+      const go = join(dir, 'go');
+      const goChild = join(dir, 'go-child');
+      for (const fifo of [go, goChild]) {
+        mkfifo(fifo);
+        chownSync(fifo, 65534, 65534);
+      }
+      const node = realpathSync(process.execPath);
+      // A process outside O's tree, for the EXDEV and EPERM attempts.
+      const other = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '120'], { stdio: 'ignore' });
+      // O, without CAP_AUDIT_CONTROL: waits (no children), forks C, which
+      // waits too, then becomes the client, so that O itself asks.
+      const script =
+        'read _ < "$0"; ' +
+        '( read _ < "$1"; /bin/true; /bin/sh -c "/bin/true; /bin/echo grandchild"; ' +
+        '( /bin/sleep 0.2; /bin/true ) & /bin/echo child; wait; exec /bin/true ) >/dev/null 2>&1 & ' +
+        'exec "$2" -e "$3" "$4" "$5" "$!" "$1"';
+      const orchestrator = spawnWithLoginuid(
+        TEST_LOGINUID,
+        [
+          ...unprivileged,
+          '/bin/sh',
+          '-c',
+          script,
+          go,
+          goChild,
+          node,
+          ORCHESTRATOR_CLIENT,
+          paths.socket,
+          String(other.pid),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' },
+      );
+      let stdout = '';
+      let stderr = '';
+      orchestrator.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      orchestrator.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const closed = once(orchestrator, 'close');
+      const o = orchestrator.pid ?? -1;
+      try {
+        // Privileged: label O while it has no children, then delegate to it.
+        const set = await contid(['set', String(o), '42', ...sock]);
+        assert.equal(set.code, 0, set.stderr);
+        const grant = await contid(['grant', String(o), ...sock]);
+        assert.equal(grant.code, 0, grant.stderr);
+        assert.equal(grant.stdout, `pid ${o}: may label its descendants\n`);
+        assert.equal(orchestrator.exitCode, null, stderr);
+        writeFileSync(go, 'go\n');
+        const [code] = (await closed) as [number | null];
+        assert.equal(code, 0, stderr);
+
+        const answers = JSON.parse(stdout) as ControlAnswer[];
+        assert.equal(answers.length, 2, stdout);
+        const [exdev, nested] = answers as [ControlAnswer, ControlAnswer];
+        assert.equal(exdev.id, 'other');
+        assert.equal(exdev.ok, false, stdout);
+        assert.equal(exdev.errno, 'EXDEV', stdout);
+        assert.equal(nested.id, 'child');
+        assert.equal(nested.ok, true, stdout);
+        assert.equal(nested.contid, '5');
+        const c = Number(/ opid=([0-9]+) /.exec(nested.record ?? '')?.[1]);
+        assert.match(
+          nested.record ?? '',
+          new RegExp(
+            `^op=set opid=${c} contid=5 old-contid=42 pid=${o} uid=65534 auid=${TEST_LOGINUID} exe="${node}" res=1$`,
+          ),
+        );
+
+        // An unprivileged process without a grant may not delegate either.
+        const nobody = await contid(['grant', String(other.pid), ...sock], unprivileged);
+        assert.equal(nobody.code, 1, nobody.stderr);
+        assert.equal(
+          nobody.stderr,
+          `contid: Cannot grant pid ${other.pid} the right to label its descendants: the caller is neither privileged nor delegated (EPERM)\n`,
+        );
+
+        await waitForExit(paths.hostLog, o);
+        await waitForExit(paths.hostLog, c);
+        await flushLog(paths.hostLog);
+        const events = readEvents(paths.hostLog);
+
+        // The operations, as recorded.
+        const ops = events.flatMap((e) =>
+          e.lines.filter((l) => l.startsWith('type=CONTAINER_OP ')).map((l) => ({ serial: e.serial, l })),
+        );
+        const opLine = (re: RegExp): { serial: number; l: string } => {
+          const found = ops.filter((x) => re.test(x.l));
+          assert.equal(found.length, 1, `${String(re)} once in:\n${ops.map((x) => x.l).join('\n')}`);
+          return found[0]!;
+        };
+        const setO = opLine(
+          new RegExp(
+            ` op=set opid=${o} contid=42 old-contid=-1 pid=[0-9]+ uid=0 auid=[0-9]+ exe="${node}" res=1$`,
+          ),
+        );
+        const grantO = opLine(
+          new RegExp(
+            ` op=grant opid=${o} contid=42 old-contid=42 pid=[0-9]+ uid=0 auid=[0-9]+ exe="${node}" res=1$`,
+          ),
+        );
+        const refused = opLine(
+          new RegExp(
+            ` op=set opid=${other.pid} contid=6 old-contid=-1 pid=${o} uid=65534 auid=${TEST_LOGINUID} exe="${node}" res=0 errno=EXDEV$`,
+          ),
+        );
+        const setC = opLine(
+          new RegExp(
+            ` op=set opid=${c} contid=5 old-contid=42 pid=${o} uid=65534 auid=${TEST_LOGINUID} exe="${node}" res=1$`,
+          ),
+        );
+        opLine(
+          new RegExp(
+            ` op=grant opid=${other.pid} contid=-1 old-contid=-1 pid=[0-9]+ uid=65534 .* res=0 errno=EPERM$`,
+          ),
+        );
+        assert.ok(
+          setO.serial < grantO.serial && grantO.serial < refused.serial && refused.serial < setC.serial,
+        );
+        // The end of C's tree drops 5, and 42 once O has exited too (5 holds its parent).
+        opLine(/ op=drop opid=[0-9]+ contid=-1 old-contid=5,\^42 .* res=1$/);
+        opLine(/ op=drop opid=[0-9]+ contid=-1 old-contid=42 .* res=1$/);
+
+        // The labels: C's tree after its set is 5,^42, the rest of O's tree after O's set 42, nothing else.
+        const treeO = descendants(events, o);
+        const treeC = descendants(events, c);
+        assert.ok(treeC.size >= 5, `C, its children and grandchild: ${[...treeC].join(' ')}`);
+        assert.ok(!treeC.has(o));
+        const nestedEvents: LogEvent[] = [];
+        const outerEvents: LogEvent[] = [];
+        for (const e of events) {
+          const chain = contidOf(e);
+          const s = syscallOf(e);
+          const pid = s === undefined ? undefined : Number(field(s, 'pid'));
+          if (pid !== undefined && treeC.has(pid) && e.serial > setC.serial) {
+            assert.equal(chain, '5,^42', `an event of pid ${pid} in C's tree:\n${e.lines.join('\n')}`);
+            nestedEvents.push(e);
+          } else if (pid !== undefined && treeO.has(pid) && e.serial > setO.serial) {
+            assert.equal(chain, '42', `an event of pid ${pid} in O's tree:\n${e.lines.join('\n')}`);
+            outerEvents.push(e);
+          } else {
+            assert.equal(chain, null, `a host event is labelled:\n${e.lines.join('\n')}`);
+          }
+        }
+        const syscalls = (list: LogEvent[], pid?: number): string[] =>
+          list
+            .map(syscallOf)
+            .filter((s) => s !== undefined && (pid === undefined || field(s, 'pid') === String(pid)))
+            .map((s) => `${field(s!, 'syscall')} ${field(s!, 'exe')}`);
+        const inC = syscalls(nestedEvents);
+        for (const exe of ['true', 'echo', 'sleep'])
+          assert.ok(
+            inC.some((s) => new RegExp(`^59 "(?:/usr)?/bin/${exe}"$`).test(s)),
+            `an exec of ${exe}: ${inC.join(', ')}`,
+          );
+        assert.ok(inC.includes(`231 "/usr/bin/true"`) || inC.includes(`231 "/bin/true"`), inC.join(', '));
+        const ofO = syscalls(outerEvents, o);
+        assert.ok(ofO.includes(`59 "${node}"`), `O's exec of node: ${ofO.join(', ')}`);
+        assert.ok(ofO.includes(`231 "${node}"`), `O's exit: ${ofO.join(', ')}`);
+        assert.ok(
+          ofO.some((s) => s.startsWith('56 ') || s.startsWith('57 ')),
+          `O's fork of C: ${ofO.join(', ')}`,
+        );
+        assert.match(d.stderr(), new RegExp(`Operation set pid ${c} contid 5 .*: accepted`));
+      } finally {
+        releaseFifo(goChild);
+        killChild(orchestrator);
+        killChild(other);
+      }
     });
   },
 );
