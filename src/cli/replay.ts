@@ -15,9 +15,15 @@ export interface CliIo {
 }
 
 /** Writes with backpressure; resolves false when the reader has gone away (EPIPE). */
-async function write(out: Writable, bytes: Buffer): Promise<boolean> {
+async function write(out: Writable, bytes: Buffer, done?: (bytes: Buffer) => void): Promise<boolean> {
   if (bytes.length === 0 || out.destroyed) return !out.destroyed;
-  if (!out.write(bytes)) {
+  const accepted =
+    done === undefined
+      ? out.write(bytes)
+      : out.write(bytes, (err) => {
+          if (err === null || err === undefined) done(bytes);
+        });
+  if (!accepted) {
     await Promise.race([once(out, 'drain'), once(out, 'close')]);
   }
   return !out.destroyed;
@@ -99,6 +105,9 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
     outError = err;
   });
   const showProgress = io.stderr.isTTY === true && !args.quiet;
+  const recycle = (bytes: Buffer): void => {
+    pipeline.recycle(bytes);
+  };
   let readBytes = 0;
   const started = Date.now();
   let lastProgress = started;
@@ -110,7 +119,7 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
       for await (const chunk of input) {
         const buf = chunk as Buffer;
         readBytes += buf.length;
-        alive = await write(out, pipeline.push(buf));
+        alive = await write(out, pipeline.push(buf), recycle);
         if (!alive) break;
         if (showProgress && Date.now() - lastProgress >= 500) {
           lastProgress = Date.now();

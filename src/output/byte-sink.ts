@@ -7,6 +7,9 @@ export class ByteSink {
   #buf: Buffer;
   #pos = 0;
   readonly #initial: number;
+  /** The buffer behind the last take(), until it is recycled. */
+  #taken: Buffer | null = null;
+  #spare: Buffer | null = null;
 
   constructor(initialBytes = 1 << 20) {
     this.#initial = initialBytes;
@@ -18,12 +21,32 @@ export class ByteSink {
     return this.#pos;
   }
 
-  /** Returns what was written and starts a fresh buffer. */
+  /** Returns what was written and starts a fresh buffer (a recycled one when offered). */
   take(): Buffer {
     const out = this.#buf.subarray(0, this.#pos);
-    this.#buf = Buffer.allocUnsafe(Math.max(this.#initial, this.#pos));
+    this.#taken = this.#buf;
+    const spare = this.#spare;
+    this.#spare = null;
+    this.#buf =
+      spare !== null && spare.length >= this.#pos
+        ? spare
+        : Buffer.allocUnsafe(Math.max(this.#initial, this.#pos));
     this.#pos = 0;
     return out;
+  }
+
+  /**
+   * Hands back a buffer that take() returned, once the caller is done with
+   * it (its write completed), for the next take() to reuse. Reuse matters:
+   * every buffer is memory outside V8's heap, and allocating one per chunk
+   * makes V8 run full collections for the external memory alone. Only the
+   * most recently taken buffer is accepted; anything else is ignored.
+   */
+  recycle(bytes: Buffer): void {
+    const taken = this.#taken;
+    if (taken === null || bytes.buffer !== taken.buffer || bytes.byteOffset !== taken.byteOffset) return;
+    this.#taken = null;
+    this.#spare = taken;
   }
 
   #grow(need: number): void {

@@ -55,4 +55,9 @@ export class EventEncoder {
   take(): Buffer {
     return this.#sink.take();
   }
+
+  /** Gives back the last buffer take() returned, once written (see ByteSink.recycle). */
+  recycle(bytes: Buffer): void {
+    this.#sink.recycle(bytes);
+  }
 }

@@ -155,4 +155,12 @@ export class ReplayPipeline {
   #take(): Buffer {
     return this.#out.take();
   }
+
+  /**
+   * Gives back the last buffer push() or end() returned, once the caller
+   * has written it, so that the next one reuses its memory.
+   */
+  recycle(bytes: Buffer): void {
+    this.#out.recycle(bytes);
+  }
 }
