@@ -46,6 +46,22 @@ void describe('provisional processes (parent seen after the child)', () => {
     assert.equal(w.labeller.container('77')?.refs, 3, 'S, P and H hold 77');
   });
 
+  void it("the parent's own creation record may arrive after its child's first record (stream time decides)", () => {
+    // Seen on the real kernel (crun, a background job): the reader got G's
+    // execve, then S's fork that created P, stamped earlier, then P's own
+    // fork that created G (stamped earlier still). Arrival order is not
+    // creation order; pid reuse is judged by the records' timestamps.
+    const w = new World();
+    w.seen(RUNTIME, 1000);
+    w.sys({ pid: RUNTIME, ppid: 1000, nr: 56, a0: NEWPID_FLAGS, exit: S });
+    w.sys({ pid: S, ppid: RUNTIME, nr: EXECVE });
+    assert.equal(w.set(S, '77').errno, null);
+    assert.equal(w.sys({ pid: G, ppid: P, nr: EXECVE }, 10).contid, null, 'nothing is known yet');
+    w.sys({ pid: S, ppid: RUNTIME, nr: 56, a0: FORK_FLAGS, exit: 2 }, -8); // S creates P, earlier
+    assert.equal(w.sys({ pid: P, ppid: S, nr: 56, a0: FORK_FLAGS, exit: 3 }, 1).contid, '77');
+    assert.equal(w.sys({ pid: G, ppid: P, nr: 39 }, 20).contid, '77', "G takes P's label");
+  });
+
   void it('a provisional process whose parent turns out to be a host process stays unset', () => {
     const w = container();
     w.seen(2509, 1); // a host shell, unset

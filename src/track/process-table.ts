@@ -132,6 +132,8 @@ export interface Birth<L> {
    * (clone3, whose flags the record does not show).
    */
   readonly childNs: 'inherit' | 'nested' | 'unknown';
+  /** The stream time of the event that recorded it. */
+  readonly atMs: number;
   readonly expiresAtMs: number;
   open: boolean;
 }
@@ -213,8 +215,16 @@ interface Placeholder<L> {
   readonly pid: number;
   /** `#tick` when the first waiting child was seen: the pid's process existed by then. */
   readonly tick: number;
-  /** `#birthSeq` at that point: births recorded later cannot be that process's creation. */
+  /** `#birthSeq` at that point. */
   readonly birthSeq: number;
+  /**
+   * The stream time of the event in which the first waiting child was seen.
+   * A birth recorded in an event with a later timestamp cannot be that
+   * process's creation (it is a later process with the same pid). Stream
+   * time, not arrival order: records reach a reader out of order, so the
+   * parent's own creation can arrive after its child's first record.
+   */
+  readonly atMs: number;
   readonly expiresAtMs: number;
   readonly waiting: ProcessEntry<L>[];
 }
@@ -246,6 +256,8 @@ export class ProcessTable<L> {
   #tick = 0;
   #openBirths = 0;
   #birthSeq = 0;
+  /** The timestamp of the event being processed (advance()); #nowMs is the newest seen. */
+  #eventMs = 0;
   #generation = 0;
   #live = 0;
   #retainedUnmapped = 0;
@@ -281,6 +293,7 @@ export class ProcessTable<L> {
 
   /** Moves stream time forward (never back) and expires what is due. */
   advance(timeMs: number): void {
+    this.#eventMs = timeMs;
     if (timeMs > this.#nowMs) this.#nowMs = timeMs;
     this.#expireBirths();
     this.#expirePlaceholders();
@@ -388,6 +401,7 @@ export class ProcessTable<L> {
       provisional: caller.provisional,
       kind: options.kind,
       childNs,
+      atMs: this.#eventMs,
       expiresAtMs: this.#nowMs + ttl,
       open: true,
     };
@@ -544,6 +558,7 @@ export class ProcessTable<L> {
         pid: ppid,
         tick: ++this.#tick,
         birthSeq: this.#birthSeq,
+        atMs: this.#eventMs,
         expiresAtMs: this.#nowMs + this.#birthTtl,
         waiting: [],
       };
@@ -560,13 +575,14 @@ export class ProcessTable<L> {
    * incarnation: `ppid` unchanged, no parent since) is attached to it, and
    * it and its provisional descendants take `e`'s label, which is the one
    * `e` had when it forked them (it was never seen, so never relabelled).
-   * Not trusted when `e` bound a birth recorded after the first of them
-   * was seen: that birth is a later process with the same pid.
+   * Not trusted when `e` bound a birth recorded in an event later (in stream
+   * time) than the first of them: that birth is a later process with the
+   * same pid.
    */
   #settle(e: ProcessEntry<L>, birth: Birth<L> | undefined): void {
     const ph = this.#placeholders.get(e.pid);
     if (ph === undefined) return;
-    if (birth !== undefined && birth.seq > ph.birthSeq) {
+    if (birth !== undefined && birth.atMs > ph.atMs) {
       this.#dropPlaceholder(e.pid);
       return;
     }
