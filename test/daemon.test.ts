@@ -58,11 +58,24 @@ async function startRun(
   let stderr = '';
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   await new Promise<void>((resolve, reject) => {
+    // A daemon that has not started in time is stopped (and waited for)
+    // before the caller restores the audit state, or it would install its
+    // rules after the restore.
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      void exited.finally(() => {
+        reject(new Error(`contid run did not start within 20 s:\n${stderr}`));
+      });
+    }, 20_000);
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
-      if (stderr.includes('Started:')) resolve();
+      if (stderr.includes('Started:')) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
     void exited.then((code) => {
+      clearTimeout(timer);
       reject(new Error(`contid run exited with code ${String(code)} before starting:\n${stderr}`));
     });
   });

@@ -117,7 +117,12 @@ async function startDaemon(paths: DaemonPaths): Promise<RunningDaemon> {
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new Error(`contid run did not listen within ${WAIT_MS} ms:\n${stderr}`));
+      // Stop it before the caller restores the audit state: a daemon still
+      // starting would install its rules after the restore.
+      child.kill('SIGTERM');
+      void exited.finally(() => {
+        reject(new Error(`contid run did not listen within ${WAIT_MS} ms:\n${stderr}`));
+      });
     }, WAIT_MS);
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;

@@ -34,6 +34,10 @@ function messageOf(error: unknown): string {
  * (exit 1, kernel state restored).
  */
 export async function runDaemon(args: RunArgs, io: CliIo): Promise<number> {
+  // The daemon must outlive whoever reads its stderr (a closed pipe, a
+  // journal restart): a failed log write is dropped, never an uncaught
+  // error that would end the daemon without restoring the kernel state.
+  io.stderr.on('error', () => undefined);
   const log = streamLogger(io.stderr);
   let config: DaemonConfig;
   try {
