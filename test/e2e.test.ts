@@ -294,31 +294,13 @@ function assertOnlyTreeLabelled(
   contid: string,
 ): LogEvent[] {
   const labelled: LogEvent[] = [];
-  // Where each pid first appears in the log (its own records, in log order).
-  const firstSeen = new Map<number, number>();
-  events.forEach((e, i) => {
-    const s = syscallOf(e);
-    const pid = s === undefined ? undefined : Number(field(s, 'pid'));
-    if (pid !== undefined && !firstSeen.has(pid)) firstSeen.set(pid, i);
-  });
-  let unlabelledEarly = 0;
-  for (const [i, e] of events.entries()) {
+  for (const e of events) {
     const chain = contidOf(e);
     const s = syscallOf(e);
     const pid = s === undefined ? undefined : Number(field(s, 'pid'));
     if (pid !== undefined && tree.has(pid) && e.serial > after) {
-      // The one documented exception (docs/labels.md, "Unknown parents seen
-      // late"): records reach the daemon out of order, and an event of a
-      // process whose parent has not yet appeared in the stream is written
-      // before anything is known of it. Only such an event may be unlabelled;
-      // every later event of that process must carry the label.
-      const ppid = Number(field(s!, 'ppid'));
-      const parentFirst = firstSeen.get(ppid);
-      const parentLater = parentFirst === undefined || parentFirst > i;
-      if (chain === null && parentLater && firstSeen.get(pid) === i) {
-        unlabelledEarly++;
-        continue;
-      }
+      // Every event, also one that reached the daemon before any record of
+      // its process's parent (held until the parent appears: src/policy/hold.ts).
       assert.equal(chain, contid, `an event of pid ${pid} in the tree:\n${e.lines.join('\n')}`);
       labelled.push(e);
     } else if (chain !== null) {
@@ -331,8 +313,6 @@ function assertOnlyTreeLabelled(
       assert.equal(chain, contid);
     }
   }
-  // The exception is rare (records out of order); most runs have none.
-  assert.ok(unlabelledEarly <= 2, `${unlabelledEarly} events written before their process's parent was seen`);
   return labelled;
 }
 

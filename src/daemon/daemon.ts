@@ -21,6 +21,7 @@ import { AuditNetlink, type AuditStatus } from '../kernel/netlink.js';
 import { encodeMarker, MARKER_TYPE, type MarkerBody } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
+import { HoldStage } from '../policy/hold.js';
 import { Labeller } from '../policy/labeller.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
@@ -93,6 +94,8 @@ export class Daemon implements DaemonApi {
   readonly #kernel: KernelSetup | null;
   readonly #secret: Buffer;
   readonly #labeller: Labeller;
+  /** Holds events of provisional processes until they can be tagged (src/policy/hold.ts). */
+  readonly #hold: HoldStage;
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
@@ -142,6 +145,7 @@ export class Daemon implements DaemonApi {
       keyring: new Map([[parts.keyring.startId, parts.keyring]]),
       maxProcesses: parts.config.maxProcesses,
     });
+    this.#hold = new HoldStage(this.#labeller);
     this.#assembler = new EventAssembler({
       timeoutMs: parts.config.eventTimeoutMs,
       maxInFlight: parts.config.maxInFlight,
@@ -265,6 +269,7 @@ export class Daemon implements DaemonApi {
     }
     this.#inputEnded = true;
     this.#assembler.end();
+    for (const ready of this.#hold.end()) this.#encoder?.write(ready);
     await this.#flush(true);
   }
 
@@ -297,7 +302,8 @@ export class Daemon implements DaemonApi {
 
   #onEvent(event: AuditEvent): void {
     const le = this.#labeller.process(event);
-    this.#encoder?.write(le);
+    for (const ready of this.#hold.push(le)) this.#encoder?.write(ready);
+    // Operations answer at once: a marker's event is never provisional.
     for (const op of le.ops) {
       if (op.marker?.start !== this.startId) continue;
       const pending = this.#pending.get(op.marker.seq);

@@ -5,6 +5,7 @@ import type { IdNames } from '../output/interpretation.js';
 import { RecordParser } from '../parse/parser.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
+import { HoldStage } from '../policy/hold.js';
 import { Labeller } from '../policy/labeller.js';
 import type { OutputFormat } from './encoder.js';
 import { EventEncoder } from './encoder.js';
@@ -72,6 +73,7 @@ export class ReplayPipeline {
   #badLines = 0;
   readonly #issues: ParseIssue[] = [];
   readonly #labeller: Labeller | null;
+  readonly #hold: HoldStage | null;
   readonly #forgeries: ForgeryReport[] = [];
 
   constructor(options: ReplayOptions) {
@@ -85,6 +87,7 @@ export class ReplayPipeline {
             ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
           });
     const labeller = this.#labeller;
+    const hold = (this.#hold = labeller === null ? null : new HoldStage(labeller));
     const out = (this.#out = new EventEncoder(options.format, { ids }));
     this.#write =
       labeller === null
@@ -92,7 +95,7 @@ export class ReplayPipeline {
             out.writePlain(e);
           }
         : (e) => {
-            out.write(this.#noteForgeries(labeller.process(e)));
+            for (const ready of hold!.push(labeller.process(e))) out.write(this.#noteForgeries(ready));
           };
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
@@ -123,6 +126,8 @@ export class ReplayPipeline {
   end(): Buffer {
     this.#parser.end();
     this.#assembler.end();
+    if (this.#hold !== null)
+      for (const ready of this.#hold.end()) this.#out.write(this.#noteForgeries(ready));
     return this.#take();
   }
 

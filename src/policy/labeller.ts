@@ -77,6 +77,12 @@ export interface LabelledEvent {
   readonly objectRecords: readonly (ContainerIdRecord & { readonly chain: readonly string[] })[];
   readonly ops: readonly ContainerOp[];
   readonly forgeries: readonly Forgery[];
+  /**
+   * True when the event's process was provisional (its parent not yet seen
+   * in the stream) and so carried no label yet: see Labeller.retag and
+   * src/policy/hold.ts.
+   */
+  readonly provisional: boolean;
 }
 
 export interface LabellerStats {
@@ -109,6 +115,11 @@ export class Labeller {
   readonly #live = new Map<string, Container>();
   readonly #keyring: Keyring;
   readonly #markers = new MarkerState();
+  /** The acting process of each provisional event handed out, for retag(). */
+  readonly #pendingSubjects = new WeakMap<
+    LabelledEvent,
+    { subject: ProcessEntry<Container>; index: number }
+  >();
   /** Ops produced while handling the current event (drops come from table callbacks). */
   #ops: ContainerOp[] = [];
   /** The record whose process is ending, to attribute a drop. */
@@ -240,7 +251,8 @@ export class Labeller {
       }
     }
 
-    return {
+    const provisional = label === null && subject !== undefined && subject.provisional;
+    const le: LabelledEvent = {
       event,
       contid: label?.rendered ?? null,
       chain: label?.chain ?? null,
@@ -248,6 +260,38 @@ export class Labeller {
       objectRecords,
       ops: this.#ops,
       forgeries,
+      provisional,
+    };
+    if (provisional && subject !== undefined) this.#pendingSubjects.set(le, { subject, index: subjectIndex });
+    return le;
+  }
+
+  /** Increases whenever a provisional wait ends (see retag). */
+  get settlements(): number {
+    return this.#table.settlements;
+  }
+
+  /**
+   * For an event whose process was provisional when it was processed (its
+   * parent not yet seen): the same event tagged with the label its process
+   * has now, once the wait is over; null while the process still waits. An
+   * event that ran before its parent appeared still ran with the label it
+   * inherited at its creation, which is the one the resolution gives it.
+   */
+  retag(le: LabelledEvent): LabelledEvent | null {
+    const pending = this.#pendingSubjects.get(le);
+    if (pending === undefined) return le;
+    const { subject, index } = pending;
+    if (subject.provisional && subject.alive) return null;
+    this.#pendingSubjects.delete(le);
+    const label = subject.label;
+    if (label === null) return { ...le, provisional: false };
+    return {
+      ...le,
+      contid: label.rendered,
+      chain: label.chain,
+      containerIdRecord: { record: index + 1, body: renderContainerId(index + 1, label.rendered) },
+      provisional: false,
     };
   }
 

@@ -256,6 +256,8 @@ export class ProcessTable<L> {
   #tick = 0;
   #openBirths = 0;
   #birthSeq = 0;
+  /** Waits ended (a never-seen parent appeared): lets callers holding provisional events re-check. */
+  settlements = 0;
   /** The timestamp of the event being processed (advance()); #nowMs is the newest seen. */
   #eventMs = 0;
   #generation = 0;
@@ -582,6 +584,7 @@ export class ProcessTable<L> {
   #settle(e: ProcessEntry<L>, birth: Birth<L> | undefined): void {
     const ph = this.#placeholders.get(e.pid);
     if (ph === undefined) return;
+    this.settlements++;
     if (birth !== undefined && birth.atMs > ph.atMs) {
       this.#dropPlaceholder(e.pid);
       return;
