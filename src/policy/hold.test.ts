@@ -54,8 +54,15 @@ void describe('hold stage', () => {
     assert.equal(hold.held, 0);
   });
 
-  void it('bounds the events held', () => {
+  void it('holds nothing while no container is live', () => {
     const w = new World();
+    const hold = new HoldStage(w.labeller);
+    assert.equal(hold.push(w.sys({ pid: 5000, ppid: 6000, nr: 59 }, 0)).length, 1);
+    assert.equal(hold.held, 0);
+  });
+
+  void it('bounds the events held', () => {
+    const { w } = container();
     const hold = new HoldStage(w.labeller, { maxHeld: 3 });
     const out: LabelledEvent[] = [];
     for (let i = 0; i < 10; i++) out.push(...hold.push(w.sys({ pid: 5000 + i, ppid: 6000 + i, nr: 59 }, 0)));

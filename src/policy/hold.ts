@@ -60,7 +60,10 @@ export class HoldStage {
     ) {
       this.#release(le.event.timeMs, out, false);
     }
-    if (le.provisional) {
+    // With no live container, a wait can only end unset: nothing to hold for.
+    // (Replaying a log without its parents' records makes most processes
+    // provisional; holding them all would only delay them.)
+    if (le.provisional && this.#labeller.liveContainers > 0) {
       const untilMs = le.event.timeMs + this.#maxHoldMs;
       this.#held.push({ le, untilMs });
       if (untilMs < this.#nextDeadline) this.#nextDeadline = untilMs;

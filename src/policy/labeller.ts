@@ -266,6 +266,11 @@ export class Labeller {
     return le;
   }
 
+  /** Containers with a live process: while there are none, no wait can end in a label. */
+  get liveContainers(): number {
+    return this.#live.size;
+  }
+
   /** Increases whenever a provisional wait ends (see retag). */
   get settlements(): number {
     return this.#table.settlements;
