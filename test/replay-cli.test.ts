@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { encodeMarker, MARKER_TYPE } from '../src/marker/format.js';
 import type { MarkerBody } from '../src/marker/format.js';
 import { formatKeyringEntry } from '../src/marker/keyring.js';
@@ -16,6 +16,9 @@ const CLI = resolve(import.meta.dirname, '../src/cli/main.js');
 const SECRET = Buffer.alloc(32, 9);
 const DAEMON = 700;
 const dir = mkdtempSync(join(tmpdir(), 'contid-replay-'));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function run(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input: input ?? '' });
