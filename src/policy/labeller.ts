@@ -138,6 +138,7 @@ export class Labeller {
       ...(options.birthTtlMs === undefined ? {} : { birthTtlMs: options.birthTtlMs }),
       ...(options.clone3BirthTtlMs === undefined ? {} : { clone3BirthTtlMs: options.clone3BirthTtlMs }),
       ...(options.deadTtlMs === undefined ? {} : { deadTtlMs: options.deadTtlMs }),
+      anyLabelled: () => this.#live.size > 0,
       hooks: {
         retain: (c) => {
           c.refs++;

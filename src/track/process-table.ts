@@ -178,6 +178,14 @@ export interface ProcessTableOptions<L> {
    */
   readonly deadTtlMs?: number;
   readonly hooks?: LabelHooks<L>;
+  /**
+   * Whether any process holds a label. While none does, a process whose
+   * parent is unknown cannot inherit one (its parent was unset when it
+   * forked it), so it does not wait: it is unset for good. Its parent's
+   * placeholder is still kept, as the record that the parent existed then
+   * (default: always wait).
+   */
+  readonly anyLabelled?: () => boolean;
 }
 
 export interface ProcessTableStats {
@@ -255,6 +263,7 @@ export class ProcessTable<L> {
   /** Orders relabels and placeholders. */
   #tick = 0;
   #openBirths = 0;
+  readonly #anyLabelled: () => boolean;
   #birthSeq = 0;
   /** Waits ended (a never-seen parent appeared): lets callers holding provisional events re-check. */
   settlements = 0;
@@ -278,6 +287,7 @@ export class ProcessTable<L> {
     this.#clone3Ttl = options.clone3BirthTtlMs ?? 2_000;
     this.#deadTtl = options.deadTtlMs ?? 10_000;
     this.#hooks = options.hooks ?? NO_HOOKS;
+    this.#anyLabelled = options.anyLabelled ?? ((): boolean => true);
     this.#forkBirths = new BirthQueue<L>(this.#maxBirths);
     this.#clone3Births = new BirthQueue<L>(this.#maxBirths);
   }
@@ -566,7 +576,7 @@ export class ProcessTable<L> {
       };
       this.#placeholders.set(ppid, ph);
     }
-    if (ph.waiting.length >= MAX_WAITING) return;
+    if (ph.waiting.length >= MAX_WAITING || !this.#anyLabelled()) return;
     e.provisional = true;
     ph.waiting.push(e);
   }
