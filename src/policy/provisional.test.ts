@@ -121,3 +121,12 @@ void describe('provisional processes (parent seen after the child)', () => {
     assert.equal(w.seen(G, P).contid, null);
   });
 });
+
+void describe('provisional processes while no container is live', () => {
+  void it('a process with an unknown parent does not wait: its parent was unset when it forked', () => {
+    const w = new World();
+    w.sys({ pid: 4002, ppid: 4001, nr: EXECVE });
+    assert.equal(w.labeller.table.get(4002)?.provisional, false, 'unset for good, nothing to wait for');
+    assert.equal(w.labeller.stats().containers, 0);
+  });
+});
