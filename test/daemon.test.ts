@@ -5,8 +5,7 @@
  * its pid.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,18 +25,14 @@ import {
   withAuditState,
 } from './support/audit-state.js';
 import { startDaemonChild } from './support/daemon-child.js';
+import type { DaemonProcess } from './support/daemon-process.js';
+import { startDaemonProcess } from './support/daemon-process.js';
 
 const MAIN = new URL('../src/cli/main.js', import.meta.url).pathname;
 const skip = auditSkipReason();
 
 /** A `contid run` child process. */
-interface RunningDaemon {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  stderr(): string;
-  /** Resolves with the exit code once it exits. */
-  readonly exited: Promise<number | null>;
-}
+type RunningDaemon = DaemonProcess;
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'contid-daemon-'));
@@ -47,39 +42,12 @@ function tempDir(t: { after(fn: () => void): void }): string {
   return dir;
 }
 
-/** Starts `contid run ARGS` and resolves once it reports "Started:". */
+/** Starts `contid run ARGS` (no control socket) and resolves once it reports "Started:". */
 async function startRun(
   args: readonly string[],
   stdin: 'ignore' | 'pipe' = 'ignore',
 ): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [MAIN, 'run', '--socket', 'none', ...args], {
-    stdio: [stdin, 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  await new Promise<void>((resolve, reject) => {
-    // A daemon that has not started in time is stopped (and waited for)
-    // before the caller restores the audit state, or it would install its
-    // rules after the restore.
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      void exited.finally(() => {
-        reject(new Error(`contid run did not start within 20 s:\n${stderr}`));
-      });
-    }, 20_000);
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      if (stderr.includes('Started:')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`contid run exited with code ${String(code)} before starting:\n${stderr}`));
-    });
-  });
-  return { child, pid: child.pid ?? -1, stderr: () => stderr, exited };
+  return startDaemonProcess(['--socket', 'none', ...args], { ready: 'Started:', stdin });
 }
 
 /** Sends `signal` to the daemon by pid and resolves with its exit code. */

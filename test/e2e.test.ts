@@ -33,6 +33,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import { contidRuleOwner } from '../src/daemon/rules.js';
+import type { DaemonProcess } from './support/daemon-process.js';
+import { startDaemonProcess } from './support/daemon-process.js';
 import {
   auditSkipReason,
   skipIfDaemonRegistered,
@@ -92,51 +94,15 @@ function daemonPaths(dir: string): DaemonPaths {
 }
 
 /** A `contid run` child. */
-interface RunningDaemon {
-  readonly pid: number;
-  stderr(): string;
-  readonly exited: Promise<number | null>;
-}
+type RunningDaemon = DaemonProcess;
 
 /** Starts `contid run` with private paths and resolves once its control socket listens. */
 async function startDaemon(paths: DaemonPaths): Promise<RunningDaemon> {
-  const args = [
-    MAIN,
-    'run',
-    '--host-log',
-    paths.hostLog,
-    '--keyring',
-    paths.keyring,
-    '--state-dir',
-    paths.stateDir,
-    '--socket',
-    paths.socket,
-  ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      // Stop it before the caller restores the audit state: a daemon still
-      // starting would install its rules after the restore.
-      child.kill('SIGTERM');
-      void exited.finally(() => {
-        reject(new Error(`contid run did not listen within ${WAIT_MS} ms:\n${stderr}`));
-      });
-    }, WAIT_MS);
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      if (stderr.includes('Listening on ')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`contid run exited with code ${String(code)} before listening:\n${stderr}`));
-    });
+  const args = ['--host-log', paths.hostLog, '--keyring', paths.keyring, '--state-dir', paths.stateDir];
+  return startDaemonProcess([...args, '--socket', paths.socket], {
+    ready: 'Listening on ',
+    timeoutMs: WAIT_MS,
   });
-  return { pid: child.pid ?? -1, stderr: () => stderr, exited };
 }
 
 /** Sends `signal` to the daemon by its pid; resolves with its exit code. */
