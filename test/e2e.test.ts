@@ -97,9 +97,9 @@ function daemonPaths(dir: string): DaemonPaths {
 type RunningDaemon = DaemonProcess;
 
 /** Starts `contid run` with private paths and resolves once its control socket listens. */
-async function startDaemon(paths: DaemonPaths): Promise<RunningDaemon> {
+async function startDaemon(paths: DaemonPaths, extra: readonly string[] = []): Promise<RunningDaemon> {
   const args = ['--host-log', paths.hostLog, '--keyring', paths.keyring, '--state-dir', paths.stateDir];
-  return startDaemonProcess([...args, '--socket', paths.socket], {
+  return startDaemonProcess([...args, '--socket', paths.socket, ...extra], {
     ready: 'Listening on ',
     timeoutMs: WAIT_MS,
   });
@@ -185,6 +185,17 @@ async function waitFor<T>(
     if (found !== undefined) return found;
     if (Date.now() >= deadline) throw new Error(`No ${what} in ${file} within ${WAIT_MS} ms`);
     await sleep(100);
+  }
+}
+
+/** Polls `text()` (a daemon's stderr) until `pattern` matches it. */
+async function waitForText(text: () => string, pattern: RegExp): Promise<RegExpExecArray> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const m = pattern.exec(text());
+    if (m !== null) return m;
+    if (Date.now() >= deadline) throw new Error(`No ${String(pattern)} within ${WAIT_MS} ms:\n${text()}`);
+    await sleep(50);
   }
 }
 
@@ -319,7 +330,7 @@ function keepForDiagnosis(t: TestContext, paths: DaemonPaths, d: RunningDaemon):
 /** Runs `fn` with a daemon on private paths; stops it with SIGTERM and checks exit 0. */
 async function withDaemon(
   t: TestContext,
-  options: { openDir?: boolean },
+  options: { openDir?: boolean; args?: readonly string[] },
   fn: (d: RunningDaemon, paths: DaemonPaths, dir: string) => Promise<void>,
 ): Promise<void> {
   await withAuditState(async (ctx) => {
@@ -327,7 +338,7 @@ async function withDaemon(
     const dir = tempDir(t, options.openDir === true);
     const paths = daemonPaths(dir);
     if (options.openDir === true) mkdirSync(join(dir, 'run'), { mode: 0o711 });
-    const d = await startDaemon(paths);
+    const d = await startDaemon(paths, options.args);
     let failed = true;
     try {
       await fn(d, paths, dir);
@@ -745,11 +756,17 @@ function makeBundle(dir: string, socket: string, contid: string, script: string)
   return { dir: bundle, id: `contid-e2e-${process.pid}-${++containerCount}` };
 }
 
-/** Runs the container under loginuid 4242 with the cgroup workaround (KERNEL.md §7). */
+/**
+ * Runs the container under loginuid 4242 with the cgroup workaround
+ * (KERNEL.md §7): a private mount namespace without the cgroup2 mount, and
+ * no cgroups (`disabled`, the container stays in the host's) or crun's own
+ * v1 cgroups (`cgroupfs`, /sys/fs/cgroup/CONTROLLER/ID).
+ */
 async function runContainer(
   bundle: Bundle,
+  cgroups: 'disabled' | 'cgroupfs' = 'disabled',
 ): Promise<{ code: number | null; pid: number; stderr: string; stdout: string }> {
-  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=disabled run --bundle "$0" "$1"`;
+  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=${cgroups} run --bundle "$0" "$1"`;
   const child = spawnWithLoginuid(
     TEST_LOGINUID,
     ['unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', inner, bundle.dir, bundle.id],
@@ -761,6 +778,8 @@ async function runContainer(
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const timer = setTimeout(() => {
     killChild(child);
+    // The container's processes outlive crun and hold its pipes open.
+    spawnSync('crun', ['delete', '--force', bundle.id], { stdio: 'ignore' });
   }, WAIT_MS * 2);
   const [code] = (await once(child, 'close')) as [number | null];
   clearTimeout(timer);
@@ -869,6 +888,100 @@ test(
     });
   },
 );
+
+test(
+  'with --adopt yes, a process that enters a container through crun exec is adopted into its contid',
+  { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withDaemon(t, { args: ['--adopt', 'yes'] }, async (d, paths, dir) => {
+      // The container waits on a fifo in its rootfs while the test execs into it.
+      const bundle = makeBundle(dir, paths.socket, '78', 'read _ < /go; /bin/echo done');
+      const go = join(bundle.dir, 'rootfs', 'go');
+      mkfifo(go);
+      const running = runContainer(bundle, 'cgroupfs');
+      try {
+        await adoptedThroughExec(d, paths, bundle, go, running);
+      } finally {
+        // On failure the container may still wait on its fifo: end it before the directory goes.
+        releaseFifo(go);
+        spawnSync('crun', ['delete', '--force', bundle.id], { stdio: 'ignore' });
+        await running;
+      }
+    });
+  },
+);
+
+/** The body of the adoption test, once the container runs. */
+async function adoptedThroughExec(
+  d: RunningDaemon,
+  paths: DaemonPaths,
+  bundle: Bundle,
+  go: string,
+  running: ReturnType<typeof runContainer>,
+): Promise<void> {
+  const anchor = await waitForText(() => d.stderr(), /Adoption: container 78 is cgroup (\S+)/);
+  assert.match(anchor[1]!, new RegExp(`/${bundle.id}$`), d.stderr());
+
+  // crun exec joins the container's cgroup and namespaces; nobody calls contid for it.
+  const script = '/bin/sleep 0.5; /bin/true; /bin/echo exec-ok';
+  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=cgroupfs exec "$0" /bin/sh -c "$1"`;
+  const exec = spawnWithLoginuid(
+    TEST_LOGINUID,
+    ['unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', inner, bundle.id, script],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  exec.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
+  exec.stderr?.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const [execCode] = (await once(exec, 'close')) as [number | null];
+  assert.equal(execCode, 0, out);
+  assert.equal(out, 'exec-ok\n');
+  releaseFifo(go);
+  const run = await running;
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, 'done\n');
+  await waitForExit(paths.hostLog, run.pid);
+  await flushLog(paths.hostLog);
+
+  const events = readEvents(paths.hostLog);
+  const op = setOp(events, '78');
+  assert.ok(op !== undefined, 'the hook set 78');
+  const container = descendants(events, op.opid);
+  const entered = descendants(events, exec.pid ?? -1);
+  assert.ok(!container.has(exec.pid ?? -1));
+
+  const adopts = events.flatMap((e) =>
+    e.lines.filter((l) => l.startsWith('type=CONTAINER_OP ') && / op=adopt /.test(l)),
+  );
+  const accepted = adopts.filter((l) => / res=1$/.test(l));
+  assert.ok(accepted.length >= 1, `an accepted adopt:\n${adopts.join('\n')}\n${d.stderr()}`);
+  for (const l of accepted) {
+    assert.equal(field(l, 'contid'), '78', l);
+    assert.equal(field(l, 'pid'), String(d.pid), 'asked by the daemon itself');
+    const opid = Number(field(l, 'opid'));
+    assert.ok(entered.has(opid), `adopted pid ${opid} entered through crun exec:\n${l}`);
+  }
+  // The shell forks /bin/true and /bin/echo half a second after it entered:
+  // by then it was adopted, so they inherit 78 from their first event on.
+  const late = events.filter((e) => {
+    const s = syscallOf(e);
+    if (s === undefined || !entered.has(Number(field(s, 'pid')))) return false;
+    return ['"true"', '"echo"'].includes(field(s, 'comm') ?? '') && field(s, 'syscall') === '59';
+  });
+  assert.equal(late.length, 2, late.map((e) => e.lines[0]).join('\n'));
+  for (const e of late) assert.equal(contidOf(e), '78', e.lines.join('\n'));
+  // Nothing outside the container and the processes that entered it is labelled.
+  for (const e of events) {
+    const s = syscallOf(e);
+    if (s === undefined || contidOf(e) === null) continue;
+    const pid = Number(field(s, 'pid'));
+    assert.ok(container.has(pid) || entered.has(pid), `labelled outside:\n${e.lines.join('\n')}`);
+  }
+  const status = await contid(['status', '--json', '--socket', paths.socket]);
+  const adoption = (JSON.parse(status.stdout) as { status: { adoption: { adopted: number } } }).status
+    .adoption;
+  assert.ok(adoption.adopted >= 1, status.stdout);
+}
 
 // ---------------------------------------------------------------- (e)
 

@@ -29,6 +29,8 @@ Options (each may also be set in the config file as "key = value"):
       --max-in-flight N      Most events assembled at once (default 65536)
       --max-processes N      Most processes tracked (default 1000000)
       --seed-proc yes|no     Seed the process table from /proc at start (default yes)
+      --adopt yes|no         Adopt processes that enter a labelled container's
+                             cgroup from outside (crun exec, nsenter) (default no)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)

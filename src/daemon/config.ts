@@ -36,6 +36,8 @@ export interface DaemonConfig {
   readonly maxProcesses: number;
   /** Seed the process table from /proc at start. */
   readonly seedProc: boolean;
+  /** Adopt processes found in a labelled container's cgroup (src/daemon/adoption.ts). */
+  readonly adopt: boolean;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
 }
@@ -62,6 +64,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   maxInFlight: 65536,
   maxProcesses: 1_000_000,
   seedProc: true,
+  adopt: false,
   socket: DEFAULT_CONTROL_SOCKET,
 };
 
@@ -130,6 +133,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['max-in-flight', integer('maxInFlight', 1)],
   ['max-processes', integer('maxProcesses', 1)],
   ['seed-proc', boolean('seedProc')],
+  ['adopt', boolean('adopt')],
   ['socket', path('socket', true)],
 ]);
 

@@ -13,16 +13,19 @@
  * host log, restore `enabled` and the backlog limit.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
 import { SyscallError } from '../kernel/libc.js';
 import { AuditNetlink, type AuditStatus } from '../kernel/netlink.js';
-import { encodeMarker, MARKER_TYPE, type MarkerBody } from '../marker/format.js';
+import { encodeMarker, MARKER_TYPE, type MarkerBody, type MarkerCaller } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
 import { HoldStage } from '../policy/hold.js';
 import { Labeller } from '../policy/labeller.js';
+import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
 import { EventEncoder } from '../pipeline/encoder.js';
@@ -96,6 +99,8 @@ export class Daemon implements DaemonApi {
   readonly #labeller: Labeller;
   /** Holds events of provisional processes until they can be tagged (src/policy/hold.ts). */
   readonly #hold: HoldStage;
+  /** Adoption through containers' cgroups, when enabled. */
+  readonly #adoption: CgroupAdoption | null;
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
@@ -146,6 +151,7 @@ export class Daemon implements DaemonApi {
       maxProcesses: parts.config.maxProcesses,
     });
     this.#hold = new HoldStage(this.#labeller);
+    this.#adoption = parts.config.adopt ? this.#startAdoption() : null;
     this.#assembler = new EventAssembler({
       timeoutMs: parts.config.eventTimeoutMs,
       maxInFlight: parts.config.maxInFlight,
@@ -300,8 +306,42 @@ export class Daemon implements DaemonApi {
     }
   }
 
+  #startAdoption(): CgroupAdoption {
+    const read = (path: string): Promise<string> => readFile(path, 'utf8');
+    const hostRefs = ['1', 'self'].flatMap((p) => {
+      try {
+        return [readFileSync(`/proc/${p}/cgroup`, 'utf8')];
+      } catch {
+        return [];
+      }
+    });
+    let auid = 4294967295;
+    try {
+      auid = Number(readFileSync('/proc/self/loginuid', 'utf8').trim());
+    } catch {
+      // No loginuid (kernel without audit syscall support): unset.
+    }
+    const self: MarkerCaller = {
+      pid: process.pid,
+      uid: process.getuid?.() ?? 0,
+      auid,
+      exe: process.execPath,
+      privileged: true,
+    };
+    return new CgroupAdoption({
+      readCgroup: (pid) => readProcCgroup(pid, read),
+      adopt: async (pid, contid) => {
+        await this.submit({ op: 'adopt', pid, contid, caller: self });
+      },
+      isLive: (contid) => this.#labeller.container(contid) !== undefined,
+      hostRefs,
+      log: this.#log,
+    });
+  }
+
   #onEvent(event: AuditEvent): void {
     const le = this.#labeller.process(event);
+    this.#adoption?.onEvent(le);
     for (const ready of this.#hold.push(le)) this.#encoder?.write(ready);
     // Operations answer at once: a marker's event is never provisional.
     for (const op of le.ops) {
@@ -477,6 +517,7 @@ export class Daemon implements DaemonApi {
       sourceStats: source,
       assembler: a,
       labels: l,
+      adoption: this.#adoption?.stats() ?? null,
       hostLog: this.#hostLog?.stats() ?? null,
     };
   }

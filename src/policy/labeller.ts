@@ -434,8 +434,8 @@ export class Labeller {
     if (container === undefined) errno = 'EINVAL';
     else if (!caller.privileged) errno = 'EPERM';
     else if (target === undefined || !target.alive) errno = 'ESRCH';
-    else if (this.#table.hasChildren(target)) errno = 'EBUSY';
     else if (target.label !== null) errno = 'EEXIST';
+    // No EBUSY: children the target forked before are checked (and adopted) on their own.
     if (errno === null && target !== undefined && container !== undefined)
       this.#table.relabel(target, container);
     this.#record(
