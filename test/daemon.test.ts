@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -279,6 +279,45 @@ test('plugin mode reads a canned auditd plugin stream on stdin and stops at its 
     assert.match(d.stderr(), /Stopping: the input ended/);
   });
 });
+
+test(
+  'SIGHUP reopens the host log: events before go to the moved file, events after to a new one',
+  { skip },
+  async (t) => {
+    await withAuditState(async () => {
+      const dir = tempDir(t);
+      const log = join(dir, 'plugin.log');
+      const d = await startRun(
+        ['--source', 'plugin', '--host-log', log, '--state-dir', join(dir, 'state'), '--seed-proc', 'no'],
+        'pipe',
+      );
+      const lines = PLUGIN_STREAM.split('\n');
+      const cut = lines.findIndex((l) => l.startsWith('type=EOE msg=audit(1795884974.142:24)')) + 1;
+      d.child.stdin?.write(lines.slice(0, cut).join('\n') + '\n');
+      await waitForLine(
+        log,
+        (l) => l.startsWith('type=PROCTITLE msg=audit(1795884974.142:24)'),
+        'the first event',
+      );
+      // What logrotate does: move the file, then signal.
+      renameSync(log, `${log}.1`);
+      process.kill(d.pid, 'SIGHUP');
+      const deadline = Date.now() + 8000;
+      while (!d.stderr().includes('Reopened host log') && Date.now() < deadline) await sleep(50);
+      assert.match(d.stderr(), /Reopened host log/);
+      d.child.stdin?.end(lines.slice(cut).join('\n'));
+      assert.equal(await d.exited, 0, d.stderr());
+      const types = (file: string): string[] =>
+        readFileSync(file, 'utf8')
+          .trimEnd()
+          .split('\n')
+          .map((l) => l.slice(0, l.indexOf(' msg=')));
+      assert.deepEqual(types(`${log}.1`), ['type=SYSCALL', 'type=PROCTITLE']);
+      assert.deepEqual(types(log), ['type=SYSCALL', 'type=EXECVE', 'type=PROCTITLE', 'type=DAEMON_END']);
+      assert.equal(statSync(log).mode & 0o777, 0o600);
+    });
+  },
+);
 
 test(
   'submit() answers once the marker is read back: accepted, then EEXIST, with CONTAINER_OP records',

@@ -36,7 +36,8 @@ Options (each may also be set in the config file as "key = value"):
                              directory must be root's and not writable by others)
   -h, --help                 Show this help
 
-Signals: SIGTERM and SIGINT stop gracefully (rules removed, log synced).`;
+Signals: SIGTERM and SIGINT stop gracefully (rules removed, log synced);
+SIGHUP reopens the host log (after logrotate moved it).`;
 
 export interface RunArgs {
   readonly help: boolean;

@@ -71,9 +71,13 @@ export async function runDaemon(args: RunArgs, io: CliIo): Promise<number> {
   const onSignal = (signal: NodeJS.Signals): void => {
     void stop(`signal ${signal}`);
   };
+  const onHangup = (): void => {
+    void daemon.reopenLog();
+  };
   // Handlers first: a signal while the socket opens still stops gracefully.
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onHangup);
   try {
     if (config.socket !== '') {
       let opened: ControlServer;
@@ -105,5 +109,6 @@ export async function runDaemon(args: RunArgs, io: CliIo): Promise<number> {
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    process.off('SIGHUP', onHangup);
   }
 }

@@ -563,6 +563,18 @@ export class Daemon implements DaemonApi {
     this.#lastLoss = { ...losses };
   }
 
+  /**
+   * Reopens the host log (SIGHUP, after logrotate renamed it): events
+   * formatted from now on go to a new file at the same path.
+   */
+  reopenLog(): Promise<void> {
+    if (this.#hostLog === null) {
+      this.#log('info', 'Reopen asked, but there is no host log');
+      return Promise.resolve();
+    }
+    return this.#hostLog.reopen(this.#writing);
+  }
+
   /** Stops gracefully (see the module comment). Idempotent; resolves with the exit code. */
   stop(reason: string): Promise<number> {
     this.#stopping ??= this.#stop(reason);

@@ -38,6 +38,8 @@ export interface HostLogStats {
   /** Bytes abandoned at stop because they could still not be written. */
   readonly droppedBytes: number;
   readonly fsyncs: number;
+  /** Reopens (SIGHUP). */
+  readonly reopens: number;
 }
 
 export interface HostLogOptions {
@@ -56,7 +58,7 @@ export class HostLog {
   #fd: number;
   #stopping = false;
   #closed: Promise<void> | undefined;
-  #stats = { bytes: 0, writes: 0, errors: 0, blockedMs: 0, droppedBytes: 0, fsyncs: 0 };
+  #stats = { bytes: 0, writes: 0, errors: 0, blockedMs: 0, droppedBytes: 0, fsyncs: 0, reopens: 0 };
   #lastError: string | null = null;
 
   private constructor(path: string, fd: number, options: HostLogOptions) {
@@ -115,6 +117,32 @@ export class HostLog {
       }
     }
     this.#stats.bytes += bytes.length;
+  }
+
+  /**
+   * Opens the path again (after logrotate moved the file away) and writes
+   * there from the next write on; the old file is synced and closed once
+   * `settled` (the write in flight) is done. A failure to open keeps the old
+   * file and is reported. Never throws.
+   */
+  async reopen(settled: Promise<void> | null): Promise<void> {
+    if (this.#stopping || this.#fd < 0) return;
+    let fd: number;
+    try {
+      ensureDirectory(dirname(this.path), 0o700);
+      fd = openAppendNoFollow(this.path, 0o600);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#log('error', `Cannot reopen host log "${this.path}": ${message}; still writing the old file`);
+      return;
+    }
+    const old = this.#fd;
+    this.#fd = fd;
+    this.#stats.reopens++;
+    await settled;
+    await fsyncAsync(old).catch(() => undefined);
+    await closeAsync(old).catch(() => undefined);
+    this.#log('notice', `Reopened host log "${this.path}"`);
   }
 
   /** Flushes to disk (fdatasync); counted, never throws. */
