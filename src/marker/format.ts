@@ -45,7 +45,20 @@ export type MarkerBody =
       readonly contid: string;
       readonly caller: MarkerCaller;
     }
-  | { readonly op: 'grant'; readonly pid: number; readonly ppid?: number; readonly caller: MarkerCaller };
+  | { readonly op: 'grant'; readonly pid: number; readonly ppid?: number; readonly caller: MarkerCaller }
+  | {
+      /**
+       * A process the daemon saw die by a signal (the proc connector): such
+       * a death makes no exit_group record, so without this the process
+       * would stay live in the table and its container would never drop.
+       */
+      readonly op: 'exit';
+      readonly pid: number;
+      /** Its ppid in the daemon's table when sent: a reused pid with another parent is left alone. */
+      readonly ppid: number;
+      /** The wait status the kernel reported (signal in the low 7 bits). */
+      readonly status: number;
+    };
 
 export interface Marker {
   /** The daemon start this marker belongs to. */
@@ -92,6 +105,9 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
       parts.push(`daemon-pid=${uint(b.daemonPid)}`);
       break;
     case 'stop':
+      break;
+    case 'exit':
+      parts.push(`pid=${uint(b.pid)}`, `ppid=${uint(b.ppid)}`, `status=${uint(b.status)}`);
       break;
     case 'set':
     case 'adopt':
@@ -164,6 +180,13 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
     }
     case 'stop':
       return allowed([]) ?? { op };
+    case 'exit': {
+      const pid = int(f.get('pid'));
+      const ppid = int(f.get('ppid'));
+      const status = int(f.get('status'));
+      if (pid === null || ppid === null || status === null) return 'bad exit fields';
+      return allowed(['pid', 'ppid', 'status']) ?? { op, pid, ppid, status };
+    }
     case 'set':
     case 'adopt':
     case 'grant': {

@@ -42,6 +42,22 @@ void describe('marker format', () => {
     assert.deepEqual(parsed.marker, SET);
   });
 
+  void it('encodes an exit (a death by signal) and parses it back', () => {
+    const exit: Marker = { start: 'S1', seq: 2, body: { op: 'exit', pid: 8730, ppid: 8724, status: 9 } };
+    const text = encodeMarker(exit, SECRET);
+    assert.match(
+      text,
+      /^contid-marker v=1 start=S1 seq=2 op=exit pid=8730 ppid=8724 status=9 mac=[0-9a-f]{64}$/,
+    );
+    const parsed = parseMarkerText(text);
+    assert.ok(typeof parsed !== 'string');
+    assert.deepEqual(parsed.marker, exit);
+    assert.equal(
+      parseMarkerText(`contid-marker v=1 start=S1 seq=2 op=exit pid=1 status=9 mac=${'0'.repeat(64)}`),
+      'bad exit fields',
+    );
+  });
+
   const malformed: [string, string][] = [
     ['no mac', 'contid-marker v=1 start=S1 seq=1 op=stop'],
     ['unsupported version', `contid-marker v=2 start=S1 seq=1 op=stop mac=${'0'.repeat(64)}`],

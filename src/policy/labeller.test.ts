@@ -309,6 +309,31 @@ void describe('kernel series tests', () => {
     assert.equal(again.ops[0]?.errno, 'EINVAL', 'no live container 9');
   });
 
+  void it('an exit marker (death by signal) ends the process and drops its container', () => {
+    const w = world();
+    w.set(101, '4');
+    assert.equal(w.labeller.stats().containers, 1);
+    const e = w.marker({ op: 'exit', pid: 101, ppid: 100, status: 9 });
+    assert.equal(e.ops.length, 1);
+    assert.equal(e.ops[0]?.op, 'drop');
+    assert.equal(e.ops[0]?.oldContid, '4');
+    assert.equal(w.labeller.stats().containers, 0);
+    assert.equal(w.labeller.table.get(101)?.alive ?? false, false);
+    // The ID is free again: another owner may take it.
+    w.fork(100, 103);
+    w.seen(103, 100);
+    assert.equal(w.set(103, '4', { ...ORCH, exe: '/usr/bin/other' }).errno, null);
+  });
+
+  void it('an exit marker naming another parent leaves a reused pid alone', () => {
+    const w = world();
+    w.set(101, '4');
+    const e = w.marker({ op: 'exit', pid: 101, ppid: 77, status: 9 });
+    assert.deepEqual(e.ops, []);
+    assert.equal(w.contid(101), '4');
+    assert.equal(w.labeller.table.get(101)?.alive, true);
+  });
+
   void it('FORK_FLAGS is a process clone in these tests', () => {
     assert.equal(FORK_FLAGS, '1200011');
   });

@@ -373,7 +373,17 @@ export class Labeller {
       case 'grant':
         this.#grant(body.pid, body.ppid, body.caller, marker);
         return;
+      case 'exit':
+        this.#signalled(body.pid, body.ppid);
+        return;
     }
+  }
+
+  /** The daemon saw `pid` (child of `ppid` in its table) die by a signal: end it here in the stream. */
+  #signalled(pid: number, ppid: number): void {
+    const entry = this.#table.get(pid);
+    if (entry === undefined || !entry.alive || entry.ppid !== ppid) return;
+    this.#table.exit(entry);
   }
 
   #resolve(pid: number, ppid: number | undefined): ProcessEntry<Container> | undefined {
