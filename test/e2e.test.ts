@@ -983,6 +983,53 @@ async function adoptedThroughExec(
   assert.ok(adoption.adopted >= 1, status.stdout);
 }
 
+test(
+  'a labelled process killed by SIGKILL ends in the stream (exit marker): its container drops, the ID is free',
+  { skip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withDaemon(t, {}, async (d, paths) => {
+      const sock = ['--socket', paths.socket];
+      const target = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '120'], { stdio: 'ignore' });
+      t.after(() => {
+        killChild(target);
+      });
+      const pid = target.pid ?? -1;
+      await sleep(200); // let the loginuid wrapper exec sleep
+      const set = await contid(['set', String(pid), '61', ...sock]);
+      assert.equal(set.code, 0, set.stderr);
+      const exited = once(target, 'exit');
+      process.kill(pid, 'SIGKILL');
+      await exited;
+      // No exit_group record: only the exit marker can end it.
+      const drop = await waitFor(paths.hostLog, 'the drop of 61', (events) =>
+        events.find((e) => e.lines.some((l) => / op=drop opid=/.test(l) && / old-contid=61 /.test(l))),
+      );
+      const marker = drop.lines.find((l) => l.includes('contid-marker') && l.includes(' op=exit '));
+      assert.ok(marker !== undefined, drop.lines.join('\n'));
+      assert.match(marker, new RegExp(` op=exit pid=${pid} ppid=[0-9]+ status=9 `));
+      const events = readEvents(paths.hostLog);
+      assert.ok(
+        !events.some((e) => {
+          const s = syscallOf(e);
+          return s !== undefined && field(s, 'pid') === String(pid) && field(s, 'syscall') === '231';
+        }),
+        'a SIGKILLed process makes no exit_group record',
+      );
+      const status = await contid(['status', '--json', ...sock]);
+      const s = (
+        JSON.parse(status.stdout) as {
+          status: { containers: number; procConnector: { exitMarkers: number } };
+        }
+      ).status;
+      assert.equal(s.containers, 0);
+      assert.equal(s.procConnector.exitMarkers, 1);
+      const get = await contid(['get', String(pid), ...sock]);
+      assert.notEqual(get.code, 0, 'the dead process is not known as live');
+      assert.match(d.stderr(), /proc connector/i);
+    });
+  },
+);
+
 // ---------------------------------------------------------------- (e)
 
 test(

@@ -31,6 +31,9 @@ Options (each may also be set in the config file as "key = value"):
       --seed-proc yes|no     Seed the process table from /proc at start (default yes)
       --adopt yes|no         Adopt processes that enter a labelled container's
                              cgroup from outside (crun exec, nsenter) (default no)
+      --proc-connector yes|no
+                             Watch exits with the proc connector, so that labelled
+                             processes killed by a signal end (default yes)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)

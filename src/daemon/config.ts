@@ -38,6 +38,8 @@ export interface DaemonConfig {
   readonly seedProc: boolean;
   /** Adopt processes found in a labelled container's cgroup (src/daemon/adoption.ts). */
   readonly adopt: boolean;
+  /** Watch process exits (proc connector) to end labelled processes killed by signals. */
+  readonly procConnector: boolean;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
 }
@@ -65,6 +67,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   maxProcesses: 1_000_000,
   seedProc: true,
   adopt: false,
+  procConnector: true,
   socket: DEFAULT_CONTROL_SOCKET,
 };
 
@@ -134,6 +137,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['max-processes', integer('maxProcesses', 1)],
   ['seed-proc', boolean('seedProc')],
   ['adopt', boolean('adopt')],
+  ['proc-connector', boolean('procConnector')],
   ['socket', path('socket', true)],
 ]);
 

@@ -20,6 +20,7 @@ import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
 import { SyscallError } from '../kernel/libc.js';
 import { AuditNetlink, type AuditStatus } from '../kernel/netlink.js';
+import { ProcConnector, type ProcExit } from '../kernel/proc-connector.js';
 import { encodeMarker, MARKER_TYPE, type MarkerBody, type MarkerCaller } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
@@ -73,6 +74,9 @@ export interface ContainerDescription {
   readonly pid: number;
 }
 
+/** When a signalled exit of a process not (yet) labelled in the table is looked at again. */
+const EXIT_RETRY_MS = 250;
+
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
 
@@ -101,6 +105,9 @@ export class Daemon implements DaemonApi {
   readonly #hold: HoldStage;
   /** Adoption through containers' cgroups, when enabled. */
   readonly #adoption: CgroupAdoption | null;
+  /** Exits from the proc connector (deaths by signal), when enabled and available. */
+  #exits: ProcConnector | null = null;
+  #exitMarkers = 0;
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
@@ -204,7 +211,9 @@ export class Daemon implements DaemonApi {
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
       const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
+      // Seeding (in #begin) comes before the first await: the run loop is already reading.
       daemon.#begin(status);
+      if (config.procConnector) await daemon.#openProcConnector();
       return daemon;
     } catch (error) {
       const problems = kernel?.restore() ?? [];
@@ -212,6 +221,53 @@ export class Daemon implements DaemonApi {
       await source?.close().catch(() => undefined);
       control.close();
       throw error;
+    }
+  }
+
+  async #openProcConnector(): Promise<void> {
+    try {
+      this.#exits = await ProcConnector.open({
+        onExit: (exit) => {
+          this.#onExit(exit);
+        },
+        onError: (error) => {
+          this.#log('warning', `Proc connector: ${error.message}`);
+        },
+      });
+      this.#log('info', 'Watching exits with the proc connector');
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#log(
+        'warning',
+        `Cannot open the proc connector (${message}): labelled processes killed by a signal ` +
+          'will end only when their pid is reused',
+      );
+    }
+  }
+
+  /**
+   * A process died. One killed by a signal makes no exit_group record: if
+   * it is labelled, an exit marker ends it at its place in the stream.
+   */
+  #onExit(exit: ProcExit, retry = true): void {
+    if ((exit.exitCode & 0x7f) === 0 || this.#stopping !== undefined) return;
+    const entry = this.#labeller.table.get(exit.pid);
+    if (entry === undefined || !entry.alive || entry.label === null) {
+      // The stream may lag behind the connector: a process forked and
+      // killed at once may not be in the table yet. Look once more later.
+      if (retry && entry === undefined) {
+        setTimeout(() => {
+          this.#onExit(exit, false);
+        }, EXIT_RETRY_MS).unref();
+      }
+      return;
+    }
+    try {
+      this.#sendMarker({ op: 'exit', pid: exit.pid, ppid: entry.ppid, status: exit.exitCode });
+      this.#exitMarkers++;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.#log('warning', `Cannot send the exit marker of pid ${exit.pid}: ${message}`);
     }
   }
 
@@ -518,6 +574,7 @@ export class Daemon implements DaemonApi {
       assembler: a,
       labels: l,
       adoption: this.#adoption?.stats() ?? null,
+      procConnector: this.#exits === null ? null : { ...this.#exits.stats(), exitMarkers: this.#exitMarkers },
       hostLog: this.#hostLog?.stats() ?? null,
     };
   }
@@ -604,6 +661,7 @@ export class Daemon implements DaemonApi {
       this.#pending.delete(seq);
       pending.reject(new DaemonError('The operation was not read back before contid stopped', 'ESHUTDOWN'));
     }
+    await this.#exits?.close().catch(() => undefined);
     const ruleProblems = this.#kernel?.restoreRules() ?? [];
     problems.push(...ruleProblems);
     try {

@@ -1,0 +1,260 @@
+/**
+ * {@link ProcConnector}: process exits from the kernel's proc connector
+ * (NETLINK_CONNECTOR, CN_IDX_PROC), read by a worker thread
+ * (proc-connector-worker.ts).
+ *
+ * Pids are host pids, even for processes in containers, and no capability
+ * is needed to listen (kernel 6.6+; CAP_NET_ADMIN before), but the kernel
+ * serves only listeners in the initial user and pid namespaces.
+ *
+ * Bounds: the worker posts at most `maxBatchesInFlight` undelivered batches;
+ * beyond that it stops reading and events wait in the socket's receive
+ * buffer (16 MiB by default). When that is full the kernel drops events,
+ * never slowing the processes, and says so once per overflow with ENOBUFS,
+ * counted in {@link ProcConnectorStats.enobufs}; how many were lost is
+ * not known.
+ */
+import { Worker } from 'node:worker_threads';
+import { SyscallError, close as closeFd, send } from './libc.js';
+import {
+  CONTROL_DELIVERED,
+  CONTROL_SLOTS,
+  CONTROL_STOP,
+  COUNTER_ENOBUFS,
+  COUNTER_EVENTS,
+  COUNTER_MALFORMED,
+  COUNTER_SLOTS,
+  EXIT_FIELDS,
+  ProcMcastOp,
+  type ProcExit,
+  type ProcWorkerConfig,
+  type ProcWorkerReport,
+  encodeControl,
+  unpackExit,
+} from './proc-connector-protocol.js';
+
+export type { ProcExit } from './proc-connector-protocol.js';
+
+/** Options for {@link ProcConnector.open}. */
+export interface ProcConnectorOptions {
+  /** Socket receive buffer, forced with SO_RCVBUFFORCE (SO_RCVBUF without CAP_NET_ADMIN). Default 16 MiB. */
+  readonly receiveBufferBytes?: number;
+  /** Longest blocking receive (SO_RCVTIMEO), hence the stop latency. Default 200 ms. */
+  readonly pollMs?: number;
+  /**
+   * Called in the main thread for each exit of a whole process (pid ===
+   * tgid; thread exits are dropped), in the order the kernel sent them.
+   */
+  readonly onExit: (exit: ProcExit) => void;
+  /**
+   * Called when reading fails after open (the connector is then dead, but
+   * `close()` still works) and with whatever `onExit` throws. Without it,
+   * such errors are thrown from the event loop, like an 'error' event
+   * without a listener.
+   */
+  readonly onError?: (error: Error) => void;
+}
+
+/** Counters of a {@link ProcConnector}; totals since it opened. */
+export interface ProcConnectorStats {
+  /** Proc events received, of any kind, thread exits included. */
+  readonly events: number;
+  /** Process exits delivered to `onExit`. */
+  readonly exits: number;
+  /** Times the kernel reported ENOBUFS: events were dropped because the socket buffer was full. */
+  readonly enobufs: number;
+  /** Messages that could not be read as proc events. */
+  readonly malformed: number;
+}
+
+const DEFAULTS = {
+  receiveBufferBytes: 16 * 1024 * 1024,
+  pollMs: 200,
+  maxBatchExits: 256,
+  flushMs: 20,
+  maxBatchesInFlight: 64,
+  ackTimeoutMs: 2000,
+} as const;
+
+/**
+ * Reports the exits of processes, from the kernel's proc connector.
+ *
+ * ```ts
+ * const connector = await ProcConnector.open({ onExit: (e) => reap(e.pid, e.exitCode) });
+ * // …
+ * await connector.close();
+ * ```
+ */
+export class ProcConnector {
+  readonly #worker: Worker;
+  readonly #control: Int32Array;
+  readonly #counters: BigInt64Array;
+  readonly #exited: Promise<void>;
+  readonly #pollMs: number;
+  readonly #onExit: (exit: ProcExit) => void;
+  readonly #onError: ((error: Error) => void) | undefined;
+  #exits = 0;
+  #fd = -1;
+  /** The worker reported its end, so it closed the socket itself. */
+  #workerReported = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    worker: Worker,
+    control: Int32Array,
+    counters: BigInt64Array,
+    options: ProcConnectorOptions,
+  ) {
+    this.#worker = worker;
+    this.#control = control;
+    this.#counters = counters;
+    this.#pollMs = options.pollMs ?? DEFAULTS.pollMs;
+    this.#onExit = options.onExit;
+    this.#onError = options.onError;
+    this.#exited = new Promise((resolve) => {
+      worker.once('exit', () => {
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Starts the worker and resolves once the kernel has acknowledged the
+   * subscription.
+   *
+   * @throws {SyscallError} with the errno of the call that failed, e.g.
+   *   EPROTONOSUPPORT (kernel without CONFIG_PROC_EVENTS), EPERM, or
+   *   ETIMEDOUT when the kernel ignored the subscription (non-initial
+   *   namespace).
+   * @throws {RangeError} for an option that is not a positive integer.
+   */
+  static async open(options: ProcConnectorOptions): Promise<ProcConnector> {
+    for (const name of ['receiveBufferBytes', 'pollMs'] as const) {
+      const value = options[name];
+      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0 && value <= 0x3fffffff)) {
+        throw new RangeError(`Cannot open the proc connector: ${name} ${value} is not a positive integer`);
+      }
+    }
+    const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    const counters = new BigInt64Array(
+      new SharedArrayBuffer(COUNTER_SLOTS * BigInt64Array.BYTES_PER_ELEMENT),
+    );
+    const config: ProcWorkerConfig = {
+      receiveBufferBytes: options.receiveBufferBytes ?? DEFAULTS.receiveBufferBytes,
+      pollMs: options.pollMs ?? DEFAULTS.pollMs,
+      maxBatchExits: DEFAULTS.maxBatchExits,
+      flushMs: DEFAULTS.flushMs,
+      maxBatchesInFlight: DEFAULTS.maxBatchesInFlight,
+      ackTimeoutMs: DEFAULTS.ackTimeoutMs,
+      control: control.buffer,
+      counters: counters.buffer,
+    };
+    const worker = new Worker(new URL('./proc-connector-worker.js', import.meta.url), { workerData: config });
+    const connector = new ProcConnector(worker, control, counters, options);
+    await connector.#started();
+    return connector;
+  }
+
+  #started(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      this.#worker.on('message', (report: ProcWorkerReport) => {
+        if (report.kind === 'ready') {
+          ready = true;
+          this.#fd = report.fd;
+          resolve();
+        } else if (report.kind === 'batch') {
+          this.#deliver(report.exits);
+        } else if (report.kind === 'closed') {
+          this.#workerReported = true;
+        } else {
+          this.#workerReported = true;
+          const error =
+            report.errno === undefined
+              ? new Error(report.message)
+              : SyscallError.withMessage(report.message, report.errno);
+          if (ready) this.#fail(error);
+          else reject(error);
+        }
+      });
+      this.#worker.on('error', (error) => {
+        if (ready) this.#fail(error);
+        else reject(error);
+      });
+      this.#worker.on('exit', () => {
+        if (!ready) reject(new Error('The proc connector worker exited before it was ready'));
+      });
+    });
+  }
+
+  #deliver(exits: Int32Array): void {
+    const count = exits.length / EXIT_FIELDS;
+    for (let i = 0; i < count; i++) {
+      this.#exits++;
+      try {
+        this.#onExit(unpackExit(exits, i));
+      } catch (error) {
+        this.#fail(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    Atomics.add(this.#control, CONTROL_DELIVERED, 1);
+    Atomics.notify(this.#control, CONTROL_DELIVERED);
+  }
+
+  #fail(error: Error): void {
+    if (this.#onError !== undefined) {
+      this.#onError(error);
+      return;
+    }
+    process.nextTick(() => {
+      throw error;
+    });
+  }
+
+  /** A snapshot of the counters. */
+  stats(): ProcConnectorStats {
+    return {
+      events: Number(Atomics.load(this.#counters, COUNTER_EVENTS)),
+      exits: this.#exits,
+      enobufs: Number(Atomics.load(this.#counters, COUNTER_ENOBUFS)),
+      malformed: Number(Atomics.load(this.#counters, COUNTER_MALFORMED)),
+    };
+  }
+
+  /**
+   * Unsubscribes (PROC_CN_MCAST_IGNORE), delivers the exits the socket
+   * already held, stops the worker and closes the socket. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#stop();
+    return this.#closing;
+  }
+
+  async #stop(): Promise<void> {
+    Atomics.store(this.#control, CONTROL_STOP, 1);
+    Atomics.notify(this.#control, CONTROL_DELIVERED);
+    // The worker notices within pollMs, then drains for at most pollMs.
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.#exited.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(
+          () => {
+            resolve(true);
+          },
+          this.#pollMs * 5 + 5000,
+        );
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) await this.#worker.terminate();
+    // A worker terminated inside a receive never unsubscribed nor closed its
+    // socket, which belongs to the process, not the thread.
+    if (!this.#workerReported && this.#fd >= 0) {
+      const ignore = encodeControl(ProcMcastOp.IGNORE, 0);
+      send(this.#fd, ignore, ignore.length, 0);
+      closeFd(this.#fd);
+    }
+    this.#fd = -1;
+  }
+}
