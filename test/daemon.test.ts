@@ -6,7 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -315,6 +324,64 @@ test(
       assert.deepEqual(types(`${log}.1`), ['type=SYSCALL', 'type=PROCTITLE']);
       assert.deepEqual(types(log), ['type=SYSCALL', 'type=EXECVE', 'type=PROCTITLE', 'type=DAEMON_END']);
       assert.equal(statSync(log).mode & 0o777, 0o600);
+    });
+  },
+);
+
+test(
+  'a full disk pauses the host log without losing records; writing resumes once there is space',
+  { skip },
+  async (t) => {
+    await withAuditState(async () => {
+      // Not tempDir(): the tmpfs must be unmounted before the directory is removed.
+      const dir = mkdtempSync(join(tmpdir(), 'contid-daemon-'));
+      const mnt = join(dir, 'small');
+      t.after(() => {
+        spawnSync('umount', ['-l', mnt]);
+        rmSync(dir, { recursive: true, force: true });
+      });
+      mkdirSync(mnt);
+      const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'contid-test', mnt], {
+        encoding: 'utf8',
+      });
+      if (mount.status !== 0) {
+        t.skip(`cannot mount a tmpfs: ${mount.stderr.trim()}`);
+        return;
+      }
+      // Fill it, leaving no block for the log.
+      spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=4k'], { stdio: 'ignore' });
+      const log = join(mnt, 'log', 'audit.log');
+      const d = await startRun(
+        ['--source', 'plugin', '--host-log', log, '--state-dir', join(dir, 'state'), '--seed-proc', 'no'],
+        'pipe',
+      );
+      d.child.stdin?.write(PLUGIN_STREAM.replace(/^type=DAEMON_END.*\n/m, ''));
+      const deadline = Date.now() + 8000;
+      while (!/Cannot write host log .*no space left/i.test(d.stderr()) && Date.now() < deadline)
+        await sleep(50);
+      assert.match(d.stderr(), /Cannot write host log ".*": .*no space left on device.*reading is paused/i);
+      assert.equal(d.child.exitCode, null, 'still running');
+      rmSync(join(mnt, 'filler'));
+      d.child.stdin?.end(
+        PLUGIN_STREAM.split('\n')
+          .filter((l) => l.startsWith('type=DAEMON_END'))
+          .join('\n') + '\n',
+      );
+      assert.equal(await d.exited, 0, d.stderr());
+      assert.match(d.stderr(), /is writable again/);
+      const types = readFileSync(log, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.slice(0, l.indexOf(' msg=')));
+      assert.deepEqual(types, [
+        'type=SYSCALL',
+        'type=PROCTITLE',
+        'type=SYSCALL',
+        'type=EXECVE',
+        'type=PROCTITLE',
+        'type=DAEMON_END',
+      ]);
+      assert.match(d.stderr(), /"droppedBytes":0/);
     });
   },
 );

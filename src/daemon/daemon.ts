@@ -214,6 +214,7 @@ export class Daemon implements DaemonApi {
       // Seeding (in #begin) comes before the first await: the run loop is already reading.
       daemon.#begin(status);
       if (config.procConnector) await daemon.#openProcConnector();
+      daemon.#announce();
       return daemon;
     } catch (error) {
       const problems = kernel?.restore() ?? [];
@@ -226,7 +227,7 @@ export class Daemon implements DaemonApi {
 
   async #openProcConnector(): Promise<void> {
     try {
-      this.#exits = await ProcConnector.open({
+      const exits = await ProcConnector.open({
         onExit: (exit) => {
           this.#onExit(exit);
         },
@@ -234,6 +235,12 @@ export class Daemon implements DaemonApi {
           this.#log('warning', `Proc connector: ${error.message}`);
         },
       });
+      if (this.#stopping !== undefined) {
+        // The input ended while the connector opened.
+        await exits.close();
+        return;
+      }
+      this.#exits = exits;
       this.#log('info', 'Watching exits with the proc connector');
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -299,9 +306,13 @@ export class Daemon implements DaemonApi {
       this.#startConfirmed = true;
       clearTimeout(warn);
     });
+  }
+
+  /** The last step of start: callers (and tests) take "Started:" as ready. */
+  #announce(): void {
     const target =
       this.#hostLog === null ? 'no host log' : `host log ${this.#hostLog.path} (${this.#config.format})`;
-    log('notice', `Started: pid ${process.pid}, source ${this.mode}, start ${this.startId}, ${target}`);
+    this.#log('notice', `Started: pid ${process.pid}, source ${this.mode}, start ${this.startId}, ${target}`);
   }
 
   /** Sends a marker; returns its seq. @throws {SyscallError} */
