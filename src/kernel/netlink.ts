@@ -41,23 +41,24 @@ import {
 } from './nlmsg.js';
 import { decodeRule, encodeRule, formatRule, type AuditRule } from './rule.js';
 import { decodeStatus, encodeStatusChange, type AuditStatus, type AuditStatusChange } from './status.js';
+import {
+  AF_NETLINK,
+  MSG_TRUNC,
+  NETLINK_AUDIT,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_RCVTIMEO,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
+  SOL_SOCKET,
+} from './socket-constants.js';
 
 export * from './nlmsg.js';
 export * from './status.js';
 export { formatRule, normalizeRule } from './rule.js';
 export type { AuditRule, RuleAction, RuleField, RuleFieldName, RuleList, RuleOp } from './rule.js';
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const NETLINK_AUDIT = 9;
-const SOL_SOCKET = 1;
-const SO_RCVBUF = 8;
-const SO_RCVTIMEO = 20;
-const SO_RCVBUFFORCE = 33;
-/** recv(2) flag: return at once with EAGAIN when nothing is queued. */
-export const MSG_DONTWAIT = 0x40;
-const MSG_TRUNC = 0x20;
+export { MSG_DONTWAIT } from './socket-constants.js';
 /** recvmmsg(2) flag: block for the first datagram only, then take what is queued. */
 const MSG_WAITFORONE = 0x10000;
 

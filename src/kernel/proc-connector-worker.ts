@@ -38,17 +38,18 @@ import {
   isProcessExit,
   parseProcDatagram,
 } from './proc-connector-protocol.js';
-
-const AF_NETLINK = 16;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
-const NETLINK_CONNECTOR = 11;
-const SOL_SOCKET = 1;
-const SO_RCVBUF = 8;
-const SO_RCVTIMEO = 20;
-const SO_RCVBUFFORCE = 33;
-const MSG_DONTWAIT = 0x40;
-const MSG_TRUNC = 0x20;
+import {
+  AF_NETLINK,
+  MSG_DONTWAIT,
+  MSG_TRUNC,
+  NETLINK_CONNECTOR,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_RCVTIMEO,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOL_SOCKET,
+} from './socket-constants.js';
 
 const port = parentPort;
 if (port === null) throw new Error('proc-connector-worker.js must run as a worker thread');

@@ -32,6 +32,7 @@ import {
   encodeControl,
   unpackExit,
 } from './proc-connector-protocol.js';
+import { awaitWorkerExit } from './worker-exit.js';
 
 export type { ProcExit } from './proc-connector-protocol.js';
 
@@ -233,21 +234,7 @@ export class ProcConnector {
   async #stop(): Promise<void> {
     Atomics.store(this.#control, CONTROL_STOP, 1);
     Atomics.notify(this.#control, CONTROL_DELIVERED);
-    // The worker notices within pollMs, then drains for at most pollMs.
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      this.#exited.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(
-          () => {
-            resolve(true);
-          },
-          this.#pollMs * 5 + 5000,
-        );
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) await this.#worker.terminate();
+    await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
     // A worker terminated inside a receive never unsubscribed nor closed its
     // socket, which belongs to the process, not the thread.
     if (!this.#workerReported && this.#fd >= 0) {

@@ -23,6 +23,7 @@ import {
   type ReaderWorkerConfig,
   unpackBatch,
 } from './reader-protocol.js';
+import { awaitWorkerExit } from './worker-exit.js';
 
 export type { AuditMessage, AuditReaderMode } from './reader-protocol.js';
 
@@ -349,21 +350,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     Atomics.store(this.#control, CONTROL_STOP, 1);
     Atomics.store(this.#control, CONTROL_PAUSE, 0);
     Atomics.notify(this.#control, CONTROL_PAUSE);
-    // The worker notices within pollMs, then drains for at most pollMs.
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      this.#exited.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(
-          () => {
-            resolve(true);
-          },
-          this.#pollMs * 5 + 5000,
-        );
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) await this.#worker.terminate();
+    await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
     // A worker terminated inside a receive never closed its socket, which
     // belongs to the process, not the thread.
     if (!this.#workerReported && this.#fd >= 0) closeFd(this.#fd);
