@@ -192,8 +192,7 @@ function typeOf(buf: Buffer, start: number, end: number): TypeEntry {
   let h = end - start;
   for (let i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
   const hit = typeCache.get(h);
-  if (hit !== undefined && hit.bytes.length === end - start && hit.bytes.compare(buf, start, end) === 0)
-    return hit;
+  if (hit !== undefined && sameAs(hit.bytes, buf, start, end)) return hit;
   const text = buf.toString('utf8', start, end);
   let type = recordTypeNumber(text);
   let name = text;
@@ -209,6 +208,17 @@ function typeOf(buf: Buffer, start: number, end: number): TypeEntry {
   const entry = { bytes: Buffer.from(buf.subarray(start, end)), name, type };
   if (typeCache.size < TYPE_CACHE_MAX) typeCache.set(h, entry);
   return entry;
+}
+
+/**
+ * Whether `buf[start..end)` equals `bytes`. A loop rather than
+ * Buffer.compare: type names are a few bytes, and the native call costs
+ * more than the comparison on every record.
+ */
+function sameAs(bytes: Buffer, buf: Buffer, start: number, end: number): boolean {
+  if (bytes.length !== end - start) return false;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== buf[start + i]) return false;
+  return true;
 }
 
 function startsWith(buf: Buffer, at: number, end: number, ascii: string): boolean {
