@@ -11,7 +11,7 @@ import { fieldValue } from '../parse/record.js';
 import type { MarkerBody, MarkerCaller } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
-import { isNewPidClone, isParentClone, isThreadClone, lifecycleKind } from '../track/lifecycle.js';
+import { cloneFlagsWord, lifecycleKind, newPidFlag, parentFlag, threadFlag } from '../track/lifecycle.js';
 import { ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
 import {
   CONTID_UNSET,
@@ -345,12 +345,12 @@ export class Labeller {
     const child = intField(r, 'exit');
     if (child === null || child <= 0) return;
     if (kind === 'clone') {
-      const flags = fieldValue(r, 'a0') ?? '';
-      if (isThreadClone(flags)) return;
+      const flags = cloneFlagsWord(fieldValue(r, 'a0') ?? '');
+      if (threadFlag(flags)) return;
       this.#table.recordBirth(entry, child, {
         kind: 'fork',
-        cloneParent: isParentClone(flags),
-        newPidNamespace: isNewPidClone(flags),
+        cloneParent: parentFlag(flags),
+        newPidNamespace: newPidFlag(flags),
       });
     } else {
       // fork and vfork: the child shares the caller's pid namespace (for
