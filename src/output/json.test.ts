@@ -62,6 +62,8 @@ const proctitles: [string, string][] = [
   ['lower-case hex', hex('abc').toLowerCase()],
   ['a control character', hex('a\tb\x01')],
   ['a quoted value', '"/bin/sh"'],
+  ['a quoted value with a percent sign', '"50%41"'],
+  ['a quoted value with a backslash', '"a\\b"'],
 ];
 for (const [name, value] of proctitles) {
   test(`JSON argv of a PROCTITLE with ${name} matches decodeProctitle`, () => {

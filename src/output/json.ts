@@ -135,6 +135,12 @@ function decimalAt(b: Uint8Array, from: number, to: number): number {
   return v;
 }
 
+/** Whether the ASCII string `text` is at `b[at..]`. */
+function asciiAt(b: Uint8Array, at: number, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (b[at + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
 function hasPercent(b: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (b[i] === 0x25) return true;
   return false;
@@ -172,6 +178,8 @@ export class JsonEventWriter {
   /** Per bucket of name hashes, the stamp of the last record that had a name in it. */
   readonly #seen = new Int32Array(SEEN_MASK + 1);
   #stamp = 0;
+  /** The last value text interpreted, per field kind (see #rawText). */
+  readonly #lastRaw: (string | undefined)[] = new Array<string | undefined>(16).fill(undefined);
   /** Interpretations of the current record: name, value pairs. */
   readonly #interp: string[] = [];
   readonly #ctx: RecordContext = { type: 0, arch: undefined, syscall: undefined };
@@ -188,7 +196,9 @@ export class JsonEventWriter {
     s.ascii('{"time":"');
     if (first instanceof ByteRecord) s.bytes(first.src, first.timeStart, first.timeEnd);
     else s.jsonChars(event.time, 0, event.time.length);
-    s.ascii(`","serial":${event.serial},"node":`);
+    s.ascii('","serial":');
+    s.decimal(event.serial);
+    s.ascii(',"node":');
     if (event.node === null) s.ascii('null');
     else s.jsonString(event.node);
     s.ascii(',"contid":');
@@ -210,6 +220,24 @@ export class JsonEventWriter {
       }
     }
     s.ascii(']}\n');
+  }
+
+  /**
+   * A value's text for interpretValue. The values interpreted on every
+   * record repeat (`arch=c000003e`, a process's syscalls): the last text of
+   * each kind is reused when the bytes match, rather than cutting a new
+   * string out of the input each time.
+   */
+  #rawText(kind: FieldKind, src: Buffer, vs: number, ve: number): string {
+    const last = this.#lastRaw[kind];
+    if (last !== undefined && last.length === ve - vs) {
+      let same = true;
+      for (let i = 0; i < last.length && same; i++) same = last.charCodeAt(i) === src[vs + i];
+      if (same) return last;
+    }
+    const text = src.toString('latin1', vs, ve);
+    this.#lastRaw[kind] = text;
+    return text;
   }
 
   /** A stamp for the next record's names: no bucket of #seen holds it yet. */
@@ -360,7 +388,7 @@ export class JsonEventWriter {
       // Interpretation uses no sink methods, so the reserved buffer stays valid.
       const kind = known.kind;
       if (!worthDecoding(kind, src, vs, ve, hasEnriched, resolveIds, ctx)) continue;
-      const v = interpretValue(kind, known.name, src.toString('latin1', vs, ve), ctx, this.#ids);
+      const v = interpretValue(kind, known.name, this.#rawText(kind, src, vs, ve), ctx, this.#ids);
       if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && repeat === 1) {
         interp.push(known.name, v);
       }
@@ -401,11 +429,25 @@ export class JsonEventWriter {
     const range = this.#range;
     if (nextField(src, r.bodyStart, r.bodyEnd, range) < 0) return false;
     const ns = range[0]!;
-    if (range[1]! - ns !== 9 || src.toString('latin1', ns, ns + 9) !== 'proctitle') return false;
+    if (range[1]! - ns !== 9 || !asciiAt(src, ns, 'proctitle')) return false;
     const vs = range[2]!;
     const ve = range[3]!;
+    if (ve - vs >= 2 && src[vs] === 0x22 && src[ve - 1] === 0x22) {
+      // The quoted form (one argument, printable ASCII): as decodeUntrustedString has it.
+      if (hasPercent(src, vs + 1, ve - 1)) return false;
+      const s = this.#sink;
+      const out = s.reserve((ve - vs) * 6 + 16);
+      let p = s.position;
+      for (const c of ',"argv":["') out[p++] = c.charCodeAt(0);
+      p = escapeInto(src, vs + 1, ve - 1, out, p);
+      out[p++] = 0x22;
+      out[p++] = 0x5d;
+      s.commit(p);
+      return true;
+    }
     const n = (ve - vs) >> 1;
     if (n === 0 || (ve - vs) % 2 !== 0 || n > decoded.length) return false;
+    let high = 0;
     for (let i = 0; i < n; i++) {
       const hi = hexValue(src[vs + 2 * i]!);
       const lo = hexValue(src[vs + 2 * i + 1]!);
@@ -413,8 +455,10 @@ export class JsonEventWriter {
       const b = (hi << 4) | lo;
       if (b === 0x25 /* % */) return false;
       decoded[i] = b;
+      high |= b;
     }
-    if (!isUtf8(decoded.subarray(0, n))) return false;
+    // ASCII is valid UTF-8: the native check (and the view it needs) only for other bytes.
+    if ((high & 0x80) !== 0 && !isUtf8(decoded.subarray(0, n))) return false;
     const s = this.#sink;
     const out = s.reserve(n * 6 + 16);
     let p = s.position;
@@ -473,12 +517,14 @@ export class JsonEventWriter {
       } else if (isUpperHex(src, vs, ve)) {
         const n = (ve - vs) >> 1;
         if (n > decoded.length) return false;
+        let high = 0;
         for (let k = 0; k < n; k++) {
           const b = (hexValue(src[vs + 2 * k]!) << 4) | hexValue(src[vs + 2 * k + 1]!);
           if (b === 0x25) return false;
           decoded[k] = b;
+          high |= b;
         }
-        if (!isUtf8(decoded.subarray(0, n))) return false;
+        if ((high & 0x80) !== 0 && !isUtf8(decoded.subarray(0, n))) return false;
         p = escapeInto(decoded, 0, n, out, p);
       } else {
         if (hasPercent(src, vs, ve)) return false;
