@@ -196,11 +196,10 @@ export class Labeller {
       const pid = intField(r, 'pid');
       const ppid = intField(r, 'ppid');
       if (pid !== null && ppid !== null) {
-        const seen = this.#table.observe(pid, ppid);
-        subject = seen.entry;
+        subject = this.#table.observeEntry(pid, ppid);
         // comm and exe change only at exec (see #lifecycle); reading them for
         // every event would decode two strings per SYSCALL record for nothing.
-        if (seen.created || subject.exe === undefined) {
+        if (this.#table.lastObserveCreated || subject.exe === undefined) {
           subject.comm = fieldValue(r, 'comm') ?? subject.comm;
           subject.exe = fieldValue(r, 'exe') ?? subject.exe;
         }

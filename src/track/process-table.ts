@@ -269,6 +269,13 @@ export class ProcessTable<L> {
   settlements = 0;
   /** The timestamp of the event being processed (advance()); #nowMs is the newest seen. */
   #eventMs = 0;
+  #lastCreated = false;
+  /**
+   * No placeholder expires before this stream time: the oldest one's
+   * expiry when last looked at (placeholders only leave early, and new
+   * ones expire later), so advance() need not look at them every event.
+   */
+  #placeholdersDueMs = Number.POSITIVE_INFINITY;
   #generation = 0;
   #live = 0;
   #retainedUnmapped = 0;
@@ -357,19 +364,37 @@ export class ProcessTable<L> {
    * was reused by a new process.
    */
   observe(pid: number, ppid: number): Observation<L> {
+    const entry = this.observeEntry(pid, ppid);
+    return { entry, created: this.lastObserveCreated };
+  }
+
+  /**
+   * observe() without the result object, for the labeller's per-event
+   * path: whether the entry was made by this call is in
+   * `lastObserveCreated` until the next call.
+   */
+  observeEntry(pid: number, ppid: number): ProcessEntry<L> {
     const known = this.#byPid.get(pid);
     if (known !== undefined) {
       if (known.alive) {
         if (known.ppid === ppid || this.#reparent(known, ppid)) {
           this.#touch(known);
-          return { entry: known, created: false };
+          this.#lastCreated = false;
+          return known;
         }
         this.#reused++;
         this.#end(known, null);
       }
       this.#unmap(known);
     }
-    return { entry: this.#create(pid, ppid), created: true };
+    const entry = this.#create(pid, ppid);
+    this.#lastCreated = true;
+    return entry;
+  }
+
+  /** Whether the last observeEntry() call made a new entry. */
+  get lastObserveCreated(): boolean {
+    return this.#lastCreated;
   }
 
   /**
@@ -575,6 +600,7 @@ export class ProcessTable<L> {
         waiting: [],
       };
       this.#placeholders.set(ppid, ph);
+      if (ph.expiresAtMs < this.#placeholdersDueMs) this.#placeholdersDueMs = ph.expiresAtMs;
     }
     if (ph.waiting.length >= MAX_WAITING || !this.#anyLabelled()) return;
     e.provisional = true;
@@ -650,8 +676,13 @@ export class ProcessTable<L> {
   }
 
   #expirePlaceholders(): void {
+    if (this.#nowMs < this.#placeholdersDueMs) return;
+    this.#placeholdersDueMs = Number.POSITIVE_INFINITY;
     for (const ph of this.#placeholders.values()) {
-      if (ph.expiresAtMs > this.#nowMs) break;
+      if (ph.expiresAtMs > this.#nowMs) {
+        this.#placeholdersDueMs = ph.expiresAtMs;
+        break;
+      }
       this.#dropPlaceholder(ph.pid);
     }
   }
@@ -851,11 +882,11 @@ export class ProcessTable<L> {
     this.#openBirths--;
     const list = birth.parent.births;
     const i = list.indexOf(birth);
-    if (i >= 0) list.splice(i, 1);
+    if (i >= 0) removeAt(list, i);
     const claims = this.#byClaim.get(birth.claimedPid);
     if (claims !== undefined) {
       const j = claims.indexOf(birth);
-      if (j >= 0) claims.splice(j, 1);
+      if (j >= 0) removeAt(claims, j);
       if (claims.length === 0) this.#byClaim.delete(birth.claimedPid);
     }
   }
@@ -891,9 +922,11 @@ export class ProcessTable<L> {
     this.#lruRemove(entry);
     // A 'host' caller's births stay open (until they expire) after it ends:
     // the child may be seen first as an orphan (ppid=1 or a subreaper).
-    for (const b of entry.births.slice()) {
-      if (!this.#mayNameOrphan(b)) this.#closeBirth(b);
-    }
+    // (A copy: closing a birth takes it out of the list. Most processes have none.)
+    if (entry.births.length > 0)
+      for (const b of entry.births.slice()) {
+        if (!this.#mayNameOrphan(b)) this.#closeBirth(b);
+      }
     if (entry.label !== null) this.#hooks.release(entry.label, by ?? entry);
   }
 
@@ -1014,6 +1047,15 @@ export class ProcessTable<L> {
 }
 
 /** A FIFO of births that skips the ones closed out of order (matched or ended with their parent). */
+/**
+ * Removes `list[i]`, keeping the order. Unlike splice it allocates no array
+ * of the removed element: this runs for every birth matched to its child.
+ */
+function removeAt<T>(list: T[], i: number): void {
+  for (let k = i + 1; k < list.length; k++) list[k - 1] = list[k]!;
+  list.length--;
+}
+
 class BirthQueue<L> {
   #items: Birth<L>[] = [];
   #head = 0;
