@@ -58,7 +58,9 @@ const TABLES: ReadonlyMap<string, ReadonlyMap<number, LifecycleKind>> = new Map(
  * exiting thread was the last one.
  */
 export function lifecycleKind(archRaw: string, nr: number): LifecycleKind {
-  return TABLES.get(archRaw.toLowerCase())?.get(nr) ?? 'other';
+  // The kernel writes arch in lower case: try it as it is before making a
+  // lower-cased copy (a string per record otherwise).
+  return (TABLES.get(archRaw) ?? TABLES.get(archRaw.toLowerCase()))?.get(nr) ?? 'other';
 }
 
 const CLONE_THREAD = 0x10000;

@@ -858,7 +858,10 @@ export class ProcessTable<L> {
   #takeBirth(parent: ProcessEntry<L>, pid: number): Birth<L> | undefined {
     const births = parent.births;
     if (births.length === 0) return undefined;
-    let i = births.findIndex((b) => b.claimedPid === pid);
+    // Loops rather than findIndex/find with closures: this runs for every
+    // new process, and each closure would be an allocation.
+    let i = -1;
+    for (let k = 0; k < births.length && i < 0; k++) if (births[k]!.claimedPid === pid) i = k;
     if (i >= 0) {
       this.#voteHost(births[i]!.caller, pid);
     } else {
@@ -866,9 +869,12 @@ export class ProcessTable<L> {
       // that the caller's `exit=` values are namespace-relative, unless
       // this child's own fork record comes later (a vfork race; it then
       // takes the vote back, see recordBirth).
-      const other = births.find((b) => b.kind === 'fork');
+      let other: Birth<L> | undefined;
+      for (let k = 0; k < births.length && other === undefined; k++)
+        if (births[k]!.kind === 'fork') other = births[k];
       if (other !== undefined && ++other.caller.nestedVotes >= NESTED_VOTES) this.#markNested(other.caller);
-      i = births.findIndex((b) => this.pidNamespace(b.caller) !== 'host');
+      for (let k = 0; k < births.length && i < 0; k++)
+        if (this.pidNamespace(births[k]!.caller) !== 'host') i = k;
       if (i < 0) return undefined;
     }
     const birth = births[i]!;
@@ -1051,8 +1057,8 @@ export class ProcessTable<L> {
  * Removes `list[i]`, keeping the order. Unlike splice it allocates no array
  * of the removed element: this runs for every birth matched to its child.
  */
-function removeAt<T>(list: T[], i: number): void {
-  for (let k = i + 1; k < list.length; k++) list[k - 1] = list[k]!;
+function removeAt(list: unknown[], i: number): void {
+  for (let k = i + 1; k < list.length; k++) list[k - 1] = list[k];
   list.length--;
 }
 
