@@ -1033,11 +1033,15 @@ export class ProcessTable<L> {
   }
 
   #expireBirths(): void {
-    for (const queue of [this.#forkBirths, this.#clone3Births]) {
-      for (let b = queue.peek(); b !== undefined && b.expiresAtMs <= this.#nowMs; b = queue.peek()) {
-        this.#closeBirth(b);
-        this.#birthsExpired++;
-      }
+    // Each queue by name, not a loop over an array of them: this runs for every event.
+    this.#expireQueue(this.#forkBirths);
+    this.#expireQueue(this.#clone3Births);
+  }
+
+  #expireQueue(queue: BirthQueue<L>): void {
+    for (let b = queue.peek(); b !== undefined && b.expiresAtMs <= this.#nowMs; b = queue.peek()) {
+      this.#closeBirth(b);
+      this.#birthsExpired++;
     }
   }
 
