@@ -32,14 +32,19 @@ function hashBytes(b: Uint8Array, from: number, to: number): number {
 /**
  * The known names in buckets by the low bits of their hash: an array index
  * rejects most names (every field of every record is looked up) more
- * cheaply than a Map, and a bucket rarely holds more than one name.
+ * cheaply than a Map. A bucket is a chain through KNOWN_NEXT, rarely longer
+ * than one name.
  */
 const KNOWN_MASK = 4095;
-const KNOWN: (Known[] | null)[] = new Array<Known[] | null>(KNOWN_MASK + 1).fill(null);
+const KNOWN_LIST: Known[] = [];
+const KNOWN_FIRST = new Int16Array(KNOWN_MASK + 1).fill(-1);
+const KNOWN_NEXT: number[] = [];
 function know(name: string, kind: FieldKind | 'msg'): void {
   const bytes = Buffer.from(name, 'latin1');
   const hash = hashBytes(bytes, 0, bytes.length);
-  (KNOWN[hash & KNOWN_MASK] ??= []).push({ name, hash, kind });
+  KNOWN_NEXT.push(KNOWN_FIRST[hash & KNOWN_MASK]!);
+  KNOWN_FIRST[hash & KNOWN_MASK] = KNOWN_LIST.length;
+  KNOWN_LIST.push({ name, hash, kind });
 }
 know('arch', FieldKind.Arch);
 know('syscall', FieldKind.Syscall);
@@ -51,20 +56,10 @@ for (const n of UID_FIELDS) know(n, FieldKind.Uid);
 for (const n of GID_FIELDS) know(n, FieldKind.Gid);
 for (const n of ENCODED_FIELDS) know(n, FieldKind.Encoded);
 
-function lookup(
-  list: readonly Known[],
-  b: Uint8Array,
-  from: number,
-  to: number,
-  h: number,
-): Known | undefined {
-  for (const k of list) {
-    if (k.hash !== h || k.name.length !== to - from) continue;
-    let same = true;
-    for (let i = 0; i < k.name.length && same; i++) same = k.name.charCodeAt(i) === b[from + i];
-    if (same) return k;
-  }
-  return undefined;
+/** Whether the ASCII string `name` is at `b[at..]`. */
+function nameIs(name: string, b: Uint8Array, at: number): boolean {
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== b[at + i]) return false;
+  return true;
 }
 
 function sameBytes(b: Uint8Array, x: number, y: number, len: number): boolean {
@@ -377,17 +372,28 @@ export class JsonEventWriter {
       }
       i = ve;
       out[p++] = 0x22;
-      const bucket = KNOWN[h & KNOWN_MASK]!;
-      if (bucket === null) continue;
-      const known = lookup(bucket, src, ns, ne, h);
+      let ki = KNOWN_FIRST[h & KNOWN_MASK]!;
+      if (ki < 0) continue;
+      let known: Known | undefined;
+      for (; ki >= 0 && known === undefined; ki = KNOWN_NEXT[ki]!) {
+        const k = KNOWN_LIST[ki]!;
+        if (k.hash !== h || k.name.length !== ne - ns) continue;
+        // A value that would be skipped if this is its name is skipped
+        // before the name's bytes are compared: most known fields of a
+        // record (ids the enriched part names) end here.
+        const wanted =
+          k.kind === 'msg'
+            ? src[vs] === 0x27
+            : worthDecoding(k.kind, src, vs, ve, hasEnriched, resolveIds, ctx);
+        if (wanted && nameIs(k.name, src, ns)) known = k;
+      }
       if (known === undefined) continue;
       if (known.kind === 'msg') {
-        if (src[vs] === 0x27) msg = nestedMsgJson(src.toString('utf8', vs, ve));
+        msg = nestedMsgJson(src.toString('utf8', vs, ve));
         continue;
       }
       // Interpretation uses no sink methods, so the reserved buffer stays valid.
       const kind = known.kind;
-      if (!worthDecoding(kind, src, vs, ve, hasEnriched, resolveIds, ctx)) continue;
       const v = interpretValue(kind, known.name, this.#rawText(kind, src, vs, ve), ctx, this.#ids);
       if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && repeat === 1) {
         interp.push(known.name, v);
