@@ -56,6 +56,28 @@ for (const n of UID_FIELDS) know(n, FieldKind.Uid);
 for (const n of GID_FIELDS) know(n, FieldKind.Gid);
 for (const n of ENCODED_FIELDS) know(n, FieldKind.Encoded);
 
+/**
+ * `{"type":"NAME","fields":{` per record type name, encoded once: a log has
+ * a handful of types, and escaping the name for every record was a
+ * measurable part of writing it. Bounded (names of records built outside
+ * the parser are any strings): past the bound, names are encoded each time.
+ */
+const openings = new Map<string, Buffer>();
+const OPENINGS_MAX = 1024;
+
+function recordOpening(typeName: string): Buffer {
+  let b = openings.get(typeName);
+  if (b === undefined) {
+    const sink = new ByteSink(64);
+    sink.ascii('{"type":');
+    sink.jsonString(typeName);
+    sink.ascii(',"fields":{');
+    b = Buffer.from(sink.take());
+    if (openings.size < OPENINGS_MAX) openings.set(typeName, b);
+  }
+  return b;
+}
+
 /** Whether the ASCII string `name` is at `b[at..]`. */
 function nameIs(name: string, b: Uint8Array, at: number): boolean {
   for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== b[at + i]) return false;
@@ -279,9 +301,8 @@ export class JsonEventWriter {
     ctx.arch = undefined;
     ctx.syscall = undefined;
     let msg: string | null = null;
-    s.ascii('{"type":');
-    s.jsonString(r.typeName);
-    s.ascii(',"fields":{');
+    const opening = recordOpening(r.typeName);
+    s.bytes(opening, 0, opening.length);
     let count = 0;
     const stamp = this.#nextStamp();
     const seen = this.#seen;

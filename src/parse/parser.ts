@@ -228,6 +228,9 @@ function typeOf(buf: Buffer, start: number, end: number): TypeEntry {
   const text = buf.toString('utf8', start, end);
   let type = recordTypeNumber(text);
   let name = text;
+  // The table's own string for a canonical name: the same text, but a
+  // constant, which later comparisons with literals ('SYSCALL') settle at once.
+  if (type !== undefined && recordTypeName(type) === text) name = recordTypeName(type);
   if (type === undefined) {
     // A bare number (some tools write the type numerically): name it.
     if (/^[0-9]{1,5}$/.test(text)) {
