@@ -31,3 +31,16 @@ test('event key map agrees with a Map under random sets and deletes', () => {
   }
   for (const [k, v] of model) assert.equal(m.get(k), v);
 });
+
+test('event key map compares keys as a Map does (NaN finds NaN, -0 is 0)', () => {
+  const m = new EventKeyMap<string>();
+  m.set(Number.NaN, 'nan');
+  m.set(-0, 'zero');
+  m.set(1.5, 'frac');
+  assert.equal(m.get(Number.NaN), 'nan');
+  assert.equal(m.get(0), 'zero');
+  assert.equal(m.get(1.5), 'frac');
+  assert.equal(m.size, 3);
+  assert.equal(m.delete(Number.NaN), true);
+  assert.equal(m.has(Number.NaN), false);
+});

@@ -1,13 +1,15 @@
 /**
  * A map from event keys (a serial, or the full node/time/serial string) to
- * values, for the assembler's open and recently closed events.
+ * values, for the assembler's open and recently closed events. Keys compare
+ * as a Map's do.
  *
  * Why not a Map: the assembler adds and deletes an entry for nearly every
  * event while holding only one or two open at a time, and V8 reallocates a
  * Map's table as it shrinks and refills (and, for the recent events, as
  * deleted entries pile up). Number keys here live in an open-addressing
  * table (linear probing, deletion by backward shift) that allocates only
- * when it grows; the rare string keys use a Map.
+ * when it grows; the rare string keys (and any number that is not an
+ * integer, such as NaN, which `===` would never find) use a Map.
  */
 export class EventKeyMap<V> {
   #keys = new Float64Array(INITIAL);
@@ -16,27 +18,31 @@ export class EventKeyMap<V> {
   #mask = INITIAL - 1;
   #shift = 32 - Math.log2(INITIAL);
   #count = 0;
-  readonly #strings = new Map<string, V>();
+  readonly #others = new Map<number | string, V>();
 
   get size(): number {
-    return this.#count + this.#strings.size;
+    return this.#count + this.#others.size;
   }
 
   get(key: number | string): V | undefined {
-    if (typeof key === 'string') return this.#strings.get(key);
-    const i = this.#slotOf(key);
+    if (!inTable(key)) return this.#others.get(key);
+    const i = this.#slotOf(key as number);
     return i < 0 ? undefined : this.#values[i];
   }
 
   has(key: number | string): boolean {
-    return typeof key === 'string' ? this.#strings.has(key) : this.#slotOf(key) >= 0;
+    return inTable(key) ? this.#slotOf(key as number) >= 0 : this.#others.has(key);
   }
 
   set(key: number | string, value: V): void {
-    if (typeof key === 'string') {
-      this.#strings.set(key, value);
+    if (!inTable(key)) {
+      this.#others.set(key, value);
       return;
     }
+    this.#setNumber(key as number, value);
+  }
+
+  #setNumber(key: number, value: V): void {
     const values = this.#values;
     const keys = this.#keys;
     for (let i = home(key, this.#shift); ; i = (i + 1) & this.#mask) {
@@ -54,8 +60,8 @@ export class EventKeyMap<V> {
   }
 
   delete(key: number | string): boolean {
-    if (typeof key === 'string') return this.#strings.delete(key);
-    let i = this.#slotOf(key);
+    if (!inTable(key)) return this.#others.delete(key);
+    let i = this.#slotOf(key as number);
     if (i < 0) return false;
     const keys = this.#keys;
     const values = this.#values;
@@ -95,12 +101,17 @@ export class EventKeyMap<V> {
     this.#count = 0;
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
-      if (v !== undefined) this.set(keys[i]!, v);
+      if (v !== undefined) this.#setNumber(keys[i]!, v);
     }
   }
 }
 
 const INITIAL = 16;
+
+/** Whether the key lives in the table rather than the Map: an integer. */
+function inTable(key: number | string): boolean {
+  return typeof key === 'number' && Number.isInteger(key);
+}
 
 /**
  * The home slot of a number key, from the top `32 - shift` bits of a
