@@ -3,6 +3,7 @@ import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { eventKey } from '../parse/record.js';
 import type { AuditEvent } from './event.js';
+import { EventKeyMap } from './event-key-map.js';
 import { SerialGapTracker } from './serial-gaps.js';
 
 const EOE = 1320;
@@ -80,13 +81,13 @@ export class EventAssembler {
   readonly #userAlone: boolean;
   readonly #onEvent: (event: AuditEvent) => void;
   /**
-   * Open events in arrival order (Map keeps insertion order). The key is the
+   * Open events by key (their order is #order's). The key is the
    * serial alone, a number, for the common case of a local log; a second
    * event with the same serial (another node, a reboot, concatenated logs)
    * gets the full (node, time, serial) string key. Number keys spare a string
    * built and hashed per record.
    */
-  readonly #open = new Map<Key, OpenEvent>();
+  readonly #open = new EventKeyMap<OpenEvent>();
   #openStringKeys = 0;
   /**
    * Open events in arrival order, for time-outs and capacity: a queue with a
@@ -99,7 +100,7 @@ export class EventAssembler {
   readonly #recentKeys: Key[] = [];
   #recentHead = 0;
   /** Recently closed keys, each with its records, for duplicates and late records. */
-  readonly #recent = new Map<Key, AuditRecord[]>();
+  readonly #recent = new EventKeyMap<AuditRecord[]>();
   readonly #gaps = new SerialGapTracker();
   /** The newest timestamp seen: the stream's clock. */
   #clock = 0;

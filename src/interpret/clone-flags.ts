@@ -47,6 +47,21 @@ export const CLONE_THREAD: number = flagBit('CLONE_THREAD');
  * auparse versions moved it to a0.
  */
 export function cloneFlags(raw: string): string {
+  // A program clones with the same flags every time: building the names once per value spares a
+  // string per fork in the output path.
+  const known = formatted.get(raw);
+  if (known !== undefined) return known;
+  const out = formatCloneFlags(raw);
+  if (formatted.size >= FORMATTED_MAX) formatted.clear();
+  formatted.set(raw, out);
+  return out;
+}
+
+/** cloneFlags results by raw value; input-keyed, so bounded (cleared when full). */
+const formatted = new Map<string, string>();
+const FORMATTED_MAX = 256;
+
+function formatCloneFlags(raw: string): string {
   const value = parseHexLow32(raw);
   if (value < 0) return raw;
   let out = '';

@@ -31,3 +31,13 @@ test('byte sink grows past its initial size and escapes JSON', () => {
   assert.equal(s.take().toString(), '"a\\"b\\\\c\\u000a\\u0001é"');
   assert.equal(JSON.parse('"a\\"b\\\\c\\u000a\\u0001é"'), 'a"b\\c\n\u0001é');
 });
+
+test('byte sink writes integers in decimal as String() does', () => {
+  const values = [0, 7, 10, 99, 100, 2750473, 4294967295, 2 ** 53 - 1, 2 ** 53, -1, 1.5];
+  const s = new ByteSink(4);
+  for (const v of values) {
+    s.decimal(v);
+    s.byte(0x20);
+  }
+  assert.equal(s.take().toString(), values.map((v) => `${v} `).join(''));
+});

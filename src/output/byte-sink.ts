@@ -94,6 +94,25 @@ export class ByteSink {
     this.#pos = position;
   }
 
+  /** Writes a non-negative integer in decimal, without making a string of it. */
+  decimal(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      this.ascii(String(n));
+      return;
+    }
+    if (this.#pos + 16 > this.#buf.length) this.#grow(16);
+    const b = this.#buf;
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let p = this.#pos + digits;
+    this.#pos = p;
+    let x = n;
+    do {
+      b[--p] = 0x30 + (x % 10);
+      x = Math.floor(x / 10);
+    } while (x > 0);
+  }
+
   /** Writes one byte. */
   byte(c: number): void {
     if (this.#pos + 1 > this.#buf.length) this.#grow(1);

@@ -4,6 +4,7 @@ import type { AuditEvent } from '../assemble/event.js';
 import { decodeProctitle } from '../interpret/hex.js';
 import { isIssue, parseLine } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
+import { recordArgv } from './interpretation.js';
 import { formatEventJson } from './json.js';
 
 function event(lines: string[]): AuditEvent {
@@ -32,6 +33,23 @@ interface J {
   }[];
 }
 
+/** The same record as a plain object, which the JSON writer formats by its general path. */
+function plainOf(r: AuditRecord): AuditRecord {
+  return {
+    node: r.node,
+    type: r.type,
+    typeName: r.typeName,
+    time: r.time,
+    timeMs: r.timeMs,
+    serial: r.serial,
+    names: r.names,
+    values: r.values,
+    body: r.body,
+    enriched: r.enriched,
+    line: r.line,
+  };
+}
+
 const hex = (s: string | Buffer): string => Buffer.from(s).toString('hex').toUpperCase();
 const proctitles: [string, string][] = [
   ['arguments split at NUL', hex('sh\0-c\0echo "x" | cat')],
@@ -44,12 +62,43 @@ const proctitles: [string, string][] = [
   ['lower-case hex', hex('abc').toLowerCase()],
   ['a control character', hex('a\tb\x01')],
   ['a quoted value', '"/bin/sh"'],
+  ['a quoted value with a percent sign', '"50%41"'],
+  ['a quoted value with a backslash', '"a\\b"'],
 ];
 for (const [name, value] of proctitles) {
   test(`JSON argv of a PROCTITLE with ${name} matches decodeProctitle`, () => {
     const line = `type=PROCTITLE msg=audit(1.000:1): proctitle=${value}`;
     const j = JSON.parse(formatEventJson(event([line]), null, null)) as J;
     assert.deepEqual(j.records[0]!.argv, decodeProctitle(value));
+  });
+}
+
+const execves: [string, string][] = [
+  ['quoted arguments', 'argc=3 a0="/bin/echo" a1="sub" a2="133"'],
+  ['hex arguments', `argc=2 a0="sh" a1=${hex('echo "a b"')}`],
+  ['a NUL and control bytes in hex', `argc=1 a0=${hex('a\0b\tc\x7f')}`],
+  ['UTF-8 text in hex', `argc=1 a0=${hex('grüße ☃')}`],
+  ['bytes that are not UTF-8', `argc=1 a0=${hex(Buffer.from([0x61, 0xff]))}`],
+  ['a quoted percent sign', 'argc=1 a0="50%41"'],
+  ['a percent sign in hex', `argc=1 a0=${hex('a%41')}`],
+  ['a bare value', 'argc=2 a0="x" a1=(null)'],
+  ['lower-case hex (not decoded)', 'argc=1 a0=6162'],
+  ['a backslash', 'argc=1 a0="a\\b"'],
+  ['split arguments', 'argc=2 a0="x" a1_len=4 a1[0]=6162 a1[1]=6364'],
+  ['arguments out of order', 'argc=2 a1="b" a0="a"'],
+  ['a missing argument', 'argc=3 a0="a" a2="c"'],
+  ['a repeated argument', 'argc=1 a0="a" a0="b"'],
+  ['odd names', 'argc=2 a00="a" a="b" a+1="c" a0x1="d"'],
+  ['no arguments', 'argc=0'],
+];
+for (const [name, body] of execves) {
+  test(`JSON argv of an EXECVE with ${name} matches recordArgv`, () => {
+    const e = event([`type=EXECVE msg=audit(1.000:1): ${body}`]);
+    const text = formatEventJson(e, null, null);
+    const j = JSON.parse(text) as J;
+    assert.deepEqual(j.records[0]!.argv, recordArgv(e.records[0]!));
+    // Byte for byte what the general path writes for the same record.
+    assert.equal(formatEventJson({ ...e, records: [plainOf(e.records[0]!)] }, null, null), text);
   });
 }
 

@@ -19,6 +19,7 @@ export interface EventLabels {
 /** Field names that have an interpretation (or need special handling), by a hash of their bytes. */
 interface Known {
   readonly name: string;
+  readonly hash: number;
   readonly kind: FieldKind | 'msg';
 }
 
@@ -28,16 +29,22 @@ function hashBytes(b: Uint8Array, from: number, to: number): number {
   return h;
 }
 
-const KNOWN = new Map<number, Known[]>();
-/** A bit per hash value (mod 32768) of the known names: rejects most names without a Map lookup. */
-const KNOWN_BITS = new Uint32Array(1024);
+/**
+ * The known names in buckets by the low bits of their hash: an array index
+ * rejects most names (every field of every record is looked up) more
+ * cheaply than a Map. A bucket is a chain through KNOWN_NEXT, rarely longer
+ * than one name.
+ */
+const KNOWN_MASK = 4095;
+const KNOWN_LIST: Known[] = [];
+const KNOWN_FIRST = new Int16Array(KNOWN_MASK + 1).fill(-1);
+const KNOWN_NEXT: number[] = [];
 function know(name: string, kind: FieldKind | 'msg'): void {
   const bytes = Buffer.from(name, 'latin1');
-  const h = hashBytes(bytes, 0, bytes.length);
-  KNOWN_BITS[(h >>> 5) & 1023]! |= 1 << (h & 31);
-  const list = KNOWN.get(h) ?? [];
-  list.push({ name, kind });
-  KNOWN.set(h, list);
+  const hash = hashBytes(bytes, 0, bytes.length);
+  KNOWN_NEXT.push(KNOWN_FIRST[hash & KNOWN_MASK]!);
+  KNOWN_FIRST[hash & KNOWN_MASK] = KNOWN_LIST.length;
+  KNOWN_LIST.push({ name, hash, kind });
 }
 know('arch', FieldKind.Arch);
 know('syscall', FieldKind.Syscall);
@@ -49,16 +56,32 @@ for (const n of UID_FIELDS) know(n, FieldKind.Uid);
 for (const n of GID_FIELDS) know(n, FieldKind.Gid);
 for (const n of ENCODED_FIELDS) know(n, FieldKind.Encoded);
 
-function lookup(b: Uint8Array, from: number, to: number, h: number): Known | undefined {
-  const list = KNOWN.get(h);
-  if (list === undefined) return undefined;
-  for (const k of list) {
-    if (k.name.length !== to - from) continue;
-    let same = true;
-    for (let i = 0; i < k.name.length && same; i++) same = k.name.charCodeAt(i) === b[from + i];
-    if (same) return k;
+/**
+ * `{"type":"NAME","fields":{` per record type name, encoded once: a log has
+ * a handful of types, and escaping the name for every record was a
+ * measurable part of writing it. Bounded (names of records built outside
+ * the parser are any strings): past the bound, names are encoded each time.
+ */
+const openings = new Map<string, Buffer>();
+const OPENINGS_MAX = 1024;
+
+function recordOpening(typeName: string): Buffer {
+  let b = openings.get(typeName);
+  if (b === undefined) {
+    const sink = new ByteSink(64);
+    sink.ascii('{"type":');
+    sink.jsonString(typeName);
+    sink.ascii(',"fields":{');
+    b = Buffer.from(sink.take());
+    if (openings.size < OPENINGS_MAX) openings.set(typeName, b);
   }
-  return undefined;
+  return b;
+}
+
+/** Whether the ASCII string `name` is at `b[at..]`. */
+function nameIs(name: string, b: Uint8Array, at: number): boolean {
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== b[at + i]) return false;
+  return true;
 }
 
 function sameBytes(b: Uint8Array, x: number, y: number, len: number): boolean {
@@ -111,9 +134,44 @@ function worthDecoding(
 }
 
 const MAX_FIELDS = 1024;
+const SEEN_MASK = 1023;
 const PROCTITLE = 1327;
+const EXECVE = 1309;
 /** Scratch for decoded proctitles (the kernel caps them at 128 bytes; larger ones take the slow path). */
 const decoded = new Uint8Array(4096);
+
+/** The canonical decimal number in `b[from..to)` (no sign, no leading zero), or -1. */
+function decimalAt(b: Uint8Array, from: number, to: number): number {
+  if (to <= from || to - from > 7 || (b[from] === 0x30 && to - from > 1)) return -1;
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/** Whether the ASCII string `text` is at `b[at..]`. */
+function asciiAt(b: Uint8Array, at: number, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (b[at + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
+function hasPercent(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] === 0x25) return true;
+  return false;
+}
+
+/** Whether `b[from..to)` is what isHexEncoded accepts: non-empty, even, `0-9A-F` only. */
+function isUpperHex(b: Uint8Array, from: number, to: number): boolean {
+  if (to <= from || ((to - from) & 1) !== 0) return false;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46))) return false;
+  }
+  return true;
+}
 
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
@@ -134,6 +192,11 @@ export class JsonEventWriter {
   readonly #hash = new Int32Array(MAX_FIELDS);
   readonly #start = new Int32Array(MAX_FIELDS);
   readonly #len = new Int32Array(MAX_FIELDS);
+  /** Per bucket of name hashes, the stamp of the last record that had a name in it. */
+  readonly #seen = new Int32Array(SEEN_MASK + 1);
+  #stamp = 0;
+  /** The last value text interpreted, per field kind (see #rawText). */
+  readonly #lastRaw: (string | undefined)[] = new Array<string | undefined>(16).fill(undefined);
   /** Interpretations of the current record: name, value pairs. */
   readonly #interp: string[] = [];
   readonly #ctx: RecordContext = { type: 0, arch: undefined, syscall: undefined };
@@ -150,7 +213,9 @@ export class JsonEventWriter {
     s.ascii('{"time":"');
     if (first instanceof ByteRecord) s.bytes(first.src, first.timeStart, first.timeEnd);
     else s.jsonChars(event.time, 0, event.time.length);
-    s.ascii(`","serial":${event.serial},"node":`);
+    s.ascii('","serial":');
+    s.decimal(event.serial);
+    s.ascii(',"node":');
     if (event.node === null) s.ascii('null');
     else s.jsonString(event.node);
     s.ascii(',"contid":');
@@ -172,6 +237,34 @@ export class JsonEventWriter {
       }
     }
     s.ascii(']}\n');
+  }
+
+  /**
+   * A value's text for interpretValue. The values interpreted on every
+   * record repeat (`arch=c000003e`, a process's syscalls): the last text of
+   * each kind is reused when the bytes match, rather than cutting a new
+   * string out of the input each time.
+   */
+  #rawText(kind: FieldKind, src: Buffer, vs: number, ve: number): string {
+    const last = this.#lastRaw[kind];
+    if (last !== undefined && last.length === ve - vs) {
+      let same = true;
+      for (let i = 0; i < last.length && same; i++) same = last.charCodeAt(i) === src[vs + i];
+      if (same) return last;
+    }
+    const text = src.toString('latin1', vs, ve);
+    this.#lastRaw[kind] = text;
+    return text;
+  }
+
+  /** A stamp for the next record's names: no bucket of #seen holds it yet. */
+  #nextStamp(): number {
+    this.#stamp = (this.#stamp + 1) | 0;
+    if (this.#stamp === 0) {
+      this.#seen.fill(0);
+      this.#stamp = 1;
+    }
+    return this.#stamp;
   }
 
   #record(r: AuditRecord): void {
@@ -208,11 +301,11 @@ export class JsonEventWriter {
     ctx.arch = undefined;
     ctx.syscall = undefined;
     let msg: string | null = null;
-    s.ascii('{"type":');
-    s.jsonString(r.typeName);
-    s.ascii(',"fields":{');
+    const opening = recordOpening(r.typeName);
+    s.bytes(opening, 0, opening.length);
     let count = 0;
-    let seen = 0;
+    const stamp = this.#nextStamp();
+    const seen = this.#seen;
     let i = bs;
     // Reserve room for the whole fields object at once, then write into the
     // buffer directly: six bytes per input byte covers any escaping, plus
@@ -238,18 +331,19 @@ export class JsonEventWriter {
       const ne = i;
       const vs = i + 1;
       // A name repeated within a record: later copies get a #N suffix so that
-      // no value is lost to JSON's last-key-wins rule. The 32-bit filter of
-      // the hashes seen means the scan almost never runs.
+      // no value is lost to JSON's last-key-wins rule. The filter of the
+      // hashes seen (a record's fields stamp their buckets) means the scan
+      // almost never runs.
       let repeat = 1;
-      const bit = 1 << (h & 31);
-      if ((seen & bit) !== 0) {
+      const seenAt = h & SEEN_MASK;
+      if (seen[seenAt] === stamp) {
         const slots = Math.min(count, MAX_FIELDS);
         for (let f = 0; f < slots; f++) {
           if (this.#hash[f] === h && this.#len[f] === ne - ns && sameBytes(src, this.#start[f]!, ns, ne - ns))
             repeat++;
         }
       }
-      seen |= bit;
+      seen[seenAt] = stamp;
       if (count < MAX_FIELDS) {
         this.#hash[count] = h;
         this.#start[count] = ns;
@@ -299,17 +393,29 @@ export class JsonEventWriter {
       }
       i = ve;
       out[p++] = 0x22;
-      if ((KNOWN_BITS[(h >>> 5) & 1023]! & (1 << (h & 31))) === 0) continue;
-      const known = lookup(src, ns, ne, h);
+      let ki = KNOWN_FIRST[h & KNOWN_MASK]!;
+      if (ki < 0) continue;
+      let known: Known | undefined;
+      for (; ki >= 0 && known === undefined; ki = KNOWN_NEXT[ki]!) {
+        const k = KNOWN_LIST[ki]!;
+        if (k.hash !== h || k.name.length !== ne - ns) continue;
+        // A value that would be skipped if this is its name is skipped
+        // before the name's bytes are compared: most known fields of a
+        // record (ids the enriched part names) end here.
+        const wanted =
+          k.kind === 'msg'
+            ? src[vs] === 0x27
+            : worthDecoding(k.kind, src, vs, ve, hasEnriched, resolveIds, ctx);
+        if (wanted && nameIs(k.name, src, ns)) known = k;
+      }
       if (known === undefined) continue;
       if (known.kind === 'msg') {
-        if (src[vs] === 0x27) msg = nestedMsgJson(src.toString('utf8', vs, ve));
+        msg = nestedMsgJson(src.toString('utf8', vs, ve));
         continue;
       }
       // Interpretation uses no sink methods, so the reserved buffer stays valid.
       const kind = known.kind;
-      if (!worthDecoding(kind, src, vs, ve, hasEnriched, resolveIds, ctx)) continue;
-      const v = interpretValue(kind, known.name, src.toString('latin1', vs, ve), ctx, this.#ids);
+      const v = interpretValue(kind, known.name, this.#rawText(kind, src, vs, ve), ctx, this.#ids);
       if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && repeat === 1) {
         interp.push(known.name, v);
       }
@@ -321,7 +427,10 @@ export class JsonEventWriter {
       s.ascii(',"msg":');
       s.utf8(msg);
     }
-    if (r.type === PROCTITLE && r instanceof ByteRecord && this.#proctitleBytes(r)) {
+    if (
+      r instanceof ByteRecord &&
+      ((r.type === PROCTITLE && this.#proctitleBytes(r)) || (r.type === EXECVE && this.#execveBytes(r)))
+    ) {
       s.byte(0x7d);
       return;
     }
@@ -347,11 +456,25 @@ export class JsonEventWriter {
     const range = this.#range;
     if (nextField(src, r.bodyStart, r.bodyEnd, range) < 0) return false;
     const ns = range[0]!;
-    if (range[1]! - ns !== 9 || src.toString('latin1', ns, ns + 9) !== 'proctitle') return false;
+    if (range[1]! - ns !== 9 || !asciiAt(src, ns, 'proctitle')) return false;
     const vs = range[2]!;
     const ve = range[3]!;
+    if (ve - vs >= 2 && src[vs] === 0x22 && src[ve - 1] === 0x22) {
+      // The quoted form (one argument, printable ASCII): as decodeUntrustedString has it.
+      if (hasPercent(src, vs + 1, ve - 1)) return false;
+      const s = this.#sink;
+      const out = s.reserve((ve - vs) * 6 + 16);
+      let p = s.position;
+      for (const c of ',"argv":["') out[p++] = c.charCodeAt(0);
+      p = escapeInto(src, vs + 1, ve - 1, out, p);
+      out[p++] = 0x22;
+      out[p++] = 0x5d;
+      s.commit(p);
+      return true;
+    }
     const n = (ve - vs) >> 1;
     if (n === 0 || (ve - vs) % 2 !== 0 || n > decoded.length) return false;
+    let high = 0;
     for (let i = 0; i < n; i++) {
       const hi = hexValue(src[vs + 2 * i]!);
       const lo = hexValue(src[vs + 2 * i + 1]!);
@@ -359,8 +482,10 @@ export class JsonEventWriter {
       const b = (hi << 4) | lo;
       if (b === 0x25 /* % */) return false;
       decoded[i] = b;
+      high |= b;
     }
-    if (!isUtf8(decoded.subarray(0, n))) return false;
+    // ASCII is valid UTF-8: the native check (and the view it needs) only for other bytes.
+    if ((high & 0x80) !== 0 && !isUtf8(decoded.subarray(0, n))) return false;
     const s = this.#sink;
     const out = s.reserve(n * 6 + 16);
     let p = s.position;
@@ -384,29 +509,93 @@ export class JsonEventWriter {
     return true;
   }
 
+  /**
+   * Writes an EXECVE's argv straight from its fields, for the common form:
+   * `argc=N a0=… a1=…` in order, each value quoted, hex or bare, valid
+   * UTF-8 with no `%` once decoded (so decodeUntrustedString would return it
+   * unchanged). Returns false, having written nothing, for anything else
+   * (split arguments, other names): recordArgv handles those.
+   */
+  #execveBytes(r: ByteRecord): boolean {
+    const src = r.src;
+    const range = this.#range;
+    const be = r.bodyEnd;
+    const s = this.#sink;
+    // Six output bytes per input byte cover a quoted or bare value, three
+    // per input byte a hex one; the rest is punctuation.
+    const out = s.reserve((be - r.bodyStart) * 6 + 16);
+    let p = s.position;
+    for (const c of ',"argv":[') out[p++] = c.charCodeAt(0);
+    let argc = 0;
+    let i = r.bodyStart;
+    while ((i = nextField(src, i, be, range)) >= 0) {
+      const ns = range[0]!;
+      const ne = range[1]!;
+      if (src[ns] !== 0x61 /* a */) continue;
+      if (ne - ns === 4 && src[ns + 1] === 0x72 && src[ns + 2] === 0x67 && src[ns + 3] === 0x63) continue; // argc
+      if (decimalAt(src, ns + 1, ne) !== argc) return false;
+      if (argc++ > 0) out[p++] = 0x2c;
+      out[p++] = 0x22;
+      const vs = range[2]!;
+      const ve = range[3]!;
+      if (ve - vs >= 2 && src[vs] === 0x22 && src[ve - 1] === 0x22) {
+        if (hasPercent(src, vs + 1, ve - 1)) return false;
+        p = escapeInto(src, vs + 1, ve - 1, out, p);
+      } else if (isUpperHex(src, vs, ve)) {
+        const n = (ve - vs) >> 1;
+        if (n > decoded.length) return false;
+        let high = 0;
+        for (let k = 0; k < n; k++) {
+          const b = (hexValue(src[vs + 2 * k]!) << 4) | hexValue(src[vs + 2 * k + 1]!);
+          if (b === 0x25) return false;
+          decoded[k] = b;
+          high |= b;
+        }
+        if ((high & 0x80) !== 0 && !isUtf8(decoded.subarray(0, n))) return false;
+        p = escapeInto(decoded, 0, n, out, p);
+      } else {
+        if (hasPercent(src, vs, ve)) return false;
+        p = escapeInto(src, vs, ve, out, p);
+      }
+      out[p++] = 0x22;
+    }
+    out[p++] = 0x5d;
+    s.commit(p);
+    return true;
+  }
+
   #interpretations(src: Buffer, es: number, ee: number): void {
     const s = this.#sink;
     const interp = this.#interp;
     const range = this.#range;
-    s.ascii(',"interp":{');
     let n = 0;
+    // The enriched part is written straight into the buffer, as in #record:
+    // each field takes at least two input bytes (`N=`) and at most six
+    // output bytes per input byte plus six of punctuation, so six per input
+    // byte (and the opening) always fit.
+    const out = s.reserve(Math.max(ee - es, 0) * 6 + 16);
+    let p = s.position;
+    for (const c of ',"interp":{') out[p++] = c.charCodeAt(0);
     if (es >= 0) {
       let i = es;
       while ((i = nextField(src, i, ee, range)) >= 0) {
-        if (n++ > 0) s.byte(0x2c);
-        s.byte(0x22);
-        s.jsonBytes(src, range[0]!, range[1]!, true);
-        s.ascii('":"');
+        if (n++ > 0) out[p++] = 0x2c;
+        out[p++] = 0x22;
+        p = escapeLowerInto(src, range[0]!, range[1]!, out, p);
+        out[p++] = 0x22;
+        out[p++] = 0x3a;
+        out[p++] = 0x22;
         let vs = range[2]!;
         let ve = range[3]!;
         if (ve - vs >= 2 && src[vs] === 0x22 && src[ve - 1] === 0x22) {
           vs++;
           ve--;
         }
-        s.jsonBytes(src, vs, ve);
-        s.byte(0x22);
+        p = escapeInto(src, vs, ve, out, p);
+        out[p++] = 0x22;
       }
     }
+    s.commit(p);
     for (let x = 0; x < interp.length; x += 2) {
       if (n++ > 0) s.byte(0x2c);
       s.jsonString(interp[x]!);
@@ -415,6 +604,17 @@ export class JsonEventWriter {
     }
     s.byte(0x7d);
   }
+}
+
+/** escapeInto for a name, with ASCII capitals lower-cased (the enriched part's names are upper case). */
+function escapeLowerInto(src: Uint8Array, from: number, to: number, out: Uint8Array, p: number): number {
+  for (let i = from; i < to; i++) {
+    const c = src[i]!;
+    if (c >= 0x41 && c <= 0x5a) out[p++] = c | 0x20;
+    else if (c >= 0x20 && c !== 0x22 && c !== 0x5c && c !== 0x7f) out[p++] = c;
+    else p = escapeInto(src, i, i + 1, out, p);
+  }
+  return p;
 }
 
 function nestedMsgJson(value: string): string | null {

@@ -29,10 +29,12 @@ export function isIssue(value: AuditRecord | ParseIssue): value is ParseIssue {
  * hot path copy bytes straight from `src`.
  */
 export class ByteRecord implements AuditRecord {
-  #time: string | null = null;
-  #body: string | null = null;
-  #names: string[] | null = null;
-  #values: string[] | null = null;
+  /**
+   * Strings decoded on request, in one object made on the first request:
+   * most records never need one, and a record is made per line, so every
+   * slot counts.
+   */
+  #decoded: Decoded | null = null;
 
   constructor(
     /** The bytes the record was parsed from (valid UTF-8). */
@@ -55,11 +57,13 @@ export class ByteRecord implements AuditRecord {
   ) {}
 
   get time(): string {
-    return (this.#time ??= this.src.toString('latin1', this.timeStart, this.timeEnd));
+    const d = (this.#decoded ??= newDecoded());
+    return (d.time ??= this.src.toString('latin1', this.timeStart, this.timeEnd));
   }
 
   get body(): string {
-    return (this.#body ??= this.src.toString('utf8', this.bodyStart, this.bodyEnd));
+    const d = (this.#decoded ??= newDecoded());
+    return (d.body ??= this.src.toString('utf8', this.bodyStart, this.bodyEnd));
   }
 
   get enriched(): string | null {
@@ -67,13 +71,11 @@ export class ByteRecord implements AuditRecord {
   }
 
   get names(): readonly string[] {
-    if (this.#names === null) this.#split();
-    return this.#names!;
+    return this.#split().names!;
   }
 
   get values(): readonly string[] {
-    if (this.#values === null) this.#split();
-    return this.#values!;
+    return this.#split().values!;
   }
 
   /** The first field called `name` as an integer (see AuditRecord.fieldInt), read from the bytes. */
@@ -105,12 +107,13 @@ export class ByteRecord implements AuditRecord {
    * strings would cost more than the rest of its work.
    */
   field(name: string): string | undefined {
-    if (this.#values !== null) {
-      const i = this.#names!.indexOf(name);
-      return i < 0 ? undefined : this.#values[i];
+    const values = this.#decoded?.values ?? null;
+    if (values !== null) {
+      const i = this.#decoded!.names!.indexOf(name);
+      return i < 0 ? undefined : values[i];
     }
     const f = this.#find(name);
-    return f < 0 ? undefined : this.src.toString('utf8', indexScratch[f + 2], indexScratch[f + 3]);
+    return f < 0 ? undefined : valueText(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!, name);
   }
 
   /** The offset in indexScratch of the first field called `name`, or -1. */
@@ -118,66 +121,95 @@ export class ByteRecord implements AuditRecord {
     // One shared index, of the record asked last: callers read several
     // fields of one record, then move on, so a per-record index would only
     // add garbage. (A record is identified by its bytes' buffer and offset.)
-    if (indexSrc !== this.src || indexStart !== this.bodyStart) {
-      indexLength = this.#buildIndex();
-      indexSrc = this.src;
+    // It is built only as far as the fields asked for: the labeller's are
+    // in the first half of a SYSCALL record.
+    const src = this.src;
+    if (indexSrc !== src || indexStart !== this.bodyStart) {
+      indexSrc = src;
       indexStart = this.bodyStart;
+      indexLength = 0;
+      indexNext = this.bodyStart;
     }
     const index = indexScratch;
-    const src = this.src;
     const len = name.length;
-    // Records of one type list their fields in the same order: try where
-    // this name was found last time before searching.
-    const guess = lastPosition.get(name);
-    if (guess !== undefined && guess < indexLength && index[guess + 1]! - index[guess]! === len) {
-      const ns = index[guess]!;
-      let same = true;
-      for (let i = 0; i < len && same; i++) same = src[ns + i] === name.charCodeAt(i);
-      if (same) return guess;
-    }
     for (let f = 0; f < indexLength; f += 4) {
-      const ns = index[f]!;
-      if (index[f + 1]! - ns !== len) continue;
-      let same = true;
-      for (let i = 0; i < len && same; i++) same = src[ns + i] === name.charCodeAt(i);
-      if (same) {
-        if (lastPosition.size < 256 || lastPosition.has(name)) lastPosition.set(name, f);
-        return f;
-      }
+      if (index[f + 1]! - index[f]! === len && asciiAt(src, index[f]!, name)) return f;
+    }
+    while (indexNext >= 0 && indexLength + 4 <= index.length) {
+      // (A record of over 4096 fields: the rest stays unindexed.)
+      indexNext = nextField(src, indexNext, this.bodyEnd, fieldRange);
+      if (indexNext < 0) break;
+      const f = indexLength;
+      index[f] = fieldRange[0]!;
+      index[f + 1] = fieldRange[1]!;
+      index[f + 2] = fieldRange[2]!;
+      index[f + 3] = fieldRange[3]!;
+      indexLength += 4;
+      if (index[f + 1]! - index[f] === len && asciiAt(src, index[f], name)) return f;
     }
     return -1;
   }
 
-  /** Fills indexScratch with this record's field ranges; returns the length used. */
-  #buildIndex(): number {
-    let n = 0;
-    let i = this.bodyStart;
-    while ((i = nextField(this.src, i, this.bodyEnd, fieldRange)) >= 0) {
-      if (n + 4 > indexScratch.length) break; // a record of over 4096 fields: the rest stays unindexed
-      indexScratch[n++] = fieldRange[0]!;
-      indexScratch[n++] = fieldRange[1]!;
-      indexScratch[n++] = fieldRange[2]!;
-      indexScratch[n++] = fieldRange[3]!;
+  #split(): Decoded {
+    const d = (this.#decoded ??= newDecoded());
+    if (d.names === null) {
+      const names: string[] = [];
+      const values: string[] = [];
+      splitFieldsOf(this.src, this.bodyStart, this.bodyEnd, names, values);
+      d.names = names;
+      d.values = values;
     }
-    return n;
+    return d;
   }
+}
 
-  #split(): void {
-    const names: string[] = [];
-    const values: string[] = [];
-    splitFieldsOf(this.src, this.bodyStart, this.bodyEnd, names, values);
-    this.#names = names;
-    this.#values = values;
-  }
+/** A ByteRecord's decoded strings, each null until asked for. */
+interface Decoded {
+  time: string | null;
+  body: string | null;
+  names: string[] | null;
+  values: string[] | null;
+}
+
+function newDecoded(): Decoded {
+  return { time: null, body: null, names: null, values: null };
 }
 
 const fieldRange = new Int32Array(4);
 const indexScratch = new Int32Array(4 * 4096);
 let indexSrc: Buffer | null = null;
 let indexStart = -1;
-/** Where each looked-up name was found last (names come from callers, not input; bounded anyway). */
-const lastPosition = new Map<string, number>();
 let indexLength = 0;
+/** Where indexing the record goes on from, or -1 once all its fields are indexed. */
+let indexNext = -1;
+
+/** Whether the ASCII string `text` is at `src[at..]`. */
+function asciiAt(src: Buffer, at: number, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (src[at + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
+ * The last value decoded per field name: values repeat from record to
+ * record (`arch=c000003e`, `success=yes`, a process's `comm` and `exe`),
+ * and comparing bytes is cheaper than decoding and collecting a new string
+ * each time. Only ASCII values are kept, so that a string's characters are
+ * its bytes. Names come from callers, not input; bounded anyway.
+ */
+const lastValues = new Map<string, string>();
+const LAST_VALUE_MAX = 256;
+const LAST_VALUE_BYTES = 64;
+
+function valueText(src: Buffer, from: number, to: number, name: string): string {
+  if (to - from > LAST_VALUE_BYTES) return src.toString('utf8', from, to);
+  const last = lastValues.get(name);
+  if (last !== undefined && last.length === to - from && asciiAt(src, from, last)) return last;
+  const text = src.toString('utf8', from, to);
+  if (text.length === to - from && (last !== undefined || lastValues.size < LAST_VALUE_MAX)) {
+    lastValues.set(name, text);
+  }
+  return text;
+}
 
 /** Record type names seen so far, by a hash of their bytes: spares a string per record. */
 interface TypeEntry {
@@ -192,11 +224,13 @@ function typeOf(buf: Buffer, start: number, end: number): TypeEntry {
   let h = end - start;
   for (let i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
   const hit = typeCache.get(h);
-  if (hit !== undefined && hit.bytes.length === end - start && hit.bytes.compare(buf, start, end) === 0)
-    return hit;
+  if (hit !== undefined && sameAs(hit.bytes, buf, start, end)) return hit;
   const text = buf.toString('utf8', start, end);
   let type = recordTypeNumber(text);
   let name = text;
+  // The table's own string for a canonical name: the same text, but a
+  // constant, which later comparisons with literals ('SYSCALL') settle at once.
+  if (type !== undefined && recordTypeName(type) === text) name = recordTypeName(type);
   if (type === undefined) {
     // A bare number (some tools write the type numerically): name it.
     if (/^[0-9]{1,5}$/.test(text)) {
@@ -209,6 +243,17 @@ function typeOf(buf: Buffer, start: number, end: number): TypeEntry {
   const entry = { bytes: Buffer.from(buf.subarray(start, end)), name, type };
   if (typeCache.size < TYPE_CACHE_MAX) typeCache.set(h, entry);
   return entry;
+}
+
+/**
+ * Whether `buf[start..end)` equals `bytes`. A loop rather than
+ * Buffer.compare: type names are a few bytes, and the native call costs
+ * more than the comparison on every record.
+ */
+function sameAs(bytes: Buffer, buf: Buffer, start: number, end: number): boolean {
+  if (bytes.length !== end - start) return false;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== buf[start + i]) return false;
+  return true;
 }
 
 function startsWith(buf: Buffer, at: number, end: number, ascii: string): boolean {

@@ -29,3 +29,17 @@ test('field lookups by bytes agree with the split fields', () => {
   for (const name of a.names) assert.equal(fieldValue(a, name), a.values[a.names.indexOf(name)]);
   assert.equal(fieldValue(a, 'missing'), undefined);
 });
+
+test('field lookups find the first field of a repeated name, whatever earlier records held', () => {
+  const a = rec('type=SYSCALL msg=audit(1.000:1): x=1 pid=5');
+  const b = rec('type=SYSCALL msg=audit(1.000:2): pid=6 pid=7');
+  assert.equal(a.fieldInt?.('pid'), 5);
+  assert.equal(b.fieldInt?.('pid'), 6);
+  assert.equal(b.field?.('pid'), '6');
+  // Values repeat across records (a decoded value is reused): each record still gets its own.
+  const c = rec('type=SYSCALL msg=audit(1.000:3): arch=c000003e success=yes');
+  const d = rec('type=SYSCALL msg=audit(1.000:4): arch=c000003e success=no');
+  assert.deepEqual([c.field?.('arch'), c.field?.('success')], ['c000003e', 'yes']);
+  assert.deepEqual([d.field?.('arch'), d.field?.('success')], ['c000003e', 'no']);
+  assert.equal(c.field?.('success'), 'yes');
+});

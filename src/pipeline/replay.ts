@@ -75,6 +75,8 @@ export class ReplayPipeline {
   readonly #labeller: Labeller | null;
   readonly #hold: HoldStage | null;
   readonly #forgeries: ForgeryReport[] = [];
+  /** The events the hold stage hands over, one array reused for every event. */
+  readonly #ready: LabelledEvent[] = [];
 
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
@@ -95,7 +97,12 @@ export class ReplayPipeline {
             out.writePlain(e);
           }
         : (e) => {
-            for (const ready of hold!.push(labeller.process(e))) out.write(this.#noteForgeries(ready));
+            const ready = hold!.push(labeller.process(e), this.#ready);
+            try {
+              for (let i = 0; i < ready.length; i++) out.write(this.#noteForgeries(ready[i]!));
+            } finally {
+              ready.length = 0;
+            }
           };
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),

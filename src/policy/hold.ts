@@ -49,9 +49,12 @@ export class HoldStage {
     return this.#held.length;
   }
 
-  /** Takes the next labelled event; returns the events ready to write, in order. */
-  push(le: LabelledEvent): LabelledEvent[] {
-    const out: LabelledEvent[] = [];
+  /**
+   * Takes the next labelled event; returns the events ready to write, in
+   * order, appended to `out` when given (a caller that empties and reuses
+   * one array spares an allocation per event).
+   */
+  push(le: LabelledEvent, out: LabelledEvent[] = []): LabelledEvent[] {
     // Re-check the held events only when a wait ended or a deadline passed:
     // this runs for every event.
     if (

@@ -11,7 +11,7 @@ import { fieldValue } from '../parse/record.js';
 import type { MarkerBody, MarkerCaller } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
-import { isNewPidClone, isParentClone, isThreadClone, lifecycleKind } from '../track/lifecycle.js';
+import { cloneFlagsWord, lifecycleKind, newPidFlag, parentFlag, threadFlag } from '../track/lifecycle.js';
 import { ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
 import {
   CONTID_UNSET,
@@ -196,11 +196,10 @@ export class Labeller {
       const pid = intField(r, 'pid');
       const ppid = intField(r, 'ppid');
       if (pid !== null && ppid !== null) {
-        const seen = this.#table.observe(pid, ppid);
-        subject = seen.entry;
+        subject = this.#table.observeEntry(pid, ppid);
         // comm and exe change only at exec (see #lifecycle); reading them for
         // every event would decode two strings per SYSCALL record for nothing.
-        if (seen.created || subject.exe === undefined) {
+        if (this.#table.lastObserveCreated || subject.exe === undefined) {
           subject.comm = fieldValue(r, 'comm') ?? subject.comm;
           subject.exe = fieldValue(r, 'exe') ?? subject.exe;
         }
@@ -345,12 +344,12 @@ export class Labeller {
     const child = intField(r, 'exit');
     if (child === null || child <= 0) return;
     if (kind === 'clone') {
-      const flags = fieldValue(r, 'a0') ?? '';
-      if (isThreadClone(flags)) return;
+      const flags = cloneFlagsWord(fieldValue(r, 'a0') ?? '');
+      if (threadFlag(flags)) return;
       this.#table.recordBirth(entry, child, {
         kind: 'fork',
-        cloneParent: isParentClone(flags),
-        newPidNamespace: isNewPidClone(flags),
+        cloneParent: parentFlag(flags),
+        newPidNamespace: newPidFlag(flags),
       });
     } else {
       // fork and vfork: the child shares the caller's pid namespace (for

@@ -58,7 +58,9 @@ const TABLES: ReadonlyMap<string, ReadonlyMap<number, LifecycleKind>> = new Map(
  * exiting thread was the last one.
  */
 export function lifecycleKind(archRaw: string, nr: number): LifecycleKind {
-  return TABLES.get(archRaw.toLowerCase())?.get(nr) ?? 'other';
+  // The kernel writes arch in lower case: try it as it is before making a
+  // lower-cased copy (a string per record otherwise).
+  return (TABLES.get(archRaw) ?? TABLES.get(archRaw.toLowerCase()))?.get(nr) ?? 'other';
 }
 
 const CLONE_THREAD = 0x10000;
@@ -66,9 +68,40 @@ const CLONE_PARENT = 0x8000;
 const CLONE_NEWPID = 0x20000000;
 
 /** The low 32 bits of a clone flags word written in hex (`a0=`), or null. */
-function lowFlags(raw: string): number | null {
-  if (!/^[0-9a-fA-F]{1,16}$/.test(raw)) return null;
-  return Number.parseInt(raw.slice(-8), 16);
+export function cloneFlagsWord(raw: string): number | null {
+  const n = raw.length;
+  if (n < 1 || n > 16) return null;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = raw.charCodeAt(i);
+    const d =
+      c >= 0x30 && c <= 0x39
+        ? c - 0x30
+        : c >= 0x61 && c <= 0x66
+          ? c - 0x57
+          : c >= 0x41 && c <= 0x46
+            ? c - 0x37
+            : -1;
+    if (d < 0) return null;
+    // Only the last eight digits count; the product stays exact below 2^53.
+    v = (v % 0x10000000) * 16 + d;
+  }
+  return v;
+}
+
+/** Whether a clone flags word (from cloneFlagsWord) creates a thread; null counts as one, see isThreadClone. */
+export function threadFlag(flags: number | null): boolean {
+  return flags === null || (flags & CLONE_THREAD) !== 0;
+}
+
+/** Whether a clone flags word has CLONE_PARENT. */
+export function parentFlag(flags: number | null): boolean {
+  return flags !== null && (flags & CLONE_PARENT) !== 0;
+}
+
+/** Whether a clone flags word has CLONE_NEWPID. */
+export function newPidFlag(flags: number | null): boolean {
+  return flags !== null && (flags & CLONE_NEWPID) !== 0;
 }
 
 /**
@@ -77,14 +110,12 @@ function lowFlags(raw: string): number | null {
  * which is the safe side (the child's own records still register it).
  */
 export function isThreadClone(raw: string): boolean {
-  const flags = lowFlags(raw);
-  return flags === null || (flags & CLONE_THREAD) !== 0;
+  return threadFlag(cloneFlagsWord(raw));
 }
 
 /** True when a clone(2) flags word has CLONE_PARENT (the child is the caller's sibling). */
 export function isParentClone(raw: string): boolean {
-  const flags = lowFlags(raw);
-  return flags !== null && (flags & CLONE_PARENT) !== 0;
+  return parentFlag(cloneFlagsWord(raw));
 }
 
 /**
@@ -92,6 +123,5 @@ export function isParentClone(raw: string): boolean {
  * of a new pid namespace, so it and all its descendants are 'nested'.
  */
 export function isNewPidClone(raw: string): boolean {
-  const flags = lowFlags(raw);
-  return flags !== null && (flags & CLONE_NEWPID) !== 0;
+  return newPidFlag(cloneFlagsWord(raw));
 }

@@ -269,6 +269,13 @@ export class ProcessTable<L> {
   settlements = 0;
   /** The timestamp of the event being processed (advance()); #nowMs is the newest seen. */
   #eventMs = 0;
+  #lastCreated = false;
+  /**
+   * No placeholder expires before this stream time: the oldest one's
+   * expiry when last looked at (placeholders only leave early, and new
+   * ones expire later), so advance() need not look at them every event.
+   */
+  #placeholdersDueMs = Number.POSITIVE_INFINITY;
   #generation = 0;
   #live = 0;
   #retainedUnmapped = 0;
@@ -357,19 +364,37 @@ export class ProcessTable<L> {
    * was reused by a new process.
    */
   observe(pid: number, ppid: number): Observation<L> {
+    const entry = this.observeEntry(pid, ppid);
+    return { entry, created: this.lastObserveCreated };
+  }
+
+  /**
+   * observe() without the result object, for the labeller's per-event
+   * path: whether the entry was made by this call is in
+   * `lastObserveCreated` until the next call.
+   */
+  observeEntry(pid: number, ppid: number): ProcessEntry<L> {
     const known = this.#byPid.get(pid);
     if (known !== undefined) {
       if (known.alive) {
         if (known.ppid === ppid || this.#reparent(known, ppid)) {
           this.#touch(known);
-          return { entry: known, created: false };
+          this.#lastCreated = false;
+          return known;
         }
         this.#reused++;
         this.#end(known, null);
       }
       this.#unmap(known);
     }
-    return { entry: this.#create(pid, ppid), created: true };
+    const entry = this.#create(pid, ppid);
+    this.#lastCreated = true;
+    return entry;
+  }
+
+  /** Whether the last observeEntry() call made a new entry. */
+  get lastObserveCreated(): boolean {
+    return this.#lastCreated;
   }
 
   /**
@@ -575,6 +600,7 @@ export class ProcessTable<L> {
         waiting: [],
       };
       this.#placeholders.set(ppid, ph);
+      if (ph.expiresAtMs < this.#placeholdersDueMs) this.#placeholdersDueMs = ph.expiresAtMs;
     }
     if (ph.waiting.length >= MAX_WAITING || !this.#anyLabelled()) return;
     e.provisional = true;
@@ -650,8 +676,13 @@ export class ProcessTable<L> {
   }
 
   #expirePlaceholders(): void {
+    if (this.#nowMs < this.#placeholdersDueMs) return;
+    this.#placeholdersDueMs = Number.POSITIVE_INFINITY;
     for (const ph of this.#placeholders.values()) {
-      if (ph.expiresAtMs > this.#nowMs) break;
+      if (ph.expiresAtMs > this.#nowMs) {
+        this.#placeholdersDueMs = ph.expiresAtMs;
+        break;
+      }
       this.#dropPlaceholder(ph.pid);
     }
   }
@@ -827,7 +858,10 @@ export class ProcessTable<L> {
   #takeBirth(parent: ProcessEntry<L>, pid: number): Birth<L> | undefined {
     const births = parent.births;
     if (births.length === 0) return undefined;
-    let i = births.findIndex((b) => b.claimedPid === pid);
+    // Loops rather than findIndex/find with closures: this runs for every
+    // new process, and each closure would be an allocation.
+    let i = -1;
+    for (let k = 0; k < births.length && i < 0; k++) if (births[k]!.claimedPid === pid) i = k;
     if (i >= 0) {
       this.#voteHost(births[i]!.caller, pid);
     } else {
@@ -835,9 +869,12 @@ export class ProcessTable<L> {
       // that the caller's `exit=` values are namespace-relative, unless
       // this child's own fork record comes later (a vfork race; it then
       // takes the vote back, see recordBirth).
-      const other = births.find((b) => b.kind === 'fork');
+      let other: Birth<L> | undefined;
+      for (let k = 0; k < births.length && other === undefined; k++)
+        if (births[k]!.kind === 'fork') other = births[k];
       if (other !== undefined && ++other.caller.nestedVotes >= NESTED_VOTES) this.#markNested(other.caller);
-      i = births.findIndex((b) => this.pidNamespace(b.caller) !== 'host');
+      for (let k = 0; k < births.length && i < 0; k++)
+        if (this.pidNamespace(births[k]!.caller) !== 'host') i = k;
       if (i < 0) return undefined;
     }
     const birth = births[i]!;
@@ -851,11 +888,11 @@ export class ProcessTable<L> {
     this.#openBirths--;
     const list = birth.parent.births;
     const i = list.indexOf(birth);
-    if (i >= 0) list.splice(i, 1);
+    if (i >= 0) removeAt(list, i);
     const claims = this.#byClaim.get(birth.claimedPid);
     if (claims !== undefined) {
       const j = claims.indexOf(birth);
-      if (j >= 0) claims.splice(j, 1);
+      if (j >= 0) removeAt(claims, j);
       if (claims.length === 0) this.#byClaim.delete(birth.claimedPid);
     }
   }
@@ -891,9 +928,11 @@ export class ProcessTable<L> {
     this.#lruRemove(entry);
     // A 'host' caller's births stay open (until they expire) after it ends:
     // the child may be seen first as an orphan (ppid=1 or a subreaper).
-    for (const b of entry.births.slice()) {
-      if (!this.#mayNameOrphan(b)) this.#closeBirth(b);
-    }
+    // (A copy: closing a birth takes it out of the list. Most processes have none.)
+    if (entry.births.length > 0)
+      for (const b of entry.births.slice()) {
+        if (!this.#mayNameOrphan(b)) this.#closeBirth(b);
+      }
     if (entry.label !== null) this.#hooks.release(entry.label, by ?? entry);
   }
 
@@ -994,11 +1033,15 @@ export class ProcessTable<L> {
   }
 
   #expireBirths(): void {
-    for (const queue of [this.#forkBirths, this.#clone3Births]) {
-      for (let b = queue.peek(); b !== undefined && b.expiresAtMs <= this.#nowMs; b = queue.peek()) {
-        this.#closeBirth(b);
-        this.#birthsExpired++;
-      }
+    // Each queue by name, not a loop over an array of them: this runs for every event.
+    this.#expireQueue(this.#forkBirths);
+    this.#expireQueue(this.#clone3Births);
+  }
+
+  #expireQueue(queue: BirthQueue<L>): void {
+    for (let b = queue.peek(); b !== undefined && b.expiresAtMs <= this.#nowMs; b = queue.peek()) {
+      this.#closeBirth(b);
+      this.#birthsExpired++;
     }
   }
 
@@ -1014,6 +1057,15 @@ export class ProcessTable<L> {
 }
 
 /** A FIFO of births that skips the ones closed out of order (matched or ended with their parent). */
+/**
+ * Removes `list[i]`, keeping the order. Unlike splice it allocates no array
+ * of the removed element: this runs for every birth matched to its child.
+ */
+function removeAt(list: unknown[], i: number): void {
+  for (let k = i + 1; k < list.length; k++) list[k - 1] = list[k];
+  list.length--;
+}
+
 class BirthQueue<L> {
   #items: Birth<L>[] = [];
   #head = 0;
