@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -169,4 +169,17 @@ test('every command answers --help', () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^Usage: contid/);
   }
+});
+
+test('output to a file waits for it without piling up listeners', () => {
+  // Some 20 MB of JSON written with -o: the file stream asks to wait after every buffer.
+  const lines: string[] = [];
+  for (let i = 0; i < 50_000; i++) lines.push(sys(3000 + (i % 500), 1, 39, 0, 'many'));
+  const input = join(dir, 'many.log');
+  const output = join(dir, 'many.json');
+  writeFileSync(input, lines.join(''));
+  const r = run(['replay', '--no-labels', '--format', 'json', '-o', output, input]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(output, 'utf8').split('\n').length - 1, 50_000);
+  assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
 });

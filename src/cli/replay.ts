@@ -24,7 +24,11 @@ async function write(out: Writable, bytes: Buffer, done?: (bytes: Buffer) => voi
           if (err === null || err === undefined) done(bytes);
         });
   if (!accepted) {
-    await Promise.race([once(out, 'drain'), once(out, 'close')]);
+    // Whichever of the two comes first, the other's listener is removed.
+    const settled = new AbortController();
+    const { signal } = settled;
+    await Promise.race([once(out, 'drain', { signal }), once(out, 'close', { signal })]);
+    settled.abort();
   }
   return !out.destroyed;
 }
