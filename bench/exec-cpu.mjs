@@ -7,7 +7,7 @@
 // Usage (as root; no build step, uses the existing dist/):
 //   node bench/exec-cpu.mjs [--rates 500,1000,2000] [--seconds 10] [--reps 1]
 //                           [--only contid|auditd|auditd+laurel] [--search 3000,4000,...|none]
-//                           [--narrow] [--lock-wait 1800]
+//                           [--narrow] [--lock-wait 1800] [--contid-arg=--flag --contid-arg=value]...
 //
 // Kernel audit state is shared by the whole machine. The script:
 //   - holds /run/contid-audit-test.lock for the whole run (a `flock` helper in
@@ -71,6 +71,8 @@ const USAGE = `Usage: node bench/exec-cpu.mjs [options]   (as root)
                    (default 3000,4000,5000,6000,8000; "none" to skip)
   --narrow         add -F auid=${AUID} to every rule (contid then runs with --rules no
                    and the script loads the same rules as for auditd)
+  --contid-arg A   one more argument for contid run, repeatable
+                   (e.g. --contid-arg=--proc-connector --contid-arg=no)
   --lock-wait N    seconds to wait for ${LOCK} (default 1800)`;
 
 function parseRates(text, flag) {
@@ -89,6 +91,7 @@ function parseCli(argv) {
       only: { type: 'string', multiple: true },
       search: { type: 'string', default: '3000,4000,5000,6000,8000' },
       narrow: { type: 'boolean', default: false },
+      'contid-arg': { type: 'string', multiple: true },
       'lock-wait': { type: 'string', default: '1800' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -109,6 +112,7 @@ function parseCli(argv) {
     configs: CONFIGS.filter((c) => selected.has(c)),
     search: values.search === 'none' || !selected.has('contid') ? [] : parseRates(values.search, '--search'),
     narrow: values.narrow,
+    contidArgs: values['contid-arg'] ?? [],
     lockWait: Number(values['lock-wait']),
     help: values.help,
   };
@@ -402,6 +406,7 @@ async function startContid(tmp, opts) {
   // Builds with a control socket listen on /run/contid/control.sock by default: use a private one.
   const help = run(process.execPath, [CLI, 'run', '--help'], { allowFail: true }).stdout;
   if (help.includes('--socket')) args.push('--socket', path.join(tmp, 'run', 'control.sock'));
+  args.push(...opts.contidArgs);
   const t = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const pid = t.child.pid;
   state.contidPids.push(pid);
