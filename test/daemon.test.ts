@@ -386,6 +386,24 @@ test(
   },
 );
 
+test('a SIGTERM while contid run is still starting stops it gracefully once started', { skip }, async (t) => {
+  await withAuditState(async (ctx) => {
+    if (skipIfDaemonRegistered(t, ctx)) return;
+    const { netlink, snapshot } = ctx;
+    const dir = tempDir(t);
+    // Ready at its first line: the rules are in, "Started:" has not come yet.
+    const d = await startDaemonProcess(
+      ['--socket', 'none', '--host-log', join(dir, 'audit.log'), '--state-dir', join(dir, 'state')],
+      { ready: 'Installed ' },
+    );
+    assert.doesNotMatch(d.stderr(), /Started:/);
+    assert.equal(await stopRun(d), 0, d.stderr());
+    assert.match(d.stderr(), /Stopping: signal SIGTERM/);
+    assert.equal(netlink.getStatus().pid, 0);
+    assert.deepEqual(netlink.listRules().map(formatRule), snapshot.rules.map(formatRule));
+  });
+});
+
 test(
   'submit() answers once the marker is read back: accepted, then EEXIST, with CONTAINER_OP records',
   { skip },

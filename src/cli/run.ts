@@ -47,10 +47,24 @@ export async function runDaemon(args: RunArgs, io: CliIo): Promise<number> {
     return 2;
   }
   if (process.getuid?.() !== 0) log('warning', 'Not running as root: expect EPERM from the kernel');
+  // A signal during the start (whose last line, "Started:", supervisors and
+  // tests take as ready) must not kill the process with its rules installed:
+  // it is kept, and acted on as soon as the daemon exists.
+  let early: NodeJS.Signals | null = null;
+  const onEarlySignal = (signal: NodeJS.Signals): void => {
+    early ??= signal;
+  };
+  const onEarlyHangup = (): void => undefined;
+  process.on('SIGTERM', onEarlySignal);
+  process.on('SIGINT', onEarlySignal);
+  process.on('SIGHUP', onEarlyHangup);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start({ config, log, input: io.stdin });
   } catch (err) {
+    process.off('SIGTERM', onEarlySignal);
+    process.off('SIGINT', onEarlySignal);
+    process.off('SIGHUP', onEarlyHangup);
     log('error', `Cannot start: ${messageOf(err)}`);
     return 1;
   }
@@ -78,6 +92,11 @@ export async function runDaemon(args: RunArgs, io: CliIo): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', onHangup);
+  // Only now, so that there is never a moment without a handler.
+  process.off('SIGTERM', onEarlySignal);
+  process.off('SIGINT', onEarlySignal);
+  process.off('SIGHUP', onEarlyHangup);
+  if (early !== null) onSignal(early);
   try {
     if (config.socket !== '') {
       let opened: ControlServer;
