@@ -262,7 +262,13 @@ export class Labeller {
       forgeries,
       provisional,
     };
-    if (provisional && subject !== undefined) this.#pendingSubjects.set(le, { subject, index: subjectIndex });
+    // Only the hold stage retags, and it holds provisional events only while
+    // a container is live (with none, every wait ends unset). Remembering
+    // the others would cost a WeakMap entry for most events of a log whose
+    // ancestors were never audited, and the collector's time to clear it.
+    if (provisional && subject !== undefined && this.#live.size > 0) {
+      this.#pendingSubjects.set(le, { subject, index: subjectIndex });
+    }
     return le;
   }
 
@@ -282,6 +288,8 @@ export class Labeller {
    * has now, once the wait is over; null while the process still waits. An
    * event that ran before its parent appeared still ran with the label it
    * inherited at its creation, which is the one the resolution gives it.
+   * An event processed while no container was live is returned as it is
+   * (its wait can only end unset; the hold stage does not hold it).
    */
   retag(le: LabelledEvent): LabelledEvent | null {
     const pending = this.#pendingSubjects.get(le);
