@@ -84,9 +84,20 @@ void describe('CgroupIndex', () => {
     index.register('5', v1('/shared'));
     assert.equal(index.register('5', v1('/shared')).kind, 'known');
     const r = index.register('6', v1('/shared'));
-    assert.equal(r.kind, 'ambiguous');
+    assert.deepEqual(r, {
+      kind: 'ambiguous',
+      anchor: { hierarchy: '9:name=systemd', path: '/shared' },
+      other: '5',
+    });
     assert.equal(index.match(v1('/shared')), null);
     assert.equal(index.size, 0);
+    // Once one of them drops, the cgroup is the other's again.
+    assert.equal(index.unregister('5'), 1);
+    assert.equal(index.size, 1);
+    assert.equal(index.match(v1('/shared')), '6');
+    assert.equal(index.unregister('6'), 1);
+    assert.equal(index.size, 0);
+    assert.equal(index.match(v1('/shared')), null);
   });
 
   void it('unregister forgets a dropped ID', () => {

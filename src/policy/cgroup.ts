@@ -13,7 +13,7 @@
  * cannot be adopted into. A process belongs to the container whose anchor
  * path equals its own path on that hierarchy or is an ancestor of it
  * (nested cgroups inside the container); the deepest anchor wins, and an
- * anchor claimed by two IDs matches nothing.
+ * anchor claimed by two live IDs matches nothing until one of them drops.
  */
 
 /** One line of `/proc/PID/cgroup`: `hierarchy-id:controllers:path`. */
@@ -85,10 +85,12 @@ function anchorKey(a: CgroupAnchor): string {
 
 /** Anchors of labelled containers, and the lookup from a process's cgroup file. */
 export class CgroupIndex {
-  /** anchor key → contid, or null once two IDs claimed it. */
-  readonly #owners = new Map<string, string | null>();
+  /** anchor key → the IDs registered there; it matches only while there is one. */
+  readonly #claims = new Map<string, Set<string>>();
   readonly #anchors = new Map<string, CgroupAnchor>();
   readonly #hostRefs: readonly string[];
+  /** Anchors with one claimant: read for every event while adoption is on, so kept, not counted. */
+  #matchable = 0;
 
   /** `hostRefs`: cgroup files of host processes (pid 1, the daemon) that containers must differ from. */
   constructor(hostRefs: readonly string[]) {
@@ -97,9 +99,7 @@ export class CgroupIndex {
 
   /** Containers (by anchor) that can be matched. */
   get size(): number {
-    let n = 0;
-    for (const owner of this.#owners.values()) if (owner !== null) n++;
-    return n;
+    return this.#matchable;
   }
 
   /** Records that `contid` lives in the cgroup of a process whose cgroup file is `text`. */
@@ -107,33 +107,41 @@ export class CgroupIndex {
     const anchor = chooseAnchor(text, this.#hostRefs);
     if (anchor === null) return { kind: 'host' };
     const key = anchorKey(anchor);
-    const owner = this.#owners.get(key);
-    if (owner === undefined) {
-      this.#owners.set(key, contid);
+    const claims = this.#claims.get(key);
+    if (claims === undefined) {
+      this.#claims.set(key, new Set([contid]));
       this.#anchors.set(key, anchor);
+      this.#matchable++;
       return { kind: 'registered', anchor };
     }
-    if (owner === contid) return { kind: 'known', anchor };
+    if (claims.has(contid) && claims.size === 1) return { kind: 'known', anchor };
     // Two IDs in one cgroup: attribution by cgroup would be a guess.
-    this.#owners.set(key, null);
-    return { kind: 'ambiguous', anchor, other: owner ?? '(several)' };
+    if (claims.size === 1 && !claims.has(contid)) this.#matchable--;
+    claims.add(contid);
+    const other = [...claims].filter((c) => c !== contid).join(', ');
+    return { kind: 'ambiguous', anchor, other };
   }
 
-  /** Forgets every anchor of `contid` (it was dropped); returns how many. */
+  /** Forgets `contid` (it was dropped) wherever it was registered; returns at how many anchors. */
   unregister(contid: string): number {
     let n = 0;
-    for (const [key, owner] of this.#owners) {
-      if (owner !== contid) continue;
-      this.#owners.delete(key);
-      this.#anchors.delete(key);
+    for (const [key, claims] of this.#claims) {
+      if (!claims.delete(contid)) continue;
       n++;
+      if (claims.size === 0) {
+        this.#claims.delete(key);
+        this.#anchors.delete(key);
+        this.#matchable--;
+      } else if (claims.size === 1) {
+        this.#matchable++; // no longer ambiguous
+      }
     }
     return n;
   }
 
   /** The contid whose anchor holds a process with cgroup file `text`, or null. */
   match(text: string): string | null {
-    if (this.#owners.size === 0) return null;
+    if (this.#matchable === 0) return null;
     const lines = parseCgroupFile(text);
     let best: string | null = null;
     let depth = -1;
@@ -143,7 +151,8 @@ export class CgroupIndex {
       if (line.path !== anchor.path && !line.path.startsWith(`${anchor.path}/`)) continue;
       if (anchor.path.length <= depth) continue;
       depth = anchor.path.length;
-      best = this.#owners.get(key) ?? null;
+      const claims = this.#claims.get(key);
+      best = claims?.size === 1 ? (claims.values().next().value ?? null) : null;
     }
     return best;
   }
