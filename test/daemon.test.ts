@@ -59,6 +59,12 @@ async function startRun(
   return startDaemonProcess(['--socket', 'none', ...args], { ready: 'Started:', stdin });
 }
 
+/** Starts `contid run` in plugin mode, reading auditd's plugin stream from its stdin, logging to `log`. */
+async function startPlugin(dir: string, log: string): Promise<RunningDaemon> {
+  const args = ['--source', 'plugin', '--host-log', log, '--state-dir', join(dir, 'state')];
+  return startRun([...args, '--seed-proc', 'no'], 'pipe');
+}
+
 /** Sends `signal` to the daemon by pid and resolves with its exit code. */
 async function stopRun(d: RunningDaemon, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   process.kill(d.pid, signal);
@@ -270,10 +276,7 @@ test('plugin mode reads a canned auditd plugin stream on stdin and stops at its 
   await withAuditState(async ({ netlink, snapshot }) => {
     const dir = tempDir(t);
     const log = join(dir, 'plugin.log');
-    const d = await startRun(
-      ['--source', 'plugin', '--host-log', log, '--state-dir', join(dir, 'state'), '--seed-proc', 'no'],
-      'pipe',
-    );
+    const d = await startPlugin(dir, log);
     assert.match(d.stderr(), /source plugin/);
     // auditd owns the rules in plugin mode.
     assert.deepEqual(netlink.listRules().map(formatRule), snapshot.rules.map(formatRule));
@@ -296,10 +299,7 @@ test(
     await withAuditState(async () => {
       const dir = tempDir(t);
       const log = join(dir, 'plugin.log');
-      const d = await startRun(
-        ['--source', 'plugin', '--host-log', log, '--state-dir', join(dir, 'state'), '--seed-proc', 'no'],
-        'pipe',
-      );
+      const d = await startPlugin(dir, log);
       const lines = PLUGIN_STREAM.split('\n');
       const cut = lines.findIndex((l) => l.startsWith('type=EOE msg=audit(1795884974.142:24)')) + 1;
       d.child.stdin?.write(lines.slice(0, cut).join('\n') + '\n');
@@ -351,10 +351,7 @@ test(
       // Fill it, leaving no block for the log.
       spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=4k'], { stdio: 'ignore' });
       const log = join(mnt, 'log', 'audit.log');
-      const d = await startRun(
-        ['--source', 'plugin', '--host-log', log, '--state-dir', join(dir, 'state'), '--seed-proc', 'no'],
-        'pipe',
-      );
+      const d = await startPlugin(dir, log);
       d.child.stdin?.write(PLUGIN_STREAM.replace(/^type=DAEMON_END.*\n/m, ''));
       const deadline = Date.now() + 8000;
       while (!/Cannot write host log .*no space left/i.test(d.stderr()) && Date.now() < deadline)

@@ -757,6 +757,20 @@ function makeBundle(dir: string, socket: string, contid: string, script: string)
 }
 
 /**
+ * Spawns `crun --cgroup-manager=CGROUPS ARGS…` under loginuid 4242 in a
+ * private mount namespace without the cgroup2 mount: crun refuses this
+ * machine's hybrid cgroup layout otherwise (KERNEL.md §7).
+ */
+function spawnCrun(cgroups: 'disabled' | 'cgroupfs', args: readonly string[]): ChildProcess {
+  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=${cgroups} "$@"`;
+  return spawnWithLoginuid(
+    TEST_LOGINUID,
+    ['unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', inner, 'crun', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+}
+
+/**
  * Runs the container under loginuid 4242 with the cgroup workaround
  * (KERNEL.md §7): a private mount namespace without the cgroup2 mount, and
  * no cgroups (`disabled`, the container stays in the host's) or crun's own
@@ -766,12 +780,7 @@ async function runContainer(
   bundle: Bundle,
   cgroups: 'disabled' | 'cgroupfs' = 'disabled',
 ): Promise<{ code: number | null; pid: number; stderr: string; stdout: string }> {
-  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=${cgroups} run --bundle "$0" "$1"`;
-  const child = spawnWithLoginuid(
-    TEST_LOGINUID,
-    ['unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', inner, bundle.dir, bundle.id],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnCrun(cgroups, ['run', '--bundle', bundle.dir, bundle.id]);
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -924,12 +933,7 @@ async function adoptedThroughExec(
 
   // crun exec joins the container's cgroup and namespaces; nobody calls contid for it.
   const script = '/bin/sleep 0.5; /bin/true; /bin/echo exec-ok';
-  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=cgroupfs exec "$0" /bin/sh -c "$1"`;
-  const exec = spawnWithLoginuid(
-    TEST_LOGINUID,
-    ['unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', inner, bundle.id, script],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const exec = spawnCrun('cgroupfs', ['exec', bundle.id, '/bin/sh', '-c', script]);
   let out = '';
   exec.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
   exec.stderr?.setEncoding('utf8').on('data', (c: string) => (out += c));
