@@ -4,6 +4,7 @@ import type { AuditRecord } from '../parse/record.js';
 import { eventKey } from '../parse/record.js';
 import type { AuditEvent } from './event.js';
 import { EventKeyMap } from './event-key-map.js';
+import { RecentEvents } from './recent-events.js';
 import { SerialGapTracker } from './serial-gaps.js';
 
 const EOE = 1320;
@@ -77,7 +78,6 @@ export class EventAssembler {
   readonly #timeout: number;
   readonly #maxInFlight: number;
   readonly #closeOnProctitle: boolean;
-  readonly #recentMax: number;
   readonly #userAlone: boolean;
   readonly #onEvent: (event: AuditEvent) => void;
   /**
@@ -94,13 +94,10 @@ export class EventAssembler {
    * head index (closed entries are skipped), so that no iterator or entry
    * array is allocated per record.
    */
-  #order: OpenEvent[] = [];
+  #order: (OpenEvent | undefined)[] = [];
   #head = 0;
-  /** Keys of #recent in insertion order, for its bounded eviction. */
-  readonly #recentKeys: Key[] = [];
-  #recentHead = 0;
-  /** Recently closed keys, each with its records, for duplicates and late records. */
-  readonly #recent = new EventKeyMap<AuditRecord[]>();
+  /** Recently closed events, for duplicates and late records. */
+  readonly #recent: RecentEvents;
   readonly #gaps = new SerialGapTracker();
   /** The newest timestamp seen: the stream's clock. */
   #clock = 0;
@@ -121,7 +118,7 @@ export class EventAssembler {
     this.#timeout = options.timeoutMs ?? 2000;
     this.#maxInFlight = options.maxInFlight ?? 65536;
     this.#closeOnProctitle = options.closeOnProctitle ?? true;
-    this.#recentMax = options.recentClosed ?? 4096;
+    this.#recent = new RecentEvents(options.recentClosed ?? 4096);
     this.#userAlone = options.userMessagesAlone ?? true;
     this.#onEvent = options.onEvent;
   }
@@ -157,13 +154,13 @@ export class EventAssembler {
         if (type === PROCTITLE && this.#closeOnProctitle) this.#close(open, 'proctitle');
       }
     } else {
-      const recent = this.#recent.get(key);
-      if (recent !== undefined && this.#isDuplicate(recent, record)) {
+      const recent = this.#recent.has(key);
+      if (recent && this.#recent.isDuplicate(key, record)) {
         st.duplicates++;
       } else if (isStandaloneType(type) || (this.#userAlone && isUserMessageType(type))) {
         this.#emit(key, record, [record], 'standalone');
       } else {
-        if (recent !== undefined) st.late++;
+        if (recent) st.late++;
         const ev: OpenEvent = { key, timeMs: record.timeMs, records: [record], closed: false };
         this.#open.set(key, ev);
         if (typeof key === 'string') this.#openStringKeys++;
@@ -192,7 +189,9 @@ export class EventAssembler {
   /** The oldest open event, skipping closed ones; undefined when none. */
   #oldest(): OpenEvent | undefined {
     const order = this.#order;
-    while (this.#head < order.length && order[this.#head]!.closed) this.#head++;
+    // Passed slots are cleared: a closed event left in the array would keep
+    // its records reachable until the next compaction.
+    while (this.#head < order.length && order[this.#head]!.closed) order[this.#head++] = undefined;
     if (this.#head > 4096 && this.#head * 2 > order.length) {
       this.#order = order.slice(this.#head);
       this.#head = 0;
@@ -231,14 +230,14 @@ export class EventAssembler {
   #keyOf(record: AuditRecord): Key {
     const serial = record.serial;
     if (record.node === null) {
-      const byNumber = this.#open.get(serial) ?? this.#recent.get(serial)?.[0];
+      const byNumber = this.#open.get(serial)?.timeMs ?? this.#recent.timeOf(serial);
       if (byNumber === undefined) {
         // Free in the fast maps, unless this event already lives under a string key.
         if (this.#openStringKeys === 0) return serial;
         const k = eventKey(null, record.time, serial);
         return this.#open.has(k) ? k : serial;
       }
-      if (byNumber.timeMs === record.timeMs) return serial;
+      if (byNumber === record.timeMs) return serial;
     }
     return eventKey(record.node, record.time, serial);
   }
@@ -251,23 +250,7 @@ export class EventAssembler {
   }
 
   #emit(key: Key, first: AuditRecord, records: AuditRecord[], closedBy: AuditEvent['closedBy']): void {
-    const seen = this.#recent.get(key);
-    if (seen !== undefined) {
-      // A late event for a key seen before: remember its records too. Bounded
-      // by the input (a record per line), and the entry ages out below.
-      // (A new array: the one already emitted belongs to its event.)
-      if (seen.length < 1024) this.#recent.set(key, [...seen, ...records]);
-    } else {
-      this.#recent.set(key, records);
-      this.#recentKeys.push(key);
-      if (this.#recent.size > this.#recentMax) {
-        this.#recent.delete(this.#recentKeys[this.#recentHead++]!);
-        if (this.#recentHead > 4096) {
-          this.#recentKeys.splice(0, this.#recentHead);
-          this.#recentHead = 0;
-        }
-      }
-    }
+    this.#recent.remember(key, first.timeMs, records);
     this.#stats.events++;
     this.#onEvent(new Event(first, records, closedBy));
   }

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 import { ProcessTable } from './process-table.js';
 import { isParentClone, isThreadClone, lifecycleKind } from './lifecycle.js';
@@ -35,6 +37,35 @@ void describe('process table', () => {
     t.exit(b);
     t.advance(200);
     assert.deepEqual([t.stats().retained, t.stats().processes, t.stats().expired], [0, 0, 2]);
+  });
+
+  void it('an expired process and the births it recorded become garbage', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const t = new ProcessTable<string>({ deadTtlMs: 10 });
+    const refs = ((): WeakRef<object>[] => {
+      const parent = t.observe(1000, 1).entry;
+      t.recordBirth(parent, 1001, { kind: 'fork' });
+      const child = t.observe(1001, 1000).entry;
+      assert.equal(t.stats().birthsMatched, 1);
+      t.exit(child);
+      t.exit(parent);
+      return [new WeakRef(parent), new WeakRef(child)];
+    })();
+    // Later processes come and go; the first two expire.
+    for (let pid = 2000; pid < 2010; pid++) {
+      t.advance(100 * (pid - 1999));
+      const e = t.observe(pid, 1).entry;
+      t.recordBirth(e, pid + 100, { kind: 'fork' });
+      t.observe(pid + 100, pid);
+    }
+    assert.equal(t.latest(1000), undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    assert.deepEqual(
+      refs.map((r) => r.deref()),
+      [undefined, undefined],
+    );
   });
 
   void it('generations grow on pid reuse and parents are entries, not pids', () => {

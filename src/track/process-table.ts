@@ -251,7 +251,7 @@ export class ProcessTable<L> {
   #lruHead: ProcessEntry<L> | null = null;
   #lruTail: ProcessEntry<L> | null = null;
   /** Exited entries in order of death; ones no longer mapped are skipped lazily. */
-  #dead: ProcessEntry<L>[] = [];
+  #dead: (ProcessEntry<L> | undefined)[] = [];
   #deadHead = 0;
   /** Births by kind in creation order; each kind has one TTL, so each queue expires from its head. */
   readonly #forkBirths: BirthQueue<L>;
@@ -994,7 +994,9 @@ export class ProcessTable<L> {
 
   /** The oldest exited entry still in the pid map. */
   #oldestDead(): ProcessEntry<L> | undefined {
-    while (this.#deadHead < this.#dead.length && !this.#dead[this.#deadHead]!.mapped) this.#deadHead++;
+    // Passed slots are cleared, so that they hold no entry (and its parents) past its time.
+    while (this.#deadHead < this.#dead.length && !this.#dead[this.#deadHead]!.mapped)
+      this.#dead[this.#deadHead++] = undefined;
     if (this.#deadHead > 1024 && this.#deadHead * 2 > this.#dead.length) {
       this.#dead = this.#dead.slice(this.#deadHead);
       this.#deadHead = 0;
@@ -1067,7 +1069,7 @@ function removeAt(list: unknown[], i: number): void {
 }
 
 class BirthQueue<L> {
-  #items: Birth<L>[] = [];
+  #items: (Birth<L> | undefined)[] = [];
   #head = 0;
   readonly #limit: number;
 
@@ -1078,7 +1080,7 @@ class BirthQueue<L> {
 
   push(birth: Birth<L>): void {
     if (this.#items.length >= this.#limit) {
-      this.#items = this.#items.slice(this.#head).filter((b) => b.open);
+      this.#items = this.#items.slice(this.#head).filter((b) => b?.open === true);
       this.#head = 0;
     }
     this.#items.push(birth);
@@ -1086,7 +1088,8 @@ class BirthQueue<L> {
 
   /** The oldest open birth, or undefined. */
   peek(): Birth<L> | undefined {
-    while (this.#head < this.#items.length && !this.#items[this.#head]!.open) this.#head++;
+    while (this.#head < this.#items.length && !this.#items[this.#head]!.open)
+      this.#items[this.#head++] = undefined;
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
       this.#items = this.#items.slice(this.#head);
       this.#head = 0;

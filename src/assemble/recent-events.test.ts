@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { isIssue, parseLine } from '../parse/parser.js';
+import type { AuditRecord } from '../parse/record.js';
+import { EventAssembler } from './assembler.js';
+import { RecentEvents } from './recent-events.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function rec(line: string): AuditRecord {
+  const r = parseLine(line, 1);
+  if (isIssue(r)) throw new Error(r.message);
+  return r;
+}
+
+/** A record built outside the parser (as tests and synthesized records are). */
+function plain(type: number, body: string, enriched: string | null = null): AuditRecord {
+  return {
+    node: null,
+    type,
+    typeName: 'SYSCALL',
+    time: '1.000',
+    timeMs: 1000,
+    serial: 1,
+    names: [],
+    values: [],
+    body,
+    enriched,
+    line: 0,
+  };
+}
+
+test('recent events recognise a record with the same type and text, enriched part included', () => {
+  const recent = new RecentEvents(8);
+  recent.remember(1, 1000, [
+    rec('type=SYSCALL msg=audit(1.000:1): a=1 uid=0\x1dUID="root"'),
+    rec('type=CWD msg=audit(1.000:1): cwd="/"'),
+  ]);
+  assert.equal(recent.has(1), true);
+  assert.equal(recent.timeOf(1), 1000);
+  assert.equal(recent.isDuplicate(1, rec('type=CWD msg=audit(1.000:1): cwd="/"')), true);
+  assert.equal(recent.isDuplicate(1, rec('type=SYSCALL msg=audit(1.000:1): a=1 uid=0\x1dUID="root"')), true);
+  // Same text, other type; same body, other enriched part; other body.
+  assert.equal(recent.isDuplicate(1, rec('type=PATH msg=audit(1.000:1): cwd="/"')), false);
+  assert.equal(recent.isDuplicate(1, rec('type=SYSCALL msg=audit(1.000:1): a=1 uid=0\x1dUID="adm"')), false);
+  assert.equal(recent.isDuplicate(1, rec('type=SYSCALL msg=audit(1.000:1): a=1 uid=0')), false);
+  assert.equal(recent.isDuplicate(1, rec('type=CWD msg=audit(1.000:1): cwd="/tmp"')), false);
+  assert.equal(recent.isDuplicate(2, rec('type=CWD msg=audit(1.000:2): cwd="/"')), false);
+  assert.equal(recent.has(2), false);
+  assert.equal(recent.timeOf(2), undefined);
+});
+
+test('recent events compare records built outside the parser by body and enriched part', () => {
+  const recent = new RecentEvents(8);
+  recent.remember('n\u00001.000:1', 1000, [plain(1300, 'a=1', 'ARCH=x86_64')]);
+  assert.equal(recent.isDuplicate('n\u00001.000:1', plain(1300, 'a=1', 'ARCH=x86_64')), true);
+  assert.equal(recent.isDuplicate('n\u00001.000:1', plain(1300, 'a=1')), false);
+  assert.equal(recent.isDuplicate('n\u00001.000:1', rec('type=SYSCALL msg=audit(1.000:1): a=1')), false);
+  // A parsed record remembered, a built one asked about.
+  recent.remember(7, 1000, [rec('type=SYSCALL msg=audit(1.000:7): a=1\x1dARCH=x86_64')]);
+  assert.equal(recent.isDuplicate(7, plain(1300, 'a=1', 'ARCH=x86_64')), true);
+  assert.equal(recent.isDuplicate(7, plain(1300, 'a=2', 'ARCH=x86_64')), false);
+});
+
+test('recent events keep every event remembered under one key', () => {
+  const recent = new RecentEvents(8);
+  recent.remember(5, 1000, [rec('type=SYSCALL msg=audit(1.000:5): a=1')]);
+  recent.remember(6, 1000, [rec('type=SYSCALL msg=audit(1.000:6): a=1')]);
+  // A late event with the same key: both it and the first are remembered.
+  recent.remember(5, 1000, [rec('type=PATH msg=audit(1.000:5): item=0')]);
+  assert.equal(recent.isDuplicate(5, rec('type=SYSCALL msg=audit(1.000:5): a=1')), true);
+  assert.equal(recent.isDuplicate(5, rec('type=PATH msg=audit(1.000:5): item=0')), true);
+  assert.equal(recent.size, 3);
+});
+
+test('recent events forget the oldest events past the bound on events', () => {
+  const recent = new RecentEvents(4);
+  for (let s = 1; s <= 6; s++) recent.remember(s, 1000, [rec(`type=SYSCALL msg=audit(1.000:${s}): a=${s}`)]);
+  assert.equal(recent.size, 4);
+  assert.equal(recent.has(1), false);
+  assert.equal(recent.has(2), false);
+  assert.equal(recent.has(3), true);
+  assert.equal(recent.isDuplicate(2, rec('type=SYSCALL msg=audit(1.000:2): a=2')), false);
+  assert.equal(recent.isDuplicate(6, rec('type=SYSCALL msg=audit(1.000:6): a=6')), true);
+  // A key remembered again stays while its newer event is in the window.
+  const again = new RecentEvents(2);
+  again.remember(1, 1000, [rec('type=SYSCALL msg=audit(1.000:1): a=1')]);
+  again.remember(1, 1000, [rec('type=PATH msg=audit(1.000:1): item=0')]);
+  again.remember(2, 1000, [rec('type=SYSCALL msg=audit(1.000:2): a=1')]);
+  assert.equal(again.has(1), true);
+  assert.equal(again.isDuplicate(1, rec('type=PATH msg=audit(1.000:1): item=0')), true);
+  assert.equal(again.isDuplicate(1, rec('type=SYSCALL msg=audit(1.000:1): a=1')), false);
+});
+
+test('recent events grow their record ring for large events, up to the bound on records', () => {
+  const recent = new RecentEvents(2, 64);
+  const big = Array.from({ length: 40 }, (_, i) => rec(`type=PATH msg=audit(1.000:1): item=${i}`));
+  recent.remember(1, 1000, big);
+  recent.remember(2, 1000, [rec('type=SYSCALL msg=audit(1.000:2): a=1')]);
+  for (let i = 0; i < 40; i++) {
+    assert.equal(recent.isDuplicate(1, rec(`type=PATH msg=audit(1.000:1): item=${i}`)), true, `item ${i}`);
+  }
+  // 40 more records do not fit beside the first 40 in 64: the oldest event goes first.
+  recent.remember(3, 1000, big.slice(0, 30));
+  assert.equal(recent.has(1), false);
+  assert.equal(recent.isDuplicate(2, rec('type=SYSCALL msg=audit(1.000:2): a=1')), true);
+  assert.equal(recent.isDuplicate(3, rec('type=PATH msg=audit(1.000:1): item=29')), true);
+});
+
+test('the assembler lets go of a closed event and its records, and still spots their duplicates', async () => {
+  const events: number[] = [];
+  const a = new EventAssembler({ onEvent: (e) => events.push(e.serial) });
+  let refs: WeakRef<AuditRecord>[] = [];
+  (() => {
+    const records = [
+      rec('type=SYSCALL msg=audit(1.000:1): a=1'),
+      rec('type=CWD msg=audit(1.000:1): cwd="/"'),
+      rec('type=EOE msg=audit(1.000:1): '),
+    ];
+    refs = records.map((r) => new WeakRef(r));
+    // An event still open when the first one closes: the open-event queue's head stays behind it.
+    a.push(rec('type=SYSCALL msg=audit(1.000:2): a=1'));
+    for (const r of records) a.push(r);
+    for (let s = 3; s < 40; s++) {
+      a.push(rec(`type=SYSCALL msg=audit(1.000:${s}): a=1`));
+      a.push(rec(`type=EOE msg=audit(1.000:${s}): `));
+    }
+    a.push(rec('type=EOE msg=audit(1.000:2): '));
+  })();
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  assert.deepEqual(
+    refs.map((r) => r.deref()),
+    [undefined, undefined, undefined],
+  );
+  a.push(rec('type=CWD msg=audit(1.000:1): cwd="/"'));
+  assert.equal(a.stats().duplicates, 1);
+  assert.equal(events.length, 39);
+});
