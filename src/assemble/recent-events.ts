@@ -180,7 +180,7 @@ export class RecentEvents {
     const src = this.#recSrc[slot];
     if (src === undefined) return false;
     if (!Buffer.isBuffer(src)) {
-      const a = src as AuditRecord;
+      const a = src;
       return a.body === b.body && a.enriched === b.enriched;
     }
     const at = slot * 4;
