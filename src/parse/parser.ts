@@ -113,7 +113,7 @@ export class ByteRecord implements AuditRecord {
       return i < 0 ? undefined : values[i];
     }
     const f = this.#find(name);
-    return f < 0 ? undefined : valueText(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!, name);
+    return f < 0 ? undefined : rawValueText(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!, name);
   }
 
   /** The offset in indexScratch of the first field called `name`, or -1. */
@@ -200,7 +200,11 @@ const lastValues = new Map<string, string>();
 const LAST_VALUE_MAX = 256;
 const LAST_VALUE_BYTES = 64;
 
-function valueText(src: Buffer, from: number, to: number, name: string): string {
+/**
+ * The raw value `src[from..to)` of a field called `name`, as `field()`
+ * returns it (repeated values share one string).
+ */
+export function rawValueText(src: Buffer, from: number, to: number, name: string): string {
   if (to - from > LAST_VALUE_BYTES) return src.toString('utf8', from, to);
   const last = lastValues.get(name);
   if (last !== undefined && last.length === to - from && asciiAt(src, from, last)) return last;

@@ -11,7 +11,8 @@ import { fieldValue } from '../parse/record.js';
 import type { MarkerBody, MarkerCaller } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
-import { cloneFlagsWord, lifecycleKind, newPidFlag, parentFlag, threadFlag } from '../track/lifecycle.js';
+import { newPidFlag, parentFlag, threadFlag } from '../track/lifecycle.js';
+import { SyscallFacts } from '../track/syscall-facts.js';
 import { ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
 import {
   CONTID_UNSET,
@@ -115,6 +116,8 @@ export class Labeller {
   readonly #live = new Map<string, Container>();
   readonly #keyring: Keyring;
   readonly #markers = new MarkerState();
+  /** The SYSCALL record of the event being processed, as read once. */
+  readonly #facts = new SyscallFacts();
   /** The acting process of each provisional event handed out, for retag(). */
   readonly #pendingSubjects = new WeakMap<
     LabelledEvent,
@@ -192,16 +195,17 @@ export class Labeller {
       }
     }
     if (sys >= 0) {
-      const r = records[sys]!;
-      const pid = intField(r, 'pid');
-      const ppid = intField(r, 'ppid');
+      const facts = this.#facts;
+      facts.read(records[sys]!);
+      const pid = facts.pid;
+      const ppid = facts.ppid;
       if (pid !== null && ppid !== null) {
         subject = this.#table.observeEntry(pid, ppid);
         // comm and exe change only at exec (see #lifecycle); reading them for
         // every event would decode two strings per SYSCALL record for nothing.
         if (this.#table.lastObserveCreated || subject.exe === undefined) {
-          subject.comm = fieldValue(r, 'comm') ?? subject.comm;
-          subject.exe = fieldValue(r, 'exe') ?? subject.exe;
+          subject.comm = facts.comm() ?? subject.comm;
+          subject.exe = facts.exe() ?? subject.exe;
         }
         subjectIndex = sys;
       }
@@ -237,7 +241,7 @@ export class Labeller {
     }
 
     // Effects come after tagging: an event carries the label its process had when it ran.
-    if (subject !== undefined && sys >= 0) this.#lifecycle(subject, records[sys]!);
+    if (subject !== undefined && sys >= 0) this.#lifecycle(subject, records[sys]!, this.#facts);
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       const verdict = verifyMarker(r, this.#keyring, this.#markers);
@@ -331,28 +335,26 @@ export class Labeller {
     };
   }
 
-  #lifecycle(entry: ProcessEntry<Container>, r: AuditRecord): void {
-    const arch = fieldValue(r, 'arch');
-    const nr = intField(r, 'syscall');
-    if (arch === undefined || nr === null) return;
-    const kind = lifecycleKind(arch, nr);
+  /** Acts on the SYSCALL record `r` of `entry`, read into `facts`. */
+  #lifecycle(entry: ProcessEntry<Container>, r: AuditRecord, facts: SyscallFacts): void {
+    const kind = facts.kind;
+    if (kind === null || kind === 'other') return;
     if (kind === 'execve') {
-      entry.comm = fieldValue(r, 'comm') ?? entry.comm;
-      entry.exe = fieldValue(r, 'exe') ?? entry.exe;
+      entry.comm = facts.comm() ?? entry.comm;
+      entry.exe = facts.exe() ?? entry.exe;
       return;
     }
-    if (kind === 'other') return;
     if (kind === 'exit-group') {
       this.#current = { entry, record: r };
       this.#table.exit(entry);
       this.#current = null;
       return;
     }
-    if (fieldValue(r, 'success') !== 'yes') return;
-    const child = intField(r, 'exit');
+    if (!facts.success) return;
+    const child = facts.exit;
     if (child === null || child <= 0) return;
     if (kind === 'clone') {
-      const flags = cloneFlagsWord(fieldValue(r, 'a0') ?? '');
+      const flags = facts.cloneFlags;
       if (threadFlag(flags)) return;
       this.#table.recordBirth(entry, child, {
         kind: 'fork',

@@ -63,6 +63,34 @@ export function lifecycleKind(archRaw: string, nr: number): LifecycleKind {
   return (TABLES.get(archRaw) ?? TABLES.get(archRaw.toLowerCase()))?.get(nr) ?? 'other';
 }
 
+/** The three arches' tables by `arch=` read as a number (the hex is 8 digits in either case). */
+const TABLES_BY_CODE: ReadonlyMap<number, ReadonlyMap<number, LifecycleKind>> = new Map(
+  [...TABLES].map(([arch, table]) => [parseInt(arch, 16), table]),
+);
+
+/**
+ * lifecycleKind for an `arch=` value given as bytes `src[from..to)`: the
+ * same answer, without making a string of it.
+ */
+export function lifecycleKindOfBytes(src: Uint8Array, from: number, to: number, nr: number): LifecycleKind {
+  if (to - from !== 8) return 'other';
+  let code = 0;
+  for (let i = from; i < to; i++) {
+    const c = src[i]!;
+    const d =
+      c >= 0x30 && c <= 0x39
+        ? c - 0x30
+        : c >= 0x61 && c <= 0x66
+          ? c - 0x57
+          : c >= 0x41 && c <= 0x46
+            ? c - 0x37
+            : -1;
+    if (d < 0) return 'other';
+    code = code * 16 + d;
+  }
+  return TABLES_BY_CODE.get(code)?.get(nr) ?? 'other';
+}
+
 const CLONE_THREAD = 0x10000;
 const CLONE_PARENT = 0x8000;
 const CLONE_NEWPID = 0x20000000;
