@@ -9,7 +9,8 @@
  * deleted entries pile up). Number keys here live in an open-addressing
  * table (linear probing, deletion by backward shift) that allocates only
  * when it grows; the rare string keys (and any number that is not an
- * integer, such as NaN, which `===` would never find) use a Map.
+ * integer, such as NaN, which `===` would never find) use a Map. The
+ * process table keeps its pid map in one too, for the same churn.
  */
 export class EventKeyMap<V> {
   #keys = new Float64Array(INITIAL);

@@ -110,6 +110,35 @@ test('recent events grow their record ring for large events, up to the bound on 
   assert.equal(recent.isDuplicate(3, rec('type=PATH msg=audit(1.000:1): item=29')), true);
 });
 
+test('recent events copy records into an arena that grows, up to the bound on bytes', () => {
+  const path = (s: number, i: number): AuditRecord =>
+    rec(`type=PATH msg=audit(1.000:${s}): item=${i} name="${'x'.repeat(40)}"\x1dOUID="root"`);
+  // Four events of 40 records of about 70 bytes: more than the arena's first 4 KiB.
+  const growing = new RecentEvents(4, 1024, 1 << 16);
+  for (let s = 1; s <= 4; s++)
+    growing.remember(
+      s,
+      1000,
+      Array.from({ length: 40 }, (_, i) => path(s, i)),
+    );
+  assert.equal(growing.size, 4);
+  for (let s = 1; s <= 4; s++)
+    for (let i = 0; i < 40; i++) assert.equal(growing.isDuplicate(s, path(s, i)), true, `${s} ${i}`);
+  const recent = new RecentEvents(64, 1024, 1024);
+  for (let s = 1; s <= 4; s++) recent.remember(s, 1000, [path(s, 0), path(s, 1)]);
+  // Past 1,024 bytes the oldest events go.
+  for (let s = 5; s <= 20; s++) recent.remember(s, 1000, [path(s, 0), path(s, 1)]);
+  assert.equal(recent.has(1), false);
+  assert.equal(recent.isDuplicate(20, path(20, 1)), true);
+  assert.ok(recent.size < 16);
+  // One event larger than the arena: what fits is kept, the rest matches nothing.
+  const big = Array.from({ length: 30 }, (_, i) => path(99, i));
+  recent.remember(99, 1000, big);
+  assert.equal(recent.isDuplicate(99, path(99, 0)), true);
+  assert.equal(recent.isDuplicate(99, path(99, 29)), false);
+  assert.equal(recent.isDuplicate(99, path(99, 1)), true);
+});
+
 test('the assembler lets go of a closed event and its records, and still spots their duplicates', async () => {
   const events: number[] = [];
   const a = new EventAssembler({ onEvent: (e) => events.push(e.serial) });

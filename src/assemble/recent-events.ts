@@ -7,13 +7,17 @@
  * with its record objects, would stay reachable for a few thousand events
  * after they were written. That is long enough for the collector to copy
  * them, then move them to the old generation, for every event of a log:
- * most of the pipeline's collection time. Here a record is remembered as
- * where its text is (its input buffer and the byte ranges of its fields and
- * enriched part) in typed arrays, and record objects die young. Records
- * that did not come from a parser's bytes are kept as they are.
+ * most of the pipeline's collection time. Keeping just their input buffers
+ * has the same effect on those buffers, which are outside V8's heap: once
+ * moved to the old generation, dead ones wait for a full collection, tens
+ * of megabytes of them. Here a record is remembered as a copy of its text
+ * (fields and enriched part) in one reused byte arena, with its type and
+ * lengths in typed arrays, so that record objects and input buffers die
+ * young. Records that did not come from a parser's bytes are kept as they are.
  *
- * Bounded by events (`maxEvents`) and by records (a ring that grows up to
- * `maxRecords`); past either bound the oldest events are forgotten first.
+ * Bounded by events (`maxEvents`), by records (a ring that grows up to
+ * `maxRecords`) and by bytes (an arena that grows up to `maxBytes`); past
+ * any bound the oldest events are forgotten first.
  */
 import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
@@ -27,6 +31,7 @@ const MAX_PER_KEY = 1024;
 export class RecentEvents {
   readonly #maxEvents: number;
   readonly #maxRecords: number;
+  readonly #maxBytes: number;
   /** Key → number of the newest remembered event with that key. */
   readonly #byKey = new EventKeyMap<number>();
   // Events, numbered from 0 in the order remembered; event n is in slot n & #evMask.
@@ -35,35 +40,60 @@ export class RecentEvents {
   /** Number of the event's first record, and its record count. */
   #evFirst: Float64Array;
   #evCount: Int32Array;
+  /** Where the event's first byte is in the arena (absolute, see #arenaNext). */
+  #evBytes: Float64Array;
   /** The earlier event remembered with the same key, or -1. */
   #evPrev: Float64Array;
   #evMask: number;
   #evOldest = 0;
   #evNext = 0;
   // Records, numbered from 0; record n is in slot n & #recMask.
+  /** The record's type; -1 for one too large to keep (it matches nothing). */
   #recType: Int32Array;
-  /** Per record: body start and end, enriched start and end (-1 when none). */
-  #recRange: Int32Array;
-  /** Per record: its input buffer (ByteRecord), or the record itself. */
-  #recSrc: (Buffer | AuditRecord | undefined)[];
+  /**
+   * Where its fields are in the arena (absolute) and their length; where its
+   * enriched part starts, counted from its fields', and its length (-1: none).
+   */
+  #recAt: Float64Array;
+  #recBody: Int32Array;
+  #recGap: Int32Array;
+  #recEnriched: Int32Array;
+  /** A record that did not come from the parser, kept as it is. */
+  #recObject: (AuditRecord | undefined)[];
   #recMask: number;
   #recNext = 0;
+  /**
+   * Copies of the records' text. Positions are absolute (they only grow);
+   * byte n is at n & #arenaMask. A record never wraps around the end: it
+   * starts at the next lap instead.
+   */
+  #arena: Uint8Array;
+  #arenaMask: number;
+  #arenaNext = 0;
 
-  constructor(maxEvents: number, maxRecords = Math.max(maxEvents, 1) * 64) {
+  constructor(maxEvents: number, maxRecords = Math.max(maxEvents, 1) * 64, maxBytes = 64 << 20) {
     this.#maxEvents = Math.max(1, maxEvents);
     const evSlots = powerOfTwoAtLeast(this.#maxEvents);
     this.#evKey = new Array<Key | undefined>(evSlots).fill(undefined);
     this.#evTime = new Float64Array(evSlots);
     this.#evFirst = new Float64Array(evSlots);
     this.#evCount = new Int32Array(evSlots);
+    this.#evBytes = new Float64Array(evSlots);
     this.#evPrev = new Float64Array(evSlots);
     this.#evMask = evSlots - 1;
     this.#maxRecords = powerOfTwoAtLeast(Math.max(maxRecords, 16));
     const recSlots = Math.min(this.#maxRecords, powerOfTwoAtLeast(this.#maxEvents * 4));
     this.#recType = new Int32Array(recSlots);
-    this.#recRange = new Int32Array(recSlots * 4);
-    this.#recSrc = new Array<Buffer | AuditRecord | undefined>(recSlots).fill(undefined);
+    this.#recAt = new Float64Array(recSlots);
+    this.#recBody = new Int32Array(recSlots);
+    this.#recGap = new Int32Array(recSlots);
+    this.#recEnriched = new Int32Array(recSlots);
+    this.#recObject = new Array<AuditRecord | undefined>(recSlots).fill(undefined);
     this.#recMask = recSlots - 1;
+    this.#maxBytes = powerOfTwoAtLeast(Math.max(maxBytes, 1024));
+    const bytes = Math.min(this.#maxBytes, powerOfTwoAtLeast(this.#maxEvents * 1024));
+    this.#arena = new Uint8Array(bytes);
+    this.#arenaMask = bytes - 1;
   }
 
   /** Events remembered. */
@@ -102,7 +132,16 @@ export class RecentEvents {
   /** Remembers a closed event's records under its key (after any earlier event with that key). */
   remember(key: Key, timeMs: number, records: readonly AuditRecord[]): void {
     const count = Math.min(records.length, MAX_PER_KEY, this.#maxRecords);
-    this.#makeRoom(count);
+    // The usual event is consecutive lines of one input buffer: its text,
+    // from the first record's fields to the last one's end, takes one copy.
+    let own = 0;
+    for (let i = 0; i < count; i++) own += extentOf(records[i]!);
+    let span = spanOf(records, count);
+    // Not when other lines between them would take more than their own text.
+    if (span > 2 * own + 256) span = -1;
+    const bytes = span < 0 ? own : span;
+    // Each copy may skip to the arena's next lap: room for twice the text covers it.
+    this.#makeRoom(count, Math.min(2 * bytes, this.#maxBytes));
     const prev = this.#byKey.get(key);
     const n = this.#evNext++;
     const slot = n & this.#evMask;
@@ -110,21 +149,55 @@ export class RecentEvents {
     this.#evTime[slot] = timeMs;
     this.#evFirst[slot] = this.#recNext;
     this.#evCount[slot] = count;
+    this.#evBytes[slot] = this.#arenaNext;
     this.#evPrev[slot] = prev === undefined ? -1 : prev;
     this.#byKey.set(key, n);
-    for (let i = 0; i < count; i++) this.#store(records[i]!);
+    const eventStart = this.#arenaNext;
+    const at = span < 0 ? -1 : this.#place(span, eventStart);
+    if (at >= 0) {
+      const first = records[0] as ByteRecord;
+      const base = first.bodyStart;
+      first.src.copy(this.#arena, at % (this.#arenaMask + 1), base, base + span);
+      for (let i = 0; i < count; i++)
+        this.#note(records[i] as ByteRecord, at + (records[i] as ByteRecord).bodyStart - base);
+      return;
+    }
+    for (let i = 0; i < count; i++) this.#store(records[i]!, eventStart);
   }
 
-  /** Forgets the oldest events (and grows the record ring) until one more event and `records` more records fit. */
-  #makeRoom(records: number): void {
+  /**
+   * Takes `len` bytes of arena for the event whose bytes start at
+   * `eventStart`: their absolute position, or -1 when they would cover the
+   * event's own first bytes (an event larger than the whole arena).
+   */
+  #place(len: number, eventStart: number): number {
+    const size = this.#arenaMask + 1;
+    let at = this.#arenaNext;
+    if ((at % size) + len > size) at += size - (at % size); // the next lap: never across the end
+    if (at + len - eventStart > size) return -1;
+    this.#arenaNext = at + len;
+    return at;
+  }
+
+  /**
+   * Forgets the oldest events (and grows the record ring and the arena)
+   * until one more event with `records` records and `bytes` bytes fits.
+   */
+  #makeRoom(records: number, bytes: number): void {
     while (this.#evNext - this.#evOldest >= this.#maxEvents) this.#forgetOldest();
     for (;;) {
-      // The records still needed start at the oldest event's first record.
-      const kept =
-        this.#evNext > this.#evOldest ? this.#recNext - this.#evFirst[this.#evOldest & this.#evMask]! : 0;
-      if (kept + records <= this.#recMask + 1) return;
-      if (this.#recMask + 1 < this.#maxRecords) this.#growRecords();
-      else this.#forgetOldest();
+      // The records and bytes still needed start at the oldest event's first.
+      const any = this.#evNext > this.#evOldest;
+      const oldest = this.#evOldest & this.#evMask;
+      const keptRecords = any ? this.#recNext - this.#evFirst[oldest]! : 0;
+      const keptBytes = any ? this.#arenaNext - this.#evBytes[oldest]! : 0;
+      const recordsFit = keptRecords + records <= this.#recMask + 1;
+      const bytesFit = keptBytes + bytes <= this.#arenaMask + 1;
+      if (recordsFit && bytesFit) return;
+      if (!recordsFit && this.#recMask + 1 < this.#maxRecords) this.#growRecords();
+      else if (!bytesFit && this.#arenaMask + 1 < this.#maxBytes) this.#growArena();
+      else if (any) this.#forgetOldest();
+      else return; // an event larger than the arena: #store keeps what fits
     }
   }
 
@@ -141,78 +214,135 @@ export class RecentEvents {
     const oldSlots = this.#recMask + 1;
     const slots = oldSlots * 2;
     const type = new Int32Array(slots);
-    const range = new Int32Array(slots * 4);
-    const src = new Array<Buffer | AuditRecord | undefined>(slots).fill(undefined);
+    const at = new Float64Array(slots);
+    const body = new Int32Array(slots);
+    const gap = new Int32Array(slots);
+    const enriched = new Int32Array(slots);
+    const object = new Array<AuditRecord | undefined>(slots).fill(undefined);
     // Every record still in the old ring moves to its slot in the new one.
-    const from = Math.max(0, this.#recNext - oldSlots);
-    for (let r = from; r < this.#recNext; r++) {
+    for (let r = Math.max(0, this.#recNext - oldSlots); r < this.#recNext; r++) {
       const a = r & this.#recMask;
       const b = r & (slots - 1);
       type[b] = this.#recType[a]!;
-      for (let k = 0; k < 4; k++) range[b * 4 + k] = this.#recRange[a * 4 + k]!;
-      src[b] = this.#recSrc[a];
+      at[b] = this.#recAt[a]!;
+      body[b] = this.#recBody[a]!;
+      gap[b] = this.#recGap[a]!;
+      enriched[b] = this.#recEnriched[a]!;
+      object[b] = this.#recObject[a];
     }
     this.#recType = type;
-    this.#recRange = range;
-    this.#recSrc = src;
+    this.#recAt = at;
+    this.#recBody = body;
+    this.#recGap = gap;
+    this.#recEnriched = enriched;
+    this.#recObject = object;
     this.#recMask = slots - 1;
   }
 
-  #store(record: AuditRecord): void {
-    const slot = this.#recNext++ & this.#recMask;
-    this.#recType[slot] = record.type;
-    const at = slot * 4;
-    if (record instanceof ByteRecord) {
-      this.#recSrc[slot] = record.src;
-      this.#recRange[at] = record.bodyStart;
-      this.#recRange[at + 1] = record.bodyEnd;
-      this.#recRange[at + 2] = record.enrichedStart;
-      this.#recRange[at + 3] = record.enrichedEnd;
-    } else {
-      this.#recSrc[slot] = record;
+  /**
+   * Doubles the arena. Positions stay as they are: a record that did not
+   * cross a lap of the old size crosses none of the new one, and the bytes
+   * still needed span less than the old size, so none overlap.
+   */
+  #growArena(): void {
+    const old = this.#arena;
+    const oldMask = this.#arenaMask;
+    const size = (oldMask + 1) * 2;
+    const arena = new Uint8Array(size);
+    if (this.#evNext > this.#evOldest) {
+      const from = this.#evFirst[this.#evOldest & this.#evMask]!;
+      for (let r = from; r < this.#recNext; r++) {
+        const slot = r & this.#recMask;
+        if (this.#recType[slot] === -1 || this.#recObject[slot] !== undefined) continue;
+        const at = this.#recAt[slot]!;
+        const enriched = this.#recEnriched[slot]!;
+        const len = enriched < 0 ? this.#recBody[slot]! : this.#recGap[slot]! + enriched;
+        const src = at % (oldMask + 1);
+        arena.set(old.subarray(src, src + len), at % size);
+      }
     }
+    this.#arena = arena;
+    this.#arenaMask = size - 1;
+  }
+
+  /** Stores one record of the event whose bytes start at `eventStart`, in a copy of its own. */
+  #store(record: AuditRecord, eventStart: number): void {
+    if (!(record instanceof ByteRecord)) {
+      const slot = this.#recNext++ & this.#recMask;
+      this.#recType[slot] = record.type;
+      this.#recObject[slot] = record;
+      return;
+    }
+    const len = extentOf(record);
+    const at = this.#place(len, eventStart);
+    if (at >= 0)
+      record.src.copy(this.#arena, at % (this.#arenaMask + 1), record.bodyStart, record.bodyStart + len);
+    this.#note(record, at);
+  }
+
+  /** Notes a record whose text was copied to arena position `at` (-1: not kept, it matches nothing). */
+  #note(record: ByteRecord, at: number): void {
+    const slot = this.#recNext++ & this.#recMask;
+    this.#recType[slot] = at < 0 ? -1 : record.type;
+    if (this.#recObject[slot] !== undefined) this.#recObject[slot] = undefined;
+    this.#recAt[slot] = at;
+    this.#recBody[slot] = record.bodyEnd - record.bodyStart;
+    this.#recGap[slot] = record.enrichedStart < 0 ? -1 : record.enrichedStart - record.bodyStart;
+    this.#recEnriched[slot] = record.enrichedStart < 0 ? -1 : record.enrichedEnd - record.enrichedStart;
   }
 
   /** Whether remembered record `n` has the same type and text as `b`. */
   #sameAs(n: number, b: AuditRecord): boolean {
     const slot = n & this.#recMask;
     if (this.#recType[slot] !== b.type) return false;
-    const src = this.#recSrc[slot];
-    if (src === undefined) return false;
-    if (!Buffer.isBuffer(src)) {
-      const a = src;
-      return a.body === b.body && a.enriched === b.enriched;
-    }
-    const at = slot * 4;
-    const bs = this.#recRange[at]!;
-    const be = this.#recRange[at + 1]!;
-    const es = this.#recRange[at + 2]!;
-    const ee = this.#recRange[at + 3]!;
+    const a = this.#recObject[slot];
+    if (a !== undefined) return a.body === b.body && a.enriched === b.enriched;
+    const p = this.#recAt[slot]! % (this.#arenaMask + 1);
+    const body = this.#recBody[slot]!;
+    const enriched = this.#recEnriched[slot]!;
+    const arena = this.#arena;
     if (b instanceof ByteRecord) {
-      return sameBytes(src, { bodyStart: bs, bodyEnd: be, enrichedStart: es, enrichedEnd: ee }, b);
+      if (b.bodyEnd - b.bodyStart !== body) return false;
+      if ((b.enrichedStart < 0 ? -1 : b.enrichedEnd - b.enrichedStart) !== enriched) return false;
+      if (!bytesEqual(arena, p, b.src, b.bodyStart, body)) return false;
+      return enriched < 0 || bytesEqual(arena, p + this.#recGap[slot]!, b.src, b.enrichedStart, enriched);
     }
+    const text = Buffer.from(arena.buffer, arena.byteOffset, arena.length);
     return (
-      src.toString('utf8', bs, be) === b.body && (es < 0 ? null : src.toString('utf8', es, ee)) === b.enriched
+      text.toString('utf8', p, p + body) === b.body &&
+      (enriched < 0
+        ? null
+        : text.toString('utf8', p + this.#recGap[slot]!, p + this.#recGap[slot]! + enriched)) === b.enriched
     );
   }
 }
 
-interface Ranges {
-  readonly bodyStart: number;
-  readonly bodyEnd: number;
-  readonly enrichedStart: number;
-  readonly enrichedEnd: number;
+/** The bytes of a record's text: its fields, through its enriched part when it has one. */
+function extentOf(r: AuditRecord): number {
+  if (!(r instanceof ByteRecord)) return 0;
+  return (r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd) - r.bodyStart;
 }
 
-/** Whether the body and enriched part at `a` in `src` have the same bytes as record `b`'s. */
-function sameBytes(src: Buffer, a: Ranges, b: ByteRecord): boolean {
-  if (a.bodyEnd - a.bodyStart !== b.bodyEnd - b.bodyStart) return false;
-  if (a.enrichedEnd - a.enrichedStart !== b.enrichedEnd - b.enrichedStart) return false;
-  if (src.compare(b.src, b.bodyStart, b.bodyEnd, a.bodyStart, a.bodyEnd) !== 0) return false;
-  return (
-    a.enrichedStart < 0 ||
-    src.compare(b.src, b.enrichedStart, b.enrichedEnd, a.enrichedStart, a.enrichedEnd) === 0
-  );
+/**
+ * The length of the text from the first record's fields to the last one's
+ * end when the first `count` records are ByteRecords of one buffer, each
+ * after the one before (lines in order); -1 otherwise.
+ */
+function spanOf(records: readonly AuditRecord[], count: number): number {
+  const first = records[0];
+  if (count === 0 || !(first instanceof ByteRecord)) return -1;
+  let end = first.bodyStart;
+  for (let i = 0; i < count; i++) {
+    const r = records[i];
+    if (!(r instanceof ByteRecord) || r.src !== first.src || r.bodyStart < end) return -1;
+    end = r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd;
+  }
+  return end - first.bodyStart;
+}
+
+function bytesEqual(a: Uint8Array, at: number, b: Uint8Array, bt: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[at + i] !== b[bt + i]) return false;
+  return true;
 }
 
 function powerOfTwoAtLeast(n: number): number {

@@ -113,7 +113,7 @@ export class ByteRecord implements AuditRecord {
       return i < 0 ? undefined : values[i];
     }
     const f = this.#find(name);
-    return f < 0 ? undefined : rawValueText(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!, name);
+    return f < 0 ? undefined : rawValueText(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!);
   }
 
   /** The offset in indexScratch of the first field called `name`, or -1. */
@@ -190,28 +190,29 @@ function asciiAt(src: Buffer, at: number, text: string): boolean {
 }
 
 /**
- * The last value decoded per field name: values repeat from record to
- * record (`arch=c000003e`, `success=yes`, a process's `comm` and `exe`),
- * and comparing bytes is cheaper than decoding and collecting a new string
- * each time. Only ASCII values are kept, so that a string's characters are
- * its bytes. Names come from callers, not input; bounded anyway.
+ * Values decoded lately, by a hash of their bytes: values repeat from
+ * record to record (`arch=c000003e`, `success=yes`, the `comm` and `exe` of
+ * every process running the same program), and comparing bytes is cheaper
+ * than decoding, then collecting, a new string each time (a process table
+ * keeps one per process for a while). Only short ASCII values are kept, so
+ * that a string's characters are its bytes; a slot holds the last value
+ * that hashed to it.
  */
-const lastValues = new Map<string, string>();
-const LAST_VALUE_MAX = 256;
-const LAST_VALUE_BYTES = 64;
+const INTERN_SLOTS = 1024;
+const INTERN_MAX_BYTES = 64;
+const interned: (string | undefined)[] = new Array<string | undefined>(INTERN_SLOTS).fill(undefined);
 
-/**
- * The raw value `src[from..to)` of a field called `name`, as `field()`
- * returns it (repeated values share one string).
- */
-export function rawValueText(src: Buffer, from: number, to: number, name: string): string {
-  if (to - from > LAST_VALUE_BYTES) return src.toString('utf8', from, to);
-  const last = lastValues.get(name);
-  if (last !== undefined && last.length === to - from && asciiAt(src, from, last)) return last;
+/** The raw value `src[from..to)` of a field, as `field()` returns it (repeated values share one string). */
+export function rawValueText(src: Buffer, from: number, to: number): string {
+  const n = to - from;
+  if (n > INTERN_MAX_BYTES) return src.toString('utf8', from, to);
+  let h = n;
+  for (let i = from; i < to; i++) h = (Math.imul(h, 31) + src[i]!) | 0;
+  const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+  const last = interned[slot];
+  if (last !== undefined && last.length === n && asciiAt(src, from, last)) return last;
   const text = src.toString('utf8', from, to);
-  if (text.length === to - from && (last !== undefined || lastValues.size < LAST_VALUE_MAX)) {
-    lastValues.set(name, text);
-  }
+  if (text.length === n) interned[slot] = text;
   return text;
 }
 

@@ -29,6 +29,8 @@
  * See docs/labels.md.
  */
 
+import { EventKeyMap } from '../assemble/event-key-map.js';
+
 /** A process's pid namespace as far as the stream shows it. */
 export type PidNamespace = 'host' | 'nested' | 'unknown';
 
@@ -73,8 +75,12 @@ export interface ProcessEntry<L> {
   children: number;
   /** Entries (live, or exited and retained) whose parent is this one. */
   holds: number;
-  /** Open births: children recorded by their creation syscall, not yet seen themselves. */
-  births: Birth<L>[];
+  /**
+   * Open births: children recorded by their creation syscall, not yet seen
+   * themselves. Read-only: the table replaces it (most processes share one
+   * empty array, never written).
+   */
+  births: readonly Birth<L>[];
   /** Delegation (the kernel series' capcontid): may label its own descendants. */
   delegated: boolean;
   /**
@@ -214,6 +220,8 @@ export interface Observation<L> {
 }
 
 const NO_HOOKS: LabelHooks<never> = { retain() {}, release() {} };
+/** The births of every process that has recorded none: one frozen array, never written. */
+const NO_BIRTHS: readonly never[] = Object.freeze([]);
 
 /**
  * A pid named as `ppid=` by processes seen before it (and never seen
@@ -246,7 +254,7 @@ export class ProcessTable<L> {
   readonly #deadTtl: number;
   readonly #hooks: LabelHooks<L>;
   /** pid → latest incarnation, alive or recently exited. */
-  readonly #byPid = new Map<number, ProcessEntry<L>>();
+  readonly #byPid = new EventKeyMap<ProcessEntry<L>>();
   /** Live entries, least recently seen first (an intrusive list: touching is O(1), no map churn). */
   #lruHead: ProcessEntry<L> | null = null;
   #lruTail: ProcessEntry<L> | null = null;
@@ -443,7 +451,8 @@ export class ProcessTable<L> {
       open: true,
     };
     if (birth.label !== null) this.#hooks.retain(birth.label);
-    owner.births.push(birth);
+    if (owner.births === NO_BIRTHS) owner.births = [birth];
+    else (owner.births as Birth<L>[]).push(birth);
     const claims = this.#byClaim.get(claimedPid);
     if (claims === undefined) this.#byClaim.set(claimedPid, [birth]);
     else claims.push(birth);
@@ -813,7 +822,7 @@ export class ProcessTable<L> {
       confirmed: false,
       children: 0,
       holds: 0,
-      births: [],
+      births: NO_BIRTHS,
       delegated: false,
       pidns: 'unknown',
       pidnsFixed: false,
@@ -888,7 +897,7 @@ export class ProcessTable<L> {
     this.#openBirths--;
     const list = birth.parent.births;
     const i = list.indexOf(birth);
-    if (i >= 0) removeAt(list, i);
+    if (i >= 0) removeAt(list as Birth<L>[], i);
     const claims = this.#byClaim.get(birth.claimedPid);
     if (claims !== undefined) {
       const j = claims.indexOf(birth);

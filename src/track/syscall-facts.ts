@@ -86,14 +86,14 @@ export class SyscallFacts {
   comm(): string | undefined {
     this.#names();
     if (this.#src === null) return fieldValue(this.#record!, 'comm');
-    return this.#commStart < 0 ? undefined : rawValueText(this.#src, this.#commStart, this.#commEnd, 'comm');
+    return this.#commStart < 0 ? undefined : rawValueText(this.#src, this.#commStart, this.#commEnd);
   }
 
   /** The record's raw `exe=` value, or undefined. */
   exe(): string | undefined {
     this.#names();
     if (this.#src === null) return fieldValue(this.#record!, 'exe');
-    return this.#exeStart < 0 ? undefined : rawValueText(this.#src, this.#exeStart, this.#exeEnd, 'exe');
+    return this.#exeStart < 0 ? undefined : rawValueText(this.#src, this.#exeStart, this.#exeEnd);
   }
 
   #kindFromBytes(): LifecycleKind {
