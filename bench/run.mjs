@@ -271,6 +271,10 @@ Create it once with: sudo bench/capture.sh   (about 2 minutes; see bench/README.
   const ctx = { laurel: laurelSetup() };
   const results = {};
   try {
+    // Runs go in rounds, one per tool each, so that a slow spell of this
+    // shared machine falls on every tool rather than on one tool's runs.
+    const specs = new Map();
+    const runs = new Map();
     for (const tool of opts.tools) {
       const spec = toolSpec(tool, ctx);
       if (spec.skip) {
@@ -278,28 +282,35 @@ Create it once with: sudo bench/capture.sh   (about 2 minutes; see bench/README.
         results[tool] = { skipped: spec.skip };
         continue;
       }
-      const runs = [];
-      try {
-        for (let i = 0; i < opts.runs; i++) {
+      specs.set(tool, spec);
+      runs.set(tool, []);
+    }
+    for (let i = 0; i < opts.runs; i++) {
+      for (const [tool, spec] of specs) {
+        if (results[tool]?.failed) continue;
+        try {
           const r = await timedRun(spec, tmp);
           console.log(
             `${tool}: run ${i + 1}/${opts.runs} ${r.seconds.toFixed(2)} s, ${(r.rssKiB / 1024).toFixed(1)} MiB`,
           );
-          runs.push(r);
+          runs.get(tool).push(r);
+        } catch (err) {
+          console.log(`${tool}: failed, ${err.message}`);
+          results[tool] = { command: spec.argv.join(' '), failed: err.message, runs: runs.get(tool) };
         }
-      } catch (err) {
-        console.log(`${tool}: failed, ${err.message}`);
-        results[tool] = { command: spec.argv.join(' '), failed: err.message, runs };
-        continue;
       }
-      const seconds = median(runs.map((r) => r.seconds));
+    }
+    for (const [tool, spec] of specs) {
+      if (results[tool]?.failed) continue;
+      const toolRuns = runs.get(tool);
+      const seconds = median(toolRuns.map((r) => r.seconds));
       results[tool] = {
         command: spec.argv.join(' ') + (spec.stdin ? ` < ${spec.stdin}` : ''),
         version: spec.version,
-        runs,
+        runs: toolRuns,
         medianSeconds: seconds,
         eventsPerSecond: seconds > 0 ? events / seconds : null,
-        peakRssKiB: Math.max(...runs.map((r) => r.rssKiB)),
+        peakRssKiB: Math.max(...toolRuns.map((r) => r.rssKiB)),
       };
       if (opts.check) {
         results[tool].printedEvents = await checkedRun(spec);
