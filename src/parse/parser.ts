@@ -82,22 +82,7 @@ export class ByteRecord implements AuditRecord {
   fieldInt(name: string): number | null {
     const f = this.#find(name);
     if (f < 0) return null;
-    const src = this.src;
-    let i = indexScratch[f + 2]!;
-    const end = indexScratch[f + 3]!;
-    let sign = 1;
-    if (i < end && src[i] === 0x2d) {
-      sign = -1;
-      i++;
-    }
-    if (end - i < 1 || end - i > 10) return null;
-    let v = 0;
-    for (; i < end; i++) {
-      const d = src[i]! - 0x30;
-      if (d < 0 || d > 9) return null;
-      v = v * 10 + d;
-    }
-    return sign * v;
+    return decimalField(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!);
   }
 
   /**
@@ -184,7 +169,29 @@ let indexLength = 0;
 let indexNext = -1;
 
 /** Whether the ASCII string `text` is at `src[at..]`. */
-function asciiAt(src: Buffer, at: number, text: string): boolean {
+/**
+ * The value `src[from..to)` as a decimal integer of at most ten digits,
+ * optionally negative (what AuditRecord.fieldInt accepts), or null.
+ */
+export function decimalField(src: Buffer, from: number, to: number): number | null {
+  let i = from;
+  let sign = 1;
+  if (i < to && src[i] === 0x2d) {
+    sign = -1;
+    i++;
+  }
+  if (to - i < 1 || to - i > 10) return null;
+  let v = 0;
+  for (; i < to; i++) {
+    const d = src[i]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    v = v * 10 + d;
+  }
+  return sign * v;
+}
+
+/** Whether the ASCII string `text` is at `src[at..]`. */
+export function asciiAt(src: Buffer, at: number, text: string): boolean {
   for (let i = 0; i < text.length; i++) if (src[at + i] !== text.charCodeAt(i)) return false;
   return true;
 }

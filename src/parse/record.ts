@@ -56,6 +56,17 @@ export function fieldValue(record: AuditRecord, name: string): string | undefine
   return i < 0 ? undefined : record.values[i];
 }
 
+/**
+ * The first field called `name` as a decimal integer of at most ten digits
+ * (optionally negative), or null: AuditRecord.fieldInt where offered.
+ */
+export function fieldInt(record: AuditRecord, name: string): number | null {
+  if (record.fieldInt !== undefined) return record.fieldInt(name);
+  const v = fieldValue(record, name);
+  if (v === undefined || !/^-?[0-9]{1,10}$/.test(v)) return null;
+  return Number(v);
+}
+
 /** The key that groups records into events: node, time and serial. */
 export function eventKey(node: string | null, time: string, serial: number): string {
   return node === null ? `${time}:${serial}` : `${node}\u0000${time}:${serial}`;

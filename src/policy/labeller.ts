@@ -7,7 +7,7 @@
  */
 import type { AuditEvent } from '../assemble/event.js';
 import type { AuditRecord } from '../parse/record.js';
-import { fieldValue } from '../parse/record.js';
+import { fieldInt, fieldValue } from '../parse/record.js';
 import type { MarkerBody, MarkerCaller } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
@@ -211,7 +211,7 @@ export class Labeller {
       }
     } else {
       for (let i = 0; i < records.length && subject === undefined; i++) {
-        const pid = intField(records[i]!, 'pid');
+        const pid = fieldInt(records[i]!, 'pid');
         if (pid === null) continue;
         subject = this.#table.get(pid);
         subjectIndex = i;
@@ -228,7 +228,7 @@ export class Labeller {
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (r.type !== OBJ_PID && r.typeName !== 'OBJ_PID') continue;
-      const opid = intField(r, 'opid');
+      const opid = fieldInt(r, 'opid');
       const target = opid === null ? undefined : this.#table.get(opid);
       if (target?.label != null) {
         if (objectRecords === NO_OBJECTS) objectRecords = [];
@@ -505,8 +505,8 @@ export class Labeller {
     const record = this.#current?.entry === by ? this.#current.record : null;
     const who: OpCaller = {
       pid: by.pid,
-      uid: record === null ? null : intField(record, 'uid'),
-      auid: record === null ? null : intField(record, 'auid'),
+      uid: record === null ? null : fieldInt(record, 'uid'),
+      auid: record === null ? null : fieldInt(record, 'auid'),
       exe: decodeRaw(record === null ? by.exe : (fieldValue(record, 'exe') ?? null)),
     };
     const fields: ContainerOpFields = {
@@ -562,13 +562,6 @@ export class Labeller {
       record,
     };
   }
-}
-
-function intField(r: AuditRecord, name: string): number | null {
-  if (r.fieldInt !== undefined) return r.fieldInt(name);
-  const v = fieldValue(r, name);
-  if (v === undefined || !/^-?[0-9]{1,10}$/.test(v)) return null;
-  return Number(v);
 }
 
 /** A raw `exe=` value (`"/bin/sh"` or hex) as a string, or null. */

@@ -77,18 +77,19 @@ export function lifecycleKindOfBytes(src: Uint8Array, from: number, to: number, 
   let code = 0;
   for (let i = from; i < to; i++) {
     const c = src[i]!;
-    const d =
-      c >= 0x30 && c <= 0x39
-        ? c - 0x30
-        : c >= 0x61 && c <= 0x66
-          ? c - 0x57
-          : c >= 0x41 && c <= 0x46
-            ? c - 0x37
-            : -1;
+    const d = hexDigit(c);
     if (d < 0) return 'other';
     code = code * 16 + d;
   }
   return TABLES_BY_CODE.get(code)?.get(nr) ?? 'other';
+}
+
+/** The value of a hex digit's character code (either case), or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
 }
 
 const CLONE_THREAD = 0x10000;
@@ -102,14 +103,7 @@ export function cloneFlagsWord(raw: string): number | null {
   let v = 0;
   for (let i = 0; i < n; i++) {
     const c = raw.charCodeAt(i);
-    const d =
-      c >= 0x30 && c <= 0x39
-        ? c - 0x30
-        : c >= 0x61 && c <= 0x66
-          ? c - 0x57
-          : c >= 0x41 && c <= 0x46
-            ? c - 0x37
-            : -1;
+    const d = hexDigit(c);
     if (d < 0) return null;
     // Only the last eight digits count; the product stays exact below 2^53.
     v = (v % 0x10000000) * 16 + d;

@@ -11,9 +11,9 @@
  * never writes there) is read through the general lookup instead, as are
  * records built elsewhere.
  */
-import { ByteRecord, rawValueText } from '../parse/parser.js';
+import { ByteRecord, asciiAt, decimalField, rawValueText } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
-import { fieldValue } from '../parse/record.js';
+import { fieldInt, fieldValue } from '../parse/record.js';
 import type { LifecycleKind } from './lifecycle.js';
 import { cloneFlagsWord, lifecycleKind, lifecycleKindOfBytes } from './lifecycle.js';
 
@@ -72,13 +72,13 @@ export class SyscallFacts {
       return;
     }
     this.#src = null;
-    this.pid = intFieldOf(r, 'pid');
-    this.ppid = intFieldOf(r, 'ppid');
+    this.pid = fieldInt(r, 'pid');
+    this.ppid = fieldInt(r, 'ppid');
     const arch = fieldValue(r, 'arch');
-    const nr = intFieldOf(r, 'syscall');
+    const nr = fieldInt(r, 'syscall');
     this.kind = arch === undefined || nr === null ? null : lifecycleKind(arch, nr);
     this.success = fieldValue(r, 'success') === 'yes';
-    this.exit = intFieldOf(r, 'exit');
+    this.exit = fieldInt(r, 'exit');
     this.cloneFlags = this.kind === 'clone' ? cloneFlagsWord(fieldValue(r, 'a0') ?? '') : null;
   }
 
@@ -164,7 +164,7 @@ export class SyscallFacts {
     if (len === 3) {
       if (c0 === 0x70 && (found & PID) === 0 && src[ns + 1] === 0x69 && src[ns + 2] === 0x64) {
         this.#found |= PID;
-        this.pid = intAt(src, vs, ve);
+        this.pid = decimalField(src, vs, ve);
       } else if (c0 === 0x65 && (found & EXE) === 0 && src[ns + 1] === 0x78 && src[ns + 2] === 0x65) {
         this.#found |= EXE;
         this.#exeStart = vs;
@@ -174,7 +174,7 @@ export class SyscallFacts {
       if (c0 === 0x70) {
         if ((found & PPID) === 0 && src[ns + 1] === 0x70 && src[ns + 2] === 0x69 && src[ns + 3] === 0x64) {
           this.#found |= PPID;
-          this.ppid = intAt(src, vs, ve);
+          this.ppid = decimalField(src, vs, ve);
         }
       } else if (c0 === 0x61) {
         if ((found & ARCH) === 0 && src[ns + 1] === 0x72 && src[ns + 2] === 0x63 && src[ns + 3] === 0x68) {
@@ -185,7 +185,7 @@ export class SyscallFacts {
       } else if (c0 === 0x65) {
         if ((found & EXIT) === 0 && src[ns + 1] === 0x78 && src[ns + 2] === 0x69 && src[ns + 3] === 0x74) {
           this.#found |= EXIT;
-          this.exit = intAt(src, vs, ve);
+          this.exit = decimalField(src, vs, ve);
         }
       } else if (c0 === 0x63) {
         if ((found & COMM) === 0 && src[ns + 1] === 0x6f && src[ns + 2] === 0x6d && src[ns + 3] === 0x6d) {
@@ -197,7 +197,7 @@ export class SyscallFacts {
     } else if (len === 7 && c0 === 0x73) {
       if ((found & SYSCALL) === 0 && asciiAt(src, ns, 'syscall')) {
         this.#found |= SYSCALL;
-        this.#syscall = intAt(src, vs, ve);
+        this.#syscall = decimalField(src, vs, ve);
       } else if ((found & SUCCESS) === 0 && asciiAt(src, ns, 'success')) {
         this.#found |= SUCCESS;
         this.success = ve - vs === 3 && src[vs] === 0x79 && src[vs + 1] === 0x65 && src[vs + 2] === 0x73;
@@ -210,37 +210,7 @@ export class SyscallFacts {
   }
 }
 
-/** A decimal integer of at most ten digits, optionally negative (as AuditRecord.fieldInt), or null. */
-function intAt(src: Buffer, from: number, to: number): number | null {
-  let i = from;
-  let sign = 1;
-  if (i < to && src[i] === 0x2d) {
-    sign = -1;
-    i++;
-  }
-  if (to - i < 1 || to - i > 10) return null;
-  let v = 0;
-  for (; i < to; i++) {
-    const d = src[i]! - 0x30;
-    if (d < 0 || d > 9) return null;
-    v = v * 10 + d;
-  }
-  return sign * v;
-}
-
-function asciiAt(src: Buffer, at: number, text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (src[at + i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
 /** cloneFlagsWord of the bytes `src[from..to)`; null when absent (from < 0). */
 function cloneFlagsBytes(src: Buffer, from: number, to: number): number | null {
   return cloneFlagsWord(from < 0 ? '' : src.toString('latin1', from, to));
-}
-
-function intFieldOf(r: AuditRecord, name: string): number | null {
-  if (r.fieldInt !== undefined) return r.fieldInt(name);
-  const v = fieldValue(r, name);
-  if (v === undefined || !/^-?[0-9]{1,10}$/.test(v)) return null;
-  return Number(v);
 }
