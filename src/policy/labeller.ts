@@ -6,6 +6,7 @@
  * deterministic: the same events give the same results on any machine.
  */
 import type { AuditEvent } from '../assemble/event.js';
+import { isUserMessageType } from '../interpret/record-types.js';
 import type { AuditRecord } from '../parse/record.js';
 import { fieldInt, fieldValue } from '../parse/record.js';
 import type { MarkerBody, MarkerCaller } from '../marker/format.js';
@@ -183,17 +184,27 @@ export class Labeller {
     this.#table.advance(event.timeMs);
     const records = event.records;
 
+    // One look at each record's type: the SYSCALL record, and whether any
+    // record needs more (an OBJ_PID target, a user message that may be a
+    // marker). Most events have neither, and each check below reads fields.
+    let sys = -1;
+    let objects = false;
+    let messages = false;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const t = r.type;
+      if (t === SYSCALL || (t === 0 && r.typeName === 'SYSCALL')) {
+        if (sys < 0) sys = i;
+      } else if (t === OBJ_PID || (t === 0 && r.typeName === 'OBJ_PID')) {
+        objects = true;
+      } else if (t === 0 || isUserMessageType(t)) {
+        messages = true;
+      }
+    }
+
     // The acting process: the SYSCALL record's, else the first pid= of the event.
     let subject: ProcessEntry<Container> | undefined;
     let subjectIndex = -1;
-    let sys = -1;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      if (r.type === SYSCALL || r.typeName === 'SYSCALL') {
-        sys = i;
-        break;
-      }
-    }
     if (sys >= 0) {
       const facts = this.#facts;
       facts.read(records[sys]!);
@@ -225,7 +236,7 @@ export class Labeller {
         : { record: subjectIndex + 1, body: renderContainerId(subjectIndex + 1, label.rendered) };
 
     let objectRecords: LabelledEvent['objectRecords'][number][] = NO_OBJECTS;
-    for (let i = 0; i < records.length; i++) {
+    for (let i = 0; objects && i < records.length; i++) {
       const r = records[i]!;
       if (r.type !== OBJ_PID && r.typeName !== 'OBJ_PID') continue;
       const opid = fieldInt(r, 'opid');
@@ -242,7 +253,7 @@ export class Labeller {
 
     // Effects come after tagging: an event carries the label its process had when it ran.
     if (subject !== undefined && sys >= 0) this.#lifecycle(subject, records[sys]!, this.#facts);
-    for (let i = 0; i < records.length; i++) {
+    for (let i = 0; messages && i < records.length; i++) {
       const r = records[i]!;
       const verdict = verifyMarker(r, this.#keyring, this.#markers);
       if (verdict.kind === 'valid') {

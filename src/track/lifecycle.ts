@@ -63,10 +63,19 @@ export function lifecycleKind(archRaw: string, nr: number): LifecycleKind {
   return (TABLES.get(archRaw) ?? TABLES.get(archRaw.toLowerCase()))?.get(nr) ?? 'other';
 }
 
-/** The three arches' tables by `arch=` read as a number (the hex is 8 digits in either case). */
-const TABLES_BY_CODE: ReadonlyMap<number, ReadonlyMap<number, LifecycleKind>> = new Map(
-  [...TABLES].map(([arch, table]) => [parseInt(arch, 16), table]),
-);
+/**
+ * The three arches' tables by `arch=` read as a number (the hex is 8 digits
+ * in either case), each as an array indexed by syscall number: this runs
+ * for every SYSCALL record, and arch codes are past the small-integer
+ * range, where a Map would hash a heap number.
+ */
+const KINDS_BY_CODE: readonly { readonly code: number; readonly kinds: readonly LifecycleKind[] }[] = [
+  ...TABLES,
+].map(([arch, table]) => {
+  const kinds = new Array<LifecycleKind>(Math.max(...table.keys()) + 1).fill('other');
+  for (const [nr, kind] of table) kinds[nr] = kind;
+  return { code: parseInt(arch, 16), kinds };
+});
 
 /**
  * lifecycleKind for an `arch=` value given as bytes `src[from..to)`: the
@@ -81,7 +90,10 @@ export function lifecycleKindOfBytes(src: Uint8Array, from: number, to: number, 
     if (d < 0) return 'other';
     code = code * 16 + d;
   }
-  return TABLES_BY_CODE.get(code)?.get(nr) ?? 'other';
+  for (const { code: known, kinds } of KINDS_BY_CODE) {
+    if (known === code) return nr >= 0 && nr < kinds.length ? kinds[nr]! : 'other';
+  }
+  return 'other';
 }
 
 /** The value of a hex digit's character code (either case), or -1. */
@@ -98,12 +110,17 @@ const CLONE_NEWPID = 0x20000000;
 
 /** The low 32 bits of a clone flags word written in hex (`a0=`), or null. */
 export function cloneFlagsWord(raw: string): number | null {
-  const n = raw.length;
-  if (n < 1 || n > 16) return null;
+  return /^[0-9A-Fa-f]{1,16}$/.test(raw)
+    ? cloneFlagsOfBytes(Buffer.from(raw, 'latin1'), 0, raw.length)
+    : null;
+}
+
+/** cloneFlagsWord of the bytes `src[from..to)`, without making a string of them. */
+export function cloneFlagsOfBytes(src: Uint8Array, from: number, to: number): number | null {
+  if (to - from < 1 || to - from > 16) return null;
   let v = 0;
-  for (let i = 0; i < n; i++) {
-    const c = raw.charCodeAt(i);
-    const d = hexDigit(c);
+  for (let i = from; i < to; i++) {
+    const d = hexDigit(src[i]!);
     if (d < 0) return null;
     // Only the last eight digits count; the product stays exact below 2^53.
     v = (v % 0x10000000) * 16 + d;

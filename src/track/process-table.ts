@@ -142,6 +142,9 @@ export interface Birth<L> {
   readonly atMs: number;
   readonly expiresAtMs: number;
   open: boolean;
+  /** Internal: the open births with the same `exit=` value, older and newer (see ProcessTable's #byClaim). */
+  olderClaim: Birth<L> | null;
+  newerClaim: Birth<L> | null;
 }
 
 /** Told when a label gains or loses a holder (a live process or an open birth). */
@@ -264,8 +267,13 @@ export class ProcessTable<L> {
   /** Births by kind in creation order; each kind has one TTL, so each queue expires from its head. */
   readonly #forkBirths: BirthQueue<L>;
   readonly #clone3Births: BirthQueue<L>;
-  /** Open births by `exit=` value, for the bindings that use a 'host' caller's `exit=` as a pid. */
-  readonly #byClaim = new Map<number, Birth<L>[]>();
+  /**
+   * The newest open birth of each `exit=` value, for the bindings that use
+   * a 'host' caller's `exit=` as a pid; older ones with the same value
+   * follow from it (`olderClaim`). Links, not a list per value: a birth is
+   * added and taken out for nearly every process.
+   */
+  readonly #byClaim = new EventKeyMap<Birth<L>>();
   /** Never-seen parents of provisional processes, by pid, oldest first (one TTL, so they expire from the head). */
   readonly #placeholders = new Map<number, Placeholder<L>>();
   /** Orders relabels and placeholders. */
@@ -284,6 +292,13 @@ export class ProcessTable<L> {
    * ones expire later), so advance() need not look at them every event.
    */
   #placeholdersDueMs = Number.POSITIVE_INFINITY;
+  /**
+   * Nothing (birth, dead entry, placeholder) expires before this stream
+   * time: the earliest expiry when advance() last looked, lowered as new
+   * ones come. Most events move the clock less than that, and advance()
+   * then has nothing to look at.
+   */
+  #dueMs = Number.POSITIVE_INFINITY;
   #generation = 0;
   #live = 0;
   #retainedUnmapped = 0;
@@ -322,9 +337,23 @@ export class ProcessTable<L> {
   advance(timeMs: number): void {
     this.#eventMs = timeMs;
     if (timeMs > this.#nowMs) this.#nowMs = timeMs;
+    if (this.#nowMs < this.#dueMs) return;
     this.#expireBirths();
     this.#expirePlaceholders();
     this.#expireDead();
+    let due = this.#placeholdersDueMs;
+    const fork = this.#forkBirths.peek();
+    if (fork !== undefined && fork.expiresAtMs < due) due = fork.expiresAtMs;
+    const clone3 = this.#clone3Births.peek();
+    if (clone3 !== undefined && clone3.expiresAtMs < due) due = clone3.expiresAtMs;
+    const dead = this.#oldestDead();
+    if (dead !== undefined && dead.diedAtMs + this.#deadTtl < due) due = dead.diedAtMs + this.#deadTtl;
+    this.#dueMs = due;
+  }
+
+  /** Nothing can expire before stream time `ms` (a new birth, death or placeholder). */
+  #due(ms: number): void {
+    if (ms < this.#dueMs) this.#dueMs = ms;
   }
 
   /**
@@ -449,14 +478,16 @@ export class ProcessTable<L> {
       atMs: this.#eventMs,
       expiresAtMs: this.#nowMs + ttl,
       open: true,
+      olderClaim: this.#byClaim.get(claimedPid) ?? null,
+      newerClaim: null,
     };
     if (birth.label !== null) this.#hooks.retain(birth.label);
     if (owner.births === NO_BIRTHS) owner.births = [birth];
     else (owner.births as Birth<L>[]).push(birth);
-    const claims = this.#byClaim.get(claimedPid);
-    if (claims === undefined) this.#byClaim.set(claimedPid, [birth]);
-    else claims.push(birth);
+    if (birth.olderClaim !== null) birth.olderClaim.newerClaim = birth;
+    this.#byClaim.set(claimedPid, birth);
     (options.kind === 'clone3' ? this.#clone3Births : this.#forkBirths).push(birth);
+    this.#due(birth.expiresAtMs);
     this.#openBirths++;
     while (this.#openBirths > this.#maxBirths) {
       const oldest = this.#oldestOpenBirth();
@@ -471,6 +502,7 @@ export class ProcessTable<L> {
     if (!entry.alive) return;
     this.#end(entry, entry);
     this.#dead.push(entry);
+    this.#due(entry.diedAtMs + this.#deadTtl);
   }
 
   /** Replaces a live process's label, keeping the holder counts right. */
@@ -610,6 +642,7 @@ export class ProcessTable<L> {
       };
       this.#placeholders.set(ppid, ph);
       if (ph.expiresAtMs < this.#placeholdersDueMs) this.#placeholdersDueMs = ph.expiresAtMs;
+      this.#due(ph.expiresAtMs);
     }
     if (ph.waiting.length >= MAX_WAITING || !this.#anyLabelled()) return;
     e.provisional = true;
@@ -706,10 +739,7 @@ export class ProcessTable<L> {
    */
   #orphanBirth(pid: number, ppid: number): Birth<L> | undefined {
     if (pid < MIN_NAMED_PID) return undefined;
-    const claims = this.#byClaim.get(pid);
-    if (claims === undefined) return undefined;
-    for (let i = claims.length - 1; i >= 0; i--) {
-      const b = claims[i]!;
+    for (let b = this.#byClaim.get(pid) ?? null; b !== null; b = b.olderClaim) {
       if (b.kind !== 'fork' || b.parent.alive || b.parent.pid === ppid) continue;
       if (ppid !== 1 && this.#liveAncestor(b.parent, ppid) === null) continue;
       if (this.pidNamespace(b.caller) === 'host') return b;
@@ -744,11 +774,8 @@ export class ProcessTable<L> {
    */
   #placeParent(ppid: number): ProcessEntry<L> | undefined {
     if (ppid < MIN_NAMED_PID) return undefined;
-    const claims = this.#byClaim.get(ppid);
-    if (claims === undefined) return undefined;
     let birth: Birth<L> | undefined;
-    for (let i = claims.length - 1; i >= 0 && birth === undefined; i--) {
-      const b = claims[i]!;
+    for (let b = this.#byClaim.get(ppid) ?? null; b !== null && birth === undefined; b = b.olderClaim) {
       if (b.kind === 'fork' && this.pidNamespace(b.caller) === 'host') birth = b;
     }
     if (birth === undefined) return undefined;
@@ -898,12 +925,12 @@ export class ProcessTable<L> {
     const list = birth.parent.births;
     const i = list.indexOf(birth);
     if (i >= 0) removeAt(list as Birth<L>[], i);
-    const claims = this.#byClaim.get(birth.claimedPid);
-    if (claims !== undefined) {
-      const j = claims.indexOf(birth);
-      if (j >= 0) removeAt(claims, j);
-      if (claims.length === 0) this.#byClaim.delete(birth.claimedPid);
-    }
+    const { olderClaim: older, newerClaim: newer } = birth;
+    if (older !== null) older.newerClaim = newer;
+    if (newer !== null) newer.olderClaim = older;
+    else if (older !== null) this.#byClaim.set(birth.claimedPid, older);
+    else this.#byClaim.delete(birth.claimedPid);
+    birth.olderClaim = birth.newerClaim = null;
   }
 
   #reparent(entry: ProcessEntry<L>, ppid: number): boolean {
@@ -1067,7 +1094,6 @@ export class ProcessTable<L> {
   }
 }
 
-/** A FIFO of births that skips the ones closed out of order (matched or ended with their parent). */
 /**
  * Removes `list[i]`, keeping the order. Unlike splice it allocates no array
  * of the removed element: this runs for every birth matched to its child.
@@ -1077,6 +1103,7 @@ function removeAt(list: unknown[], i: number): void {
   list.length--;
 }
 
+/** A FIFO of births that skips the ones closed out of order (matched or ended with their parent). */
 class BirthQueue<L> {
   #items: (Birth<L> | undefined)[] = [];
   #head = 0;

@@ -147,6 +147,62 @@ test('syscall facts agree with the general lookup on random records', () => {
   }
 });
 
+test('syscall facts agree with the general lookup on kernel layouts, whole and altered', () => {
+  let seed = 777;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const kernel = (): string[] => {
+    const f = [
+      `arch=${['c000003e', '40000003', 'c00000b7'][rand(3)]!}`,
+      `syscall=${[56, 57, 59, 231, 435][rand(5)]!}`,
+    ];
+    if (rand(8) === 0) f.push('per=400000');
+    if (rand(4) !== 0)
+      f.push(`success=${rand(2) === 0 ? 'yes' : 'no'}`, `exit=${rand(2) === 0 ? rand(100_000) : -rand(40)}`);
+    f.push(
+      `a0=${rand(2) === 0 ? '1200011' : (0x10000 + rand(1 << 30)).toString(16)}`,
+      'a1=0',
+      'a2=7ffd',
+      'a3=0',
+      'items=2',
+    );
+    f.push(`ppid=${rand(5000)}`, `pid=${rand(5000)}`);
+    for (const n of ['auid', 'uid', 'gid', 'euid', 'suid', 'fsuid', 'egid', 'sgid', 'fsgid'])
+      f.push(`${n}=${rand(3)}`);
+    f.push('tty=(none)', 'ses=4294967295');
+    f.push(rand(3) === 0 ? 'comm=6120622063' : `comm="c${rand(9)}"`);
+    f.push(rand(3) === 0 ? 'exe=2F612062' : `exe="/usr/bin/e${rand(9)}"`, 'subj=unconfined', 'key=(null)');
+    return f;
+  };
+  const others = [
+    'pid=1',
+    'ppid=2',
+    'exit=3',
+    'comm="x"',
+    'exe="/y"',
+    'a0=10000',
+    'loose',
+    'items="2"',
+    "a1='q'",
+    'a2={ b }',
+  ];
+  for (let n = 0; n < 3000; n++) {
+    const f = kernel();
+    // Most records stay as the kernel writes them; the rest get one change.
+    const change = rand(10);
+    const at = rand(f.length);
+    if (change === 1) f.splice(at, 1);
+    else if (change === 2) f.splice(at, 0, others[rand(others.length)]!);
+    else if (change === 3) f[at] = `${f[at]!.split('=')[0]!}="${f[at]!.split('=')[1] ?? ''}"`;
+    else if (change === 4 && at + 1 < f.length) [f[at], f[at + 1]] = [f[at + 1]!, f[at]!];
+    const body = change === 5 ? f.join(' ').replace(' ', '  ') : f.join(' ');
+    const r = parsed(change === 6 ? body.slice(0, rand(body.length)) : body);
+    assert.deepEqual(facts(r), facts(plain(r)), body);
+  }
+});
+
 test('one reader reads records one after another', () => {
   const f = new SyscallFacts();
   f.read(parsed('arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 comm="a" exe="/a"'));
