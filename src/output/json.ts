@@ -65,6 +65,24 @@ for (const n of ENCODED_FIELDS) know(n, FieldKind.Encoded);
 const openings = new Map<string, Buffer>();
 const OPENINGS_MAX = 1024;
 
+// Keys written for most records, as bytes (see put).
+const INTERP_OPENING = Buffer.from(',"interp":{', 'latin1');
+const ARGV_OPENING = Buffer.from(',"argv":[', 'latin1');
+const EVENT_OPENING = Buffer.from('{"time":"', 'latin1');
+const SERIAL_KEY = Buffer.from('","serial":', 'latin1');
+const NODE_KEY = Buffer.from(',"node":', 'latin1');
+const NULL_NODE = Buffer.from(',"node":null', 'latin1');
+const CONTID_KEY = Buffer.from(',"contid":', 'latin1');
+const NULL_CONTID = Buffer.from(',"contid":null', 'latin1');
+const RECORDS_KEY = Buffer.from(',"records":[', 'latin1');
+const EVENT_CLOSING = Buffer.from(']}\n', 'latin1');
+
+/** Copies `bytes` into `out` at `p` (which has room); returns the new position. */
+function put(bytes: Uint8Array, out: Uint8Array, p: number): number {
+  for (let k = 0; k < bytes.length; k++) out[p++] = bytes[k]!;
+  return p;
+}
+
 function recordOpening(typeName: string): Buffer {
   let b = openings.get(typeName);
   if (b === undefined) {
@@ -210,18 +228,24 @@ export class JsonEventWriter {
   write(event: AuditEvent, labels: EventLabels | null = null): void {
     const s = this.#sink;
     const first = event.records[0];
-    s.ascii('{"time":"');
+    s.bytes(EVENT_OPENING, 0, EVENT_OPENING.length);
     if (first instanceof ByteRecord) s.bytes(first.src, first.timeStart, first.timeEnd);
     else s.jsonChars(event.time, 0, event.time.length);
-    s.ascii('","serial":');
+    s.bytes(SERIAL_KEY, 0, SERIAL_KEY.length);
     s.decimal(event.serial);
-    s.ascii(',"node":');
-    if (event.node === null) s.ascii('null');
-    else s.jsonString(event.node);
-    s.ascii(',"contid":');
-    if (labels === null || labels.contid === null) s.ascii('null');
-    else s.jsonString(labels.contid);
-    s.ascii(',"records":[');
+    if (event.node === null) {
+      s.bytes(NULL_NODE, 0, NULL_NODE.length);
+    } else {
+      s.bytes(NODE_KEY, 0, NODE_KEY.length);
+      s.jsonString(event.node);
+    }
+    if (labels === null || labels.contid === null) {
+      s.bytes(NULL_CONTID, 0, NULL_CONTID.length);
+    } else {
+      s.bytes(CONTID_KEY, 0, CONTID_KEY.length);
+      s.jsonString(labels.contid);
+    }
+    s.bytes(RECORDS_KEY, 0, RECORDS_KEY.length);
     const recs = event.records;
     for (let i = 0; i < recs.length; i++) {
       if (i > 0) s.byte(0x2c);
@@ -236,7 +260,7 @@ export class JsonEventWriter {
         s.byte(0x7d);
       }
     }
-    s.ascii(']}\n');
+    s.bytes(EVENT_CLOSING, 0, EVENT_CLOSING.length);
   }
 
   /**
@@ -465,7 +489,8 @@ export class JsonEventWriter {
       const s = this.#sink;
       const out = s.reserve((ve - vs) * 6 + 16);
       let p = s.position;
-      for (const c of ',"argv":["') out[p++] = c.charCodeAt(0);
+      p = put(ARGV_OPENING, out, p);
+      out[p++] = 0x22;
       p = escapeInto(src, vs + 1, ve - 1, out, p);
       out[p++] = 0x22;
       out[p++] = 0x5d;
@@ -489,8 +514,7 @@ export class JsonEventWriter {
     const s = this.#sink;
     const out = s.reserve(n * 6 + 16);
     let p = s.position;
-    out[p++] = 0x2c;
-    for (const c of '"argv":[') out[p++] = c.charCodeAt(0);
+    p = put(ARGV_OPENING, out, p);
     let start = 0;
     let first = true;
     for (let i = 0; i <= n; i++) {
@@ -525,7 +549,7 @@ export class JsonEventWriter {
     // per input byte a hex one; the rest is punctuation.
     const out = s.reserve((be - r.bodyStart) * 6 + 16);
     let p = s.position;
-    for (const c of ',"argv":[') out[p++] = c.charCodeAt(0);
+    p = put(ARGV_OPENING, out, p);
     let argc = 0;
     let i = r.bodyStart;
     while ((i = nextField(src, i, be, range)) >= 0) {
@@ -575,7 +599,7 @@ export class JsonEventWriter {
     // byte (and the opening) always fit.
     const out = s.reserve(Math.max(ee - es, 0) * 6 + 16);
     let p = s.position;
-    for (const c of ',"interp":{') out[p++] = c.charCodeAt(0);
+    p = put(INTERP_OPENING, out, p);
     if (es >= 0) {
       let i = es;
       while ((i = nextField(src, i, ee, range)) >= 0) {
