@@ -5,6 +5,7 @@ import { decodeProctitle } from '../interpret/hex.js';
 import { isIssue, parseLine } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { recordArgv } from './interpretation.js';
+import { splitFields } from '../parse/fields.js';
 import { formatEventJson } from './json.js';
 
 function event(lines: string[]): AuditEvent {
@@ -135,4 +136,49 @@ test('JSON writes records built outside the parser the same as parsed ones', () 
     formatEventJson({ ...parsed, records: [plain] }, null, null),
     formatEventJson(parsed, null, null),
   );
+});
+
+/** The enriched part as the field grammar reads it: names lower-cased, double quotes taken off. */
+function interpOf(enriched: string): Record<string, string> {
+  const names: string[] = [];
+  const values: string[] = [];
+  splitFields(enriched, names, values);
+  const o: Record<string, string> = {};
+  names.forEach((n, i) => {
+    const v = values[i]!;
+    o[n.toLowerCase()] = v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v;
+  });
+  return o;
+}
+
+test('JSON interpretations of an enriched part follow the field grammar', () => {
+  const parts = [
+    'UID="root" GID="root" ARCH=x86_64',
+    'A="unterminated',
+    'A="" B=" " C="',
+    "A='single quoted' B=x",
+    'A={ braced } B=y',
+    'loose A=1 word B=2 ',
+    'A=a\\b B="c\\d" C=\x01 D="é"',
+    'A= B=  C=3',
+    'MiXeD=1 mixed=2',
+    '"quoted"=name A="x"y B=z',
+  ];
+  let seed = 99;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const pieces = ['A', 'b', '=', '"', "'", '{', '}', ' ', '\\', 'x', '\x01', 'é'];
+  for (let n = 0; n < 500; n++) {
+    let t = '';
+    for (let k = rand(24); k > 0; k--) t += pieces[rand(pieces.length)]!;
+    parts.push(t);
+  }
+  for (const part of parts) {
+    const j = JSON.parse(
+      formatEventJson(event([`type=CWD msg=audit(1.000:1): cwd="/tmp"\x1d${part}`]), null, null),
+    ) as J;
+    assert.deepEqual(j.records[0]!.interp ?? {}, interpOf(part), JSON.stringify(part));
+  }
 });

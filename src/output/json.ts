@@ -600,24 +600,54 @@ export class JsonEventWriter {
     const out = s.reserve(Math.max(ee - es, 0) * 6 + 16);
     let p = s.position;
     p = put(INTERP_OPENING, out, p);
-    if (es >= 0) {
-      let i = es;
-      while ((i = nextField(src, i, ee, range)) >= 0) {
-        if (n++ > 0) out[p++] = 0x2c;
-        out[p++] = 0x22;
-        p = escapeLowerInto(src, range[0]!, range[1]!, out, p);
-        out[p++] = 0x22;
-        out[p++] = 0x3a;
-        out[p++] = 0x22;
-        let vs = range[2]!;
-        let ve = range[3]!;
-        if (ve - vs >= 2 && src[vs] === 0x22 && src[ve - 1] === 0x22) {
-          vs++;
-          ve--;
-        }
-        p = escapeInto(src, vs, ve, out, p);
-        out[p++] = 0x22;
+    // One pass per field, nextField's grammar: the value is copied while
+    // its end is looked for. A double-quoted value goes without its quotes
+    // (an unterminated one as it is); single-quoted and braced ones, which
+    // auditd does not write here, use nextField itself.
+    for (let i = es; es >= 0 && i < ee;) {
+      while (i < ee && src[i] === 0x20) i++;
+      if (i >= ee) break;
+      const ns = i;
+      let c = 0;
+      while (i < ee) {
+        c = src[i]!;
+        if (c === 0x3d || c === 0x20) break;
+        i++;
       }
+      if (i >= ee || c === 0x20) continue; // a word without '=': not a field
+      if (n++ > 0) out[p++] = 0x2c;
+      out[p++] = 0x22;
+      p = escapeLowerInto(src, ns, i, out, p);
+      out[p++] = 0x22;
+      out[p++] = 0x3a;
+      out[p++] = 0x22;
+      const vs = i + 1;
+      const q = vs < ee ? src[vs]! : 0;
+      if (q === 0x27 || q === 0x7b) {
+        nextField(src, ns, ee, range);
+        p = escapeInto(src, vs, range[3]!, out, p);
+        i = range[3]!;
+      } else {
+        const stop = q === 0x22 ? 0x22 : 0x20;
+        const valueAt = p;
+        let k = q === 0x22 ? vs + 1 : vs;
+        while (k < ee) {
+          const b = src[k]!;
+          if (b === stop) break;
+          if (b >= 0x20 && b !== 0x22 && b !== 0x5c && b !== 0x7f) out[p++] = b;
+          else p = escapeInto(src, k, k + 1, out, p);
+          k++;
+        }
+        if (q !== 0x22) {
+          i = k;
+        } else if (k < ee) {
+          i = k + 1; // past the closing quote
+        } else {
+          p = escapeInto(src, vs, ee, out, valueAt); // unterminated: the value as it is
+          i = ee;
+        }
+      }
+      out[p++] = 0x22;
     }
     s.commit(p);
     for (let x = 0; x < interp.length; x += 2) {
