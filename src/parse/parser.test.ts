@@ -114,3 +114,38 @@ test('parser turns an overlong line into an issue, not a crash', () => {
   assert.equal(issues[0]?.code, 'ERR_LINE_TOO_LONG');
   assert.equal(recs.length, 1);
 });
+
+test("parser finds each line's enriched part however the input is split", () => {
+  const lines = [
+    'type=SYSCALL msg=audit(1.000:1): arch=c000003e uid=0\x1dARCH=x86_64 UID="root"',
+    'type=PROCTITLE msg=audit(1.000:1): proctitle=2F62696E',
+    '# a comment with a \x1d in it',
+    'type=CWD msg=audit(1.000:2): cwd="/"',
+    'type=PATH msg=audit(1.000:2): name="a\x1db" x=1\x1dOUID="root"',
+    'type=X\x1dY msg=audit(1.000:3): a=1',
+    'type=PATH msg=audit(1.000:4): a=1\x1d',
+    'type=PATH msg=audit(1.000:5): \x1dA=1',
+    'type=EOE msg=audit(1.000:5): ',
+    'type=SYSCALL msg=audit(1.000:6): a=1\x1dB=2\x1dC=3',
+  ];
+  const text = Buffer.from(lines.join('\n') + '\n');
+  const expected = lines.flatMap((l, i) => {
+    if (l.startsWith('#')) return [];
+    const r = parseLine(l, i + 1);
+    return [isIssue(r) ? { issue: r.code } : { body: r.body, enriched: r.enriched }];
+  });
+  const parse = (chunks: Buffer[]): unknown[] => {
+    const out: unknown[] = [];
+    const p = new RecordParser({
+      onRecord: (r) => out.push({ body: r.body, enriched: r.enriched }),
+      onIssue: (i) => out.push({ issue: i.code }),
+    });
+    for (const c of chunks) p.push(c);
+    p.end();
+    return out;
+  };
+  assert.deepEqual(parse([text]), expected);
+  for (let i = 1; i < text.length; i++) {
+    assert.deepEqual(parse([text.subarray(0, i), text.subarray(i)]), expected, `split at ${i}`);
+  }
+});

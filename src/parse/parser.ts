@@ -303,7 +303,7 @@ function parseStamped(
   node: string | null,
   entry: TypeEntry,
   lineNo: number,
-  mayBeEnriched: boolean,
+  separator: number,
 ): AuditRecord | ParseIssue {
   const open = at + 6; // after 'audit('
   const close = indexIn(buf, 0x29 /* ) */, open, end);
@@ -343,8 +343,8 @@ function parseStamped(
   // Fields start after '): ' (or ') ' in old formats without the colon).
   let bs = close + 1;
   if (bs < end && buf[bs] === 0x3a) bs++;
-  let gs = -1;
-  if (mayBeEnriched) {
+  let gs = separator >= bs ? separator : -1;
+  if (separator === SEARCH_SEPARATOR) {
     // The enriched part is at the end: search backwards, within the line.
     for (let i = end - 1; i >= bs; i--) {
       if (buf[i] === 0x1d) {
@@ -362,17 +362,21 @@ function parseStamped(
   ); // prettier-ignore
 }
 
+/** For parseLineBytes: the caller does not know where the line's last `\x1d` is. */
+export const SEARCH_SEPARATOR = -2;
+
 /**
  * Parses one line of an audit log or of auditd's plugin stream from
  * `buf[start..end)`: `[node=N ]type=T msg=audit(SEC.MS:SERIAL): fields[\x1denriched]`.
- * `mayBeEnriched` false promises the line has no `\x1d` (a speed-up).
+ * `separator` is where the line's last `\x1d` is when the caller knows it
+ * (-1: it has none), which spares a search of the line.
  */
 export function parseLineBytes(
   buf: Buffer,
   start: number,
   end: number,
   lineNo: number,
-  mayBeEnriched = true,
+  separator = SEARCH_SEPARATOR,
 ): AuditRecord | ParseIssue {
   // Trailing spaces and CR (RAW EOE lines end with a space).
   while (end > start && (buf[end - 1] === SPACE || buf[end - 1] === 0x0d)) end--;
@@ -395,7 +399,7 @@ export function parseLineBytes(
     return issue('ERR_BAD_RECORD', 'Record has no msg=audit(...) after its type', lineNo, buf, start, end);
   }
   const entry = typeOf(buf, pos + 5, typeEnd);
-  return parseStamped(buf, start, end, typeEnd + 5, node, entry, lineNo, mayBeEnriched);
+  return parseStamped(buf, start, end, typeEnd + 5, node, entry, lineNo, separator);
 }
 
 /** Parses one line given as a string (see parseLineBytes). */
@@ -421,7 +425,7 @@ export function parseNetlink(
     return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
   }
   const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
-  return parseStamped(buf, 0, end, 0, node, entry, 0, true);
+  return parseStamped(buf, 0, end, 0, node, entry, 0, SEARCH_SEPARATOR);
 }
 
 export interface RecordParserOptions {
@@ -441,9 +445,16 @@ export class RecordParser {
   readonly #onRecord: (record: AuditRecord) => void;
   readonly #onIssue: (issue: ParseIssue) => void;
   #skipped = 0;
-  /** The buffer last checked for \x1d, and whether it has one (RAW logs have none). */
-  #checked: Buffer | null = null;
-  #enriched = true;
+  /**
+   * The buffer whose \x1d bytes (auditd's enriched-part separators) are
+   * being looked for, the position looked from, and the first one there
+   * (-1: none to the buffer's end). Lines come in order, so each byte of a
+   * buffer is searched once, natively, instead of each line byte by byte
+   * (a RAW log's buffers have none, and are searched once in all).
+   */
+  #sepBuf: Buffer | null = null;
+  #sepFrom = 0;
+  #sepAt = -1;
 
   constructor(options: RecordParserOptions) {
     this.#onRecord = options.onRecord;
@@ -477,11 +488,32 @@ export class RecordParser {
 
   /** Feeds a chunk; it must not be modified afterwards (records refer to it). */
   push(chunk: Buffer | string): void {
+    // A buffer the splitter reuses for lines across chunks is looked at afresh.
+    this.#sepBuf = null;
     this.#lines.push(chunk);
   }
 
   end(): void {
     this.#lines.end();
+  }
+
+  /** Where the last \x1d of `buf[from..end)` is, or -1 (lines are asked for in order). */
+  #lastSeparator(buf: Buffer, from: number, end: number): number {
+    if (buf !== this.#sepBuf || from < this.#sepFrom || (this.#sepAt >= 0 && this.#sepAt < from)) {
+      this.#sepBuf = buf;
+      this.#sepFrom = from;
+      this.#sepAt = buf.indexOf(0x1d, from);
+    }
+    let at = this.#sepAt;
+    if (at < 0 || at >= end) return -1;
+    // The one found is in this line: look on for a later one (and for the next line's).
+    for (;;) {
+      const next = buf.indexOf(0x1d, at + 1);
+      this.#sepFrom = at + 1;
+      this.#sepAt = next;
+      if (next < 0 || next >= end) return at;
+      at = next;
+    }
   }
 
   #line(buf: Buffer, start: number, end: number, lineNo: number): void {
@@ -491,13 +523,7 @@ export class RecordParser {
       this.#skipped++;
       return;
     }
-    if (buf !== this.#checked) {
-      // Searching each line for \x1d would rescan a RAW log's whole buffer;
-      // look once per buffer instead.
-      this.#checked = buf;
-      this.#enriched = buf.includes(0x1d);
-    }
-    const r = parseLineBytes(buf, start, end, lineNo, this.#enriched);
+    const r = parseLineBytes(buf, start, end, lineNo, this.#lastSeparator(buf, start, end));
     if (isIssue(r)) this.#onIssue(r);
     else this.#onRecord(r);
   }
