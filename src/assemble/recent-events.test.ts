@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { isIssue, parseLine } from '../parse/parser.js';
+import { isIssue, parseLine, RecordParser } from '../parse/parser.js';
+import { prng } from '../../test/support/prng.js';
 import type { AuditRecord } from '../parse/record.js';
 import { EventAssembler } from './assembler.js';
 import { RecentEvents } from './recent-events.js';
@@ -168,4 +169,85 @@ test('the assembler lets go of a closed event and its records, and still spots t
   a.push(rec('type=CWD msg=audit(1.000:1): cwd="/"'));
   assert.equal(a.stats().duplicates, 1);
   assert.equal(events.length, 39);
+});
+
+/**
+ * Events whose records interleave (as several CPUs write them), parsed from
+ * randomly split input, remembered as each one's last record arrives. A
+ * duplicate verdict must name a record truly remembered under that key;
+ * with room enough, every record of the last `maxEvents` events is found.
+ */
+function interleaved(seed: number, maxEvents: number, maxBytes: number): void {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const types = ['SYSCALL', 'CWD', 'PATH', 'PROCTITLE'];
+  const bodies = ['a=1', 'a=2 b="x y"', 'name="/bin/sh" inode=3', 'proctitle=2F62696E', 'x=1 y=2 z=3'];
+  const enriched = ['', '\x1dUID="root"', '\x1dARCH=x86_64 SYSCALL=clone'];
+  const events = Array.from({ length: 400 }, (_, i) => ({
+    serial: i + 1,
+    lines: Array.from(
+      { length: 1 + Math.floor(rnd() * 5) },
+      () => `type=${pick(types)} msg=audit(1.000:${i + 1}): ${pick(bodies)}${pick(enriched)}`,
+    ),
+  }));
+  const left = new Map(events.map((e) => [e.serial, e.lines.length]));
+  // Up to four events open at once; each step writes the next line of one of them.
+  const lines: string[] = [];
+  const open: { serial: number; lines: string[] }[] = [];
+  for (let next = 0; next < events.length || open.length > 0;) {
+    while (open.length < 1 + Math.floor(rnd() * 4) && next < events.length)
+      open.push({ serial: events[next]!.serial, lines: [...events[next++]!.lines] });
+    const k = Math.floor(rnd() * open.length);
+    lines.push(open[k]!.lines.shift()!);
+    if (open[k]!.lines.length === 0) open.splice(k, 1);
+  }
+  const text = Buffer.from(`${lines.join('\n')}\n`);
+  const recent = new RecentEvents(maxEvents, maxEvents * 64, maxBytes);
+  const remembered: { serial: number; records: AuditRecord[] }[] = [];
+  const gathering = new Map<number, AuditRecord[]>();
+  const same = (a: AuditRecord, b: AuditRecord): boolean =>
+    a.type === b.type && a.body === b.body && a.enriched === b.enriched;
+  const parser = new RecordParser({
+    onIssue: (i) => assert.fail(i.message),
+    onRecord: (r) => {
+      // A query before each record: a copy of a record remembered lately, or one never seen.
+      const past =
+        remembered.length > 0
+          ? remembered[Math.max(0, remembered.length - 1 - Math.floor(rnd() * 2 * maxEvents))]!
+          : undefined;
+      if (past !== undefined) {
+        const q =
+          rnd() < 0.8 ? pick(past.records) : rec(`type=CWD msg=audit(1.000:${past.serial}): never="seen"`);
+        const got = recent.isDuplicate(past.serial, q);
+        const truly = past.records.some((x) => same(x, q));
+        if (got) assert.ok(truly, `false duplicate, seed ${seed}`);
+        const age = remembered.length - remembered.indexOf(past);
+        if (maxBytes >= 1 << 20 && age <= maxEvents)
+          assert.equal(got, truly, `missed duplicate, seed ${seed}`);
+      }
+      const list = gathering.get(r.serial) ?? [];
+      list.push(r);
+      gathering.set(r.serial, list);
+      if (list.length === left.get(r.serial)) {
+        gathering.delete(r.serial);
+        recent.remember(r.serial, r.timeMs, list);
+        remembered.push({ serial: r.serial, records: list });
+      }
+    },
+  });
+  for (let i = 0; i < text.length;) {
+    const n = 1 + Math.floor(rnd() * 2000);
+    parser.push(text.subarray(i, i + n));
+    i += n;
+  }
+  parser.end();
+  assert.equal(remembered.length, events.length);
+}
+
+test('recent events find the duplicates of interleaved events, and only those, however the input is split', () => {
+  for (let seed = 1; seed <= 30; seed++) {
+    interleaved(seed, 64, 1 << 20);
+    // A small arena: laps, growth and forgetting by bytes.
+    interleaved(seed, 64, 2048);
+  }
 });

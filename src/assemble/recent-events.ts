@@ -13,7 +13,10 @@
  * of megabytes of them. Here a record is remembered as a copy of its text
  * (fields and enriched part) in one reused byte arena, with its type and
  * lengths in typed arrays, so that record objects and input buffers die
- * young. Records that did not come from a parser's bytes are kept as they are.
+ * young. The copies are made a run of input at a time: the arena holds the
+ * recent input of one buffer as it is, lines between events included, so
+ * that a buffer takes a few copies rather than one per event (see #runSrc).
+ * Records that did not come from a parser's bytes are kept as they are.
  *
  * Bounded by events (`maxEvents`), by records (a ring that grows up to
  * `maxRecords`) and by bytes (an arena that grows up to `maxBytes`); past
@@ -24,6 +27,14 @@ import type { AuditRecord } from '../parse/record.js';
 import { EventKeyMap } from './event-key-map.js';
 
 type Key = number | string;
+
+/**
+ * Most bytes of other lines a run takes in to hold an event. They are
+ * mostly records of events still open, which will be remembered in turn
+ * (records of events on several CPUs interleave), so a run reaches over
+ * them rather than ending.
+ */
+const MAX_RUN_GAP = 64 << 10;
 
 /** Most records remembered per key (an event and later ones with its key). */
 const MAX_PER_KEY = 1024;
@@ -70,6 +81,18 @@ export class RecentEvents {
   #arena: Uint8Array;
   #arenaMask: number;
   #arenaNext = 0;
+  /**
+   * The pending run: `#runSrc[#runFrom..#runTo)` belongs at arena position
+   * `#runAt` on, and is not copied yet. Consecutive events of one input
+   * buffer are laid out in the arena as they are in the buffer (the lines
+   * between them included), so that they take one copy, made when the run
+   * ends (another buffer, a lap, a gap) or before the arena is read: one
+   * per input buffer, rather than one per event.
+   */
+  #runSrc: Buffer | null = null;
+  #runFrom = 0;
+  #runTo = 0;
+  #runAt = 0;
 
   constructor(maxEvents: number, maxRecords = Math.max(maxEvents, 1) * 64, maxBytes = 64 << 20) {
     this.#maxEvents = Math.max(1, maxEvents);
@@ -115,6 +138,7 @@ export class RecentEvents {
   /** Whether a remembered event with this key has a record with the same type and text. */
   isDuplicate(key: Key, record: AuditRecord): boolean {
     let n = this.#byKey.get(key);
+    if (n !== undefined) this.#flush();
     let checked = 0;
     while (n !== undefined && n >= this.#evOldest && checked < MAX_PER_KEY) {
       const slot = n & this.#evMask;
@@ -132,16 +156,46 @@ export class RecentEvents {
   /** Remembers a closed event's records under its key (after any earlier event with that key). */
   remember(key: Key, timeMs: number, records: readonly AuditRecord[]): void {
     const count = Math.min(records.length, MAX_PER_KEY, this.#maxRecords);
-    // The usual event is consecutive lines of one input buffer: its text,
-    // from the first record's fields to the last one's end, takes one copy.
+    // The usual event is lines of the input buffer the pending run is laid
+    // out from, in it or after it: it takes no copy of its own. Otherwise,
+    // when its records are consecutive lines of one buffer, they start a
+    // new run; else each record takes a copy.
     let own = 0;
     for (let i = 0; i < count; i++) own += extentOf(records[i]!);
-    let span = spanOf(records, count);
-    // Not when other lines between them would take more than their own text.
-    if (span > 2 * own + 256) span = -1;
-    const bytes = span < 0 ? own : span;
+    const runEnd = this.#runSrc === null ? -1 : this.#coverableTo(records, count, own);
+    let span = -1;
+    if (runEnd < 0) {
+      this.#flush();
+      span = spanOf(records, count);
+      // Not when other lines between them would take much more than their own text.
+      if (span > own + MAX_RUN_GAP) span = -1;
+    }
+    const bytes = runEnd >= 0 ? runEnd - this.#runTo : span < 0 ? own : span;
     // Each copy may skip to the arena's next lap: room for twice the text covers it.
     this.#makeRoom(count, Math.min(2 * bytes, this.#maxBytes));
+    let covered = runEnd >= 0 && this.#runSrc !== null; // (growing the arena copies the run)
+    if (covered) {
+      // The run grows to the event's end if that stays within the lap and the arena.
+      const size = this.#arenaMask + 1;
+      const end = this.#runAt + (runEnd - this.#runFrom);
+      if (end > this.#arenaNext) {
+        const eventStart =
+          this.#evNext > this.#evOldest ? this.#evBytes[this.#evOldest & this.#evMask]! : this.#runAt;
+        if ((this.#runAt % size) + (runEnd - this.#runFrom) > size || end - eventStart > size) {
+          covered = false;
+        } else {
+          this.#arenaNext = end;
+          this.#runTo = runEnd;
+        }
+      }
+    }
+    if (!covered) {
+      this.#flush();
+      if (runEnd >= 0) {
+        span = spanOf(records, count);
+        if (span > own + MAX_RUN_GAP) span = -1;
+      }
+    }
     const prev = this.#byKey.get(key);
     const n = this.#evNext++;
     const slot = n & this.#evMask;
@@ -149,20 +203,57 @@ export class RecentEvents {
     this.#evTime[slot] = timeMs;
     this.#evFirst[slot] = this.#recNext;
     this.#evCount[slot] = count;
-    this.#evBytes[slot] = this.#arenaNext;
     this.#evPrev[slot] = prev === undefined ? -1 : prev;
     this.#byKey.set(key, n);
     const eventStart = this.#arenaNext;
-    const at = span < 0 ? -1 : this.#place(span, eventStart);
-    if (at >= 0) {
+    if (!covered && span >= 0) {
       const first = records[0] as ByteRecord;
-      const base = first.bodyStart;
-      first.src.copy(this.#arena, at % (this.#arenaMask + 1), base, base + span);
-      for (let i = 0; i < count; i++)
-        this.#note(records[i] as ByteRecord, at + (records[i] as ByteRecord).bodyStart - base);
+      const at = this.#place(span, eventStart);
+      if (at >= 0) {
+        this.#runSrc = first.src;
+        this.#runFrom = first.bodyStart;
+        this.#runTo = first.bodyStart + span;
+        this.#runAt = at;
+        covered = true;
+      }
+    }
+    if (covered) {
+      // Its bytes are kept while the run's are: the event counts from the run's start.
+      this.#evBytes[slot] = this.#runAt;
+      for (let i = 0; i < count; i++) {
+        const r = records[i] as ByteRecord;
+        this.#note(r, this.#runAt + (r.bodyStart - this.#runFrom));
+      }
       return;
     }
+    this.#evBytes[slot] = eventStart;
     for (let i = 0; i < count; i++) this.#store(records[i]!, eventStart);
+  }
+
+  /**
+   * How far the pending run must reach in its buffer to hold these records
+   * (its end as it is when they are in it already), or -1 when they cannot
+   * be in it: another buffer, before its start, or after it past lines
+   * that take more than their own text.
+   */
+  #coverableTo(records: readonly AuditRecord[], count: number, own: number): number {
+    const src = this.#runSrc;
+    let end = this.#runTo;
+    for (let i = 0; i < count; i++) {
+      const r = records[i];
+      if (!(r instanceof ByteRecord) || r.src !== src || r.bodyStart < this.#runFrom) return -1;
+      const e = r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd;
+      if (e > end) end = e;
+    }
+    return end - this.#runTo > own + MAX_RUN_GAP ? -1 : end;
+  }
+
+  /** Copies the pending run into the arena. */
+  #flush(): void {
+    const src = this.#runSrc;
+    if (src === null) return;
+    this.#runSrc = null;
+    src.copy(this.#arena, this.#runAt % (this.#arenaMask + 1), this.#runFrom, this.#runTo);
   }
 
   /**
@@ -245,6 +336,7 @@ export class RecentEvents {
    * still needed span less than the old size, so none overlap.
    */
   #growArena(): void {
+    this.#flush();
     const old = this.#arena;
     const oldMask = this.#arenaMask;
     const size = (oldMask + 1) * 2;
