@@ -320,7 +320,8 @@ export class JsonEventWriter {
     const ctx = this.#ctx;
     const hasEnriched = es >= 0;
     const resolveIds = this.#ids !== null;
-    interp.length = 0;
+    // (Setting an array's length is a call into the runtime: most records have none.)
+    if (interp.length > 0) interp.length = 0;
     ctx.type = r.type;
     ctx.arch = undefined;
     ctx.syscall = undefined;
