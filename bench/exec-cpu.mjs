@@ -39,6 +39,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cliNodeOptions } from './cli.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH_DIR);
@@ -386,6 +387,7 @@ async function startContid(tmp, opts) {
   writeFileSync(conf, '# empty: every setting comes from the flags\n');
   const hostLog = path.join(tmp, 'hostlog', 'audit.log');
   const args = [
+    ...cliNodeOptions(),
     CLI,
     'run',
     '--config',

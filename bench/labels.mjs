@@ -17,10 +17,10 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { contidArgv } from './cli.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const LOG = path.join(ROOT, 'bench/data/bench.log');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const { values } = parseArgs({ options: { runs: { type: 'string' }, processes: { type: 'string' } } });
 const runs = Number(values.runs ?? 3);
 const processes = Number(values.processes ?? 100_000);
@@ -28,7 +28,7 @@ const processes = Number(values.processes ?? 100_000);
 function timed(args) {
   const r = spawnSync(
     '/usr/bin/time',
-    ['-f', '%U %S %M', 'taskset', '-c', '0', process.execPath, CLI, ...args],
+    ['-f', '%U %S %M', 'taskset', '-c', '0', ...contidArgv(...args)],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
       encoding: 'utf8',

@@ -24,6 +24,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { contidArgv } from './cli.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH_DIR);
@@ -117,7 +118,7 @@ function toolSpec(tool, ctx) {
       if (!existsSync(cli))
         return { skip: `${path.relative(ROOT, cli)} does not exist (build contid first)` };
       return {
-        argv: [process.execPath, cli, 'replay', '--format', 'json', LOG],
+        argv: contidArgv('replay', '--format', 'json', LOG),
         version: `contid ${JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}`,
         countOutput: (line) => line.startsWith('{'),
       };

@@ -1,0 +1,24 @@
+// How the benchmarks start contid: as the installed `contid` command does,
+// with the node options of dist/src/cli/main.js's first line
+// (`#!/usr/bin/env -S node --max-semi-space-size=4`), which sizes V8's heap
+// before any code runs. (The built file is not executable in a checkout,
+// so it is run through node with those options.)
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+
+/** The node options on the CLI's `#!` line. */
+export function cliNodeOptions() {
+  const first = readFileSync(CLI, 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node( .*)?$/.exec(first);
+  if (m === null) throw new Error(`${CLI}: unexpected first line ${JSON.stringify(first)}`);
+  return (m[1] ?? '').trim().split(/\s+/).filter(Boolean);
+}
+
+/** argv that runs `contid args...` as the installed command does. */
+export function contidArgv(...args) {
+  return [process.execPath, ...cliNodeOptions(), CLI, ...args];
+}
