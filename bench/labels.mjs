@@ -26,15 +26,11 @@ const runs = Number(values.runs ?? 3);
 const processes = Number(values.processes ?? 100_000);
 
 function timed(args) {
-  const r = spawnSync(
-    '/usr/bin/time',
-    ['-f', '%U %S %M', 'taskset', '-c', '0', ...contidArgv(...args)],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      encoding: 'utf8',
-      maxBuffer: 1 << 26,
-    },
-  );
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', 'taskset', '-c', '0', ...contidArgv(...args)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   if (r.status !== 0) throw new Error(`contid ${args.join(' ')} failed: ${r.stderr}`);
   const last = r.stderr.trim().split('\n').at(-1);
   const [user, sys, rssKiB] = last.split(' ').map(Number);
