@@ -3,7 +3,8 @@
  * hand-written stream of kernel records and authentic markers.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -182,4 +183,24 @@ test('output to a file waits for it without piling up listeners', () => {
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(output, 'utf8').split('\n').length - 1, 50_000);
   assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
+});
+
+test('replay stops quietly when its reader goes away (| head)', async () => {
+  // Enough events to fill the pipe, so that contid waits for it to drain when the reader leaves.
+  const lines: string[] = [];
+  for (let i = 0; i < 20_000; i++) lines.push(sys(4000 + (i % 100), 1, 39, 4000, 'sh'));
+  const log = join(dir, 'many.log');
+  writeFileSync(log, lines.join(''));
+  const child = spawn(process.execPath, [CLI, 'replay', '--format', 'json', log], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => (stderr += d));
+  // Read one chunk, then close the pipe, as head does after its lines.
+  await once(child.stdout, 'data');
+  child.stdout.destroy();
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Error/);
 });

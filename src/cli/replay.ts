@@ -27,7 +27,10 @@ async function write(out: Writable, bytes: Buffer, done?: (bytes: Buffer) => voi
     // Whichever of the two comes first, the other's listener is removed.
     const settled = new AbortController();
     const { signal } = settled;
-    await Promise.race([once(out, 'drain', { signal }), once(out, 'close', { signal })]);
+    // once() rejects on 'error': a reader gone away (EPIPE) ends the output, as 'close' does.
+    await Promise.race([once(out, 'drain', { signal }), once(out, 'close', { signal })]).catch(
+      () => undefined,
+    );
     settled.abort();
   }
   return !out.destroyed;
