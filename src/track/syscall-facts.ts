@@ -249,10 +249,8 @@ export class SyscallFacts {
    * value is quoted or braced.
    */
   #expect(src: Buffer, at: number, end: number, name: Uint8Array): number {
-    const n = name.length;
-    if (at + n > end) return -1;
-    for (let k = 0; k < n; k++) if (src[at + k] !== name[k]) return -1;
-    let i = at + n;
+    let i = nameEnd(src, at, end, name);
+    if (i < 0) return -1;
     this.#vs = i;
     const c = i < end ? src[i]! : 0;
     if (c === DQ || c === 0x27 || c === 0x7b) return -1;
@@ -262,10 +260,8 @@ export class SyscallFacts {
 
   /** #expect for a value that may be double-quoted (comm, exe), read as the general pass does. */
   #expectQuoted(src: Buffer, at: number, end: number, name: Uint8Array): number {
-    const n = name.length;
-    if (at + n > end) return -1;
-    for (let k = 0; k < n; k++) if (src[at + k] !== name[k]) return -1;
-    let i = at + n;
+    let i = nameEnd(src, at, end, name);
+    if (i < 0) return -1;
     this.#vs = i;
     const c = i < end ? src[i]! : 0;
     if (c === 0x27 || c === 0x7b) return -1;
@@ -380,4 +376,12 @@ export class SyscallFacts {
       this.#a0End = ve;
     }
   }
+}
+
+/** Where the value starts when `name` (with its '=') is at `src[at..]`, else -1. */
+function nameEnd(src: Buffer, at: number, end: number, name: Uint8Array): number {
+  const n = name.length;
+  if (at + n > end) return -1;
+  for (let k = 0; k < n; k++) if (src[at + k] !== name[k]) return -1;
+  return at + n;
 }
