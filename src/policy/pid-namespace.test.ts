@@ -86,6 +86,19 @@ void describe('pid namespaces and exit=', () => {
     assert.equal(w.sys({ pid: 2571, ppid: 2511, nr: EXECVE }).contid, null);
   });
 
+  void it('of two open births naming one pid, the older still binds an orphan once the newer is taken', () => {
+    const w = hostContainer();
+    w.fork(2510, 2559, 2509);
+    w.seen(2559, 2510);
+    w.fork(2559, 3000, 2510); // labelled 100; the child is not seen yet
+    w.fork(2511, 3000, 2509); // unlabelled, the same exit= (its first child died unseen, the pid was reused)
+    assert.equal(w.seen(3000, 2511).contid, null, "2511's child takes 2511's birth");
+    w.exit(3000, 2511);
+    w.exit(2559, 2510);
+    // A 3000 first seen as an orphan is 2559's child: the birth 2559 recorded still names it.
+    assert.equal(w.sys({ pid: 3000, ppid: 1, nr: EXECVE }).contid, '100');
+  });
+
   void it('an orphan binding needs the creator to have exited, and births expire (pid reuse)', () => {
     const w = hostContainer();
     w.fork(2510, 2559, 2509);
