@@ -1,8 +1,9 @@
 // How the benchmarks start contid: as the installed `contid` command does,
 // with the node options of dist/src/cli/main.js's first line
 // (`#!/usr/bin/env -S node --max-semi-space-size=4`), which sizes V8's heap
-// before any code runs. (The built file is not executable in a checkout,
-// so it is run through node with those options.)
+// before any code runs. It is run through this node with those options,
+// which is what the `#!` line does, so that the node that runs the
+// benchmark is the one measured.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
