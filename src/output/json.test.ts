@@ -7,6 +7,8 @@ import type { AuditRecord } from '../parse/record.js';
 import { recordArgv } from './interpretation.js';
 import { splitFields } from '../parse/fields.js';
 import { formatEventJson } from './json.js';
+import { prngInt } from '../../test/support/prng.js';
+import { plainRecord } from '../../test/support/records.js';
 
 function event(lines: string[]): AuditEvent {
   const records = lines.map((l, i) => {
@@ -32,23 +34,6 @@ interface J {
     interp?: Record<string, string>;
     argv?: string[];
   }[];
-}
-
-/** The same record as a plain object, which the JSON writer formats by its general path. */
-function plainOf(r: AuditRecord): AuditRecord {
-  return {
-    node: r.node,
-    type: r.type,
-    typeName: r.typeName,
-    time: r.time,
-    timeMs: r.timeMs,
-    serial: r.serial,
-    names: r.names,
-    values: r.values,
-    body: r.body,
-    enriched: r.enriched,
-    line: r.line,
-  };
 }
 
 const hex = (s: string | Buffer): string => Buffer.from(s).toString('hex').toUpperCase();
@@ -99,7 +84,7 @@ for (const [name, body] of execves) {
     const j = JSON.parse(text) as J;
     assert.deepEqual(j.records[0]!.argv, recordArgv(e.records[0]!));
     // Byte for byte what the general path writes for the same record.
-    assert.equal(formatEventJson({ ...e, records: [plainOf(e.records[0]!)] }, null, null), text);
+    assert.equal(formatEventJson({ ...e, records: [plainRecord(e.records[0]!)] }, null, null), text);
   });
 }
 
@@ -164,11 +149,7 @@ test('JSON interpretations of an enriched part follow the field grammar', () => 
     'MiXeD=1 mixed=2',
     '"quoted"=name A="x"y B=z',
   ];
-  let seed = 99;
-  const rand = (n: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed % n;
-  };
+  const rand = prngInt(99);
   const pieces = ['A', 'b', '=', '"', "'", '{', '}', ' ', '\\', 'x', '\x01', 'é'];
   for (let n = 0; n < 500; n++) {
     let t = '';
@@ -176,9 +157,10 @@ test('JSON interpretations of an enriched part follow the field grammar', () => 
     parts.push(t);
   }
   for (const part of parts) {
-    const j = JSON.parse(
-      formatEventJson(event([`type=CWD msg=audit(1.000:1): cwd="/tmp"\x1d${part}`]), null, null),
-    ) as J;
-    assert.deepEqual(j.records[0]!.interp ?? {}, interpOf(part), JSON.stringify(part));
+    const e = event([`type=CWD msg=audit(1.000:1): cwd="/tmp"\x1d${part}`]);
+    const j = JSON.parse(formatEventJson(e, null, null)) as J;
+    // The enriched part as the parser kept it (a line's trailing spaces are not part of it).
+    const kept = e.records[0]!.enriched ?? '';
+    assert.deepEqual(j.records[0]!.interp ?? {}, interpOf(kept), JSON.stringify(part));
   }
 });

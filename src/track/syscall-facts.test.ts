@@ -2,29 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isIssue, parseLine } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
+import { prngInt } from '../../test/support/prng.js';
+import { plainRecord } from '../../test/support/records.js';
 import { SyscallFacts } from './syscall-facts.js';
 
 function parsed(body: string): AuditRecord {
   const r = parseLine(`type=SYSCALL msg=audit(1.000:1): ${body}`, 1);
   if (isIssue(r)) throw new Error(r.message);
   return r;
-}
-
-/** The same record as a plain object: read through the general lookup only. */
-function plain(r: AuditRecord): AuditRecord {
-  return {
-    node: r.node,
-    type: r.type,
-    typeName: r.typeName,
-    time: r.time,
-    timeMs: r.timeMs,
-    serial: r.serial,
-    names: [...r.names],
-    values: [...r.values],
-    body: r.body,
-    enriched: r.enriched,
-    line: r.line,
-  };
 }
 
 function facts(r: AuditRecord): Record<string, unknown> {
@@ -59,7 +44,7 @@ test('syscall facts of a kernel record', () => {
     comm: '"bash"',
     exe: '"/usr/bin/bash"',
   });
-  assert.deepEqual(facts(plain(r)), facts(r));
+  assert.deepEqual(facts(plainRecord(r)), facts(r));
 });
 
 test('syscall facts agree with the general lookup on odd records', () => {
@@ -87,16 +72,12 @@ test('syscall facts agree with the general lookup on odd records', () => {
   ];
   for (const body of bodies) {
     const r = parsed(body);
-    assert.deepEqual(facts(r), facts(plain(r)), body);
+    assert.deepEqual(facts(r), facts(plainRecord(r)), body);
   }
 });
 
 test('syscall facts agree with the general lookup on random records', () => {
-  let seed = 12345;
-  const rand = (n: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed % n;
-  };
+  const rand = prngInt(12345);
   const names = [
     'arch',
     'syscall',
@@ -143,16 +124,12 @@ test('syscall facts agree with the general lookup on random records', () => {
     }
     const body = fields.join(rand(5) === 0 ? '  ' : ' ');
     const r = parsed(body);
-    assert.deepEqual(facts(r), facts(plain(r)), body);
+    assert.deepEqual(facts(r), facts(plainRecord(r)), body);
   }
 });
 
 test('syscall facts agree with the general lookup on kernel layouts, whole and altered', () => {
-  let seed = 777;
-  const rand = (n: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed % n;
-  };
+  const rand = prngInt(777);
   const kernel = (): string[] => {
     const f = [
       `arch=${['c000003e', '40000003', 'c00000b7'][rand(3)]!}`,
@@ -199,7 +176,7 @@ test('syscall facts agree with the general lookup on kernel layouts, whole and a
     else if (change === 4 && at + 1 < f.length) [f[at], f[at + 1]] = [f[at + 1]!, f[at]!];
     const body = change === 5 ? f.join(' ').replace(' ', '  ') : f.join(' ');
     const r = parsed(change === 6 ? body.slice(0, rand(body.length)) : body);
-    assert.deepEqual(facts(r), facts(plain(r)), body);
+    assert.deepEqual(facts(r), facts(plainRecord(r)), body);
   }
 });
 
@@ -209,7 +186,7 @@ test('one reader reads records one after another', () => {
   assert.equal(f.exe(), '"/a"');
   f.read(parsed('arch=c000003e syscall=231 success=yes exit=0 ppid=3 pid=4'));
   assert.deepEqual([f.pid, f.ppid, f.kind, f.comm(), f.exe()], [4, 3, 'exit-group', undefined, undefined]);
-  f.read(plain(parsed('arch=c000003e syscall=57 success=yes exit=9 ppid=5 pid=6 comm="b"')));
+  f.read(plainRecord(parsed('arch=c000003e syscall=57 success=yes exit=9 ppid=5 pid=6 comm="b"')));
   assert.deepEqual([f.pid, f.kind, f.exit, f.comm()], [6, 'fork', 9, '"b"']);
   f.read(parsed('arch=c000003e syscall=57 success=no exit=-11 ppid=7 pid=8 comm="c"'));
   assert.deepEqual([f.pid, f.success, f.exit, f.comm()], [8, false, -11, '"c"']);

@@ -229,11 +229,11 @@ export class SyscallFacts {
     for (let k = 0; k < K_BEFORE_COMM.length && i >= 0; k++)
       i = this.#expect(src, i + 1, end, K_BEFORE_COMM[k]!);
     if (i < 0) return false;
-    i = this.#expectQuoted(src, i + 1, end, K_COMM);
+    i = this.#expect(src, i + 1, end, K_COMM, true);
     if (i < 0) return false;
     const commStart = this.#vs;
     const commEnd = i;
-    i = this.#expectQuoted(src, i + 1, end, K_EXE);
+    i = this.#expect(src, i + 1, end, K_EXE, true);
     if (i < 0) return false;
     this.#commStart = commStart;
     this.#commEnd = commEnd;
@@ -246,25 +246,15 @@ export class SyscallFacts {
   /**
    * The end of the value of field `name` (given with its '=') at
    * `src[at..]`, its start in #vs; -1 when another field is there or the
-   * value is quoted or braced.
+   * value is single-quoted, braced, or (unless `quoted`, for comm and exe)
+   * double-quoted. A double-quoted value is read as the general pass does.
    */
-  #expect(src: Buffer, at: number, end: number, name: Uint8Array): number {
+  #expect(src: Buffer, at: number, end: number, name: Uint8Array, quoted = false): number {
     let i = nameEnd(src, at, end, name);
     if (i < 0) return -1;
     this.#vs = i;
     const c = i < end ? src[i]! : 0;
-    if (c === DQ || c === 0x27 || c === 0x7b) return -1;
-    while (i < end && src[i] !== SPACE) i++;
-    return i;
-  }
-
-  /** #expect for a value that may be double-quoted (comm, exe), read as the general pass does. */
-  #expectQuoted(src: Buffer, at: number, end: number, name: Uint8Array): number {
-    let i = nameEnd(src, at, end, name);
-    if (i < 0) return -1;
-    this.#vs = i;
-    const c = i < end ? src[i]! : 0;
-    if (c === 0x27 || c === 0x7b) return -1;
+    if (c === 0x27 || c === 0x7b || (c === DQ && !quoted)) return -1;
     if (c !== DQ) {
       while (i < end && src[i] !== SPACE) i++;
       return i;
