@@ -30,7 +30,25 @@ export interface MarkerCaller {
   readonly privileged: boolean;
   /** The caller's host ppid, so an unseen caller can be placed in the process table. */
   readonly ppid?: number;
+  /**
+   * The caller's start time (clock ticks since boot, /proc/PID/stat field
+   * 22) when it connected: names one incarnation of the pid.
+   */
+  readonly start?: number;
 }
+
+/** One process of the daemon's /proc snapshot, as a `seed` marker carries it. */
+export interface SeedEntry {
+  readonly pid: number;
+  readonly ppid: number;
+  /** Start time, clock ticks since boot. */
+  readonly start: number;
+  /** Its pid namespace against the initial one, when the daemon could read it. */
+  readonly pidns: 'host' | 'nested' | null;
+}
+
+/** Most processes one `seed` marker carries (a user message holds about 8 KiB). */
+export const SEED_ENTRIES_PER_MARKER = 200;
 
 /** What a marker asks for. */
 export type MarkerBody =
@@ -41,11 +59,48 @@ export type MarkerBody =
       readonly pid: number;
       /** The target's host ppid at request time, so a target not yet seen in the stream can be placed. */
       readonly ppid?: number;
+      /** The target's start time at request time: a pid reused since is another process (ESRCH). */
+      readonly start?: number;
       /** The value as the orchestrator gave it (validated by policy: EINVAL). */
       readonly contid: string;
       readonly caller: MarkerCaller;
     }
-  | { readonly op: 'grant'; readonly pid: number; readonly ppid?: number; readonly caller: MarkerCaller }
+  | {
+      readonly op: 'grant';
+      readonly pid: number;
+      readonly ppid?: number;
+      readonly start?: number;
+      /** The grantee's uid and executable at request time: the grant is for that identity only. */
+      readonly targetUid?: number;
+      readonly targetExe?: string;
+      readonly caller: MarkerCaller;
+    }
+  | {
+      /**
+       * The daemon's /proc snapshot (part of it: one marker holds at most
+       * SEED_ENTRIES_PER_MARKER processes). Written into the stream so a
+       * replay starts from the same table as the live daemon.
+       */
+      readonly op: 'seed';
+      readonly procs: readonly SeedEntry[];
+    }
+  | {
+      /**
+       * A process the stream named (as a ppid) before any record of its
+       * own, as the daemon found it in /proc: its parent, start time, and
+       * its pid in its parent's pid namespace (the `exit=` of its creation).
+       */
+      readonly op: 'proc';
+      readonly pid: number;
+      readonly ppid: number;
+      readonly start: number;
+      readonly nspid: number;
+    }
+  | {
+      /** A pid the stream named (as a ppid) that the daemon did not find in /proc: it has exited. */
+      readonly op: 'gone';
+      readonly pid: number;
+    }
   | {
       /**
        * A process the daemon saw die by a signal (the proc connector): such
@@ -58,6 +113,8 @@ export type MarkerBody =
       readonly ppid: number;
       /** The wait status the kernel reported (signal in the low 7 bits). */
       readonly status: number;
+      /** Its start time when the daemon's table knew it: another incarnation is left alone. */
+      readonly start?: number;
     };
 
 export interface Marker {
@@ -78,6 +135,8 @@ export interface ParsedMarker {
 const START_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,64}$/;
 const UINT = /^(0|[1-9][0-9]{0,9})$/;
+const BIGUINT = /^(0|[1-9][0-9]{0,15})$/;
+const SEED_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15})\.([hnu])$/;
 const HEX = /^(?:[0-9a-f]{2})*$/;
 
 /** True for a start id the format accepts. */
@@ -108,13 +167,35 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
       break;
     case 'exit':
       parts.push(`pid=${uint(b.pid)}`, `ppid=${uint(b.ppid)}`, `status=${uint(b.status)}`);
+      if (b.start !== undefined) parts.push(`stime=${bigUint(b.start)}`);
+      break;
+    case 'seed':
+      if (b.procs.length > SEED_ENTRIES_PER_MARKER)
+        throw new RangeError('Too many processes for one seed marker');
+      parts.push(`procs=${b.procs.map(seedItem).join(',')}`);
+      break;
+    case 'proc':
+      parts.push(
+        `pid=${uint(b.pid)}`,
+        `ppid=${uint(b.ppid)}`,
+        `stime=${bigUint(b.start)}`,
+        `nspid=${uint(b.nspid)}`,
+      );
+      break;
+    case 'gone':
+      parts.push(`pid=${uint(b.pid)}`);
       break;
     case 'set':
     case 'adopt':
     case 'grant':
       parts.push(`pid=${uint(b.pid)}`);
       if (b.ppid !== undefined) parts.push(`ppid=${uint(b.ppid)}`);
-      if (b.op !== 'grant') {
+      if (b.start !== undefined) parts.push(`stime=${bigUint(b.start)}`);
+      if (b.op === 'grant') {
+        if (b.targetUid !== undefined) parts.push(`target-uid=${uint(b.targetUid)}`);
+        if (b.targetExe !== undefined)
+          parts.push(`target-exe=${Buffer.from(b.targetExe, 'utf8').toString('hex')}`);
+      } else {
         if (!CONTID_TOKEN.test(b.contid)) throw new RangeError(`Invalid marker contid "${b.contid}"`);
         parts.push(`contid=${b.contid}`);
       }
@@ -126,6 +207,7 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
         `privileged=${b.caller.privileged ? 1 : 0}`,
       );
       if (b.caller.ppid !== undefined) parts.push(`caller-ppid=${uint(b.caller.ppid)}`);
+      if (b.caller.start !== undefined) parts.push(`caller-stime=${bigUint(b.caller.start)}`);
       break;
   }
   const signed = parts.join(' ');
@@ -185,7 +267,36 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
       const ppid = int(f.get('ppid'));
       const status = int(f.get('status'));
       if (pid === null || ppid === null || status === null) return 'bad exit fields';
-      return allowed(['pid', 'ppid', 'status']) ?? { op, pid, ppid, status };
+      const start = optionalBig(f.get('stime'));
+      if (start === null) return 'bad stime';
+      const bad = allowed(['pid', 'ppid', 'status', 'stime']);
+      if (bad !== null) return bad;
+      return start === undefined ? { op, pid, ppid, status } : { op, pid, ppid, status, start };
+    }
+    case 'seed': {
+      const text = f.get('procs');
+      if (text === undefined) return 'bad procs';
+      const procs: SeedEntry[] = [];
+      for (const item of text === '' ? [] : text.split(',')) {
+        const m = SEED_ITEM.exec(item);
+        if (m === null || procs.length >= SEED_ENTRIES_PER_MARKER) return 'bad procs';
+        const ns = m[4] === 'h' ? 'host' : m[4] === 'n' ? 'nested' : null;
+        procs.push({ pid: Number(m[1]), ppid: Number(m[2]), start: Number(m[3]), pidns: ns });
+      }
+      return allowed(['procs']) ?? { op, procs };
+    }
+    case 'proc': {
+      const pid = int(f.get('pid'));
+      const ppid = int(f.get('ppid'));
+      const start = big(f.get('stime'));
+      const nspid = int(f.get('nspid'));
+      if (pid === null || ppid === null || start === null || nspid === null) return 'bad proc fields';
+      return allowed(['pid', 'ppid', 'stime', 'nspid']) ?? { op, pid, ppid, start, nspid };
+    }
+    case 'gone': {
+      const pid = int(f.get('pid'));
+      if (pid === null) return 'bad pid';
+      return allowed(['pid']) ?? { op, pid };
     }
     case 'set':
     case 'adopt':
@@ -197,26 +308,46 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
       const ppidText = f.get('ppid');
       const ppid = ppidText === undefined ? undefined : int(ppidText);
       if (ppid === null) return 'bad ppid';
+      const start = optionalBig(f.get('stime'));
+      if (start === null) return 'bad stime';
+      const target = {
+        pid,
+        ...(ppid === undefined ? {} : { ppid }),
+        ...(start === undefined ? {} : { start }),
+      };
       const common = [
         'pid',
         'ppid',
+        'stime',
         'caller-pid',
         'caller-uid',
         'caller-auid',
         'caller-exe',
         'privileged',
         'caller-ppid',
+        'caller-stime',
       ];
       if (op === 'grant') {
-        const bad = allowed(common);
+        const bad = allowed([...common, 'target-uid', 'target-exe']);
         if (bad !== null) return bad;
-        return ppid === undefined ? { op, pid, caller } : { op, pid, ppid, caller };
+        const uidText = f.get('target-uid');
+        const targetUid = uidText === undefined ? undefined : int(uidText);
+        if (targetUid === null) return 'bad target-uid';
+        const exeHex = f.get('target-exe');
+        if (exeHex !== undefined && !HEX.test(exeHex)) return 'bad target-exe';
+        return {
+          op,
+          ...target,
+          ...(targetUid === undefined ? {} : { targetUid }),
+          ...(exeHex === undefined ? {} : { targetExe: Buffer.from(exeHex, 'hex').toString('utf8') }),
+          caller,
+        };
       }
       const contid = f.get('contid');
       if (contid === undefined || !CONTID_TOKEN.test(contid)) return 'bad contid';
       const bad = allowed([...common, 'contid']);
       if (bad !== null) return bad;
-      return ppid === undefined ? { op, pid, contid, caller } : { op, pid, ppid, contid, caller };
+      return { op, ...target, contid, caller };
     }
     default:
       return 'unknown op';
@@ -234,10 +365,41 @@ function parseCaller(f: Map<string, string>): MarkerCaller | string {
   if (privileged !== '0' && privileged !== '1') return 'bad privileged';
   const exe = Buffer.from(exeHex, 'hex').toString('utf8');
   const ppidText = f.get('caller-ppid');
-  const caller = { pid, uid, auid, exe, privileged: privileged === '1' };
-  if (ppidText === undefined) return caller;
-  const ppid = int(ppidText);
-  return ppid === null ? 'bad caller-ppid' : { ...caller, ppid };
+  const ppid = ppidText === undefined ? undefined : int(ppidText);
+  if (ppid === null) return 'bad caller-ppid';
+  const start = optionalBig(f.get('caller-stime'));
+  if (start === null) return 'bad caller-stime';
+  return {
+    pid,
+    uid,
+    auid,
+    exe,
+    privileged: privileged === '1',
+    ...(ppid === undefined ? {} : { ppid }),
+    ...(start === undefined ? {} : { start }),
+  };
+}
+
+/** A start time (ticks since boot): an integer up to 2^53. */
+function big(text: string | undefined): number | null {
+  if (text === undefined || !BIGUINT.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** An optional start time: undefined when absent, null when malformed. */
+function optionalBig(text: string | undefined): number | null | undefined {
+  return text === undefined ? undefined : big(text);
+}
+
+function bigUint(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`Invalid marker number ${n}`);
+  return String(n);
+}
+
+function seedItem(p: SeedEntry): string {
+  const ns = p.pidns === 'host' ? 'h' : p.pidns === 'nested' ? 'n' : 'u';
+  return `${uint(p.pid)}.${uint(p.ppid)}.${bigUint(p.start)}.${ns}`;
 }
 
 function int(text: string | undefined): number | null {

@@ -58,6 +58,27 @@ export interface Container {
   live: boolean;
 }
 
+/** How records print the contid of an event whose container cannot be known. */
+export const UNKNOWN_TEXT = 'unknown';
+
+/**
+ * The label of a process whose container cannot be known: its parent was
+ * never seen and nothing more will be learnt of it. Never written as host
+ * (no CONTAINER_ID record means proven host). Not an ID: it has no chain,
+ * holds nothing and is never live; policy treats it as labelled (a set is
+ * refused with EEXIST), adoption may still place it.
+ */
+export const UNKNOWN: Container = {
+  id: -1n,
+  text: UNKNOWN_TEXT,
+  parent: null,
+  owner: Object.freeze({ uid: -1, exe: '', container: null }),
+  chain: Object.freeze([]) as readonly string[],
+  rendered: UNKNOWN_TEXT,
+  refs: 0,
+  live: false,
+};
+
 /** Makes a container object, computing its chain once. */
 export function makeContainer(id: bigint, parent: Container | null, owner: Owner): Container {
   const text = id.toString();

@@ -14,9 +14,10 @@ import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
 import { newPidFlag, parentFlag, threadFlag } from '../track/lifecycle.js';
 import { SyscallFacts } from '../track/syscall-facts.js';
-import { ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
+import { MIN_NAMED_PID, ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
 import {
   CONTID_UNSET,
+  UNKNOWN,
   UNSET_TEXT,
   makeContainer,
   parseContid,
@@ -37,6 +38,11 @@ export interface LabellerOptions {
   readonly deadTtlMs?: number;
   /** Secrets of the daemon starts whose markers are honoured (default: none). */
   readonly keyring?: Keyring;
+  /**
+   * Keep the never-seen parents that processes start waiting for, for
+   * takeQuestions() (the live daemon answers them with markers; default false).
+   */
+  readonly questions?: boolean;
 }
 
 /** One CONTAINER_OP: an attempt (accepted or refused) or a drop. */
@@ -102,6 +108,26 @@ export interface LabellerStats {
   readonly ops: { readonly accepted: number; readonly refused: number; readonly drops: number };
 }
 
+/** A process named by a marker, as policy sees it before it changes anything (see #lookup). */
+interface Subject {
+  /** The live table entry, or null for a process not in the table. */
+  readonly entry: ProcessEntry<Container> | null;
+  /** Its parent: the entry's, or the one it would be placed under. */
+  readonly parent: ProcessEntry<Container> | null;
+  readonly label: Container | null;
+  /** Its label is not known yet (its parent has not been seen). */
+  readonly provisional: boolean;
+  readonly exists: boolean;
+}
+
+const NOBODY: Subject = Object.freeze({
+  entry: null,
+  parent: null,
+  label: null,
+  provisional: false,
+  exists: false,
+});
+
 const SYSCALL = 1300;
 const OBJ_PID = 1318;
 
@@ -143,12 +169,14 @@ export class Labeller {
       ...(options.clone3BirthTtlMs === undefined ? {} : { clone3BirthTtlMs: options.clone3BirthTtlMs }),
       ...(options.deadTtlMs === undefined ? {} : { deadTtlMs: options.deadTtlMs }),
       anyLabelled: () => this.#live.size > 0,
+      unknownLabel: UNKNOWN,
+      questions: options.questions ?? false,
       hooks: {
         retain: (c) => {
-          c.refs++;
+          if (c !== UNKNOWN) c.refs++;
         },
         release: (c, by) => {
-          this.#release(c, by);
+          if (c !== UNKNOWN) this.#release(c, by);
         },
       },
     });
@@ -169,13 +197,19 @@ export class Labeller {
     this.#table.seed(procs);
   }
 
-  /** Ends a process reported dead by a live source (the proc connector); returns any drops. */
-  processExited(pid: number): readonly ContainerOp[] {
-    this.#ops = [];
-    const entry = this.#table.get(pid);
-    if (entry !== undefined) this.#table.exit(entry);
-    else this.#table.unseenExited(pid);
-    return this.#ops;
+  /**
+   * The never-seen parents processes started waiting for since the last
+   * call (with `questions`): the live daemon looks each one up in /proc and
+   * answers with a `proc` or `gone` marker, so the wait ends at a place in
+   * the stream that a replay sees too.
+   */
+  takeQuestions(): number[] {
+    return this.#table.takeQuestions();
+  }
+
+  /** True while processes wait for never-seen `pid` (a question is open). */
+  isWaitedFor(pid: number): boolean {
+    return this.#table.isWaitedFor(pid);
   }
 
   process(event: AuditEvent): LabelledEvent {
@@ -230,6 +264,7 @@ export class Labeller {
     }
 
     const label = subject?.label ?? null;
+    // (UNKNOWN renders `contid=unknown`: never written as host.)
     const containerIdRecord =
       label === null
         ? null
@@ -270,7 +305,7 @@ export class Labeller {
     const le: LabelledEvent = {
       event,
       contid: label?.rendered ?? null,
-      chain: label?.chain ?? null,
+      chain: label === null || label === UNKNOWN ? null : label.chain,
       containerIdRecord,
       objectRecords,
       ops: this.#ops,
@@ -310,14 +345,17 @@ export class Labeller {
     const pending = this.#pendingSubjects.get(le);
     if (pending === undefined) return le;
     const { subject, index } = pending;
-    if (subject.provisional && subject.alive) return null;
+    // An exited process still resolves (its parent may show up later).
+    if (subject.provisional) return null;
     this.#pendingSubjects.delete(le);
-    const label = subject.label;
+    // The label the wait resolved to: a later set (none can come while it
+    // waits: EAGAIN) must not reach back to events from before it.
+    const label = subject.history?.[0]?.before ?? subject.label;
     if (label === null) return { ...le, provisional: false };
     return {
       ...le,
       contid: label.rendered,
-      chain: label.chain,
+      chain: label === UNKNOWN ? null : label.chain,
       containerIdRecord: { record: index + 1, body: renderContainerId(index + 1, label.rendered) },
       provisional: false,
     };
@@ -384,61 +422,165 @@ export class Labeller {
       case 'start':
       case 'stop':
         return;
+      case 'seed':
+        this.#table.seed(
+          body.procs.map((p) => ({
+            pid: p.pid,
+            ppid: p.ppid,
+            startTime: p.start,
+            ...(p.pidns === null ? {} : { pidns: p.pidns }),
+          })),
+        );
+        return;
+      case 'proc':
+        this.#learnProc(body.pid, body.ppid, body.start, body.nspid);
+        return;
+      case 'gone':
+        this.#table.waitEnded(body.pid);
+        this.#table.unseenExited(body.pid);
+        return;
       case 'set':
-        this.#set(body.pid, body.ppid, body.contid, body.caller, marker);
+        this.#set(body, marker);
         return;
       case 'adopt':
-        this.#adopt(body.pid, body.ppid, body.contid, body.caller, marker);
+        this.#adopt(body, marker);
         return;
       case 'grant':
-        this.#grant(body.pid, body.ppid, body.caller, marker);
+        this.#grant(body, marker);
         return;
       case 'exit':
-        this.#signalled(body.pid, body.ppid);
+        this.#reportedExit(body.pid, body.ppid, body.start);
         return;
     }
   }
 
-  /** The daemon saw `pid` (child of `ppid` in its table) die by a signal: end it here in the stream. */
-  #signalled(pid: number, ppid: number): void {
+  /**
+   * The daemon saw `pid` (child of `ppid` in its table) exit without its
+   * end being in the stream yet: a death by a signal, the raw exit syscall,
+   * a thread group whose leader left first. End it here in the stream,
+   * unless the table's process by that pid is another incarnation.
+   */
+  #reportedExit(pid: number, ppid: number, start: number | undefined): void {
     const entry = this.#table.get(pid);
-    if (entry === undefined || !entry.alive || entry.ppid !== ppid) return;
-    this.#table.exit(entry);
+    if (entry === undefined) {
+      this.#table.unseenExited(pid);
+      return;
+    }
+    if (entry.ppid !== ppid) return;
+    if (start !== undefined && entry.startTime !== null && entry.startTime !== start) return;
+    this.#table.exit(entry, { reported: true });
   }
 
-  #resolve(pid: number, ppid: number | undefined): ProcessEntry<Container> | undefined {
-    return ppid === undefined ? this.#table.get(pid) : this.#table.observe(pid, ppid).entry;
+  /**
+   * What the daemon read in /proc of a process the stream named as a ppid
+   * before any record of its own (a parent blocked in vfork, a parent whose
+   * first record is late). Placed like a first record of it, binding its
+   * parent's birth by its pid in the parent's namespace; the processes that
+   * waited for it then take its label.
+   */
+  #learnProc(pid: number, ppid: number, start: number, nspid: number): void {
+    const known = this.#table.get(pid);
+    if (known !== undefined && known.startTime !== null && known.startTime !== start) {
+      // The table's process by that pid ended unseen; this is a later one.
+      this.#table.exit(known, { reported: true });
+    }
+    const entry = this.#table.observeEntry(pid, ppid, nspid);
+    if (entry.alive) this.#table.learnStartTime(entry, start);
   }
 
-  /** DESIGN.md's rules 1–7, in order; the first that fails decides. */
-  #set(
+  /**
+   * A process named by a marker, as policy sees it before anything changes:
+   * the live table entry when there is one for that incarnation, else what
+   * placing it by `ppid` would give (see ProcessTable.peekNew).
+   */
+  #lookup(pid: number, ppid: number | undefined, start: number | undefined): Subject {
+    const e = this.#table.get(pid);
+    if (e !== undefined) {
+      // Another incarnation of the pid than the one the daemon read.
+      if (start !== undefined && e.startTime !== null && e.startTime !== start) return NOBODY;
+      return { entry: e, parent: e.parent, label: e.label, provisional: e.provisional, exists: true };
+    }
+    if (ppid === undefined) return NOBODY;
+    const peek = this.#table.peekNew(pid, ppid);
+    if (peek !== null) return { entry: null, ...peek, exists: true };
+    // Its parent is not known: a process the stream has not shown yet. While
+    // a container is live its label is not known (the parent may be in one).
+    const waits = ppid >= MIN_NAMED_PID && this.#live.size > 0;
+    return { entry: null, parent: null, label: null, provisional: waits, exists: true };
+  }
+
+  /** Places a looked-up process in the table (an accepted operation), with its start time. */
+  #materialise(
+    subject: Subject,
     pid: number,
     ppid: number | undefined,
-    requested: string,
-    caller: MarkerCaller,
-    marker: { start: string; seq: number },
-  ): void {
-    const by = this.#resolve(caller.pid, caller.ppid);
-    const target = this.#resolve(pid, ppid);
-    const old = target?.label?.rendered ?? UNSET_TEXT;
+    start: number | undefined,
+  ): ProcessEntry<Container> {
+    const entry = subject.entry ?? this.#table.observeEntry(pid, ppid ?? 0);
+    if (start !== undefined) this.#table.learnStartTime(entry, start);
+    return entry;
+  }
+
+  /** True when `target` is (or would be, placed under its parent) a strict descendant of `ancestor`. */
+  #descendsFrom(target: Subject, ancestor: Subject): boolean {
+    const a = ancestor.entry;
+    if (a === null) return false;
+    if (target.entry !== null) return this.#table.isDescendant(target.entry, a);
+    const parent = target.parent;
+    return parent !== null && (parent === a || this.#table.isDescendant(parent, a));
+  }
+
+  /** The caller holds a grant, given to its identity (uid, executable, start time). */
+  #delegated(by: Subject, caller: MarkerCaller): boolean {
+    const grant = by.entry?.grant ?? null;
+    if (grant === null) return false;
+    if (grant.uid !== null && grant.uid !== caller.uid) return false;
+    if (grant.exe !== null && grant.exe !== caller.exe) return false;
+    if (grant.start !== null && grant.start !== caller.start) return false;
+    return true;
+  }
+
+  /**
+   * DESIGN.md's rules 1–7, in order; the first that fails decides. Every
+   * check reads; only an accepted set changes the table (placing a target
+   * not seen yet), so a refused request leaves no trace but its CONTAINER_OP.
+   */
+  #set(body: Extract<MarkerBody, { op: 'set' | 'adopt' }>, marker: { start: string; seq: number }): void {
+    const { pid, ppid, start, contid: requested, caller } = body;
+    const by = this.#lookup(caller.pid, caller.ppid, caller.start);
+    const target = this.#lookup(pid, ppid, start);
+    const old = target.label?.rendered ?? UNSET_TEXT;
     const value = parseContid(requested);
-    const owner: Owner = { uid: caller.uid, exe: caller.exe, container: by?.label ?? null };
     let errno: ContidErrno | null = null;
     let existing: Container | undefined;
     if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
-    else if (!caller.privileged && by?.delegated !== true) errno = 'EPERM';
-    else if (target === undefined || !target.alive) errno = 'ESRCH';
-    else if (this.#table.hasChildren(target)) errno = 'EBUSY';
-    else if (pid === caller.pid || target === by || (!caller.privileged && !this.#descends(target, by)))
+    else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
+    else if (!target.exists) errno = 'ESRCH';
+    else if (target.entry !== null && this.#table.hasChildren(target.entry)) errno = 'EBUSY';
+    else if (
+      pid === caller.pid ||
+      (target.entry !== null && target.entry === by.entry) ||
+      (!caller.privileged && !this.#descendsFrom(target, by))
+    )
       errno = 'EXDEV';
-    else if (target.label !== null && !(by?.label != null && target.label === by.label)) errno = 'EEXIST';
+    else if (target.provisional || by.provisional || by.label === UNKNOWN) errno = 'EAGAIN';
+    else if (target.label !== null && !(by.label !== null && target.label === by.label)) errno = 'EEXIST';
     else {
       existing = this.#live.get(value.toString());
+      const owner: Owner = { uid: caller.uid, exe: caller.exe, container: by.label };
       if (existing !== undefined && !sameOwner(existing.owner, owner)) errno = 'ENOTUNIQ';
     }
-    if (errno === null && target !== undefined && value !== null) {
-      const container = existing ?? this.#create(value, owner);
-      this.#table.relabel(target, container);
+    if (errno === null && value !== null) {
+      const entry = this.#materialise(target, pid, ppid, start);
+      if (by.entry !== null && caller.start !== undefined) this.#table.learnStartTime(by.entry, caller.start);
+      if (entry.label !== target.label) {
+        // Placing it bound evidence the look-up did not see (an orphan's birth).
+        errno = 'EEXIST';
+      } else {
+        const container =
+          existing ?? this.#create(value, { uid: caller.uid, exe: caller.exe, container: by.label });
+        this.#table.relabel(entry, container);
+      }
     }
     this.#record(
       { op: 'set', opid: pid, contid: renderRequested(requested), oldContid: old },
@@ -449,25 +591,25 @@ export class Labeller {
   }
 
   /** Adopt: the daemon saw the target in a labelled container's cgroup. */
-  #adopt(
-    pid: number,
-    ppid: number | undefined,
-    requested: string,
-    caller: MarkerCaller,
-    marker: { start: string; seq: number },
-  ): void {
-    const target = this.#resolve(pid, ppid);
-    const old = target?.label?.rendered ?? UNSET_TEXT;
+  #adopt(body: Extract<MarkerBody, { op: 'set' | 'adopt' }>, marker: { start: string; seq: number }): void {
+    const { pid, ppid, start, contid: requested, caller } = body;
+    const target = this.#lookup(pid, ppid, start);
+    const old = target.label?.rendered ?? UNSET_TEXT;
     const value = parseContid(requested);
     const container = value === null ? undefined : this.#live.get(value.toString());
     let errno: ContidErrno | null = null;
     if (container === undefined) errno = 'EINVAL';
     else if (!caller.privileged) errno = 'EPERM';
-    else if (target === undefined || !target.alive) errno = 'ESRCH';
-    else if (target.label !== null) errno = 'EEXIST';
+    else if (!target.exists) errno = 'ESRCH';
+    else if (target.provisional) errno = 'EAGAIN';
+    // An unknown container is what adoption resolves: the cgroup is evidence.
+    else if (target.label !== null && target.label !== UNKNOWN) errno = 'EEXIST';
     // No EBUSY: children the target forked before are checked (and adopted) on their own.
-    if (errno === null && target !== undefined && container !== undefined)
-      this.#table.relabel(target, container);
+    if (errno === null && container !== undefined) {
+      const entry = this.#materialise(target, pid, ppid, start);
+      if (entry.label !== target.label) errno = 'EEXIST';
+      else this.#table.relabel(entry, container);
+    }
     this.#record(
       { op: 'adopt', opid: pid, contid: renderRequested(requested), oldContid: old },
       caller,
@@ -476,27 +618,30 @@ export class Labeller {
     );
   }
 
-  /** Grant: delegation (capcontid) to label the target's own descendants. */
-  #grant(
-    pid: number,
-    ppid: number | undefined,
-    caller: MarkerCaller,
-    marker: { start: string; seq: number },
-  ): void {
-    const by = this.#resolve(caller.pid, caller.ppid);
-    const target = this.#resolve(pid, ppid);
-    const current = target?.label?.rendered ?? UNSET_TEXT;
+  /** Grant: delegation (capcontid) to label the target's own descendants, for that incarnation only. */
+  #grant(body: Extract<MarkerBody, { op: 'grant' }>, marker: { start: string; seq: number }): void {
+    const { pid, ppid, start, caller } = body;
+    const by = this.#lookup(caller.pid, caller.ppid, caller.start);
+    const target = this.#lookup(pid, ppid, start);
+    const current = target.label?.rendered ?? UNSET_TEXT;
     let errno: ContidErrno | null = null;
-    if (!caller.privileged && by?.delegated !== true) errno = 'EPERM';
-    else if (target === undefined || !target.alive) errno = 'ESRCH';
-    else if (pid === caller.pid || target === by || (!caller.privileged && !this.#descends(target, by)))
+    if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
+    else if (!target.exists) errno = 'ESRCH';
+    else if (
+      pid === caller.pid ||
+      (target.entry !== null && target.entry === by.entry) ||
+      (!caller.privileged && !this.#descendsFrom(target, by))
+    )
       errno = 'EXDEV';
-    if (errno === null && target !== undefined) target.delegated = true;
+    if (errno === null) {
+      const entry = this.#materialise(target, pid, ppid, start);
+      entry.grant = {
+        uid: body.targetUid ?? null,
+        exe: body.targetExe ?? null,
+        start: start ?? entry.startTime,
+      };
+    }
     this.#record({ op: 'grant', opid: pid, contid: current, oldContid: current }, caller, errno, marker);
-  }
-
-  #descends(target: ProcessEntry<Container>, ancestor: ProcessEntry<Container> | undefined): boolean {
-    return ancestor !== undefined && this.#table.isDescendant(target, ancestor);
   }
 
   /** A new container; its parent is the setter's own container (nesting), as in the kernel series. */
