@@ -73,7 +73,7 @@ export const UNKNOWN: Container = {
   text: UNKNOWN_TEXT,
   parent: null,
   owner: Object.freeze({ uid: -1, exe: '', container: null }),
-  chain: Object.freeze([]) as readonly string[],
+  chain: Object.freeze([]),
   rendered: UNKNOWN_TEXT,
   refs: 0,
   live: false,
