@@ -361,6 +361,38 @@ export class Labeller {
     };
   }
 
+  /**
+   * A held event released before its process's wait ended (a bound of the
+   * hold stage): its container is not known, so it is written as unknown,
+   * never as host.
+   */
+  tagUnknown(le: LabelledEvent): LabelledEvent {
+    const pending = this.#pendingSubjects.get(le);
+    if (pending === undefined) return le;
+    this.#pendingSubjects.delete(le);
+    const { index } = pending;
+    return {
+      ...le,
+      contid: UNKNOWN.rendered,
+      chain: null,
+      containerIdRecord: { record: index + 1, body: renderContainerId(index + 1, UNKNOWN.rendered) },
+      provisional: false,
+    };
+  }
+
+  /**
+   * What a held event waits for: the never-seen pid at the top of its
+   * process's provisional ancestry (the hold stage bounds events per wait,
+   * so that one flood cannot push out everyone else's). -1 when not waiting.
+   */
+  waitKey(le: LabelledEvent): number {
+    const pending = this.#pendingSubjects.get(le);
+    if (pending === undefined) return -1;
+    let e = pending.subject;
+    while (e.parent !== null && e.parent.provisional) e = e.parent;
+    return e.parent === null ? e.ppid : e.parent.pid;
+  }
+
   #addOp(op: ContainerOp): void {
     if (this.#ops === NO_OPS) this.#ops = [];
     this.#ops.push(op);
