@@ -13,7 +13,7 @@
  * host log, restore `enabled` and the backlog limit.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { EventAssembler } from '../assemble/assembler.js';
@@ -21,7 +21,13 @@ import type { AuditEvent } from '../assemble/event.js';
 import { SyscallError } from '../kernel/libc.js';
 import { AuditNetlink, type AuditStatus } from '../kernel/netlink.js';
 import { ProcConnector, type ProcExit } from '../kernel/proc-connector.js';
-import { encodeMarker, MARKER_TYPE, type MarkerBody, type MarkerCaller } from '../marker/format.js';
+import {
+  encodeMarker,
+  MARKER_TYPE,
+  SEED_ENTRIES_PER_MARKER,
+  type MarkerBody,
+  type MarkerCaller,
+} from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
 import { HoldStage } from '../policy/hold.js';
@@ -34,7 +40,8 @@ import { appendKeyring, ensureDirectory } from './files.js';
 import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
-import { readPpid, readProcSnapshot } from './proc-seed.js';
+import { readProcFacts, readProcSnapshot } from './proc-seed.js';
+import { Witness } from './witness.js';
 import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
 
 export interface DaemonOptions {
@@ -74,8 +81,8 @@ export interface ContainerDescription {
   readonly pid: number;
 }
 
-/** When a signalled exit of a process not (yet) labelled in the table is looked at again. */
-const EXIT_RETRY_MS = 250;
+/** How often exits waiting for the stream to pass them are looked at, while there are some. */
+const EXIT_CHECK_MS = 100;
 
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
@@ -105,9 +112,15 @@ export class Daemon implements DaemonApi {
   readonly #hold: HoldStage;
   /** Adoption through containers' cgroups, when enabled. */
   readonly #adoption: CgroupAdoption | null;
-  /** Exits from the proc connector (deaths by signal), when enabled and available. */
+  /** Exits from the proc connector, when enabled and available. */
   #exits: ProcConnector | null = null;
-  #exitMarkers = 0;
+  /** Writes what /proc and the proc connector show into the stream (src/daemon/witness.ts). */
+  readonly #witness: Witness;
+  #exitTimer: NodeJS.Timeout | undefined;
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #lastBatchAt = 0;
+  /** The proc connector's ENOBUFS count at the last reconciliation. */
+  #connectorLoss = 0;
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
@@ -156,6 +169,16 @@ export class Daemon implements DaemonApi {
     this.#labeller = new Labeller({
       keyring: new Map([[parts.keyring.startId, parts.keyring]]),
       maxProcesses: parts.config.maxProcesses,
+      questions: true,
+    });
+    this.#witness = new Witness({
+      labeller: this.#labeller,
+      send: (body) => {
+        this.#sendMarker(body);
+      },
+      streamTimeMs: () => this.#newestMs,
+      idle: () => this.#source.stats().queued === 0 && Date.now() - this.#lastBatchAt > 50,
+      log: parts.log,
     });
     this.#hold = new HoldStage(this.#labeller);
     this.#adoption = parts.config.adopt ? this.#startAdoption() : null;
@@ -228,6 +251,7 @@ export class Daemon implements DaemonApi {
   async #openProcConnector(): Promise<void> {
     try {
       const exits = await ProcConnector.open({
+        threads: true,
         onExit: (exit) => {
           this.#onExit(exit);
         },
@@ -253,38 +277,30 @@ export class Daemon implements DaemonApi {
   }
 
   /**
-   * A process died. One killed by a signal makes no exit_group record: if
-   * it is labelled, an exit marker ends it at its place in the stream.
+   * A task exited (the proc connector reports threads too). The witness
+   * looks at it once the stream has passed it: a process the table still
+   * holds alive then left without an exit_group record.
    */
-  #onExit(exit: ProcExit, retry = true): void {
-    if ((exit.exitCode & 0x7f) === 0 || this.#stopping !== undefined) return;
-    const entry = this.#labeller.table.get(exit.pid);
-    if (entry === undefined || !entry.alive || entry.label === null) {
-      // The stream may lag behind the connector: a process forked and
-      // killed at once may not be in the table yet. Look once more later.
-      if (retry && entry === undefined) {
-        setTimeout(() => {
-          this.#onExit(exit, false);
-        }, EXIT_RETRY_MS).unref();
-      }
-      return;
-    }
-    try {
-      this.#sendMarker({ op: 'exit', pid: exit.pid, ppid: entry.ppid, status: exit.exitCode });
-      this.#exitMarkers++;
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.#log('warning', `Cannot send the exit marker of pid ${exit.pid}: ${message}`);
+  #onExit(exit: ProcExit): void {
+    if (this.#stopping !== undefined) return;
+    this.#witness.onExit(exit);
+    this.#exitTimer ??= setTimeout(() => {
+      this.#checkExits();
+    }, EXIT_CHECK_MS).unref();
+  }
+
+  #checkExits(): void {
+    this.#exitTimer = undefined;
+    this.#witness.check();
+    if (this.#witness.busy && this.#stopping === undefined) {
+      this.#exitTimer = setTimeout(() => {
+        this.#checkExits();
+      }, EXIT_CHECK_MS).unref();
     }
   }
 
   #begin(status: AuditStatus): void {
     const log = this.#log;
-    if (this.#config.seedProc) {
-      const procs = readProcSnapshot();
-      this.#labeller.seed(procs);
-      log('info', `Seeded the process table with ${procs.length} processes from /proc`);
-    }
     this.#kernel0 = status;
     this.#lostAtStart = status.lost;
     this.#timer = setInterval(() => {
@@ -292,6 +308,28 @@ export class Daemon implements DaemonApi {
     }, this.#config.statusIntervalMs);
     this.#timer.unref();
     const confirmed = this.#awaitEcho(this.#sendMarker({ op: 'start', daemonPid: process.pid }));
+    if (this.#config.seedProc) {
+      // The snapshot goes into the stream (seed markers), not straight into
+      // the table: a replay of the log then starts from the same table, and
+      // records that came before the snapshot are judged without it, live too.
+      const procs = readProcSnapshot();
+      for (let i = 0; i < procs.length; i += SEED_ENTRIES_PER_MARKER) {
+        const part = procs.slice(i, i + SEED_ENTRIES_PER_MARKER).map((p) => ({
+          pid: p.pid,
+          ppid: p.ppid,
+          start: p.startTime ?? 0,
+          pidns: p.pidns ?? null,
+        }));
+        this.#sendMarker({ op: 'seed', procs: part });
+      }
+      log('info', `Seeded the process table with ${procs.length} processes from /proc (seed markers)`);
+    }
+    if (this.#config.reconcileIntervalMs > 0) {
+      this.#reconcileTimer = setInterval(() => {
+        this.#witness.reconcile(false);
+      }, this.#config.reconcileIntervalMs);
+      this.#reconcileTimer.unref();
+    }
     const warn = setTimeout(() => {
       if (!this.#startConfirmed) {
         log(
@@ -334,10 +372,14 @@ export class Daemon implements DaemonApi {
     for (;;) {
       const batch = await this.#source.next();
       if (batch === null) break;
+      this.#lastBatchAt = Date.now();
       for (const r of batch) {
         if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
         this.#assembler.push(r);
       }
+      // What the batch raised: never-seen parents to look up, exits passed.
+      this.#witness.answerQuestions();
+      this.#witness.check();
       await this.#flush();
     }
     this.#inputEnded = true;
@@ -440,17 +482,24 @@ export class Daemon implements DaemonApi {
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     let body: MarkerBody;
-    const ppid = readPpid(request.pid);
-    const target = ppid === undefined ? { pid: request.pid } : { pid: request.pid, ppid };
+    // The target and caller incarnations, read now: a pid reused before the
+    // marker is read back is another process (ESRCH), and a grant is for
+    // this process only (its uid, executable and start time).
+    const facts = readProcFacts(request.pid);
+    const target =
+      facts === null ? { pid: request.pid } : { pid: request.pid, ppid: facts.ppid, start: facts.startTime };
+    const callerStart = request.caller.start ?? readProcFacts(request.caller.pid)?.startTime;
+    const caller = callerStart === undefined ? request.caller : { ...request.caller, start: callerStart };
     if (request.op === 'grant') {
-      body = { op: 'grant', ...target, caller: request.caller };
+      const identity = readIdentity(request.pid);
+      body = { op: 'grant', ...target, ...identity, caller };
     } else {
       if (request.contid === undefined) {
         return Promise.reject(
           new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'EINVAL'),
         );
       }
-      body = { op: request.op, ...target, contid: request.contid, caller: request.caller };
+      body = { op: request.op, ...target, contid: request.contid, caller };
     }
     return new Promise<OperationResult>((resolve, reject) => {
       let seq: number;
@@ -585,7 +634,9 @@ export class Daemon implements DaemonApi {
       assembler: a,
       labels: l,
       adoption: this.#adoption?.stats() ?? null,
-      procConnector: this.#exits === null ? null : { ...this.#exits.stats(), exitMarkers: this.#exitMarkers },
+      procConnector: this.#exits === null ? null : this.#exits.stats(),
+      witness: this.#witness.stats(),
+      hold: this.#hold.stats(),
       hostLog: this.#hostLog?.stats() ?? null,
     };
   }
@@ -618,6 +669,12 @@ export class Daemon implements DaemonApi {
     const last = this.#lastLoss;
     if (losses.kernelLost > last.kernelLost) {
       this.#log('warning', `The kernel lost ${losses.kernelLost - last.kernelLost} records (lost counter)`);
+    }
+    const connectorLoss = this.#exits?.stats().enobufs ?? 0;
+    if (losses.enobufs > last.enobufs || connectorLoss > this.#connectorLoss) {
+      // Exits (and records) went unseen: check every process against /proc.
+      this.#connectorLoss = connectorLoss;
+      this.#witness.reconcile(true);
     }
     if (losses.enobufs > last.enobufs) {
       this.#log(
@@ -686,6 +743,8 @@ export class Daemon implements DaemonApi {
     await this.#hostLog?.close();
     problems.push(...(this.#kernel?.restoreSettings() ?? []));
     clearInterval(this.#timer);
+    clearInterval(this.#reconcileTimer);
+    clearTimeout(this.#exitTimer);
     this.#tick();
     this.#control.close();
     for (const p of problems) log('error', `While stopping: ${p}`);
@@ -727,6 +786,23 @@ async function openSource(
       }
     }
   }
+}
+
+/** A process's effective uid and executable, as a grant records them; fields it cannot read are left out. */
+function readIdentity(pid: number): { targetUid?: number; targetExe?: string } {
+  const out: { targetUid?: number; targetExe?: string } = {};
+  try {
+    const uid = /^Uid:\s+[0-9]+\s+([0-9]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+    if (uid !== undefined) out.targetUid = Number(uid);
+  } catch {
+    // Exited: the labeller answers ESRCH.
+  }
+  try {
+    out.targetExe = readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    // A kernel thread or an exiting process has no exe link.
+  }
+  return out;
 }
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {

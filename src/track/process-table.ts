@@ -895,6 +895,20 @@ export class ProcessTable<L> {
     return out;
   }
 
+  /** True when an open birth names `pid` as its `exit=` (a child not seen yet). */
+  isClaimed(pid: number): boolean {
+    return this.#byClaim.get(pid) !== undefined;
+  }
+
+  /** The live processes, least recently seen first (for a reconciliation against /proc). */
+  *liveEntries(): Generator<ProcessEntry<L>> {
+    for (let e = this.#lruHead; e !== null;) {
+      const next = e.lruNext; // the caller may end `e`
+      yield e;
+      e = next;
+    }
+  }
+
   /** True while processes wait, provisional, for never-seen `pid`. */
   isWaitedFor(pid: number): boolean {
     return this.#placeholders.has(pid);
