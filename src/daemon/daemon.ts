@@ -32,6 +32,7 @@ import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
 import { HoldStage } from '../policy/hold.js';
 import { Labeller } from '../policy/labeller.js';
+import { chainToken } from '../policy/contid.js';
 import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
@@ -74,6 +75,7 @@ const MAX_DESCRIPTIONS = 10_000;
 
 /** What an orchestrator said about a container it labelled (not in the audit stream). */
 export interface ContainerDescription {
+  /** The chain (`5,^42`; a top-level ID is itself). */
   readonly contid: string;
   readonly name?: string;
   readonly meta?: Readonly<Record<string, string>>;
@@ -439,10 +441,17 @@ export class Daemon implements DaemonApi {
     };
     return new CgroupAdoption({
       readCgroup: (pid) => readProcCgroup(pid, read),
-      adopt: async (pid, contid) => {
-        await this.submit({ op: 'adopt', pid, contid, caller: self });
+      readCgroupNow: (pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+        } catch {
+          return null;
+        }
       },
-      isLive: (contid) => this.#labeller.container(contid) !== undefined,
+      adopt: async (pid, chain) => {
+        await this.submit({ op: 'adopt', pid, contid: chainToken(chain.split(',^')), caller: self });
+      },
+      isLive: (chain) => this.#labeller.containerByChain(chain) !== undefined,
       hostRefs,
       log: this.#log,
     });
@@ -563,9 +572,9 @@ export class Daemon implements DaemonApi {
     const caller = `caller pid ${request.caller.pid} uid ${request.caller.uid}`;
     const outcome = result.errno === null ? 'accepted' : `refused (${result.errno})`;
     this.#log('info', `Operation ${what}${about} by ${caller}: ${outcome}`);
-    if (result.errno !== null || request.op !== 'set' || !described || request.contid === undefined) return;
-    if (!/^[0-9]{1,20}$/.test(request.contid)) return;
-    const contid = BigInt(request.contid).toString();
+    if (result.errno !== null || request.op !== 'set' || !described || result.op.chain === null) return;
+    // Keyed by chain: a nested ID is unique only among its parent's.
+    const contid = result.op.chain;
     // A later set of the same container (injection) that describes it again wins.
     this.#descriptions.delete(contid);
     this.#descriptions.set(contid, {
@@ -580,7 +589,7 @@ export class Daemon implements DaemonApi {
   /** Forgets descriptions of containers that are no longer live, then the oldest beyond the bound. */
   #pruneDescriptions(): void {
     for (const id of this.#descriptions.keys()) {
-      if (this.#labeller.container(id) === undefined) this.#descriptions.delete(id);
+      if (this.#labeller.containerByChain(id) === undefined) this.#descriptions.delete(id);
     }
     for (const id of this.#descriptions.keys()) {
       if (this.#descriptions.size <= MAX_DESCRIPTIONS) break;

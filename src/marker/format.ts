@@ -133,7 +133,8 @@ export interface ParsedMarker {
 }
 
 const START_ID = /^[A-Za-z0-9._-]{1,64}$/;
-const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,64}$/;
+/** A contid as given (policy validates it), or for adopt a chain `5+42+1`. */
+const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,256}$/;
 const UINT = /^(0|[1-9][0-9]{0,9})$/;
 const BIGUINT = /^(0|[1-9][0-9]{0,15})$/;
 const SEED_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15})\.([hnu])$/;

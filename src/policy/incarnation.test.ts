@@ -178,3 +178,38 @@ function only<T>(items: readonly T[]): T {
   assert.equal(items.length, 1);
   return items[0]!;
 }
+
+void describe('IDs are unique among the children of one parent', () => {
+  void it("a tenant's nested IDs never take the host's: the operator's 1001 is still free", () => {
+    const w = world();
+    assert.equal(w.set(1001, '2').errno, null);
+    assert.equal(only(w.marker({ op: 'grant', pid: 1001, ppid: 1000, caller: ORCH }).ops).errno, null);
+    const tenant = callerAt(1001, '/usr/bin/runc');
+    for (const [child, id] of [
+      [1101, '1001'],
+      [1102, '18446744073709551614'],
+    ] as const) {
+      w.fork(1001, child, 1000);
+      w.seen(child, 1001);
+      assert.equal(w.set(child, id, tenant).errno, null);
+      assert.equal(w.contid(child), `${id},^2`);
+    }
+    // The host operator labels a fresh process 1001: a top-level ID, not the tenant's.
+    assert.equal(w.set(1002, '1001').errno, null);
+    assert.equal(w.contid(1002), '1001');
+    assert.equal(w.labeller.container('1001')?.rendered, '1001');
+    assert.equal(w.labeller.containerByChain('1001,^2')?.rendered, '1001,^2');
+    assert.equal(w.labeller.stats().containers, 4);
+  });
+
+  void it('0 is an ID like any other', () => {
+    const w = world();
+    assert.equal(w.set(1001, '0').errno, null);
+    assert.equal(w.contid(1001), '0');
+    assert.equal(w.seen(1001, 1000).containerIdRecord?.body, 'record=1 contid=0');
+    assert.equal(
+      w.exit(1001, 1000).ops[0]?.body.startsWith('op=drop opid=1001 contid=-1 old-contid=0 '),
+      true,
+    );
+  });
+});

@@ -20,7 +20,9 @@ import {
   UNKNOWN,
   UNSET_TEXT,
   makeContainer,
+  parseChainToken,
   parseContid,
+  renderChain,
   renderRequested,
   sameOwner,
 } from './contid.js';
@@ -52,6 +54,10 @@ export interface ContainerOp extends ContainerOpFields {
   readonly body: string;
   /** The marker that asked for it (null for drop). */
   readonly marker: { readonly start: string; readonly seq: number } | null;
+  /** The target's chain after an accepted set or adopt (`5,^42`), else null. */
+  readonly chain: string | null;
+  /** True for the accepted set that created the container (not an injection, adopt or grant). */
+  readonly created: boolean;
 }
 
 /** Something that looked like a marker and was not honoured. */
@@ -140,7 +146,10 @@ const NO_FORGERIES: Forgery[] = [];
 
 export class Labeller {
   readonly #table: ProcessTable<Container>;
-  readonly #live = new Map<string, Container>();
+  /** Live top-level IDs (set by the host's orchestrators); nested ones hang from their parent. */
+  readonly #roots = new Map<string, Container>();
+  /** Live containers, nested ones included. */
+  #liveCount = 0;
   readonly #keyring: Keyring;
   readonly #markers = new MarkerState();
   /** The SYSCALL record of the event being processed, as read once. */
@@ -168,7 +177,7 @@ export class Labeller {
       ...(options.birthTtlMs === undefined ? {} : { birthTtlMs: options.birthTtlMs }),
       ...(options.clone3BirthTtlMs === undefined ? {} : { clone3BirthTtlMs: options.clone3BirthTtlMs }),
       ...(options.deadTtlMs === undefined ? {} : { deadTtlMs: options.deadTtlMs }),
-      anyLabelled: () => this.#live.size > 0,
+      anyLabelled: () => this.#liveCount > 0,
       unknownLabel: UNKNOWN,
       questions: options.questions ?? false,
       hooks: {
@@ -189,7 +198,37 @@ export class Labeller {
 
   /** The live container with this ID, if any. */
   container(id: string): Container | undefined {
-    return this.#live.get(id);
+    return this.#roots.get(id);
+  }
+
+  /**
+   * The live container with this chain, leaf to root (`['5', '42']` or
+   * `5,^42`), if any.
+   */
+  containerByChain(chain: string | readonly string[]): Container | undefined {
+    const ids = typeof chain === 'string' ? chain.split(',^') : chain;
+    const parsed: bigint[] = [];
+    for (const id of ids) {
+      const v = parseContid(id);
+      if (v === null) return undefined;
+      parsed.push(v);
+    }
+    return this.#byChain(parsed);
+  }
+
+  /** The IDs live under `parent` (null: the top level). */
+  #scope(parent: Container | null): Map<string, Container> | null {
+    return parent === null ? this.#roots : parent.nested;
+  }
+
+  #byChain(chain: readonly bigint[]): Container | undefined {
+    let c: Container | undefined;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const scope = i === chain.length - 1 ? this.#roots : (c?.nested ?? null);
+      c = scope?.get(chain[i]!.toString());
+      if (c === undefined) return undefined;
+    }
+    return c;
   }
 
   /** Loads a /proc snapshot (live mode, once, before the first event). */
@@ -316,7 +355,7 @@ export class Labeller {
     // a container is live (with none, every wait ends unset). Remembering
     // the others would cost a WeakMap entry for most events of a log whose
     // ancestors were never audited, and the collector's time to clear it.
-    if (provisional && subject !== undefined && this.#live.size > 0) {
+    if (provisional && subject !== undefined && this.#liveCount > 0) {
       this.#pendingSubjects.set(le, { subject, index: subjectIndex });
     }
     return le;
@@ -324,7 +363,7 @@ export class Labeller {
 
   /** Containers with a live process: while there are none, no wait can end in a label. */
   get liveContainers(): number {
-    return this.#live.size;
+    return this.#liveCount;
   }
 
   /** Increases whenever a provisional wait ends (see retag). */
@@ -409,7 +448,7 @@ export class Labeller {
       reused: t.reused,
       births: t.births,
       birthsExpired: t.birthsExpired,
-      containers: this.#live.size,
+      containers: this.#liveCount,
       markers: this.#validMarkers,
       forgeries: this.#forgeries,
       ops: { accepted: this.#accepted, refused: this.#refused, drops: this.#drops },
@@ -537,7 +576,7 @@ export class Labeller {
     if (peek !== null) return { entry: null, ...peek, exists: true };
     // Its parent is not known: a process the stream has not shown yet. While
     // a container is live its label is not known (the parent may be in one).
-    const waits = ppid >= MIN_NAMED_PID && this.#live.size > 0;
+    const waits = ppid >= MIN_NAMED_PID && this.#liveCount > 0;
     return { entry: null, parent: null, label: null, provisional: waits, exists: true };
   }
 
@@ -598,10 +637,12 @@ export class Labeller {
     else if (target.provisional || by.provisional || by.label === UNKNOWN) errno = 'EAGAIN';
     else if (target.label !== null && !(by.label !== null && target.label === by.label)) errno = 'EEXIST';
     else {
-      existing = this.#live.get(value.toString());
+      // Unique among the IDs of one parent: the setter's own container.
+      existing = this.#scope(by.label)?.get(value.toString());
       const owner: Owner = { uid: caller.uid, exe: caller.exe, container: by.label };
       if (existing !== undefined && !sameOwner(existing.owner, owner)) errno = 'ENOTUNIQ';
     }
+    let result: Container | null = null;
     if (errno === null && value !== null) {
       const entry = this.#materialise(target, pid, ppid, start);
       if (by.entry !== null && caller.start !== undefined) this.#table.learnStartTime(by.entry, caller.start);
@@ -609,9 +650,8 @@ export class Labeller {
         // Placing it bound evidence the look-up did not see (an orphan's birth).
         errno = 'EEXIST';
       } else {
-        const container =
-          existing ?? this.#create(value, { uid: caller.uid, exe: caller.exe, container: by.label });
-        this.#table.relabel(entry, container);
+        result = existing ?? this.#create(value, { uid: caller.uid, exe: caller.exe, container: by.label });
+        this.#table.relabel(entry, result);
       }
     }
     this.#record(
@@ -619,6 +659,7 @@ export class Labeller {
       caller,
       errno,
       marker,
+      { chain: result?.rendered ?? null, created: result !== null && existing === undefined },
     );
   }
 
@@ -628,7 +669,8 @@ export class Labeller {
     const target = this.#lookup(pid, ppid, start);
     const old = target.label?.rendered ?? UNSET_TEXT;
     const value = parseContid(requested);
-    const container = value === null ? undefined : this.#live.get(value.toString());
+    const chain = parseChainToken(requested);
+    const container = chain === null ? undefined : this.#byChain(chain);
     let errno: ContidErrno | null = null;
     if (container === undefined) errno = 'EINVAL';
     else if (!caller.privileged) errno = 'EPERM';
@@ -643,10 +685,11 @@ export class Labeller {
       else this.#table.relabel(entry, container);
     }
     this.#record(
-      { op: 'adopt', opid: pid, contid: renderRequested(requested), oldContid: old },
+      { op: 'adopt', opid: pid, contid: renderRequestedChain(requested), oldContid: old },
       caller,
       errno,
       marker,
+      { chain: errno === null ? (container?.rendered ?? null) : null, created: false },
     );
   }
 
@@ -681,7 +724,9 @@ export class Labeller {
     const parent = owner.container;
     const c = makeContainer(value, parent, owner);
     if (parent !== null) parent.refs++; // a nested container holds its parent
-    this.#live.set(c.text, c);
+    if (parent === null) this.#roots.set(c.text, c);
+    else (parent.nested ??= new Map()).set(c.text, c);
+    this.#liveCount++;
     return c;
   }
 
@@ -689,7 +734,9 @@ export class Labeller {
     c.refs--;
     if (c.refs > 0 || !c.live) return;
     c.live = false;
-    if (this.#live.get(c.text) === c) this.#live.delete(c.text);
+    const scope = this.#scope(c.parent);
+    if (scope?.get(c.text) === c) scope.delete(c.text);
+    this.#liveCount--;
     const record = this.#current?.entry === by ? this.#current.record : null;
     const who: OpCaller = {
       pid: by.pid,
@@ -706,7 +753,14 @@ export class Labeller {
       errno: null,
     };
     this.#drops++;
-    this.#addOp({ ...fields, result: 'accepted', body: renderContainerOp(fields), marker: null });
+    this.#addOp({
+      ...fields,
+      result: 'accepted',
+      body: renderContainerOp(fields),
+      marker: null,
+      chain: null,
+      created: false,
+    });
     if (c.parent !== null) this.#release(c.parent, by);
   }
 
@@ -715,6 +769,7 @@ export class Labeller {
     caller: MarkerCaller,
     errno: ContidErrno | null,
     marker: { start: string; seq: number },
+    outcome: { chain: string | null; created: boolean } = { chain: null, created: false },
   ): void {
     const fields: ContainerOpFields = {
       ...f,
@@ -728,6 +783,7 @@ export class Labeller {
       result: errno === null ? 'accepted' : 'refused',
       body: renderContainerOp(fields),
       marker: { start: marker.start, seq: marker.seq },
+      ...outcome,
     });
   }
 
@@ -750,6 +806,12 @@ export class Labeller {
       record,
     };
   }
+}
+
+/** An adopt's requested container as CONTAINER_OP's `contid=`: the chain (`5,^42`), or `?`. */
+function renderRequestedChain(text: string): string {
+  const chain = parseChainToken(text);
+  return chain === null ? '?' : renderChain(chain.map(String));
 }
 
 /** A raw `exe=` value (`"/bin/sh"` or hex) as a string, or null. */
