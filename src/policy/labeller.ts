@@ -668,7 +668,6 @@ export class Labeller {
     const { pid, ppid, start, contid: requested, caller } = body;
     const target = this.#lookup(pid, ppid, start);
     const old = target.label?.rendered ?? UNSET_TEXT;
-    const value = parseContid(requested);
     const chain = parseChainToken(requested);
     const container = chain === null ? undefined : this.#byChain(chain);
     let errno: ContidErrno | null = null;
