@@ -43,13 +43,25 @@ const etc = (path: string): string => readFileSync(new URL(`../../etc/${path}`, 
 const skip = auditSkipReason() ?? auditdSkipReason() ?? crunSkipReason();
 const TEST_TIMEOUT_MS = 240_000;
 
-/** The shipped plugin file with `path` set to `path`: the one line that names where contid is installed. */
-function pluginFileFor(path: string): string {
+/**
+ * The shipped plugin file with `path` set to `path` (the one line that names
+ * where contid is installed), and `args` replaced when `args` is given.
+ */
+function pluginFileFor(path: string, args: string | null): string {
   const shipped = etc('auditd-plugin/contid.conf');
-  const text = shipped.replace(/^path = .*$/m, `path = ${path}`);
+  let text = shipped.replace(/^path = .*$/m, `path = ${path}`);
   assert.notEqual(text, shipped, 'the plugin file has a path line');
+  if (args !== null) text = text.replace(/^args = .*$/m, `args = ${args}`);
   return text;
 }
+
+/**
+ * How contid gets its config: `wrapper`, the shipped `args` (contid reads
+ * its default config file, which a test must not touch, so the wrapper adds
+ * `--config`); `args`, the README's other way, `args = run --config=FILE`
+ * with `source = plugin` in FILE.
+ */
+type ConfigWay = 'wrapper' | 'args';
 
 /** The shipped rules, each narrowed to the test's loginuid (tests never audit the whole machine). */
 function narrowedRules(): string {
@@ -69,6 +81,8 @@ interface PluginPaths {
   /** The wrapper auditd starts: it records its arguments and pid, then execs contid. */
   readonly wrapper: string;
   readonly args: string;
+  /** The wrapper's environment, as auditd gave it. */
+  readonly env: string;
   readonly pids: string;
   readonly stderr: string;
 }
@@ -82,6 +96,7 @@ function pluginPaths(dir: string): PluginPaths {
     socket: join(dir, 'contid', 'run', 'control.sock'),
     wrapper: join(dir, 'bin', 'contid'),
     args: join(dir, 'plugin.args'),
+    env: join(dir, 'plugin.env'),
     pids: join(dir, 'plugin.pids'),
     stderr: join(dir, 'contid.stderr'),
   };
@@ -91,25 +106,30 @@ function pluginPaths(dir: string): PluginPaths {
  * The program auditd runs as the plugin. auditd gives it the plugin file's
  * `args` and an empty environment, and its stderr is auditd's: the wrapper
  * keeps the arguments, the pid (exec keeps it) and the stderr for the test,
- * and adds the private config, as a site whose config is not
- * /etc/contid/contid.conf would. contid itself starts through its own `#!`
- * line, as the installed one does.
+ * and adds the private config when `way` is `wrapper`. contid itself starts
+ * through its own `#!` line, as the installed one does.
  */
-function writeWrapper(p: PluginPaths): void {
+function writeWrapper(p: PluginPaths, way: ConfigWay): void {
   mkdirSync(join(p.dir, 'bin'), { mode: 0o755 });
   const q = (s: string): string => `'${s}'`;
   const script = [
     '#!/bin/sh',
     `printf '%s\\n' "$@" > ${q(p.args)}`,
     `echo $$ >> ${q(p.pids)}`,
-    `exec ${q(MAIN)} "$@" --config ${q(p.config)} 2>> ${q(p.stderr)}`,
+    `exec ${q(MAIN)} "$@" ${way === 'wrapper' ? `--config ${q(p.config)}` : ''} 2>> ${q(p.stderr)}`,
     '',
   ].join('\n');
   // auditd runs only a root-owned program with mode 0750 or more.
   writeFileSync(p.wrapper, script, { mode: 0o750 });
   writeFileSync(
     p.config,
-    [`host-log = ${p.hostLog}`, `state-dir = ${p.stateDir}`, `socket = ${p.socket}`, ''].join('\n'),
+    [
+      ...(way === 'args' ? ['source = plugin'] : []),
+      `host-log = ${p.hostLog}`,
+      `state-dir = ${p.stateDir}`,
+      `socket = ${p.socket}`,
+      '',
+    ].join('\n'),
   );
 }
 
@@ -151,13 +171,14 @@ function keepForDiagnosis(t: TestContext, p: PluginPaths, auditd: RunningAuditd 
   t.diagnostic(`the test directory and auditd's stderr are kept in ${keep}`);
 }
 
-for (const format of [
-  { logFormat: 'ENRICHED', nameFormat: 'NONE' },
-  { logFormat: 'RAW', nameFormat: 'HOSTNAME' },
+for (const { way, ...format } of [
+  { logFormat: 'ENRICHED', nameFormat: 'NONE', way: 'wrapper' },
+  { logFormat: 'RAW', nameFormat: 'HOSTNAME', way: 'args' },
 ] as const) {
   test(
-    `as auditd's plugin (log_format ${format.logFormat}, name_format ${format.nameFormat}): ` +
-      'the shipped plugin file is accepted, a container is labelled, auditd logs the markers, ' +
+    `as auditd's plugin (log_format ${format.logFormat}, name_format ${format.nameFormat}, ` +
+      `${way === 'args' ? 'args = run --config=FILE' : 'args as shipped'}): ` +
+      'auditd accepts the plugin file, a container is labelled, auditd logs the markers, ' +
       'replay of its log gives the same tags, and contid stops with auditd',
     { skip, timeout: TEST_TIMEOUT_MS },
     async (t) => {
@@ -171,7 +192,8 @@ for (const format of [
           rmSync(dir, { recursive: true, force: true });
         });
         const p = pluginPaths(dir);
-        writeWrapper(p);
+        writeWrapper(p, way);
+        const args = way === 'args' ? `run --config=${p.config}` : null;
         // What Debian's stock audit.rules does (-b 8192), which a rules.d
         // file beside it relies on: the kernel's default of 64 overflows.
         if (ctx.snapshot.status.backlogLimit < 8192) ctx.netlink.setStatus({ backlogLimit: 8192 });
@@ -186,12 +208,13 @@ for (const format of [
           auditd = await startAuditd({
             dir: join(dir, 'auditd'),
             ...format,
-            plugins: { 'contid.conf': pluginFileFor(p.wrapper) },
+            plugins: { 'contid.conf': pluginFileFor(p.wrapper, args) },
             netlink: ctx.netlink,
           });
           logFile = auditd.logFile;
           await waitForText(() => stderrOf(p), /Listening on /);
-          await checkPluginRun(p, auditd);
+          const given = args ?? /^args = (.*)$/m.exec(etc('auditd-plugin/contid.conf'))?.[1] ?? '';
+          await checkPluginRun(p, auditd, given.split(' '));
           failed = false;
         } catch (error) {
           keepForDiagnosis(t, p, auditd);
@@ -217,10 +240,12 @@ for (const format of [
 }
 
 /** While auditd and its plugin run: the plugin file was taken as is, and a container gets labelled. */
-async function checkPluginRun(p: PluginPaths, auditd: RunningAuditd): Promise<void> {
+async function checkPluginRun(p: PluginPaths, auditd: RunningAuditd, args: readonly string[]): Promise<void> {
   // auditd names any line of a plugin file it refuses, and the file.
   assert.doesNotMatch(auditd.stderr(), /contid\.conf|Wrong number|too long|Skipping/, auditd.stderr());
-  assert.equal(readFileSync(p.args, 'utf8'), 'run\n--source=plugin\n', 'auditd passes args as shipped');
+  assert.deepEqual(readFileSync(p.args, 'utf8').split('\n').slice(0, -1), args, 'auditd passes args whole');
+  // What README and the plugin file say: no PATH, so `env node` searches only /usr/bin and /bin.
+  assert.doesNotMatch(readFileSync(p.env, 'utf8'), /^PATH=/m, 'auditd gives its plugin an empty environment');
   const [pid] = pluginPids(p);
   assert.match(stderrOf(p), new RegExp(`Started: pid ${pid}, source plugin, `));
   const status = await contid(['status', '--json', '--socket', p.socket]);
