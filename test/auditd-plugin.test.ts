@@ -19,7 +19,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { auditSkipReason, spawnWithLoginuid, TEST_LOGINUID, withAuditState } from './support/audit-state.js';
+import {
+  auditSkipReason,
+  skipIfDaemonRegistered,
+  spawnWithLoginuid,
+  TEST_LOGINUID,
+  withAuditState,
+} from './support/audit-state.js';
 import { killLeftovers, waitForNoProcesses } from './support/processes.js';
 import { auditdSkipReason, startAuditd, type RunningAuditd } from './support/auditd.js';
 import { CONTAINER_SCRIPT, crunSkipReason, MAIN, makeBundle, runContainer } from './support/crun.js';
@@ -84,6 +90,8 @@ interface PluginPaths {
   /** The wrapper's environment, as auditd gave it. */
   readonly env: string;
   readonly pids: string;
+  /** contid's stdout, which auditd shares with its plugin: nothing may go there. */
+  readonly stdout: string;
   readonly stderr: string;
 }
 
@@ -98,6 +106,7 @@ function pluginPaths(dir: string): PluginPaths {
     args: join(dir, 'plugin.args'),
     env: join(dir, 'plugin.env'),
     pids: join(dir, 'plugin.pids'),
+    stdout: join(dir, 'contid.stdout'),
     stderr: join(dir, 'contid.stderr'),
   };
 }
@@ -115,8 +124,9 @@ function writeWrapper(p: PluginPaths, way: ConfigWay): void {
   const script = [
     '#!/bin/sh',
     `printf '%s\\n' "$@" > ${q(p.args)}`,
+    `/usr/bin/env > ${q(p.env)}`,
     `echo $$ >> ${q(p.pids)}`,
-    `exec ${q(MAIN)} "$@" ${way === 'wrapper' ? `--config ${q(p.config)}` : ''} 2>> ${q(p.stderr)}`,
+    `exec ${q(MAIN)} "$@" ${way === 'wrapper' ? `--config ${q(p.config)}` : ''} >> ${q(p.stdout)} 2>> ${q(p.stderr)}`,
     '',
   ].join('\n');
   // auditd runs only a root-owned program with mode 0750 or more.
@@ -183,10 +193,8 @@ for (const { way, ...format } of [
     { skip, timeout: TEST_TIMEOUT_MS },
     async (t) => {
       await withAuditState(async (ctx) => {
-        if (ctx.snapshot.status.pid !== 0) {
-          t.skip(`pid ${ctx.snapshot.status.pid} is registered as the audit daemon: auditd cannot start`);
-          return;
-        }
+        // auditd cannot register beside another audit daemon.
+        if (skipIfDaemonRegistered(t, ctx)) return;
         const dir = mkdtempSync(join(tmpdir(), 'contid-plugin-'));
         t.after(() => {
           rmSync(dir, { recursive: true, force: true });
@@ -231,6 +239,7 @@ for (const { way, ...format } of [
         assert.match(stderr, /notice: Stopping: /);
         assert.match(stderr, /notice: Stopped: /);
         assert.doesNotMatch(stderr, /: error: /);
+        assert.equal(readFileSync(p.stdout, 'utf8'), '', 'contid writes nothing on stdout');
         assert.equal(pluginPids(p).length, 1, 'auditd started contid once (no restart)');
 
         await checkAuditdLog(p, logFile);

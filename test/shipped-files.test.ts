@@ -68,6 +68,17 @@ test(
   },
 );
 
+test("etc/auditd-plugin/contid.conf: args parse as contid run flags within auditd 3.0's limits", () => {
+  // The real check is test/auditd-plugin.test.ts (root, auditd); this one runs anywhere.
+  const text = etc('auditd-plugin/contid.conf');
+  for (const line of text.split('\n')) assert.ok(line.length <= 158, `auditd skips a longer line: ${line}`);
+  const args = /^args = (.*)$/m.exec(text)?.[1]?.split(' ') ?? [];
+  assert.ok(args.length <= 2, `auditd passes at most two words of args: ${args.join(' ')}`);
+  assert.equal(args[0], 'run');
+  const run = parseRunArgs(args.slice(1));
+  assert.deepEqual(run, { help: false, config: null, flags: { source: 'plugin' } });
+});
+
 /** The unit's Exec*= command lines (without systemd's `-`/`@`/`+` prefixes). */
 function execLines(unit: string): string[][] {
   return [...unit.matchAll(/^Exec[A-Za-z]*=[-@:+!]*(.+)$/gm)].map((m) => m[1]!.trim().split(/\s+/));
