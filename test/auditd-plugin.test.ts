@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import {
   auditSkipReason,
+  runWithLoginuid,
   skipIfDaemonRegistered,
   spawnWithLoginuid,
   TEST_LOGINUID,
@@ -28,7 +29,7 @@ import {
 } from './support/audit-state.js';
 import { killLeftovers, waitForNoProcesses } from './support/processes.js';
 import { auditdSkipReason, startAuditd, type RunningAuditd } from './support/auditd.js';
-import { CONTAINER_SCRIPT, crunSkipReason, MAIN, makeBundle, runContainer } from './support/crun.js';
+import { CONTAINER_SCRIPT, crunSkipReason, MAIN, makeBundle, runContainer, which } from './support/crun.js';
 import {
   assertOnlyTreeLabelled,
   contidOf,
@@ -39,6 +40,7 @@ import {
   readEvents,
   setOp,
   syscallOf,
+  waitForEvents,
   waitForExit,
   waitForText,
   type LogEvent,
@@ -46,7 +48,13 @@ import {
 
 const etc = (path: string): string => readFileSync(new URL(`../../etc/${path}`, import.meta.url), 'utf8');
 
-const skip = auditSkipReason() ?? auditdSkipReason() ?? crunSkipReason();
+const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
+
+const skip =
+  auditSkipReason() ??
+  auditdSkipReason() ??
+  crunSkipReason() ??
+  (which('gcc') === null ? 'gcc is needed (a user message sender)' : undefined);
 const TEST_TIMEOUT_MS = 240_000;
 
 /**
@@ -162,14 +170,14 @@ async function contid(
   return { code, stdout, stderr };
 }
 
-/** The contid of each labelled event, by stamp, and the CONTAINER_OP records, of a text log. */
+/** The contid of each labelled event, by stamp, and the CONTAINER_OP and CONTID_FORGERY records, of a text log. */
 function tags(events: readonly LogEvent[]): { labels: Map<string, string>; ops: string[] } {
   const labels = new Map<string, string>();
   const ops: string[] = [];
   for (const e of events) {
     const chain = contidOf(e);
     if (chain !== null) labels.set(e.stamp, chain);
-    ops.push(...e.lines.filter((l) => l.startsWith('type=CONTAINER_OP ')));
+    ops.push(...e.lines.filter((l) => /^type=(CONTAINER_OP|CONTID_FORGERY) /.test(l)));
   }
   return { labels, ops };
 }
@@ -284,6 +292,31 @@ async function checkPluginRun(p: PluginPaths, auditd: RunningAuditd, args: reado
     stderrOf(p),
     new RegExp(`Operation set pid ${op.opid} contid 77 name "${bundle.id}" .*: accepted`),
   );
+  await checkSeparatorInUserMessage(p);
+}
+
+/**
+ * A user message may hold any byte, `\x1d` too (KERNEL.md §9), which in a
+ * RAW stream is text, not auditd's enriched-part separator. A process sends
+ * marker text as a USER_AUTH message (the wrong type) with one in it: contid must
+ * read the whole text and report the forgery, in either format.
+ */
+async function checkSeparatorInUserMessage(p: PluginPaths): Promise<void> {
+  const forge = join(p.dir, 'bin', 'fx-forge');
+  const cc = spawnSync('gcc', ['-O2', '-o', forge, FORGE_SOURCE], { encoding: 'utf8' });
+  assert.equal(cc.status, 0, cc.stderr);
+  const text = join(p.dir, 'forged.txt');
+  writeFileSync(text, 'contid-marker v=1 start=X seq=1 op=set pid=1 contid=666 mac=00\x1dUID="root"');
+  const sent = await runWithLoginuid(TEST_LOGINUID, [forge, '1100', text]);
+  assert.match(sent.stdout, /ack error=0/, sent.stderr);
+  const event = await waitForEvents(p.hostLog, `the USER_AUTH message of pid ${sent.pid}`, (events) =>
+    events.find((e) =>
+      e.lines.some((l) => l.startsWith('type=USER_AUTH ') && field(l, 'pid') === String(sent.pid)),
+    ),
+  );
+  const forgery = event.lines.find((l) => l.startsWith('type=CONTID_FORGERY '));
+  assert.ok(forgery !== undefined, `a forgery report:\n${event.lines.join('\n')}`);
+  assert.match(forgery, new RegExp(` reason=wrong-type pid=${sent.pid} `));
 }
 
 /** auditd's own log holds the markers, and its replay with the keyring tags as the host log does. */
