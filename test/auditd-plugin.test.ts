@@ -4,13 +4,14 @@
  * at this checkout, in a private auditd configuration directory; the shipped
  * rules narrowed to loginuid 4242; a crun container labelled by the OCI hook
  * while contid reads auditd's plugin stream. Once with auditd's default
- * ENRICHED log format, once with RAW and `node=` names: contid is told
- * neither, it reads the format from each line.
+ * ENRICHED log format and the shipped `args`, once with RAW, `node=` names
+ * and `args = run --config=FILE`: contid is told neither format, it reads it
+ * from the stream.
  *
  * Each test holds the audit lock and restores the audit state, also on
- * failure (withAuditState); it stops auditd by its pid, and contid (which
- * auditd started) by the pid contid's wrapper recorded, if it outlives
- * auditd, which is a failure.
+ * failure (withAuditState); it stops auditd by its pid, and whatever still
+ * runs from the test's directory (contid outliving auditd is a failure) by
+ * pid too.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
