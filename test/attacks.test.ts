@@ -12,34 +12,28 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { spawnWithLoginuid, TEST_LOGINUID } from './support/audit-state.js';
+import { auditSkipReason } from './support/audit-state.js';
+import { crunSkipReason, killChild, makeBundle, runContainer, which } from './support/crun.js';
+import { contid, mkfifo, waitForChildren, withDaemon } from './support/live-daemon.js';
 import {
-  containerSkip,
-  contid,
   contidOf,
   descendants,
   field,
   flushLog,
-  killChild,
-  makeBundle,
-  mkfifo,
   readEvents,
-  runContainer,
   setOp,
-  skip,
   syscallOf,
-  TEST_TIMEOUT_MS,
-  waitFor,
-  waitForChildren,
+  waitForEvents,
   waitForExit,
-  withDaemon,
   type LogEvent,
-} from './support/live.js';
+} from './support/log-events.js';
+
+const TEST_TIMEOUT_MS = 180_000;
+const skip = auditSkipReason();
+const gccSkip = which('gcc') === null ? 'gcc is needed' : undefined;
+const containerSkip = skip ?? crunSkipReason() ?? gccSkip;
 
 const ATTACKS = new URL('../../testdata/attacks/', import.meta.url).pathname;
-const gccSkip =
-  spawnSync('/bin/sh', ['-c', 'command -v gcc'], { encoding: 'utf8' }).status === 0
-    ? undefined
-    : 'gcc is needed';
 
 /** Builds testdata/attacks/NAME.c as a static program at `dest`. */
 function compile(name: string, dest: string): void {
@@ -51,20 +45,24 @@ function compile(name: string, dest: string): void {
 
 /** The drop of `contid` in the host log, once it is there. */
 function waitForDrop(file: string, id: string): Promise<LogEvent> {
-  return waitFor(file, `the drop of ${id}`, (events) =>
+  return waitForEvents(file, `the drop of ${id}`, (events) =>
     events.find((e) => e.lines.some((l) => / op=drop /.test(l) && new RegExp(` old-contid=${id} `).test(l))),
   );
 }
 
 test(
   'a parent blocked in vfork hides nothing: its child, running longer than any hold, carries the label',
-  { skip: containerSkip ?? gccSkip, timeout: TEST_TIMEOUT_MS },
+  { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
   async (t) => {
     await withDaemon(t, {}, async (_d, paths, dir) => {
       // In the container: P stays blocked in clone(CLONE_VFORK) while X runs
       // /bin/true, sleeps 3 s (past the 2 s hold time of earlier versions),
       // and runs it again. No record of P appears until X exits.
-      const bundle = makeBundle(dir, paths.socket, '81', '/bin/vblock 3 /bin/true; /bin/echo done');
+      const bundle = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '81',
+        script: '/bin/vblock 3 /bin/true; /bin/echo done',
+      });
       compile('vblock', join(bundle.dir, 'rootfs', 'bin', 'vblock'));
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);
@@ -105,11 +103,11 @@ test(
 
 test(
   'a container whose last process leaves by the raw exit syscall still drops its ID',
-  { skip: containerSkip ?? gccSkip, timeout: TEST_TIMEOUT_MS },
+  { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
   async (t) => {
     await withDaemon(t, {}, async (_d, paths, dir) => {
       // The init execs a program that calls exit(2) directly: no exit_group record.
-      const bundle = makeBundle(dir, paths.socket, '82', 'exec /bin/rawexit');
+      const bundle = makeBundle(dir, { socket: paths.socket, contid: '82', script: 'exec /bin/rawexit' });
       compile('rawexit', join(bundle.dir, 'rootfs', 'bin', 'rawexit'));
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);
@@ -119,7 +117,11 @@ test(
         `the daemon's exit marker ended it:\n${drop.lines.join('\n')}`,
       );
       // The ID is free again: a new container may take it.
-      const again = makeBundle(join(dir, 'again'), paths.socket, '82', '/bin/true');
+      const again = makeBundle(join(dir, 'again'), {
+        socket: paths.socket,
+        contid: '82',
+        script: '/bin/true',
+      });
       const second = await runContainer(again);
       assert.equal(second.code, 0, second.stderr);
     });

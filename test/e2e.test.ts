@@ -17,49 +17,60 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { contidRuleOwner } from '../src/daemon/rules.js';
 import {
+  auditSkipReason,
   skipIfDaemonRegistered,
   spawnWithLoginuid,
   TEST_LOGINUID,
   withAuditState,
 } from './support/audit-state.js';
 import {
-  FORGE_SOURCE,
-  skip,
-  containerSkip,
-  unprivilegedSkip,
-  WAIT_MS,
-  TEST_TIMEOUT_MS,
-  tempDir,
-  type DaemonPaths,
-  daemonPaths,
-  type RunningDaemon,
-  startDaemon,
-  stopDaemon,
-  contid,
-  type LogEvent,
-  readEvents,
-  field,
-  syscallOf,
-  contidOf,
-  waitFor,
-  waitUntil,
-  waitForText,
-  waitForExit,
-  flushLog,
-  setOp,
-  descendants,
-  assertOnlyTreeLabelled,
-  mkfifo,
+  CONTAINER_SCRIPT,
+  crunSkipReason,
   killChild,
-  waitForChildren,
-  withDaemon,
+  makeBundle,
+  runContainer,
+  spawnCrun,
+  which,
+  type Bundle,
+} from './support/crun.js';
+import {
+  contid,
+  daemonPaths,
+  mkfifo,
   readlinkOrNull,
   releaseFifo,
-  type Bundle,
-  makeBundle,
-  spawnCrun,
-  runContainer,
-} from './support/live.js';
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  waitForChildren,
+  waitUntil,
+  withDaemon,
+  type DaemonPaths,
+  type RunningDaemon,
+} from './support/live-daemon.js';
+import {
+  assertOnlyTreeLabelled,
+  contidOf,
+  descendants,
+  field,
+  flushLog,
+  readEvents,
+  setOp,
+  syscallOf,
+  WAIT_MS,
+  waitForEvents,
+  waitForExit,
+  waitForText,
+  type LogEvent,
+} from './support/log-events.js';
+
+const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
+
+const skip = auditSkipReason();
+const containerSkip = skip ?? crunSkipReason() ?? (which('gcc') === null ? 'gcc is needed' : undefined);
+const unprivilegedSkip = skip ?? (which('setpriv') === null ? 'setpriv is needed' : undefined);
+
+const TEST_TIMEOUT_MS = 180_000;
 
 // ---------------------------------------------------------------- (a), (b)
 
@@ -422,17 +433,12 @@ test(
 
 // ---------------------------------------------------------------- (c), (d)
 
-/** In the container: a background job, short-lived grandchildren, then `extra`. */
-const CONTAINER_SCRIPT = (extra: string): string =>
-  `( /bin/sleep 0.2; /bin/echo job ) & /bin/sh -c '/bin/true; /bin/echo grandchild'; ` +
-  `/bin/true; ${extra} wait; /bin/echo done`;
-
 test(
   'a crun container labelled by the OCI hook: every event inside carries contid=77, no host event one',
   { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
   async (t) => {
     await withDaemon(t, {}, async (d, paths, dir) => {
-      const bundle = makeBundle(dir, paths.socket, '77', CONTAINER_SCRIPT(''));
+      const bundle = makeBundle(dir, { socket: paths.socket, contid: '77', script: CONTAINER_SCRIPT('') });
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, 'grandchild\njob\ndone\n');
@@ -477,7 +483,11 @@ test(
       const forged =
         `contid-marker v=1 start=${startId} seq=1000 op=set pid=${process.pid} contid=666 ` +
         `caller-pid=1 caller-uid=0 caller-auid=4294967295 caller-exe=2f privileged=1 mac=${'0'.repeat(64)}`;
-      const bundle = makeBundle(dir, paths.socket, '77', CONTAINER_SCRIPT('/bin/fx-forge 2942 /forged.txt;'));
+      const bundle = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '77',
+        script: CONTAINER_SCRIPT('/bin/fx-forge 2942 /forged.txt;'),
+      });
       const forge = spawnSync(
         'gcc',
         ['-static', '-O2', '-o', join(bundle.dir, 'rootfs', 'bin', 'fx-forge'), FORGE_SOURCE],
@@ -529,7 +539,11 @@ test(
   async (t) => {
     await withDaemon(t, { args: ['--adopt', 'yes'] }, async (d, paths, dir) => {
       // The container waits on a fifo in its rootfs while the test execs into it.
-      const bundle = makeBundle(dir, paths.socket, '78', 'read _ < /go; /bin/echo done');
+      const bundle = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '78',
+        script: 'read _ < /go; /bin/echo done',
+      });
       const go = join(bundle.dir, 'rootfs', 'go');
       mkfifo(go);
       const running = runContainer(bundle, 'cgroupfs');
@@ -630,7 +644,7 @@ test(
       process.kill(pid, 'SIGKILL');
       await exited;
       // No exit_group record: only the exit marker can end it.
-      const drop = await waitFor(paths.hostLog, 'the drop of 61', (events) =>
+      const drop = await waitForEvents(paths.hostLog, 'the drop of 61', (events) =>
         events.find((e) => e.lines.some((l) => / op=drop opid=/.test(l) && / old-contid=61 /.test(l))),
       );
       const marker = drop.lines.find((l) => l.includes('contid-marker') && l.includes(' op=exit '));
