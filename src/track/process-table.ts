@@ -290,9 +290,13 @@ export class ProcessTable<L> {
   readonly #hooks: LabelHooks<L>;
   /** pid → latest incarnation, alive or recently exited. */
   readonly #byPid = new EventKeyMap<ProcessEntry<L>>();
-  /** Live entries, least recently seen first (an intrusive list: touching is O(1), no map churn). */
-  #lruHead: ProcessEntry<L> | null = null;
-  #lruTail: ProcessEntry<L> | null = null;
+  /**
+   * Live entries by label (null: unset), each group least recently seen
+   * first (intrusive lists: touching is O(1), no map churn). When the table
+   * is full, the largest group gives way first: one container spawning
+   * processes cannot push another's idle ones out.
+   */
+  readonly #groups = new Map<L | null, LruGroup<L>>();
   /** Exited entries in order of death; ones no longer mapped are skipped lazily. */
   #dead: (ProcessEntry<L> | undefined)[] = [];
   #deadHead = 0;
@@ -485,7 +489,7 @@ export class ProcessTable<L> {
     // is a process of the snapshot. (Once per start: a walk of the table.)
     if (created.length > 0) {
       const isNew = new Set(created);
-      for (let e = this.#lruHead; e !== null; e = e.lruNext) {
+      for (const e of this.liveEntries()) {
         if (e.parent !== null || isNew.has(e) || e.provisional) continue;
         const parent = this.#byPid.get(e.ppid);
         if (parent !== undefined && isNew.has(parent) && parent !== e) this.#link(e, parent);
@@ -547,7 +551,7 @@ export class ProcessTable<L> {
     const entry = this.#create(pid, ppid, nspid);
     if ((this.#ambiguous !== doubt || this.#doubtful) && entry.label === null && this.#unknown !== null) {
       this.#hooks.retain(this.#unknown);
-      entry.label = this.#unknown;
+      this.#setLabel(entry, this.#unknown);
     }
     this.#lastCreated = true;
     return entry;
@@ -660,7 +664,7 @@ export class ProcessTable<L> {
     if (!entry.alive || entry.label === label) return;
     if (label !== null) this.#hooks.retain(label);
     const old = entry.label;
-    entry.label = label;
+    this.#setLabel(entry, label);
     // Evidence: the label is no longer provisional. Its pending children
     // (forked before this) still wait for the label it had then.
     entry.provisional = false;
@@ -801,7 +805,7 @@ export class ProcessTable<L> {
       // container is unknown (never unset, which would claim "host").
       if (this.#unknown !== null) {
         this.#hooks.retain(this.#unknown);
-        e.label = this.#unknown;
+        this.#setLabel(e, this.#unknown);
       }
       return;
     }
@@ -851,7 +855,7 @@ export class ProcessTable<L> {
       // An exited process resolves too: its events may still be held.
       if (c.provisional && label !== null) {
         if (c.alive) this.#hooks.retain(label);
-        c.label = label;
+        this.#setLabel(c, label);
       }
       c.provisional = false;
       for (const b of c.births) {
@@ -902,10 +906,12 @@ export class ProcessTable<L> {
 
   /** The live processes, least recently seen first (for a reconciliation against /proc). */
   *liveEntries(): Generator<ProcessEntry<L>> {
-    for (let e = this.#lruHead; e !== null;) {
-      const next = e.lruNext; // the caller may end `e`
-      yield e;
-      e = next;
+    for (const group of [...this.#groups.values()]) {
+      for (let e = group.head; e !== null; ) {
+        const next = e.lruNext; // the caller may end `e`
+        yield e;
+        e = next;
+      }
     }
   }
 
@@ -1252,32 +1258,44 @@ export class ProcessTable<L> {
     this.#unlink(entry);
   }
 
+  /** Changes an entry's label, moving a live one to its new group. */
+  #setLabel(entry: ProcessEntry<L>, label: L | null): void {
+    if (entry.label === label) return;
+    const listed = this.#groups.get(entry.label)?.has(entry) === true;
+    if (listed) this.#lruRemove(entry);
+    entry.label = label;
+    if (listed) this.#lruAppend(entry);
+  }
+
   #touch(entry: ProcessEntry<L>): void {
-    if (this.#lruTail === entry) return;
+    const group = this.#groups.get(entry.label);
+    if (group === undefined || group.tail === entry) return;
     this.#lruRemove(entry);
     this.#lruAppend(entry);
   }
 
   #lruAppend(entry: ProcessEntry<L>): void {
-    entry.lruPrev = this.#lruTail;
-    entry.lruNext = null;
-    if (this.#lruTail === null) this.#lruHead = entry;
-    else this.#lruTail.lruNext = entry;
-    this.#lruTail = entry;
+    let group = this.#groups.get(entry.label);
+    if (group === undefined) this.#groups.set(entry.label, (group = new LruGroup<L>()));
+    group.append(entry);
   }
 
   #lruRemove(entry: ProcessEntry<L>): void {
-    const { lruPrev: prev, lruNext: next } = entry;
-    if (prev === null) {
-      if (this.#lruHead !== entry) return; // not in the list
-      this.#lruHead = next;
-    } else {
-      prev.lruNext = next;
+    const group = this.#groups.get(entry.label);
+    if (group === undefined || !group.has(entry)) return;
+    group.remove(entry);
+    if (group.count === 0) this.#groups.delete(entry.label);
+  }
+
+  /** The least recently seen live entry of the largest label group, other than `keep`. */
+  #evictionVictim(keep: ProcessEntry<L> | null): ProcessEntry<L> | null {
+    let best: LruGroup<L> | null = null;
+    for (const g of this.#groups.values()) {
+      if (g.count === 1 && g.head === keep) continue;
+      if (best === null || g.count > best.count) best = g;
     }
-    if (next === null) this.#lruTail = prev;
-    else next.lruPrev = prev;
-    entry.lruPrev = null;
-    entry.lruNext = null;
+    if (best === null) return null;
+    return best.head === keep ? (best.head?.lruNext ?? null) : best.head;
   }
 
   /** The oldest exited entry still in the pid map. */
@@ -1299,8 +1317,7 @@ export class ProcessTable<L> {
         this.#unmap(dead);
         continue;
       }
-      let victim = this.#lruHead;
-      if (victim === keep && victim !== null) victim = victim.lruNext;
+      const victim = this.#evictionVictim(keep);
       if (victim === null) break;
       this.#evicted++;
       this.#end(victim, victim);
@@ -1353,6 +1370,37 @@ export class ProcessTable<L> {
 function removeAt(list: unknown[], i: number): void {
   for (let k = i + 1; k < list.length; k++) list[k - 1] = list[k];
   list.length--;
+}
+
+/** The live entries of one label, least recently seen first (intrusive, through lruPrev/lruNext). */
+class LruGroup<L> {
+  head: ProcessEntry<L> | null = null;
+  tail: ProcessEntry<L> | null = null;
+  count = 0;
+
+  has(entry: ProcessEntry<L>): boolean {
+    return entry.lruPrev !== null || this.head === entry;
+  }
+
+  append(entry: ProcessEntry<L>): void {
+    entry.lruPrev = this.tail;
+    entry.lruNext = null;
+    if (this.tail === null) this.head = entry;
+    else this.tail.lruNext = entry;
+    this.tail = entry;
+    this.count++;
+  }
+
+  remove(entry: ProcessEntry<L>): void {
+    const { lruPrev: prev, lruNext: next } = entry;
+    if (prev === null) this.head = next;
+    else prev.lruNext = next;
+    if (next === null) this.tail = prev;
+    else next.lruPrev = prev;
+    entry.lruPrev = null;
+    entry.lruNext = null;
+    this.count--;
+  }
 }
 
 /** A FIFO of births that skips the ones closed out of order (matched or ended with their parent). */
