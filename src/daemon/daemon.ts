@@ -30,8 +30,8 @@ import {
 } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
-import { HoldStage } from '../policy/hold.js';
-import { Labeller } from '../policy/labeller.js';
+import type { Labeller, LabelledEvent } from '../policy/labeller.js';
+import { LabellingStage } from '../pipeline/labelling.js';
 import { chainToken } from '../policy/contid.js';
 import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
@@ -109,9 +109,15 @@ export class Daemon implements DaemonApi {
   readonly #source: RecordSource;
   readonly #kernel: KernelSetup | null;
   readonly #secret: Buffer;
-  readonly #labeller: Labeller;
-  /** Holds events of provisional processes until they can be tagged (src/policy/hold.ts). */
-  readonly #hold: HoldStage;
+  /** Labels events, per node (src/pipeline/labelling.ts): the same stage as `contid replay`'s. */
+  readonly #stage: LabellingStage;
+  /**
+   * The node of this host's records: null on netlink, auditd's name for it
+   * (`name_format`) in plugin mode, learnt from the echo of the start marker.
+   */
+  #localNode: string | null = null;
+  /** The events the stage hands over, one array reused for every event. */
+  readonly #ready: LabelledEvent[] = [];
   /** Adoption through containers' cgroups, when enabled. */
   readonly #adoption: CgroupAdoption | null;
   /** Exits from the proc connector, when enabled and available. */
@@ -168,13 +174,15 @@ export class Daemon implements DaemonApi {
     this.#hostLog = parts.hostLog;
     this.#encoder =
       parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
-    this.#labeller = new Labeller({
-      keyring: new Map([[parts.keyring.startId, parts.keyring]]),
-      maxProcesses: parts.config.maxProcesses,
-      questions: true,
+    this.#stage = new LabellingStage({
+      labeller: {
+        keyring: new Map([[parts.keyring.startId, parts.keyring]]),
+        maxProcesses: parts.config.maxProcesses,
+        questions: true,
+      },
     });
     this.#witness = new Witness({
-      labeller: this.#labeller,
+      labeller: () => this.#labeller,
       send: (body) => {
         this.#sendMarker(body);
       },
@@ -182,7 +190,6 @@ export class Daemon implements DaemonApi {
       idle: () => this.#source.stats().queued === 0 && Date.now() - this.#lastBatchAt > 50,
       log: parts.log,
     });
-    this.#hold = new HoldStage(this.#labeller);
     this.#adoption = parts.config.adopt ? this.#startAdoption() : null;
     this.#assembler = new EventAssembler({
       timeoutMs: parts.config.eventTimeoutMs,
@@ -386,7 +393,7 @@ export class Daemon implements DaemonApi {
     }
     this.#inputEnded = true;
     this.#assembler.end();
-    for (const ready of this.#hold.end()) this.#encoder?.write(ready);
+    for (const ready of this.#stage.end()) this.#encoder?.write(ready);
     await this.#flush(true);
   }
 
@@ -458,20 +465,32 @@ export class Daemon implements DaemonApi {
   }
 
   #onEvent(event: AuditEvent): void {
-    const le = this.#labeller.process(event);
-    this.#adoption?.onEvent(le);
-    for (const ready of this.#hold.push(le)) this.#encoder?.write(ready);
-    // Operations answer at once: a marker's event is never provisional.
-    for (const op of le.ops) {
-      if (op.marker?.start !== this.startId) continue;
-      const pending = this.#pending.get(op.marker.seq);
-      if (pending === undefined) continue;
-      this.#pending.delete(op.marker.seq);
-      pending.resolve({ errno: op.errno, op });
-    }
     if (this.#echoes.size > 0) {
       for (const r of event.records) if (r.type === MARKER_TYPE) this.#checkEcho(r);
     }
+    const ready = this.#stage.push(event, this.#ready);
+    try {
+      for (let i = 0; i < ready.length; i++) {
+        const le = ready[i]!;
+        if (le.event.node === this.#localNode) this.#adoption?.onEvent(le);
+        this.#encoder?.write(le);
+        // Operations answer at once: a marker's event is never provisional.
+        for (const op of le.ops) {
+          if (op.marker?.start !== this.startId) continue;
+          const pending = this.#pending.get(op.marker.seq);
+          if (pending === undefined) continue;
+          this.#pending.delete(op.marker.seq);
+          pending.resolve({ errno: op.errno, op });
+        }
+      }
+    } finally {
+      while (ready.length > 0) ready.pop();
+    }
+  }
+
+  /** The labeller of this host's records. */
+  get #labeller(): Labeller {
+    return this.#stage.labeller(this.#localNode)!;
   }
 
   #checkEcho(r: AuditRecord): void {
@@ -481,6 +500,8 @@ export class Daemon implements DaemonApi {
     const seq = Number(m[2]);
     const done = this.#echoes.get(seq);
     if (done === undefined) return;
+    // Our own marker: its node is this host's (auditd's name_format in plugin mode).
+    this.#localNode = r.node;
     this.#echoes.delete(seq);
     done();
   }
@@ -645,7 +666,8 @@ export class Daemon implements DaemonApi {
       adoption: this.#adoption?.stats() ?? null,
       procConnector: this.#exits === null ? null : this.#exits.stats(),
       witness: this.#witness.stats(),
-      hold: this.#hold.stats(),
+      hold: this.#stage.stats().hold,
+      nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
     };
   }

@@ -29,7 +29,8 @@ import type { Logger } from './logger.js';
 import { pidInParentNamespace, readProcFacts, type ProcFacts } from './proc-seed.js';
 
 export interface WitnessOptions {
-  readonly labeller: Labeller;
+  /** The labeller of this host's records (it may change once: see Daemon's local node). */
+  readonly labeller: () => Labeller;
   /** Writes a marker into the kernel audit stream (throws when the kernel refuses it). */
   readonly send: (body: MarkerBody) => void;
   /** The timestamp of the newest record the daemon has processed (ms), 0 before any. */
@@ -74,7 +75,7 @@ interface PendingExit {
 const MAX_CHAIN = 64;
 
 export class Witness {
-  readonly #labeller: Labeller;
+  readonly #labellerOf: () => Labeller;
   readonly #send: (body: MarkerBody) => void;
   readonly #streamTimeMs: () => number;
   readonly #idle: () => boolean;
@@ -94,8 +95,12 @@ export class Witness {
   #reconciliations = 0;
   #sendErrors = 0;
 
+  get #labeller(): Labeller {
+    return this.#labellerOf();
+  }
+
   constructor(options: WitnessOptions) {
-    this.#labeller = options.labeller;
+    this.#labellerOf = options.labeller;
     this.#send = options.send;
     this.#streamTimeMs = options.streamTimeMs;
     this.#idle = options.idle;

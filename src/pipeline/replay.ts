@@ -5,8 +5,8 @@ import type { IdNames } from '../output/interpretation.js';
 import { RecordParser } from '../parse/parser.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
-import { HoldStage } from '../policy/hold.js';
-import { Labeller } from '../policy/labeller.js';
+import type { HoldStats } from '../policy/hold.js';
+import { LabellingStage } from './labelling.js';
 import type { OutputFormat } from './encoder.js';
 import { EventEncoder } from './encoder.js';
 import type { ParseIssue } from '../parse/record.js';
@@ -53,8 +53,13 @@ export interface ReplayStats extends AssemblerStats {
   badLines: number;
   /** The first `keepIssues` problems, with line numbers. */
   issues: ParseIssue[];
-  /** Label tracking counters, when labels are on. */
+  /** Label tracking counters (summed over nodes), when labels are on. */
   labels: LabellerStats | null;
+  /** Events held for their process's parent, when labels are on. */
+  hold: HoldStats | null;
+  /** Nodes (`node=`) tracked separately; events of nodes past the bound went unlabelled. */
+  nodes: number;
+  nodesOverflow: number;
   /** The first forgery attempts (all are counted in labels.forgeries). */
   forgeries: ForgeryReport[];
 }
@@ -72,8 +77,7 @@ export class ReplayPipeline {
   readonly #out: EventEncoder;
   #badLines = 0;
   readonly #issues: ParseIssue[] = [];
-  readonly #labeller: Labeller | null;
-  readonly #hold: HoldStage | null;
+  readonly #stage: LabellingStage | null;
   readonly #forgeries: ForgeryReport[] = [];
   /** The events the hold stage hands over, one array reused for every event. */
   readonly #ready: LabelledEvent[] = [];
@@ -81,23 +85,23 @@ export class ReplayPipeline {
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
     this.#keepIssues = options.keepIssues ?? 100;
-    this.#labeller =
+    const stage = (this.#stage =
       options.labels === false
         ? null
-        : new Labeller({
-            ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
-            ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
-          });
-    const labeller = this.#labeller;
-    const hold = (this.#hold = labeller === null ? null : new HoldStage(labeller));
+        : new LabellingStage({
+            labeller: {
+              ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
+              ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
+            },
+          }));
     const out = (this.#out = new EventEncoder(options.format, { ids }));
     this.#write =
-      labeller === null
+      stage === null
         ? (e) => {
             out.writePlain(e);
           }
         : (e) => {
-            const ready = hold!.push(labeller.process(e), this.#ready);
+            const ready = stage.push(e, this.#ready);
             try {
               for (let i = 0; i < ready.length; i++) out.write(this.#noteForgeries(ready[i]!));
             } finally {
@@ -134,8 +138,8 @@ export class ReplayPipeline {
   end(): Buffer {
     this.#parser.end();
     this.#assembler.end();
-    if (this.#hold !== null)
-      for (const ready of this.#hold.end()) this.#out.write(this.#noteForgeries(ready));
+    if (this.#stage !== null)
+      for (const ready of this.#stage.end()) this.#out.write(this.#noteForgeries(ready));
     return this.#take();
   }
 
@@ -146,9 +150,15 @@ export class ReplayPipeline {
       skippedLines: this.#parser.skipped,
       badLines: this.#badLines,
       issues: [...this.#issues],
-      labels: this.#labeller?.stats() ?? null,
+      ...this.#labelStats(),
       forgeries: [...this.#forgeries],
     };
+  }
+
+  #labelStats(): Pick<ReplayStats, 'labels' | 'hold' | 'nodes' | 'nodesOverflow'> {
+    if (this.#stage === null) return { labels: null, hold: null, nodes: 0, nodesOverflow: 0 };
+    const s = this.#stage.stats();
+    return { labels: s.labels, hold: s.hold, nodes: s.nodes, nodesOverflow: s.nodesOverflow };
   }
 
   #noteForgeries(le: LabelledEvent): LabelledEvent {

@@ -45,6 +45,10 @@ export interface LabellerOptions {
    * takeQuestions() (the live daemon answers them with markers; default false).
    */
   readonly questions?: boolean;
+  /** The node whose records this labeller is fed (null: records without `node=`). */
+  readonly node?: string | null;
+  /** Which node each daemon start belongs to, shared by the labellers of one log's nodes. */
+  readonly startNodes?: Map<string, string | null>;
 }
 
 /** One CONTAINER_OP: an attempt (accepted or refused) or a drop. */
@@ -151,7 +155,7 @@ export class Labeller {
   /** Live containers, nested ones included. */
   #liveCount = 0;
   readonly #keyring: Keyring;
-  readonly #markers = new MarkerState();
+  readonly #markers: MarkerState;
   /** The SYSCALL record of the event being processed, as read once. */
   readonly #facts = new SyscallFacts();
   /** The acting process of each provisional event handed out, for retag(). */
@@ -171,6 +175,10 @@ export class Labeller {
 
   constructor(options: LabellerOptions = {}) {
     this.#keyring = options.keyring ?? new Map();
+    this.#markers = new MarkerState({
+      node: options.node ?? null,
+      ...(options.startNodes === undefined ? {} : { startNodes: options.startNodes }),
+    });
     this.#table = new ProcessTable<Container>({
       ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
       ...(options.maxBirths === undefined ? {} : { maxBirths: options.maxBirths }),

@@ -907,7 +907,7 @@ export class ProcessTable<L> {
   /** The live processes, least recently seen first (for a reconciliation against /proc). */
   *liveEntries(): Generator<ProcessEntry<L>> {
     for (const group of [...this.#groups.values()]) {
-      for (let e = group.head; e !== null; ) {
+      for (let e = group.head; e !== null;) {
         const next = e.lruNext; // the caller may end `e`
         yield e;
         e = next;
