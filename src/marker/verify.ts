@@ -69,7 +69,7 @@ export class MarkerState {
 
   constructor(options: { node?: string | null; startNodes?: Map<string, string | null> } = {}) {
     this.node = options.node ?? null;
-    this.startNodes = options.startNodes ?? new Map();
+    this.startNodes = options.startNodes ?? new Map<string, string | null>();
   }
 }
 
