@@ -177,7 +177,9 @@ test('replay | head -1 stops reading once head has gone', () => {
 test('replay of random bytes exits 1 with a hint', () => {
   const random = join(dir, 'random.bin');
   let x = 12345;
-  const bytes = Buffer.alloc(64 * 1024, 0).map(() => (x = (x * 1103515245 + 12345) >>> 0) >>> 24);
+  const bytes = Buffer.from(
+    Array.from({ length: 64 * 1024 }, () => (x = (x * 1103515245 + 12345) >>> 0) >>> 24),
+  );
   writeFileSync(random, bytes);
   const r = run(['replay', random]);
   assert.equal(r.code, 1, r.stderr);
@@ -227,6 +229,10 @@ test('replay of a zstd log decompresses it where node:zlib can, else names zstd 
       r.stderr,
       /Cannot read ".*small\.log\.zst": it is zstd-compressed, which Node\.js .* cannot decompress: run "zstd -dc .*small\.log\.zst \| contid replay -"/,
     );
+    // The other inputs are still read.
+    const both = run(['replay', '--format', 'text', zst, small]);
+    assert.equal(both.code, 1);
+    assert.equal(both.stdout, run(['replay', '--format', 'text', small]).stdout);
   } else {
     writeFileSync(zst, zstd(readFileSync(small)));
     const r = run(['replay', '--format', 'text', zst]);

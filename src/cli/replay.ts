@@ -125,18 +125,22 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
   let readBytes = 0;
   /** Files in which no line was an audit record. */
   const notAudit: string[] = [];
-  let readError: string | null = null;
+  /** Inputs that could not be read; one that fails while being read stops the replay. */
+  const readErrors: string[] = [];
+  let stopped = false;
 
   for (const f of args.files) {
     let input: Input;
     try {
       input = await openInput(f, io.stdin);
     } catch (err) {
-      readError =
+      // Nothing of it was read: the other inputs still are.
+      readErrors.push(
         err instanceof InputError
           ? `Cannot read "${f}": ${err.message}`
-          : `Cannot read "${f}": ${systemReason(err)}`;
-      break;
+          : `Cannot read "${f}": ${systemReason(err)}`,
+      );
+      continue;
     }
     const before = pipeline.stats();
     let alive = true;
@@ -157,24 +161,25 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
         }
       }
     } catch (err) {
-      readError = `Cannot read "${f}": ${systemReason(err)}`;
+      readErrors.push(`Cannot read "${f}": ${systemReason(err)}`);
+      stopped = true;
     } finally {
       // Once the output is gone (| head), nothing more is read.
       input.close();
     }
     doneBytes += input.bytesRead();
     readBytes = doneBytes;
-    if (!alive || readError !== null) break;
+    if (!alive || stopped) break;
     const after = pipeline.stats();
     if (after.records === before.records && after.badLines > before.badLines) notAudit.push(f);
   }
-  if (out.failure === null && readError === null) await out.write(pipeline.end());
+  if (out.failure === null && !stopped) await out.write(pipeline.end());
   if (showProgress) io.stderr.write('\r\x1b[K');
   const failure = await out.close();
   const stats = pipeline.stats();
   const seconds = (Date.now() - started) / 1000;
   // A replay that failed before reading a line has nothing to sum up.
-  const failed = failure?.kind === 'error' || readError !== null;
+  const failed = failure?.kind === 'error' || readErrors.length > 0;
   if (!args.quiet && !(failed && stats.lines === 0)) {
     io.stderr.write(
       replaySummary(stats, {
@@ -186,16 +191,13 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
   }
   if (args.stats) io.stderr.write(JSON.stringify({ ...stats, inputBytes: readBytes, seconds }) + '\n');
   if (failure?.kind === 'error') return fail(failure.message);
-  if (readError !== null) return fail(readError);
-  if (notAudit.length > 0) {
-    for (const f of notAudit) {
-      const name = f === '-' ? 'standard input' : `"${f}"`;
-      fail(
-        `Cannot read ${name}: no line of it is an audit record (is it an audit log? ` +
-          'gzip is read as is; decompress anything else first, e.g. "zstd -dc FILE | contid replay -")',
-      );
-    }
-    return 1;
+  for (const message of readErrors) fail(message);
+  for (const f of notAudit) {
+    const name = f === '-' ? 'standard input' : `"${f}"`;
+    fail(
+      `Cannot read ${name}: no line of it is an audit record (is it an audit log? ` +
+        'gzip is read as is; decompress anything else first, e.g. "zstd -dc FILE | contid replay -")',
+    );
   }
-  return 0;
+  return readErrors.length + notAudit.length > 0 ? 1 : 0;
 }
