@@ -196,7 +196,7 @@ function interpretedRecords(text: string): Map<string, Map<string, string[]>> {
 /** The fields the interpreted view claims to interpret as ausearch does. */
 const COMPARED = [
   '@time', 'arch', 'syscall', 'success', 'exit', 'auid', 'uid', 'gid', 'euid', 'suid', 'fsuid', 'egid',
-  'sgid', 'fsgid', 'ouid', 'ogid', 'old-auid', 'ses', 'comm', 'exe', 'key', 'proctitle', 'res', 'name', 'cwd',
+  'sgid', 'fsgid', 'ouid', 'ogid', 'old-auid', 'ses', 'comm', 'exe', 'key', 'proctitle', 'res', 'name', 'cwd', 'msg',
 ]; // prettier-ignore
 
 test('the interpreted view agrees with ausearch -i on recorded kernel captures', (t) => {

@@ -38,7 +38,7 @@ test('the summary shows only counters that are not zero, a line per subject', ()
   const lines = text.trimEnd().split('\n');
   assert.deepEqual(lines.slice(1), [
     '  filters: 12 of 11,681 events matched',
-    '  input: 1 line not an audit record, skipped (first ones below), 2 duplicate records dropped',
+    '  input: 1 line that is not an audit record, skipped (listed below), 2 duplicate records dropped',
     '  events: 3 events closed by the timeout',
     '  serial gaps: 282 events missing between serial numbers (normal for filtered input such as ausearch ' +
       'output; in a whole, unfiltered log they are lost events)',

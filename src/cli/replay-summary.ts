@@ -26,7 +26,9 @@ export function count(n: number, singular: string, plural = `${singular}s`): str
  */
 const INPUT_PROBLEMS: readonly ((s: ReplayStats) => string | null)[] = [
   (s) =>
-    s.badLines > 0 ? `${count(s.badLines, 'line')} not an audit record, skipped (first ones below)` : null,
+    s.badLines > 0
+      ? `${count(s.badLines, 'line')} that ${s.badLines === 1 ? 'is not an audit record' : 'are not audit records'}, skipped (listed below)`
+      : null,
   (s) => (s.duplicates > 0 ? `${count(s.duplicates, 'duplicate record')} dropped` : null),
   (s) =>
     s.late > 0

@@ -185,8 +185,27 @@ export class InterpretedEventWriter {
     if (type === PROCTITLE && name === 'proctitle') return this.#proctitle(raw);
     if (type === EXECVE && /^a[0-9]+(\[[0-9]+\])?$/.test(name)) return stringValue(raw);
     if (name === 'res' && (raw === '1' || raw === '0')) return raw === '1' ? 'yes' : 'no';
+    if (name === 'msg' && raw.length >= 2 && raw.startsWith("'") && raw.endsWith("'"))
+      return this.#message(type, raw);
     if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) return escapeControls(raw.slice(1, -1));
     return escapeControls(raw);
+  }
+
+  /**
+   * A user message's `msg='…'`, its fields interpreted in place (PAM's
+   * `acct="root"` is acct=root) and its other words kept, as ausearch does.
+   */
+  #message(type: number, raw: string): string {
+    const words = raw.slice(1, -1).split(' ');
+    for (let i = 0; i < words.length; i++) {
+      const word = words[i]!;
+      const eq = word.indexOf('=');
+      words[i] =
+        eq <= 0
+          ? escapeControls(word)
+          : `${escapeControls(word.slice(0, eq))}=${this.#value(type, word.slice(0, eq), word.slice(eq + 1), null, null)}`;
+    }
+    return `'${words.join(' ')}'`;
   }
 
   #id(name: string, raw: string, enriched: Map<string, string> | null, group: boolean): string {
