@@ -96,6 +96,7 @@ const filters: [string, string[], number[]][] = [
     [108, 109, 110],
   ],
   ['criteria together (and)', ['--contid', '42', '--syscall', 'execve'], [104, 108]],
+  ['a filter without labels', ['--no-labels', '--syscall', 'execve', '--pid', '800,900'], [104, 112]],
 ];
 for (const [name, args, expected] of filters) {
   test(`replay filters events: ${name}`, () => {
