@@ -6,7 +6,6 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
-import * as zlib from 'node:zlib';
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
@@ -43,9 +42,7 @@ export interface Input {
   close(): void;
 }
 
-// zstd joined node:zlib in Node.js 22.15 and 23.8; Node.js 20 has none.
-type ZstdFactory = () => NodeJS.ReadWriteStream & Readable;
-const createZstdDecompress = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
+type Decoder = NodeJS.ReadWriteStream & Readable;
 
 /**
  * Reads up to `n` bytes from the start of `stream` and puts them back, so
@@ -60,7 +57,7 @@ function peek(stream: Readable, n: number): Promise<Buffer> {
       stream.off('readable', onReadable);
       stream.off('end', done);
       stream.off('error', reject);
-      const head = Buffer.concat(parts);
+      const head = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       if (head.length > 0) stream.unshift(head);
       resolve(head);
     };
@@ -113,7 +110,11 @@ export async function openInput(path: string, stdin: Readable): Promise<Input> {
       },
     };
   }
-  let decoder: NodeJS.ReadWriteStream & Readable;
+  // Loaded only for compressed input: a plain replay does without it.
+  const zlib = await import('node:zlib');
+  // zstd joined node:zlib in Node.js 22.15 and 23.8; Node.js 20 has none.
+  const createZstdDecompress = (zlib as { createZstdDecompress?: () => Decoder }).createZstdDecompress;
+  let decoder: Decoder;
   if (compression === 'gzip') {
     decoder = zlib.createGunzip();
   } else if (createZstdDecompress !== undefined) {

@@ -87,6 +87,8 @@ export class ReplayPipeline {
   readonly #ready: LabelledEvent[] = [];
   readonly #filter: EventFilter | null;
   #matched = 0;
+  /** Writes a labelled event, when the filter (if any) keeps it. */
+  #emit: (le: LabelledEvent) => void = () => undefined;
 
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
@@ -106,10 +108,10 @@ export class ReplayPipeline {
       throw new TypeError('A --contid filter needs labels');
     }
     // Without a filter, the write paths are the ones that existed before
-    // filters: no test per event.
-    this.#write =
-      labeller === null
-        ? filter === null
+    // filters: no test and no extra call per event.
+    if (labeller === null) {
+      this.#write =
+        filter === null
           ? (e) => {
               out.writePlain(e);
             }
@@ -118,16 +120,30 @@ export class ReplayPipeline {
                 this.#matched++;
                 out.writePlain(e);
               }
+            };
+    } else {
+      const emit =
+        filter === null
+          ? (le: LabelledEvent) => {
+              out.write(this.#noteForgeries(le));
             }
-        : (e) => {
-            const ready = hold!.push(labeller.process(e), this.#ready);
-            try {
-              for (let i = 0; i < ready.length; i++) this.#emit(ready[i]!);
-            } finally {
-              // pop(), not `length = 0`, which is a call into the runtime per event.
-              while (ready.length > 0) ready.pop();
-            }
-          };
+          : (le: LabelledEvent) => {
+              if (filter.matches(this.#noteForgeries(le))) {
+                this.#matched++;
+                out.write(le);
+              }
+            };
+      this.#emit = emit;
+      this.#write = (e) => {
+        const ready = hold!.push(labeller.process(e), this.#ready);
+        try {
+          for (let i = 0; i < ready.length; i++) emit(ready[i]!);
+        } finally {
+          // pop(), not `length = 0`, which is a call into the runtime per event.
+          while (ready.length > 0) ready.pop();
+        }
+      };
+    }
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
@@ -172,18 +188,6 @@ export class ReplayPipeline {
       forgeries: [...this.#forgeries],
       matched: this.#filter === null ? null : this.#matched,
     };
-  }
-
-  /** Writes a labelled event, when the filter (if any) keeps it. */
-  #emit(le: LabelledEvent): void {
-    this.#noteForgeries(le);
-    const filter = this.#filter;
-    if (filter === null) {
-      this.#out.write(le);
-    } else if (filter.matches(le)) {
-      this.#matched++;
-      this.#out.write(le);
-    }
   }
 
   #noteForgeries(le: LabelledEvent): LabelledEvent {
