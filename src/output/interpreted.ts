@@ -181,6 +181,9 @@ export class InterpretedEventWriter {
       default:
         break;
     }
+    // auditd's own reading, where the log has one (an ENRICHED SOCKADDR's saddr).
+    const fromLog = enriched?.get(name);
+    if (fromLog !== undefined) return escapeControls(fromLog);
     if (type === SYSCALL && /^a[0-3]$/.test(name)) return `0x${escapeControls(raw)}`;
     if (type === PROCTITLE && name === 'proctitle') return this.#proctitle(raw);
     if (type === EXECVE && /^a[0-9]+(\[[0-9]+\])?$/.test(name)) return stringValue(raw);
