@@ -149,7 +149,7 @@ function sumLabels(all: readonly LabellerStats[]): LabellerStats {
     } else if (key === 'max') {
       out.max = first.max;
     } else {
-      out[key] = all.reduce((n, s) => n + (s[key]), 0);
+      out[key] = all.reduce((n, s) => n + s[key], 0);
     }
   }
   return out as unknown as LabellerStats;
