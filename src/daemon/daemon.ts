@@ -521,6 +521,8 @@ export class Daemon implements DaemonApi {
     const facts = readProcFacts(request.pid);
     const target =
       facts === null ? { pid: request.pid } : { pid: request.pid, ppid: facts.ppid, start: facts.startTime };
+    // Its container must be known when the marker is applied: never-seen ancestors go first.
+    this.#witness.place(request.pid);
     const callerStart = request.caller.start ?? readProcFacts(request.caller.pid)?.startTime;
     const caller = callerStart === undefined ? request.caller : { ...request.caller, start: callerStart };
     if (request.op === 'grant') {

@@ -165,6 +165,24 @@ export class Witness {
     }
   }
 
+  /**
+   * Before an operation on `pid`: makes sure the table knows it and its
+   * container, writing what /proc shows of its never-seen ancestors into
+   * the stream first (policy refuses a target of unknown container with
+   * EAGAIN). Nothing is written when the table knows it already.
+   */
+  place(pid: number): void {
+    const table = this.#labeller.table;
+    let e = table.get(pid);
+    if (e === undefined) {
+      if (readProcFacts(pid, this.#proc) !== null) this.#answer(pid);
+      return;
+    }
+    if (!e.provisional) return;
+    while (e.parent !== null && e.parent.provisional) e = e.parent;
+    if (e.parent === null) this.#answer(e.ppid);
+  }
+
   #knows(pid: number): boolean {
     return this.#labeller.table.get(pid) !== undefined;
   }

@@ -47,12 +47,28 @@ export interface SeedEntry {
   readonly pidns: 'host' | 'nested' | null;
 }
 
+/** A live process's restored label: a chain, or unknown. */
+export interface RestoredProcess {
+  readonly pid: number;
+  readonly start: number;
+  /** The chain leaf to root, or null for unknown. */
+  readonly chain: readonly string[] | null;
+}
+
 /** Most processes one `seed` marker carries (a user message holds about 8 KiB). */
 export const SEED_ENTRIES_PER_MARKER = 200;
 
 /** What a marker asks for. */
 export type MarkerBody =
-  | { readonly op: 'start'; readonly daemonPid: number }
+  | {
+      readonly op: 'start';
+      readonly daemonPid: number;
+      /**
+       * A restore from a checkpoint follows (restore-* markers, then
+       * restore-done): until then no label is known, and events are held.
+       */
+      readonly restore?: boolean;
+    }
   | { readonly op: 'stop' }
   | {
       readonly op: 'set' | 'adopt';
@@ -102,6 +118,40 @@ export type MarkerBody =
       readonly pid: number;
     }
   | {
+      /** A container restored from the checkpoint of an earlier start (parents before children). */
+      readonly op: 'restore-container';
+      /** Its chain, leaf to root. */
+      readonly chain: readonly string[];
+      readonly ownerUid: number;
+      readonly ownerExe: string;
+      /** A named owner (`oci:<container id>`), when the set that created it named one. */
+      readonly ownerName?: string;
+    }
+  | {
+      /** Restored labels of live processes (at most SEED_ENTRIES_PER_MARKER). */
+      readonly op: 'restore';
+      readonly procs: readonly RestoredProcess[];
+    }
+  | {
+      /** A grant restored from the checkpoint, for the same identity. */
+      readonly op: 'restore-grant';
+      readonly pid: number;
+      readonly start: number;
+      readonly targetUid?: number;
+      readonly targetExe?: string;
+    }
+  | {
+      /** The end of a restore, with what it did; labels are known again. */
+      readonly op: 'restore-done';
+      /** The start whose checkpoint was restored. */
+      readonly from: string;
+      /** The last kernel serial that start had read when it saved the checkpoint. */
+      readonly serial: number;
+      readonly processes: number;
+      readonly containers: number;
+      readonly grants: number;
+    }
+  | {
       /**
        * A process the daemon saw die by a signal (the proc connector): such
        * a death makes no exit_group record, so without this the process
@@ -138,6 +188,8 @@ const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,256}$/;
 const UINT = /^(0|[1-9][0-9]{0,9})$/;
 const BIGUINT = /^(0|[1-9][0-9]{0,15})$/;
 const SEED_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15})\.([hnu])$/;
+const RESTORE_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15})\.(u|[0-9]{1,20}(?:\+[0-9]{1,20}){0,15})$/;
+const CHAIN = /^[0-9]{1,20}(?:\+[0-9]{1,20}){0,15}$/;
 const HEX = /^(?:[0-9a-f]{2})*$/;
 
 /** True for a start id the format accepts. */
@@ -163,6 +215,37 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
   switch (b.op) {
     case 'start':
       parts.push(`daemon-pid=${uint(b.daemonPid)}`);
+      if (b.restore === true) parts.push('restore=1');
+      break;
+    case 'restore-container':
+      parts.push(
+        `chain=${chainText(b.chain)}`,
+        `owner-uid=${uint(b.ownerUid)}`,
+        `owner-exe=${hex(b.ownerExe)}`,
+      );
+      if (b.ownerName !== undefined) parts.push(`owner-name=${hex(b.ownerName)}`);
+      break;
+    case 'restore':
+      if (b.procs.length > SEED_ENTRIES_PER_MARKER)
+        throw new RangeError('Too many processes for one restore marker');
+      parts.push(
+        `procs=${b.procs.map((p) => `${uint(p.pid)}.${bigUint(p.start)}.${p.chain === null ? 'u' : chainText(p.chain)}`).join(',')}`,
+      );
+      break;
+    case 'restore-grant':
+      parts.push(`pid=${uint(b.pid)}`, `stime=${bigUint(b.start)}`);
+      if (b.targetUid !== undefined) parts.push(`target-uid=${uint(b.targetUid)}`);
+      if (b.targetExe !== undefined) parts.push(`target-exe=${hex(b.targetExe)}`);
+      break;
+    case 'restore-done':
+      if (!START_ID.test(b.from)) throw new RangeError(`Invalid marker start id "${b.from}"`);
+      parts.push(
+        `from=${b.from}`,
+        `serial=${bigUint(b.serial)}`,
+        `processes=${uint(b.processes)}`,
+        `containers=${uint(b.containers)}`,
+        `grants=${uint(b.grants)}`,
+      );
       break;
     case 'stop':
       break;
@@ -259,7 +342,84 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
     case 'start': {
       const daemonPid = int(f.get('daemon-pid'));
       if (daemonPid === null) return 'bad daemon-pid';
-      return allowed(['daemon-pid']) ?? { op, daemonPid };
+      const restore = f.get('restore');
+      if (restore !== undefined && restore !== '1') return 'bad restore';
+      return (
+        allowed(['daemon-pid', 'restore']) ?? { op, daemonPid, ...(restore === '1' ? { restore: true } : {}) }
+      );
+    }
+    case 'restore-container': {
+      const chain = f.get('chain');
+      const ownerUid = int(f.get('owner-uid'));
+      const exe = f.get('owner-exe');
+      const name = f.get('owner-name');
+      if (chain === undefined || !CHAIN.test(chain)) return 'bad chain';
+      if (ownerUid === null || exe === undefined || !HEX.test(exe)) return 'bad owner';
+      if (name !== undefined && !HEX.test(name)) return 'bad owner-name';
+      const bad = allowed(['chain', 'owner-uid', 'owner-exe', 'owner-name']);
+      if (bad !== null) return bad;
+      return {
+        op,
+        chain: chain.split('+'),
+        ownerUid,
+        ownerExe: unhex(exe),
+        ...(name === undefined ? {} : { ownerName: unhex(name) }),
+      };
+    }
+    case 'restore': {
+      const text = f.get('procs');
+      if (text === undefined) return 'bad procs';
+      const procs: RestoredProcess[] = [];
+      for (const item of text === '' ? [] : text.split(',')) {
+        const m = RESTORE_ITEM.exec(item);
+        if (m === null || procs.length >= SEED_ENTRIES_PER_MARKER) return 'bad procs';
+        procs.push({ pid: Number(m[1]), start: Number(m[2]), chain: m[3] === 'u' ? null : m[3]!.split('+') });
+      }
+      return allowed(['procs']) ?? { op, procs };
+    }
+    case 'restore-grant': {
+      const pid = int(f.get('pid'));
+      const start = big(f.get('stime'));
+      if (pid === null || start === null) return 'bad restore-grant fields';
+      const uidText = f.get('target-uid');
+      const targetUid = uidText === undefined ? undefined : int(uidText);
+      if (targetUid === null) return 'bad target-uid';
+      const exe = f.get('target-exe');
+      if (exe !== undefined && !HEX.test(exe)) return 'bad target-exe';
+      const bad = allowed(['pid', 'stime', 'target-uid', 'target-exe']);
+      if (bad !== null) return bad;
+      return {
+        op,
+        pid,
+        start,
+        ...(targetUid === undefined ? {} : { targetUid }),
+        ...(exe === undefined ? {} : { targetExe: unhex(exe) }),
+      };
+    }
+    case 'restore-done': {
+      const from = f.get('from') ?? '';
+      const serial = big(f.get('serial'));
+      const processes = int(f.get('processes'));
+      const containers = int(f.get('containers'));
+      const grants = int(f.get('grants'));
+      if (
+        !START_ID.test(from) ||
+        serial === null ||
+        processes === null ||
+        containers === null ||
+        grants === null
+      )
+        return 'bad restore-done fields';
+      return (
+        allowed(['from', 'serial', 'processes', 'containers', 'grants']) ?? {
+          op,
+          from,
+          serial,
+          processes,
+          containers,
+          grants,
+        }
+      );
     }
     case 'stop':
       return allowed([]) ?? { op };
@@ -396,6 +556,20 @@ function optionalBig(text: string | undefined): number | null | undefined {
 function bigUint(n: number): string {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`Invalid marker number ${n}`);
   return String(n);
+}
+
+function hex(text: string): string {
+  return Buffer.from(text, 'utf8').toString('hex');
+}
+
+function unhex(text: string): string {
+  return Buffer.from(text, 'hex').toString('utf8');
+}
+
+function chainText(chain: readonly string[]): string {
+  const text = chain.join('+');
+  if (!CHAIN.test(text)) throw new RangeError(`Invalid marker chain "${text}"`);
+  return text;
 }
 
 function seedItem(p: SeedEntry): string {

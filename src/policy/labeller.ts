@@ -148,8 +148,26 @@ const NO_OBJECTS: LabelledEvent['objectRecords'][number][] = [];
 const NO_OPS: ContainerOp[] = [];
 const NO_FORGERIES: Forgery[] = [];
 
+/** What a restore from a checkpoint brought back (a `restore-done` marker). */
+export interface RestoreReport {
+  /** The start whose checkpoint was restored, and the last serial it had read. */
+  readonly from: string;
+  readonly serial: number;
+  readonly processes: number;
+  readonly containers: number;
+  readonly grants: number;
+  /** Containers of the earlier start that no live process holds any more: dropped. */
+  readonly dropped: number;
+}
+
 export class Labeller {
-  readonly #table: ProcessTable<Container>;
+  #table: ProcessTable<Container>;
+  readonly #tableOptions: ConstructorParameters<typeof ProcessTable<Container>>[0];
+  /** Between a `start` with restore=1 and its `restore-done`: no label is known yet. */
+  #restoring = false;
+  /** Raised when a restore ends, so that the hold stage looks at what it holds. */
+  #epoch = 0;
+  #restores: RestoreReport[] = [];
   /** Live top-level IDs (set by the host's orchestrators); nested ones hang from their parent. */
   readonly #roots = new Map<string, Container>();
   /** Live containers, nested ones included. */
@@ -179,7 +197,7 @@ export class Labeller {
       node: options.node ?? null,
       ...(options.startNodes === undefined ? {} : { startNodes: options.startNodes }),
     });
-    this.#table = new ProcessTable<Container>({
+    this.#tableOptions = {
       ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
       ...(options.maxBirths === undefined ? {} : { maxBirths: options.maxBirths }),
       ...(options.birthTtlMs === undefined ? {} : { birthTtlMs: options.birthTtlMs }),
@@ -196,7 +214,61 @@ export class Labeller {
           if (c !== UNKNOWN) this.#release(c, by);
         },
       },
-    });
+    };
+    this.#table = new ProcessTable<Container>(this.#tableOptions);
+  }
+
+  /** True between a start that announced a restore and its `restore-done`. */
+  get restoring(): boolean {
+    return this.#restoring;
+  }
+
+  /** The restores applied so far (the last 16). */
+  get restores(): readonly RestoreReport[] {
+    return this.#restores;
+  }
+
+  /**
+   * A daemon start: its table starts empty (live, a new daemon knows
+   * nothing but its snapshot and its checkpoint), so a replay forgets the
+   * earlier start's processes here too; both then rebuild from the same
+   * seed and restore markers. Containers of the earlier start are kept
+   * until the restore says which live on (without one, they drop now).
+   */
+  #begin(restore: boolean): void {
+    this.#table = new ProcessTable<Container>(this.#tableOptions);
+    // The processes and births that held them are gone; nested containers still hold their parents.
+    for (const c of this.#allLive()) c.refs = c.nested === null ? 0 : [...c.nested.values()].length;
+    this.#restoring = restore;
+    this.#epoch++;
+    if (!restore) this.#dropUnheld();
+  }
+
+  /** Every live container, parents before their nested ones. */
+  #allLive(): Container[] {
+    const out: Container[] = [];
+    const visit = (scope: Map<string, Container> | null): void => {
+      if (scope === null) return;
+      for (const c of scope.values()) {
+        out.push(c);
+        visit(c.nested);
+      }
+    };
+    visit(this.#roots);
+    return out;
+  }
+
+  /** Drops the live containers nothing holds (after a start's table was emptied, and its restore). */
+  #dropUnheld(): number {
+    let n = 0;
+    // Children first: a nested container holds its parent.
+    for (const c of this.#allLive().reverse()) {
+      if (c.refs > 0 || !c.live) continue;
+      c.refs = 1;
+      this.#release(c, null);
+      n++;
+    }
+    return n;
   }
 
   /** The process table, for reads (`contid ps`, `get`). */
@@ -348,7 +420,9 @@ export class Labeller {
       }
     }
 
-    const provisional = label === null && subject !== undefined && subject.provisional;
+    // While a restore is under way no label is known: every process's event waits for it.
+    const provisional =
+      subject !== undefined && ((label === null && subject.provisional) || (this.#restoring && sys >= 0));
     const le: LabelledEvent = {
       event,
       contid: label?.rendered ?? null,
@@ -363,7 +437,7 @@ export class Labeller {
     // a container is live (with none, every wait ends unset). Remembering
     // the others would cost a WeakMap entry for most events of a log whose
     // ancestors were never audited, and the collector's time to clear it.
-    if (provisional && subject !== undefined && this.#liveCount > 0) {
+    if (provisional && subject !== undefined && (this.#liveCount > 0 || this.#restoring)) {
       this.#pendingSubjects.set(le, { subject, index: subjectIndex });
     }
     return le;
@@ -371,12 +445,13 @@ export class Labeller {
 
   /** Containers with a live process: while there are none, no wait can end in a label. */
   get liveContainers(): number {
+    if (this.#restoring) return Math.max(1, this.#liveCount);
     return this.#liveCount;
   }
 
   /** Increases whenever a provisional wait ends (see retag). */
   get settlements(): number {
-    return this.#table.settlements;
+    return this.#table.settlements + this.#epoch;
   }
 
   /**
@@ -393,7 +468,7 @@ export class Labeller {
     if (pending === undefined) return le;
     const { subject, index } = pending;
     // An exited process still resolves (its parent may show up later).
-    if (subject.provisional) return null;
+    if (subject.provisional || this.#restoring) return null;
     this.#pendingSubjects.delete(le);
     // The label the wait resolved to: a later set (none can come while it
     // waits: EAGAIN) must not reach back to events from before it.
@@ -499,8 +574,39 @@ export class Labeller {
   #apply(body: MarkerBody, marker: { start: string; seq: number }): void {
     switch (body.op) {
       case 'start':
+        this.#begin(body.restore === true);
+        return;
       case 'stop':
         return;
+      case 'restore-container':
+        this.#restoreContainer(body);
+        return;
+      case 'restore':
+        for (const p of body.procs) {
+          const e = this.#table.get(p.pid);
+          if (e === undefined || e.startTime !== p.start) continue;
+          const label = p.chain === null ? UNKNOWN : (this.containerByChain(p.chain) ?? UNKNOWN);
+          this.#table.relabel(e, label);
+        }
+        return;
+      case 'restore-grant': {
+        const e = this.#table.get(body.pid);
+        if (e !== undefined && e.startTime === body.start) {
+          e.grant = { uid: body.targetUid ?? null, exe: body.targetExe ?? null, start: body.start };
+        }
+        return;
+      }
+      case 'restore-done': {
+        const dropped = this.#dropUnheld();
+        this.#restoring = false;
+        this.#epoch++;
+        const { from, serial, processes, containers, grants } = body;
+        this.#restores = [
+          ...this.#restores.slice(-15),
+          { from, serial, processes, containers, grants, dropped },
+        ];
+        return;
+      }
       case 'seed':
         this.#table.seed(
           body.procs.map((p) => ({
@@ -633,6 +739,8 @@ export class Labeller {
     let errno: ContidErrno | null = null;
     let existing: Container | undefined;
     if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
+    // Labels and grants are not known until a restore is done: try again.
+    else if (this.#restoring) errno = 'EAGAIN';
     else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (target.entry !== null && this.#table.hasChildren(target.entry)) errno = 'EBUSY';
@@ -642,7 +750,10 @@ export class Labeller {
       (!caller.privileged && !this.#descendsFrom(target, by))
     )
       errno = 'EXDEV';
-    else if (target.provisional || by.provisional || by.label === UNKNOWN) errno = 'EAGAIN';
+    // A caller the table has never seen counts as on the host, as before
+    // markers named callers; one it knows must have a known container.
+    else if (target.provisional || (by.entry !== null && (by.provisional || by.label === UNKNOWN)))
+      errno = 'EAGAIN';
     else if (target.label !== null && !(by.label !== null && target.label === by.label)) errno = 'EEXIST';
     else {
       // Unique among the IDs of one parent: the setter's own container.
@@ -680,6 +791,7 @@ export class Labeller {
     const container = chain === null ? undefined : this.#byChain(chain);
     let errno: ContidErrno | null = null;
     if (container === undefined) errno = 'EINVAL';
+    else if (this.#restoring) errno = 'EAGAIN';
     else if (!caller.privileged) errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (target.provisional) errno = 'EAGAIN';
@@ -700,6 +812,26 @@ export class Labeller {
     );
   }
 
+  /**
+   * A container of the checkpoint: the one still live (kept over the
+   * start, its processes not yet restored), or made anew under its parent
+   * (restored before it) with its owner.
+   */
+  #restoreContainer(body: Extract<MarkerBody, { op: 'restore-container' }>): void {
+    if (this.containerByChain(body.chain) !== undefined) return;
+    const parent = body.chain.length > 1 ? this.containerByChain(body.chain.slice(1)) : null;
+    const value = parseContid(body.chain[0] ?? '');
+    if (parent === undefined || value === null) return;
+    // Held only once a process (or a nested container) is restored into it;
+    // restore-done drops what nothing holds.
+    this.#create(value, {
+      uid: body.ownerUid,
+      exe: body.ownerExe,
+      container: parent,
+      ...(body.ownerName === undefined ? {} : { name: body.ownerName }),
+    });
+  }
+
   /** Grant: delegation (capcontid) to label the target's own descendants, for that incarnation only. */
   #grant(body: Extract<MarkerBody, { op: 'grant' }>, marker: { start: string; seq: number }): void {
     const { pid, ppid, start, caller } = body;
@@ -707,7 +839,8 @@ export class Labeller {
     const target = this.#lookup(pid, ppid, start);
     const current = target.label?.rendered ?? UNSET_TEXT;
     let errno: ContidErrno | null = null;
-    if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
+    if (this.#restoring) errno = 'EAGAIN';
+    else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (
       pid === caller.pid ||
@@ -737,23 +870,28 @@ export class Labeller {
     return c;
   }
 
-  #release(c: Container, by: ProcessEntry<Container>): void {
+  /**
+   * A holder of `c` is gone; the last one drops it. `by` is the process
+   * whose end released it, or null when no process did (a daemon restart
+   * that left the container with no live process).
+   */
+  #release(c: Container, by: ProcessEntry<Container> | null): void {
     c.refs--;
     if (c.refs > 0 || !c.live) return;
     c.live = false;
     const scope = this.#scope(c.parent);
     if (scope?.get(c.text) === c) scope.delete(c.text);
     this.#liveCount--;
-    const record = this.#current?.entry === by ? this.#current.record : null;
+    const record = by !== null && this.#current?.entry === by ? this.#current.record : null;
     const who: OpCaller = {
-      pid: by.pid,
+      pid: by?.pid ?? 0,
       uid: record === null ? null : fieldInt(record, 'uid'),
       auid: record === null ? null : fieldInt(record, 'auid'),
-      exe: decodeRaw(record === null ? by.exe : (fieldValue(record, 'exe') ?? null)),
+      exe: decodeRaw(record === null ? (by?.exe ?? null) : (fieldValue(record, 'exe') ?? null)),
     };
     const fields: ContainerOpFields = {
       op: 'drop',
-      opid: by.pid,
+      opid: by?.pid ?? 0,
       contid: UNSET_TEXT,
       oldContid: c.rendered,
       caller: who,
