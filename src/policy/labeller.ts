@@ -245,6 +245,10 @@ export class Labeller {
   }
 
   /** Every live container, parents before their nested ones. */
+  liveContainerList(): Container[] {
+    return this.#allLive();
+  }
+
   #allLive(): Container[] {
     const out: Container[] = [];
     const visit = (scope: Map<string, Container> | null): void => {
