@@ -299,6 +299,6 @@ function checkShape(v: unknown): string | null {
 
 function describe(error: unknown, what: string): Error {
   const e = error as NodeJS.ErrnoException;
-  const reason = e.code === undefined ? e.message : `${e.code}`;
+  const reason = e.code === undefined ? e.message : e.code;
   return Object.assign(new Error(`${what}: ${reason}`, { cause: error }), { code: e.code ?? 'EIO' });
 }
