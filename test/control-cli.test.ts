@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parsePidArgs, parseSetArgs, parseStatusArgs } from '../src/cli/control-args.js';
 import { formatStatus } from '../src/cli/control.js';
-import type { CallerIdentity } from '../src/control/peer.js';
+import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer } from '../src/control/server.js';
 import type { DaemonApi, DaemonStatus, OperationRequest } from '../src/daemon/api.js';
 import type { ContainerOp } from '../src/policy/labeller.js';
@@ -149,6 +149,7 @@ test('answers and refusals through the CLI', async (t) => {
     userNs: 'user:[1]',
     initialUserNs: true,
     privileged: true,
+    fingerprint: readFingerprint(cred.pid),
   });
   const server = await startControlServer(api, { path, identify });
   t.after(() => server.close());

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { controlRequest } from '../src/control/client.js';
-import type { CallerIdentity } from '../src/control/peer.js';
+import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer, type ControlServerOptions } from '../src/control/server.js';
 import { FAKE_STATUS as STATUS, FakeDaemon } from './support/fake-daemon.js';
 
@@ -62,6 +62,7 @@ const privilegedIdentity = (cred: { pid: number; uid: number; gid: number }): Ca
   userNs: 'user:[4026531837]',
   initialUserNs: true,
   privileged: true,
+  fingerprint: readFingerprint(cred.pid),
 });
 
 test('the socket directory is created root-only and the socket removed on close', async (t) => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { chooseContid, deriveContid, OciStateError, parseOciState } from '../src/control/oci.js';
-import type { CallerIdentity } from '../src/control/peer.js';
+import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer } from '../src/control/server.js';
 import type { DaemonApi, OperationRequest } from '../src/daemon/api.js';
 import type { ContainerOp } from '../src/policy/labeller.js';
@@ -98,6 +98,7 @@ const privileged = (cred: { pid: number; uid: number; gid: number }): CallerIden
   userNs: 'user:[4026531837]',
   initialUserNs: true,
   privileged: true,
+  fingerprint: readFingerprint(cred.pid),
 });
 
 function hook(args: readonly string[], stdin: string): Promise<{ code: number; stderr: string }> {

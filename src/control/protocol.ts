@@ -44,6 +44,7 @@ export type ControlErrorCode =
   | 'ERR_TOO_MANY_REQUESTS'
   | 'ERR_CALLER_GONE'
   | 'ERR_CALLER_UNKNOWN'
+  | 'ERR_CALLER_CHANGED'
   | 'ETIMEDOUT'
   | 'ERR_SHUTTING_DOWN'
   | 'ERR_KERNEL'

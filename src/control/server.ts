@@ -2,16 +2,27 @@
  * The control server: a unix socket through which orchestrators ask the
  * daemon to set, grant and read labels (docs/control.md).
  *
- * Each connection's peer is identified by the kernel (SO_PEERCRED, and
- * SO_PEERPIDFD against pid reuse) and by its /proc entry, read again for
- * every request. Requests on a connection are served one at a time, in
- * order; everything is bounded: the request line, the requests queued per
- * connection, the connections, the time per request, the idle time.
+ * Each connection's peer is identified once, when it connects, by the
+ * kernel (SO_PEERCRED, and SO_PEERPIDFD against pid reuse) and by its /proc
+ * entry: privilege is decided then and never raised. Before every request
+ * the server checks that the process still runs the program it connected
+ * with (peer.ts, readFingerprint), so a caller that execs a setuid program
+ * and leaves the connection to a child is refused. Requests on a connection
+ * are served one at a time, in order; everything is bounded: the request
+ * line, the requests queued per connection, the connections, the time per
+ * request, the idle time.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { DaemonApi, OperationRequest, OperationResult } from '../daemon/api.js';
-import { CallerError, identifyCaller, toMarkerCaller, type CallerIdentity } from './peer.js';
+import {
+  CallerError,
+  changedReason,
+  identifyCaller,
+  readFingerprint,
+  toMarkerCaller,
+  type CallerIdentity,
+} from './peer.js';
 import { closePidfd, peerCredentials, peerPidfd, pidfdAlive, type PeerCredentials } from './peer-syscalls.js';
 import {
   actionText,
@@ -47,6 +58,8 @@ export interface ControlServerOptions {
   readonly onError?: (error: unknown) => void;
   /** How a caller is identified from its credentials (tests); default reads /proc. */
   readonly identify?: (cred: PeerCredentials) => CallerIdentity;
+  /** How a caller's fingerprint is read again before each request (tests); default readFingerprint. */
+  readonly fingerprint?: (pid: number) => string;
 }
 
 /** Counters of a running server. */
@@ -75,6 +88,7 @@ interface ServerContext {
   readonly idleTimeoutMs: number;
   readonly onError: (error: unknown) => void;
   readonly identify: (cred: PeerCredentials) => CallerIdentity;
+  readonly fingerprint: (pid: number) => string;
   readonly shutdown: AbortSignal;
   readonly counters: { requests: number; refused: number; errors: number };
 }
@@ -101,6 +115,7 @@ export async function startControlServer(
     idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
     onError: options.onError ?? (() => undefined),
     identify: options.identify ?? ((cred) => identifyCaller(cred)),
+    fingerprint: options.fingerprint ?? ((pid) => readFingerprint(pid)),
     shutdown: shutdown.signal,
     counters,
   };
@@ -180,9 +195,9 @@ class Connection {
   readonly #context: ServerContext;
   readonly #framer: LineFramer;
   readonly #queue: string[] = [];
-  #cred: PeerCredentials | null = null;
+  #identity: CallerIdentity | null = null;
   #pidfd: number | null = null;
-  #credError: CallerError | null = null;
+  #callerError: CallerError | null = null;
   #busy = false;
   #ending = false;
 
@@ -208,25 +223,45 @@ class Connection {
     socket.resume();
   }
 
-  /** The peer as the kernel saw it at connect(); taken once, before the client can exit. */
+  /**
+   * The peer as the kernel saw it at connect(), and its /proc entry, taken
+   * once, at accept: privilege is decided here and never re-read.
+   */
   #identifyPeer(): void {
     const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (fd === undefined || fd < 0) {
-      this.#credError = new CallerError(
-        'Cannot identify the caller: no socket descriptor',
+      this.#callerError = new CallerError(
+        'cannot identify the caller: no socket descriptor',
         'ERR_CALLER_UNKNOWN',
       );
       return;
     }
+    let cred: PeerCredentials;
     try {
-      this.#cred = peerCredentials(fd);
+      cred = peerCredentials(fd);
       this.#pidfd = peerPidfd(fd);
     } catch (error) {
-      this.#credError = new CallerError(
-        `Cannot identify the caller: ${error instanceof Error ? error.message : String(error)}`,
+      this.#callerError = new CallerError(
+        `cannot identify the caller: ${error instanceof Error ? error.message : String(error)}`,
         'ERR_CALLER_UNKNOWN',
         { cause: error },
       );
+      return;
+    }
+    try {
+      const identity = this.#context.identify(cred);
+      this.#checkAlive(cred.pid);
+      this.#identity = identity;
+    } catch (error) {
+      if (!(error instanceof CallerError)) throw error;
+      this.#callerError = error;
+    }
+  }
+
+  /** Proves, through the pidfd, that what was read from /proc belongs to the process that connected. */
+  #checkAlive(pid: number): void {
+    if (this.#pidfd !== null && !pidfdAlive(this.#pidfd)) {
+      throw new CallerError(`the caller (pid ${pid}) has exited`, 'ERR_CALLER_GONE');
     }
   }
 
@@ -334,18 +369,19 @@ class Connection {
     }
   }
 
-  /** Identifies the caller now and proves, through its pidfd, that /proc was read for the process that connected. */
+  /**
+   * The identity established at connect, once the caller is shown to still
+   * be the same process running the same program with the same ids.
+   */
   #caller(): CallerIdentity {
-    if (this.#cred === null) {
-      throw this.#credError ?? new CallerError('Cannot identify the caller', 'ERR_CALLER_UNKNOWN');
+    const identity = this.#identity;
+    if (identity === null) {
+      throw this.#callerError ?? new CallerError('cannot identify the caller', 'ERR_CALLER_UNKNOWN');
     }
-    const identity = this.#context.identify(this.#cred);
-    if (this.#pidfd !== null && !pidfdAlive(this.#pidfd)) {
-      throw new CallerError(
-        `Cannot identify the caller: pid ${this.#cred.pid} has exited`,
-        'ERR_CALLER_GONE',
-      );
+    if (this.#context.fingerprint(identity.pid) !== identity.fingerprint) {
+      throw new CallerError(changedReason(identity.pid), 'ERR_CALLER_CHANGED');
     }
+    this.#checkAlive(identity.pid);
     return identity;
   }
 
