@@ -199,7 +199,7 @@ test('requests sent far ahead of their answers close the connection', async (t) 
 });
 
 test('connections beyond the bound are turned away with an answer', async (t) => {
-  const { path } = await serve(t, { maxConnections: 1, identify: privilegedIdentity });
+  const { path } = await serve(t, { maxConnectionsPerUid: 1, identify: privilegedIdentity });
   const first = connect(path);
   await once(first, 'connect');
   t.after(() => first.destroy());
