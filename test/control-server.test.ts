@@ -199,13 +199,23 @@ test('requests sent far ahead of their answers close the connection', async (t) 
 });
 
 test('connections beyond the bound are turned away with an answer', async (t) => {
-  const { path } = await serve(t, { maxConnectionsPerUid: 1, identify: privilegedIdentity });
+  const { path } = await serve(t, { maxConnections: 1, identify: privilegedIdentity });
   const first = connect(path);
   await once(first, 'connect');
   t.after(() => first.destroy());
   await new Promise((r) => setTimeout(r, 20));
   const answers = await exchange(path, '{"op":"status"}\n', 1);
   assert.equal((answers[0] as { code: string }).code, 'ERR_TOO_MANY_CONNECTIONS');
+});
+
+test('a client turned away for too many connections tries again until a slot is free', async (t) => {
+  const { path, server } = await serve(t, { maxConnections: 1, identify: privilegedIdentity });
+  const first = connect(path);
+  await once(first, 'connect');
+  const answer = controlRequest(path, { op: 'status' }, { timeoutMs: 20_000 });
+  while (server.stats().rejectedConnections === 0) await new Promise((r) => setTimeout(r, 10));
+  first.destroy();
+  assert.equal((await answer).ok, true);
 });
 
 test('a set whose marker never comes back times out with ETIMEDOUT', async (t) => {

@@ -3,17 +3,18 @@
  * one who can connect locks the orchestrator out. Pure bookkeeping; the
  * server asks before it serves a connection and tells when one closes.
  *
- * Every uid has its own bound. Connections of uids other than 0 also share
- * one pool, and root's are counted apart from it: however many users
- * connect, and however many connections each holds, root (the orchestrator,
- * the OCI hook) still gets in.
+ * Root (uid 0: the orchestrator, the OCI hook of every container starting
+ * at once) has a pool of its own. Every other uid has a bound of its own,
+ * and all of them together share one more pool: however many users
+ * connect, and however many connections each holds, root still gets in, and
+ * one user cannot take the others' share.
  */
 
 /** Bounds for {@link ConnectionLimits}. */
 export interface ConnectionLimitOptions {
-  /** Connections at once from all uids other than 0 together. */
+  /** Connections at once from root, and from all other uids together. */
   readonly maxConnections: number;
-  /** Connections at once from any one uid, 0 included. */
+  /** Connections at once from any one uid other than 0. */
   readonly maxConnectionsPerUid: number;
 }
 
@@ -38,9 +39,8 @@ export class ConnectionLimits {
    */
   admit(uid: number): string | null {
     const held = this.#byUid.get(uid) ?? 0;
-    if (held >= this.#options.maxConnectionsPerUid) {
-      return `uid ${uid} holds ${held} connections, the most one uid may hold`;
-    }
+    const bound = uid === 0 ? this.#options.maxConnections : this.#options.maxConnectionsPerUid;
+    if (held >= bound) return `uid ${uid} holds ${held} connections, the most it may hold`;
     if (uid !== 0 && this.#others >= this.#options.maxConnections) {
       return `users other than root hold ${this.#others} connections, the most they may hold together`;
     }

@@ -48,12 +48,12 @@ export interface ControlServerOptions {
   /** Longest request line (default 64 KiB). */
   readonly maxRequestBytes?: number;
   /**
-   * Connections served at once from all uids other than 0 together (default
-   * 64); more are answered ERR_TOO_MANY_CONNECTIONS and closed. Root's
-   * connections are not counted here, so other users cannot lock it out.
+   * Connections served at once from root, and from all other uids together
+   * (default 64 each: root's pool is its own, so other users cannot lock
+   * it out); more are answered ERR_TOO_MANY_CONNECTIONS and closed.
    */
   readonly maxConnections?: number;
-  /** Connections served at once from any one uid, root included (default 16). */
+  /** Connections served at once from any one uid other than 0 (default 16). */
   readonly maxConnectionsPerUid?: number;
   /** Requests read ahead on one connection (default 16); more close it with ERR_TOO_MANY_REQUESTS. */
   readonly maxQueuedRequests?: number;
