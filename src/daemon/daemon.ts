@@ -127,6 +127,8 @@ export class Daemon implements DaemonApi {
   #kernel0: AuditStatus | null = null;
   #rate = { records: 0, at: Date.now(), perSecond: 0 };
   #lastLoss = { enobufs: 0, kernelLost: 0, serialGaps: 0 };
+  /** Netlink datagrams from userspace ignored so far (audit socket, proc connector), as last reported. */
+  #lastForeign = 0;
   #runError: Error | null = null;
   readonly #running: Promise<void>;
   #startConfirmed = false;
@@ -629,6 +631,15 @@ export class Daemon implements DaemonApi {
       this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
     }
     this.#lastLoss = { ...losses };
+    const foreign = this.#source.stats().foreign + (this.#exits?.stats().foreign ?? 0);
+    if (foreign > this.#lastForeign) {
+      this.#log(
+        'warning',
+        `Ignored ${foreign - this.#lastForeign} netlink messages sent by a process, not the kernel ` +
+          "(someone with CAP_NET_ADMIN is sending to contid's sockets)",
+      );
+      this.#lastForeign = foreign;
+    }
   }
 
   /**
