@@ -1125,7 +1125,7 @@ test(
       assert.equal(unsafe.code, 1, unsafe.stderr);
       assert.match(
         unsafe.stderr,
-        /contid run: error: Cannot open the control socket .*: Cannot use ".*\/run" for the control socket: writable by others \(mode 777\)\n/,
+        /contid run: error: Cannot open the control socket .*: Cannot use ".*\/run" for the control socket: it is writable by its group or others \(mode 777\)\n/,
       );
       assert.equal(ctx.netlink.getStatus().pid, 0);
       assert.equal(ctx.netlink.listRules().filter((r) => contidRuleOwner(r) !== null).length, 0);

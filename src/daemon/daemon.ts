@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
@@ -30,7 +31,7 @@ import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
 import { EventEncoder } from '../pipeline/encoder.js';
-import { appendKeyring, ensureDirectory } from './files.js';
+import { appendKeyring, ensurePrivateDirectory } from './files.js';
 import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
@@ -190,10 +191,22 @@ export class Daemon implements DaemonApi {
     let source: RecordSource | undefined;
     let kernel: KernelSetup | null = null;
     try {
+      // Unsafe directories and keyrings refuse the start before anything in
+      // the kernel changes. The start's secret is on disk before its start
+      // marker is sent; a start that fails later leaves an unused line.
+      ensurePrivateDirectory(config.stateDir, 'state directory');
+      if (config.hostLog !== null && config.hostLog !== '') {
+        ensurePrivateDirectory(dirname(config.hostLog), 'host log directory');
+      }
+      const entry: KeyringEntry = {
+        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
+        daemonPid: process.pid,
+        secret: randomBytes(32),
+      };
+      appendKeyring(keyringPath(config), entry);
       const status = control.getStatus();
       source = await openSource(config, status, options.input ?? process.stdin, log);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
-      ensureDirectory(config.stateDir, 0o700);
       if (manageRules) {
         kernel = new KernelSetup(control, {
           selfPid: process.pid,
@@ -204,12 +217,6 @@ export class Daemon implements DaemonApi {
         kernel.apply();
         log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
       }
-      const entry: KeyringEntry = {
-        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
-        daemonPid: process.pid,
-        secret: randomBytes(32),
-      };
-      appendKeyring(keyringPath(config), entry);
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
       const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
