@@ -32,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
+import { deriveContid } from '../src/control/oci.js';
 import { contidRuleOwner } from '../src/daemon/rules.js';
 import type { DaemonProcess } from './support/daemon-process.js';
 import { startDaemonProcess } from './support/daemon-process.js';
@@ -726,12 +727,26 @@ interface Bundle {
 
 let containerCount = 0;
 
+/** Options of {@link makeBundle}. */
+interface BundleOptions {
+  /** The bundle's directory name under `dir` (default `bundle`). */
+  readonly name?: string;
+  /** More arguments for `contid oci-hook`. */
+  readonly hookArgs?: readonly string[];
+}
+
 /**
  * A crun bundle with a busybox rootfs, the contid OCI hook at createRuntime
  * and `org.contid.id` = `contid`, running `sh -c script`.
  */
-function makeBundle(dir: string, socket: string, contid: string, script: string): Bundle {
-  const bundle = join(dir, 'bundle');
+function makeBundle(
+  dir: string,
+  socket: string,
+  contid: string,
+  script: string,
+  options: BundleOptions = {},
+): Bundle {
+  const bundle = join(dir, options.name ?? 'bundle');
   const rootfs = join(bundle, 'rootfs');
   for (const d of ['bin', 'proc', 'sys', 'dev', 'etc', 'tmp'])
     mkdirSync(join(rootfs, d), { recursive: true });
@@ -749,7 +764,12 @@ function makeBundle(dir: string, socket: string, contid: string, script: string)
   config.process.terminal = false;
   config.process.args = ['/bin/sh', '-c', script];
   config.hooks = {
-    createRuntime: [{ path: process.execPath, args: ['node', MAIN, 'oci-hook', '--socket', socket] }],
+    createRuntime: [
+      {
+        path: process.execPath,
+        args: ['node', MAIN, 'oci-hook', '--socket', socket, ...(options.hookArgs ?? [])],
+      },
+    ],
   };
   config.annotations = { ...config.annotations, 'org.contid.id': contid };
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
@@ -894,6 +914,100 @@ test(
       assert.equal(get.stdout, 'unset\n', get.stderr);
       const status = await contid(['status', '--json', '--socket', paths.socket]);
       assert.equal((JSON.parse(status.stdout) as { status: { forgeries: number } }).status.forgeries, 1);
+    });
+  },
+);
+
+test(
+  'OCI hook sets are create-only and owned by their container: a second container annotated with a live ID does not start',
+  { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withDaemon(t, {}, async (d, paths, dir) => {
+      // Tenant A's container holds 91 while it waits on a fifo in its rootfs.
+      const a = makeBundle(dir, paths.socket, '91', 'read _ < /go; /bin/echo done-a', { name: 'a' });
+      const go = join(a.dir, 'rootfs', 'go');
+      mkfifo(go);
+      const running = runContainer(a);
+      const sleepers: ChildProcess[] = [];
+      try {
+        const setA = await waitFor(paths.hostLog, 'the set of 91', (events) => setOp(events, '91'));
+        // Tenant B annotates its container with A's live ID: refused, B never runs.
+        const b = makeBundle(dir, paths.socket, '91', '/bin/echo started-b', { name: 'b' });
+        const runB = await runContainer(b);
+        assert.notEqual(runB.code, 0, 'B must not start');
+        assert.doesNotMatch(runB.stdout, /started-b/);
+        assert.match(runB.stderr, /Cannot set contid of pid [0-9]+: .*\(ENOTUNIQ\)/);
+        const refused = await waitFor(paths.hostLog, 'the refused set of 91', (events) =>
+          events
+            .flatMap((e) => e.lines)
+            .find(
+              (l) =>
+                l.startsWith('type=CONTAINER_OP ') && / op=set .* contid=91 .*res=0 errno=ENOTUNIQ$/.test(l),
+            ),
+        );
+        assert.notEqual(Number(field(refused, 'opid')), setA.opid);
+
+        // A's owner is the container: a privileged caller naming it injects a
+        // process (as `crun exec` would need); the same caller without it cannot.
+        const sleeper = (): ChildProcess => {
+          const child = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '60'], { stdio: 'ignore' });
+          sleepers.push(child);
+          return child;
+        };
+        const injected = sleeper();
+        const inject = await contid([
+          'set',
+          String(injected.pid),
+          '91',
+          '--owner',
+          `oci:${a.id}`,
+          '--socket',
+          paths.socket,
+        ]);
+        assert.equal(inject.code, 0, inject.stderr);
+        const stranger = sleeper();
+        const plain = await contid(['set', String(stranger.pid), '91', '--socket', paths.socket]);
+        assert.equal(plain.code, 1);
+        assert.match(plain.stderr, /\(ENOTUNIQ\)/);
+        const create = await contid([
+          'set',
+          String(stranger.pid),
+          '91',
+          '--owner',
+          `oci:${a.id}`,
+          '--create',
+          '--socket',
+          paths.socket,
+        ]);
+        assert.equal(create.code, 1);
+        assert.match(create.stderr, /\(ENOTUNIQ\)/);
+
+        // With the annotation turned off, the same annotation is ignored: C gets
+        // the ID derived from its container id and starts.
+        const c = makeBundle(dir, paths.socket, '91', '/bin/echo started-c', {
+          name: 'c',
+          hookArgs: ['--annotation', 'none'],
+        });
+        const runC = await runContainer(c);
+        assert.equal(runC.code, 0, runC.stderr);
+        assert.equal(runC.stdout, 'started-c\n');
+        const derived = deriveContid(c.id);
+        await waitFor(paths.hostLog, `the set of ${derived}`, (events) => setOp(events, derived));
+        assert.match(
+          d.stderr(),
+          new RegExp(
+            `Operation set pid [0-9]+ contid ${derived} .*"oci.contid-source":"derived".*: accepted`,
+          ),
+        );
+      } finally {
+        releaseFifo(go);
+        for (const child of sleepers) killChild(child);
+        spawnSync('crun', ['delete', '--force', a.id], { stdio: 'ignore' });
+        await running;
+      }
+      const runA = await running;
+      assert.equal(runA.code, 0, runA.stderr);
+      assert.equal(runA.stdout, 'done-a\n');
     });
   },
 );
