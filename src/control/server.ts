@@ -561,6 +561,8 @@ class Connection {
             contid: request.contid,
             ...(request.name === undefined ? {} : { name: request.name }),
             ...(request.meta === undefined ? {} : { meta: request.meta }),
+            ...(request.owner === undefined ? {} : { owner: request.owner }),
+            ...(request.create === true ? { create: true } : {}),
           }
         : {}),
     };

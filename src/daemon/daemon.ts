@@ -459,7 +459,17 @@ export class Daemon implements DaemonApi {
           new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'EINVAL'),
         );
       }
-      body = { op: request.op, ...target, contid: request.contid, caller: request.caller };
+      body =
+        request.op === 'adopt'
+          ? { op: 'adopt', ...target, contid: request.contid, caller: request.caller }
+          : {
+              op: 'set',
+              ...target,
+              contid: request.contid,
+              caller: request.caller,
+              ...(request.owner === undefined ? {} : { owner: request.owner }),
+              ...(request.create === true ? { create: true } : {}),
+            };
     }
     return new Promise<OperationResult>((resolve, reject) => {
       let seq: number;
@@ -519,7 +529,10 @@ export class Daemon implements DaemonApi {
     const about =
       (request.name === undefined ? '' : ` name ${JSON.stringify(request.name)}`) +
       (request.meta === undefined ? '' : ` meta ${JSON.stringify(request.meta)}`);
-    const what = `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}`;
+    const what =
+      `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}` +
+      (request.owner === undefined ? '' : ` owner ${JSON.stringify(request.owner)}`) +
+      (request.create === true ? ' create-only' : '');
     const caller = `caller pid ${request.caller.pid} uid ${request.caller.uid}`;
     const outcome = result.errno === null ? 'accepted' : `refused (${result.errno})`;
     this.#log('info', `Operation ${what}${about} by ${caller}: ${outcome}`);
