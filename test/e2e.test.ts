@@ -854,7 +854,7 @@ test(
       assert.match(
         d.stderr(),
         new RegExp(
-          `Operation set pid ${op.opid} contid 77 name "${bundle.id}" meta .*"oci.contid-source":"annotation".*: accepted`,
+          `Operation set pid ${op.opid} contid 77 owner "oci:${bundle.id}" create-only name "${bundle.id}" meta .*"oci.contid-source":"annotation".*: accepted`,
         ),
       );
     });

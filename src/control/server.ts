@@ -143,7 +143,6 @@ export async function startControlServer(
   const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
     const turnAway = (code: ControlErrorCode, why: string): void => {
       rejectedConnections++;
-      socket.resume();
       finish(socket, { ok: false, code, message: `Cannot accept the connection: ${why} (${code})` }, context);
     };
     if (shutdown.signal.aborted) {
