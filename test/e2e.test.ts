@@ -24,7 +24,6 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -43,27 +42,39 @@ import {
   TEST_LOGINUID,
   withAuditState,
 } from './support/audit-state.js';
+import {
+  CONTAINER_SCRIPT,
+  crunSkipReason,
+  killChild,
+  makeBundle,
+  MAIN,
+  runContainer,
+  spawnCrun,
+  which,
+  type Bundle,
+} from './support/crun.js';
+import {
+  assertOnlyTreeLabelled,
+  contidOf,
+  descendants,
+  field,
+  flushLog,
+  readEvents,
+  setOp,
+  syscallOf,
+  WAIT_MS,
+  waitForEvents,
+  waitForExit,
+  waitForText,
+  type LogEvent,
+} from './support/log-events.js';
 
-const MAIN = new URL('../src/cli/main.js', import.meta.url).pathname;
 const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
 
-function which(command: string): string | null {
-  const r = spawnSync('/bin/sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
 const skip = auditSkipReason();
-const containerSkip =
-  skip ??
-  (['crun', 'unshare', 'gcc'].find((c) => which(c) === null) !== undefined
-    ? 'crun, unshare and gcc are needed for the container tests'
-    : !existsSync('/bin/busybox')
-      ? '/bin/busybox (busybox-static) is needed for the container tests'
-      : undefined);
+const containerSkip = skip ?? crunSkipReason() ?? (which('gcc') === null ? 'gcc is needed' : undefined);
 const unprivilegedSkip = skip ?? (which('setpriv') === null ? 'setpriv is needed' : undefined);
 
-/** Generous: the machine may be loaded by other tests and benches. */
-const WAIT_MS = 30_000;
 const TEST_TIMEOUT_MS = 180_000;
 
 // ---------------------------------------------------------------- helpers
@@ -130,184 +141,9 @@ async function contid(args: readonly string[], prefix: readonly string[] = []): 
   return { code, stdout, stderr };
 }
 
-/** One event of the host log: its records, by serial. */
-interface LogEvent {
-  readonly serial: number;
-  readonly lines: string[];
-}
-
-const MSG_ID = / msg=audit\(([0-9]+)\.([0-9]+):([0-9]+)\): /;
-
-/** Groups the host log's records into events by serial (timestamp:serial). */
-function readEvents(file: string): LogEvent[] {
-  if (!existsSync(file)) return [];
-  const bySerial = new Map<string, LogEvent>();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = MSG_ID.exec(line);
-    if (m === null) continue;
-    const key = `${m[1]}.${m[2]}:${m[3]}`;
-    let e = bySerial.get(key);
-    if (e === undefined) {
-      e = { serial: Number(m[3]), lines: [] };
-      bySerial.set(key, e);
-    }
-    e.lines.push(line);
-  }
-  return [...bySerial.values()];
-}
-
-function field(line: string, name: string): string | undefined {
-  return new RegExp(`(?:^| )${name}=("[^"]*"|[^ ]*)`).exec(line)?.[1];
-}
-
-/** The SYSCALL record of an event, if any. */
-function syscallOf(e: LogEvent): string | undefined {
-  return e.lines.find((l) => l.startsWith('type=SYSCALL '));
-}
-
-/** The contid chain of an event's CONTAINER_ID records, or null when it has none. */
-function contidOf(e: LogEvent): string | null {
-  const ids = e.lines.filter((l) => l.startsWith('type=CONTAINER_ID '));
-  if (ids.length === 0) return null;
-  const chains = new Set(ids.map((l) => field(l, 'contid')));
-  assert.equal(chains.size, 1, `one chain per event: ${e.lines.join('\n')}`);
-  return [...chains][0] ?? null;
-}
-
-/** Polls the host log until `find` returns something. */
-async function waitFor<T>(
-  file: string,
-  what: string,
-  find: (events: LogEvent[]) => T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const found = find(readEvents(file));
-    if (found !== undefined) return found;
-    if (Date.now() >= deadline) throw new Error(`No ${what} in ${file} within ${WAIT_MS} ms`);
-    await sleep(100);
-  }
-}
-
-/** Polls `text()` (a daemon's stderr) until `pattern` matches it. */
-async function waitForText(text: () => string, pattern: RegExp): Promise<RegExpExecArray> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const m = pattern.exec(text());
-    if (m !== null) return m;
-    if (Date.now() >= deadline) throw new Error(`No ${String(pattern)} within ${WAIT_MS} ms:\n${text()}`);
-    await sleep(50);
-  }
-}
-
-/** Waits for the exit_group of `pid` in the host log. */
-function waitForExit(file: string, pid: number): Promise<LogEvent> {
-  return waitFor(file, `exit_group of pid ${pid}`, (events) =>
-    events.find((e) => {
-      const s = syscallOf(e);
-      return s !== undefined && field(s, 'syscall') === '231' && field(s, 'pid') === String(pid);
-    }),
-  );
-}
-
-/**
- * Runs a sentinel process and waits for its execve in the host log: every
- * event recorded before it has then been assembled and written too.
- */
-async function flushLog(file: string): Promise<void> {
-  const child = spawn('/bin/true', [], { stdio: 'ignore' });
-  const pid = child.pid ?? -1;
-  await once(child, 'exit');
-  await waitFor(file, `the sentinel execve of pid ${pid}`, (events) =>
-    events.find((e) => {
-      const s = syscallOf(e);
-      return s !== undefined && field(s, 'syscall') === '59' && field(s, 'pid') === String(pid);
-    }),
-  );
-}
-
-/** The CONTAINER_OP set record for `contid`, as event. */
-function setOp(events: LogEvent[], contid: string): { serial: number; opid: number } | undefined {
-  for (const e of events) {
-    const op = e.lines.find(
-      (l) => l.startsWith('type=CONTAINER_OP ') && / op=set /.test(l) && / res=1$/.test(l),
-    );
-    if (op !== undefined && field(op, 'contid') === contid) {
-      return { serial: e.serial, opid: Number(field(op, 'opid')) };
-    }
-  }
-  return undefined;
-}
-
-/** The pids descending from `root` (itself included), by the SYSCALL records' pid/ppid. */
-function descendants(events: LogEvent[], root: number): Set<number> {
-  const tree = new Set([root]);
-  const edges: [number, number][] = [];
-  for (const e of events) {
-    const s = syscallOf(e);
-    if (s === undefined) continue;
-    edges.push([Number(field(s, 'pid')), Number(field(s, 'ppid'))]);
-  }
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, ppid] of edges) {
-      if (!tree.has(pid) && tree.has(ppid)) {
-        tree.add(pid);
-        grew = true;
-      }
-    }
-  }
-  return tree;
-}
-
-/**
- * Checks the labels of the whole log: every event of a process in `tree`
- * after the set (serial above `after`) carries `contid`, and no event of any
- * other process carries any. Returns the tree's labelled events.
- */
-function assertOnlyTreeLabelled(
-  events: LogEvent[],
-  tree: Set<number>,
-  after: number,
-  contid: string,
-): LogEvent[] {
-  const labelled: LogEvent[] = [];
-  for (const e of events) {
-    const chain = contidOf(e);
-    const s = syscallOf(e);
-    const pid = s === undefined ? undefined : Number(field(s, 'pid'));
-    if (pid !== undefined && tree.has(pid) && e.serial > after) {
-      // Every event, also one that reached the daemon before any record of
-      // its process's parent (held until the parent appears: src/policy/hold.ts).
-      assert.equal(chain, contid, `an event of pid ${pid} in the tree:\n${e.lines.join('\n')}`);
-      labelled.push(e);
-    } else if (chain !== null) {
-      // A user message sent from inside the tree (the forger's) is its event too.
-      const sender = Number(field(e.lines[0]!, 'pid'));
-      assert.ok(
-        tree.has(sender) && e.serial > after,
-        `an event outside the tree is labelled:\n${e.lines.join('\n')}`,
-      );
-      assert.equal(chain, contid);
-    }
-  }
-  return labelled;
-}
-
 function mkfifo(path: string): void {
   const r = spawnSync('mkfifo', ['-m', '0600', path], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-}
-
-/** Kills a child we started, by pid, if it still runs. */
-function killChild(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
 }
 
 /** Waits until /proc shows `pid` with at least one child. */
@@ -720,114 +556,12 @@ test(
 
 // ---------------------------------------------------------------- (c), (d)
 
-interface Bundle {
-  readonly dir: string;
-  readonly id: string;
-}
-
-let containerCount = 0;
-
-/** Options of {@link makeBundle}. */
-interface BundleOptions {
-  /** The bundle's directory name under `dir` (default `bundle`). */
-  readonly name?: string;
-  /** More arguments for `contid oci-hook`. */
-  readonly hookArgs?: readonly string[];
-}
-
-/**
- * A crun bundle with a busybox rootfs, the contid OCI hook at createRuntime
- * and `org.contid.id` = `contid`, running `sh -c script`.
- */
-function makeBundle(
-  dir: string,
-  socket: string,
-  contid: string,
-  script: string,
-  options: BundleOptions = {},
-): Bundle {
-  const bundle = join(dir, options.name ?? 'bundle');
-  const rootfs = join(bundle, 'rootfs');
-  for (const d of ['bin', 'proc', 'sys', 'dev', 'etc', 'tmp'])
-    mkdirSync(join(rootfs, d), { recursive: true });
-  copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-  chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-  for (const a of ['sh', 'echo', 'cat', 'sleep', 'true', 'ls', 'id'])
-    symlinkSync('busybox', join(rootfs, 'bin', a));
-  const spec = spawnSync('crun', ['spec'], { cwd: bundle, encoding: 'utf8' });
-  assert.equal(spec.status, 0, spec.stderr);
-  const config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
-    process: { terminal: boolean; args: string[] };
-    hooks?: unknown;
-    annotations?: Record<string, string>;
-  };
-  config.process.terminal = false;
-  config.process.args = ['/bin/sh', '-c', script];
-  config.hooks = {
-    createRuntime: [
-      {
-        path: process.execPath,
-        args: ['node', MAIN, 'oci-hook', '--socket', socket, ...(options.hookArgs ?? [])],
-      },
-    ],
-  };
-  config.annotations = { ...config.annotations, 'org.contid.id': contid };
-  writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
-  return { dir: bundle, id: `contid-e2e-${process.pid}-${++containerCount}` };
-}
-
-/**
- * Spawns `crun --cgroup-manager=CGROUPS ARGS…` under loginuid 4242 in a
- * private mount namespace without the cgroup2 mount: crun refuses this
- * machine's hybrid cgroup layout otherwise (KERNEL.md §7).
- */
-function spawnCrun(cgroups: 'disabled' | 'cgroupfs', args: readonly string[]): ChildProcess {
-  const inner = `umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=${cgroups} "$@"`;
-  return spawnWithLoginuid(
-    TEST_LOGINUID,
-    ['unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', inner, 'crun', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-}
-
-/**
- * Runs the container under loginuid 4242 with the cgroup workaround
- * (KERNEL.md §7): a private mount namespace without the cgroup2 mount, and
- * no cgroups (`disabled`, the container stays in the host's) or crun's own
- * v1 cgroups (`cgroupfs`, /sys/fs/cgroup/CONTROLLER/ID).
- */
-async function runContainer(
-  bundle: Bundle,
-  cgroups: 'disabled' | 'cgroupfs' = 'disabled',
-): Promise<{ code: number | null; pid: number; stderr: string; stdout: string }> {
-  const child = spawnCrun(cgroups, ['run', '--bundle', bundle.dir, bundle.id]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const timer = setTimeout(() => {
-    killChild(child);
-    // The container's processes outlive crun and hold its pipes open.
-    spawnSync('crun', ['delete', '--force', bundle.id], { stdio: 'ignore' });
-  }, WAIT_MS * 2);
-  const [code] = (await once(child, 'close')) as [number | null];
-  clearTimeout(timer);
-  // A crashed run may leave crun state behind.
-  spawnSync('crun', ['delete', '--force', bundle.id], { stdio: 'ignore' });
-  return { code, pid: child.pid ?? -1, stdout, stderr };
-}
-
-/** In the container: a background job, short-lived grandchildren, then `extra`. */
-const CONTAINER_SCRIPT = (extra: string): string =>
-  `( /bin/sleep 0.2; /bin/echo job ) & /bin/sh -c '/bin/true; /bin/echo grandchild'; ` +
-  `/bin/true; ${extra} wait; /bin/echo done`;
-
 test(
   'a crun container labelled by the OCI hook: every event inside carries contid=77, no host event one',
   { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
   async (t) => {
     await withDaemon(t, {}, async (d, paths, dir) => {
-      const bundle = makeBundle(dir, paths.socket, '77', CONTAINER_SCRIPT(''));
+      const bundle = makeBundle(dir, { socket: paths.socket, contid: '77', script: CONTAINER_SCRIPT('') });
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, 'grandchild\njob\ndone\n');
@@ -872,7 +606,11 @@ test(
       const forged =
         `contid-marker v=1 start=${startId} seq=1000 op=set pid=${process.pid} contid=666 ` +
         `caller-pid=1 caller-uid=0 caller-auid=4294967295 caller-exe=2f privileged=1 mac=${'0'.repeat(64)}`;
-      const bundle = makeBundle(dir, paths.socket, '77', CONTAINER_SCRIPT('/bin/fx-forge 2942 /forged.txt;'));
+      const bundle = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '77',
+        script: CONTAINER_SCRIPT('/bin/fx-forge 2942 /forged.txt;'),
+      });
       const forge = spawnSync(
         'gcc',
         ['-static', '-O2', '-o', join(bundle.dir, 'rootfs', 'bin', 'fx-forge'), FORGE_SOURCE],
@@ -924,15 +662,25 @@ test(
   async (t) => {
     await withDaemon(t, {}, async (d, paths, dir) => {
       // Tenant A's container holds 91 while it waits on a fifo in its rootfs.
-      const a = makeBundle(dir, paths.socket, '91', 'read _ < /go; /bin/echo done-a', { name: 'a' });
+      const a = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '91',
+        script: 'read _ < /go; /bin/echo done-a',
+        name: 'a',
+      });
       const go = join(a.dir, 'rootfs', 'go');
       mkfifo(go);
       const running = runContainer(a);
       const sleepers: ChildProcess[] = [];
       try {
-        const setA = await waitFor(paths.hostLog, 'the set of 91', (events) => setOp(events, '91'));
+        const setA = await waitForEvents(paths.hostLog, 'the set of 91', (events) => setOp(events, '91'));
         // Tenant B annotates its container with A's live ID: refused, B never runs.
-        const b = makeBundle(dir, paths.socket, '91', '/bin/echo started-b', { name: 'b' });
+        const b = makeBundle(dir, {
+          socket: paths.socket,
+          contid: '91',
+          script: '/bin/echo started-b',
+          name: 'b',
+        });
         const runB = await runContainer(b);
         assert.notEqual(runB.code, 0, 'B must not start');
         assert.doesNotMatch(runB.stdout, /started-b/);
@@ -943,7 +691,7 @@ test(
             `Operation set pid [0-9]+ contid 91 owner "oci:${b.id}" create-only .*: refused \\(ENOTUNIQ\\)`,
           ),
         );
-        const refused = await waitFor(paths.hostLog, 'the refused set of 91', (events) =>
+        const refused = await waitForEvents(paths.hostLog, 'the refused set of 91', (events) =>
           events
             .flatMap((e) => e.lines)
             .find(
@@ -990,15 +738,19 @@ test(
 
         // With the annotation turned off, the same annotation is ignored: C gets
         // the ID derived from its container id and starts.
-        const c = makeBundle(dir, paths.socket, '91', '/bin/echo started-c', {
+        const hook = ['node', MAIN, 'oci-hook', '--socket', paths.socket, '--annotation', 'none'];
+        const c = makeBundle(dir, {
+          socket: paths.socket,
+          contid: '91',
+          script: '/bin/echo started-c',
           name: 'c',
-          hookArgs: ['--annotation', 'none'],
+          hooks: [{ path: process.execPath, args: hook }],
         });
         const runC = await runContainer(c);
         assert.equal(runC.code, 0, runC.stderr);
         assert.equal(runC.stdout, 'started-c\n');
         const derived = deriveContid(c.id);
-        await waitFor(paths.hostLog, `the set of ${derived}`, (events) => setOp(events, derived));
+        await waitForEvents(paths.hostLog, `the set of ${derived}`, (events) => setOp(events, derived));
         assert.match(
           d.stderr(),
           new RegExp(
@@ -1024,7 +776,11 @@ test(
   async (t) => {
     await withDaemon(t, { args: ['--adopt', 'yes'] }, async (d, paths, dir) => {
       // The container waits on a fifo in its rootfs while the test execs into it.
-      const bundle = makeBundle(dir, paths.socket, '78', 'read _ < /go; /bin/echo done');
+      const bundle = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '78',
+        script: 'read _ < /go; /bin/echo done',
+      });
       const go = join(bundle.dir, 'rootfs', 'go');
       mkfifo(go);
       const running = runContainer(bundle, 'cgroupfs');
@@ -1125,7 +881,7 @@ test(
       process.kill(pid, 'SIGKILL');
       await exited;
       // No exit_group record: only the exit marker can end it.
-      const drop = await waitFor(paths.hostLog, 'the drop of 61', (events) =>
+      const drop = await waitForEvents(paths.hostLog, 'the drop of 61', (events) =>
         events.find((e) => e.lines.some((l) => / op=drop opid=/.test(l) && / old-contid=61 /.test(l))),
       );
       const marker = drop.lines.find((l) => l.includes('contid-marker') && l.includes(' op=exit '));

@@ -207,15 +207,18 @@ export class Daemon implements DaemonApi {
       const status = control.getStatus();
       source = await openSource(config, status, options.input ?? process.stdin, log);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
-      if (manageRules) {
+      // As the audit daemon, contid enables audit even without its rules,
+      // as auditd does: a disabled kernel sends nothing.
+      if (manageRules || source.mode === 'unicast') {
         kernel = new KernelSetup(control, {
           selfPid: process.pid,
+          rules: manageRules,
           backlogLimit: config.backlogLimit,
           statePath: `${config.stateDir.replace(/\/+$/, '')}/kernel-state.json`,
           log,
         });
         kernel.apply();
-        log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
+        if (manageRules) log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
       }
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });

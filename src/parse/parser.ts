@@ -362,6 +362,15 @@ function parseStamped(
   ); // prettier-ignore
 }
 
+const SYSCALL_TYPE = 1300;
+const DAEMON_START_TYPE = 1200;
+
+/** Whether a DAEMON_START record says auditd writes RAW (`format=raw`); `raw` when it does not say. */
+function formatOf(record: AuditRecord, raw: boolean): boolean {
+  const m = / format=(raw|enriched)(?: |$)/.exec(record.body);
+  return m === null ? raw : m[1] === 'raw';
+}
+
 /** For parseLineBytes: the caller does not know where the line's last `\x1d` is. */
 export const SEARCH_SEPARATOR = -2;
 
@@ -425,7 +434,9 @@ export function parseNetlink(
     return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
   }
   const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
-  return parseStamped(buf, 0, end, 0, node, entry, 0, SEARCH_SEPARATOR);
+  // The kernel's records have no enriched part (auditd adds it when it
+  // writes): a \x1d on netlink is a user message's text.
+  return parseStamped(buf, 0, end, 0, node, entry, 0, -1);
 }
 
 export interface RecordParserOptions {
@@ -455,6 +466,16 @@ export class RecordParser {
   #sepBuf: Buffer | null = null;
   #sepFrom = 0;
   #sepAt = -1;
+  /**
+   * The stream is RAW as far as its records tell: a SYSCALL record without
+   * an enriched part (auditd's ENRICHED format gives every one an ARCH and
+   * SYSCALL interpretation), or DAEMON_START `format=raw`. A \x1d is then
+   * text: the kernel passes a user message's bytes as sent (it escapes every
+   * other string), so a user message may hold one, and only auditd's
+   * ENRICHED writer adds the separator after it. Until a record tells, a
+   * line's last \x1d is taken as the separator.
+   */
+  #raw = false;
 
   constructor(options: RecordParserOptions) {
     this.#onRecord = options.onRecord;
@@ -523,8 +544,19 @@ export class RecordParser {
       this.#skipped++;
       return;
     }
-    const r = parseLineBytes(buf, start, end, lineNo, this.#lastSeparator(buf, start, end));
-    if (isIssue(r)) this.#onIssue(r);
-    else this.#onRecord(r);
+    const separator = this.#lastSeparator(buf, start, end);
+    let r = parseLineBytes(buf, start, end, lineNo, this.#raw ? -1 : separator);
+    if (isIssue(r)) {
+      this.#onIssue(r);
+      return;
+    }
+    if (r.type === SYSCALL_TYPE || r.type === DAEMON_START_TYPE) {
+      // These tell the format, and hold no \x1d of their own: a RAW stream that
+      // turned ENRICHED (a log file across a change of auditd.conf) shows it here.
+      const enriched = this.#raw && separator >= 0 ? parseLineBytes(buf, start, end, lineNo, separator) : r;
+      if (!isIssue(enriched)) r = enriched;
+      this.#raw = r.type === SYSCALL_TYPE ? r.enriched === null : formatOf(r, this.#raw);
+    }
+    this.#onRecord(r);
   }
 }
