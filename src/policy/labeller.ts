@@ -385,7 +385,7 @@ export class Labeller {
       case 'stop':
         return;
       case 'set':
-        this.#set(body.pid, body.ppid, body.contid, body.caller, marker);
+        this.#set(body, marker);
         return;
       case 'adopt':
         this.#adopt(body.pid, body.ppid, body.contid, body.caller, marker);
@@ -410,23 +410,28 @@ export class Labeller {
     return ppid === undefined ? this.#table.get(pid) : this.#table.observe(pid, ppid).entry;
   }
 
-  /** DESIGN.md's rules 1–7, in order; the first that fails decides. */
-  #set(
-    pid: number,
-    ppid: number | undefined,
-    requested: string,
-    caller: MarkerCaller,
-    marker: { start: string; seq: number },
-  ): void {
+  /**
+   * DESIGN.md's rules 1–7, in order; the first that fails decides. Naming
+   * the owner is privileged (rule 2: a delegated caller could otherwise
+   * join any named ID), and a create-only set (the OCI hook's) refuses an
+   * ID that is live whoever owns it (rule 7).
+   */
+  #set(body: MarkerBody & { op: 'set' }, marker: { start: string; seq: number }): void {
+    const { pid, ppid, contid: requested, caller } = body;
     const by = this.#resolve(caller.pid, caller.ppid);
     const target = this.#resolve(pid, ppid);
     const old = target?.label?.rendered ?? UNSET_TEXT;
     const value = parseContid(requested);
-    const owner: Owner = { uid: caller.uid, exe: caller.exe, container: by?.label ?? null };
+    const owner: Owner = {
+      uid: caller.uid,
+      exe: caller.exe,
+      container: by?.label ?? null,
+      name: body.owner ?? null,
+    };
     let errno: ContidErrno | null = null;
     let existing: Container | undefined;
     if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
-    else if (!caller.privileged && by?.delegated !== true) errno = 'EPERM';
+    else if (!caller.privileged && (by?.delegated !== true || owner.name !== null)) errno = 'EPERM';
     else if (target === undefined || !target.alive) errno = 'ESRCH';
     else if (this.#table.hasChildren(target)) errno = 'EBUSY';
     else if (pid === caller.pid || target === by || (!caller.privileged && !this.#descends(target, by)))
@@ -434,7 +439,9 @@ export class Labeller {
     else if (target.label !== null && !(by?.label != null && target.label === by.label)) errno = 'EEXIST';
     else {
       existing = this.#live.get(value.toString());
-      if (existing !== undefined && !sameOwner(existing.owner, owner)) errno = 'ENOTUNIQ';
+      if (existing !== undefined && (body.create === true || !sameOwner(existing.owner, owner))) {
+        errno = 'ENOTUNIQ';
+      }
     }
     if (errno === null && target !== undefined && value !== null) {
       const container = existing ?? this.#create(value, owner);
