@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
@@ -37,7 +38,7 @@ import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
 import { EventEncoder } from '../pipeline/encoder.js';
-import { appendKeyring, ensureDirectory } from './files.js';
+import { appendKeyring, ensurePrivateDirectory } from './files.js';
 import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
@@ -148,6 +149,8 @@ export class Daemon implements DaemonApi {
   #kernel0: AuditStatus | null = null;
   #rate = { records: 0, at: Date.now(), perSecond: 0 };
   #lastLoss = { enobufs: 0, kernelLost: 0, serialGaps: 0 };
+  /** Netlink datagrams from userspace ignored so far (audit socket, proc connector), as last reported. */
+  #lastForeign = 0;
   #runError: Error | null = null;
   readonly #running: Promise<void>;
   #startConfirmed = false;
@@ -220,10 +223,22 @@ export class Daemon implements DaemonApi {
     let source: RecordSource | undefined;
     let kernel: KernelSetup | null = null;
     try {
+      // Unsafe directories and keyrings refuse the start before anything in
+      // the kernel changes. The start's secret is on disk before its start
+      // marker is sent; a start that fails later leaves an unused line.
+      ensurePrivateDirectory(config.stateDir, 'state directory');
+      if (config.hostLog !== null && config.hostLog !== '') {
+        ensurePrivateDirectory(dirname(config.hostLog), 'host log directory');
+      }
+      const entry: KeyringEntry = {
+        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
+        daemonPid: process.pid,
+        secret: randomBytes(32),
+      };
+      appendKeyring(keyringPath(config), entry);
       const status = control.getStatus();
       source = await openSource(config, status, options.input ?? process.stdin, log);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
-      ensureDirectory(config.stateDir, 0o700);
       // As the audit daemon, contid enables audit even without its rules,
       // as auditd does: a disabled kernel sends nothing.
       if (manageRules || source.mode === 'unicast') {
@@ -237,12 +252,6 @@ export class Daemon implements DaemonApi {
         kernel.apply();
         if (manageRules) log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
       }
-      const entry: KeyringEntry = {
-        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
-        daemonPid: process.pid,
-        secret: randomBytes(32),
-      };
-      appendKeyring(keyringPath(config), entry);
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
       const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
@@ -534,7 +543,17 @@ export class Daemon implements DaemonApi {
           new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'EINVAL'),
         );
       }
-      body = { op: request.op, ...target, contid: request.contid, caller };
+      body =
+        request.op === 'adopt'
+          ? { op: 'adopt', ...target, contid: request.contid, caller }
+          : {
+              op: 'set',
+              ...target,
+              contid: request.contid,
+              caller,
+              ...(request.owner === undefined ? {} : { owner: request.owner }),
+              ...(request.create === true ? { create: true } : {}),
+            };
     }
     return new Promise<OperationResult>((resolve, reject) => {
       let seq: number;
@@ -594,7 +613,10 @@ export class Daemon implements DaemonApi {
     const about =
       (request.name === undefined ? '' : ` name ${JSON.stringify(request.name)}`) +
       (request.meta === undefined ? '' : ` meta ${JSON.stringify(request.meta)}`);
-    const what = `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}`;
+    const what =
+      `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}` +
+      (request.owner === undefined ? '' : ` owner ${JSON.stringify(request.owner)}`) +
+      (request.create === true ? ' create-only' : '');
     const caller = `caller pid ${request.caller.pid} uid ${request.caller.uid}`;
     const outcome = result.errno === null ? 'accepted' : `refused (${result.errno})`;
     this.#log('info', `Operation ${what}${about} by ${caller}: ${outcome}`);
@@ -722,6 +744,15 @@ export class Daemon implements DaemonApi {
       this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
     }
     this.#lastLoss = { ...losses };
+    const foreign = this.#source.stats().foreign + (this.#exits?.stats().foreign ?? 0);
+    if (foreign > this.#lastForeign) {
+      this.#log(
+        'warning',
+        `Ignored ${foreign - this.#lastForeign} netlink messages sent by a process, not the kernel ` +
+          "(someone with CAP_NET_ADMIN is sending to contid's sockets)",
+      );
+      this.#lastForeign = foreign;
+    }
   }
 
   /**

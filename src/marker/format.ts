@@ -71,13 +71,29 @@ export type MarkerBody =
     }
   | { readonly op: 'stop' }
   | {
-      readonly op: 'set' | 'adopt';
+      readonly op: 'set';
       readonly pid: number;
       /** The target's host ppid at request time, so a target not yet seen in the stream can be placed. */
       readonly ppid?: number;
       /** The target's start time at request time: a pid reused since is another process (ESRCH). */
       readonly start?: number;
       /** The value as the orchestrator gave it (validated by policy: EINVAL). */
+      readonly contid: string;
+      readonly caller: MarkerCaller;
+      /**
+       * The owner a privileged caller named for the ID (`oci:<container
+       * id>`), in place of its uid and executable (docs/control.md).
+       */
+      readonly owner?: string;
+      /** Create-only: refused (ENOTUNIQ) when the ID is live, whoever owns it. */
+      readonly create?: boolean;
+    }
+  | {
+      readonly op: 'adopt';
+      readonly pid: number;
+      readonly ppid?: number;
+      readonly start?: number;
+      /** The container's chain, leaf to root with `+` between levels (`5+42`). */
       readonly contid: string;
       readonly caller: MarkerCaller;
     }
@@ -183,6 +199,8 @@ export interface ParsedMarker {
 }
 
 const START_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** An owner name: 1–256 printable ASCII characters, no space (`oci:<container id>`). */
+const OWNER_NAME = /^[!-~]{1,256}$/;
 /** A contid as given (policy validates it), or for adopt a chain `5+42+1`. */
 const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,256}$/;
 const UINT = /^(0|[1-9][0-9]{0,9})$/;
@@ -195,6 +213,11 @@ const HEX = /^(?:[0-9a-f]{2})*$/;
 /** True for a start id the format accepts. */
 export function isStartId(text: string): boolean {
   return START_ID.test(text);
+}
+
+/** True for an owner name a set marker can carry: 1–256 printable ASCII characters, no space. */
+export function isOwnerName(text: string): boolean {
+  return OWNER_NAME.test(text);
 }
 
 /**
@@ -283,6 +306,11 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
         if (!CONTID_TOKEN.test(b.contid)) throw new RangeError(`Invalid marker contid "${b.contid}"`);
         parts.push(`contid=${b.contid}`);
       }
+      if (b.op === 'set' && b.owner !== undefined) {
+        if (!isOwnerName(b.owner)) throw new RangeError(`Invalid marker owner "${b.owner.slice(0, 64)}"`);
+        parts.push(`owner=${Buffer.from(b.owner, 'utf8').toString('hex')}`);
+      }
+      if (b.op === 'set' && b.create === true) parts.push('create=1');
       parts.push(
         `caller-pid=${uint(b.caller.pid)}`,
         `caller-uid=${uint(b.caller.uid)}`,
@@ -506,9 +534,25 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
       }
       const contid = f.get('contid');
       if (contid === undefined || !CONTID_TOKEN.test(contid)) return 'bad contid';
-      const bad = allowed([...common, 'contid']);
+      if (op === 'adopt') return allowed([...common, 'contid']) ?? { op, ...target, contid, caller };
+      const bad = allowed([...common, 'contid', 'owner', 'create']);
       if (bad !== null) return bad;
-      return { op, ...target, contid, caller };
+      const ownerHex = f.get('owner');
+      let owner: string | undefined;
+      if (ownerHex !== undefined) {
+        owner = HEX.test(ownerHex) ? Buffer.from(ownerHex, 'hex').toString('latin1') : '';
+        if (!OWNER_NAME.test(owner)) return 'bad owner';
+      }
+      const create = f.get('create');
+      if (create !== undefined && create !== '1') return 'bad create';
+      return {
+        op,
+        ...target,
+        contid,
+        caller,
+        ...(owner === undefined ? {} : { owner }),
+        ...(create === undefined ? {} : { create: true }),
+      };
     }
     default:
       return 'unknown op';

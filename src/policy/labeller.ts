@@ -719,6 +719,11 @@ export class Labeller {
     return parent !== null && (parent === a || this.#table.isDescendant(parent, a));
   }
 
+  /** The owner a set names: the caller (uid, executable, its container), or the name it gave. */
+  #ownerOf(body: Extract<MarkerBody, { op: 'set' }>, by: Subject): Owner {
+    return { uid: body.caller.uid, exe: body.caller.exe, container: by.label, name: body.owner ?? null };
+  }
+
   /** The caller holds a grant, given to its identity (uid, executable, start time). */
   #delegated(by: Subject, caller: MarkerCaller): boolean {
     const grant = by.entry?.grant ?? null;
@@ -733,8 +738,11 @@ export class Labeller {
    * DESIGN.md's rules 1–7, in order; the first that fails decides. Every
    * check reads; only an accepted set changes the table (placing a target
    * not seen yet), so a refused request leaves no trace but its CONTAINER_OP.
+   * Naming the owner is privileged (rule 2: a delegated caller could
+   * otherwise join any named ID), and a create-only set (the OCI hook's)
+   * refuses an ID that is live whoever owns it (rule 7).
    */
-  #set(body: Extract<MarkerBody, { op: 'set' | 'adopt' }>, marker: { start: string; seq: number }): void {
+  #set(body: Extract<MarkerBody, { op: 'set' }>, marker: { start: string; seq: number }): void {
     const { pid, ppid, start, contid: requested, caller } = body;
     const by = this.#lookup(caller.pid, caller.ppid, caller.start);
     const target = this.#lookup(pid, ppid, start);
@@ -745,7 +753,7 @@ export class Labeller {
     if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
     // Labels and grants are not known until a restore is done: try again.
     else if (this.#restoring) errno = 'EAGAIN';
-    else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
+    else if (!caller.privileged && (!this.#delegated(by, caller) || body.owner !== undefined)) errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (target.entry !== null && this.#table.hasChildren(target.entry)) errno = 'EBUSY';
     else if (
@@ -762,8 +770,8 @@ export class Labeller {
     else {
       // Unique among the IDs of one parent: the setter's own container.
       existing = this.#scope(by.label)?.get(value.toString());
-      const owner: Owner = { uid: caller.uid, exe: caller.exe, container: by.label };
-      if (existing !== undefined && !sameOwner(existing.owner, owner)) errno = 'ENOTUNIQ';
+      if (existing !== undefined && (body.create === true || !sameOwner(existing.owner, this.#ownerOf(body, by))))
+        errno = 'ENOTUNIQ';
     }
     let result: Container | null = null;
     if (errno === null && value !== null) {
@@ -773,7 +781,7 @@ export class Labeller {
         // Placing it bound evidence the look-up did not see (an orphan's birth).
         errno = 'EEXIST';
       } else {
-        result = existing ?? this.#create(value, { uid: caller.uid, exe: caller.exe, container: by.label });
+        result = existing ?? this.#create(value, this.#ownerOf(body, by));
         this.#table.relabel(entry, result);
       }
     }
@@ -787,7 +795,7 @@ export class Labeller {
   }
 
   /** Adopt: the daemon saw the target in a labelled container's cgroup. */
-  #adopt(body: Extract<MarkerBody, { op: 'set' | 'adopt' }>, marker: { start: string; seq: number }): void {
+  #adopt(body: Extract<MarkerBody, { op: 'adopt' }>, marker: { start: string; seq: number }): void {
     const { pid, ppid, start, contid: requested, caller } = body;
     const target = this.#lookup(pid, ppid, start);
     const old = target.label?.rendered ?? UNSET_TEXT;
@@ -828,12 +836,7 @@ export class Labeller {
     if (parent === undefined || value === null) return;
     // Held only once a process (or a nested container) is restored into it;
     // restore-done drops what nothing holds.
-    this.#create(value, {
-      uid: body.ownerUid,
-      exe: body.ownerExe,
-      container: parent,
-      ...(body.ownerName === undefined ? {} : { name: body.ownerName }),
-    });
+    this.#create(value, { uid: body.ownerUid, exe: body.ownerExe, container: parent, name: body.ownerName ?? null });
   }
 
   /** Grant: delegation (capcontid) to label the target's own descendants, for that incarnation only. */
