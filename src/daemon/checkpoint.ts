@@ -25,6 +25,7 @@ import {
 import { dirname } from 'node:path';
 import { UNKNOWN, type Container } from '../policy/contid.js';
 import type { Labeller } from '../policy/labeller.js';
+import type { ProcessEntry } from '../track/process-table.js';
 import { chooseAnchor, type CgroupAnchor } from '../policy/cgroup.js';
 
 export const CHECKPOINT_VERSION = 1;
@@ -95,7 +96,8 @@ export function takeCheckpoint(
     startId: string;
     node: string | null;
     stream: { serial: number; timeMs: number };
-    facts: (pid: number) => LiveFacts | null;
+    /** /proc's facts of a live entry whose start time the table does not know (may be cached). */
+    facts: (entry: ProcessEntry<Container>) => LiveFacts | null;
     cgroupOf: (pid: number) => string | null;
     hostRefs: readonly string[];
     now?: Date;
@@ -109,7 +111,7 @@ export function takeCheckpoint(
     if (e.label === null && e.grant === null) continue;
     let start = e.startTime;
     if (start === null) {
-      const f = options.facts(e.pid);
+      const f = options.facts(e);
       if (f === null || f.ppid !== e.ppid) continue;
       start = f.startTime;
     }

@@ -45,6 +45,11 @@ export interface DaemonConfig {
    * (ms; 0: never, only after a loss).
    */
   readonly reconcileIntervalMs: number;
+  /**
+   * How often the labels are saved to STATE-DIR/checkpoint.json (ms; also
+   * after each accepted operation and on stop; 0: never, and no restore).
+   */
+  readonly checkpointIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
 }
@@ -74,6 +79,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   adopt: false,
   procConnector: true,
   reconcileIntervalMs: 30_000,
+  checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
 };
 
@@ -150,6 +156,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['adopt', boolean('adopt')],
   ['proc-connector', boolean('procConnector')],
   ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
+  ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
 ]);
 

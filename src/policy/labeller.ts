@@ -165,6 +165,8 @@ export class Labeller {
   readonly #tableOptions: ConstructorParameters<typeof ProcessTable<Container>>[0];
   /** Between a `start` with restore=1 and its `restore-done`: no label is known yet. */
   #restoring = false;
+  /** Where the table stood at the start: what was made since inherits once the restore is done. */
+  #restoreSince = { generation: 0, birthSeq: 0 };
   /** Raised when a restore ends, so that the hold stage looks at what it holds. */
   #epoch = 0;
   #restores: RestoreReport[] = [];
@@ -203,7 +205,8 @@ export class Labeller {
       ...(options.birthTtlMs === undefined ? {} : { birthTtlMs: options.birthTtlMs }),
       ...(options.clone3BirthTtlMs === undefined ? {} : { clone3BirthTtlMs: options.clone3BirthTtlMs }),
       ...(options.deadTtlMs === undefined ? {} : { deadTtlMs: options.deadTtlMs }),
-      anyLabelled: () => this.#liveCount > 0,
+      // While a restore is under way any parent may turn out labelled: wait.
+      anyLabelled: () => this.#liveCount > 0 || this.#restoring,
       unknownLabel: UNKNOWN,
       questions: options.questions ?? false,
       hooks: {
@@ -229,17 +232,29 @@ export class Labeller {
   }
 
   /**
-   * A daemon start: its table starts empty (live, a new daemon knows
-   * nothing but its snapshot and its checkpoint), so a replay forgets the
-   * earlier start's processes here too; both then rebuild from the same
-   * seed and restore markers. Containers of the earlier start are kept
-   * until the restore says which live on (without one, they drop now).
+   * The live daemon will restore a checkpoint: no label is known until its
+   * restore is done, so events read before its own start marker wait too.
    */
-  #begin(restore: boolean): void {
+  expectRestore(): void {
+    this.#restoring = true;
+  }
+
+  /**
+   * A daemon start. After another start (a restart in the log), the table
+   * is emptied: a new daemon knows nothing of the earlier one's processes
+   * but its snapshot and checkpoint, so a replay forgets them here too, and
+   * both rebuild from the same seed and restore markers. Containers of the
+   * earlier start are kept until the restore says which live on (without
+   * one, they drop now). A live daemon's own start follows no other in its
+   * stream: its table holds only what it read since it opened its source.
+   */
+  #begin(restore: boolean, restart: boolean): void {
+    this.#restoring = restore;
+    if (!restart) return;
     this.#table = new ProcessTable<Container>(this.#tableOptions);
+    this.#restoreSince = { generation: this.#table.nextGeneration, birthSeq: this.#table.nextBirthSeq };
     // The processes and births that held them are gone; nested containers still hold their parents.
     for (const c of this.#allLive()) c.refs = c.nested === null ? 0 : [...c.nested.values()].length;
-    this.#restoring = restore;
     this.#epoch++;
     if (!restore) this.#dropUnheld();
   }
@@ -413,9 +428,16 @@ export class Labeller {
     if (subject !== undefined && sys >= 0) this.#lifecycle(subject, records[sys]!, this.#facts);
     for (let i = 0; messages && i < records.length; i++) {
       const r = records[i]!;
+      const current = this.#markers.current;
       const verdict = verifyMarker(r, this.#keyring, this.#markers);
       if (verdict.kind === 'valid') {
         this.#validMarkers++;
+        if (verdict.marker.body.op === 'start') {
+          this.#begin(
+            verdict.marker.body.restore === true,
+            current !== null && current !== verdict.marker.start,
+          );
+        }
         this.#apply(verdict.marker.body, { start: verdict.marker.start, seq: verdict.marker.seq });
       } else if (verdict.kind === 'forged') {
         this.#forgeries++;
@@ -577,9 +599,7 @@ export class Labeller {
 
   #apply(body: MarkerBody, marker: { start: string; seq: number }): void {
     switch (body.op) {
-      case 'start':
-        this.#begin(body.restore === true);
-        return;
+      case 'start': // see #begin
       case 'stop':
         return;
       case 'restore-container':
@@ -587,10 +607,11 @@ export class Labeller {
         return;
       case 'restore':
         for (const p of body.procs) {
-          const e = this.#table.get(p.pid);
+          // (Alive, or seen exiting in the moment before the snapshot: a zombie in it.)
+          const e = this.#table.latest(p.pid);
           if (e === undefined || e.startTime !== p.start) continue;
           const label = p.chain === null ? UNKNOWN : (this.containerByChain(p.chain) ?? UNKNOWN);
-          this.#table.relabel(e, label);
+          this.#table.restoreLabel(e, label);
         }
         return;
       case 'restore-grant': {
@@ -601,6 +622,8 @@ export class Labeller {
         return;
       }
       case 'restore-done': {
+        // Processes made while the labels were not back inherit from their parents now.
+        this.#table.inheritSince(this.#restoreSince.generation, this.#restoreSince.birthSeq);
         const dropped = this.#dropUnheld();
         this.#restoring = false;
         this.#epoch++;
@@ -753,7 +776,8 @@ export class Labeller {
     if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
     // Labels and grants are not known until a restore is done: try again.
     else if (this.#restoring) errno = 'EAGAIN';
-    else if (!caller.privileged && (!this.#delegated(by, caller) || body.owner !== undefined)) errno = 'EPERM';
+    else if (!caller.privileged && (!this.#delegated(by, caller) || body.owner !== undefined))
+      errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (target.entry !== null && this.#table.hasChildren(target.entry)) errno = 'EBUSY';
     else if (
@@ -770,7 +794,10 @@ export class Labeller {
     else {
       // Unique among the IDs of one parent: the setter's own container.
       existing = this.#scope(by.label)?.get(value.toString());
-      if (existing !== undefined && (body.create === true || !sameOwner(existing.owner, this.#ownerOf(body, by))))
+      if (
+        existing !== undefined &&
+        (body.create === true || !sameOwner(existing.owner, this.#ownerOf(body, by)))
+      )
         errno = 'ENOTUNIQ';
     }
     let result: Container | null = null;
@@ -836,7 +863,12 @@ export class Labeller {
     if (parent === undefined || value === null) return;
     // Held only once a process (or a nested container) is restored into it;
     // restore-done drops what nothing holds.
-    this.#create(value, { uid: body.ownerUid, exe: body.ownerExe, container: parent, name: body.ownerName ?? null });
+    this.#create(value, {
+      uid: body.ownerUid,
+      exe: body.ownerExe,
+      container: parent,
+      name: body.ownerName ?? null,
+    });
   }
 
   /** Grant: delegation (capcontid) to label the target's own descendants, for that incarnation only. */
