@@ -25,6 +25,8 @@ export interface LabellingOptions {
   readonly hold?: HoldOptions;
   /** Most nodes tracked (default 1024); events of further nodes are passed on unlabelled, counted. */
   readonly maxNodes?: number;
+  /** A daemon checkpoint to start from (`contid replay --state`), for its node. */
+  readonly state?: Parameters<Labeller['loadCheckpoint']>[0] & { readonly node: string | null };
 }
 
 /** One node's labels. */
@@ -56,6 +58,7 @@ export class LabellingStage {
   constructor(options: LabellingOptions = {}) {
     this.#options = options;
     this.#maxNodes = Math.max(1, options.maxNodes ?? 1024);
+    if (options.state !== undefined) this.#state(options.state.node)?.labeller.loadCheckpoint(options.state);
   }
 
   /** The labeller of `node` (made on first use), or undefined past the bound. */

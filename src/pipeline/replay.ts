@@ -6,7 +6,7 @@ import { RecordParser } from '../parse/parser.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
 import type { HoldStats } from '../policy/hold.js';
-import { LabellingStage } from './labelling.js';
+import { LabellingStage, type LabellingOptions } from './labelling.js';
 import type { OutputFormat } from './encoder.js';
 import { EventEncoder } from './encoder.js';
 import type { EventFilter } from './filter.js';
@@ -35,6 +35,8 @@ export interface ReplayOptions {
   readonly keyring?: Keyring;
   /** Most processes tracked (default 1,000,000). */
   readonly maxProcesses?: number;
+  /** A daemon checkpoint to start from (logs that begin after the daemon started). */
+  readonly state?: LabellingOptions['state'];
   /**
    * Which events to write (default: all). It sees events once labelled,
    * so that filtering never changes a label.
@@ -105,6 +107,7 @@ export class ReplayPipeline {
               ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
               ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
             },
+            ...(options.state === undefined ? {} : { state: options.state }),
           }));
     const out = (this.#out = new EventEncoder(options.format, { ids }));
     const filter = (this.#filter = options.filter ?? null);

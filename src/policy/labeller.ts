@@ -232,6 +232,42 @@ export class Labeller {
   }
 
   /**
+   * Starts from a checkpoint's labels (`contid replay --state FILE`: a
+   * replay of logs that begin after the daemon started, rotated ones say).
+   * Its processes are taken as alive, with their parents, start times and
+   * labels; its containers with their owners; its grants. A trusted local
+   * file, so it is applied as the daemon's restore markers are, unverified.
+   */
+  loadCheckpoint(state: {
+    readonly containers: readonly { chain: readonly string[]; ownerUid: number; ownerExe: string; ownerName?: string }[];
+    readonly processes: readonly { pid: number; ppid: number; start: number; chain: readonly string[] | null }[];
+    readonly grants: readonly { pid: number; start: number; uid: number | null; exe: string | null }[];
+  }): void {
+    this.#table.seed(state.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, startTime: p.start })));
+    for (const c of state.containers) {
+      this.#restoreContainer({
+        op: 'restore-container',
+        chain: c.chain,
+        ownerUid: c.ownerUid,
+        ownerExe: c.ownerExe,
+        ...(c.ownerName === undefined ? {} : { ownerName: c.ownerName }),
+      });
+    }
+    for (const p of state.processes) {
+      const e = this.#table.get(p.pid);
+      if (e === undefined || e.startTime !== p.start) continue;
+      this.#table.restoreLabel(e, p.chain === null ? UNKNOWN : (this.containerByChain(p.chain) ?? UNKNOWN));
+    }
+    for (const g of state.grants) {
+      const e = this.#table.get(g.pid);
+      if (e !== undefined && e.startTime === g.start) e.grant = { uid: g.uid, exe: g.exe, start: g.start };
+    }
+    this.#ops = NO_OPS;
+    this.#dropUnheld();
+    this.#ops = NO_OPS;
+  }
+
+  /**
    * The live daemon will restore a checkpoint: no label is known until its
    * restore is done, so events read before its own start marker wait too.
    */
