@@ -201,6 +201,8 @@ export interface ProcWorkerConfig {
   readonly maxBatchesInFlight: number;
   /** How long to wait for the kernel to acknowledge the subscription. */
   readonly ackTimeoutMs: number;
+  /** Post the exits of threads too, not only of whole processes. */
+  readonly threads: boolean;
   /** Int32Array of {@link CONTROL_SLOTS} slots, see CONTROL_*. */
   readonly control: SharedArrayBuffer;
   /** BigInt64Array of {@link COUNTER_SLOTS} slots the worker keeps current, see COUNTER_*. */

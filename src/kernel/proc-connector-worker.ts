@@ -86,7 +86,7 @@ function add(slot: number, value: number): void {
 }
 
 function onExit(exit: ProcExit): void {
-  if (!isProcessExit(exit)) return;
+  if (!config.threads && !isProcessExit(exit)) return;
   const at = count * EXIT_FIELDS;
   batch[at] = exit.pid;
   batch[at + 1] = exit.tgid;

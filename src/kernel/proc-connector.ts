@@ -45,9 +45,16 @@ export interface ProcConnectorOptions {
   readonly pollMs?: number;
   /**
    * Called in the main thread for each exit of a whole process (pid ===
-   * tgid; thread exits are dropped), in the order the kernel sent them.
+   * tgid), and with `threads` of every task, in the order the kernel sent
+   * them.
    */
   readonly onExit: (exit: ProcExit) => void;
+  /**
+   * Deliver the exits of threads too (pid !== tgid). A thread group whose
+   * leader left first (pthread_exit) ends with the exit of its last thread,
+   * which only a thread exit shows. Default false.
+   */
+  readonly threads?: boolean;
   /**
    * Called when reading fails after open (the connector is then dead, but
    * `close()` still works) and with whatever `onExit` throws. Without it,
@@ -150,6 +157,7 @@ export class ProcConnector {
       flushMs: DEFAULTS.flushMs,
       maxBatchesInFlight: DEFAULTS.maxBatchesInFlight,
       ackTimeoutMs: DEFAULTS.ackTimeoutMs,
+      threads: options.threads ?? false,
       control: control.buffer,
       counters: counters.buffer,
     };

@@ -44,6 +44,8 @@ export class FakeDaemon implements DaemonApi {
       result: errno === null ? 'accepted' : 'refused',
       body: `op=${request.op} opid=${request.pid} res=${errno === null ? 1 : 0}`,
       marker: { start: 's', seq: 1 },
+      chain: null,
+      created: false,
     };
     return { errno, op };
   }
