@@ -239,8 +239,18 @@ export class Labeller {
    * file, so it is applied as the daemon's restore markers are, unverified.
    */
   loadCheckpoint(state: {
-    readonly containers: readonly { chain: readonly string[]; ownerUid: number; ownerExe: string; ownerName?: string }[];
-    readonly processes: readonly { pid: number; ppid: number; start: number; chain: readonly string[] | null }[];
+    readonly containers: readonly {
+      chain: readonly string[];
+      ownerUid: number;
+      ownerExe: string;
+      ownerName?: string;
+    }[];
+    readonly processes: readonly {
+      pid: number;
+      ppid: number;
+      start: number;
+      chain: readonly string[] | null;
+    }[];
     readonly grants: readonly { pid: number; start: number; uid: number | null; exe: string | null }[];
   }): void {
     this.#table.seed(state.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, startTime: p.start })));
