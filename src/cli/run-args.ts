@@ -39,6 +39,10 @@ Options (each may also be set in the config file as "key = value"):
       --reconcile-interval MS
                              Check labelled and delegated processes against /proc
                              this often (default 30000; 0: only after a loss)
+      --checkpoint-interval MS
+                             Save the labels to STATE-DIR/checkpoint.json this often
+                             and on stop; a restart restores them (default 60000;
+                             0: no checkpoints, no restore)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)
