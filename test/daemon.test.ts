@@ -134,6 +134,42 @@ test(
 );
 
 test(
+  'unicast with --rules no enables audit as auditd does, so its start marker arrives, and disables it on stop',
+  { skip },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const { netlink, snapshot } = ctx;
+      // As on a fresh boot (restored by withAuditState).
+      netlink.setStatus({ enabled: false });
+      const dir = tempDir(t);
+      const log = join(dir, 'audit.log');
+      const d = await startRun([
+        '--rules',
+        'no',
+        '--host-log',
+        log,
+        '--state-dir',
+        join(dir, 'state'),
+        '--seed-proc',
+        'no',
+        '--proc-connector',
+        'no',
+      ]);
+      try {
+        assert.equal(netlink.getStatus().enabled, 1);
+        await waitForLine(log, (l) => l.includes(`op=start daemon-pid=${d.pid} `), 'start marker');
+        assert.deepEqual(netlink.listRules().map(formatRule), snapshot.rules.map(formatRule));
+      } finally {
+        assert.equal(await stopRun(d), 0, d.stderr());
+      }
+      assert.equal(netlink.getStatus().enabled, 0);
+      assert.doesNotMatch(d.stderr(), /did not come back/);
+    });
+  },
+);
+
+test(
   'the daemon start and stop markers land in the host log and verify with the keyring it wrote',
   { skip },
   async (t) => {

@@ -20,7 +20,8 @@ Options (each may also be set in the config file as "key = value"):
   -f, --format FMT           Host log format: text (auditd's, default) or json
       --state-dir DIR        State directory (default /var/lib/contid)
       --keyring FILE         Marker keyring (default STATE-DIR/keyring)
-      --rules auto|yes|no    Install contid's audit rules (auto: except in plugin mode)
+      --rules auto|yes|no    Install contid's audit rules (auto: except in plugin mode);
+                             with no, the audit daemon still enables audit, as auditd does
       --backlog-limit N      Raise the kernel backlog limit to N (default 8192; 0: leave)
       --submit-timeout MS    How long an operation waits for its marker (default 5000)
       --status-interval MS   Kernel status poll and rate interval (default 5000)

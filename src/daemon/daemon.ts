@@ -192,15 +192,18 @@ export class Daemon implements DaemonApi {
       source = await openSource(config, status, options.input ?? process.stdin, log);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
       ensureDirectory(config.stateDir, 0o700);
-      if (manageRules) {
+      // As the audit daemon, contid enables audit even without its rules,
+      // as auditd does: a disabled kernel sends nothing.
+      if (manageRules || source.mode === 'unicast') {
         kernel = new KernelSetup(control, {
           selfPid: process.pid,
+          rules: manageRules,
           backlogLimit: config.backlogLimit,
           statePath: `${config.stateDir.replace(/\/+$/, '')}/kernel-state.json`,
           log,
         });
         kernel.apply();
-        log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
+        if (manageRules) log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
       }
       const entry: KeyringEntry = {
         startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,

@@ -1,6 +1,9 @@
 /**
  * What contid changes in the kernel's audit configuration, and how it puts
- * it back: its rules, `enabled`, and the backlog limit.
+ * it back: its rules, `enabled`, and the backlog limit. Without rules
+ * (`--rules no`) it still enables audit, as auditd does when it starts (and
+ * puts it back on stop, as auditd does when it ends): as the audit daemon,
+ * contid receives nothing from a disabled kernel, not even its own markers.
  *
  * The values found at start are also written to a small state file, so that
  * a run that was killed (SIGKILL, OOM) and left audit enabled and its rules
@@ -23,6 +26,8 @@ interface SavedState {
 export interface KernelSetupOptions {
   /** The daemon's pid, excluded by its rules. */
   readonly selfPid: number;
+  /** Install contid's rules (default true); false changes only the settings. */
+  readonly rules?: boolean;
   /** Raise the backlog limit to this (never lower it); 0 to leave it. */
   readonly backlogLimit: number;
   /** Path of the state file. */
@@ -118,6 +123,7 @@ export class KernelSetup {
       } else if (original.enabled === 0) {
         this.#enabled = { restore: 0, set: status.enabled };
       }
+      if (this.#options.rules === false) return;
       this.#removeStaleRules();
       for (const rule of contidRules(selfPid)) {
         try {

@@ -9,6 +9,7 @@ import { HoldStage } from '../policy/hold.js';
 import { Labeller } from '../policy/labeller.js';
 import type { OutputFormat } from './encoder.js';
 import { EventEncoder } from './encoder.js';
+import type { EventFilter } from './filter.js';
 import type { ParseIssue } from '../parse/record.js';
 
 export type { OutputFormat } from './encoder.js';
@@ -34,6 +35,11 @@ export interface ReplayOptions {
   readonly keyring?: Keyring;
   /** Most processes tracked (default 1,000,000). */
   readonly maxProcesses?: number;
+  /**
+   * Which events to write (default: all). It sees events once labelled,
+   * so that filtering never changes a label.
+   */
+  readonly filter?: EventFilter | null;
 }
 
 /** A forgery attempt, as the replay summary reports it. */
@@ -57,6 +63,8 @@ export interface ReplayStats extends AssemblerStats {
   labels: LabellerStats | null;
   /** The first forgery attempts (all are counted in labels.forgeries). */
   forgeries: ForgeryReport[];
+  /** Events the filter kept; null without a filter. */
+  matched: number | null;
 }
 
 /**
@@ -77,6 +85,10 @@ export class ReplayPipeline {
   readonly #forgeries: ForgeryReport[] = [];
   /** The events the hold stage hands over, one array reused for every event. */
   readonly #ready: LabelledEvent[] = [];
+  readonly #filter: EventFilter | null;
+  #matched = 0;
+  /** Writes a labelled event, when the filter (if any) keeps it. */
+  #emit: (le: LabelledEvent) => void = () => undefined;
 
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
@@ -91,20 +103,47 @@ export class ReplayPipeline {
     const labeller = this.#labeller;
     const hold = (this.#hold = labeller === null ? null : new HoldStage(labeller));
     const out = (this.#out = new EventEncoder(options.format, { ids }));
-    this.#write =
-      labeller === null
-        ? (e) => {
-            out.writePlain(e);
-          }
-        : (e) => {
-            const ready = hold!.push(labeller.process(e), this.#ready);
-            try {
-              for (let i = 0; i < ready.length; i++) out.write(this.#noteForgeries(ready[i]!));
-            } finally {
-              // pop(), not `length = 0`, which is a call into the runtime per event.
-              while (ready.length > 0) ready.pop();
+    const filter = (this.#filter = options.filter ?? null);
+    if (filter !== null && labeller === null && filter.needsLabels) {
+      throw new TypeError('A --contid filter needs labels');
+    }
+    // Without a filter, the write paths are the ones that existed before
+    // filters: no test and no extra call per event.
+    if (labeller === null) {
+      this.#write =
+        filter === null
+          ? (e) => {
+              out.writePlain(e);
             }
-          };
+          : (e) => {
+              if (filter.matchesEvent(e)) {
+                this.#matched++;
+                out.writePlain(e);
+              }
+            };
+    } else {
+      const emit =
+        filter === null
+          ? (le: LabelledEvent) => {
+              out.write(this.#noteForgeries(le));
+            }
+          : (le: LabelledEvent) => {
+              if (filter.matches(this.#noteForgeries(le))) {
+                this.#matched++;
+                out.write(le);
+              }
+            };
+      this.#emit = emit;
+      this.#write = (e) => {
+        const ready = hold!.push(labeller.process(e), this.#ready);
+        try {
+          for (let i = 0; i < ready.length; i++) emit(ready[i]!);
+        } finally {
+          // pop(), not `length = 0`, which is a call into the runtime per event.
+          while (ready.length > 0) ready.pop();
+        }
+      };
+    }
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
@@ -134,8 +173,7 @@ export class ReplayPipeline {
   end(): Buffer {
     this.#parser.end();
     this.#assembler.end();
-    if (this.#hold !== null)
-      for (const ready of this.#hold.end()) this.#out.write(this.#noteForgeries(ready));
+    if (this.#hold !== null) for (const ready of this.#hold.end()) this.#emit(ready);
     return this.#take();
   }
 
@@ -148,6 +186,7 @@ export class ReplayPipeline {
       issues: [...this.#issues],
       labels: this.#labeller?.stats() ?? null,
       forgeries: [...this.#forgeries],
+      matched: this.#filter === null ? null : this.#matched,
     };
   }
 
