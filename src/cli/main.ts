@@ -66,6 +66,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'status':
       case 'oci-hook':
         return await runControlCommand(verb, rest, io);
+      case 'search':
+      case 'ps':
+      case 'report':
+      case 'store': {
+        // Loaded on demand: the store's modules (and SQLite) only for these commands.
+        const { runStoreCommand } = await import('./store-commands.js');
+        return await runStoreCommand(verb, rest, io);
+      }
       case 'run': {
         const args = parseRunArgs(rest);
         if (args.help) {
@@ -88,7 +96,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-const COMMANDS: ReadonlySet<string> = new Set(['replay', 'run', 'set', 'get', 'grant', 'status', 'oci-hook']);
+const COMMANDS: ReadonlySet<string> = new Set([
+  'replay',
+  'run',
+  'set',
+  'get',
+  'grant',
+  'status',
+  'oci-hook',
+  'search',
+  'ps',
+  'report',
+  'store',
+]);
 
 /**
  * The first failed write to stdout. A closed pipe (| head) ends the output
