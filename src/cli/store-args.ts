@@ -145,7 +145,7 @@ export function size(flag: string, raw: string): number {
   return bytes;
 }
 
-export const STORE_HELP = `Usage: contid store <command> [options]
+export const STORE_HELP = `Usage: contid store import|info|check|migrate [options]
 
 Manage contid's event store (SQLite; the daemon writes it with --store).
 
@@ -154,6 +154,7 @@ Commands:
                        --format json output), e.g.
                          contid replay --keyring K audit.log | contid store import -
   info                 Show the store's size, schema version, time range and counts
+  check                Check the database and that every stored event reads back
   migrate              Bring the store's schema to this contid's version
 
 Options:
@@ -166,13 +167,14 @@ Options:
   -q, --quiet            import: no summary on stderr
   -h, --help             Show this help
 
-Exit status: 0; 1 when some input lines were not contid events or could not
-be stored (each is reported); 2 for usage; 4 when the store cannot be opened
-or written.`;
+Exit status: 0; 1 when some input lines are not contid events (each is
+reported) or an input cannot be read; 2 for usage; 4 when the store cannot be
+opened or written, events could not be stored (a full disk), or check finds
+damage.`;
 
 export interface StoreArgs {
   readonly help: boolean;
-  readonly command: 'import' | 'info' | 'migrate' | null;
+  readonly command: 'import' | 'info' | 'check' | 'migrate' | null;
   readonly store: string;
   readonly files: readonly string[];
   readonly maxAgeMs: number | null;
@@ -212,9 +214,9 @@ export function parseStoreArgs(argv: readonly string[]): StoreArgs {
       quiet: false,
     };
   }
-  if (command === undefined) throw new UsageError('Missing command: import, info or migrate');
-  if (command !== 'import' && command !== 'info' && command !== 'migrate') {
-    throw new UsageError(`Unknown store command "${command}" (expected import, info or migrate)`);
+  if (command === undefined) throw new UsageError('Missing command: import, info, check or migrate');
+  if (command !== 'import' && command !== 'info' && command !== 'check' && command !== 'migrate') {
+    throw new UsageError(`Unknown store command "${command}" (expected import, info, check or migrate)`);
   }
   if (command === 'import' && files.length === 0) {
     throw new UsageError('Missing input: give one or more JSON-lines files, or - for stdin');

@@ -129,6 +129,24 @@ async function runStore(args: StoreArgs, io: CliIo): Promise<number> {
       }
       return writeOutput(io, 'store', args.json ? JSON.stringify(info) + '\n' : formatInfo(info));
     }
+    case 'check': {
+      const store = openForReading(args.store, 'store', io);
+      if (store === null) return STORE_EXIT.store;
+      let problems: string[];
+      try {
+        problems = store.check();
+      } catch (err) {
+        return fail(err);
+      } finally {
+        store.close();
+      }
+      if (problems.length === 0) return writeOutput(io, 'store', `"${args.store}": ok\n`);
+      io.stderr.write(
+        `contid store: Cannot read all of event store "${args.store}": it is damaged\n` +
+          problems.map((p) => `  ${p}\n`).join(''),
+      );
+      return STORE_EXIT.store;
+    }
     case 'migrate': {
       let before: number;
       try {

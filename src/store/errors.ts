@@ -84,6 +84,14 @@ export function storeError(err: unknown, doing: string, path: string): StoreErro
       cause: err,
     });
   }
+  if (code === 'SQLITE_READONLY_DIRECTORY' || code === 'SQLITE_READONLY_CANTINIT') {
+    return new StoreError(
+      'ERR_STORE_ACCESS',
+      `${what}: its directory cannot be written, and a store that is being written or was not ` +
+        `closed cleanly needs its -wal and -shm files there (${code})`,
+      { cause: err },
+    );
+  }
   if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY_') || code === 'SQLITE_CANTOPEN') {
     return new StoreError('ERR_STORE_ACCESS', `${what}: ${detail} (${code})`, { cause: err });
   }

@@ -9,7 +9,9 @@
  * them. One row (a span) per process, container and executable: a birth
  * opens one (`how` = fork), an exec closes it and opens the next (exec), a
  * process first seen by another event opens one there (seen: its birth is
- * not in the stream), a label set on it opens one in its container (label).
+ * not in the stream), a label set on it opens one in its container (label),
+ * a new parent (its own died) one with that parent (reparent). Each span
+ * keeps when its process began (`bornMs`).
  * exit_group ends it; so do the container's drop (its last process
  * exited), the pid's reuse, and eviction past `maxOpen` (counted).
  *
@@ -25,8 +27,8 @@
 import type { Lifecycle } from './row.js';
 
 /** How a span started or ended. */
-export type SpanStart = 'fork' | 'exec' | 'seen' | 'label';
-export type SpanEnd = 'exit' | 'exec' | 'label' | 'drop' | 'reuse' | 'evicted';
+export type SpanStart = 'fork' | 'exec' | 'seen' | 'label' | 'reparent';
+export type SpanEnd = 'exit' | 'exec' | 'label' | 'reparent' | 'drop' | 'reuse' | 'evicted';
 
 /** Whether a process's pid namespace numbers pids as the records do. */
 type PidNumbers = 'host' | 'nested';
@@ -39,8 +41,13 @@ export interface ProcSpan {
   readonly ppid: number | null;
   readonly chain: number | null;
   readonly exe: number | null;
+  /** When the span began (the process's birth, or an exec, label or new parent). */
   readonly startMs: number;
   readonly how: SpanStart;
+  /** When the process began: its fork, or the event it was first seen by. */
+  readonly bornMs: number;
+  /** Whether `bornMs` is its fork (true) or only when it was first seen. */
+  readonly born: boolean;
   /** The event that opened it. */
   readonly event: number;
 }
@@ -49,6 +56,7 @@ export interface ProcSpan {
 export type ProcChange =
   | { readonly kind: 'open'; readonly span: ProcSpan }
   | { readonly kind: 'close'; readonly id: number; readonly endMs: number; readonly how: SpanEnd }
+  /** The open span turned out to begin at its process's fork (a vfork child's events came first). */
   | { readonly kind: 'born'; readonly id: number; readonly startMs: number };
 
 /** An event as the tracker reads it: ids already interned by the store. */
@@ -75,6 +83,8 @@ export interface ProcTrackerStats {
 const BIRTH_TTL_MS = 60_000;
 /** A vfork parent's record comes after its child's first events: within this, they are one birth. */
 const VFORK_WINDOW_MS = 10_000;
+/** Exited spans remembered for that. */
+const RECENT_EXITS = 4096;
 
 interface Open {
   span: ProcSpan;
@@ -108,6 +118,8 @@ export class ProcTracker {
   readonly #births = new Map<string, Birth[]>();
   #birthQueue: Birth[] = [];
   #held = 0;
+  /** Spans ended by exit_group lately, for a vfork parent's record that comes after its child's exit. */
+  readonly #exited = new Map<string, ProcSpan>();
   readonly #maxOpen: number;
   readonly #maxBirths: number;
   #nextId: number;
@@ -189,13 +201,30 @@ export class ProcTracker {
     const key = keyOf(e.node, e.pid!);
     const open = this.#open.get(key);
     if (open !== undefined) {
-      if (open.span.chain === e.chain) return open;
-      this.#close(open, e.timeMs, 'label', out);
-      return this.#openSpan(
-        { ...open.span, chain: e.chain, startMs: e.timeMs, how: 'label', event: e.id },
-        open.numbers,
-        out,
-      );
+      if (open.span.chain !== e.chain) {
+        this.#close(open, e.timeMs, 'label', out);
+        return this.#openSpan(
+          {
+            ...open.span,
+            chain: e.chain,
+            ppid: e.ppid ?? open.span.ppid,
+            startMs: e.timeMs,
+            how: 'label',
+            event: e.id,
+          },
+          open.numbers,
+          out,
+        );
+      }
+      if (e.ppid !== null && e.ppid !== open.span.ppid) {
+        this.#close(open, e.timeMs, 'reparent', out);
+        return this.#openSpan(
+          { ...open.span, ppid: e.ppid, startMs: e.timeMs, how: 'reparent', event: e.id },
+          open.numbers,
+          out,
+        );
+      }
+      return open;
     }
     const birth = e.ppid === null ? undefined : this.#takeBirth(keyOf(e.node, e.ppid), e.pid!);
     if (birth !== undefined) {
@@ -212,6 +241,8 @@ export class ProcTracker {
           exe: birth.exe,
           startMs: birth.timeMs,
           how: 'fork',
+          bornMs: birth.timeMs,
+          born: true,
           event: birth.event,
         },
         birth.newPidNamespace ? 'nested' : numbers,
@@ -228,6 +259,8 @@ export class ProcTracker {
         exe: e.exe,
         startMs: e.timeMs,
         how: 'seen',
+        bornMs: e.timeMs,
+        born: false,
         event: e.id,
       },
       undefined,
@@ -244,6 +277,20 @@ export class ProcTracker {
     const parentKey = keyOf(e.node, life.parent);
     if (life.kind === 'fork' && parent.numbers !== 'nested' && !life.newPidNamespace) {
       const key = keyOf(e.node, life.child);
+      const exited = this.#exited.get(key);
+      if (
+        exited !== undefined &&
+        exited.ppid === life.parent &&
+        Math.abs(exited.startMs - e.timeMs) <= VFORK_WINDOW_MS &&
+        !this.#open.has(key)
+      ) {
+        // A vfork child that has already run and exited: its whole life came first.
+        this.#exited.delete(key);
+        parent.numbers = 'host';
+        if (!exited.born)
+          out.push({ kind: 'born', id: exited.id, startMs: Math.min(exited.startMs, e.timeMs) });
+        return;
+      }
       const existing = this.#open.get(key);
       // vfork: the parent's record is written when it resumes, after the
       // child's own first events opened its span.
@@ -254,7 +301,7 @@ export class ProcTracker {
         Math.abs(existing.span.startMs - e.timeMs) <= VFORK_WINDOW_MS
       ) {
         const startMs = Math.min(existing.span.startMs, e.timeMs);
-        existing.span = { ...existing.span, how: 'fork', startMs };
+        existing.span = { ...existing.span, how: 'fork', startMs, bornMs: startMs, born: true };
         parent.numbers = 'host';
         out.push({ kind: 'born', id: existing.span.id, startMs });
         return;
@@ -271,6 +318,8 @@ export class ProcTracker {
             exe: e.exe,
             startMs: e.timeMs,
             how: 'fork',
+            bornMs: e.timeMs,
+            born: true,
             event: e.id,
           },
           'host',
@@ -369,6 +418,10 @@ export class ProcTracker {
     const key = keyOf(open.span.node, open.span.pid);
     if (this.#open.get(key) !== open) return;
     this.#open.delete(key);
+    if (how === 'exit') {
+      if (this.#exited.size >= RECENT_EXITS) this.#exited.delete(this.#exited.keys().next().value!);
+      this.#exited.set(key, open.span);
+    }
     const chain = open.span.chain;
     if (chain !== null) {
       const set = this.#byChain.get(chain);

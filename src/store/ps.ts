@@ -131,8 +131,8 @@ export function processTree(procs: readonly ProcRow[]): ProcNode[] {
       pid: p.pid,
       ppid: p.ppid,
       exe: p.exe,
-      startMs: p.startMs,
-      born: p.how === 'fork' || p.how === 'exec',
+      startMs: p.bornMs,
+      born: p.born === 1,
       children: [],
     });
   }

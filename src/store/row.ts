@@ -72,7 +72,7 @@ export interface StoreRow {
   /** The syscall's name in the record's arch, or its number when contid has no name for it. */
   readonly syscall: string | null;
   readonly exit: number | null;
-  /** The event's keys, joined by `\x01` (auditd's own separator for several keys). */
+  /** The keys of the event's records, joined by `\x01` (auditd's own separator for several keys). */
   readonly key: string | null;
   readonly success: boolean | null;
   /** The distinct record type names, contid's records included, sorted and joined by spaces. */
@@ -176,9 +176,6 @@ export function eventFacts(
     exe = exeOf(sys.value('exe'));
     exit = int(sys.value('exit'));
     success = successOf(sys.value('success'));
-    const keyRaw = sys.value('key');
-    const keys = keyRaw === undefined ? [] : keysOf(keyRaw);
-    key = keys.length === 0 ? null : keys.join('\x01');
     const arch = sys.value('arch') ?? '';
     const nr = int(sys.value('syscall'));
     if (nr !== null) {
@@ -193,6 +190,13 @@ export function eventFacts(
       success ??= successOf(r.value('res'));
     }
   }
+  // Any record's key, as ausearch -k matches (a CONFIG_CHANGE names the rule's key).
+  const keys = new Set<string>();
+  for (const r of records) {
+    const raw = r.value('key');
+    if (raw !== undefined) for (const k of keysOf(raw)) keys.add(k);
+  }
+  key = keys.size === 0 ? null : [...keys].join('\x01');
   const types = new Set<string>();
   for (const r of records) types.add(r.typeName);
   const refs = new Set<string>();

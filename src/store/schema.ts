@@ -126,6 +126,8 @@ export const MIGRATIONS: readonly Migration[] = [
         exe INTEGER,
         start_ms INTEGER NOT NULL,
         how TEXT NOT NULL,
+        born_ms INTEGER NOT NULL,
+        born INTEGER NOT NULL,
         end_ms INTEGER,
         end_how TEXT,
         event INTEGER NOT NULL

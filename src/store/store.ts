@@ -10,7 +10,8 @@
  * schema brought to SCHEMA_VERSION by MIGRATIONS. Statements are prepared
  * once. Schema and design: schema.ts and docs/store.md.
  */
-import { statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import { fieldValue } from '../parse/record.js';
@@ -112,8 +113,13 @@ export interface ProcRow {
   readonly ppid: number | null;
   readonly chain: number | null;
   readonly exe: string | null;
+  /** When this span began (birth, exec, label, new parent). */
   readonly startMs: number;
   readonly how: SpanStart;
+  /** When the process began (its fork, or when it was first seen). */
+  readonly bornMs: number;
+  /** 1 when `bornMs` is its fork, 0 when only when it was first seen. */
+  readonly born: number;
   readonly endMs: number | null;
   readonly endHow: string | null;
 }
@@ -153,7 +159,7 @@ interface Statements {
   readonly opPut: Statement;
   readonly procOpen: Statement;
   readonly procClose: Statement<[number, string, number]>;
-  readonly procBorn: Statement<[number, number]>;
+  readonly procBorn: Statement<[{ ms: number; id: number }]>;
 }
 
 /** The quoted SQL list of integer ids `(1,2,3)`, for ids that came from the database itself. */
@@ -207,6 +213,28 @@ export class EventStore {
         throw storeError(err, 'open event store', path);
       }
       if (!isFile) throw new StoreError('ERR_STORE_ACCESS', `Cannot open event store "${path}": not a file`);
+    }
+    if (!readOnly) {
+      const parent = dirname(path);
+      let isDir = false;
+      try {
+        isDir = statSync(parent).isDirectory();
+      } catch (err) {
+        throw storeError(err, 'create event store', path);
+      }
+      if (!isDir) {
+        throw new StoreError(
+          'ERR_STORE_ACCESS',
+          `Cannot create event store "${path}": "${parent}" is not a directory`,
+        );
+      }
+      // The writer keeps its -wal and -shm files beside the database.
+      try {
+        accessSync(parent, constants.W_OK);
+        if (existsSync(path)) accessSync(path, constants.W_OK | constants.R_OK);
+      } catch (err) {
+        throw storeError(err, 'write event store', path);
+      }
     }
     let db: Database.Database;
     try {
@@ -325,10 +353,13 @@ export class EventStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       procOpen: db.prepare(
-        `INSERT INTO procs (id, node, pid, ppid, chain, exe, start_ms, how, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO procs (id, node, pid, ppid, chain, exe, start_ms, how, born_ms, born, event)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       procClose: db.prepare('UPDATE procs SET end_ms = ?, end_how = ? WHERE id = ?'),
-      procBorn: db.prepare("UPDATE procs SET how = 'fork', start_ms = ? WHERE id = ?"),
+      procBorn: db.prepare(
+        "UPDATE procs SET how = 'fork', start_ms = @ms, born_ms = @ms, born = 1 WHERE id = @id",
+      ),
     };
   }
 
@@ -337,14 +368,14 @@ export class EventStore {
     const db = this.#db;
     const open = db
       .prepare(
-        `SELECT id, node, pid, ppid, chain, exe, start_ms AS startMs, how, event FROM procs
-         WHERE end_ms IS NULL ORDER BY id`,
+        `SELECT id, node, pid, ppid, chain, exe, start_ms AS startMs, how, born_ms AS bornMs, born, event
+         FROM procs WHERE end_ms IS NULL ORDER BY id`,
       )
-      .all() as ProcSpan[];
+      .all() as (Omit<ProcSpan, 'born'> & { born: number })[];
     const next = (db.prepare('SELECT coalesce(max(id), 0) + 1 FROM procs').pluck().get() as number) ?? 1;
     this.#procs = new ProcTracker({
       nextId: next,
-      open,
+      open: open.map((o) => ({ ...o, born: o.born === 1 })),
       maxOpen: this.#options.maxOpenProcesses ?? 1_000_000,
     });
   }
@@ -504,14 +535,26 @@ export class EventStore {
       switch (c.kind) {
         case 'open': {
           const s = c.span;
-          st.procOpen.run(s.id, s.node, s.pid, s.ppid, s.chain, s.exe, s.startMs, s.how, s.event);
+          st.procOpen.run(
+            s.id,
+            s.node,
+            s.pid,
+            s.ppid,
+            s.chain,
+            s.exe,
+            s.startMs,
+            s.how,
+            s.bornMs,
+            s.born ? 1 : 0,
+            s.event,
+          );
           break;
         }
         case 'close':
           st.procClose.run(c.endMs, c.how, c.id);
           break;
         case 'born':
-          st.procBorn.run(c.startMs, c.id);
+          st.procBorn.run({ ms: c.startMs, id: c.id });
           break;
       }
     }
@@ -524,12 +567,32 @@ export class EventStore {
   #backfillOpsAndProcs(): void {
     this.#prepareStatements();
     this.#procs = new ProcTracker({ nextId: 1, maxOpen: this.#options.maxOpenProcesses ?? 1_000_000 });
-    const rows = this.#db
-      .prepare(
-        `SELECT e.id, e.time_ms AS timeMs, e.node, e.chain, e.exe, c.chain AS contid, p.data
-         FROM events e JOIN payloads p ON p.id = e.id LEFT JOIN chains c ON c.id = e.chain ORDER BY e.id`,
-      )
-      .iterate() as IterableIterator<{
+    // In chunks: better-sqlite3 allows no write while a query is being iterated.
+    const chunk = this.#db.prepare(
+      `SELECT e.id, e.time_ms AS timeMs, e.node, e.chain, e.exe, c.chain AS contid, p.data
+       FROM events e JOIN payloads p ON p.id = e.id LEFT JOIN chains c ON c.id = e.chain
+       WHERE e.id > ? ORDER BY e.id LIMIT 5000`,
+    );
+    const changes: ProcChange[] = [];
+    for (let last = 0; ;) {
+      const rows = chunk.all(last) as {
+        id: number;
+        timeMs: number;
+        node: number | null;
+        chain: number | null;
+        exe: number | null;
+        contid: string | null;
+        data: Buffer;
+      }[];
+      if (rows.length === 0) break;
+      last = rows[rows.length - 1]!.id;
+      this.#backfillChunk(rows, changes);
+    }
+    this.#applyProcChanges(changes);
+  }
+
+  #backfillChunk(
+    rows: readonly {
       id: number;
       timeMs: number;
       node: number | null;
@@ -537,8 +600,9 @@ export class EventStore {
       exe: number | null;
       contid: string | null;
       data: Buffer;
-    }>;
-    const changes: ProcChange[] = [];
+    }[],
+    changes: ProcChange[],
+  ): void {
     for (const e of rows) {
       const decoded = decodePayload(unpackPayload(e.data));
       const facts = eventFacts(
@@ -551,7 +615,7 @@ export class EventStore {
         e.contid,
       );
       this.#storeOps({ ops: facts.ops, timeMs: e.timeMs }, e.id);
-      this.#procs.event(
+      this.#procs!.event(
         {
           id: e.id,
           timeMs: e.timeMs,
@@ -570,7 +634,6 @@ export class EventStore {
         changes.length = 0;
       }
     }
-    this.#applyProcChanges(changes);
   }
 
   /**
@@ -706,18 +769,40 @@ export class EventStore {
       strs: (kind, match) => this.#strIds(kind, match),
     });
     if (sql === null) return [][Symbol.iterator]();
-    return this.#db.prepare(sql.text).iterate(...sql.params) as IterableIterator<StoredEvent>;
+    return this.#iterate(
+      this.#read(() => this.#db.prepare(sql.text).iterate(...sql.params) as IterableIterator<StoredEvent>),
+    );
+  }
+
+  /** The rows of `rows`, with SQLite's errors as StoreErrors. */
+  *#iterate<T>(rows: IterableIterator<T>): Generator<T, void, undefined> {
+    try {
+      yield* rows;
+    } catch (err) {
+      throw storeError(err, 'read event store', this.path);
+    }
+  }
+
+  /** What `read` returns, with SQLite's errors (a damaged page, a lock) as StoreErrors. */
+  #read<T>(read: () => T): T {
+    try {
+      return read();
+    } catch (err) {
+      throw storeError(err, 'read event store', this.path);
+    }
   }
 
   /** Ids of the chains that hold one of `ids` (at level 0 only, when `exact`). */
   chainsHolding(ids: readonly string[], exact: boolean): number[] {
-    if (ids.length === 0) return [];
-    const marks = ids.map(() => '?').join(',');
-    const sql = `SELECT DISTINCT chain FROM chain_ids WHERE contid IN (${marks})${exact ? ' AND level = 0' : ''}`;
-    return this.#db
-      .prepare(sql)
-      .pluck()
-      .all(...ids) as number[];
+    return this.#read(() => {
+      if (ids.length === 0) return [];
+      const marks = ids.map(() => '?').join(',');
+      const sql = `SELECT DISTINCT chain FROM chain_ids WHERE contid IN (${marks})${exact ? ' AND level = 0' : ''}`;
+      return this.#db
+        .prepare(sql)
+        .pluck()
+        .all(...ids) as number[];
+    });
   }
 
   /** Ids of interned text of `kind` for which `match` holds. */
@@ -736,9 +821,11 @@ export class EventStore {
 
   /** Every chain with stored events or named by one, oldest first. */
   chains(): ChainRow[] {
-    return this.#db
-      .prepare('SELECT id, chain, first_ms AS firstMs, last_ms AS lastMs, events FROM chains ORDER BY id')
-      .all() as ChainRow[];
+    return this.#read(() => {
+      return this.#db
+        .prepare('SELECT id, chain, first_ms AS firstMs, last_ms AS lastMs, events FROM chains ORDER BY id')
+        .all() as ChainRow[];
+    });
   }
 
   /**
@@ -746,50 +833,57 @@ export class EventStore {
    * event and count up to then (each by an index range).
    */
   chainsAt(atMs: number): ChainRow[] {
-    const stat = this.#db.prepare(
-      `SELECT min(time_ms) AS firstMs, max(time_ms) AS lastMs, count(*) AS events
+    return this.#read(() => {
+      const stat = this.#db.prepare(
+        `SELECT min(time_ms) AS firstMs, max(time_ms) AS lastMs, count(*) AS events
        FROM events WHERE chain = ? AND time_ms <= ?`,
-    );
-    const out: ChainRow[] = [];
-    for (const c of this.chains()) {
-      if (c.firstMs === null || c.firstMs > atMs) continue;
-      const s = stat.get(c.id, atMs) as { firstMs: number | null; lastMs: number | null; events: number };
-      if (s.events > 0) out.push({ ...c, ...s });
-    }
-    return out;
+      );
+      const out: ChainRow[] = [];
+      for (const c of this.chains()) {
+        if (c.firstMs === null || c.firstMs > atMs) continue;
+        const s = stat.get(c.id, atMs) as { firstMs: number | null; lastMs: number | null; events: number };
+        if (s.events > 0) out.push({ ...c, ...s });
+      }
+      return out;
+    });
   }
 
   /** Every stored CONTAINER_OP, in stream order, up to `untilMs` when given. */
   ops(untilMs: number | null = null): OpRow[] {
-    return this.#db
-      .prepare(
-        `SELECT id, event, time_ms AS timeMs, op, opid, contid, old_contid AS oldContid, res, errno,
+    return this.#read(() => {
+      return this.#db
+        .prepare(
+          `SELECT id, event, time_ms AS timeMs, op, opid, contid, old_contid AS oldContid, res, errno,
                 caller_pid AS callerPid, uid, auid, exe, body
          FROM ops WHERE @until IS NULL OR time_ms <= @until ORDER BY event, id`,
-      )
-      .all({ until: untilMs }) as OpRow[];
+        )
+        .all({ until: untilMs }) as OpRow[];
+    });
   }
 
   /** The processes of `chains` alive at `atMs` (null: the ones still open). */
   processes(chains: readonly number[], atMs: number | null): ProcRow[] {
-    if (chains.length === 0) return [];
-    const cols = `p.id, p.pid, p.ppid, p.chain, s.text AS exe, p.start_ms AS startMs, p.how,
+    return this.#read(() => {
+      if (chains.length === 0) return [];
+      const cols = `p.id, p.pid, p.ppid, p.chain, s.text AS exe, p.start_ms AS startMs, p.how,
+                    p.born_ms AS bornMs, p.born = 1 AS born,
                   p.end_ms AS endMs, p.end_how AS endHow`;
-    const from = `procs p LEFT JOIN strs s ON s.id = p.exe`;
-    const list = idList(chains);
-    if (atMs === null) {
+      const from = `procs p LEFT JOIN strs s ON s.id = p.exe`;
+      const list = idList(chains);
+      if (atMs === null) {
+        return this.#db
+          .prepare(`SELECT ${cols} FROM ${from} WHERE p.chain IN ${list} AND p.end_ms IS NULL ORDER BY p.pid`)
+          .all() as ProcRow[];
+      }
       return this.#db
-        .prepare(`SELECT ${cols} FROM ${from} WHERE p.chain IN ${list} AND p.end_ms IS NULL ORDER BY p.pid`)
-        .all() as ProcRow[];
-    }
-    return this.#db
-      .prepare(
-        `SELECT ${cols} FROM ${from} WHERE p.chain IN ${list} AND p.end_ms IS NULL AND p.start_ms <= @at
+        .prepare(
+          `SELECT ${cols} FROM ${from} WHERE p.chain IN ${list} AND p.end_ms IS NULL AND p.start_ms <= @at
          UNION ALL
          SELECT ${cols} FROM ${from} WHERE p.chain IN ${list} AND p.end_ms > @at AND p.start_ms <= @at
          ORDER BY 2`,
-      )
-      .all({ at: atMs }) as ProcRow[];
+        )
+        .all({ at: atMs }) as ProcRow[];
+    });
   }
 
   /** Per chain: events, execs, failures, forgeries and ops in `[sinceMs, untilMs]`. */
@@ -801,57 +895,92 @@ export class EventStore {
     exes: CountRow[];
     keys: CountRow[];
   } {
-    const db = this.#db;
-    let where = 'e.time_ms >= coalesce(@since, -9e18) AND e.time_ms <= coalesce(@until, 9e18)';
-    if (only !== null) {
-      const parts = [`e.chain IN ${idList(only.chains)}`];
-      if (only.host) parts.push('e.chain IS NULL');
-      where += ` AND (${parts.join(' OR ')})`;
-    }
-    const execIds = this.#strIds(StrKind.syscall, (t) => t === 'execve' || t === 'execveat');
-    const rows = db
-      .prepare(
-        `SELECT e.chain, count(*) AS events, sum(e.syscall IN ${idList(execIds)} AND e.success = 1) AS execs,
+    return this.#read(() => {
+      const db = this.#db;
+      let where = 'e.time_ms >= coalesce(@since, -9e18) AND e.time_ms <= coalesce(@until, 9e18)';
+      if (only !== null) {
+        const parts = [`e.chain IN ${idList(only.chains)}`];
+        if (only.host) parts.push('e.chain IS NULL');
+        where += ` AND (${parts.join(' OR ')})`;
+      }
+      const execIds = this.#strIds(StrKind.syscall, (t) => t === 'execve' || t === 'execveat');
+      const rows = db
+        .prepare(
+          `SELECT e.chain, count(*) AS events, sum(e.syscall IN ${idList(execIds)} AND e.success = 1) AS execs,
                 sum(e.success = 0) AS failed, sum(e.forgeries) AS forgeries, sum(e.ops) AS ops,
                 min(e.time_ms) AS firstMs, max(e.time_ms) AS lastMs
          FROM events e WHERE ${where} GROUP BY e.chain`,
-      )
-      .all({ since: range.sinceMs, until: range.untilMs }) as ReportRow[];
-    const counts = (column: 'exe' | 'key'): CountRow[] =>
-      db
-        .prepare(
-          `SELECT e.chain, s.text, count(*) AS count FROM events e JOIN strs s ON s.id = e.${column}
-           WHERE ${where} GROUP BY e.chain, e.${column}`,
         )
-        .all({ since: range.sinceMs, until: range.untilMs }) as CountRow[];
-    return { rows, exes: counts('exe'), keys: counts('key') };
+        .all({ since: range.sinceMs, until: range.untilMs }) as ReportRow[];
+      const counts = (column: 'exe' | 'key'): CountRow[] =>
+        db
+          .prepare(
+            `SELECT e.chain, s.text, count(*) AS count FROM events e JOIN strs s ON s.id = e.${column}
+           WHERE ${where} GROUP BY e.chain, e.${column}`,
+          )
+          .all({ since: range.sinceMs, until: range.untilMs }) as CountRow[];
+      return { rows, exes: counts('exe'), keys: counts('key') };
+    });
   }
 
   /** Sizes and counts. */
   info(): StoreInfo {
-    const db = this.#db;
-    const one = (sql: string): number | null => db.prepare(sql).pluck().get() as number | null;
-    const size = (p: string): number => {
+    return this.#read(() => {
+      const db = this.#db;
+      const one = (sql: string): number | null => db.prepare(sql).pluck().get() as number | null;
+      const size = (p: string): number => {
+        try {
+          return statSync(p).size;
+        } catch {
+          return 0;
+        }
+      };
+      return {
+        path: this.path,
+        schemaVersion: db.pragma('user_version', { simple: true }) as number,
+        events: one('SELECT count(*) FROM events') ?? 0,
+        firstMs: one('SELECT min(time_ms) FROM events'),
+        lastMs: one('SELECT max(time_ms) FROM events'),
+        containers: one("SELECT count(*) FROM chains WHERE events > 0 AND chain != 'unknown'") ?? 0,
+        processes: one('SELECT count(*) FROM procs WHERE end_ms IS NULL') ?? 0,
+        fileBytes: size(this.path),
+        walBytes: size(`${this.path}-wal`),
+        usedBytes: this.#usedBytes(),
+        payloadBytes: one('SELECT sum(size) FROM events') ?? 0,
+        storedPayloadBytes: one('SELECT sum(length(data)) FROM payloads') ?? 0,
+      };
+    });
+  }
+
+  /**
+   * Checks the database's structure (SQLite's quick_check) and that every
+   * stored event's records read back. Returns the problems found (at most
+   * `limit`), none when the store is sound. Reads the whole file.
+   */
+  check(limit = 20): string[] {
+    const problems = this.#read(() =>
+      (
+        this.#db
+          .prepare(`PRAGMA quick_check(${Math.trunc(limit)})`)
+          .pluck()
+          .all() as string[]
+      ).filter((p) => p !== 'ok'),
+    );
+    if (problems.length > 0) return problems;
+    for (const e of this.#iterate(
+      this.#db.prepare('SELECT id, data FROM payloads').iterate() as IterableIterator<{
+        id: number;
+        data: Buffer;
+      }>,
+    )) {
       try {
-        return statSync(p).size;
-      } catch {
-        return 0;
+        decodePayload(unpackPayload(e.data));
+      } catch (err) {
+        problems.push(`event ${e.id}: ${(err as Error).message}`);
+        if (problems.length >= limit) break;
       }
-    };
-    return {
-      path: this.path,
-      schemaVersion: db.pragma('user_version', { simple: true }) as number,
-      events: one('SELECT count(*) FROM events') ?? 0,
-      firstMs: one('SELECT min(time_ms) FROM events'),
-      lastMs: one('SELECT max(time_ms) FROM events'),
-      containers: one("SELECT count(*) FROM chains WHERE events > 0 AND chain != 'unknown'") ?? 0,
-      processes: one('SELECT count(*) FROM procs WHERE end_ms IS NULL') ?? 0,
-      fileBytes: size(this.path),
-      walBytes: size(`${this.path}-wal`),
-      usedBytes: this.#usedBytes(),
-      payloadBytes: one('SELECT sum(size) FROM events') ?? 0,
-      storedPayloadBytes: one('SELECT sum(length(data)) FROM payloads') ?? 0,
-    };
+    }
+    return problems;
   }
 
   /** Lets SQLite refresh its query statistics (cheap; worth it after large ingests). */
@@ -859,7 +988,13 @@ export class EventStore {
     if (!this.#readOnly) this.#db.pragma('optimize');
   }
 
-  /** Closes the database (idempotent). A writer checkpoints the WAL into the file first. */
+  /**
+   * Closes the database (idempotent). A writer leaves the file complete in
+   * itself: the WAL checkpointed into it and the rollback journal mode set,
+   * which a reader can open without creating `-wal` and `-shm` files (a
+   * store copied to a read-only directory or medium). The next writer
+   * turns WAL on again. With readers still open the mode stays WAL.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -867,6 +1002,7 @@ export class EventStore {
       if (!this.#readOnly) {
         this.#db.pragma('optimize');
         this.#db.pragma('wal_checkpoint(TRUNCATE)');
+        this.#db.pragma('journal_mode = DELETE');
       }
     } finally {
       this.#db.close();
