@@ -7,7 +7,7 @@ import { containerViews, type ContainerView, type ProcNode } from '../store/ps.j
 import type { ProcRow } from '../store/store.js';
 import type { PsArgs } from './ps-args.js';
 import type { CliIo } from './replay.js';
-import { machineClock, openForReading, storeFailure, writeOutput } from './store-commands.js';
+import { machineClock, openForReading, storeFailure, writeOutput } from './store-common.js';
 import { STORE_EXIT } from './store-args.js';
 import { resolveTimeSpec } from './time-spec.js';
 

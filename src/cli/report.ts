@@ -7,7 +7,7 @@ import type { CountRow, ReportRow } from '../store/store.js';
 import { stampOf } from './ps.js';
 import type { CliIo } from './replay.js';
 import type { ReportArgs } from './report-args.js';
-import { machineClock, openForReading, storeFailure, writeOutput } from './store-commands.js';
+import { machineClock, openForReading, storeFailure, writeOutput } from './store-common.js';
 import { STORE_EXIT } from './store-args.js';
 import { resolveTimeSpec } from './time-spec.js';
 

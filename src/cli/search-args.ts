@@ -3,7 +3,7 @@ import { recordTypeName, recordTypeNumber } from '../interpret/record-types.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { SYSCALL_TABLES } from '../interpret/syscalls-generated.js';
 import type { StoreFormat } from '../store/render.js';
-import { CONTID_TYPES } from '../store/row.js';
+import { CONTID_TYPES } from '../store/payload.js';
 import { contidValue, DEFAULT_STORE_PATH, integer, list, normalizeArgv, usageErrors } from './store-args.js';
 import { parseTimeSpec, type TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';

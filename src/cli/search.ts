@@ -8,7 +8,7 @@ import { StoredEventWriter } from '../store/render.js';
 import { OutputSink } from './output.js';
 import type { CliIo } from './replay.js';
 import type { SearchArgs } from './search-args.js';
-import { machineClock, openForReading, storeFailure } from './store-commands.js';
+import { machineClock, openForReading, storeFailure } from './store-common.js';
 import { STORE_EXIT } from './store-args.js';
 import { resolveTimeSpec } from './time-spec.js';
 import { localIdNames } from './user-db.js';
@@ -40,7 +40,9 @@ export async function runSearch(args: SearchArgs, io: CliIo): Promise<number> {
   const store = openForReading(args.store, 'search', io);
   if (store === null) return STORE_EXIT.store;
   const out = new OutputSink(io.stdout, { name: 'standard output', owned: false });
-  const writer = new StoredEventWriter(args.format, { ids: args.resolveIds ? localIdNames() : null });
+  const writer = await StoredEventWriter.create(args.format, {
+    ids: args.resolveIds ? localIdNames() : null,
+  });
   let matched = 0;
   const unreadable: number[] = [];
   let unreadableCount = 0;

@@ -10,8 +10,8 @@
  * numbers) and words of a record that are not `name=value` (`PAM:`).
  */
 import { recordTypeNumber } from '../interpret/record-types.js';
-import { PayloadBuilder } from './payload.js';
-import { CONTID_TYPES, eventFacts, type FieldSource, type StoreRow } from './row.js';
+import { CONTID_TYPES, PayloadBuilder } from './payload.js';
+import { eventFacts, type FieldSource, type StoreRow } from './row.js';
 
 /** A JSON line that is not one of contid's events. */
 export interface JsonRowIssue {

@@ -21,6 +21,9 @@ import { isIssue, parseLineBytes } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { AUDIT_DICTIONARY } from './dictionary.js';
 
+/** contid's own record types: they follow the event's records and are not part of its input. */
+export const CONTID_TYPES: ReadonlySet<string> = new Set(['CONTAINER_ID', 'CONTAINER_OP', 'CONTID_FORGERY']);
+
 const ENRICHED = 1;
 const EXTRA = 2;
 const HEADER = 5;

@@ -5,15 +5,21 @@
  */
 import { ByteSink } from '../output/byte-sink.js';
 import type { IdNames } from '../output/interpretation.js';
-import { InterpretedEventWriter } from '../output/interpreted.js';
-import { JsonEventWriter } from '../output/json.js';
-import { TextEventWriter } from '../output/text.js';
+import { TextEventWriter, type ExtraRecord } from '../output/text.js';
+import type { AuditEvent } from '../assemble/event.js';
 import { splitFields } from '../parse/fields.js';
 import { decodePayload, unpackPayload } from './payload.js';
 import type { StoredEvent } from './store.js';
 
 /** How `contid search` writes events. */
 export type StoreFormat = 'text' | 'json' | 'table';
+
+type Write = (
+  event: AuditEvent,
+  extras: readonly ExtraRecord[],
+  links: readonly number[],
+  contid: string | null,
+) => void;
 
 function fieldsOf(body: string): Record<string, string> {
   const names: string[] = [];
@@ -28,17 +34,52 @@ function fieldsOf(body: string): Record<string, string> {
 
 /** Formats stored events into a buffer that {@link take} empties. */
 export class StoredEventWriter {
-  readonly #sink = new ByteSink(256 * 1024);
-  readonly #format: StoreFormat;
-  readonly #text: TextEventWriter;
-  readonly #json: JsonEventWriter;
-  readonly #table: InterpretedEventWriter;
+  readonly #sink: ByteSink;
+  readonly #write: Write;
 
-  constructor(format: StoreFormat, options: { readonly ids?: IdNames | null } = {}) {
-    this.#format = format;
-    this.#text = new TextEventWriter(this.#sink);
-    this.#json = new JsonEventWriter(this.#sink, options.ids ?? null);
-    this.#table = new InterpretedEventWriter(this.#sink, { ids: options.ids ?? null });
+  private constructor(sink: ByteSink, write: Write) {
+    this.#sink = sink;
+    this.#write = write;
+  }
+
+  /**
+   * A writer for `format`. Only that format's writer is loaded: JSON and the
+   * interpreted view bring the interpretation tables, which a command that
+   * prints auditd text does not need to start.
+   */
+  static async create(
+    format: StoreFormat,
+    options: { readonly ids?: IdNames | null } = {},
+  ): Promise<StoredEventWriter> {
+    const sink = new ByteSink(256 * 1024);
+    const ids = options.ids ?? null;
+    switch (format) {
+      case 'text': {
+        const w = new TextEventWriter(sink);
+        return new StoredEventWriter(sink, (event, extras, links) => {
+          w.write(event, extras, links);
+        });
+      }
+      case 'table': {
+        const { InterpretedEventWriter } = await import('../output/interpreted.js');
+        const w = new InterpretedEventWriter(sink, { ids });
+        return new StoredEventWriter(sink, (event, extras, links) => {
+          w.write(event, extras, links);
+        });
+      }
+      case 'json': {
+        const { JsonEventWriter } = await import('../output/json.js');
+        const w = new JsonEventWriter(sink, ids);
+        return new StoredEventWriter(sink, (event, extras, _links, contid) => {
+          w.write(event, {
+            contid,
+            ...(extras.length === 0
+              ? {}
+              : { records: extras.map((x) => ({ type: x.typeName, fields: fieldsOf(x.body) })) }),
+          });
+        });
+      }
+    }
   }
 
   /**
@@ -48,22 +89,7 @@ export class StoredEventWriter {
    */
   write(stored: StoredEvent): void {
     const { event, extras, links } = decodePayload(unpackPayload(stored.data));
-    switch (this.#format) {
-      case 'text':
-        this.#text.write(event, extras, links);
-        break;
-      case 'table':
-        this.#table.write(event, extras, links);
-        break;
-      case 'json':
-        this.#json.write(event, {
-          contid: stored.contid,
-          ...(extras.length === 0
-            ? {}
-            : { records: extras.map((x) => ({ type: x.typeName, fields: fieldsOf(x.body) })) }),
-        });
-        break;
-    }
+    this.#write(event, extras, links, stored.contid);
   }
 
   /** Bytes written since the last take. */

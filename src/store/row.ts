@@ -91,9 +91,6 @@ export interface FieldSource {
   value(name: string): string | undefined;
 }
 
-/** contid's own record types: they follow the event's records and are not part of its input. */
-export const CONTID_TYPES: ReadonlySet<string> = new Set(['CONTAINER_ID', 'CONTAINER_OP', 'CONTID_FORGERY']);
-
 const SYSCALL = 1300;
 
 function int(raw: string | undefined): number | null {
