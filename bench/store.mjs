@@ -168,17 +168,16 @@ function nextEvent(timeMs) {
   return { text, chain: sh.chain };
 }
 
-// --- 1. Ingest -------------------------------------------------------------------------
-
 const results = { date: new Date().toISOString(), node: process.version, events: EVENTS, db: DB };
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-if (!values.reuse) {
-  mkdirSync(path.dirname(DB), { recursive: true });
-  for (const suffix of ['', '-wal', '-shm']) rmSync(DB + suffix, { force: true });
-  const writer = await StoreWriter.open(DB, { retainEveryMs: 1e12 });
+/**
+ * The generated stream as the labeller would hand it over: a parser and an
+ * assembler whose events go to `onLabelled`, container events with their
+ * CONTAINER_ID, each container's first event with its set.
+ */
+function labelledStream(onLabelled) {
   const setDone = new Set();
-  let pending = [];
   const labelOf = new Map();
   const asm = new EventAssembler({
     onEvent: (event) => {
@@ -193,7 +192,7 @@ if (!values.reuse) {
           body: `op=set opid=${event.records[0].fieldInt('pid')} contid=${leaf} old-contid=${old} pid=4000 uid=0 auid=4294967295 exe="/usr/bin/crun" res=1`,
         });
       }
-      pending.push({
+      onLabelled({
         event,
         contid: chain,
         chain: chain === null ? null : chain.split(',^'),
@@ -206,20 +205,69 @@ if (!values.reuse) {
     },
   });
   const parser = new RecordParser({ onRecord: (r) => asm.push(r), onIssue: () => {} });
+  return {
+    /** Generates `n` events from event index `from` of `total`; returns their text's bytes. */
+    push(from, n, total) {
+      let chunk = '';
+      for (let i = from; i < from + n && i < total; i++) {
+        const { text, chain } = nextEvent(START_MS + Math.floor((i / total) * SPAN_MS));
+        if (chain !== null) labelOf.set(serial, chain);
+        chunk += text;
+      }
+      parser.push(chunk);
+      return Buffer.byteLength(chunk);
+    },
+    end() {
+      parser.end();
+      asm.end();
+    },
+  };
+}
+
+// --- 0. What each thread pays per event, on 100,000 events --------------------------------
+
+{
+  const { LabelledRowAdapter } = await dist('store/labelled-row.js');
+  const sample = [];
+  const stream = labelledStream((le) => sample.push(le));
+  for (let i = 0; i < 100_000; i += 2000) stream.push(i, 2000, 100_000);
+  stream.end();
+  const adapter = new LabelledRowAdapter();
+  let t = performance.now();
+  const rows = sample.map((le) => adapter.row(le));
+  const adapterUs = ((performance.now() - t) * 1000) / rows.length;
+  const tmp = `${DB}.sample`;
+  for (const suffix of ['', '-wal', '-shm']) rmSync(tmp + suffix, { force: true });
+  const sampleStore = EventStore.open(tmp);
+  t = performance.now();
+  for (let i = 0; i < rows.length; i += 2000) sampleStore.ingest(rows.slice(i, i + 2000));
+  const ingestSeconds = (performance.now() - t) / 1000;
+  sampleStore.close();
+  for (const suffix of ['', '-wal', '-shm']) rmSync(tmp + suffix, { force: true });
+  results.perThread = {
+    events: rows.length,
+    rowMicrosecondsPerEvent: adapterUs,
+    storeEventsPerSecond: rows.length / ingestSeconds,
+  };
+  console.log(JSON.stringify({ perThread: results.perThread }));
+}
+
+// --- 1. Ingest: 10 million events through StoreWriter --------------------------------------
+
+if (!values.reuse) {
+  mkdirSync(path.dirname(DB), { recursive: true });
+  for (const suffix of ['', '-wal', '-shm']) rmSync(DB + suffix, { force: true });
+  const writer = await StoreWriter.open(DB, { retainEveryMs: 1e12 });
+  let pending = [];
+  const stream = labelledStream((le) => pending.push(le));
+
   let rawBytes = 0;
   let waits = 0;
   const started = performance.now();
   const cpu0 = process.cpuUsage();
   let last = started;
-  for (let i = 0; i < EVENTS;) {
-    let chunk = '';
-    for (let j = 0; j < 2000 && i < EVENTS; j++, i++) {
-      const { text, chain } = nextEvent(START_MS + Math.floor((i / EVENTS) * SPAN_MS));
-      if (chain !== null) labelOf.set(serial, chain);
-      chunk += text;
-    }
-    rawBytes += Buffer.byteLength(chunk);
-    parser.push(chunk);
+  for (let i = 0; i < EVENTS; i += 2000) {
+    rawBytes += stream.push(i, 2000, EVENTS);
     if (!writer.write(pending)) {
       waits++;
       pending = [];
@@ -234,8 +282,7 @@ if (!values.reuse) {
       );
     }
   }
-  parser.end();
-  asm.end();
+  stream.end();
   writer.write(pending);
   await writer.flush();
   const seconds = (performance.now() - started) / 1000;

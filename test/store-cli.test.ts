@@ -60,8 +60,26 @@ function ok(args: readonly string[], options: { input?: string; user?: boolean }
   return r.stdout;
 }
 
+/**
+ * What `contid replay --keyring K [args] LOG` writes: the oracle the
+ * search output must equal. Cached: several tests ask for the same outputs.
+ */
+const replayed = new Map<string, string>();
 function replay(name: string, ...args: string[]): string {
-  return ok(['replay', '-q', '--keyring', `${CAPTURES}/${name}.keyring`, ...args, `${CAPTURES}/${name}.log`]);
+  const key = `${name}\u0000${args.join('\u0000')}`;
+  let out = replayed.get(key);
+  if (out === undefined) {
+    out = ok([
+      'replay',
+      '-q',
+      '--keyring',
+      `${CAPTURES}/${name}.keyring`,
+      ...args,
+      `${CAPTURES}/${name}.log`,
+    ]);
+    replayed.set(key, out);
+  }
+  return out;
 }
 
 /** A store per capture, filled by `contid store import` from the replay's JSON. */
