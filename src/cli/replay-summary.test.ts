@@ -19,6 +19,9 @@ const base: ReplayStats = {
   badLines: 0,
   issues: [],
   labels: null,
+  hold: null,
+  nodes: 0,
+  nodesOverflow: 0,
   forgeries: [],
   matched: null,
 };

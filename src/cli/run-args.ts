@@ -33,8 +33,12 @@ Options (each may also be set in the config file as "key = value"):
       --adopt yes|no         Adopt processes that enter a labelled container's
                              cgroup from outside (crun exec, nsenter) (default no)
       --proc-connector yes|no
-                             Watch exits with the proc connector, so that labelled
-                             processes killed by a signal end (default yes)
+                             Watch exits with the proc connector, so that processes
+                             that leave without an exit_group record (a signal, the
+                             raw exit syscall) end (default yes)
+      --reconcile-interval MS
+                             Check labelled and delegated processes against /proc
+                             this often (default 30000; 0: only after a loss)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)

@@ -38,8 +38,18 @@ export interface DaemonConfig {
   readonly seedProc: boolean;
   /** Adopt processes found in a labelled container's cgroup (src/daemon/adoption.ts). */
   readonly adopt: boolean;
-  /** Watch process exits (proc connector) to end labelled processes killed by signals. */
+  /** Watch process exits (proc connector) to end processes that leave without an exit_group record. */
   readonly procConnector: boolean;
+  /**
+   * How often labelled and delegated processes are checked against /proc
+   * (ms; 0: never, only after a loss).
+   */
+  readonly reconcileIntervalMs: number;
+  /**
+   * How often the labels are saved to STATE-DIR/checkpoint.json (ms; also
+   * after each accepted operation and on stop; 0: never, and no restore).
+   */
+  readonly checkpointIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
 }
@@ -68,6 +78,8 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   seedProc: true,
   adopt: false,
   procConnector: true,
+  reconcileIntervalMs: 30_000,
+  checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
 };
 
@@ -143,6 +155,8 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['seed-proc', boolean('seedProc')],
   ['adopt', boolean('adopt')],
   ['proc-connector', boolean('procConnector')],
+  ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
+  ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
 ]);
 

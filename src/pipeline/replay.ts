@@ -5,8 +5,8 @@ import type { IdNames } from '../output/interpretation.js';
 import { RecordParser } from '../parse/parser.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
-import { HoldStage } from '../policy/hold.js';
-import { Labeller } from '../policy/labeller.js';
+import type { HoldStats } from '../policy/hold.js';
+import { LabellingStage, type LabellingOptions } from './labelling.js';
 import type { OutputFormat } from './encoder.js';
 import { EventEncoder } from './encoder.js';
 import type { EventFilter } from './filter.js';
@@ -35,6 +35,8 @@ export interface ReplayOptions {
   readonly keyring?: Keyring;
   /** Most processes tracked (default 1,000,000). */
   readonly maxProcesses?: number;
+  /** A daemon checkpoint to start from (logs that begin after the daemon started). */
+  readonly state?: LabellingOptions['state'];
   /**
    * Which events to write (default: all). It sees events once labelled,
    * so that filtering never changes a label.
@@ -59,8 +61,13 @@ export interface ReplayStats extends AssemblerStats {
   badLines: number;
   /** The first `keepIssues` problems, with line numbers. */
   issues: ParseIssue[];
-  /** Label tracking counters, when labels are on. */
+  /** Label tracking counters (summed over nodes), when labels are on. */
   labels: LabellerStats | null;
+  /** Events held for their process's parent, when labels are on. */
+  hold: HoldStats | null;
+  /** Nodes (`node=`) tracked separately; events of nodes past the bound went unlabelled. */
+  nodes: number;
+  nodesOverflow: number;
   /** The first forgery attempts (all are counted in labels.forgeries). */
   forgeries: ForgeryReport[];
   /** Events the filter kept; null without a filter. */
@@ -80,8 +87,7 @@ export class ReplayPipeline {
   readonly #out: EventEncoder;
   #badLines = 0;
   readonly #issues: ParseIssue[] = [];
-  readonly #labeller: Labeller | null;
-  readonly #hold: HoldStage | null;
+  readonly #stage: LabellingStage | null;
   readonly #forgeries: ForgeryReport[] = [];
   /** The events the hold stage hands over, one array reused for every event. */
   readonly #ready: LabelledEvent[] = [];
@@ -93,23 +99,24 @@ export class ReplayPipeline {
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
     this.#keepIssues = options.keepIssues ?? 100;
-    this.#labeller =
+    const stage = (this.#stage =
       options.labels === false
         ? null
-        : new Labeller({
-            ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
-            ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
-          });
-    const labeller = this.#labeller;
-    const hold = (this.#hold = labeller === null ? null : new HoldStage(labeller));
+        : new LabellingStage({
+            labeller: {
+              ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
+              ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
+            },
+            ...(options.state === undefined ? {} : { state: options.state }),
+          }));
     const out = (this.#out = new EventEncoder(options.format, { ids }));
     const filter = (this.#filter = options.filter ?? null);
-    if (filter !== null && labeller === null && filter.needsLabels) {
+    if (filter !== null && stage === null && filter.needsLabels) {
       throw new TypeError('A --contid filter needs labels');
     }
     // Without a filter, the write paths are the ones that existed before
     // filters: no test and no extra call per event.
-    if (labeller === null) {
+    if (stage === null) {
       this.#write =
         filter === null
           ? (e) => {
@@ -135,7 +142,7 @@ export class ReplayPipeline {
             };
       this.#emit = emit;
       this.#write = (e) => {
-        const ready = hold!.push(labeller.process(e), this.#ready);
+        const ready = stage.push(e, this.#ready);
         try {
           for (let i = 0; i < ready.length; i++) emit(ready[i]!);
         } finally {
@@ -173,7 +180,7 @@ export class ReplayPipeline {
   end(): Buffer {
     this.#parser.end();
     this.#assembler.end();
-    if (this.#hold !== null) for (const ready of this.#hold.end()) this.#emit(ready);
+    if (this.#stage !== null) for (const ready of this.#stage.end()) this.#emit(ready);
     return this.#take();
   }
 
@@ -184,10 +191,16 @@ export class ReplayPipeline {
       skippedLines: this.#parser.skipped,
       badLines: this.#badLines,
       issues: [...this.#issues],
-      labels: this.#labeller?.stats() ?? null,
+      ...this.#labelStats(),
       forgeries: [...this.#forgeries],
       matched: this.#filter === null ? null : this.#matched,
     };
+  }
+
+  #labelStats(): Pick<ReplayStats, 'labels' | 'hold' | 'nodes' | 'nodesOverflow'> {
+    if (this.#stage === null) return { labels: null, hold: null, nodes: 0, nodesOverflow: 0 };
+    const s = this.#stage.stats();
+    return { labels: s.labels, hold: s.hold, nodes: s.nodes, nodesOverflow: s.nodesOverflow };
   }
 
   #noteForgeries(le: LabelledEvent): LabelledEvent {
