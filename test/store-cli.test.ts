@@ -13,6 +13,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -479,4 +480,106 @@ test('a full disk loses the batches it refuses, counted and said, and leaves a s
   assert.equal(stored + Number(m[2]), total);
   const found = ok(['search', '--store', path, '--format', 'json']).trimEnd().split('\n');
   assert.equal(found.length, stored);
+});
+
+test('replay --store stores every event it writes: search, ps and report read them back', () => {
+  for (const name of NAMES) {
+    const path = join(dir, `replayed-${name}.db`);
+    const args = ['replay', '--keyring', `${CAPTURES}/${name}.keyring`, '--store', path];
+    const r = run([...args, '--format', 'text', `${CAPTURES}/${name}.log`]);
+    assert.equal(r.code, 0, r.stderr);
+    // The store changes nothing of what replay writes.
+    assert.equal(r.stdout, replay(name, '--format', 'text'), name);
+    const all = events(name);
+    assert.match(r.stderr, new RegExp(`\\n {2}stored: ${all.length.toLocaleString('en-US')} events? in "`));
+    assert.equal(ok(['search', '--store', path, '--format', 'json']), replay(name, '--format', 'json'), name);
+    const ids = [...new Set(all.flatMap((e) => (e.contid === null ? [] : e.contid.split(',^'))))];
+    assert.ok(ids.length > 0, name);
+    for (const id of ids) {
+      const want = replay(name, '--format', 'text', '--contid', id);
+      assert.equal(
+        ok(['search', '--store', path, '--format', 'text', '--contid', id]),
+        want,
+        `${name} ${id}`,
+      );
+    }
+    // ps and report answer as they do on a store imported from the same replay.
+    assert.equal(ok(['ps', '-a', '--store', path]), ok(['ps', '-a', '--store', storeOf(name)]), name);
+    assert.equal(ok(['report', '--store', path]), ok(['report', '--store', storeOf(name)]), name);
+  }
+  // With filters, the events that match.
+  const path = join(dir, 'replayed-filtered.db');
+  const name = 'a-fork-tree';
+  const filter = ['--syscall', 'execve'];
+  const args = ['replay', '-q', '--keyring', `${CAPTURES}/${name}.keyring`, '--store', path, ...filter];
+  ok([...args, `${CAPTURES}/${name}.log`]);
+  const want = replay(name, '--format', 'json', ...filter);
+  assert.notEqual(want, '');
+  assert.equal(ok(['search', '--store', path, '--format', 'json']), want);
+});
+
+test('events of unknown container are stored as such and found by --contid unknown', () => {
+  // The capture less every event of one container process that has children:
+  // its children's events wait for a parent that never shows, and are
+  // written as of unknown container.
+  const name = 'a-fork-tree';
+  const all = events(name);
+  const syscall = (e: JsonEvent): Record<string, string> | undefined =>
+    e.records.find((r) => r.type === 'SYSCALL')?.fields;
+  const inside = all.filter((e) => e.contid !== null && syscall(e) !== undefined);
+  const parents = new Set(inside.map((e) => syscall(e)!['ppid']));
+  const forks = new Set(['56', '57', '58', '435']);
+  const dropsOf = (pid: string): Set<number> =>
+    new Set(
+      all
+        .filter((e) => {
+          const s = syscall(e);
+          return s !== undefined && (s['pid'] === pid || (forks.has(s['syscall']!) && s['exit'] === pid));
+        })
+        .map((e) => e.serial),
+    );
+  const candidates = [...new Set(inside.map((e) => syscall(e)!['pid']!))]
+    .filter((pid) => parents.has(pid))
+    .map(dropsOf)
+    .sort((a, b) => a.size - b.size);
+  const drop = candidates[0]!;
+  const log = readFileSync(`${CAPTURES}/${name}.log`, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      const m = /msg=audit\([0-9.]+:([0-9]+)\)/.exec(l);
+      return m === null || !drop.has(Number(m[1]));
+    })
+    .join('\n');
+  const logPath = join(dir, 'unknown.log');
+  writeFileSync(logPath, log);
+  const path = join(dir, 'unknown.db');
+  const keyring = `${CAPTURES}/${name}.keyring`;
+  const json = ok(['replay', '-q', '--keyring', keyring, '--store', path, '--format', 'json', logPath]);
+  const unknown = json
+    .split('\n')
+    .filter((l) => l !== '' && (JSON.parse(l) as JsonEvent).contid === 'unknown')
+    .map((l) => `${l}\n`)
+    .join('');
+  assert.notEqual(unknown, '', 'the trimmed log has events of unknown container');
+  assert.equal(ok(['search', '--store', path, '--format', 'json', '--contid', 'unknown']), unknown);
+  assert.match(ok(['search', '--store', path, '--contid', 'unknown']), / contid=unknown$/m);
+  // Never host, never a container's.
+  const host = ok(['search', '--store', path, '--format', 'json', '--contid', 'unset']);
+  assert.ok(!host.includes('"contid":"unknown"'));
+  const report = JSON.parse(ok(['report', '--store', path, '-f', 'json'])) as unknown;
+  assert.match(JSON.stringify(report), /unknown/);
+});
+
+test('replay --store refuses --no-labels and names a store it cannot open', () => {
+  const log = `${CAPTURES}/e-crun.log`;
+  const noLabels = run(['replay', '--no-labels', '--store', join(dir, 'x.db'), log]);
+  assert.equal(noLabels.code, 2);
+  assert.match(noLabels.stderr, /^contid replay: --store needs labels/);
+  const bad = run(['replay', '-q', '--store', '/proc/contid-no/x.db', log]);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.stdout, '');
+  assert.match(
+    bad.stderr,
+    /^contid replay: Cannot create event store "\/proc\/contid-no\/x\.db": no such file or directory \(ENOENT\)$/m,
+  );
 });
