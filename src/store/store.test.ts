@@ -313,3 +313,25 @@ test('a damaged store fails with ERR_STORE_CORRUPT, on open or on read, and neve
   }
   assert.ok(code === 'ERR_STORE_CORRUPT' || code === 'ERR_STORE_PAYLOAD', `got ${String(code)}`);
 });
+
+test("the store is a WAL database marked as contid's: a reader sees each committed batch while the writer keeps it open", () => {
+  const specs = randomEvents(41, { count: 600, chains: ['7', '8,^7'], startMs: 1_795_000_000_000 });
+  const rows = rowsOf(specs);
+  const path = freshPath();
+  const writer = EventStore.open(path);
+  writer.ingest(rows.slice(0, 300));
+  const db = new Database(path, { readonly: true });
+  assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  assert.equal(db.pragma('application_id', { simple: true }), 0x636e7464);
+  db.close();
+  const reader = EventStore.open(path, { readOnly: true });
+  assert.deepEqual(
+    serials(reader, {}),
+    specs.slice(0, 300).map((s) => s.serial),
+  );
+  writer.ingest(rows.slice(300));
+  assert.deepEqual(serials(reader, { contids: ['7'] }), expected(specs, { contids: ['7'] }));
+  reader.close();
+  writer.close();
+});
