@@ -107,8 +107,8 @@ test(
         const op = setOp(readEvents(paths.hostLog), '77');
         assert.ok(op !== undefined, 'the hook set 77');
         opid = op.opid;
-        // Read while the daemon writes (WAL): the container's exec of /bin/echo is there.
-        const found = await untilFound(['search', '--store', store, '--contid', '77', '-x', 'echo']);
+        // Read while the daemon writes (WAL): the container's exits are there.
+        const found = await untilFound(['search', '--store', store, '--contid', '77', '-sc', 'exit_group']);
         assert.match(found.stdout, /^type=CONTAINER_ID msg=audit\([0-9.:]+\): record=1 contid=77$/m);
         const live = JSON.parse(await ok(['ps', '--store', store, '-a', '-f', 'json'])) as PsJson;
         const c = live.containers.find((x) => x.contid === '77');
