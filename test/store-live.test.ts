@@ -116,6 +116,12 @@ test(
         assert.ok(c.owner !== null, 'the set names its owner');
         assert.equal(c.meta['name'], JSON.stringify(bundle.id));
         assert.equal(c.meta['owner'], JSON.stringify(`oci:${bundle.id}`));
+        const status = JSON.parse(await ok(['status', '--json', '--socket', paths.socket])) as {
+          store: { path: string; written: number; dropped: number; failed: number } | null;
+        };
+        assert.equal(status.store?.path, store);
+        assert.ok(status.store.written > 0);
+        assert.equal(status.store.dropped + status.store.failed, 0);
         code = await stopDaemon(d);
       } catch (error) {
         keepForDiagnosis(t, paths, d);
