@@ -116,10 +116,16 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
   // The store opens after the other checks (a typo costs no database) and
   // before any output.
   let store: StoreWriter | null = null;
+  let storeError: string | null = null;
   if (args.store !== null) {
     try {
       const { StoreWriter } = await import('../store/writer.js');
-      store = await StoreWriter.open(args.store);
+      store = await StoreWriter.open(args.store, {
+        onError: (error) => {
+          // The first error that lost events says why; a later one (the close) may not.
+          storeError ??= error.message;
+        },
+      });
     } catch (err) {
       await out.close();
       return fail((err as Error).message);
@@ -251,7 +257,7 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
   const lost = stored === null ? 0 : stored.dropped + stored.failed + stored.rejected;
   if (stored !== null && lost > 0) {
     fail(
-      `Cannot store ${count(lost, 'event')} in "${args.store}": ${stored.lastError?.message ?? 'the store stopped'}`,
+      `Cannot store ${count(lost, 'event')} in "${args.store}": ${storeError ?? stored.lastError?.message ?? 'the store stopped'}`,
     );
   }
   for (const f of notAudit) {

@@ -88,10 +88,19 @@ export async function runStore(args: StoreArgs, io: CliIo): Promise<number> {
 
 /** JSON lines longer than this are reported and skipped. */
 const MAX_JSON_LINE = 64 * 1024 * 1024;
+/** Distinct store errors kept for the user. */
+const MAX_ERRORS = 5;
+
+/** Keeps `message` unless already kept or MAX_ERRORS are. */
+function noteError(errors: string[], message: string): void {
+  if (errors.length < MAX_ERRORS && !errors.includes(message)) errors.push(message);
+}
 /** Bad lines listed with their numbers; the rest are counted. */
 const LISTED = 10;
 
 async function importJson(args: StoreArgs, io: CliIo): Promise<number> {
+  /** What went wrong, each message once: the error that lost a batch, not only the last one (a close). */
+  const errors: string[] = [];
   let writer: StoreWriter;
   try {
     writer = await StoreWriter.open(args.store, {
@@ -99,6 +108,9 @@ async function importJson(args: StoreArgs, io: CliIo): Promise<number> {
       maxBytes: args.maxBytes,
       // Import waits for the writer instead: nothing is dropped.
       maxQueue: Number.MAX_SAFE_INTEGER,
+      onError: (error) => {
+        noteError(errors, error.message);
+      },
     });
   } catch (err) {
     return storeFailure(io, 'store', err);
@@ -169,7 +181,8 @@ async function importJson(args: StoreArgs, io: CliIo): Promise<number> {
   }
   for (const m of readErrors) io.stderr.write(`contid store: ${m}\n`);
   if (s.lastError !== null && s.failed + s.dropped + s.rejected > 0) {
-    io.stderr.write(`contid store: ${s.lastError.message}\n`);
+    for (const m of errors.length > 0 ? errors : [s.lastError.message])
+      io.stderr.write(`contid store: ${m}\n`);
     return STORE_EXIT.store;
   }
   return badLines > 0 || readErrors.length > 0 ? STORE_EXIT.failed : STORE_EXIT.ok;
