@@ -7,8 +7,8 @@ export const PS_HELP = `Usage: contid ps [options]
 
 Containers and their process trees, from contid's event store: each
 container's chain, state (live, or dropped when its last process exited),
-owner (who set its ID: uid, auid, executable), the name and metadata its set
-carried, its first and last event, and the processes alive in it, as a
+owner (who set its ID: uid, auid, executable), any fields its CONTAINER_OP
+record carried beyond the standard ones, its first and last event, and the processes alive in it, as a
 tree. As of the newest stored event, or of a past time with --at.
 
 Processes come from the fork, exec and exit_group records in the store: a
