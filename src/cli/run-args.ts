@@ -46,6 +46,12 @@ Options (each may also be set in the config file as "key = value"):
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)
+      --store DB|none        Also store every labelled event in the event store DB
+                             (SQLite, created if missing; default none) for
+                             contid search, ps and report. Its own thread and
+                             bounded queue: it never holds up the host log
+      --store-max-age AGE    Delete stored events older than AGE (90d, 12h)
+      --store-max-size SIZE  Keep the store under SIZE (500M, 20G)
   -h, --help                 Show this help
 
 Signals: SIGTERM and SIGINT stop gracefully (rules removed, log synced);

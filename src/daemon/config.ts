@@ -4,6 +4,7 @@
  * reading the file is the CLI's job. Every key is documented in
  * docs/daemon.md and etc/contid.conf.
  */
+import { duration, size } from '../cli/store-args.js';
 
 /** Where records come from. */
 export type SourceMode = 'auto' | 'unicast' | 'multicast' | 'plugin';
@@ -52,6 +53,12 @@ export interface DaemonConfig {
   readonly checkpointIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
+  /** The event store every labelled event also goes to (docs/store.md); '' for none. */
+  readonly store: string;
+  /** Store retention: delete events older than this (ms, from the newest stored); null keeps them. */
+  readonly storeMaxAgeMs: number | null;
+  /** Store retention: keep the database under this many bytes; null for no bound. */
+  readonly storeMaxBytes: number | null;
 }
 
 /** The default host log in unicast mode, where contid replaces auditd. */
@@ -81,6 +88,9 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   reconcileIntervalMs: 30_000,
   checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
+  store: '',
+  storeMaxAgeMs: null,
+  storeMaxBytes: null,
 };
 
 /** A bad setting, from the file (with its line) or a flag. */
@@ -137,6 +147,21 @@ function boolean(key: keyof DaemonConfig): Setter {
   };
 }
 
+/** A store retention bound (`90d`, `20G`) as `contid store import` takes it, or `none`. */
+function bound(key: keyof DaemonConfig, parse: (flag: string, raw: string) => number): Setter {
+  return (c, v, where) => {
+    if (v === 'none') {
+      (c as Record<string, unknown>)[key] = null;
+      return;
+    }
+    try {
+      (c as Record<string, unknown>)[key] = parse(where, v);
+    } catch (err) {
+      throw new ConfigError((err as Error).message.replace(/^Invalid value for /, 'Invalid '));
+    }
+  };
+}
+
 /** Config keys, which are also the `contid run` long flags. */
 export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>([
   ['source', oneOf(['auto', 'unicast', 'multicast', 'plugin'], 'source')],
@@ -158,6 +183,9 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
   ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
+  ['store', path('store', true)],
+  ['store-max-age', bound('storeMaxAgeMs', duration)],
+  ['store-max-size', bound('storeMaxBytes', size)],
 ]);
 
 /** Applies one `key = value` setting; `where` names it in errors. */

@@ -48,6 +48,7 @@ import { readCheckpoint, takeCheckpoint, writeCheckpoint, type Checkpoint } from
 import { planRestore } from './restore-plan.js';
 import type { SeedProcess } from '../track/process-table.js';
 import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
+import type { StoreWriter } from '../store/writer.js';
 
 export interface DaemonOptions {
   readonly config: DaemonConfig;
@@ -152,6 +153,12 @@ export class Daemon implements DaemonApi {
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
+  /** The event store's sink (docs/store.md), when configured: it never makes the host log wait. */
+  readonly #store: StoreWriter | null;
+  /** One event at a time into the store, through one reused array. */
+  readonly #storeOne: LabelledEvent[] = [];
+  /** Store drops as last reported. */
+  #lastStoreDropped = 0;
   readonly #startedAt = new Date();
   readonly #pending = new Map<number, Pending>();
   /** Name and meta of containers, by contid, from the sets that carried them. */
@@ -184,6 +191,7 @@ export class Daemon implements DaemonApi {
     kernel: KernelSetup | null;
     keyring: KeyringEntry;
     hostLog: HostLog | null;
+    store: StoreWriter | null;
   }) {
     this.#config = parts.config;
     this.#log = parts.log;
@@ -194,6 +202,7 @@ export class Daemon implements DaemonApi {
     this.startId = parts.keyring.startId;
     this.#secret = parts.keyring.secret;
     this.#hostLog = parts.hostLog;
+    this.#store = parts.store;
     this.#encoder =
       parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
     this.#stage = new LabellingStage({
@@ -241,6 +250,7 @@ export class Daemon implements DaemonApi {
     const control = new AuditNetlink();
     let source: RecordSource | undefined;
     let kernel: KernelSetup | null = null;
+    let store: StoreWriter | null = null;
     try {
       // Unsafe directories and keyrings refuse the start before anything in
       // the kernel changes. The start's secret is on disk before its start
@@ -255,6 +265,9 @@ export class Daemon implements DaemonApi {
         secret: randomBytes(32),
       };
       appendKeyring(keyringPath(config), entry);
+      // The store opens before anything in the kernel changes: a store that
+      // cannot be opened refuses the start, with its reason.
+      if (config.store !== '') store = await openStore(config, log);
       const status = control.getStatus();
       source = await openSource(config, status, options.input ?? process.stdin, log);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
@@ -273,7 +286,7 @@ export class Daemon implements DaemonApi {
       }
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
-      const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
+      const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog, store });
       // Seeding (in #begin) comes before the first await: the run loop is already reading.
       daemon.#begin(status);
       if (config.procConnector) await daemon.#openProcConnector();
@@ -283,6 +296,7 @@ export class Daemon implements DaemonApi {
       const problems = kernel?.restore() ?? [];
       for (const p of problems) log('error', `Cannot restore audit state: ${p}`);
       await source?.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
       control.close();
       throw error;
     }
@@ -559,8 +573,21 @@ export class Daemon implements DaemonApi {
     }
     this.#inputEnded = true;
     this.#assembler.end();
-    for (const ready of this.#stage.end()) this.#encoder?.write(ready);
+    for (const ready of this.#stage.end()) {
+      this.#encoder?.write(ready);
+      if (this.#store !== null) this.#toStore(ready);
+    }
     await this.#flush(true);
+  }
+
+  /**
+   * Queues an event for the store. Never waits: past the writer's bound,
+   * events are dropped there and counted (status `store.dropped`).
+   */
+  #toStore(le: LabelledEvent): void {
+    this.#storeOne[0] = le;
+    this.#store!.write(this.#storeOne);
+    this.#storeOne.pop();
   }
 
   /**
@@ -628,6 +655,7 @@ export class Daemon implements DaemonApi {
         const le = ready[i]!;
         if (le.event.node === this.#localNode) this.#adoption?.onEvent(le);
         this.#encoder?.write(le);
+        if (this.#store !== null) this.#toStore(le);
         // Operations answer at once: a marker's event is never provisional.
         for (const op of le.ops) {
           // An accepted operation is saved before it is answered: a crash
@@ -855,6 +883,7 @@ export class Daemon implements DaemonApi {
       hold: this.#stage.stats().hold,
       nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
+      store: this.#store === null ? null : { path: this.#config.store, ...this.#store.stats() },
     };
   }
 
@@ -903,6 +932,14 @@ export class Daemon implements DaemonApi {
       this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
     }
     this.#lastLoss = { ...losses };
+    const storeDropped = this.#store?.stats().dropped ?? 0;
+    if (storeDropped > this.#lastStoreDropped) {
+      this.#log(
+        'warning',
+        `The event store's queue was full: ${storeDropped - this.#lastStoreDropped} events dropped from the store (not from the host log)`,
+      );
+      this.#lastStoreDropped = storeDropped;
+    }
     const foreign = this.#source.stats().foreign + (this.#exits?.stats().foreign ?? 0);
     if (foreign > this.#lastForeign) {
       this.#log(
@@ -968,6 +1005,17 @@ export class Daemon implements DaemonApi {
     await this.#flush(true);
     if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
     await this.#hostLog?.close();
+    if (this.#store !== null) {
+      await this.#store.close();
+      const st = this.#store.stats();
+      if (st.dropped + st.failed + st.rejected > 0) {
+        log(
+          'warning',
+          `Event store "${this.#config.store}": ${st.dropped} events dropped (queue full), ` +
+            `${st.failed} lost (${st.lastError?.message ?? 'write failed'}), ${st.rejected} refused`,
+        );
+      }
+    }
     problems.push(...(this.#kernel?.restoreSettings() ?? []));
     clearInterval(this.#timer);
     clearInterval(this.#reconcileTimer);
@@ -981,10 +1029,31 @@ export class Daemon implements DaemonApi {
     log(
       'notice',
       `Stopped: ${s.records} records, ${s.events} events, losses ${JSON.stringify(s.losses)}` +
-        (this.#hostLog === null ? '' : `, host log ${JSON.stringify(this.#hostLog.stats())}`),
+        (this.#hostLog === null ? '' : `, host log ${JSON.stringify(this.#hostLog.stats())}`) +
+        (this.#store === null
+          ? ''
+          : `, event store ${this.#config.store}: ${this.#store.stats().written} events`),
     );
     return problems.length === 0 && this.#runError === null ? 0 : 1;
   }
+}
+
+/**
+ * Opens the event store's writer (its module, and SQLite, load only when a
+ * store is configured). Its errors are logged as they come, with what was
+ * lost; the daemon goes on.
+ */
+async function openStore(config: DaemonConfig, log: Logger): Promise<StoreWriter> {
+  const { StoreWriter } = await import('../store/writer.js');
+  const writer = await StoreWriter.open(config.store, {
+    maxAgeMs: config.storeMaxAgeMs,
+    maxBytes: config.storeMaxBytes,
+    onError: (error) => {
+      log('warning', `Event store: ${error.message}`);
+    },
+  });
+  log('info', `Event store ${config.store}: ${writer.info.events} events stored before this start`);
+  return writer;
 }
 
 async function openSource(
