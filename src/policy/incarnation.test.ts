@@ -80,6 +80,25 @@ void describe('markers the daemon writes from /proc', () => {
     );
   });
 
+  void it('a parent first seen after its child binds a namespaced birth inexactly, and its waiting child still takes its label', () => {
+    // In a pid namespace, exit= values cannot name the host pid: a child
+    // takes one of its parent's open births. A sibling took the birth made
+    // before the waiting child's event; the one left was made after it.
+    // That says nothing about this process's age: its child is not unknown.
+    const w = new World();
+    w.seen(1000, 1);
+    w.sys({ pid: 1000, ppid: 1, nr: 56, a0: '6c020011', exit: 1100 }); // a container init, new pid ns
+    w.seen(1100, 1000);
+    assert.equal(w.set(1100, '7').errno, null);
+    w.sys({ pid: 1100, ppid: 1000, nr: 56, a0: FORK_FLAGS, exit: 22 });
+    assert.equal(w.sys({ pid: 1197, ppid: 1150, nr: 59 }).contid, null, 'waits');
+    w.seen(1160, 1100); // takes the birth exit=22
+    w.sys({ pid: 1100, ppid: 1000, nr: 56, a0: FORK_FLAGS, exit: 27 });
+    w.sys({ pid: 1150, ppid: 1100, nr: 56, a0: FORK_FLAGS, exit: 26 }); // takes exit=27
+    assert.equal(w.contid(1150), '7');
+    assert.equal(w.contid(1197), '7');
+  });
+
   void it('a live labeller lists the never-seen parents it waits for, once each', () => {
     const w = new World({ questions: true });
     w.seen(1000, 1);

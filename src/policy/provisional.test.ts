@@ -107,14 +107,31 @@ void describe('provisional processes (parent seen after the child)', () => {
     assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }).contid, '77', 'the new P is a child of S');
     assert.equal(w.seen(G, P).contid, 'unknown', 'G is not its child');
 
-    // The new process's creation was recorded after the child was already running.
+    // In a pid namespace a child takes one of its parent's open births
+    // without a pid match: a sibling took the birth made before 5003 ran, and
+    // the one 5002 takes was recorded after. That says nothing of when 5002
+    // was made. (A reused 5002 cannot be first seen here: the old 5002's own
+    // fork of 5003 is recorded before it can exit, so before any record of
+    // a new one.)
     w = container();
     w.seen(5000, S); // takes S's open birth (exit=2)
     w.sys({ pid: 5003, ppid: 5002, nr: EXECVE });
     w.sys({ pid: S, ppid: RUNTIME, nr: 56, a0: FORK_FLAGS, exit: 3 }); // recorded after 5003 ran
-    assert.equal(w.seen(5002, S).contid, '77', 'the new 5002 is a child of S');
+    assert.equal(w.seen(5002, S).contid, '77', '5002 is a child of S');
+    assert.equal(w.seen(5003, 5002).contid, '77', 'its waiting child takes its label');
+
+    // A creation matched by its pid (exit=) but recorded after its "child"
+    // ran is another process with that pid: not trusted.
+    w = new World();
+    w.seen(1000, 1);
+    w.fork(1000, 1100);
+    w.seen(1100, 1000);
+    assert.equal(w.set(1100, '9').errno, null);
+    w.sys({ pid: 1300, ppid: 1200, nr: EXECVE });
+    w.fork(1100, 1200, 1000); // recorded after 1300 ran
+    assert.equal(w.seen(1200, 1100).contid, '9');
     assert.equal(
-      w.seen(5003, 5002).contid,
+      w.seen(1300, 1200).contid,
       'unknown',
       'a creation recorded after its "child" ran is not trusted',
     );

@@ -349,6 +349,11 @@ export class ProcessTable<L> {
   #ambiguous = 0;
   /** Set by #takeBirth when the child's label cannot be known (see there). */
   #doubtful = false;
+  /**
+   * Set by #takeBirth: the birth it returned was one of the parent's open
+   * births taken without a pid match (a caller in a pid namespace).
+   */
+  #inexactBirth = false;
   #birthsMatched = 0;
   #birthsExpired = 0;
   #birthsEvicted = 0;
@@ -838,7 +843,7 @@ export class ProcessTable<L> {
     } else if (ppid !== pid) {
       this.#wait(e, ppid);
     }
-    this.#settle(e, birth);
+    this.#settle(e, birth, birth !== undefined && this.#inexactBirth);
     this.#enforceBound(e);
     return e;
   }
@@ -908,11 +913,13 @@ export class ProcessTable<L> {
    * time) than the first of them: that birth is a later process with the
    * same pid.
    */
-  #settle(e: ProcessEntry<L>, birth: Birth<L> | undefined): void {
+  #settle(e: ProcessEntry<L>, birth: Birth<L> | undefined, inexact = false): void {
     const ph = this.#placeholders.get(e.pid);
     if (ph === undefined) return;
     this.settlements++;
-    if (birth !== undefined && birth.atMs > ph.atMs) {
+    // (A birth taken without a pid match says nothing of when this process
+    // was made: the one that named it may have gone to a sibling.)
+    if (birth !== undefined && !inexact && birth.atMs > ph.atMs) {
       this.#dropPlaceholder(e.pid);
       return;
     }
@@ -1198,6 +1205,7 @@ export class ProcessTable<L> {
    * vfork).
    */
   #takeBirth(parent: ProcessEntry<L>, pid: number, nspid: number): Birth<L> | undefined {
+    this.#inexactBirth = false;
     const births = parent.births;
     if (births.length === 0) return undefined;
     // Loops rather than findIndex/find with closures: this runs for every
@@ -1248,6 +1256,7 @@ export class ProcessTable<L> {
         if (b.caller === parent && this.pidNamespace(b.caller) !== 'host') i = k;
       }
       if (i < 0) return undefined;
+      this.#inexactBirth = true;
     }
     const birth = births[i]!;
     this.#detachBirth(birth);
