@@ -144,6 +144,9 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
       if (!alive && input !== io.stdin) input.destroy();
     }
     if (!alive) break;
+    // Each file ends its last line: one without a final newline never runs into the next file.
+    alive = await write(out, pipeline.endFile(), recycle);
+    if (!alive) break;
   }
   if (alive) await write(out, pipeline.end());
   if (showProgress) io.stderr.write('\r\x1b[K');

@@ -3,7 +3,7 @@ import type { AuditEvent } from '../assemble/event.js';
 import { GID_FIELDS, UID_FIELDS } from '../interpret/ids.js';
 import { nextField, splitNestedMsg } from '../parse/fields.js';
 import { ByteRecord } from '../parse/parser.js';
-import type { AuditRecord } from '../parse/record.js';
+import type { AuditRecord, ParseIssue } from '../parse/record.js';
 import { ByteSink, escapeInto } from './byte-sink.js';
 import type { IdNames, RecordContext } from './interpretation.js';
 import { ENCODED_FIELDS, FieldKind, interpretValue, recordArgv } from './interpretation.js';
@@ -23,9 +23,18 @@ interface Known {
   readonly kind: FieldKind | 'msg';
 }
 
+/**
+ * The seed of field-name hashes, different in every process: the hashes only
+ * find names (output never depends on them), and a seed nobody knows keeps
+ * input from choosing names that collide to slow the lookups down.
+ */
+const NAME_SEED = (Math.random() * 0x100000000) | 0;
+/** One step of the name hash (FNV-1a's, from NAME_SEED). */
+const NAME_PRIME = 0x01000193;
+
 function hashBytes(b: Uint8Array, from: number, to: number): number {
-  let h = 0;
-  for (let i = from; i < to; i++) h = (Math.imul(h, 31) + b[i]!) | 0;
+  let h = NAME_SEED;
+  for (let i = from; i < to; i++) h = Math.imul(h ^ b[i]!, NAME_PRIME);
   return h;
 }
 
@@ -151,8 +160,15 @@ function worthDecoding(
   }
 }
 
-const MAX_FIELDS = 1024;
-const SEEN_MASK = 1023;
+/**
+ * Most fields written per record; the text of any further fields is kept
+ * whole, as the record's `rest` (counted). Kernel records stay far below:
+ * the longest, a user message or an EXECVE piece, holds under 9 KB.
+ */
+export const MAX_FIELDS_PER_RECORD = 4096;
+/** The per-record table of names seen: twice the fields, so that it stays half empty. */
+const NAMES_MASK = 2 * MAX_FIELDS_PER_RECORD - 1;
+const REST_KEY = Buffer.from('},"rest":"', 'latin1');
 const PROCTITLE = 1327;
 const EXECVE = 1309;
 /** Scratch for decoded proctitles (the kernel caps them at 128 bytes; larger ones take the slow path). */
@@ -198,30 +214,97 @@ function hexValue(c: number): number {
   return -1;
 }
 
+/** Record types whose fields the kernel writes as `name=value` only (1300..1399 but TTY). */
+function isFieldsOnlyType(type: number): boolean {
+  return type >= 1300 && type <= 1399 && type !== 1319;
+}
+
+/** Options of a JsonEventWriter. */
+export interface JsonWriterOptions {
+  /** Names for uids/gids, only when the user asked for them. */
+  readonly ids?: IdNames | null;
+  /**
+   * Told of input that JSON cannot hold as it is: a word with no `=` in a
+   * kernel record that has only fields (`a1` alone), which is not a field.
+   * The record is written all the same.
+   */
+  readonly onIssue?: (issue: ParseIssue) => void;
+}
+
+/** Counters of a JsonEventWriter. */
+export interface JsonWriterStats {
+  /** Records with more than MAX_FIELDS_PER_RECORD fields, whose further fields went into `rest`. */
+  fieldCapped: number;
+  /** Words with no `=` in records that have only fields (reported through onIssue). */
+  wordsWithoutValue: number;
+  /** Records whose bytes were not valid UTF-8, written with U+FFFD for each bad sequence. */
+  invalidUtf8: number;
+}
+
 /**
  * Writes events as JSON lines (schema: docs/json.md) into a ByteSink,
  * copying field text from the input bytes straight into the output.
+ * Every step is linear in the record's bytes: repeated names are counted
+ * in a hash table, and fields past MAX_FIELDS_PER_RECORD are kept as text.
  */
 export class JsonEventWriter {
   readonly #sink: ByteSink;
   readonly #ids: IdNames | null;
+  readonly #onIssue: ((issue: ParseIssue) => void) | null;
   readonly #range = new Int32Array(4);
-  // Per record: each field's name hash and range, to spot repeated names.
-  readonly #hash = new Int32Array(MAX_FIELDS);
-  readonly #start = new Int32Array(MAX_FIELDS);
-  readonly #len = new Int32Array(MAX_FIELDS);
-  /** Per bucket of name hashes, the stamp of the last record that had a name in it. */
-  readonly #seen = new Int32Array(SEEN_MASK + 1);
+  /**
+   * The names of the current record, in an open-addressing table (linear
+   * probing) that a record's stamp empties: each slot's stamp, name hash,
+   * name range and the times the name was seen.
+   */
+  readonly #slotStamp = new Int32Array(NAMES_MASK + 1);
+  readonly #slotHash = new Int32Array(NAMES_MASK + 1);
+  readonly #slotStart = new Int32Array(NAMES_MASK + 1);
+  readonly #slotLen = new Int32Array(NAMES_MASK + 1);
+  readonly #slotCount = new Int32Array(NAMES_MASK + 1);
   #stamp = 0;
+  /** The last input buffer checked for valid UTF-8, and whether it was. */
+  #checkedSrc: Buffer | null = null;
+  #checkedValid = true;
+  /** Buffers checked for valid UTF-8 (records of an event may be in several). */
+  readonly #validity = new WeakMap<Buffer, boolean>();
+  readonly #stats: JsonWriterStats = { fieldCapped: 0, wordsWithoutValue: 0, invalidUtf8: 0 };
   /** The last value text interpreted, per field kind (see #rawText). */
   readonly #lastRaw: (string | undefined)[] = new Array<string | undefined>(16).fill(undefined);
   /** Interpretations of the current record: name, value pairs. */
   readonly #interp: string[] = [];
   readonly #ctx: RecordContext = { type: 0, arch: undefined, syscall: undefined };
 
-  constructor(sink: ByteSink, ids: IdNames | null = null) {
+  constructor(sink: ByteSink, options: JsonWriterOptions = {}) {
     this.#sink = sink;
-    this.#ids = ids;
+    this.#ids = options.ids ?? null;
+    this.#onIssue = options.onIssue ?? null;
+  }
+
+  /** Counters so far. */
+  stats(): JsonWriterStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Whether a record's bytes are valid UTF-8, judged a buffer at a time (the
+   * records of one input buffer are all valid when it is), and for records
+   * of a buffer that is not, one by one.
+   */
+  #isValidUtf8(r: ByteRecord): boolean {
+    const src = r.src;
+    if (src !== this.#checkedSrc) {
+      let valid = this.#validity.get(src);
+      if (valid === undefined) {
+        valid = isUtf8(src);
+        this.#validity.set(src, valid);
+      }
+      this.#checkedSrc = src;
+      this.#checkedValid = valid;
+    }
+    if (this.#checkedValid) return true;
+    const end = r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd;
+    return isUtf8(src.subarray(r.timeStart, end));
   }
 
   /** Writes one event and a newline. */
@@ -281,14 +364,39 @@ export class JsonEventWriter {
     return text;
   }
 
-  /** A stamp for the next record's names: no bucket of #seen holds it yet. */
+  /** A stamp for the next record's names: no slot of the names table holds it yet. */
   #nextStamp(): number {
     this.#stamp = (this.#stamp + 1) | 0;
     if (this.#stamp === 0) {
-      this.#seen.fill(0);
+      this.#slotStamp.fill(0);
       this.#stamp = 1;
     }
     return this.#stamp;
+  }
+
+  /**
+   * Notes a name of the current record (`src[ns..ne)`, hash `h`) and returns
+   * how many times the record has had it so far, this one included.
+   */
+  #countName(src: Uint8Array, ns: number, ne: number, h: number, stamp: number): number {
+    const len = ne - ns;
+    for (let k = (h ^ (h >>> 16)) & NAMES_MASK; ; k = (k + 1) & NAMES_MASK) {
+      if (this.#slotStamp[k] !== stamp) {
+        this.#slotStamp[k] = stamp;
+        this.#slotHash[k] = h;
+        this.#slotStart[k] = ns;
+        this.#slotLen[k] = len;
+        this.#slotCount[k] = 1;
+        return 1;
+      }
+      if (
+        this.#slotHash[k] === h &&
+        this.#slotLen[k] === len &&
+        sameBytes(src, this.#slotStart[k]!, ns, len)
+      ) {
+        return ++this.#slotCount[k]!;
+      }
+    }
   }
 
   #record(r: AuditRecord): void {
@@ -297,14 +405,18 @@ export class JsonEventWriter {
     let be: number;
     let es = -1;
     let ee = -1;
-    if (r instanceof ByteRecord) {
+    const bytes = r instanceof ByteRecord && this.#isValidUtf8(r);
+    if (bytes) {
       src = r.src;
       bs = r.bodyStart;
       be = r.bodyEnd;
       es = r.enrichedStart;
       ee = r.enrichedEnd;
     } else {
-      // Records built elsewhere (tests, synthesized records): encode once.
+      // Records built elsewhere (tests, synthesized records), or whose
+      // bytes are not valid UTF-8 (each bad sequence becomes U+FFFD, as JSON
+      // text must be Unicode; --format text keeps the bytes): encode once.
+      if (r instanceof ByteRecord) this.#stats.invalidUtf8++;
       const enriched = r.enriched;
       src = Buffer.from(enriched === null ? r.body : `${r.body}\x1d${enriched}`, 'utf8');
       bs = 0;
@@ -330,7 +442,8 @@ export class JsonEventWriter {
     s.bytes(opening, 0, opening.length);
     let count = 0;
     const stamp = this.#nextStamp();
-    const seen = this.#seen;
+    const fieldsOnly = isFieldsOnlyType(r.type);
+    let rest = -1;
     let i = bs;
     // Reserve room for the whole fields object at once, then write into the
     // buffer directly: six bytes per input byte covers any escaping, plus
@@ -344,36 +457,28 @@ export class JsonEventWriter {
       while (i < be && src[i] === 0x20) i++;
       if (i >= be) break;
       const ns = i;
-      let h = 0;
+      let h = NAME_SEED;
       let c = 0;
       while (i < be) {
         c = src[i]!;
         if (c === 0x3d || c === 0x20) break;
-        h = (Math.imul(h, 31) + c) | 0;
+        h = Math.imul(h ^ c, NAME_PRIME);
         i++;
       }
-      if (i >= be || c === 0x20) continue; // a word without '=': not a field
+      if (i >= be || c === 0x20) {
+        // A word without '=': not a field.
+        if (fieldsOnly) this.#wordWithoutValue(r, src, ns, i);
+        continue;
+      }
+      if (count === MAX_FIELDS_PER_RECORD) {
+        rest = ns;
+        break;
+      }
       const ne = i;
       const vs = i + 1;
       // A name repeated within a record: later copies get a #N suffix so that
-      // no value is lost to JSON's last-key-wins rule. The filter of the
-      // hashes seen (a record's fields stamp their buckets) means the scan
-      // almost never runs.
-      let repeat = 1;
-      const seenAt = h & SEEN_MASK;
-      if (seen[seenAt] === stamp) {
-        const slots = Math.min(count, MAX_FIELDS);
-        for (let f = 0; f < slots; f++) {
-          if (this.#hash[f] === h && this.#len[f] === ne - ns && sameBytes(src, this.#start[f]!, ns, ne - ns))
-            repeat++;
-        }
-      }
-      seen[seenAt] = stamp;
-      if (count < MAX_FIELDS) {
-        this.#hash[count] = h;
-        this.#start[count] = ns;
-        this.#len[count] = ne - ns;
-      }
+      // no value is lost to JSON's last-key-wins rule.
+      const repeat = this.#countName(src, ns, ne, h, stamp);
       if (count > 0) out[p++] = 0x2c;
       count++;
       out[p++] = 0x22;
@@ -445,7 +550,15 @@ export class JsonEventWriter {
         interp.push(known.name, v);
       }
     }
-    out[p++] = 0x7d;
+    if (rest >= 0) {
+      // Fields past the cap: their text, as written.
+      this.#stats.fieldCapped++;
+      p = put(REST_KEY, out, p);
+      p = escapeInto(src, rest, be, out, p);
+      out[p++] = 0x22;
+    } else {
+      out[p++] = 0x7d;
+    }
     s.commit(p);
     if (hasEnriched || interp.length > 0) this.#interpretations(src, es, ee);
     if (msg !== null) {
@@ -453,7 +566,7 @@ export class JsonEventWriter {
       s.utf8(msg);
     }
     if (
-      r instanceof ByteRecord &&
+      bytes &&
       ((r.type === PROCTITLE && this.#proctitleBytes(r)) || (r.type === EXECVE && this.#execveBytes(r)))
     ) {
       s.byte(0x7d);
@@ -469,6 +582,19 @@ export class JsonEventWriter {
       s.byte(0x5d);
     }
     s.byte(0x7d);
+  }
+
+  #wordWithoutValue(r: AuditRecord, src: Buffer, from: number, to: number): void {
+    this.#stats.wordsWithoutValue++;
+    if (this.#onIssue === null) return;
+    const word = src.toString('utf8', from, Math.min(to, from + 200));
+    this.#onIssue({
+      code: 'ERR_FIELD_WITHOUT_VALUE',
+      message: `Record ${r.typeName} has a word with no value, which JSON leaves out: ${JSON.stringify(word)}`,
+      line: r.line,
+      excerpt: word,
+      kept: true,
+    });
   }
 
   /**
@@ -672,16 +798,26 @@ function escapeLowerInto(src: Uint8Array, from: number, to: number, out: Uint8Ar
   return p;
 }
 
+/**
+ * The inner fields of a user message's `msg='…'` as a JSON object, repeated
+ * names suffixed as in `fields`. Linear in the fields: each name keeps the
+ * next suffix to try, so a name repeated n times costs n steps, not n²/2.
+ * At most MAX_FIELDS_PER_RECORD fields (the whole text is in `fields.msg`).
+ */
 function nestedMsgJson(value: string): string | null {
   const n: string[] = [];
   const v: string[] = [];
   if (!splitNestedMsg(value, n, v)) return null;
-  const o: Record<string, string> = {};
-  for (let i = 0; i < n.length; i++) {
+  // No prototype: a field called __proto__ is a field like any other.
+  const o = Object.create(null) as Record<string, string>;
+  const next = new Map<string, number>();
+  const count = Math.min(n.length, MAX_FIELDS_PER_RECORD);
+  for (let i = 0; i < count; i++) {
     let name = n[i]!;
     if (Object.hasOwn(o, name)) {
-      let m = 2;
+      let m = next.get(name) ?? 2;
       while (Object.hasOwn(o, `${name}#${m}`)) m++;
+      next.set(name, m + 1);
       name = `${name}#${m}`;
     }
     o[name] = v[i]!;
@@ -695,7 +831,7 @@ function nestedMsgJson(value: string): string | null {
  */
 export function formatEventJson(event: AuditEvent, labels: EventLabels | null, ids: IdNames | null): string {
   const sink = new ByteSink(4096);
-  new JsonEventWriter(sink, ids).write(event, labels);
+  new JsonEventWriter(sink, { ids }).write(event, labels);
   const bytes = sink.take();
   return bytes.toString('utf8', 0, bytes.length - 1);
 }

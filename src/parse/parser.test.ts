@@ -93,9 +93,13 @@ test('parser skips blank and comment lines and reports bad ones with line number
   p.push('# comment\n\ntype=EOE msg=audit(1.000:1): \ngarbage\n   \ntype=EOE msg=audit(1.000:2): ');
   p.end();
   assert.equal(recs.length, 2);
+  // Line 4 is skipped; line 6, the last, has no newline: read, and reported as possibly cut off.
   assert.deepEqual(
-    issues.map((i) => i.line),
-    [4],
+    issues.map((i) => [i.line, i.code, i.kept ?? false]),
+    [
+      [4, 'ERR_BAD_RECORD', false],
+      [6, 'ERR_UNTERMINATED_LINE', true],
+    ],
   );
   assert.equal(p.skipped, 3);
   assert.equal(p.lines, 6);

@@ -14,8 +14,10 @@ function issue(
   buf: Buffer,
   start: number,
   end: number,
+  kept = false,
 ): ParseIssue {
-  return { code, message, line, excerpt: buf.toString('utf8', start, Math.min(end, start + EXCERPT)) };
+  const excerpt = buf.toString('utf8', start, Math.min(end, start + EXCERPT));
+  return kept ? { code, message, line, excerpt, kept } : { code, message, line, excerpt };
 }
 
 /** True when the value is a ParseIssue rather than a record. */
@@ -54,6 +56,12 @@ export class ByteRecord implements AuditRecord {
     readonly enrichedStart: number,
     readonly enrichedEnd: number,
     readonly line: number,
+    /**
+     * Where the record's line starts in `src` (its `node=` or `type=`), for
+     * writers that copy it as it came in; -1 for a netlink payload, which
+     * starts at `audit(` and has no `type=` of its own.
+     */
+    readonly lineStart: number,
   ) {}
 
   get time(): string {
@@ -191,7 +199,7 @@ export function decimalField(src: Buffer, from: number, to: number): number | nu
 }
 
 /** Whether the ASCII string `text` is at `src[at..]`. */
-export function asciiAt(src: Buffer, at: number, text: string): boolean {
+export function asciiAt(src: Uint8Array, at: number, text: string): boolean {
   for (let i = 0; i < text.length; i++) if (src[at + i] !== text.charCodeAt(i)) return false;
   return true;
 }
@@ -286,14 +294,144 @@ function digits(buf: Buffer, from: number, to: number): number {
   return v;
 }
 
-function indexIn(buf: Buffer, byte: number, from: number, to: number): number {
+/** Whether `c` may be in a name of auditd's enriched part: an upper-cased field name. */
+function isEnrichedNameByte(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d;
+}
+
+/**
+ * Whether `buf[from..end)` is an enriched part as auditd writes one after
+ * the record's own text: `NAME=VALUE` fields, one space apart, each name an
+ * upper-cased field name, each value `"…"`, `{ … }` or words with no quote
+ * and no `=` (hex, `x86_64`, `execve`, `unknown family(0)`). Empty is one
+ * too (auditd found nothing to add).
+ *
+ * This is how the real separator is told from a `\x1d` inside a user
+ * message's text, which the kernel passes on raw: the enriched part is
+ * always last and never holds a `\x1d`, so only the line's last `\x1d` can
+ * start it; and text after a `\x1d` of the message never reads as one,
+ * since the message ends with the kernel's closing `'` (a RAW log) or is
+ * followed by the real separator (an ENRICHED log), and neither can be in a
+ * valid enriched part.
+ */
+export function isEnrichedPart(buf: Uint8Array, from: number, end: number): boolean {
+  let i = from;
+  while (i < end) {
+    const name = i;
+    if (name > from && isPlainWord(buf, name, end)) {
+      // A word with no `=` goes on with the value before it (`SADDR=unknown family(0)`).
+      i = wordEnd(buf, name, end);
+      if (i === end) return true;
+      if (i + 1 === end) return false;
+      i++;
+      continue;
+    }
+    while (i < end && isEnrichedNameByte(buf[i]!)) i++;
+    if (i === name || i + 1 >= end || buf[i] !== 0x3d /* = */) return false;
+    i++;
+    const q = buf[i]!;
+    if (q === 0x22 /* " */) {
+      i = indexIn(buf, 0x22, i + 1, end);
+      if (i < 0) return false;
+      i++;
+    } else if (q === 0x7b /* { */) {
+      // A socket address, `{ saddr_fam=local path=/tmp/{x} }`: up to a ` }` that ends a word.
+      i++;
+      while (
+        i < end &&
+        !(buf[i] === 0x7d && buf[i - 1] === SPACE && (i + 1 === end || buf[i + 1] === SPACE))
+      ) {
+        i++;
+      }
+      if (i >= end) return false;
+      i++;
+    } else {
+      while (i < end && buf[i] !== SPACE) {
+        const c = buf[i]!;
+        if (c === 0x22 || c === 0x27) return false;
+        i++;
+      }
+    }
+    if (i === end) return true;
+    if (buf[i] !== SPACE || i + 1 === end) return false;
+    i++;
+  }
+  return true;
+}
+
+/** Whether the word at `buf[at..]` has no `=` and no quote. */
+function isPlainWord(buf: Uint8Array, at: number, end: number): boolean {
+  for (let i = at; i < end && buf[i] !== SPACE; i++) {
+    const c = buf[i];
+    if (c === 0x3d || c === 0x22 || c === 0x27) return false;
+  }
+  return true;
+}
+
+function wordEnd(buf: Uint8Array, at: number, end: number): number {
+  let i = at;
+  while (i < end && buf[i] !== SPACE) i++;
+  return i;
+}
+
+function indexIn(buf: Uint8Array, byte: number, from: number, to: number): number {
   for (let i = from; i < to; i++) if (buf[i] === byte) return i;
   return -1;
 }
 
+/** For parseStamped: a netlink payload, which has no enriched part, no link and no line of its own. */
+const NETLINK_FORM = -3;
+/** For parseLineBytes: the caller does not know where the line's last `\x1d` is. */
+export const SEARCH_SEPARATOR = -2;
+
+const LINK = ' record=';
+
+/**
+ * Where the body ends without the ` record=N` that contid appends to a
+ * record it links a CONTAINER_ID to (the kernel series' link), or `be`
+ * when it has none. contid recomputes its records and links on every
+ * replay, so that replaying its own host log gives that log again; no
+ * kernel record ends with such a field (the kernel never writes `record=`,
+ * a user message ends with its closing quote).
+ */
+function withoutLink(buf: Buffer, bs: number, be: number): number {
+  let d = be;
+  while (d > bs && buf[d - 1]! >= 0x30 && buf[d - 1]! <= 0x39) d--;
+  const digits = be - d;
+  if (digits === 0 || digits > 9 || buf[d] === 0x30) return be;
+  const at = d - LINK.length;
+  if (at >= bs) {
+    if (!asciiAt(buf, at, LINK)) return be;
+    let e = at;
+    while (e > bs && buf[e - 1] === SPACE) e--;
+    return e;
+  }
+  // A record with no fields of its own: only the link, right after `): `.
+  if (at + 1 === bs && buf[bs - 1] === SPACE && asciiAt(buf, bs, LINK.slice(1))) return bs;
+  return be;
+}
+
+/**
+ * Where the ` record=N` link that was left out of a record ends, when one
+ * follows its body (`bodyEnd`); else -1. A body's trimmed end is followed
+ * only by spaces and then the enriched part or the line's end, unless a
+ * link was left out there, so this finds exactly the links withoutLink
+ * took off.
+ */
+export function linkEnd(src: Uint8Array, bodyEnd: number): number {
+  let i = bodyEnd;
+  while (src[i] === SPACE) i++;
+  if (!asciiAt(src, i, LINK.slice(1))) return -1;
+  i += LINK.length - 1;
+  while (i < src.length && src[i]! >= 0x30 && src[i]! <= 0x39) i++;
+  return i;
+}
+
 /**
  * Parses `audit(SEC.MS:SERIAL)` at `at` (the index of `audit(`) and the
- * fields after it. Shared by the log-line and netlink forms.
+ * fields after it. Shared by the log-line and netlink forms. `separator` is
+ * the line's last `\x1d` (SEARCH_SEPARATOR: find it; NO_SEPARATOR: the
+ * record has no enriched part).
  */
 function parseStamped(
   buf: Buffer,
@@ -304,7 +442,7 @@ function parseStamped(
   entry: TypeEntry,
   lineNo: number,
   separator: number,
-): AuditRecord | ParseIssue {
+): ByteRecord | ParseIssue {
   const open = at + 6; // after 'audit('
   const close = indexIn(buf, 0x29 /* ) */, open, end);
   const dot = close < 0 ? -1 : indexIn(buf, 0x2e /* . */, open, close);
@@ -343,9 +481,9 @@ function parseStamped(
   // Fields start after '): ' (or ') ' in old formats without the colon).
   let bs = close + 1;
   if (bs < end && buf[bs] === 0x3a) bs++;
-  let gs = separator >= bs ? separator : -1;
+  let gs = separator === NETLINK_FORM ? -1 : separator;
   if (separator === SEARCH_SEPARATOR) {
-    // The enriched part is at the end: search backwards, within the line.
+    gs = -1;
     for (let i = end - 1; i >= bs; i--) {
       if (buf[i] === 0x1d) {
         gs = i;
@@ -353,23 +491,23 @@ function parseStamped(
       }
     }
   }
+  if (gs >= 0 && (gs < bs || !isEnrichedPart(buf, gs + 1, end))) gs = -1;
   let be = gs < 0 ? end : gs;
   while (bs < be && buf[bs] === SPACE) bs++;
   while (be > bs && buf[be - 1] === SPACE) be--;
+  if (separator !== NETLINK_FORM) be = withoutLink(buf, bs, be);
   return new ByteRecord(
     buf, node, entry.type, entry.name, open, colon, timeMs, serial, bs, be,
-    gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo,
+    gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo, separator === NETLINK_FORM ? -1 : start,
   ); // prettier-ignore
 }
-
-/** For parseLineBytes: the caller does not know where the line's last `\x1d` is. */
-export const SEARCH_SEPARATOR = -2;
 
 /**
  * Parses one line of an audit log or of auditd's plugin stream from
  * `buf[start..end)`: `[node=N ]type=T msg=audit(SEC.MS:SERIAL): fields[\x1denriched]`.
  * `separator` is where the line's last `\x1d` is when the caller knows it
- * (-1: it has none), which spares a search of the line.
+ * (-1: it has none), which spares a search of the line. A ` record=N` link
+ * that contid appended is left out of the record's fields.
  */
 export function parseLineBytes(
   buf: Buffer,
@@ -377,7 +515,7 @@ export function parseLineBytes(
   end: number,
   lineNo: number,
   separator = SEARCH_SEPARATOR,
-): AuditRecord | ParseIssue {
+): ByteRecord | ParseIssue {
   // Trailing spaces and CR (RAW EOE lines end with a space).
   while (end > start && (buf[end - 1] === SPACE || buf[end - 1] === 0x0d)) end--;
   let pos = start;
@@ -409,23 +547,62 @@ export function parseLine(line: string, lineNo: number): AuditRecord | ParseIssu
 }
 
 /**
+ * Type names of the records contid itself adds to its output. On input they
+ * are not evidence but contid's earlier verdict, which a replay recomputes:
+ * they are left out (and counted), so that replaying contid's host log gives
+ * that log again rather than a second copy of each. Matched by name as
+ * written, never by number: a kernel record is never one of them.
+ */
+const OWN_TYPES: readonly Buffer[] = ['CONTAINER_ID', 'CONTAINER_OP', 'CONTID_FORGERY'].map((n) =>
+  Buffer.from(`type=${n} `, 'latin1'),
+);
+
+/** Whether the line `buf[start..end)` is one of contid's own records (see OWN_TYPES). */
+export function isOwnRecordLine(buf: Buffer, start: number, end: number): boolean {
+  let pos = start;
+  if (startsWith(buf, pos, end, 'node=')) {
+    const sp = indexIn(buf, SPACE, pos, end);
+    if (sp < 0) return false;
+    pos = sp + 1;
+  }
+  if (buf[pos + 5] !== 0x43 /* C */) return false;
+  for (const t of OWN_TYPES) if (pos + t.length <= end && sameAs(t, buf, pos, pos + t.length)) return true;
+  return false;
+}
+
+/**
  * Parses a record in the netlink payload form, `audit(SEC.MS:SERIAL): fields`,
  * whose type arrives separately as the netlink message type.
+ *
+ * The payload is taken as auditd's writer takes it, so that the record
+ * reads and writes as it would in auditd's log: it ends at its first NUL
+ * (auditd prints it with `%.*s`), each `\n` becomes a space (a user
+ * message's text is the sender's own bytes, and a newline would start a
+ * line of its choosing), one trailing space goes, and every other byte
+ * stays as it is. The kernel never sends an enriched part, so a `\x1d` is
+ * the sender's text too.
  */
 export function parseNetlink(
   type: number,
   payload: string | Buffer,
   node: string | null = null,
 ): AuditRecord | ParseIssue {
-  const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  let end = buf.length;
-  // Some senders include the C string's terminating NUL.
-  while (end > 0 && buf[end - 1] === 0) end--;
+  let buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  let end = buf.indexOf(0);
+  if (end < 0) end = buf.length;
+  let nl = buf.indexOf(0x0a);
+  if (nl >= 0 && nl < end) {
+    // A copy: the caller's buffer is not ours to change.
+    buf = Buffer.from(buf.subarray(0, end));
+    for (; nl >= 0; nl = buf.indexOf(0x0a, nl + 1)) buf[nl] = SPACE;
+  }
+  if (end > 0 && buf[end - 1] === SPACE) end--;
+  buf = buf.subarray(0, end);
   if (!startsWith(buf, 0, end, 'audit(')) {
     return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
   }
   const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
-  return parseStamped(buf, 0, end, 0, node, entry, 0, SEARCH_SEPARATOR);
+  return parseStamped(buf, 0, end, 0, node, entry, 0, NETLINK_FORM);
 }
 
 export interface RecordParserOptions {
@@ -433,6 +610,20 @@ export interface RecordParserOptions {
   readonly maxLineBytes?: number;
   readonly onRecord: (record: AuditRecord) => void;
   readonly onIssue: (issue: ParseIssue) => void;
+}
+
+/** Counters of a RecordParser. */
+export interface RecordParserStats {
+  /** Lines read. */
+  lines: number;
+  /** Blank and comment lines skipped. */
+  skipped: number;
+  /** contid's own CONTAINER_ID, CONTAINER_OP and CONTID_FORGERY records left out (recomputed). */
+  ownRecords: number;
+  /** ` record=N` links contid had appended, left out of their records' fields (recomputed). */
+  links: number;
+  /** Last lines of an input without a final newline: read, and reported as possibly cut off. */
+  unterminated: number;
 }
 
 /**
@@ -445,6 +636,9 @@ export class RecordParser {
   readonly #onRecord: (record: AuditRecord) => void;
   readonly #onIssue: (issue: ParseIssue) => void;
   #skipped = 0;
+  #own = 0;
+  #links = 0;
+  #unterminated = 0;
   /**
    * The buffer whose \x1d bytes (auditd's enriched-part separators) are
    * being looked for, the position looked from, and the first one there
@@ -462,8 +656,8 @@ export class RecordParser {
     const max = options.maxLineBytes ?? 1024 * 1024;
     this.#lines = new LineSplitter({
       maxLineBytes: max,
-      onLine: (buf, start, end, lineNo) => {
-        this.#line(buf, start, end, lineNo);
+      onLine: (buf, start, end, lineNo, terminated) => {
+        this.#line(buf, start, end, lineNo, terminated);
       },
       onOverlong: (lineNo, bytes, head) => {
         this.#onIssue({
@@ -486,6 +680,17 @@ export class RecordParser {
     return this.#skipped;
   }
 
+  /** Counters so far. */
+  stats(): RecordParserStats {
+    return {
+      lines: this.#lines.lines,
+      skipped: this.#skipped,
+      ownRecords: this.#own,
+      links: this.#links,
+      unterminated: this.#unterminated,
+    };
+  }
+
   /** Feeds a chunk; it must not be modified afterwards (records refer to it). */
   push(chunk: Buffer | string): void {
     // A buffer the splitter reuses for lines across chunks is looked at afresh.
@@ -493,7 +698,17 @@ export class RecordParser {
     this.#lines.push(chunk);
   }
 
+  /**
+   * Ends one input of several (a file): its last line ends there even
+   * without a newline, and is reported if it has none.
+   */
+  endFile(): void {
+    this.#sepBuf = null;
+    this.#lines.endFile();
+  }
+
   end(): void {
+    this.#sepBuf = null;
     this.#lines.end();
   }
 
@@ -516,15 +731,37 @@ export class RecordParser {
     }
   }
 
-  #line(buf: Buffer, start: number, end: number, lineNo: number): void {
+  #line(buf: Buffer, start: number, end: number, lineNo: number, terminated: boolean): void {
     let i = start;
     while (i < end && (buf[i] === SPACE || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
     if (i === end || buf[start] === 0x23 /* # */) {
       this.#skipped++;
       return;
     }
+    if (isOwnRecordLine(buf, start, end)) {
+      this.#own++;
+      return;
+    }
     const r = parseLineBytes(buf, start, end, lineNo, this.#lastSeparator(buf, start, end));
-    if (isIssue(r)) this.#onIssue(r);
-    else this.#onRecord(r);
+    if (!(r instanceof ByteRecord)) {
+      this.#onIssue(r);
+      return;
+    }
+    if (!terminated) {
+      this.#unterminated++;
+      this.#onIssue(
+        issue(
+          'ERR_UNTERMINATED_LINE',
+          'Last line of the input has no newline: the record may be cut off',
+          lineNo,
+          buf,
+          start,
+          end,
+          true,
+        ),
+      );
+    }
+    if (linkEnd(r.src, r.bodyEnd) >= 0) this.#links++;
+    this.#onRecord(r);
   }
 }
