@@ -15,18 +15,35 @@ import type { AuditRecord } from '../parse/record.js';
  */
 const SEED = (Math.random() * 0x100000000) | 0;
 
+/**
+ * The hash of a record of type `type` whose fields are `b[from..to)` and
+ * enriched part `b[enriched..enriched + enrichedLength)` (enriched -1: none).
+ */
+export function hashText(
+  b: Uint8Array,
+  type: number,
+  from: number,
+  to: number,
+  enriched: number,
+  enrichedLength: number,
+): number {
+  let h = Math.imul(SEED ^ type, 0x01000193);
+  for (let i = from; i < to; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  if (enriched >= 0) {
+    h = Math.imul(h ^ 0x1d, 0x01000193);
+    const end = enriched + enrichedLength;
+    for (let i = enriched; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  }
+  return h;
+}
+
 /** A hash of a record's type and text (fields and enriched part). */
 export function contentHash(r: AuditRecord): number {
-  let h = Math.imul(SEED ^ r.type, 0x01000193);
   if (r instanceof ByteRecord) {
-    const src = r.src;
-    for (let i = r.bodyStart; i < r.bodyEnd; i++) h = Math.imul(h ^ src[i]!, 0x01000193);
-    if (r.enrichedStart >= 0) {
-      h = Math.imul(h ^ 0x1d, 0x01000193);
-      for (let i = r.enrichedStart; i < r.enrichedEnd; i++) h = Math.imul(h ^ src[i]!, 0x01000193);
-    }
-    return h;
+    const e = r.enrichedStart;
+    return hashText(r.src, r.type, r.bodyStart, r.bodyEnd, e, e < 0 ? 0 : r.enrichedEnd - e);
   }
+  let h = Math.imul(SEED ^ r.type, 0x01000193);
   const text = r.enriched === null ? r.body : `${r.body}\x1d${r.enriched}`;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h;

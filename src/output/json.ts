@@ -1,10 +1,11 @@
 import { isUtf8 } from 'node:buffer';
 import type { AuditEvent } from '../assemble/event.js';
 import { GID_FIELDS, UID_FIELDS } from '../interpret/ids.js';
-import { nextField, splitNestedMsg } from '../parse/fields.js';
+import { nextField } from '../parse/fields.js';
 import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord, ParseIssue } from '../parse/record.js';
 import { ByteSink, escapeInto } from './byte-sink.js';
+import { FieldNames, NAME_PRIME, NAME_SEED } from './field-names.js';
 import type { IdNames, RecordContext } from './interpretation.js';
 import { ENCODED_FIELDS, FieldKind, interpretValue, recordArgv } from './interpretation.js';
 
@@ -22,15 +23,6 @@ interface Known {
   readonly hash: number;
   readonly kind: FieldKind | 'msg';
 }
-
-/**
- * The seed of field-name hashes, different in every process: the hashes only
- * find names (output never depends on them), and a seed nobody knows keeps
- * input from choosing names that collide to slow the lookups down.
- */
-const NAME_SEED = (Math.random() * 0x100000000) | 0;
-/** One step of the name hash (FNV-1a's, from NAME_SEED). */
-const NAME_PRIME = 0x01000193;
 
 function hashBytes(b: Uint8Array, from: number, to: number): number {
   let h = NAME_SEED;
@@ -166,9 +158,8 @@ function worthDecoding(
  * the longest, a user message or an EXECVE piece, holds under 9 KB.
  */
 export const MAX_FIELDS_PER_RECORD = 4096;
-/** The per-record table of names seen: twice the fields, so that it stays half empty. */
-const NAMES_MASK = 2 * MAX_FIELDS_PER_RECORD - 1;
 const REST_KEY = Buffer.from('},"rest":"', 'latin1');
+const MSG_OPENING = Buffer.from(',"msg":{', 'latin1');
 const PROCTITLE = 1327;
 const EXECVE = 1309;
 /** Scratch for decoded proctitles (the kernel caps them at 128 bytes; larger ones take the slow path). */
@@ -252,17 +243,9 @@ export class JsonEventWriter {
   readonly #ids: IdNames | null;
   readonly #onIssue: ((issue: ParseIssue) => void) | null;
   readonly #range = new Int32Array(4);
-  /**
-   * The names of the current record, in an open-addressing table (linear
-   * probing) that a record's stamp empties: each slot's stamp, name hash,
-   * name range and the times the name was seen.
-   */
-  readonly #slotStamp = new Int32Array(NAMES_MASK + 1);
-  readonly #slotHash = new Int32Array(NAMES_MASK + 1);
-  readonly #slotStart = new Int32Array(NAMES_MASK + 1);
-  readonly #slotLen = new Int32Array(NAMES_MASK + 1);
-  readonly #slotCount = new Int32Array(NAMES_MASK + 1);
-  #stamp = 0;
+  /** The names of the record's `fields`, and of its nested `msg`. */
+  readonly #names = new FieldNames(MAX_FIELDS_PER_RECORD);
+  readonly #msgNames = new FieldNames(MAX_FIELDS_PER_RECORD);
   /** The last input buffer checked for valid UTF-8, and whether it was. */
   #checkedSrc: Buffer | null = null;
   #checkedValid = true;
@@ -364,41 +347,6 @@ export class JsonEventWriter {
     return text;
   }
 
-  /** A stamp for the next record's names: no slot of the names table holds it yet. */
-  #nextStamp(): number {
-    this.#stamp = (this.#stamp + 1) | 0;
-    if (this.#stamp === 0) {
-      this.#slotStamp.fill(0);
-      this.#stamp = 1;
-    }
-    return this.#stamp;
-  }
-
-  /**
-   * Notes a name of the current record (`src[ns..ne)`, hash `h`) and returns
-   * how many times the record has had it so far, this one included.
-   */
-  #countName(src: Uint8Array, ns: number, ne: number, h: number, stamp: number): number {
-    const len = ne - ns;
-    for (let k = (h ^ (h >>> 16)) & NAMES_MASK; ; k = (k + 1) & NAMES_MASK) {
-      if (this.#slotStamp[k] !== stamp) {
-        this.#slotStamp[k] = stamp;
-        this.#slotHash[k] = h;
-        this.#slotStart[k] = ns;
-        this.#slotLen[k] = len;
-        this.#slotCount[k] = 1;
-        return 1;
-      }
-      if (
-        this.#slotHash[k] === h &&
-        this.#slotLen[k] === len &&
-        sameBytes(src, this.#slotStart[k]!, ns, len)
-      ) {
-        return ++this.#slotCount[k]!;
-      }
-    }
-  }
-
   #record(r: AuditRecord): void {
     let src: Buffer;
     let bs: number;
@@ -437,11 +385,13 @@ export class JsonEventWriter {
     ctx.type = r.type;
     ctx.arch = undefined;
     ctx.syscall = undefined;
-    let msg: string | null = null;
+    let msgStart = -1;
+    let msgEnd = -1;
     const opening = recordOpening(r.typeName);
     s.bytes(opening, 0, opening.length);
     let count = 0;
-    const stamp = this.#nextStamp();
+    const names = this.#names;
+    names.begin(src);
     const fieldsOnly = isFieldsOnlyType(r.type);
     let rest = -1;
     let i = bs;
@@ -478,14 +428,14 @@ export class JsonEventWriter {
       const vs = i + 1;
       // A name repeated within a record: later copies get a #N suffix so that
       // no value is lost to JSON's last-key-wins rule.
-      const repeat = this.#countName(src, ns, ne, h, stamp);
+      const suffix = names.add(ns, ne, h);
       if (count > 0) out[p++] = 0x2c;
       count++;
       out[p++] = 0x22;
       p = escapeInto(src, ns, ne, out, p);
-      if (repeat > 1) {
+      if (suffix > 0) {
         s.commit(p);
-        s.ascii(`#${repeat}`);
+        s.ascii(`#${suffix}`);
         out = s.reserve((be - i) * 8 + 16);
         p = s.position;
       }
@@ -540,13 +490,16 @@ export class JsonEventWriter {
       }
       if (known === undefined) continue;
       if (known.kind === 'msg') {
-        msg = nestedMsgJson(src.toString('utf8', vs, ve));
+        // The last msg='…' wins, as when it was a key of an object.
+        const quoted = ve - vs >= 2 && src[ve - 1] === 0x27;
+        msgStart = quoted ? vs + 1 : -1;
+        msgEnd = ve - 1;
         continue;
       }
       // Interpretation uses no sink methods, so the reserved buffer stays valid.
       const kind = known.kind;
       const v = interpretValue(kind, known.name, this.#rawText(kind, src, vs, ve), ctx, this.#ids);
-      if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && repeat === 1) {
+      if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && suffix === 0) {
         interp.push(known.name, v);
       }
     }
@@ -561,10 +514,7 @@ export class JsonEventWriter {
     }
     s.commit(p);
     if (hasEnriched || interp.length > 0) this.#interpretations(src, es, ee);
-    if (msg !== null) {
-      s.ascii(',"msg":');
-      s.utf8(msg);
-    }
+    if (msgStart >= 0) this.#nestedMsg(src, msgStart, msgEnd);
     if (
       bytes &&
       ((r.type === PROCTITLE && this.#proctitleBytes(r)) || (r.type === EXECVE && this.#execveBytes(r)))
@@ -582,6 +532,54 @@ export class JsonEventWriter {
       s.byte(0x5d);
     }
     s.byte(0x7d);
+  }
+
+  /**
+   * Writes `,"msg":{…}`: the fields of a user message's `msg='…'` text,
+   * `src[from..to)` (without its quotes), read as auparse reads them: a
+   * leading `(` of a name and a trailing `,` or `)` of an unquoted value
+   * are punctuation of old PAM texts (`(hostname=?, addr=?, terminal=cron
+   * res=success)`). Repeated names are suffixed as in `fields`. At most
+   * MAX_FIELDS_PER_RECORD of them (the text is whole in `fields.msg`).
+   */
+  #nestedMsg(src: Buffer, from: number, to: number): void {
+    const s = this.#sink;
+    const range = this.#range;
+    const names = this.#msgNames;
+    names.begin(src);
+    let out = s.reserve((to - from) * 6 + 16);
+    let p = s.position;
+    p = put(MSG_OPENING, out, p);
+    let count = 0;
+    for (let i = from; count < MAX_FIELDS_PER_RECORD && (i = nextField(src, i, to, range)) >= 0; ) {
+      let ns = range[0]!;
+      const ne = range[1]!;
+      const vs = range[2]!;
+      let ve = range[3]!;
+      if (src[ns] === 0x28 /* ( */) ns++;
+      const q = src[vs];
+      if (q !== 0x22 && q !== 0x27) {
+        if (ve > vs && src[ve - 1] === 0x2c /* , */) ve--;
+        if (ve > vs && src[ve - 1] === 0x29 /* ) */ && indexOfByte(src, 0x28, vs, ve) < 0) ve--;
+      }
+      const suffix = names.add(ns, ne, hashBytes(src, ns, ne));
+      if (count++ > 0) out[p++] = 0x2c;
+      out[p++] = 0x22;
+      p = escapeInto(src, ns, ne, out, p);
+      if (suffix > 0) {
+        s.commit(p);
+        s.ascii(`#${suffix}`);
+        out = s.reserve((to - i) * 6 + 16);
+        p = s.position;
+      }
+      out[p++] = 0x22;
+      out[p++] = 0x3a;
+      out[p++] = 0x22;
+      p = escapeInto(src, vs, ve, out, p);
+      out[p++] = 0x22;
+    }
+    out[p++] = 0x7d;
+    s.commit(p);
   }
 
   #wordWithoutValue(r: AuditRecord, src: Buffer, from: number, to: number): void {
@@ -798,31 +796,9 @@ function escapeLowerInto(src: Uint8Array, from: number, to: number, out: Uint8Ar
   return p;
 }
 
-/**
- * The inner fields of a user message's `msg='…'` as a JSON object, repeated
- * names suffixed as in `fields`. Linear in the fields: each name keeps the
- * next suffix to try, so a name repeated n times costs n steps, not n²/2.
- * At most MAX_FIELDS_PER_RECORD fields (the whole text is in `fields.msg`).
- */
-function nestedMsgJson(value: string): string | null {
-  const n: string[] = [];
-  const v: string[] = [];
-  if (!splitNestedMsg(value, n, v)) return null;
-  // No prototype: a field called __proto__ is a field like any other.
-  const o = Object.create(null) as Record<string, string>;
-  const next = new Map<string, number>();
-  const count = Math.min(n.length, MAX_FIELDS_PER_RECORD);
-  for (let i = 0; i < count; i++) {
-    let name = n[i]!;
-    if (Object.hasOwn(o, name)) {
-      let m = next.get(name) ?? 2;
-      while (Object.hasOwn(o, `${name}#${m}`)) m++;
-      next.set(name, m + 1);
-      name = `${name}#${m}`;
-    }
-    o[name] = v[i]!;
-  }
-  return JSON.stringify(o);
+function indexOfByte(b: Uint8Array, byte: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (b[i] === byte) return i;
+  return -1;
 }
 
 /**

@@ -719,16 +719,20 @@ export class RecordParser {
       this.#sepFrom = from;
       this.#sepAt = buf.indexOf(0x1d, from);
     }
-    let at = this.#sepAt;
+    const at = this.#sepAt;
     if (at < 0 || at >= end) return -1;
-    // The one found is in this line: look on for a later one (and for the next line's).
-    for (;;) {
-      const next = buf.indexOf(0x1d, at + 1);
+    // The one found is in this line: look on for the next (usually the next line's).
+    const next = buf.indexOf(0x1d, at + 1);
+    if (next < 0 || next >= end) {
       this.#sepFrom = at + 1;
       this.#sepAt = next;
-      if (next < 0 || next >= end) return at;
-      at = next;
+      return at;
     }
+    // Several in this line (a message's text may hold any number): its last,
+    // then the first after it, in two searches whatever their number.
+    this.#sepFrom = end;
+    this.#sepAt = buf.indexOf(0x1d, end);
+    return buf.lastIndexOf(0x1d, end - 1);
   }
 
   #line(buf: Buffer, start: number, end: number, lineNo: number, terminated: boolean): void {

@@ -1,0 +1,141 @@
+/**
+ * The names of one JSON object as the writer fills it from a record's bytes,
+ * for the `#N` suffix that keeps a repeated name's later values: the first
+ * `key`, then `key#2`, `key#3`, each the smallest suffix not already a name
+ * of the object (a record may itself have a field called `key#2`), so that
+ * no two keys are equal and JSON's last-key-wins rule loses nothing.
+ *
+ * An open-addressing table (linear probing) of the names so far, emptied by
+ * a stamp per object. Each name costs its own bytes, whatever the object
+ * holds: a message of n copies of `a=1` costs n steps, not n²/2. The
+ * hashes are seeded per process (see NAME_SEED), so input cannot choose
+ * names that collide.
+ */
+
+/** The seed of name hashes: a different one in every process (output never depends on it). */
+export const NAME_SEED = (Math.random() * 0x100000000) | 0;
+/** One step of the name hash (FNV-1a's multiplier). */
+export const NAME_PRIME = 0x01000193;
+
+const HASH = 0x23; // '#'
+
+/** The hash of `name#m` from the hash `h` of `name`. */
+function suffixedHash(h: number, m: number): number {
+  let x = Math.imul(h ^ HASH, NAME_PRIME);
+  const digits = String(m);
+  for (let i = 0; i < digits.length; i++) x = Math.imul(x ^ digits.charCodeAt(i), NAME_PRIME);
+  return x;
+}
+
+function digitCount(m: number): number {
+  return m === 0 ? 0 : String(m).length + 1;
+}
+
+export class FieldNames {
+  readonly #mask: number;
+  readonly #stamp: Int32Array;
+  readonly #hash: Int32Array;
+  /** The name's bytes in the source, and its suffix (0: the name as written; m: `name#m`). */
+  readonly #start: Int32Array;
+  readonly #len: Int32Array;
+  readonly #suffix: Int32Array;
+  /** For each name, the next suffix to try for its next copy. */
+  readonly #next: Int32Array;
+  #current = 0;
+  #src: Uint8Array = new Uint8Array(0);
+
+  /** A table for objects of at most `maxNames` names. */
+  constructor(maxNames: number) {
+    let size = 16;
+    while (size < 2 * maxNames + 2) size *= 2;
+    this.#mask = size - 1;
+    this.#stamp = new Int32Array(size);
+    this.#hash = new Int32Array(size);
+    this.#start = new Int32Array(size);
+    this.#len = new Int32Array(size);
+    this.#suffix = new Int32Array(size);
+    this.#next = new Int32Array(size);
+  }
+
+  /** Starts a new object whose names are ranges of `src`. */
+  begin(src: Uint8Array): void {
+    this.#src = src;
+    this.#current = (this.#current + 1) | 0;
+    if (this.#current === 0) {
+      this.#stamp.fill(0);
+      this.#current = 1;
+    }
+  }
+
+  /**
+   * Adds the name `src[from..to)`, whose hash (NAME_SEED, NAME_PRIME) is
+   * `h`; returns 0 to write it as it is, or the suffix m to write `name#m`.
+   */
+  add(from: number, to: number, h: number): number {
+    const at = this.#find(h, from, to, 0);
+    if (at < 0) {
+      this.#insert(h, from, to, 0);
+      return 0;
+    }
+    let m = this.#next[at]!;
+    let hm = suffixedHash(h, m);
+    while (this.#find(hm, from, to, m) >= 0) hm = suffixedHash(h, ++m);
+    this.#next[at] = m + 1;
+    this.#insert(hm, from, to, m);
+    return m;
+  }
+
+  #insert(h: number, from: number, to: number, suffix: number): void {
+    let k = (h ^ (h >>> 16)) & this.#mask;
+    while (this.#stamp[k] === this.#current) k = (k + 1) & this.#mask;
+    this.#stamp[k] = this.#current;
+    this.#hash[k] = h;
+    this.#start[k] = from;
+    this.#len[k] = to - from;
+    this.#suffix[k] = suffix;
+    this.#next[k] = 2;
+  }
+
+  /** The slot of the name `src[from..to)` with suffix `suffix` (0: none), or -1. */
+  #find(h: number, from: number, to: number, suffix: number): number {
+    const len = to - from + digitCount(suffix);
+    for (let k = (h ^ (h >>> 16)) & this.#mask; this.#stamp[k] === this.#current; k = (k + 1) & this.#mask) {
+      if (this.#hash[k] !== h) continue;
+      if (this.#len[k]! + digitCount(this.#suffix[k]!) !== len) continue;
+      if (this.#same(k, from, to, suffix)) return k;
+    }
+    return -1;
+  }
+
+  /** Whether slot k's name is the name `src[from..to)` with suffix `suffix`, byte for byte. */
+  #same(k: number, from: number, to: number, suffix: number): boolean {
+    const a = nameBytes(this.#src, this.#start[k]!, this.#len[k]!, this.#suffix[k]!);
+    const b = nameBytes(this.#src, from, to - from, suffix);
+    for (let i = 0; i < a.length; i++) if (a.at(i) !== b.at(i)) return false;
+    return true;
+  }
+}
+
+/** A name with its suffix, read byte by byte (only on a hash match, so rarely). */
+class NameView {
+  constructor(
+    readonly src: Uint8Array,
+    readonly start: number,
+    readonly base: number,
+    readonly digits: string,
+  ) {}
+
+  get length(): number {
+    return this.base + (this.digits === '' ? 0 : 1 + this.digits.length);
+  }
+
+  at(i: number): number {
+    if (i < this.base) return this.src[this.start + i]!;
+    if (i === this.base) return HASH;
+    return this.digits.charCodeAt(i - this.base - 1);
+  }
+}
+
+function nameBytes(src: Uint8Array, start: number, len: number, suffix: number): NameView {
+  return new NameView(src, start, len, suffix === 0 ? '' : String(suffix));
+}
