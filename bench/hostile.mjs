@@ -103,12 +103,16 @@ const CASES = {
   'repeated names (user message)': (bytes) =>
     repeat(
       bytes,
-      (s) => `type=USER ${s.next()}: pid=7 uid=0 auid=4242 ses=3 msg='${'a=1 '.repeat(2100)}'${'\x1dUID="root" AUID="x"'}`,
+      (s) =>
+        `type=USER ${s.next()}: pid=7 uid=0 auid=4242 ses=3 msg='${'a=1 '.repeat(2100)}'${'\x1dUID="root" AUID="x"'}`,
     ),
   'repeated names (record)': (bytes) =>
     repeat(bytes, (s) => `type=SYSCALL ${s.next()}: ${'a=1 '.repeat(2100)}key="k"`),
   'many fields (past the cap)': (bytes) =>
-    repeat(bytes, (s) => `type=SYSCALL ${s.next()}: ${Array.from({ length: 6000 }, (_, i) => `f${i}=1`).join(' ')}`),
+    repeat(
+      bytes,
+      (s) => `type=SYSCALL ${s.next()}: ${Array.from({ length: 6000 }, (_, i) => `f${i}=1`).join(' ')}`,
+    ),
   // The issue's case: 40,000 records with one stamp, then the next event.
   'huge events (40,000 records)': (bytes) => {
     const s = new Stamps();
@@ -146,7 +150,10 @@ const CASES = {
     return out.join('');
   },
   'long values (1 MB quoted)': (bytes) =>
-    repeat(bytes, (s) => `type=SYSCALL ${s.next()}: arch=c000003e syscall=59 comm="${'x'.repeat(1000 << 10)}" key="k"`),
+    repeat(
+      bytes,
+      (s) => `type=SYSCALL ${s.next()}: arch=c000003e syscall=59 comm="${'x'.repeat(1000 << 10)}" key="k"`,
+    ),
   'long values (1 MB hex proctitle)': (bytes) =>
     repeat(bytes, (s) => `type=PROCTITLE ${s.next()}: proctitle=${'41'.repeat(500 << 10)}`),
   'long values (8 KB user message)': (bytes) =>
@@ -171,7 +178,8 @@ const CASES = {
     while (size < bytes) {
       const st = s.next();
       for (let i = 0; i < 2000; i++) out.push(`type=PATH ${st}: item=${i} name="/tmp/f" inode=1 dev=fe:01\n`);
-      for (let i = 0; i < 20_000; i++) out.push(`type=PROCTITLE ${st}: proctitle=${(i + 4096).toString(16)}\n`);
+      for (let i = 0; i < 20_000; i++)
+        out.push(`type=PROCTITLE ${st}: proctitle=${(i + 4096).toString(16)}\n`);
       size = out.reduce((n, l) => n + l.length, 0);
     }
     return out.join('');
@@ -216,7 +224,11 @@ async function child(name, format) {
       nsPerByte: (ms * 1e6) / input.length,
       events: st.events,
       records: st.records,
-      caps: { recordLimit: st.recordLimit, fieldCapped: st.fieldCapped, evictedAtCapacity: st.evictedAtCapacity },
+      caps: {
+        recordLimit: st.recordLimit,
+        fieldCapped: st.fieldCapped,
+        evictedAtCapacity: st.evictedAtCapacity,
+      },
       clock: { outliers: st.clockOutliers, steps: st.clockSteps },
     }) + '\n',
   );
@@ -271,15 +283,20 @@ for (const format of formats) {
   }
 }
 const pad = (s, n) => String(s).padEnd(n);
-console.log(`${pad('format', 7)}${pad('case', 36)}${pad('MB', 7)}${pad('ns/byte', 9)}${pad('x normal', 10)}events`);
+console.log(
+  `${pad('format', 7)}${pad('case', 36)}${pad('MB', 7)}${pad('ns/byte', 9)}${pad('x normal', 10)}events`,
+);
 for (const r of rows) {
   console.log(
     `${pad(r.format, 7)}${pad(r.name, 36)}${pad((r.bytes / 1048576).toFixed(1), 7)}${pad(r.nsPerByte.toFixed(1), 9)}` +
       `${pad(r.ratio === null ? '-' : r.ratio.toFixed(2), 10)}${r.events}`,
   );
 }
-const worst = rows.filter((r) => r.name !== 'normal' && r.ratio !== null).sort((a, b) => b.ratio - a.ratio)[0];
-if (worst !== undefined) console.log(`worst: ${worst.format} ${worst.name} x${worst.ratio.toFixed(2)} (target: 2)`);
+const worst = rows
+  .filter((r) => r.name !== 'normal' && r.ratio !== null)
+  .sort((a, b) => b.ratio - a.ratio)[0];
+if (worst !== undefined)
+  console.log(`worst: ${worst.format} ${worst.name} x${worst.ratio.toFixed(2)} (target: 2)`);
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });
 writeFileSync(
   path.join(ROOT, 'bench/out/hostile.json'),

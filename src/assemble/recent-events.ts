@@ -420,7 +420,14 @@ export class RecentEvents {
     const p = this.#recAt[slot]! % size;
     const enriched = this.#recEnriched[slot]!;
     const h = nonZero(
-      hashText(this.#arena, type, p, p + this.#recBody[slot]!, enriched < 0 ? -1 : p + this.#recGap[slot]!, enriched),
+      hashText(
+        this.#arena,
+        type,
+        p,
+        p + this.#recBody[slot]!,
+        enriched < 0 ? -1 : p + this.#recGap[slot]!,
+        enriched,
+      ),
     );
     this.#recHash[slot] = h;
     return h;

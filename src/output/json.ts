@@ -103,11 +103,6 @@ function nameIs(name: string, b: Uint8Array, at: number): boolean {
   return true;
 }
 
-function sameBytes(b: Uint8Array, x: number, y: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (b[x + i] !== b[y + i]) return false;
-  return true;
-}
-
 /** Kinds the enriched part already covers when present (auditd writes ARCH, SYSCALL and id names). */
 function coveredByEnriched(kind: FieldKind): boolean {
   return (
@@ -551,7 +546,7 @@ export class JsonEventWriter {
     let p = s.position;
     p = put(MSG_OPENING, out, p);
     let count = 0;
-    for (let i = from; count < MAX_FIELDS_PER_RECORD && (i = nextField(src, i, to, range)) >= 0; ) {
+    for (let i = from; count < MAX_FIELDS_PER_RECORD && (i = nextField(src, i, to, range)) >= 0;) {
       let ns = range[0]!;
       const ne = range[1]!;
       const vs = range[2]!;

@@ -359,8 +359,9 @@ export function isEnrichedPart(buf: Uint8Array, from: number, end: number): bool
   return true;
 }
 
-/** Whether the word at `buf[at..]` has no `=` and no quote. */
+/** Whether there is a word at `buf[at..]` and it has no `=` and no quote. */
 function isPlainWord(buf: Uint8Array, at: number, end: number): boolean {
+  if (at >= end || buf[at] === SPACE) return false;
   for (let i = at; i < end && buf[i] !== SPACE; i++) {
     const c = buf[i];
     if (c === 0x3d || c === 0x22 || c === 0x27) return false;
@@ -406,8 +407,9 @@ function withoutLink(buf: Buffer, bs: number, be: number): number {
     while (e > bs && buf[e - 1] === SPACE) e--;
     return e;
   }
-  // A record with no fields of its own: only the link, right after `): `.
-  if (at + 1 === bs && buf[bs - 1] === SPACE && asciiAt(buf, bs, LINK.slice(1))) return bs;
+  // A record with no fields of its own: only the link, after `): `. Its
+  // (empty) body ends where the link starts, at the link's space.
+  if (at + 1 === bs && buf[bs - 1] === SPACE && asciiAt(buf, bs, LINK.slice(1))) return at;
   return be;
 }
 
@@ -495,7 +497,10 @@ function parseStamped(
   let be = gs < 0 ? end : gs;
   while (bs < be && buf[bs] === SPACE) bs++;
   while (be > bs && buf[be - 1] === SPACE) be--;
-  if (separator !== NETLINK_FORM) be = withoutLink(buf, bs, be);
+  if (separator !== NETLINK_FORM) {
+    be = withoutLink(buf, bs, be);
+    if (be < bs) bs = be;
+  }
   return new ByteRecord(
     buf, node, entry.type, entry.name, open, colon, timeMs, serial, bs, be,
     gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo, separator === NETLINK_FORM ? -1 : start,
