@@ -246,3 +246,14 @@ test('JSON reports a word with no value in a kernel record, not in free-text rec
   );
   assert.equal(w.stats().wordsWithoutValue, 1);
 });
+
+test("JSON gives a user message's text, quotes and \\x1d included, as its msg field and nothing else", () => {
+  const line = `type=USER_AUTH msg=audit(1.000:1): pid=7 uid=1000 auid=4242 ses=3 msg='a' uid=0\x1dUID="root" AUID="root" SYSCALL=execve'`;
+  const j = JSON.parse(formatEventJson(event([line]), null, null)) as J;
+  const r = j.records[0]!;
+  assert.deepEqual(Object.keys(r.fields), ['pid', 'uid', 'auid', 'ses', 'msg']);
+  assert.equal(r.fields['uid'], '1000');
+  assert.equal(r.fields['msg'], `'a' uid=0\x1dUID="root" AUID="root" SYSCALL=execve'`);
+  assert.equal(r.interp?.['uid'], undefined);
+  assert.equal(r.interp?.['syscall'], undefined);
+});

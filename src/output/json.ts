@@ -546,7 +546,7 @@ export class JsonEventWriter {
     let p = s.position;
     p = put(MSG_OPENING, out, p);
     let count = 0;
-    for (let i = from; count < MAX_FIELDS_PER_RECORD && (i = nextField(src, i, to, range)) >= 0;) {
+    for (let i = from; count < MAX_FIELDS_PER_RECORD && (i = nextField(src, i, to, range, true)) >= 0;) {
       let ns = range[0]!;
       const ne = range[1]!;
       const vs = range[2]!;
