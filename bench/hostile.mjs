@@ -158,6 +158,9 @@ const CASES = {
     repeat(bytes, (s) => `type=PROCTITLE ${s.next()}: proctitle=${'41'.repeat(500 << 10)}`),
   'long values (8 KB user message)': (bytes) =>
     repeat(bytes, (s) => `type=USER ${s.next()}: pid=7 uid=0 auid=4242 ses=3 msg='text=${'y'.repeat(8400)}'`),
+  // An EXECVE piece numbered far past its size: argv would be a million empty strings.
+  'EXECVE numbered past its size': (bytes) =>
+    repeat(bytes, (s) => `type=EXECVE ${s.next()}: a1048575="x" a1048576="y"`),
   // A user message full of \x1d and fake enriched parts (RAW log, so none is real).
   'separators in text': (bytes) =>
     repeat(

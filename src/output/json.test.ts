@@ -257,3 +257,21 @@ test("JSON gives a user message's text, quotes and \\x1d included, as its msg fi
   assert.equal(r.interp?.['uid'], undefined);
   assert.equal(r.interp?.['syscall'], undefined);
 });
+
+test('JSON leaves out the argv of an EXECVE record numbered far past its size, and counts it', () => {
+  const sink = new ByteSink(64);
+  const w = new JsonEventWriter(sink);
+  w.write(event(['type=EXECVE msg=audit(1.000:1): a1048575="x"']));
+  // A record that goes on a long argument list: empty strings for the arguments before it.
+  w.write(event(['type=EXECVE msg=audit(1.000:2): a3="x" a4="y"']));
+  const [far, near] = sink
+    .take()
+    .toString('utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as J);
+  assert.equal(far!.records[0]!.argv, undefined);
+  assert.equal(far!.records[0]!.fields['a1048575'], '"x"');
+  assert.deepEqual(near!.records[0]!.argv, ['', '', '', 'x', 'y']);
+  assert.equal(w.stats().argvOmitted, 1);
+});

@@ -225,6 +225,8 @@ export interface JsonWriterStats {
   wordsWithoutValue: number;
   /** Records whose bytes were not valid UTF-8, written with U+FFFD for each bad sequence. */
   invalidUtf8: number;
+  /** EXECVE records written without `argv`: their argument numbers start too far past 0 (see argvFits). */
+  argvOmitted: number;
 }
 
 /**
@@ -246,7 +248,7 @@ export class JsonEventWriter {
   #checkedValid = true;
   /** Buffers checked for valid UTF-8 (records of an event may be in several). */
   readonly #validity = new WeakMap<Buffer, boolean>();
-  readonly #stats: JsonWriterStats = { fieldCapped: 0, wordsWithoutValue: 0, invalidUtf8: 0 };
+  readonly #stats: JsonWriterStats = { fieldCapped: 0, wordsWithoutValue: 0, invalidUtf8: 0, argvOmitted: 0 };
   /** The last value text interpreted, per field kind (see #rawText). */
   readonly #lastRaw: (string | undefined)[] = new Array<string | undefined>(16).fill(undefined);
   /** Interpretations of the current record: name, value pairs. */
@@ -517,7 +519,8 @@ export class JsonEventWriter {
       s.byte(0x7d);
       return;
     }
-    const argv = recordArgv(r);
+    const argv = r.type === EXECVE && !argvFits(r) ? null : recordArgv(r);
+    if (argv === null && r.type === EXECVE) this.#stats.argvOmitted++;
     if (argv !== null) {
       s.ascii(',"argv":[');
       for (let a = 0; a < argv.length; a++) {
@@ -789,6 +792,31 @@ function escapeLowerInto(src: Uint8Array, from: number, to: number, out: Uint8Ar
     else p = escapeInto(src, i, i + 1, out, p);
   }
   return p;
+}
+
+/**
+ * Whether an EXECVE record's `argv` stays within a few output bytes per input
+ * byte. A record that goes on a long argument list (the kernel splits one
+ * over several records) numbers its arguments from where the last one
+ * stopped, and argv fills the arguments before them with empty strings: an
+ * argument numbered far past the record's size (`a1048575="x"`) would make
+ * a million of them out of a few bytes.
+ */
+function argvFits(r: AuditRecord): boolean {
+  const bytes = r instanceof ByteRecord ? r.bodyEnd - r.bodyStart : r.body.length;
+  const limit = 4 * bytes + 16;
+  for (const name of r.names) {
+    if (name.charCodeAt(0) !== 0x61 /* a */) continue;
+    let n = 0;
+    let i = 1;
+    for (; i < name.length; i++) {
+      const d = name.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) break;
+      n = n * 10 + d;
+      if (n > limit) return false;
+    }
+  }
+  return true;
 }
 
 function indexOfByte(b: Uint8Array, byte: number, from: number, to: number): number {

@@ -57,7 +57,7 @@ export class EventEncoder {
 
   /** The JSON writer's counters (all zero for text, which writes every byte as it came). */
   stats(): JsonWriterStats {
-    return this.#json?.stats() ?? { fieldCapped: 0, wordsWithoutValue: 0, invalidUtf8: 0 };
+    return this.#json?.stats() ?? { fieldCapped: 0, wordsWithoutValue: 0, invalidUtf8: 0, argvOmitted: 0 };
   }
 
   /** Bytes written since the last take. */

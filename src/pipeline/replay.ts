@@ -65,6 +65,8 @@ export interface ReplayStats extends AssemblerStats {
   fieldCapped: number;
   /** Records whose bytes were not valid UTF-8 (JSON has U+FFFD for each bad sequence; text keeps them). */
   invalidUtf8: number;
+  /** EXECVE records written without `argv` in JSON (argument numbers far past the record's size). */
+  argvOmitted: number;
   /** The first `keepIssues` problems, with line numbers. */
   issues: ParseIssue[];
   /** Label tracking counters, when labels are on. */
@@ -188,6 +190,7 @@ export class ReplayPipeline {
       wordsWithoutValue: written.wordsWithoutValue,
       fieldCapped: written.fieldCapped,
       invalidUtf8: written.invalidUtf8,
+      argvOmitted: written.argvOmitted,
       issues: [...this.#issues],
       labels: this.#labeller?.stats() ?? null,
       forgeries: [...this.#forgeries],
