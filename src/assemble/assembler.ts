@@ -153,6 +153,8 @@ export class EventAssembler {
   #behindPending = false;
   #behindKey: Key = 0;
   #behindTime = 0;
+  /** Started, and no step awaits a record: a record near the clock only moves it. */
+  #quiet = false;
   /** The clock just after it last went back: events opened before time out from there. */
   #rebased = 0;
   /** The key of the last event closed at the record limit (its next records are not "late"). */
@@ -204,8 +206,16 @@ export class EventAssembler {
     // The records of an open event say nothing new about the clock, but any
     // record settles a step ahead that awaits one.
     if (open === undefined || this.#aheadPending) {
-      this.#observe(record.timeMs, key, open !== undefined);
-      if (open?.closed === true) open = undefined;
+      const t = record.timeMs;
+      const clock = this.#clock;
+      if (this.#quiet && t <= clock + this.#timeout && t >= clock - this.#timeout) {
+        // The usual record: near the clock, nothing pending.
+        if (t > clock) this.#clock = t;
+      } else {
+        this.#observe(t, key, open !== undefined);
+        this.#quiet = this.#started && !this.#aheadPending && !this.#behindPending;
+        if (open?.closed === true) open = undefined;
+      }
     }
 
     if (type === EOE) {

@@ -294,10 +294,9 @@ function digits(buf: Buffer, from: number, to: number): number {
   return v;
 }
 
-/** Whether `c` may be in a name of auditd's enriched part: an upper-cased field name. */
-function isEnrichedNameByte(c: number): boolean {
-  return (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d;
-}
+/** Bytes of a name in auditd's enriched part (an upper-cased field name): 1, else 0. */
+const ENRICHED_NAME = new Uint8Array(256);
+for (const c of Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-', 'latin1')) ENRICHED_NAME[c] = 1;
 
 /**
  * Whether `buf[from..end)` is an enriched part as auditd writes one after
@@ -312,44 +311,49 @@ function isEnrichedNameByte(c: number): boolean {
  * start it; and text after a `\x1d` of the message never reads as one,
  * since the message ends with the kernel's closing `'` (a RAW log) or is
  * followed by the real separator (an ENRICHED log), and neither can be in a
- * valid enriched part.
+ * valid enriched part. It runs for every line of an ENRICHED log: one pass,
+ * no calls.
  */
 export function isEnrichedPart(buf: Uint8Array, from: number, end: number): boolean {
   let i = from;
   while (i < end) {
-    const name = i;
-    if (name > from && isPlainWord(buf, name, end)) {
-      // A word with no `=` goes on with the value before it (`SADDR=unknown family(0)`).
-      i = wordEnd(buf, name, end);
-      if (i === end) return true;
-      if (i + 1 === end) return false;
+    const token = i;
+    while (i < end && ENRICHED_NAME[buf[i]!] === 1) i++;
+    if (i > token && i < end && buf[i] === 0x3d /* = */) {
       i++;
-      continue;
-    }
-    while (i < end && isEnrichedNameByte(buf[i]!)) i++;
-    if (i === name || i + 1 >= end || buf[i] !== 0x3d /* = */) return false;
-    i++;
-    const q = buf[i]!;
-    if (q === 0x22 /* " */) {
-      i = indexIn(buf, 0x22, i + 1, end);
-      if (i < 0) return false;
-      i++;
-    } else if (q === 0x7b /* { */) {
-      // A socket address, `{ saddr_fam=local path=/tmp/{x} }`: up to a ` }` that ends a word.
-      i++;
-      while (
-        i < end &&
-        !(buf[i] === 0x7d && buf[i - 1] === SPACE && (i + 1 === end || buf[i + 1] === SPACE))
-      ) {
+      if (i === end) return false;
+      const q = buf[i];
+      if (q === 0x22 /* " */) {
         i++;
+        while (i < end && buf[i] !== 0x22) i++;
+        if (i === end) return false;
+        i++;
+      } else if (q === 0x7b /* { */) {
+        // A socket address, `{ saddr_fam=local path=/tmp/{x} }`: up to a ` }` that ends a word.
+        i++;
+        while (
+          i < end &&
+          !(buf[i] === 0x7d && buf[i - 1] === SPACE && (i + 1 === end || buf[i + 1] === SPACE))
+        ) {
+          i++;
+        }
+        if (i === end) return false;
+        i++;
+      } else {
+        while (i < end) {
+          const c = buf[i];
+          if (c === SPACE) break;
+          if (c === 0x22 || c === 0x27) return false;
+          i++;
+        }
       }
-      if (i >= end) return false;
-      i++;
     } else {
-      while (i < end && buf[i] !== SPACE) {
-        const c = buf[i]!;
-        if (c === 0x22 || c === 0x27) return false;
-        i++;
+      // A word with no `=` goes on with the value before it (`SADDR=unknown family(0)`).
+      if (token === from || token === end || buf[token] === SPACE) return false;
+      for (i = token; i < end; i++) {
+        const c = buf[i];
+        if (c === SPACE) break;
+        if (c === 0x3d || c === 0x22 || c === 0x27) return false;
       }
     }
     if (i === end) return true;
@@ -357,22 +361,6 @@ export function isEnrichedPart(buf: Uint8Array, from: number, end: number): bool
     i++;
   }
   return true;
-}
-
-/** Whether there is a word at `buf[at..]` and it has no `=` and no quote. */
-function isPlainWord(buf: Uint8Array, at: number, end: number): boolean {
-  if (at >= end || buf[at] === SPACE) return false;
-  for (let i = at; i < end && buf[i] !== SPACE; i++) {
-    const c = buf[i];
-    if (c === 0x3d || c === 0x22 || c === 0x27) return false;
-  }
-  return true;
-}
-
-function wordEnd(buf: Uint8Array, at: number, end: number): number {
-  let i = at;
-  while (i < end && buf[i] !== SPACE) i++;
-  return i;
 }
 
 function indexIn(buf: Uint8Array, byte: number, from: number, to: number): number {
@@ -570,7 +558,8 @@ export function isOwnRecordLine(buf: Buffer, start: number, end: number): boolea
     if (sp < 0) return false;
     pos = sp + 1;
   }
-  if (buf[pos + 5] !== 0x43 /* C */) return false;
+  // CONTAINER_*, CONTID_*: most lines are told apart by two bytes.
+  if (buf[pos + 5] !== 0x43 /* C */ || buf[pos + 6] !== 0x4f /* O */) return false;
   for (const t of OWN_TYPES) if (pos + t.length <= end && sameAs(t, buf, pos, pos + t.length)) return true;
   return false;
 }
@@ -770,7 +759,9 @@ export class RecordParser {
         ),
       );
     }
-    if (linkEnd(r.src, r.bodyEnd) >= 0) this.#links++;
+    // A left-out link follows the body: most bodies end at their line's end or \x1d.
+    const after = r.src[r.bodyEnd];
+    if ((after === SPACE || after === 0x72) /* r */ && linkEnd(r.src, r.bodyEnd) >= 0) this.#links++;
     this.#onRecord(r);
   }
 }
