@@ -72,11 +72,30 @@ export class FieldNames {
    * `h`; returns 0 to write it as it is, or the suffix m to write `name#m`.
    */
   add(from: number, to: number, h: number): number {
-    const at = this.#find(h, from, to, 0);
-    if (at < 0) {
-      this.#insert(h, from, to, 0);
-      return 0;
+    // One probe for the usual new name: where the search ends, it goes.
+    const len = to - from;
+    const current = this.#current;
+    let k = (h ^ (h >>> 16)) & this.#mask;
+    for (; this.#stamp[k] === current; k = (k + 1) & this.#mask) {
+      if (
+        this.#hash[k] === h &&
+        this.#len[k]! + digitCount(this.#suffix[k]!) === len &&
+        this.#same(k, from, to, 0)
+      ) {
+        return this.#repeat(k, from, to, h);
+      }
     }
+    this.#stamp[k] = current;
+    this.#hash[k] = h;
+    this.#start[k] = from;
+    this.#len[k] = len;
+    this.#suffix[k] = 0;
+    this.#next[k] = 2;
+    return 0;
+  }
+
+  /** A name already in the object (slot `at`): its next free suffix, added as a name too. */
+  #repeat(at: number, from: number, to: number, h: number): number {
     let m = this.#next[at]!;
     let hm = suffixedHash(h, m);
     while (this.#find(hm, from, to, m) >= 0) hm = suffixedHash(h, ++m);
