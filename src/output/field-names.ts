@@ -18,6 +18,7 @@ export const NAME_SEED = (Math.random() * 0x100000000) | 0;
 export const NAME_PRIME = 0x01000193;
 
 const HASH = 0x23; // '#'
+const BUCKETS = 1024;
 
 /** The hash of `name#m` from the hash `h` of `name`. */
 function suffixedHash(h: number, m: number): number {
@@ -43,6 +44,19 @@ export class FieldNames {
   readonly #next: Int32Array;
   #current = 0;
   #src: Uint8Array = new Uint8Array(0);
+  /**
+   * Most objects repeat no name, and a table insert per name costs more
+   * than the rest of writing it. So names first go into a plain list, with
+   * a stamp per bucket of hashes; only a name whose bucket is taken (a
+   * repeat, or two names sharing a bucket) puts the list into the table,
+   * once per object.
+   */
+  readonly #bucket = new Int32Array(BUCKETS);
+  readonly #listStart: Int32Array;
+  readonly #listEnd: Int32Array;
+  readonly #listHash: Int32Array;
+  #listed = 0;
+  #tabled = false;
 
   /** A table for objects of at most `maxNames` names. */
   constructor(maxNames: number) {
@@ -55,6 +69,9 @@ export class FieldNames {
     this.#len = new Int32Array(size);
     this.#suffix = new Int32Array(size);
     this.#next = new Int32Array(size);
+    this.#listStart = new Int32Array(maxNames);
+    this.#listEnd = new Int32Array(maxNames);
+    this.#listHash = new Int32Array(maxNames);
   }
 
   /** Starts a new object whose names are ranges of `src`. */
@@ -63,8 +80,11 @@ export class FieldNames {
     this.#current = (this.#current + 1) | 0;
     if (this.#current === 0) {
       this.#stamp.fill(0);
+      this.#bucket.fill(0);
       this.#current = 1;
     }
+    this.#listed = 0;
+    this.#tabled = false;
   }
 
   /**
@@ -72,6 +92,25 @@ export class FieldNames {
    * `h`; returns 0 to write it as it is, or the suffix m to write `name#m`.
    */
   add(from: number, to: number, h: number): number {
+    const current = this.#current;
+    if (!this.#tabled) {
+      const b = (h ^ (h >>> 10)) & (BUCKETS - 1);
+      if (this.#bucket[b] !== current && this.#listed < this.#listStart.length) {
+        this.#bucket[b] = current;
+        const n = this.#listed++;
+        this.#listStart[n] = from;
+        this.#listEnd[n] = to;
+        this.#listHash[n] = h;
+        return 0;
+      }
+      this.#tabled = true;
+      for (let n = 0; n < this.#listed; n++)
+        this.#add(this.#listStart[n]!, this.#listEnd[n]!, this.#listHash[n]!);
+    }
+    return this.#add(from, to, h);
+  }
+
+  #add(from: number, to: number, h: number): number {
     // One probe for the usual new name: where the search ends, it goes.
     const len = to - from;
     const current = this.#current;
