@@ -343,3 +343,17 @@ test('assembler closes events exactly as the plain newest-time clock on input th
     assert.equal(a.stats().clockOutliers + a.stats().clockSteps, 0, `seed ${seed}`);
   }
 });
+
+test('assembler: outliers every other record leave the open events within the timeout window', () => {
+  // 20 s of records 1 ms apart, every other one dated a day ahead.
+  const lines = Array.from({ length: 40_000 }, (_, i) =>
+    i % 2 === 0 ? `type=PATH ${at(T + i / 2, i + 1)}: item=0` : `type=PATH ${at(T + DAY + i, i + 1)}: item=0`,
+  );
+  const { events, a } = run(lines);
+  assert.equal(events.length, 40_000);
+  // The last one ends the input: nothing follows to undo it.
+  assert.equal(a.stats().clockOutliers, 19_999);
+  // Two seconds of each kind: the ones ahead time out two seconds after they came, not one after another.
+  assert.ok(a.stats().maxOpen < 4500, `maxOpen ${a.stats().maxOpen}`);
+  assert.ok(a.stats().timedOut > 35_000);
+});

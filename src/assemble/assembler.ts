@@ -83,6 +83,8 @@ interface OpenEvent {
   readonly timeMs: number;
   /** The stream clock's value past which the event times out. */
   deadline: number;
+  /** How many times the clock had gone back when it opened (see #rebase). */
+  readonly epoch: number;
   readonly records: AuditRecord[];
   closed: boolean;
   /** Its records by content, once it has more than SMALL_EVENT. */
@@ -155,8 +157,15 @@ export class EventAssembler {
   #behindTime = 0;
   /** Started, and no step awaits a record: a record near the clock only moves it. */
   #quiet = false;
-  /** The clock just after it last went back: events opened before time out from there. */
-  #rebased = 0;
+  /**
+   * Times the clock went back (a step back, an outlier undone), and the
+   * clock just after each of those still needed: `#rebases[i]` is the one
+   * that started epoch `#rebasesFrom + i`. An event opened before a step
+   * times out `timeoutMs` after the first step that followed it.
+   */
+  #epoch = 0;
+  #rebases: number[] = [];
+  #rebasesFrom = 1;
   /** The key of the last event closed at the record limit (its next records are not "late"). */
   #limitKey: Key | null = null;
   readonly #stats: AssemblerStats = {
@@ -242,7 +251,15 @@ export class EventAssembler {
         // A stamp far from the clock (see #observe) is timed from its arrival.
         const near = t <= this.#clock + this.#timeout && t >= this.#clock - this.#timeout;
         const deadline = (near ? t : this.#clock) + this.#timeout;
-        const ev: OpenEvent = { key, timeMs: t, deadline, records: [record], closed: false, index: null };
+        const ev: OpenEvent = {
+          key,
+          timeMs: t,
+          deadline,
+          epoch: this.#epoch,
+          records: [record],
+          closed: false,
+          index: null,
+        };
         this.#open.set(key, ev);
         if (typeof key === 'string') this.#openStringKeys++;
         if (this.#open.size > st.maxOpen) st.maxOpen = this.#open.size;
@@ -280,7 +297,7 @@ export class EventAssembler {
         // together; the next record at the new time steps again).
         if (!straggler) this.#stats.clockOutliers++;
         this.#clock = this.#beforeStep;
-        this.#rebased = this.#clock;
+        this.#rebase();
         if (straggler) return;
       } else {
         // Borne out: close now what the step closes, before this record goes in.
@@ -306,7 +323,7 @@ export class EventAssembler {
       this.#behindPending = false;
       this.#stats.clockSteps++;
       this.#clock = Math.max(t, this.#behindTime);
-      this.#rebased = this.#clock;
+      this.#rebase();
       return;
     }
     if (this.#behindPending && key !== this.#behindKey) this.#stats.clockOutliers++;
@@ -350,19 +367,48 @@ export class EventAssembler {
     return this.#order[this.#head];
   }
 
+  /** The clock has just gone back: a new epoch. */
+  #rebase(): void {
+    this.#epoch++;
+    this.#rebases.push(this.#clock);
+  }
+
   #expire(): void {
     const clock = this.#clock;
     // Open events are in arrival order, which is close to deadline order;
     // stop at the first one not yet due so that this stays O(1) per record.
     for (;;) {
       const ev = this.#oldest();
-      if (ev === undefined) return;
-      // Due only past a time from before the clock went back: due after the step.
-      if (ev.deadline > clock + this.#timeout) ev.deadline = this.#rebased + this.#timeout;
-      if (ev.deadline >= clock) return;
+      if (ev === undefined) {
+        this.#forgetRebases(this.#epoch);
+        return;
+      }
+      if (ev.deadline > clock + this.#timeout) {
+        // Due past a time from before the clock went back: due after the first step that followed it.
+        const back = this.#rebases[ev.epoch + 1 - this.#rebasesFrom] ?? clock;
+        ev.deadline = Math.min(back, clock) + this.#timeout;
+      }
+      if (ev.deadline >= clock) {
+        this.#forgetRebases(ev.epoch);
+        return;
+      }
       this.#stats.timedOut++;
       this.#close(ev, 'timeout');
     }
+  }
+
+  /** Forgets the steps no open event needs: those up to epoch `upTo` (events behind are no older). */
+  #forgetRebases(upTo: number): void {
+    const drop = upTo + 1 - this.#rebasesFrom;
+    if (drop <= 0) return;
+    if (drop >= this.#rebases.length) {
+      this.#rebases = [];
+    } else if (drop < 1024 && drop * 2 < this.#rebases.length) {
+      return; // compacted later, a batch at a time
+    } else {
+      this.#rebases = this.#rebases.slice(drop);
+    }
+    this.#rebasesFrom = upTo + 1;
   }
 
   #closeAtLimit(ev: OpenEvent): void {
