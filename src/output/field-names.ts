@@ -20,16 +20,36 @@ export const NAME_PRIME = 0x01000193;
 const HASH = 0x23; // '#'
 const BUCKETS = 1024;
 
+/** The decimal digits of a suffix (at most 10): no string is made for each. */
+const digits = new Uint8Array(10);
+
+/** Writes the digits of m (> 0) to `digits`; returns how many. */
+function digitsOf(m: number): number {
+  let n = 0;
+  for (let x = m; x > 0; x = Math.floor(x / 10)) n++;
+  for (let i = n - 1, x = m; i >= 0; i--, x = Math.floor(x / 10)) digits[i] = 0x30 + (x % 10);
+  return n;
+}
+
 /** The hash of `name#m` from the hash `h` of `name`. */
 function suffixedHash(h: number, m: number): number {
   let x = Math.imul(h ^ HASH, NAME_PRIME);
-  const digits = String(m);
-  for (let i = 0; i < digits.length; i++) x = Math.imul(x ^ digits.charCodeAt(i), NAME_PRIME);
+  const n = digitsOf(m);
+  for (let i = 0; i < n; i++) x = Math.imul(x ^ digits[i]!, NAME_PRIME);
   return x;
 }
 
-function digitCount(m: number): number {
-  return m === 0 ? 0 : String(m).length + 1;
+/** The bytes a suffix adds to a name: `#` and its digits, or nothing for 0. */
+function suffixLength(m: number): number {
+  let n = 0;
+  for (let x = m; x > 0; x = Math.floor(x / 10)) n++;
+  return n === 0 ? 0 : n + 1;
+}
+
+/** Byte `i` of the name `src[start..start+len)` followed by `#m` (m > 0: its digits in `digits`). */
+function byteAt(src: Uint8Array, start: number, len: number, i: number): number {
+  if (i < len) return src[start + i]!;
+  return i === len ? HASH : digits[i - len - 1]!;
 }
 
 export class FieldNames {
@@ -118,7 +138,7 @@ export class FieldNames {
     for (; this.#stamp[k] === current; k = (k + 1) & this.#mask) {
       if (
         this.#hash[k] === h &&
-        this.#len[k]! + digitCount(this.#suffix[k]!) === len &&
+        this.#len[k]! + suffixLength(this.#suffix[k]!) === len &&
         this.#same(k, from, to, 0)
       ) {
         return this.#repeat(k, from, to, h);
@@ -156,10 +176,10 @@ export class FieldNames {
 
   /** The slot of the name `src[from..to)` with suffix `suffix` (0: none), or -1. */
   #find(h: number, from: number, to: number, suffix: number): number {
-    const len = to - from + digitCount(suffix);
+    const len = to - from + suffixLength(suffix);
     for (let k = (h ^ (h >>> 16)) & this.#mask; this.#stamp[k] === this.#current; k = (k + 1) & this.#mask) {
       if (this.#hash[k] !== h) continue;
-      if (this.#len[k]! + digitCount(this.#suffix[k]!) !== len) continue;
+      if (this.#len[k]! + suffixLength(this.#suffix[k]!) !== len) continue;
       if (this.#same(k, from, to, suffix)) return k;
     }
     return -1;
@@ -167,33 +187,30 @@ export class FieldNames {
 
   /** Whether slot k's name is the name `src[from..to)` with suffix `suffix`, byte for byte. */
   #same(k: number, from: number, to: number, suffix: number): boolean {
-    const a = nameBytes(this.#src, this.#start[k]!, this.#len[k]!, this.#suffix[k]!);
-    const b = nameBytes(this.#src, from, to - from, suffix);
-    for (let i = 0; i < a.length; i++) if (a.at(i) !== b.at(i)) return false;
+    const src = this.#src;
+    const aStart = this.#start[k]!;
+    const aLen = this.#len[k]!;
+    const aSuffix = this.#suffix[k]!;
+    const bLen = to - from;
+    if (aSuffix === 0 && suffix === 0) {
+      for (let i = 0; i < aLen; i++) if (src[aStart + i] !== src[from + i]) return false;
+      return true;
+    }
+    // Names of equal length, one or both suffixed: at most one suffix is in `digits` at a time.
+    const total = aLen + suffixLength(aSuffix);
+    if (aSuffix === 0) {
+      digitsOf(suffix);
+      for (let i = 0; i < total; i++) if (src[aStart + i] !== byteAt(src, from, bLen, i)) return false;
+      return true;
+    }
+    if (suffix === 0) {
+      digitsOf(aSuffix);
+      for (let i = 0; i < total; i++) if (byteAt(src, aStart, aLen, i) !== src[from + i]) return false;
+      return true;
+    }
+    // Both suffixed: equal only with equal names and equal suffixes.
+    if (aSuffix !== suffix || aLen !== bLen) return false;
+    for (let i = 0; i < aLen; i++) if (src[aStart + i] !== src[from + i]) return false;
     return true;
   }
-}
-
-/** A name with its suffix, read byte by byte (only on a hash match, so rarely). */
-class NameView {
-  constructor(
-    readonly src: Uint8Array,
-    readonly start: number,
-    readonly base: number,
-    readonly digits: string,
-  ) {}
-
-  get length(): number {
-    return this.base + (this.digits === '' ? 0 : 1 + this.digits.length);
-  }
-
-  at(i: number): number {
-    if (i < this.base) return this.src[this.start + i]!;
-    if (i === this.base) return HASH;
-    return this.digits.charCodeAt(i - this.base - 1);
-  }
-}
-
-function nameBytes(src: Uint8Array, start: number, len: number, suffix: number): NameView {
-  return new NameView(src, start, len, suffix === 0 ? '' : String(suffix));
 }

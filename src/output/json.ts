@@ -157,8 +157,18 @@ const REST_KEY = Buffer.from('},"rest":"', 'latin1');
 const MSG_OPENING = Buffer.from(',"msg":{', 'latin1');
 const PROCTITLE = 1327;
 const EXECVE = 1309;
-/** Scratch for decoded proctitles (the kernel caps them at 128 bytes; larger ones take the slow path). */
-const decoded = new Uint8Array(4096);
+/** Scratch for decoded hex values (proctitles, EXECVE arguments), grown to the longest seen. */
+let decoded = new Uint8Array(4096);
+
+/** The scratch, with room for `n` bytes. */
+function scratch(n: number): Uint8Array {
+  if (n > decoded.length) {
+    let size = decoded.length;
+    while (size < n) size *= 2;
+    decoded = new Uint8Array(size);
+  }
+  return decoded;
+}
 
 /** The canonical decimal number in `b[from..to)` (no sign, no leading zero), or -1. */
 function decimalAt(b: Uint8Array, from: number, to: number): number {
@@ -432,7 +442,8 @@ export class JsonEventWriter {
       p = escapeInto(src, ns, ne, out, p);
       if (suffix > 0) {
         s.commit(p);
-        s.ascii(`#${suffix}`);
+        s.byte(0x23);
+        s.decimal(suffix);
         out = s.reserve((be - i) * 8 + 16);
         p = s.position;
       }
@@ -566,7 +577,8 @@ export class JsonEventWriter {
       p = escapeInto(src, ns, ne, out, p);
       if (suffix > 0) {
         s.commit(p);
-        s.ascii(`#${suffix}`);
+        s.byte(0x23);
+        s.decimal(suffix);
         out = s.reserve((to - i) * 6 + 16);
         p = s.position;
       }
@@ -621,7 +633,8 @@ export class JsonEventWriter {
       return true;
     }
     const n = (ve - vs) >> 1;
-    if (n === 0 || (ve - vs) % 2 !== 0 || n > decoded.length) return false;
+    if (n === 0 || (ve - vs) % 2 !== 0) return false;
+    const decoded = scratch(n);
     let high = 0;
     for (let i = 0; i < n; i++) {
       const hi = hexValue(src[vs + 2 * i]!);
@@ -690,7 +703,7 @@ export class JsonEventWriter {
         p = escapeInto(src, vs + 1, ve - 1, out, p);
       } else if (isUpperHex(src, vs, ve)) {
         const n = (ve - vs) >> 1;
-        if (n > decoded.length) return false;
+        const decoded = scratch(n);
         let high = 0;
         for (let k = 0; k < n; k++) {
           const b = (hexValue(src[vs + 2 * k]!) << 4) | hexValue(src[vs + 2 * k + 1]!);
