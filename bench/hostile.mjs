@@ -37,7 +37,8 @@ class Stamps {
   next(stepMs = 1) {
     this.serial++;
     this.ms += stepMs;
-    return this.at(this.ms, this.serial);
+    this.stamp = this.at(this.ms, this.serial);
+    return this.stamp;
   }
   at(ms, serial) {
     return `msg=audit(${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}:${serial})`;
@@ -87,6 +88,11 @@ function normal(bytes, execve = () => [], after = () => []) {
   return out.join('');
 }
 
+/** A record line, then the PROCTITLE that closes its event. */
+function closed(stamp, line) {
+  return `${line}\ntype=PROCTITLE ${stamp}: proctitle=7368`;
+}
+
 /** Lines made by `line(stamps, i)` until the input has `bytes` bytes. */
 function repeat(bytes, line) {
   const s = new Stamps();
@@ -113,12 +119,15 @@ const CASES = {
       (s) =>
         `type=USER ${s.next()}: pid=7 uid=0 auid=4242 ses=3 msg='${'a=1 '.repeat(2100)}'${'\x1dUID="root" AUID="x"'}`,
     ),
+  // Each record closed by its PROCTITLE, as the kernel's events are.
   'repeated names (record)': (bytes) =>
-    repeat(bytes, (s) => `type=SYSCALL ${s.next()}: ${'a=1 '.repeat(2100)}key="k"`),
+    repeat(bytes, (s) => closed(s.next(), `type=SYSCALL ${s.stamp}: ${'a=1 '.repeat(2100)}key="k"`)),
   'many fields (past the cap)': (bytes) =>
-    repeat(
-      bytes,
-      (s) => `type=SYSCALL ${s.next()}: ${Array.from({ length: 6000 }, (_, i) => `f${i}=1`).join(' ')}`,
+    repeat(bytes, (s) =>
+      closed(
+        s.next(),
+        `type=SYSCALL ${s.stamp}: ${Array.from({ length: 6000 }, (_, i) => `f${i}=1`).join(' ')}`,
+      ),
     ),
   // The issue's case: 40,000 records with one stamp, then the next event.
   'huge events (40,000 records)': (bytes) => {
@@ -162,9 +171,11 @@ const CASES = {
     return out.join('');
   },
   'long values (1 MB quoted)': (bytes) =>
-    repeat(
-      bytes,
-      (s) => `type=SYSCALL ${s.next()}: arch=c000003e syscall=59 comm="${'x'.repeat(1000 << 10)}" key="k"`,
+    repeat(bytes, (s) =>
+      closed(
+        s.next(),
+        `type=SYSCALL ${s.stamp}: arch=c000003e syscall=59 comm="${'x'.repeat(1000 << 10)}" key="k"`,
+      ),
     ),
   'long values (1 MB hex proctitle)': (bytes) =>
     repeat(bytes, (s) => `type=PROCTITLE ${s.next()}: proctitle=${'41'.repeat(500 << 10)}`),

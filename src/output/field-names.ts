@@ -23,11 +23,15 @@ const BUCKETS = 1024;
 /** The decimal digits of a suffix (at most 10): no string is made for each. */
 const digits = new Uint8Array(10);
 
+/** How many decimal digits m (> 0, a suffix: at most the fields of a record) has. */
+function digitCount(m: number): number {
+  return m < 10 ? 1 : m < 100 ? 2 : m < 1000 ? 3 : m < 10000 ? 4 : m < 100000 ? 5 : String(m).length;
+}
+
 /** Writes the digits of m (> 0) to `digits`; returns how many. */
 function digitsOf(m: number): number {
-  let n = 0;
-  for (let x = m; x > 0; x = Math.floor(x / 10)) n++;
-  for (let i = n - 1, x = m; i >= 0; i--, x = Math.floor(x / 10)) digits[i] = 0x30 + (x % 10);
+  const n = digitCount(m);
+  for (let i = n - 1, x = m; i >= 0; i--, x = (x / 10) | 0) digits[i] = 0x30 + (x % 10);
   return n;
 }
 
@@ -41,9 +45,7 @@ function suffixedHash(h: number, m: number): number {
 
 /** The bytes a suffix adds to a name: `#` and its digits, or nothing for 0. */
 function suffixLength(m: number): number {
-  let n = 0;
-  for (let x = m; x > 0; x = Math.floor(x / 10)) n++;
-  return n === 0 ? 0 : n + 1;
+  return m === 0 ? 0 : digitCount(m) + 1;
 }
 
 /** Byte `i` of the name `src[start..start+len)` followed by `#m` (m > 0: its digits in `digits`). */
