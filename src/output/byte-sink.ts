@@ -102,8 +102,8 @@ export class ByteSink {
     }
     if (this.#pos + 16 > this.#buf.length) this.#grow(16);
     const b = this.#buf;
-    let digits = 1;
-    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+    if (digits === 5) for (let x = n; x >= 100000; x = Math.floor(x / 10)) digits++;
     let p = this.#pos + digits;
     this.#pos = p;
     let x = n;

@@ -38,6 +38,11 @@ function digitsOf(m: number): number {
 /** The hash of `name#m` from the hash `h` of `name`. */
 function suffixedHash(h: number, m: number): number {
   let x = Math.imul(h ^ HASH, NAME_PRIME);
+  if (m < 100) {
+    // The usual suffixes, one or two digits, without writing them out.
+    if (m >= 10) x = Math.imul(x ^ (0x30 + ((m / 10) | 0)), NAME_PRIME);
+    return Math.imul(x ^ (0x30 + (m % 10)), NAME_PRIME);
+  }
   const n = digitsOf(m);
   for (let i = 0; i < n; i++) x = Math.imul(x ^ digits[i]!, NAME_PRIME);
   return x;
@@ -54,16 +59,20 @@ function byteAt(src: Uint8Array, start: number, len: number, i: number): number 
   return i === len ? HASH : digits[i - len - 1]!;
 }
 
+/** Slot layout in the table: each slot's ints together, so that a probe reads one cache line. */
+const STAMP = 0;
+const HASH_OF = 1;
+const START = 2;
+const LEN = 3;
+/** 0: the name as written; m: `name#m`. */
+const SUFFIX = 4;
+/** For a name, the next suffix to try for its next copy. */
+const NEXT = 5;
+const SLOT = 8;
+
 export class FieldNames {
   readonly #mask: number;
-  readonly #stamp: Int32Array;
-  readonly #hash: Int32Array;
-  /** The name's bytes in the source, and its suffix (0: the name as written; m: `name#m`). */
-  readonly #start: Int32Array;
-  readonly #len: Int32Array;
-  readonly #suffix: Int32Array;
-  /** For each name, the next suffix to try for its next copy. */
-  readonly #next: Int32Array;
+  readonly #slots: Int32Array;
   #current = 0;
   #src: Uint8Array = new Uint8Array(0);
   /**
@@ -74,9 +83,7 @@ export class FieldNames {
    * once per object.
    */
   readonly #bucket = new Int32Array(BUCKETS);
-  readonly #listStart: Int32Array;
-  readonly #listEnd: Int32Array;
-  readonly #listHash: Int32Array;
+  readonly #list: Int32Array;
   #listed = 0;
   #tabled = false;
 
@@ -85,15 +92,8 @@ export class FieldNames {
     let size = 16;
     while (size < 2 * maxNames + 2) size *= 2;
     this.#mask = size - 1;
-    this.#stamp = new Int32Array(size);
-    this.#hash = new Int32Array(size);
-    this.#start = new Int32Array(size);
-    this.#len = new Int32Array(size);
-    this.#suffix = new Int32Array(size);
-    this.#next = new Int32Array(size);
-    this.#listStart = new Int32Array(maxNames);
-    this.#listEnd = new Int32Array(maxNames);
-    this.#listHash = new Int32Array(maxNames);
+    this.#slots = new Int32Array(size * SLOT);
+    this.#list = new Int32Array(maxNames * 3);
   }
 
   /** Starts a new object whose names are ranges of `src`. */
@@ -101,7 +101,7 @@ export class FieldNames {
     this.#src = src;
     this.#current = (this.#current + 1) | 0;
     if (this.#current === 0) {
-      this.#stamp.fill(0);
+      this.#slots.fill(0);
       this.#bucket.fill(0);
       this.#current = 1;
     }
@@ -117,82 +117,84 @@ export class FieldNames {
     const current = this.#current;
     if (!this.#tabled) {
       const b = (h ^ (h >>> 10)) & (BUCKETS - 1);
-      if (this.#bucket[b] !== current && this.#listed < this.#listStart.length) {
+      const list = this.#list;
+      if (this.#bucket[b] !== current && this.#listed * 3 < list.length) {
         this.#bucket[b] = current;
-        const n = this.#listed++;
-        this.#listStart[n] = from;
-        this.#listEnd[n] = to;
-        this.#listHash[n] = h;
+        const n = 3 * this.#listed++;
+        list[n] = from;
+        list[n + 1] = to;
+        list[n + 2] = h;
         return 0;
       }
       this.#tabled = true;
-      for (let n = 0; n < this.#listed; n++)
-        this.#add(this.#listStart[n]!, this.#listEnd[n]!, this.#listHash[n]!);
+      for (let n = 0; n < 3 * this.#listed; n += 3) this.#add(list[n]!, list[n + 1]!, list[n + 2]!);
     }
     return this.#add(from, to, h);
   }
 
   #add(from: number, to: number, h: number): number {
     // One probe for the usual new name: where the search ends, it goes.
+    const slots = this.#slots;
     const len = to - from;
     const current = this.#current;
     let k = (h ^ (h >>> 16)) & this.#mask;
-    for (; this.#stamp[k] === current; k = (k + 1) & this.#mask) {
-      if (
-        this.#hash[k] === h &&
-        this.#len[k]! + suffixLength(this.#suffix[k]!) === len &&
-        this.#same(k, from, to, 0)
-      ) {
-        return this.#repeat(k, from, to, h);
+    for (; slots[k * SLOT + STAMP] === current; k = (k + 1) & this.#mask) {
+      const at = k * SLOT;
+      if (slots[at + HASH_OF] === h && slots[at + LEN]! + suffixLength(slots[at + SUFFIX]!) === len) {
+        if (this.#same(at, from, to, 0)) return this.#repeat(at, from, to, h);
       }
     }
-    this.#stamp[k] = current;
-    this.#hash[k] = h;
-    this.#start[k] = from;
-    this.#len[k] = len;
-    this.#suffix[k] = 0;
-    this.#next[k] = 2;
+    this.#fill(k * SLOT, h, from, to, 0);
     return 0;
   }
 
-  /** A name already in the object (slot `at`): its next free suffix, added as a name too. */
+  /** A name already in the object (slot at `at`): its next free suffix, added as a name too. */
   #repeat(at: number, from: number, to: number, h: number): number {
-    let m = this.#next[at]!;
+    const slots = this.#slots;
+    let m = slots[at + NEXT]!;
     let hm = suffixedHash(h, m);
     while (this.#find(hm, from, to, m) >= 0) hm = suffixedHash(h, ++m);
-    this.#next[at] = m + 1;
-    this.#insert(hm, from, to, m);
+    slots[at + NEXT] = m + 1;
+    let k = (hm ^ (hm >>> 16)) & this.#mask;
+    while (slots[k * SLOT + STAMP] === this.#current) k = (k + 1) & this.#mask;
+    this.#fill(k * SLOT, hm, from, to, m);
     return m;
   }
 
-  #insert(h: number, from: number, to: number, suffix: number): void {
-    let k = (h ^ (h >>> 16)) & this.#mask;
-    while (this.#stamp[k] === this.#current) k = (k + 1) & this.#mask;
-    this.#stamp[k] = this.#current;
-    this.#hash[k] = h;
-    this.#start[k] = from;
-    this.#len[k] = to - from;
-    this.#suffix[k] = suffix;
-    this.#next[k] = 2;
+  #fill(at: number, h: number, from: number, to: number, suffix: number): void {
+    const slots = this.#slots;
+    slots[at + STAMP] = this.#current;
+    slots[at + HASH_OF] = h;
+    slots[at + START] = from;
+    slots[at + LEN] = to - from;
+    slots[at + SUFFIX] = suffix;
+    slots[at + NEXT] = 2;
   }
 
-  /** The slot of the name `src[from..to)` with suffix `suffix` (0: none), or -1. */
+  /** Where the name `src[from..to)` with suffix `suffix` (0: none) is in the table, or -1. */
   #find(h: number, from: number, to: number, suffix: number): number {
+    const slots = this.#slots;
     const len = to - from + suffixLength(suffix);
-    for (let k = (h ^ (h >>> 16)) & this.#mask; this.#stamp[k] === this.#current; k = (k + 1) & this.#mask) {
-      if (this.#hash[k] !== h) continue;
-      if (this.#len[k]! + suffixLength(this.#suffix[k]!) !== len) continue;
-      if (this.#same(k, from, to, suffix)) return k;
+    for (
+      let k = (h ^ (h >>> 16)) & this.#mask;
+      slots[k * SLOT + STAMP] === this.#current;
+      k = (k + 1) & this.#mask
+    ) {
+      const at = k * SLOT;
+      if (slots[at + HASH_OF] !== h) continue;
+      if (slots[at + LEN]! + suffixLength(slots[at + SUFFIX]!) !== len) continue;
+      if (this.#same(at, from, to, suffix)) return at;
     }
     return -1;
   }
 
-  /** Whether slot k's name is the name `src[from..to)` with suffix `suffix`, byte for byte. */
-  #same(k: number, from: number, to: number, suffix: number): boolean {
+  /** Whether the name at slot `at` is the name `src[from..to)` with suffix `suffix`, byte for byte. */
+  #same(at: number, from: number, to: number, suffix: number): boolean {
     const src = this.#src;
-    const aStart = this.#start[k]!;
-    const aLen = this.#len[k]!;
-    const aSuffix = this.#suffix[k]!;
+    const slots = this.#slots;
+    const aStart = slots[at + START]!;
+    const aLen = slots[at + LEN]!;
+    const aSuffix = slots[at + SUFFIX]!;
     const bLen = to - from;
     if (aSuffix === 0 && suffix === 0) {
       for (let i = 0; i < aLen; i++) if (src[aStart + i] !== src[from + i]) return false;
@@ -210,7 +212,7 @@ export class FieldNames {
       for (let i = 0; i < total; i++) if (byteAt(src, aStart, aLen, i) !== src[from + i]) return false;
       return true;
     }
-    // Both suffixed: equal only with equal names and equal suffixes.
+    // Both suffixed: equal only with equal names and equal suffixes (a suffix has no `#`).
     if (aSuffix !== suffix || aLen !== bLen) return false;
     for (let i = 0; i < aLen; i++) if (src[aStart + i] !== src[from + i]) return false;
     return true;
