@@ -134,6 +134,42 @@ test(
 );
 
 test(
+  'unicast with --rules no enables audit as auditd does, so its start marker arrives, and disables it on stop',
+  { skip },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const { netlink, snapshot } = ctx;
+      // As on a fresh boot (restored by withAuditState).
+      netlink.setStatus({ enabled: false });
+      const dir = tempDir(t);
+      const log = join(dir, 'audit.log');
+      const d = await startRun([
+        '--rules',
+        'no',
+        '--host-log',
+        log,
+        '--state-dir',
+        join(dir, 'state'),
+        '--seed-proc',
+        'no',
+        '--proc-connector',
+        'no',
+      ]);
+      try {
+        assert.equal(netlink.getStatus().enabled, 1);
+        await waitForLine(log, (l) => l.includes(`op=start daemon-pid=${d.pid} `), 'start marker');
+        assert.deepEqual(netlink.listRules().map(formatRule), snapshot.rules.map(formatRule));
+      } finally {
+        assert.equal(await stopRun(d), 0, d.stderr());
+      }
+      assert.equal(netlink.getStatus().enabled, 0);
+      assert.doesNotMatch(d.stderr(), /did not come back/);
+    });
+  },
+);
+
+test(
   'the daemon start and stop markers land in the host log and verify with the keyring it wrote',
   { skip },
   async (t) => {
@@ -154,7 +190,10 @@ test(
           `type=UNKNOWN\\[2942\\] msg=audit\\([0-9.:]+\\): pid=${d.pid} .*op=start daemon-pid=${d.pid} `,
         ),
       );
-      assert.match(text, /seq=2 op=stop mac=/);
+      // The /proc snapshot follows the start marker, as seed markers.
+      const seeds = (text.match(/ op=seed procs=/g) ?? []).length;
+      assert.ok(seeds >= 1, 'the snapshot is in the stream');
+      assert.match(text, new RegExp(`seq=${seeds + 2} op=stop mac=`));
       const replay = spawnSync(
         process.execPath,
         [MAIN, 'replay', '--format', 'json', '--keyring', keyring, log],
@@ -163,7 +202,7 @@ test(
         },
       );
       assert.equal(replay.status, 0, replay.stderr);
-      assert.match(replay.stderr, / 2 markers,/);
+      assert.match(replay.stderr, new RegExp(` ${seeds + 2} markers,`));
       assert.match(replay.stderr, / 0 forgery attempts/);
     });
   },
@@ -230,7 +269,8 @@ test(
           assert.equal(await stopRun(quiet), 0, quiet.stderr());
         }
         assert.equal(existsSync(defaultLog) ? statSync(defaultLog).size : -1, before);
-        assert.deepEqual(readdirSync(join(dir, 'state')), ['keyring']);
+        // The keyring, and the label checkpoint saved on stop; no host log.
+        assert.deepEqual(readdirSync(join(dir, 'state')).sort(), ['checkpoint.json', 'keyring']);
 
         const log = join(dir, 'multicast.log');
         const loud = await startRun([

@@ -9,13 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
-import { encodeMarker, MARKER_TYPE } from '../src/marker/format.js';
-import type { MarkerBody } from '../src/marker/format.js';
-import { formatKeyringEntry } from '../src/marker/keyring.js';
+import { AuditLogWriter, ORCHESTRATOR as orch } from './support/audit-log.js';
 
 const CLI = resolve(import.meta.dirname, '../src/cli/main.js');
-const SECRET = Buffer.alloc(32, 9);
-const DAEMON = 700;
 const dir = mkdtempSync(join(tmpdir(), 'contid-replay-'));
 after(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -26,31 +22,14 @@ function run(args: string[], input?: string): { code: number | null; stdout: str
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-let serial = 100;
-let ms = 0;
-function stamp(): string {
-  ms += 5;
-  return `1700000000.${String(ms).padStart(3, '0')}:${++serial}`;
-}
-function sys(pid: number, ppid: number, nr: number, exit: number, comm: string, a0 = '0'): string {
-  const s = stamp();
-  return (
-    `type=SYSCALL msg=audit(${s}): arch=c000003e syscall=${nr} success=yes exit=${exit} a0=${a0} a1=0 a2=0 a3=0 ` +
-    `items=0 ppid=${ppid} pid=${pid} auid=4242 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 ` +
-    `tty=(none) ses=3 comm="${comm}" exe="/bin/${comm}" key="t"\n` +
-    `type=PROCTITLE msg=audit(${s}): proctitle=${Buffer.from(comm).toString('hex').toUpperCase()}\n`
-  );
-}
-let seq = 0;
-function marker(body: MarkerBody, sender = DAEMON, secret = SECRET): string {
-  const text = encodeMarker({ start: 'T1', seq: ++seq, body }, secret);
-  return `type=UNKNOWN[${MARKER_TYPE}] msg=audit(${stamp()}): pid=${sender} uid=0 auid=4294967295 ses=4294967295 msg='${text}'\n`;
-}
-const orch = { pid: 600, uid: 0, auid: 4294967295, exe: '/usr/bin/crun', privileged: true };
+const w = new AuditLogWriter();
+const sys = (pid: number, ppid: number, nr: number, exit: number, comm: string, a0 = '0'): string =>
+  w.sys(pid, ppid, nr, exit, comm, { a0 });
+const marker = w.marker.bind(w);
 
 const log =
   sys(600, 1, 56, 800, 'crun', '1200011') + // the orchestrator forks the container init
-  marker({ op: 'start', daemonPid: DAEMON }) +
+  marker({ op: 'start', daemonPid: w.daemonPid }) +
   marker({ op: 'set', pid: 800, ppid: 600, contid: '42', caller: orch }) +
   sys(800, 600, 59, 0, 'sh') + // init execs
   sys(800, 600, 56, 2, 'sh', '1200011') + // forks: exit=2 is namespace-relative
@@ -64,7 +43,7 @@ const log =
 const logFile = join(dir, 'audit.log');
 const keyring = join(dir, 'keyring');
 writeFileSync(logFile, log);
-writeFileSync(keyring, formatKeyringEntry({ startId: 'T1', daemonPid: DAEMON, secret: SECRET }) + '\n');
+writeFileSync(keyring, w.keyring());
 
 interface Ev {
   serial: number;
@@ -106,7 +85,7 @@ test('replay labels a container tree from authentic markers and reports refusals
   assert.equal(forged[0]!['contid'], '42');
   const cid = bySerial(104).records.find((x) => x.type === 'CONTAINER_ID');
   assert.deepEqual(cid?.fields, { record: '1', contid: '42' });
-  assert.match(r.stderr, /1 forgery attempts/);
+  assert.match(r.stderr, /1 forgery attempt;/);
   assert.match(r.stderr, /forgery at .* from pid 801 \(contid 42\)/);
 });
 
@@ -131,7 +110,20 @@ test('replay without a keyring honours no marker and labels nothing', () => {
     .split('\n')
     .map((l) => JSON.parse(l) as Ev);
   assert.equal(events.filter((e) => e.contid !== null).length, 0);
-  assert.match(r.stderr, /forgery attempts/);
+  assert.match(r.stderr, /4 forgery attempts/);
+  // Genuine markers without a keyring: the summary says why they count as forgeries.
+  assert.match(r.stderr, /no keyring was given, so no marker can be verified/);
+  assert.match(r.stderr, /Labels need the keyring of the daemon that wrote the log: --keyring/);
+});
+
+test('replay of an ordinary auditd log says that it labels nothing, and why', () => {
+  const plain = join(dir, 'plain.log');
+  writeFileSync(plain, sys(900, 1, 59, 0, 'ls') + sys(901, 1, 59, 0, 'id'));
+  const r = run(['replay', plain]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /no contid markers in the input, so nothing is labelled/);
+  const k = run(['replay', '--keyring', keyring, logFile]);
+  assert.doesNotMatch(k.stderr, /note:/);
 });
 
 test('replay --no-labels writes plain events', () => {
@@ -142,16 +134,76 @@ test('replay --no-labels writes plain events', () => {
 });
 
 const usage: [string, string[], number, RegExp][] = [
-  ['an unknown command', ['frobnicate'], 2, /Unknown command "frobnicate"/],
-  ['an unknown flag', ['replay', '--bogus', 'x'], 2, /Unknown option '--bogus'/],
-  ['a bad format', ['replay', '--format', 'xml', 'x'], 2, /Invalid value for --format: "xml"/],
-  ['no input', ['replay'], 2, /Missing input/],
-  ['a bad number', ['replay', '--timeout', 'soon', 'x'], 2, /Invalid value for --timeout/],
+  ['an unknown command', ['frobnicate'], 2, /^contid: Unknown command "frobnicate"\nRun "contid --help"/],
+  [
+    'an unknown flag',
+    ['replay', '--bogus', 'x'],
+    2,
+    /^contid replay: Unknown option '--bogus'.*\nRun "contid replay --help" for usage/s,
+  ],
+  [
+    'a bad format',
+    ['replay', '--format', 'xml', 'x'],
+    2,
+    /^contid replay: Invalid value for --format: "xml"/,
+  ],
+  ['no input', ['replay'], 2, /^contid replay: Missing input/],
+  [
+    'a bad number',
+    ['replay', '--timeout', 'soon', 'x'],
+    2,
+    /Invalid value for --timeout: "soon" is not a whole number/,
+  ],
+  [
+    'a number out of range',
+    ['replay', '--max-in-flight', '99999999999999999999', 'x'],
+    2,
+    /--max-in-flight: "99999999999999999999" is out of range \(1 to 16,777,216\)/,
+  ],
+  [
+    'a zero timeout',
+    ['replay', '--timeout', '0', 'x'],
+    2,
+    /--timeout: "0" is out of range \(1 to 86,400,000\)/,
+  ],
+  [
+    'a pid out of range',
+    ['replay', '--pid', '4294967296', 'x'],
+    2,
+    /--pid: "4294967296" is out of range \(0 to 4,194,304\)/,
+  ],
+  [
+    'a contid out of range',
+    ['replay', '--contid', '18446744073709551615', 'x'],
+    2,
+    /--contid: "18446744073709551615" is out of range \(0 to 18446744073709551614\)/,
+  ],
+  [
+    'an unknown syscall',
+    ['replay', '--syscall', 'frob', 'x'],
+    2,
+    /--syscall: "frob" is not a syscall name or number/,
+  ],
+  ['an unknown record type', ['replay', '--type', 'FROB', 'x'], 2, /--type: "FROB" is not a record type/],
+  ['a bad time', ['replay', '--since', 'soonish', 'x'], 2, /--since: "soonish" is not a time/],
+  [
+    'a date out of range',
+    ['replay', '--until', '02/30/2026', 'x'],
+    2,
+    /--until: "02\/30\/2026" is out of range \(day 1 to 28/,
+  ],
+  ['--contid without labels', ['replay', '--no-labels', '--contid', '4', 'x'], 2, /--contid needs labels/],
+  [
+    'a run flag out of range',
+    ['run', '--receive-buffer', '4294967296'],
+    2,
+    /^contid run: Invalid receive-buffer \(--receive-buffer\): "4294967296" is out of range \(65536 to 2,147,483,647\)\nRun "contid run --help"/,
+  ],
   [
     'a missing file',
     ['replay', '/nonexistent/audit.log'],
     1,
-    /Cannot read "\/nonexistent\/audit.log".*ENOENT/,
+    /^contid replay: Cannot read "\/nonexistent\/audit.log": no such file or directory \(ENOENT\)\n$/,
   ],
   ['a directory', ['replay', '/tmp'], 1, /Cannot read "\/tmp".*EISDIR/],
   ['a bad keyring', ['replay', '--keyring', '/etc/hostname', '/dev/null'], 1, /Cannot use keyring/],
@@ -203,4 +255,66 @@ test('replay stops quietly when its reader goes away (| head)', async () => {
   const [code] = (await once(child, 'exit')) as [number | null];
   assert.equal(code, 0, stderr);
   assert.doesNotMatch(stderr, /EPIPE|Error/);
+});
+
+test('replay sums up what it left out, cut off or timed apart: two files, the first cut off', () => {
+  const syscall = (sec: string, serial: number, extra = ''): string =>
+    `type=SYSCALL msg=audit(${sec}:${serial}): arch=c000003e syscall=59 success=yes exit=0 a0=1${extra} items=1 ppid=1 pid=5 auid=0 uid=0 ses=1 comm="ls" exe="/bin/ls" key=(null)`;
+  const first = join(dir, 'cut.log');
+  const second = join(dir, 'next.log');
+  writeFileSync(
+    first,
+    [
+      syscall('1700000000.000', 1, ' a1'), // a1 with no value
+      'type=PROCTITLE msg=audit(1700000000.000:1): proctitle=6C73',
+      // Copied while auditd wrote it: no final newline.
+      'type=USER_AUTH msg=audit(1700000000.100:2): pid=1 uid=0 auid=0 ses=1 msg=\'op=PAM:authentication acct="root" res=success\'',
+    ].join('\n'),
+  );
+  writeFileSync(
+    second,
+    [
+      "type=USER_LOGIN msg=audit(1700000000.200:3): pid=1 uid=0 auid=0 ses=1 msg='op=login id=0 res=success'",
+      syscall('1700086400.000', 4), // a day ahead
+      syscall('1700000000.300', 5),
+      'type=CWD msg=audit(1700000000.300:5): cwd="/"',
+      'type=PATH msg=audit(1700000000.300:5): item=0 name="/bin/ls" inode=1 dev=00:01 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL',
+      'type=PROCTITLE msg=audit(1700000000.300:5): proctitle=6C73',
+      'type=CONTAINER_OP msg=audit(1700000000.300:6): op=set opid=5 contid=31337 old-contid=-1 res=1',
+      '',
+    ].join('\n'),
+  );
+  const r = run(['replay', first, second]);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Ev);
+  assert.deepEqual(
+    events.map((e) => [e.serial, e.records.map((x) => x.type).join(',')]).sort((a, b) => +a[0]! - +b[0]!),
+    [
+      [1, 'SYSCALL,PROCTITLE'],
+      [2, 'USER_AUTH'],
+      [3, 'USER_LOGIN'],
+      [4, 'SYSCALL'],
+      [5, 'SYSCALL,CWD,PATH,PROCTITLE'],
+    ],
+  );
+  assert.match(
+    r.stderr,
+    /^ {2}input: 1 last line of a file without a newline \(read; the record may be cut off\)$/m,
+  );
+  assert.match(
+    r.stderr,
+    /^ {2}left out: 1 contid record and 0 record= links of an earlier run \(computed again\), 1 word without a value \(not in JSON fields\)$/m,
+  );
+  assert.match(
+    r.stderr,
+    /^ {2}clock: 1 record whose time the stream did not bear out \(timed from their arrival\)$/m,
+  );
+  assert.match(r.stderr, /^ {2}line 3: Last line of the input has no newline.*\(ERR_UNTERMINATED_LINE\)/m);
+  assert.match(
+    r.stderr,
+    /^ {2}line 1: Record SYSCALL has a word with no value.*\(ERR_FIELD_WITHOUT_VALUE\)/m,
+  );
 });

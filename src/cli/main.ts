@@ -7,6 +7,7 @@ import { runReplay } from './replay.js';
 import { parseRunArgs, RUN_HELP } from './run-args.js';
 import { runDaemon } from './run.js';
 import { MAIN_HELP, UsageError } from './usage.js';
+import { systemReason } from './errors.js';
 
 // Heap sizing. contid's live set is small (a process table, events in
 // flight) while it allocates fast, and short-lived garbage is most of it.
@@ -78,20 +79,34 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`contid: ${err.message}\nRun "contid --help" for usage.\n`);
+      // Name the command, so that the hint leads to the right help.
+      const command = verb !== undefined && COMMANDS.has(verb) ? `contid ${verb}` : 'contid';
+      process.stderr.write(`${command}: ${err.message}\nRun "${command} --help" for usage.\n`);
       return 2;
     }
     throw err;
   }
 }
 
+const COMMANDS: ReadonlySet<string> = new Set(['replay', 'run', 'set', 'get', 'grant', 'status', 'oci-hook']);
+
+/**
+ * The first failed write to stdout. A closed pipe (| head) ends the output
+ * quietly; any other error (a full disk) fails the command, reported once:
+ * by the command itself when it watches its output (replay), else here.
+ */
+let stdoutError: NodeJS.ErrnoException | null = null;
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  // A closed pipe (| head) ends the output, not the program with a stack trace.
-  if (err.code !== 'EPIPE') throw err;
+  stdoutError ??= err;
 });
 
 main(process.argv.slice(2)).then(
   (code) => {
+    const err: NodeJS.ErrnoException | null = stdoutError;
+    if (code === 0 && err !== null && err.code !== 'EPIPE') {
+      process.stderr.write(`contid: Cannot write standard output: ${systemReason(err)}\n`);
+      code = 1;
+    }
     process.exitCode = code;
   },
   (err: unknown) => {

@@ -1,22 +1,48 @@
 import { parseArgs } from 'node:util';
+import { recordTypeNumber } from '../interpret/record-types.js';
+import { SYSCALL_TABLES } from '../interpret/syscalls-generated.js';
+import type { SyscallCriterion } from '../pipeline/filter.js';
+import { FORGERY_TYPE } from '../pipeline/labels.js';
 import type { OutputFormat } from '../pipeline/replay.js';
+import { CONTID_UNSET, parseContid } from '../policy/contid.js';
+import { isClockTime, parseTimeSpec, type TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';
 
 export const REPLAY_HELP = `Usage: contid replay [options] FILE... | -
 
-Read audit logs (auditd log files, auditd's plugin stream, or stdin with -)
-and write the events they contain, offline and deterministically: the same
-input gives the same output on every run and machine. Nothing of this machine
-is read (no /proc, no user database) unless asked.
+Read audit logs (auditd log files, auditd's plugin stream, or stdin with -;
+gzip-compressed ones too) and write the events they contain, offline and
+deterministically: the same input gives the same output on every run and
+machine. Nothing of this machine is read (no /proc, no user database) unless
+asked.
 
 Processes are tracked through the stream and contid markers applied, so each
 event of a labelled process carries its audit container ID (CONTAINER_ID
 records, "contid" in JSON) and every set/grant/drop/adopt attempt appears as a
 CONTAINER_OP record. Markers are honoured only with --keyring.
 
-Options:
-  -f, --format FMT       Output format: json (JSON lines, default) or text (auditd log format)
+Output:
+  -f, --format FMT       json (JSON lines, default) or text (auditd's log format)
+  -i, --interpret        Text for people, like ausearch -i: dates, names for
+                         syscalls, errnos and ids (ids named from the log's
+                         enriched part, or with --resolve-ids)
   -o, --output FILE      Write to FILE instead of stdout
+
+Filters (after labelling; each one given must match, a list matches any):
+      --contid ID        Events of container ID or of containers nested in it
+                         (4,^2,^1 matches 4, 2 and 1), and its label operations
+      --since TIME       Events at or after TIME; --until TIME: at or before.
+      --until TIME       TIME: MM/DD/YYYY, YYYY-MM-DD, HH:MM[:SS], a date and a
+                         time, @SECONDS, or now, recent, boot, today, yesterday,
+                         this-week, week-ago, this-month, this-year (local time)
+      --pid PID          A record of the event has pid=PID
+      --key KEY          The event's key is KEY (whole)
+      --syscall S        The syscall, by name (execve) or number (59)
+      --type TYPE        The event has a record of TYPE (SYSCALL, USER_LOGIN,
+                         1300, CONTAINER_OP, CONTAINER_ID, CONTID_FORGERY)
+      --success yes|no   The syscall succeeded (or the message's res=)
+
+Reading:
       --timeout MS       Close an event once the log's clock is MS past it (default 2000)
       --max-in-flight N  Most events held open at once (default 65536)
       --max-line BYTES   Longest accepted input line (default 1048576)
@@ -24,20 +50,36 @@ Options:
                          (the log's own enriched names are always used when present)
       --keyring FILE     Marker keyring of the daemon starts whose markers to honour
                          (the daemon keeps it in /var/lib/contid/keyring; see docs/markers.md)
+      --state FILE       Start from the daemon's checkpoint (/var/lib/contid/checkpoint.json),
+                         for logs that begin after it started (rotated ones)
       --no-labels        Plain replay: no process tracking, no markers, no contid
       --max-processes N  Most processes tracked at once (default 1000000)
       --stats            Print counters as JSON on stderr at the end
   -q, --quiet            No summary or progress on stderr
   -h, --help             Show this help
 
-A summary (events, bad lines with line numbers, duplicates, time-outs, lost
-records estimated from serial gaps) goes to stderr at the end. Progress is
-shown on stderr when it is a terminal.
+A summary goes to stderr at the end: events, lines that were not records
+(with line numbers), serial gaps, labels, forgery attempts. Progress is shown
+on stderr when it is a terminal. Exit status: 0, or 1 when an input cannot be
+read or holds no audit record, or the output cannot be written; 2 for usage.
 
 Examples:
   contid replay /var/log/audit/audit.log
-  contid replay --format text audit.log.1 audit.log
+  contid replay --format text audit.log.2.gz audit.log.1 audit.log
+  contid replay -i --keyring /var/lib/contid/keyring --contid 42 --since today audit.log
   ausearch --raw -ts today | contid replay -`;
+
+/** The filter flags, as given (times are resolved against the clock later). */
+export interface FilterArgs {
+  readonly contids: readonly string[];
+  readonly since: TimeSpec | null;
+  readonly until: TimeSpec | null;
+  readonly pids: readonly number[];
+  readonly keys: readonly string[];
+  readonly syscalls: readonly SyscallCriterion[];
+  readonly types: readonly (number | string)[];
+  readonly success: boolean | null;
+}
 
 export interface ReplayArgs {
   readonly help: boolean;
@@ -49,18 +91,100 @@ export interface ReplayArgs {
   readonly maxLineBytes: number;
   readonly resolveIds: boolean;
   readonly keyring: string | null;
+  /** A daemon checkpoint to start from, or null. */
+  readonly state: string | null;
   readonly labels: boolean;
   readonly maxProcesses: number;
   readonly stats: boolean;
   readonly quiet: boolean;
+  /** Null when no filter flag was given. */
+  readonly filter: FilterArgs | null;
 }
 
-function positiveInt(flag: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  if (!/^[0-9]+$/.test(raw) || Number(raw) <= 0 || !Number.isSafeInteger(Number(raw))) {
-    throw new UsageError(`Invalid value for ${flag}: "${raw}" is not a positive integer`);
+/** The largest pid the kernel can hand out (PID_MAX_LIMIT on 64-bit). */
+const PID_MAX = 4_194_304;
+const INT_MAX = 2_147_483_647;
+
+function integer(
+  flag: string,
+  raw: string | undefined,
+  range: { min: number; max: number; fallback: number },
+): number {
+  if (raw === undefined) return range.fallback;
+  if (!/^[0-9]+$/.test(raw))
+    throw new UsageError(`Invalid value for ${flag}: "${raw}" is not a whole number`);
+  const n = Number(raw);
+  if (n < range.min || n > range.max) {
+    throw new UsageError(
+      `Invalid value for ${flag}: "${raw}" is out of range (${range.min} to ${range.max.toLocaleString('en-US')})`,
+    );
   }
-  return Number(raw);
+  return n;
+}
+
+/** The values of a repeatable flag, each also split at commas (`--type SYSCALL,EXECVE`). */
+function list(values: readonly string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
+}
+
+/** Whether some arch has a syscall called `name`. */
+function isSyscallName(name: string): boolean {
+  return name !== '' && SYSCALL_TABLES.some(([, table]) => table.includes(name));
+}
+
+function syscallCriterion(text: string): SyscallCriterion {
+  if (/^[0-9]+$/.test(text)) return { nr: integer('--syscall', text, { min: 0, max: INT_MAX, fallback: 0 }) };
+  if (!isSyscallName(text)) {
+    throw new UsageError(`Invalid value for --syscall: "${text}" is not a syscall name or number`);
+  }
+  return { name: text };
+}
+
+const LABEL_TYPES: readonly string[] = ['CONTAINER_ID', 'CONTAINER_OP', FORGERY_TYPE];
+
+function typeCriteria(text: string): (number | string)[] {
+  const upper = text.toUpperCase();
+  if (LABEL_TYPES.includes(upper)) {
+    const n = recordTypeNumber(upper);
+    return n === undefined ? [upper] : [upper, n];
+  }
+  if (/^[0-9]+$/.test(text)) return [integer('--type', text, { min: 0, max: 65535, fallback: 0 })];
+  const n = recordTypeNumber(text);
+  if (n === undefined) throw new UsageError(`Invalid value for --type: "${text}" is not a record type`);
+  return [n];
+}
+
+function contidCriterion(text: string): string {
+  const value = parseContid(text);
+  if (value === null || value === CONTID_UNSET) {
+    if (!/^[0-9]+$/.test(text))
+      throw new UsageError(`Invalid value for --contid: "${text}" is not a decimal ID`);
+    throw new UsageError(
+      `Invalid value for --contid: "${text}" is out of range (0 to ${(CONTID_UNSET - 1n).toString()})`,
+    );
+  }
+  return value.toString();
+}
+
+/**
+ * ausearch takes `-ts DATE TIME` as two words: a time of day right after
+ * `--since DATE` (or `--until DATE`) is taken as part of it, not as a file.
+ */
+function joinSplitTimes(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    out.push(arg);
+    if (arg === '--since' || arg === '--until') {
+      const date = argv[i + 1];
+      const time = argv[i + 2];
+      if (date !== undefined && time !== undefined && !isClockTime(date) && isClockTime(time)) {
+        out.push(`${date} ${time}`);
+        i += 2;
+      }
+    }
+  }
+  return out;
 }
 
 /** Parses `contid replay` arguments; a pure function of argv. */
@@ -68,48 +192,94 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: joinSplitTimes(argv),
       allowPositionals: true,
       options: {
         format: { type: 'string', short: 'f' },
+        interpret: { type: 'boolean', short: 'i' },
         output: { type: 'string', short: 'o' },
         timeout: { type: 'string' },
         'max-in-flight': { type: 'string' },
         'max-line': { type: 'string' },
         'resolve-ids': { type: 'boolean' },
         keyring: { type: 'string' },
+        state: { type: 'string' },
         'no-labels': { type: 'boolean' },
         'max-processes': { type: 'string' },
         stats: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
         help: { type: 'boolean', short: 'h' },
+        contid: { type: 'string', multiple: true },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        pid: { type: 'string', multiple: true },
+        key: { type: 'string', multiple: true },
+        syscall: { type: 'string', multiple: true },
+        type: { type: 'string', multiple: true },
+        success: { type: 'string' },
       },
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const v = parsed.values;
-  const format = v.format ?? 'json';
-  if (format !== 'json' && format !== 'text') {
-    throw new UsageError(`Invalid value for --format: "${format}" (expected json or text)`);
-  }
   const help = v.help ?? false;
+  if (v.format !== undefined && v.format !== 'json' && v.format !== 'text') {
+    throw new UsageError(`Invalid value for --format: "${v.format}" (expected json or text)`);
+  }
+  if (v.interpret === true && v.format === 'json') {
+    throw new UsageError('--interpret writes text: it cannot be combined with --format json');
+  }
+  const format: OutputFormat = v.interpret === true ? 'interpreted' : (v.format ?? 'json');
   if (!help && parsed.positionals.length === 0) {
     throw new UsageError('Missing input: give one or more files, or - for stdin');
   }
+  if (v.success !== undefined && v.success !== 'yes' && v.success !== 'no') {
+    throw new UsageError(`Invalid value for --success: "${v.success}" (expected yes or no)`);
+  }
+  const labels = !(v['no-labels'] ?? false);
+  const filter: FilterArgs = {
+    contids: list(v.contid).map(contidCriterion),
+    since: v.since === undefined ? null : parseTimeSpec('--since', v.since),
+    until: v.until === undefined ? null : parseTimeSpec('--until', v.until),
+    pids: list(v.pid).map((p) => integer('--pid', p, { min: 0, max: PID_MAX, fallback: 0 })),
+    keys: v.key ?? [],
+    syscalls: list(v.syscall).map(syscallCriterion),
+    types: list(v.type).flatMap(typeCriteria),
+    success: v.success === undefined ? null : v.success === 'yes',
+  };
+  if (filter.contids.length > 0 && !labels) {
+    throw new UsageError('--contid needs labels: it cannot be combined with --no-labels');
+  }
+  const filtered =
+    filter.contids.length +
+      filter.pids.length +
+      filter.keys.length +
+      filter.syscalls.length +
+      filter.types.length >
+      0 ||
+    filter.since !== null ||
+    filter.until !== null ||
+    filter.success !== null;
   return {
     help,
     files: parsed.positionals,
     format,
     output: v.output ?? null,
-    timeoutMs: positiveInt('--timeout', v.timeout, 2000),
-    maxInFlight: positiveInt('--max-in-flight', v['max-in-flight'], 65536),
-    maxLineBytes: positiveInt('--max-line', v['max-line'], 1024 * 1024),
+    timeoutMs: integer('--timeout', v.timeout, { min: 1, max: 86_400_000, fallback: 2000 }),
+    maxInFlight: integer('--max-in-flight', v['max-in-flight'], { min: 1, max: 16_777_216, fallback: 65536 }),
+    maxLineBytes: integer('--max-line', v['max-line'], { min: 1, max: 1 << 30, fallback: 1 << 20 }),
     resolveIds: v['resolve-ids'] ?? false,
     keyring: v.keyring ?? null,
-    labels: !(v['no-labels'] ?? false),
-    maxProcesses: positiveInt('--max-processes', v['max-processes'], 1_000_000),
+    state: v.state ?? null,
+    labels,
+    maxProcesses: integer('--max-processes', v['max-processes'], {
+      min: 1,
+      max: 100_000_000,
+      fallback: 1_000_000,
+    }),
     stats: v.stats ?? false,
     quiet: v.quiet ?? false,
+    filter: filtered ? filter : null,
   };
 }

@@ -1,11 +1,18 @@
-import { once } from 'node:events';
-import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { uptime } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import type { Keyring } from '../marker/keyring.js';
 import { parseKeyring } from '../marker/keyring.js';
-import type { Readable, Writable } from 'node:stream';
-import type { ReplayStats } from '../pipeline/replay.js';
+import { readCheckpoint, type Checkpoint } from '../daemon/checkpoint.js';
+import type { FilterCriteria } from '../pipeline/filter.js';
+import { EventFilter } from '../pipeline/filter.js';
 import { ReplayPipeline } from '../pipeline/replay.js';
-import type { ReplayArgs } from './replay-args.js';
+import { systemReason } from './errors.js';
+import { InputError, openInput, type Input } from './input.js';
+import { OutputSink } from './output.js';
+import type { FilterArgs, ReplayArgs } from './replay-args.js';
+import { progressLine, replaySummary } from './replay-summary.js';
+import { resolveTimeSpec, type Clock } from './time-spec.js';
 import { localIdNames } from './user-db.js';
 
 export interface CliIo {
@@ -14,156 +21,195 @@ export interface CliIo {
   readonly stderr: Writable & { isTTY?: boolean };
 }
 
-/** Writes with backpressure; resolves false when the reader has gone away (EPIPE). */
-async function write(out: Writable, bytes: Buffer, done?: (bytes: Buffer) => void): Promise<boolean> {
-  if (bytes.length === 0 || out.destroyed) return !out.destroyed;
-  const accepted =
-    done === undefined
-      ? out.write(bytes)
-      : out.write(bytes, (err) => {
-          if (err === null || err === undefined) done(bytes);
-        });
-  if (!accepted) {
-    // Whichever of the two comes first, the other's listener is removed.
-    const settled = new AbortController();
-    const { signal } = settled;
-    // once() rejects on 'error': a reader gone away (EPIPE) ends the output, as 'close' does.
-    await Promise.race([once(out, 'drain', { signal }), once(out, 'close', { signal })]).catch(
-      () => undefined,
-    );
-    settled.abort();
-  }
-  return !out.destroyed;
+/** The filter's criteria, with its times resolved against `clock`. */
+export function filterCriteria(f: FilterArgs, clock: Clock): FilterCriteria {
+  return {
+    contids: f.contids,
+    pids: f.pids,
+    keys: f.keys,
+    syscalls: f.syscalls,
+    types: f.types,
+    ...(f.since === null ? {} : { sinceMs: resolveTimeSpec(f.since, 'since', clock) }),
+    ...(f.until === null ? {} : { untilMs: resolveTimeSpec(f.until, 'until', clock) }),
+    ...(f.success === null ? {} : { success: f.success }),
+  };
 }
 
-function summary(stats: ReplayStats): string {
-  const parts = [
-    `${stats.events} events`,
-    `${stats.records} records`,
-    `${stats.lines} lines`,
-    `${stats.badLines} bad lines`,
-    `${stats.duplicates} duplicate records`,
-    `${stats.late} late records`,
-    `${stats.timedOut} events closed by timeout`,
-    `${stats.evictedAtCapacity} closed at capacity`,
-    `${stats.lostEstimate} records lost (serial gaps)`,
-  ];
-  const l = stats.labels;
-  if (l !== null) {
-    parts.push(
-      `${l.processes} processes tracked`,
-      `${l.containers} live containers`,
-      `${l.markers} markers`,
-      `${l.ops.accepted} operations accepted, ${l.ops.refused} refused, ${l.ops.drops} drops`,
-      `${l.forgeries} forgery attempts`,
-    );
+/** The clock of this machine: `boot` is now minus the uptime, as ausearch reckons it. */
+function machineClock(): Clock {
+  const nowMs = Date.now();
+  return { nowMs, bootMs: () => nowMs - Math.round(uptime() * 1000) };
+}
+
+/** Checks that every input file exists and is not a directory; returns their total size. */
+function checkInputs(files: readonly string[]): number {
+  let total = 0;
+  for (const f of files) {
+    if (f === '-') continue;
+    let st;
+    try {
+      st = statSync(f);
+    } catch (err) {
+      throw new Error(`Cannot read "${f}": ${systemReason(err)}`);
+    }
+    if (st.isDirectory()) throw new Error(`Cannot read "${f}": is a directory (EISDIR)`);
+    total += st.size;
   }
-  let s = `contid replay: ${parts.join(', ')}\n`;
-  for (const f of stats.forgeries.slice(0, 10)) {
-    s += `  forgery at ${f.time}:${f.serial}: ${f.reason} from pid ${f.senderPid ?? '?'} (contid ${f.senderContid ?? 'unset'})\n`;
+  return total;
+}
+
+/** Refuses `-o FILE` when FILE is one of the inputs: opening it would empty it. */
+function checkOutputIsNotInput(output: string, files: readonly string[]): void {
+  let out;
+  try {
+    out = statSync(output);
+  } catch {
+    return;
   }
-  for (const i of stats.issues.slice(0, 10)) {
-    s += `  line ${i.line}: ${i.message} (${i.code}): ${JSON.stringify(i.excerpt.slice(0, 80))}\n`;
+  for (const f of files) {
+    if (f === '-') continue;
+    const st = statSync(f);
+    if (st.dev === out.dev && st.ino === out.ino) {
+      throw new Error(`Cannot write "${output}": it is also an input ("${f}")`);
+    }
   }
-  if (stats.badLines > 10) s += `  ... and ${stats.badLines - 10} more bad lines\n`;
-  return s;
 }
 
 /** Runs `contid replay`. Returns the exit code. */
 export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
+  const fail = (message: string): number => {
+    io.stderr.write(`contid replay: ${message}\n`);
+    return 1;
+  };
   let keyring: Keyring | undefined;
   if (args.keyring !== null) {
     try {
       keyring = parseKeyring(readFileSync(args.keyring, 'utf8'));
     } catch (err) {
-      io.stderr.write(`contid replay: Cannot use keyring "${args.keyring}": ${(err as Error).message}\n`);
-      return 1;
+      return fail(`Cannot use keyring "${args.keyring}": ${systemReason(err)}`);
     }
+  }
+  let state: Checkpoint | undefined;
+  if (args.state !== null) {
+    const read = readCheckpoint(args.state);
+    if (read.kind === 'none') return fail(`Cannot use state "${args.state}": no such file`);
+    if (read.kind === 'bad') return fail(`Cannot use state "${args.state}": ${read.reason}`);
+    state = read.checkpoint;
+  }
+  // Every file is checked, and the output opened, before any output: a
+  // typo fails at once, and never after minutes of reading.
+  let totalBytes: number;
+  let out: OutputSink;
+  try {
+    totalBytes = checkInputs(args.files);
+    if (args.output === null) {
+      out = new OutputSink(io.stdout, { name: 'standard output', owned: false });
+    } else {
+      checkOutputIsNotInput(args.output, args.files);
+      out = OutputSink.openFile(args.output);
+    }
+  } catch (err) {
+    return fail((err as Error).message);
   }
   const pipeline = new ReplayPipeline({
     labels: args.labels,
     maxProcesses: args.maxProcesses,
     ...(keyring === undefined ? {} : { keyring }),
+    ...(state === undefined ? {} : { state }),
     format: args.format,
     timeoutMs: args.timeoutMs,
     maxInFlight: args.maxInFlight,
     maxLineBytes: args.maxLineBytes,
     ids: args.resolveIds ? localIdNames() : null,
-  });
-  // Check every file up front, so that a typo fails before any output.
-  let totalBytes = 0;
-  for (const f of args.files) {
-    if (f === '-') continue;
-    try {
-      const st = statSync(f);
-      if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      totalBytes += st.size;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      io.stderr.write(
-        `contid replay: Cannot read "${f}": ${(err as Error).message.replace(/^[A-Z]+: /, '')} (${code})\n`,
-      );
-      return 1;
-    }
-  }
-  const out: Writable = args.output === null ? io.stdout : createWriteStream(args.output);
-  let outError: Error | null = null;
-  out.on('error', (err) => {
-    outError = err;
+    filter: args.filter === null ? null : new EventFilter(filterCriteria(args.filter, machineClock())),
   });
   const showProgress = io.stderr.isTTY === true && !args.quiet;
   const recycle = (bytes: Buffer): void => {
     pipeline.recycle(bytes);
   };
-  let readBytes = 0;
   const started = Date.now();
   let lastProgress = started;
-  let alive = true;
+  /** Bytes of the files already read, and of the whole input read so far. */
+  let doneBytes = 0;
+  let readBytes = 0;
+  /** Files in which no line was an audit record. */
+  const notAudit: string[] = [];
+  /** Inputs that could not be read; one that fails while being read stops the replay. */
+  const readErrors: string[] = [];
+  let stopped = false;
 
   for (const f of args.files) {
-    const input: Readable = f === '-' ? io.stdin : createReadStream(f, { highWaterMark: 1 << 20 });
+    let input: Input;
     try {
-      for await (const chunk of input) {
-        const buf = chunk as Buffer;
-        readBytes += buf.length;
-        alive = await write(out, pipeline.push(buf), recycle);
+      input = await openInput(f, io.stdin);
+    } catch (err) {
+      // Nothing of it was read: the other inputs still are.
+      readErrors.push(
+        err instanceof InputError
+          ? `Cannot read "${f}": ${err.message}`
+          : `Cannot read "${f}": ${systemReason(err)}`,
+      );
+      continue;
+    }
+    const before = pipeline.stats();
+    let alive = true;
+    try {
+      for await (const chunk of input.chunks) {
+        alive = await out.write(pipeline.push(chunk), recycle);
         if (!alive) break;
         if (showProgress && Date.now() - lastProgress >= 500) {
           lastProgress = Date.now();
-          const st = pipeline.stats();
-          const pct = totalBytes > 0 ? ` ${((100 * readBytes) / totalBytes).toFixed(1)}%` : '';
           io.stderr.write(
-            `\rcontid replay:${pct} ${(readBytes / 1e6).toFixed(1)} MB, ${st.events} events   `,
+            `\r${progressLine({
+              bytes: doneBytes + input.bytesRead(),
+              totalBytes,
+              events: pipeline.stats().events,
+              elapsedMs: lastProgress - started,
+            })}\x1b[K`,
           );
         }
       }
     } catch (err) {
-      io.stderr.write(`contid replay: Cannot read "${f}": ${(err as Error).message}\n`);
-      return 1;
+      readErrors.push(`Cannot read "${f}": ${systemReason(err)}`);
+      stopped = true;
     } finally {
-      if (!alive && input !== io.stdin) input.destroy();
+      // Once the output is gone (| head), nothing more is read.
+      input.close();
     }
-    if (!alive) break;
+    doneBytes += input.bytesRead();
+    readBytes = doneBytes;
+    if (!alive || stopped) break;
     // Each file ends its last line: one without a final newline never runs into the next file.
-    alive = await write(out, pipeline.endFile(), recycle);
+    alive = await out.write(pipeline.endFile(), recycle);
     if (!alive) break;
+    const after = pipeline.stats();
+    if (after.records === before.records && after.badLines > before.badLines) notAudit.push(f);
   }
-  if (alive) await write(out, pipeline.end());
+  if (out.failure === null && !stopped) await out.write(pipeline.end());
   if (showProgress) io.stderr.write('\r\x1b[K');
-  if (out !== io.stdout) {
-    out.end();
-    await Promise.race([once(out, 'finish'), once(out, 'error')]).catch(() => undefined);
-  }
-  const failed: Error | null = outError;
-  if (failed !== null && (failed as NodeJS.ErrnoException).code !== 'EPIPE') {
-    io.stderr.write(`contid replay: Cannot write output: ${(failed as Error).message}\n`);
-    return 1;
-  }
+  const failure = await out.close();
   const stats = pipeline.stats();
-  if (!args.quiet) io.stderr.write(summary(stats));
-  if (args.stats) {
-    const seconds = (Date.now() - started) / 1000;
-    io.stderr.write(JSON.stringify({ ...stats, seconds }) + '\n');
+  const seconds = (Date.now() - started) / 1000;
+  // A replay that failed before reading a line has nothing to sum up.
+  const failed = failure?.kind === 'error' || readErrors.length > 0;
+  if (!args.quiet && !(failed && stats.lines === 0)) {
+    io.stderr.write(
+      replaySummary(stats, {
+        keyring: keyring !== undefined,
+        seconds,
+        ...(failure?.kind === 'reader-gone' ? { stoppedAt: readBytes } : {}),
+      }),
+    );
   }
-  return 0;
+  if (args.stats) io.stderr.write(JSON.stringify({ ...stats, inputBytes: readBytes, seconds }) + '\n');
+  if (failure?.kind === 'error') return fail(failure.message);
+  for (const message of readErrors) fail(message);
+  for (const f of notAudit) {
+    const name = f === '-' ? 'standard input' : `"${f}"`;
+    fail(
+      `Cannot read ${name}: no line of it is an audit record (is it an audit log? ` +
+        'gzip is read as is; decompress anything else first, e.g. "zstd -dc FILE | contid replay -")',
+    );
+  }
+  return readErrors.length + notAudit.length > 0 ? 1 : 0;
 }

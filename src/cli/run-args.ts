@@ -20,7 +20,8 @@ Options (each may also be set in the config file as "key = value"):
   -f, --format FMT           Host log format: text (auditd's, default) or json
       --state-dir DIR        State directory (default /var/lib/contid)
       --keyring FILE         Marker keyring (default STATE-DIR/keyring)
-      --rules auto|yes|no    Install contid's audit rules (auto: except in plugin mode)
+      --rules auto|yes|no    Install contid's audit rules (auto: except in plugin mode);
+                             with no, the audit daemon still enables audit, as auditd does
       --backlog-limit N      Raise the kernel backlog limit to N (default 8192; 0: leave)
       --submit-timeout MS    How long an operation waits for its marker (default 5000)
       --status-interval MS   Kernel status poll and rate interval (default 5000)
@@ -32,8 +33,12 @@ Options (each may also be set in the config file as "key = value"):
       --adopt yes|no         Adopt processes that enter a labelled container's
                              cgroup from outside (crun exec, nsenter) (default no)
       --proc-connector yes|no
-                             Watch exits with the proc connector, so that labelled
-                             processes killed by a signal end (default yes)
+                             Watch exits with the proc connector, so that processes
+                             that leave without an exit_group record (a signal, the
+                             raw exit syscall) end (default yes)
+      --reconcile-interval MS
+                             Check labelled and delegated processes against /proc
+                             this often (default 30000; 0: only after a loss)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)

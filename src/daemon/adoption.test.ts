@@ -28,13 +28,15 @@ function setup(options: { maxReads?: number } = {}): {
       reads.push(pid);
       return Promise.resolve(cgroups.get(pid) ?? null);
     },
-    adopt: (pid, contid) => {
-      adopts.push([pid, contid]);
+    readCgroupNow: (pid) => cgroups.get(pid) ?? null,
+    adopt: (pid, chain) => {
+      adopts.push([pid, chain]);
+      const contid = chain.split(',^').join('+');
       const e = w.marker({ op: 'adopt', pid, contid, caller: { ...ORCH, pid: 500 } });
       adoption.onEvent(e);
       return Promise.resolve();
     },
-    isLive: (contid) => w.labeller.container(contid) !== undefined,
+    isLive: (chain) => w.labeller.containerByChain(chain) !== undefined,
     hostRefs: [HOST],
     log,
     ...(options.maxReads === undefined ? {} : { maxReads: options.maxReads }),
@@ -157,6 +159,79 @@ void describe('CgroupAdoption', () => {
     s.w.seen(702, 1);
     await settle();
     assert.equal(s.adoption.stats().skipped, 2);
+  });
+
+  void it("an injected process (nsenter from an operator's session) never makes its cgroup the container's", async () => {
+    const s = setup();
+    await container(s);
+    // The operator's shell, in its SSH session's cgroup, is injected into 78.
+    const SESSION = '1:pids:/user.slice/session-4.scope\n0::/\n';
+    s.w.seen(800, 1);
+    s.cgroups.set(800, SESSION);
+    assert.equal(s.w.set(800, '78').errno, null, 'injection by the owner');
+    await settle();
+    assert.equal(s.adoption.stats().containers, 1, 'still only /ctr');
+    // A later host command in that session is not adopted.
+    s.cgroups.set(801, SESSION);
+    s.w.seen(801, 1);
+    await settle();
+    assert.deepEqual(s.adopts, []);
+  });
+
+  void it('a nested ID set on a process left in its parent cgroup neither registers nor blocks adoption', async () => {
+    const s = setup();
+    await container(s);
+    // 101 (in 78) is granted and labels its child 102 (same cgroup) as 5.
+    assert.equal(s.w.grant(101).errno, null);
+    s.w.fork(101, 1020, 100);
+    s.w.seen(1020, 101);
+    s.cgroups.set(1020, IN_CONTAINER);
+    assert.equal(
+      s.w.set(1020, '5', { pid: 101, uid: 0, auid: 4294967295, exe: '/usr/bin/runc', privileged: false })
+        .errno,
+      null,
+    );
+    await settle();
+    assert.equal(s.w.contid(1020), '5,^78');
+    assert.match(s.logs.join('\n'), /nested container 5,\^78 is in cgroup \/ctr, not below its parent's/);
+    // 78 still adopts.
+    s.cgroups.set(900, IN_CONTAINER);
+    s.w.seen(900, 1);
+    await settle();
+    assert.deepEqual(s.adopts, [[900, '78']]);
+  });
+
+  void it('a nested container in a cgroup below its parent adopts there, its parent elsewhere', async () => {
+    const s = setup();
+    await container(s);
+    assert.equal(s.w.grant(101).errno, null);
+    s.w.fork(101, 1020, 100);
+    s.w.seen(1020, 101);
+    s.cgroups.set(1020, '1:pids:/ctr/inner\n0::/\n');
+    s.w.set(1020, '5', { pid: 101, uid: 0, auid: 4294967295, exe: '/usr/bin/runc', privileged: false });
+    await settle();
+    assert.equal(s.adoption.stats().containers, 2);
+    s.cgroups.set(910, '1:pids:/ctr/inner\n0::/\n');
+    s.cgroups.set(911, IN_CONTAINER);
+    s.w.seen(910, 1);
+    s.w.seen(911, 1);
+    await settle();
+    assert.deepEqual(s.adopts, [
+      [910, '5,^78'],
+      [911, '78'],
+    ]);
+    assert.equal(s.w.contid(910), '5,^78');
+  });
+
+  void it('a process that left the cgroup before the adopt is sent is not adopted', async () => {
+    const s = setup();
+    await container(s);
+    s.cgroups.set(920, IN_CONTAINER);
+    s.w.seen(920, 1);
+    s.cgroups.set(920, HOST); // moved out before the first read resolved
+    await settle();
+    assert.deepEqual(s.adopts, []);
+    assert.equal(s.adoption.stats().moved, 1);
   });
 });
 

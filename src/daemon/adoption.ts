@@ -3,12 +3,19 @@
  * enter a labelled container from outside (`crun exec`, `nsenter`, `kubectl
  * exec`) without their orchestrator calling contid get the container's ID.
  *
- * When a set is accepted, the target's `/proc/PID/cgroup` is read and the
- * container's anchor registered (src/policy/cgroup.ts); a drop forgets it.
+ * When a set creates a container, the target's `/proc/PID/cgroup` is read
+ * and the container's anchor registered (src/policy/cgroup.ts); a drop
+ * forgets it. Only the set that creates a container: an injected process
+ * (`nsenter` from an operator's shell) may sit in a host cgroup, which must
+ * not become the container's. A nested container's anchor must be strictly
+ * below its parent's. Containers are named by their chain (`5,^42`): IDs
+ * are unique among the children of one parent.
  * While at least one anchor is known, the first event of each unlabelled
  * process (and each execve of one) has its cgroup read; a process found in
  * a labelled container's cgroup is adopted through an `op=adopt` marker,
  * which, like every operation, takes effect where the kernel orders it.
+ * The cgroup is read again just before the marker is sent: a process that
+ * moved meanwhile is not adopted.
  * Events of that process before that point stay unlabelled: adoption is a
  * fallback for orchestrators that do not inject, not a replacement.
  */
@@ -23,10 +30,12 @@ const SYSCALL = 1300;
 export interface AdoptionOptions {
   /** `/proc/PID/cgroup` of a process, or null when it is gone. */
   readCgroup(pid: number): Promise<string | null>;
-  /** Sends the adopt marker and resolves once it was applied (or refused). */
-  adopt(pid: number, contid: string): Promise<void>;
-  /** Whether `contid` still names a live container. */
-  isLive(contid: string): boolean;
+  /** The same, read at once (the check just before an adopt marker is sent). */
+  readCgroupNow(pid: number): string | null;
+  /** Sends the adopt marker for the container with this chain and resolves once it was applied (or refused). */
+  adopt(pid: number, chain: string): Promise<void>;
+  /** Whether the chain (`5,^42`) still names a live container. */
+  isLive(chain: string): boolean;
   /** Cgroup files of host processes (pid 1, the daemon) that a container's cgroup must differ from. */
   readonly hostRefs: readonly string[];
   readonly log: Logger;
@@ -45,11 +54,14 @@ export interface AdoptionStats {
   readonly adopted: number;
   /** Checks not made because too many reads were in flight. */
   readonly skipped: number;
+  /** Adoptions given up because the process had left the container's cgroup when re-read. */
+  readonly moved: number;
 }
 
-function leafOf(chain: string): string | null {
-  const leaf = chain.split(',')[0] ?? '';
-  return /^[0-9]{1,20}$/.test(leaf) ? BigInt(leaf).toString() : null;
+/** The chain of the container a chain's leaf was created in, or null for a top-level one. */
+function parentOf(chain: string): string | null {
+  const at = chain.indexOf(',^');
+  return at < 0 ? null : chain.slice(at + 2);
 }
 
 /** Watches the labelled event stream and adopts processes found in containers' cgroups. */
@@ -66,6 +78,7 @@ export class CgroupAdoption {
   #checks = 0;
   #adopted = 0;
   #skipped = 0;
+  #moved = 0;
 
   constructor(options: AdoptionOptions) {
     this.#options = options;
@@ -80,6 +93,7 @@ export class CgroupAdoption {
       checks: this.#checks,
       adopted: this.#adopted,
       skipped: this.#skipped,
+      moved: this.#moved,
     };
   }
 
@@ -87,15 +101,13 @@ export class CgroupAdoption {
   onEvent(le: LabelledEvent): void {
     for (const op of le.ops) {
       if (op.errno !== null) continue;
-      if (op.op === 'set') this.#registerFrom(op.opid, op.contid);
-      else if (op.op === 'drop') {
-        const id = leafOf(op.oldContid);
-        if (id !== null && this.#index.unregister(id) > 0) {
-          this.#options.log('info', `Adoption: container ${id} dropped, its cgroup forgotten`);
-        }
+      if (op.op === 'set' && op.created && op.chain !== null) this.#registerFrom(op.opid, op.chain);
+      else if (op.op === 'drop' && this.#index.unregister(op.oldContid) > 0) {
+        this.#options.log('info', `Adoption: container ${op.oldContid} dropped, its cgroup forgotten`);
       }
     }
-    if (le.contid !== null || le.provisional || this.#index.size === 0) return;
+    // Unset and unknown processes are candidates; labelled ones are not.
+    if ((le.contid !== null && le.contid !== 'unknown') || le.provisional || this.#index.size === 0) return;
     const record = le.event.records.find((r) => r.type === SYSCALL);
     if (record === undefined) return;
     const pid = Number(fieldValue(record, 'pid'));
@@ -121,12 +133,10 @@ export class CgroupAdoption {
     }
   }
 
-  #registerFrom(pid: number, requested: string): void {
-    const id = leafOf(requested);
-    if (id === null) return;
+  #registerFrom(pid: number, id: string): void {
     this.#read(pid, (text) => {
       if (!this.#options.isLive(id)) return;
-      const r = this.#index.register(id, text);
+      const r = this.#index.register(id, text, parentOf(id));
       const log = this.#options.log;
       if (r.kind === 'registered') {
         log('info', `Adoption: container ${id} is cgroup ${r.anchor.path} (${r.anchor.hierarchy})`);
@@ -136,6 +146,11 @@ export class CgroupAdoption {
         log(
           'warning',
           `Adoption: containers ${r.other} and ${id} share cgroup ${r.anchor.path}; neither adopts there`,
+        );
+      } else if (r.kind === 'not-below') {
+        log(
+          'info',
+          `Adoption: nested container ${id} is in cgroup ${r.anchor.path}, not below its parent's; it cannot adopt`,
         );
       }
     });
@@ -151,6 +166,12 @@ export class CgroupAdoption {
     this.#read(pid, (text) => {
       const id = this.#index.match(text);
       if (id === null || !this.#options.isLive(id) || this.#adopting.has(pid)) return;
+      // Read again now: the process may have left the cgroup since the first read.
+      const now = this.#options.readCgroupNow(pid);
+      if (now === null || this.#index.match(now) !== id) {
+        this.#moved++;
+        return;
+      }
       this.#adopting.add(pid);
       this.#adopted++;
       void this.#options

@@ -38,8 +38,18 @@ export interface DaemonConfig {
   readonly seedProc: boolean;
   /** Adopt processes found in a labelled container's cgroup (src/daemon/adoption.ts). */
   readonly adopt: boolean;
-  /** Watch process exits (proc connector) to end labelled processes killed by signals. */
+  /** Watch process exits (proc connector) to end processes that leave without an exit_group record. */
   readonly procConnector: boolean;
+  /**
+   * How often labelled and delegated processes are checked against /proc
+   * (ms; 0: never, only after a loss).
+   */
+  readonly reconcileIntervalMs: number;
+  /**
+   * How often the labels are saved to STATE-DIR/checkpoint.json (ms; also
+   * after each accepted operation and on stop; 0: never, and no restore).
+   */
+  readonly checkpointIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
 }
@@ -68,6 +78,8 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   seedProc: true,
   adopt: false,
   procConnector: true,
+  reconcileIntervalMs: 30_000,
+  checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
 };
 
@@ -92,11 +104,16 @@ function oneOf(allowed: readonly string[], key: keyof DaemonConfig): Setter {
   };
 }
 
-function integer(key: keyof DaemonConfig, min: number): Setter {
+const DAY_MS = 86_400_000;
+
+function integer(key: keyof DaemonConfig, min: number, max: number): Setter {
   return (c, v, where) => {
+    if (!/^[0-9]+$/.test(v)) throw new ConfigError(`Invalid ${where}: "${v}" is not a whole number`);
     const n = Number(v);
-    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < min) {
-      throw new ConfigError(`Invalid ${where}: "${v}" is not an integer of at least ${min}`);
+    if (n < min || n > max) {
+      throw new ConfigError(
+        `Invalid ${where}: "${v}" is out of range (${min} to ${max.toLocaleString('en-US')})`,
+      );
     }
     (c as Record<string, unknown>)[key] = n;
   };
@@ -128,16 +145,18 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['state-dir', path('stateDir', false)],
   ['keyring', path('keyring', false)],
   ['rules', oneOf(['auto', 'yes', 'no'], 'rules')],
-  ['backlog-limit', integer('backlogLimit', 0)],
-  ['submit-timeout', integer('submitTimeoutMs', 1)],
-  ['status-interval', integer('statusIntervalMs', 100)],
-  ['receive-buffer', integer('receiveBufferBytes', 65536)],
-  ['event-timeout', integer('eventTimeoutMs', 1)],
-  ['max-in-flight', integer('maxInFlight', 1)],
-  ['max-processes', integer('maxProcesses', 1)],
+  ['backlog-limit', integer('backlogLimit', 0, 0xffffffff)],
+  ['submit-timeout', integer('submitTimeoutMs', 1, DAY_MS)],
+  ['status-interval', integer('statusIntervalMs', 100, DAY_MS)],
+  ['receive-buffer', integer('receiveBufferBytes', 65536, 0x7fffffff)],
+  ['event-timeout', integer('eventTimeoutMs', 1, DAY_MS)],
+  ['max-in-flight', integer('maxInFlight', 1, 16_777_216)],
+  ['max-processes', integer('maxProcesses', 1, 100_000_000)],
   ['seed-proc', boolean('seedProc')],
   ['adopt', boolean('adopt')],
   ['proc-connector', boolean('procConnector')],
+  ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
+  ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
 ]);
 

@@ -13,28 +13,40 @@
  * host log, restore `enabled` and the backlog limit.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
 import { SyscallError } from '../kernel/libc.js';
 import { AuditNetlink, type AuditStatus } from '../kernel/netlink.js';
 import { ProcConnector, type ProcExit } from '../kernel/proc-connector.js';
-import { encodeMarker, MARKER_TYPE, type MarkerBody, type MarkerCaller } from '../marker/format.js';
+import {
+  encodeMarker,
+  MARKER_TYPE,
+  SEED_ENTRIES_PER_MARKER,
+  type MarkerBody,
+  type MarkerCaller,
+} from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
-import { HoldStage } from '../policy/hold.js';
-import { Labeller } from '../policy/labeller.js';
+import type { Labeller, LabelledEvent } from '../policy/labeller.js';
+import { LabellingStage } from '../pipeline/labelling.js';
+import { chainToken } from '../policy/contid.js';
 import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
 import { EventEncoder } from '../pipeline/encoder.js';
-import { appendKeyring, ensureDirectory } from './files.js';
+import { appendKeyring, ensurePrivateDirectory } from './files.js';
 import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
-import { readPpid, readProcSnapshot } from './proc-seed.js';
+import { readProcFacts, readProcSnapshot } from './proc-seed.js';
+import { Witness } from './witness.js';
+import { readCheckpoint, takeCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { planRestore } from './restore-plan.js';
+import type { SeedProcess } from '../track/process-table.js';
 import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
 
 export interface DaemonOptions {
@@ -67,6 +79,7 @@ const MAX_DESCRIPTIONS = 10_000;
 
 /** What an orchestrator said about a container it labelled (not in the audit stream). */
 export interface ContainerDescription {
+  /** The chain (`5,^42`; a top-level ID is itself). */
   readonly contid: string;
   readonly name?: string;
   readonly meta?: Readonly<Record<string, string>>;
@@ -74,8 +87,8 @@ export interface ContainerDescription {
   readonly pid: number;
 }
 
-/** When a signalled exit of a process not (yet) labelled in the table is looked at again. */
-const EXIT_RETRY_MS = 250;
+/** How often exits waiting for the stream to pass them are looked at, while there are some. */
+const EXIT_CHECK_MS = 100;
 
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
@@ -100,14 +113,42 @@ export class Daemon implements DaemonApi {
   readonly #source: RecordSource;
   readonly #kernel: KernelSetup | null;
   readonly #secret: Buffer;
-  readonly #labeller: Labeller;
-  /** Holds events of provisional processes until they can be tagged (src/policy/hold.ts). */
-  readonly #hold: HoldStage;
+  /** Labels events, per node (src/pipeline/labelling.ts): the same stage as `contid replay`'s. */
+  readonly #stage: LabellingStage;
+  /**
+   * The node of this host's records: null on netlink, auditd's name for it
+   * (`name_format`) in plugin mode, learnt from the echo of the start marker.
+   */
+  #localNode: string | null = null;
+  /** The events the stage hands over, one array reused for every event. */
+  readonly #ready: LabelledEvent[] = [];
   /** Adoption through containers' cgroups, when enabled. */
   readonly #adoption: CgroupAdoption | null;
-  /** Exits from the proc connector (deaths by signal), when enabled and available. */
+  /** Exits from the proc connector, when enabled and available. */
   #exits: ProcConnector | null = null;
-  #exitMarkers = 0;
+  /** Writes what /proc and the proc connector show into the stream (src/daemon/witness.ts). */
+  readonly #witness: Witness;
+  #exitTimer: NodeJS.Timeout | undefined;
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #lastBatchAt = 0;
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  /** Start times read for checkpoints, by table entry (a process's start time never changes). */
+  readonly #startTimes = new WeakMap<object, number>();
+  #checkpoints = 0;
+  #checkpointProblems = 0;
+  #lastCheckpointError: string | null = null;
+  /** What this start restored from the previous one's checkpoint. */
+  #restored: Record<string, unknown> | null = null;
+  /** The highest kernel serial read (the stream position a checkpoint names). */
+  #newestSerial = 0;
+  /** The first kernel serial this start read. */
+  #firstSerial = 0;
+  /** The checkpoint restored, until the first record says how much was missed. */
+  #restoredFrom: Checkpoint | null = null;
+  /** This start's restore has been applied (its restore-done marker read back). */
+  #restoreDone = false;
+  /** The proc connector's ENOBUFS count at the last reconciliation. */
+  #connectorLoss = 0;
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
@@ -127,6 +168,8 @@ export class Daemon implements DaemonApi {
   #kernel0: AuditStatus | null = null;
   #rate = { records: 0, at: Date.now(), perSecond: 0 };
   #lastLoss = { enobufs: 0, kernelLost: 0, serialGaps: 0 };
+  /** Netlink datagrams from userspace ignored so far (audit socket, proc connector), as last reported. */
+  #lastForeign = 0;
   #runError: Error | null = null;
   readonly #running: Promise<void>;
   #startConfirmed = false;
@@ -153,11 +196,22 @@ export class Daemon implements DaemonApi {
     this.#hostLog = parts.hostLog;
     this.#encoder =
       parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
-    this.#labeller = new Labeller({
-      keyring: new Map([[parts.keyring.startId, parts.keyring]]),
-      maxProcesses: parts.config.maxProcesses,
+    this.#stage = new LabellingStage({
+      labeller: {
+        keyring: new Map([[parts.keyring.startId, parts.keyring]]),
+        maxProcesses: parts.config.maxProcesses,
+        questions: true,
+      },
     });
-    this.#hold = new HoldStage(this.#labeller);
+    this.#witness = new Witness({
+      labeller: () => this.#labeller,
+      send: (body) => {
+        this.#sendMarker(body);
+      },
+      streamTimeMs: () => this.#newestMs,
+      idle: () => this.#source.stats().queued === 0 && Date.now() - this.#lastBatchAt > 50,
+      log: parts.log,
+    });
     this.#adoption = parts.config.adopt ? this.#startAdoption() : null;
     this.#assembler = new EventAssembler({
       timeoutMs: parts.config.eventTimeoutMs,
@@ -188,19 +242,12 @@ export class Daemon implements DaemonApi {
     let source: RecordSource | undefined;
     let kernel: KernelSetup | null = null;
     try {
-      const status = control.getStatus();
-      source = await openSource(config, status, options.input ?? process.stdin, log);
-      const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
-      ensureDirectory(config.stateDir, 0o700);
-      if (manageRules) {
-        kernel = new KernelSetup(control, {
-          selfPid: process.pid,
-          backlogLimit: config.backlogLimit,
-          statePath: `${config.stateDir.replace(/\/+$/, '')}/kernel-state.json`,
-          log,
-        });
-        kernel.apply();
-        log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
+      // Unsafe directories and keyrings refuse the start before anything in
+      // the kernel changes. The start's secret is on disk before its start
+      // marker is sent; a start that fails later leaves an unused line.
+      ensurePrivateDirectory(config.stateDir, 'state directory');
+      if (config.hostLog !== null && config.hostLog !== '') {
+        ensurePrivateDirectory(dirname(config.hostLog), 'host log directory');
       }
       const entry: KeyringEntry = {
         startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
@@ -208,6 +255,22 @@ export class Daemon implements DaemonApi {
         secret: randomBytes(32),
       };
       appendKeyring(keyringPath(config), entry);
+      const status = control.getStatus();
+      source = await openSource(config, status, options.input ?? process.stdin, log);
+      const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
+      // As the audit daemon, contid enables audit even without its rules,
+      // as auditd does: a disabled kernel sends nothing.
+      if (manageRules || source.mode === 'unicast') {
+        kernel = new KernelSetup(control, {
+          selfPid: process.pid,
+          rules: manageRules,
+          backlogLimit: config.backlogLimit,
+          statePath: `${config.stateDir.replace(/\/+$/, '')}/kernel-state.json`,
+          log,
+        });
+        kernel.apply();
+        if (manageRules) log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
+      }
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
       const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
@@ -228,6 +291,7 @@ export class Daemon implements DaemonApi {
   async #openProcConnector(): Promise<void> {
     try {
       const exits = await ProcConnector.open({
+        threads: true,
         onExit: (exit) => {
           this.#onExit(exit);
         },
@@ -253,45 +317,76 @@ export class Daemon implements DaemonApi {
   }
 
   /**
-   * A process died. One killed by a signal makes no exit_group record: if
-   * it is labelled, an exit marker ends it at its place in the stream.
+   * A task exited (the proc connector reports threads too). The witness
+   * looks at it once the stream has passed it: a process the table still
+   * holds alive then left without an exit_group record.
    */
-  #onExit(exit: ProcExit, retry = true): void {
-    if ((exit.exitCode & 0x7f) === 0 || this.#stopping !== undefined) return;
-    const entry = this.#labeller.table.get(exit.pid);
-    if (entry === undefined || !entry.alive || entry.label === null) {
-      // The stream may lag behind the connector: a process forked and
-      // killed at once may not be in the table yet. Look once more later.
-      if (retry && entry === undefined) {
-        setTimeout(() => {
-          this.#onExit(exit, false);
-        }, EXIT_RETRY_MS).unref();
-      }
-      return;
-    }
-    try {
-      this.#sendMarker({ op: 'exit', pid: exit.pid, ppid: entry.ppid, status: exit.exitCode });
-      this.#exitMarkers++;
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.#log('warning', `Cannot send the exit marker of pid ${exit.pid}: ${message}`);
+  #onExit(exit: ProcExit): void {
+    if (this.#stopping !== undefined) return;
+    this.#witness.onExit(exit);
+    this.#exitTimer ??= setTimeout(() => {
+      this.#checkExits();
+    }, EXIT_CHECK_MS).unref();
+  }
+
+  #checkExits(): void {
+    this.#exitTimer = undefined;
+    this.#witness.check();
+    if (this.#witness.busy && this.#stopping === undefined) {
+      this.#exitTimer = setTimeout(() => {
+        this.#checkExits();
+      }, EXIT_CHECK_MS).unref();
     }
   }
 
   #begin(status: AuditStatus): void {
     const log = this.#log;
-    if (this.#config.seedProc) {
-      const procs = readProcSnapshot();
-      this.#labeller.seed(procs);
-      log('info', `Seeded the process table with ${procs.length} processes from /proc`);
-    }
     this.#kernel0 = status;
     this.#lostAtStart = status.lost;
     this.#timer = setInterval(() => {
       this.#tick();
     }, this.#config.statusIntervalMs);
     this.#timer.unref();
-    const confirmed = this.#awaitEcho(this.#sendMarker({ op: 'start', daemonPid: process.pid }));
+    const checkpoint =
+      this.#config.seedProc && this.#config.checkpointIntervalMs > 0 ? this.#loadCheckpoint() : null;
+    // Events read before the start marker wait for the restore too.
+    if (checkpoint !== null) this.#labeller.expectRestore();
+    const confirmed = this.#awaitEcho(
+      this.#sendMarker({
+        op: 'start',
+        daemonPid: process.pid,
+        ...(checkpoint === null ? {} : { restore: true }),
+      }),
+    );
+    if (this.#config.seedProc) {
+      // The snapshot goes into the stream (seed markers), not straight into
+      // the table: a replay of the log then starts from the same table, and
+      // records that came before the snapshot are judged without it, live too.
+      const procs = readProcSnapshot();
+      for (let i = 0; i < procs.length; i += SEED_ENTRIES_PER_MARKER) {
+        const part = procs.slice(i, i + SEED_ENTRIES_PER_MARKER).map((p) => ({
+          pid: p.pid,
+          ppid: p.ppid,
+          start: p.startTime ?? 0,
+          pidns: p.pidns ?? null,
+        }));
+        this.#sendMarker({ op: 'seed', procs: part });
+      }
+      log('info', `Seeded the process table with ${procs.length} processes from /proc (seed markers)`);
+      if (checkpoint !== null) this.#restore(checkpoint, procs);
+    }
+    if (this.#config.checkpointIntervalMs > 0) {
+      this.#checkpointTimer = setInterval(() => {
+        this.#saveCheckpoint();
+      }, this.#config.checkpointIntervalMs);
+      this.#checkpointTimer.unref();
+    }
+    if (this.#config.reconcileIntervalMs > 0) {
+      this.#reconcileTimer = setInterval(() => {
+        this.#witness.reconcile(false);
+      }, this.#config.reconcileIntervalMs);
+      this.#reconcileTimer.unref();
+    }
     const warn = setTimeout(() => {
       if (!this.#startConfirmed) {
         log(
@@ -306,6 +401,122 @@ export class Daemon implements DaemonApi {
       this.#startConfirmed = true;
       clearTimeout(warn);
     });
+  }
+
+  get #checkpointPath(): string {
+    return `${this.#config.stateDir.replace(/\/+$/, '')}/checkpoint.json`;
+  }
+
+  /**
+   * The checkpoint of the previous start, or null: none, or one that cannot
+   * be used (set aside with the reason, never a reason not to start).
+   */
+  #loadCheckpoint(): Checkpoint | null {
+    const path = this.#checkpointPath;
+    const read = readCheckpoint(path);
+    if (read.kind === 'none') return null;
+    if (read.kind === 'bad') {
+      const aside = `${path}.bad-${compactTime(new Date())}`;
+      try {
+        renameSync(path, aside);
+      } catch {
+        // Read-only state directory: it stays, and is refused again next time.
+      }
+      this.#log(
+        'warning',
+        `Cannot use the checkpoint "${path}": ${read.reason}; starting without it (set aside as "${aside}")`,
+      );
+      this.#checkpointProblems++;
+      return null;
+    }
+    return read.checkpoint;
+  }
+
+  /** Writes the restore of `checkpoint` into the stream (after the seed markers). */
+  #restore(checkpoint: Checkpoint, procs: readonly SeedProcess[]): void {
+    const plan = planRestore(checkpoint, procs, {
+      cgroupOf: readCgroupNow,
+      hostRefs: hostCgroupRefs(),
+      perMarker: SEED_ENTRIES_PER_MARKER,
+    });
+    for (const m of plan.markers) this.#sendMarker(m);
+    this.#restoredFrom = checkpoint;
+    const c = plan.counts;
+    this.#restored = {
+      from: checkpoint.startId,
+      savedAt: checkpoint.savedAt,
+      serial: checkpoint.stream.serial,
+      ...c,
+    };
+    this.#log(
+      'notice',
+      `Restored the labels of start ${checkpoint.startId} (checkpoint of ${checkpoint.savedAt}, serial ${checkpoint.stream.serial}): ` +
+        `${c.kept} processes kept, ${c.inherited} born while contid was down, ${c.adopted} by their cgroup; ${c.ended} ended meanwhile`,
+    );
+  }
+
+  /**
+   * Saves the labels (periodically, after an accepted operation, on stop).
+   * A failure (full disk, read-only directory) is logged and counted; the
+   * previous checkpoint stays.
+   */
+  #saveCheckpoint(): void {
+    const labeller = this.#labeller;
+    // Not before this start's own labels are there: its start marker read
+    // back, and the restore it announced applied. An earlier save would
+    // replace a good checkpoint with an empty one.
+    if (!this.#startConfirmed || labeller.restoring) return;
+    if (this.#restoredFrom !== null && !this.#restoreDone) return;
+    try {
+      const checkpoint = takeCheckpoint(labeller, {
+        startId: this.startId,
+        node: this.#localNode,
+        stream: { serial: this.#newestSerial, timeMs: this.#newestMs },
+        facts: (e) => {
+          const known = this.#startTimes.get(e);
+          if (known !== undefined) return { ppid: e.ppid, startTime: known };
+          const f = readProcFacts(e.pid);
+          if (f !== null && f.ppid === e.ppid) this.#startTimes.set(e, f.startTime);
+          return f;
+        },
+        cgroupOf: readCgroupNow,
+        hostRefs: hostCgroupRefs(),
+      });
+      writeCheckpoint(this.#checkpointPath, checkpoint);
+      this.#checkpoints++;
+      this.#lastCheckpointError = null;
+    } catch (error) {
+      this.#checkpointProblems++;
+      const message = error instanceof Error ? error.message : String(error);
+      if (message !== this.#lastCheckpointError)
+        this.#log('warning', `${message}; the previous checkpoint stays`);
+      this.#lastCheckpointError = message;
+    }
+  }
+
+  /**
+   * The first record of this start: the kernel numbered events between the
+   * restored checkpoint's position and here that this start did not read
+   * (while contid was down, as the audit daemon, the kernel printk'd and
+   * dropped them).
+   */
+  #firstRead(serial: number): void {
+    this.#firstSerial = serial;
+    const cp = this.#restoredFrom;
+    if (cp === null || this.#restored === null) return;
+    const from = cp.stream.serial + 1;
+    const to = serial - 1;
+    const missed = to >= from ? to - from + 1 : 0;
+    this.#restored = { ...this.#restored, unread: missed === 0 ? null : { from, to, records: missed } };
+    if (missed > 0) {
+      // The checkpoint's position is where the previous start had read when
+      // it saved: after a crash, some of these were read (and written) after it.
+      this.#log(
+        'warning',
+        `Events with serials ${from} to ${to} (${missed}) are between the restored checkpoint ` +
+          `(${cp.savedAt}) and this start: those the previous start had not read yet when it ended were lost`,
+      );
+    }
   }
 
   /** The last step of start: callers (and tests) take "Started:" as ready. */
@@ -334,15 +545,21 @@ export class Daemon implements DaemonApi {
     for (;;) {
       const batch = await this.#source.next();
       if (batch === null) break;
+      this.#lastBatchAt = Date.now();
+      if (this.#firstSerial === 0 && batch.length > 0) this.#firstRead(batch[0]!.serial);
       for (const r of batch) {
         if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
+        if (r.serial > this.#newestSerial) this.#newestSerial = r.serial;
         this.#assembler.push(r);
       }
+      // What the batch raised: never-seen parents to look up, exits passed.
+      this.#witness.answerQuestions();
+      this.#witness.check();
       await this.#flush();
     }
     this.#inputEnded = true;
     this.#assembler.end();
-    for (const ready of this.#hold.end()) this.#encoder?.write(ready);
+    for (const ready of this.#stage.end()) this.#encoder?.write(ready);
     await this.#flush(true);
   }
 
@@ -375,13 +592,7 @@ export class Daemon implements DaemonApi {
 
   #startAdoption(): CgroupAdoption {
     const read = (path: string): Promise<string> => readFile(path, 'utf8');
-    const hostRefs = ['1', 'self'].flatMap((p) => {
-      try {
-        return [readFileSync(`/proc/${p}/cgroup`, 'utf8')];
-      } catch {
-        return [];
-      }
-    });
+    const hostRefs = hostCgroupRefs();
     let auid = 4294967295;
     try {
       auid = Number(readFileSync('/proc/self/loginuid', 'utf8').trim());
@@ -397,30 +608,53 @@ export class Daemon implements DaemonApi {
     };
     return new CgroupAdoption({
       readCgroup: (pid) => readProcCgroup(pid, read),
-      adopt: async (pid, contid) => {
-        await this.submit({ op: 'adopt', pid, contid, caller: self });
+      readCgroupNow,
+      adopt: async (pid, chain) => {
+        await this.submit({ op: 'adopt', pid, contid: chainToken(chain.split(',^')), caller: self });
       },
-      isLive: (contid) => this.#labeller.container(contid) !== undefined,
+      isLive: (chain) => this.#labeller.containerByChain(chain) !== undefined,
       hostRefs,
       log: this.#log,
     });
   }
 
   #onEvent(event: AuditEvent): void {
-    const le = this.#labeller.process(event);
-    this.#adoption?.onEvent(le);
-    for (const ready of this.#hold.push(le)) this.#encoder?.write(ready);
-    // Operations answer at once: a marker's event is never provisional.
-    for (const op of le.ops) {
-      if (op.marker?.start !== this.startId) continue;
-      const pending = this.#pending.get(op.marker.seq);
-      if (pending === undefined) continue;
-      this.#pending.delete(op.marker.seq);
-      pending.resolve({ errno: op.errno, op });
-    }
     if (this.#echoes.size > 0) {
       for (const r of event.records) if (r.type === MARKER_TYPE) this.#checkEcho(r);
     }
+    const ready = this.#stage.push(event, this.#ready);
+    try {
+      for (let i = 0; i < ready.length; i++) {
+        const le = ready[i]!;
+        if (le.event.node === this.#localNode) this.#adoption?.onEvent(le);
+        this.#encoder?.write(le);
+        // Operations answer at once: a marker's event is never provisional.
+        for (const op of le.ops) {
+          // An accepted operation is saved before it is answered: a crash
+          // right after the answer must not lose the label.
+          if (op.errno === null && op.op !== 'drop' && op.marker?.start === this.startId) {
+            if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
+          }
+          if (op.marker?.start !== this.startId) continue;
+          const pending = this.#pending.get(op.marker.seq);
+          if (pending === undefined) continue;
+          this.#pending.delete(op.marker.seq);
+          pending.resolve({ errno: op.errno, op });
+        }
+      }
+    } finally {
+      while (ready.length > 0) ready.pop();
+    }
+    // Right after the restore, the labels it brought back are saved as this start's.
+    if (this.#restoredFrom !== null && !this.#restoreDone && this.#labeller.restores.length > 0) {
+      this.#restoreDone = true;
+      this.#saveCheckpoint();
+    }
+  }
+
+  /** The labeller of this host's records. */
+  get #labeller(): Labeller {
+    return this.#stage.labeller(this.#localNode)!;
   }
 
   #checkEcho(r: AuditRecord): void {
@@ -430,6 +664,8 @@ export class Daemon implements DaemonApi {
     const seq = Number(m[2]);
     const done = this.#echoes.get(seq);
     if (done === undefined) return;
+    // Our own marker: its node is this host's (auditd's name_format in plugin mode).
+    this.#localNode = r.node;
     this.#echoes.delete(seq);
     done();
   }
@@ -440,17 +676,36 @@ export class Daemon implements DaemonApi {
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     let body: MarkerBody;
-    const ppid = readPpid(request.pid);
-    const target = ppid === undefined ? { pid: request.pid } : { pid: request.pid, ppid };
+    // The target and caller incarnations, read now: a pid reused before the
+    // marker is read back is another process (ESRCH), and a grant is for
+    // this process only (its uid, executable and start time).
+    const facts = readProcFacts(request.pid);
+    const target =
+      facts === null ? { pid: request.pid } : { pid: request.pid, ppid: facts.ppid, start: facts.startTime };
+    // Its container must be known when the marker is applied: never-seen ancestors go first.
+    this.#witness.place(request.pid);
+    const callerStart = request.caller.start ?? readProcFacts(request.caller.pid)?.startTime;
+    const caller = callerStart === undefined ? request.caller : { ...request.caller, start: callerStart };
     if (request.op === 'grant') {
-      body = { op: 'grant', ...target, caller: request.caller };
+      const identity = readIdentity(request.pid);
+      body = { op: 'grant', ...target, ...identity, caller };
     } else {
       if (request.contid === undefined) {
         return Promise.reject(
           new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'EINVAL'),
         );
       }
-      body = { op: request.op, ...target, contid: request.contid, caller: request.caller };
+      body =
+        request.op === 'adopt'
+          ? { op: 'adopt', ...target, contid: request.contid, caller }
+          : {
+              op: 'set',
+              ...target,
+              contid: request.contid,
+              caller,
+              ...(request.owner === undefined ? {} : { owner: request.owner }),
+              ...(request.create === true ? { create: true } : {}),
+            };
     }
     return new Promise<OperationResult>((resolve, reject) => {
       let seq: number;
@@ -510,13 +765,16 @@ export class Daemon implements DaemonApi {
     const about =
       (request.name === undefined ? '' : ` name ${JSON.stringify(request.name)}`) +
       (request.meta === undefined ? '' : ` meta ${JSON.stringify(request.meta)}`);
-    const what = `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}`;
+    const what =
+      `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}` +
+      (request.owner === undefined ? '' : ` owner ${JSON.stringify(request.owner)}`) +
+      (request.create === true ? ' create-only' : '');
     const caller = `caller pid ${request.caller.pid} uid ${request.caller.uid}`;
     const outcome = result.errno === null ? 'accepted' : `refused (${result.errno})`;
     this.#log('info', `Operation ${what}${about} by ${caller}: ${outcome}`);
-    if (result.errno !== null || request.op !== 'set' || !described || request.contid === undefined) return;
-    if (!/^[0-9]{1,20}$/.test(request.contid)) return;
-    const contid = BigInt(request.contid).toString();
+    if (result.errno !== null || request.op !== 'set' || !described || result.op.chain === null) return;
+    // Keyed by chain: a nested ID is unique only among its parent's.
+    const contid = result.op.chain;
     // A later set of the same container (injection) that describes it again wins.
     this.#descriptions.delete(contid);
     this.#descriptions.set(contid, {
@@ -531,7 +789,7 @@ export class Daemon implements DaemonApi {
   /** Forgets descriptions of containers that are no longer live, then the oldest beyond the bound. */
   #pruneDescriptions(): void {
     for (const id of this.#descriptions.keys()) {
-      if (this.#labeller.container(id) === undefined) this.#descriptions.delete(id);
+      if (this.#labeller.containerByChain(id) === undefined) this.#descriptions.delete(id);
     }
     for (const id of this.#descriptions.keys()) {
       if (this.#descriptions.size <= MAX_DESCRIPTIONS) break;
@@ -585,7 +843,17 @@ export class Daemon implements DaemonApi {
       assembler: a,
       labels: l,
       adoption: this.#adoption?.stats() ?? null,
-      procConnector: this.#exits === null ? null : { ...this.#exits.stats(), exitMarkers: this.#exitMarkers },
+      procConnector: this.#exits === null ? null : this.#exits.stats(),
+      witness: this.#witness.stats(),
+      checkpoint: {
+        path: this.#checkpointPath,
+        saved: this.#checkpoints,
+        problems: this.#checkpointProblems,
+        lastError: this.#lastCheckpointError,
+        restored: this.#restored,
+      },
+      hold: this.#stage.stats().hold,
+      nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
     };
   }
@@ -619,6 +887,12 @@ export class Daemon implements DaemonApi {
     if (losses.kernelLost > last.kernelLost) {
       this.#log('warning', `The kernel lost ${losses.kernelLost - last.kernelLost} records (lost counter)`);
     }
+    const connectorLoss = this.#exits?.stats().enobufs ?? 0;
+    if (losses.enobufs > last.enobufs || connectorLoss > this.#connectorLoss) {
+      // Exits (and records) went unseen: check every process against /proc.
+      this.#connectorLoss = connectorLoss;
+      this.#witness.reconcile(true);
+    }
     if (losses.enobufs > last.enobufs) {
       this.#log(
         'warning',
@@ -629,6 +903,15 @@ export class Daemon implements DaemonApi {
       this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
     }
     this.#lastLoss = { ...losses };
+    const foreign = this.#source.stats().foreign + (this.#exits?.stats().foreign ?? 0);
+    if (foreign > this.#lastForeign) {
+      this.#log(
+        'warning',
+        `Ignored ${foreign - this.#lastForeign} netlink messages sent by a process, not the kernel ` +
+          "(someone with CAP_NET_ADMIN is sending to contid's sockets)",
+      );
+      this.#lastForeign = foreign;
+    }
   }
 
   /**
@@ -683,9 +966,14 @@ export class Daemon implements DaemonApi {
     // The run loop drains what the source still holds, ends the assembler and writes the rest.
     await this.#running.catch(() => undefined);
     await this.#flush(true);
+    if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
     await this.#hostLog?.close();
     problems.push(...(this.#kernel?.restoreSettings() ?? []));
     clearInterval(this.#timer);
+    clearInterval(this.#reconcileTimer);
+    clearInterval(this.#checkpointTimer);
+
+    clearTimeout(this.#exitTimer);
     this.#tick();
     this.#control.close();
     for (const p of problems) log('error', `While stopping: ${p}`);
@@ -727,6 +1015,40 @@ async function openSource(
       }
     }
   }
+}
+
+/** A process's effective uid and executable, as a grant records them; fields it cannot read are left out. */
+function readIdentity(pid: number): { targetUid?: number; targetExe?: string } {
+  const out: { targetUid?: number; targetExe?: string } = {};
+  try {
+    const uid = /^Uid:\s+[0-9]+\s+([0-9]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+    if (uid !== undefined) out.targetUid = Number(uid);
+  } catch {
+    // Exited: the labeller answers ESRCH.
+  }
+  try {
+    out.targetExe = readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    // A kernel thread or an exiting process has no exe link.
+  }
+  return out;
+}
+
+/** `/proc/PID/cgroup`, read at once, or null when the process is gone. */
+function readCgroupNow(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The cgroup files of host processes (pid 1, the daemon), which a container's cgroup must differ from. */
+function hostCgroupRefs(): string[] {
+  return ['1', 'self'].flatMap((p) => {
+    const text = readCgroupNow(p === 'self' ? process.pid : 1);
+    return text === null ? [] : [text];
+  });
 }
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {

@@ -1,16 +1,20 @@
 /**
  * What contid changes in the kernel's audit configuration, and how it puts
- * it back: its rules, `enabled`, and the backlog limit.
+ * it back: its rules, `enabled`, and the backlog limit. Without rules
+ * (`--rules no`) it still enables audit, as auditd does when it starts (and
+ * puts it back on stop, as auditd does when it ends): as the audit daemon,
+ * contid receives nothing from a disabled kernel, not even its own markers.
  *
  * The values found at start are also written to a small state file, so that
  * a run that was killed (SIGKILL, OOM) and left audit enabled and its rules
  * installed is cleaned up by the next start, which restores the original
  * values on its own stop.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { SyscallError } from '../kernel/libc.js';
 import { formatRule, type AuditNetlink, type AuditRule } from '../kernel/netlink.js';
 import { contidRuleOwner, contidRules } from './rules.js';
+import { readFileNoFollow, replaceFile } from './files.js';
 import type { Logger } from './logger.js';
 
 /** What the state file remembers about the kernel before contid changed it. */
@@ -23,6 +27,8 @@ interface SavedState {
 export interface KernelSetupOptions {
   /** The daemon's pid, excluded by its rules. */
   readonly selfPid: number;
+  /** Install contid's rules (default true); false changes only the settings. */
+  readonly rules?: boolean;
   /** Raise the backlog limit to this (never lower it); 0 to leave it. */
   readonly backlogLimit: number;
   /** Path of the state file. */
@@ -41,13 +47,8 @@ export function isAlive(pid: number): boolean {
 }
 
 function readSaved(path: string): SavedState | null {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const text = readFileNoFollow(path);
+  if (text === null) return null;
   const v = JSON.parse(text) as Partial<SavedState>;
   const ok = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
   return ok(v.pid) && ok(v.enabled) && ok(v.backlogLimit)
@@ -118,6 +119,7 @@ export class KernelSetup {
       } else if (original.enabled === 0) {
         this.#enabled = { restore: 0, set: status.enabled };
       }
+      if (this.#options.rules === false) return;
       this.#removeStaleRules();
       for (const rule of contidRules(selfPid)) {
         try {
@@ -151,9 +153,7 @@ export class KernelSetup {
   }
 
   #save(state: SavedState): void {
-    const tmp = `${this.#options.statePath}.tmp`;
-    writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o600, flag: 'w' });
-    renameSync(tmp, this.#options.statePath);
+    replaceFile(this.#options.statePath, JSON.stringify(state) + '\n', 0o600);
   }
 
   /** Removes the rules this start added. Returns the problems met; never throws. Idempotent. */

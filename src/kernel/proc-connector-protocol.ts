@@ -201,6 +201,8 @@ export interface ProcWorkerConfig {
   readonly maxBatchesInFlight: number;
   /** How long to wait for the kernel to acknowledge the subscription. */
   readonly ackTimeoutMs: number;
+  /** Post the exits of threads too, not only of whole processes. */
+  readonly threads: boolean;
   /** Int32Array of {@link CONTROL_SLOTS} slots, see CONTROL_*. */
   readonly control: SharedArrayBuffer;
   /** BigInt64Array of {@link COUNTER_SLOTS} slots the worker keeps current, see COUNTER_*. */
@@ -219,7 +221,9 @@ export const COUNTER_EVENTS = 0;
 export const COUNTER_ENOBUFS = 1;
 /** Counter slot: messages that could not be read. */
 export const COUNTER_MALFORMED = 2;
-export const COUNTER_SLOTS = 3;
+/** Counter slot: datagrams from a sender other than the kernel (netlink port id ≠ 0), ignored. */
+export const COUNTER_FOREIGN = 3;
+export const COUNTER_SLOTS = 4;
 
 /** Fields per exit in {@link ExitBatch}: pid, tgid, exitCode, exitSignal, parentPid, parentTgid. */
 export const EXIT_FIELDS = 6;

@@ -22,6 +22,7 @@ import {
   CONTROL_STOP,
   COUNTER_ENOBUFS,
   COUNTER_EVENTS,
+  COUNTER_FOREIGN,
   COUNTER_MALFORMED,
   COUNTER_SLOTS,
   EXIT_FIELDS,
@@ -44,9 +45,16 @@ export interface ProcConnectorOptions {
   readonly pollMs?: number;
   /**
    * Called in the main thread for each exit of a whole process (pid ===
-   * tgid; thread exits are dropped), in the order the kernel sent them.
+   * tgid), and with `threads` of every task, in the order the kernel sent
+   * them.
    */
   readonly onExit: (exit: ProcExit) => void;
+  /**
+   * Deliver the exits of threads too (pid !== tgid). A thread group whose
+   * leader left first (pthread_exit) ends with the exit of its last thread,
+   * which only a thread exit shows. Default false.
+   */
+  readonly threads?: boolean;
   /**
    * Called when reading fails after open (the connector is then dead, but
    * `close()` still works) and with whatever `onExit` throws. Without it,
@@ -66,6 +74,8 @@ export interface ProcConnectorStats {
   readonly enobufs: number;
   /** Messages that could not be read as proc events. */
   readonly malformed: number;
+  /** Datagrams from a sender other than the kernel (netlink port id ≠ 0), ignored. */
+  readonly foreign: number;
 }
 
 const DEFAULTS = {
@@ -147,6 +157,7 @@ export class ProcConnector {
       flushMs: DEFAULTS.flushMs,
       maxBatchesInFlight: DEFAULTS.maxBatchesInFlight,
       ackTimeoutMs: DEFAULTS.ackTimeoutMs,
+      threads: options.threads ?? false,
       control: control.buffer,
       counters: counters.buffer,
     };
@@ -219,6 +230,7 @@ export class ProcConnector {
       exits: this.#exits,
       enobufs: Number(Atomics.load(this.#counters, COUNTER_ENOBUFS)),
       malformed: Number(Atomics.load(this.#counters, COUNTER_MALFORMED)),
+      foreign: Number(Atomics.load(this.#counters, COUNTER_FOREIGN)),
     };
   }
 

@@ -9,7 +9,9 @@
  *    start's daemon pid;
  * 4. the MAC verifies with that start's secret;
  * 5. no later start has been seen, and the start was not stopped;
- * 6. its seq is higher than every earlier marker's of that start.
+ * 6. its seq is higher than every earlier marker's of that start;
+ * 7. in a log of several hosts, it is on the node (`node=`) where its
+ *    start's first marker was seen.
  *
  * Anything else that looks like a marker is a forgery attempt.
  */
@@ -22,7 +24,14 @@ import type { Keyring } from './keyring.js';
 
 /** Why a would-be marker was refused. */
 export type ForgeryReason =
-  'wrong-type' | 'malformed' | 'unknown-start' | 'wrong-sender' | 'bad-mac' | 'stale-start' | 'replayed';
+  | 'wrong-type'
+  | 'malformed'
+  | 'unknown-start'
+  | 'wrong-sender'
+  | 'bad-mac'
+  | 'stale-start'
+  | 'replayed'
+  | 'wrong-node';
 
 /** The kernel-stamped sender of a user message. */
 export interface Sender {
@@ -53,6 +62,15 @@ export class MarkerState {
   readonly lastSeq = new Map<string, number>();
   readonly closed = new Set<string>();
   current: string | null = null;
+  /** The node whose records this state judges (null: records without `node=`). */
+  readonly node: string | null;
+  /** Which node each start belongs to, shared by the states of every node of one log. */
+  readonly startNodes: Map<string, string | null>;
+
+  constructor(options: { node?: string | null; startNodes?: Map<string, string | null> } = {}) {
+    this.node = options.node ?? null;
+    this.startNodes = options.startNodes ?? new Map<string, string | null>();
+  }
 }
 
 /** User message types the kernel accepts from userspace (AUDIT_USER, 1100–1199, 2100–2999). */
@@ -131,6 +149,10 @@ export function verifyMarker(record: AuditRecord, keyring: Keyring, state: Marke
   const want = Buffer.from(markerMac(parsed.signed, entry.secret), 'hex');
   if (!timingSafeEqual(want, Buffer.from(parsed.mac, 'hex')))
     return forged('bad-mac', 'MAC does not verify', start);
+  const bound = state.startNodes.get(start);
+  if (bound !== undefined && bound !== state.node) {
+    return forged('wrong-node', `start "${start}" belongs to node ${bound ?? '(none)'}`, start);
+  }
   if (state.closed.has(start)) return forged('stale-start', `start "${start}" is over`, start);
   const last = state.lastSeq.get(start);
   if (last !== undefined && marker.seq <= last) {
@@ -142,5 +164,6 @@ export function verifyMarker(record: AuditRecord, keyring: Keyring, state: Marke
   if (body.op === 'stop') state.closed.add(start);
   state.lastSeq.set(start, marker.seq);
   state.daemonPids.set(start, expected);
+  if (bound === undefined) state.startNodes.set(start, state.node);
   return { kind: 'valid', marker, sender };
 }

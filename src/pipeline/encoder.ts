@@ -7,13 +7,18 @@
 import type { AuditEvent } from '../assemble/event.js';
 import { ByteSink } from '../output/byte-sink.js';
 import type { IdNames } from '../output/interpretation.js';
+import { InterpretedEventWriter } from '../output/interpreted.js';
 import { JsonEventWriter, type JsonWriterStats } from '../output/json.js';
 import type { ParseIssue } from '../parse/record.js';
 import { TextEventWriter } from '../output/text.js';
 import type { LabelledEvent } from '../policy/labeller.js';
 import { labelOutput } from './labels.js';
 
-export type OutputFormat = 'json' | 'text';
+/**
+ * `json` (JSON lines), `text` (auditd's log format) or `interpreted` (text
+ * with names for numbers, like `ausearch -i`; for people, not for parsing).
+ */
+export type OutputFormat = 'json' | 'text' | 'interpreted';
 
 export interface EncoderOptions {
   /** Names for uids/gids, only when the user asked for them. */
@@ -28,7 +33,7 @@ export interface EncoderOptions {
 export class EventEncoder {
   readonly #sink: ByteSink;
   readonly #json: JsonEventWriter | null;
-  readonly #text: TextEventWriter | null;
+  readonly #text: TextEventWriter | InterpretedEventWriter | null;
 
   constructor(format: OutputFormat, options: EncoderOptions = {}) {
     this.#sink = new ByteSink(options.bufferBytes ?? 1 << 20);
@@ -39,7 +44,12 @@ export class EventEncoder {
             ...(options.onIssue === undefined ? {} : { onIssue: options.onIssue }),
           })
         : null;
-    this.#text = format === 'text' ? new TextEventWriter(this.#sink) : null;
+    this.#text =
+      format === 'text'
+        ? new TextEventWriter(this.#sink)
+        : format === 'interpreted'
+          ? new InterpretedEventWriter(this.#sink, { ids: options.ids ?? null })
+          : null;
   }
 
   /** Writes an event with the labeller's verdict on it. */

@@ -5,10 +5,11 @@ import type { IdNames } from '../output/interpretation.js';
 import { RecordParser } from '../parse/parser.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
-import { HoldStage } from '../policy/hold.js';
-import { Labeller } from '../policy/labeller.js';
+import type { HoldStats } from '../policy/hold.js';
+import { LabellingStage, type LabellingOptions } from './labelling.js';
 import type { OutputFormat } from './encoder.js';
 import { EventEncoder } from './encoder.js';
+import type { EventFilter } from './filter.js';
 import type { ParseIssue } from '../parse/record.js';
 
 export type { OutputFormat } from './encoder.js';
@@ -36,6 +37,13 @@ export interface ReplayOptions {
   readonly maxProcesses?: number;
   /** Most records in one event (default 10,000; see AssemblerOptions.maxRecordsPerEvent). */
   readonly maxRecordsPerEvent?: number;
+  /** A daemon checkpoint to start from (logs that begin after the daemon started). */
+  readonly state?: LabellingOptions['state'];
+  /**
+   * Which events to write (default: all). It sees events once labelled,
+   * so that filtering never changes a label.
+   */
+  readonly filter?: EventFilter | null;
 }
 
 /** A forgery attempt, as the replay summary reports it. */
@@ -69,10 +77,17 @@ export interface ReplayStats extends AssemblerStats {
   argvOmitted: number;
   /** The first `keepIssues` problems, with line numbers. */
   issues: ParseIssue[];
-  /** Label tracking counters, when labels are on. */
+  /** Label tracking counters (summed over nodes), when labels are on. */
   labels: LabellerStats | null;
+  /** Events held for their process's parent, when labels are on. */
+  hold: HoldStats | null;
+  /** Nodes (`node=`) tracked separately; events of nodes past the bound went unlabelled. */
+  nodes: number;
+  nodesOverflow: number;
   /** The first forgery attempts (all are counted in labels.forgeries). */
   forgeries: ForgeryReport[];
+  /** Events the filter kept; null without a filter. */
+  matched: number | null;
 }
 
 /**
@@ -88,44 +103,75 @@ export class ReplayPipeline {
   readonly #out: EventEncoder;
   #badLines = 0;
   readonly #issues: ParseIssue[] = [];
-  readonly #labeller: Labeller | null;
-  readonly #hold: HoldStage | null;
+  readonly #stage: LabellingStage | null;
   readonly #forgeries: ForgeryReport[] = [];
   /** The events the hold stage hands over, one array reused for every event. */
   readonly #ready: LabelledEvent[] = [];
+  readonly #filter: EventFilter | null;
+  #matched = 0;
+  /** Writes a labelled event, when the filter (if any) keeps it. */
+  #emit: (le: LabelledEvent) => void = () => undefined;
 
   constructor(options: ReplayOptions) {
     const ids = options.ids ?? null;
     this.#keepIssues = options.keepIssues ?? 100;
-    this.#labeller =
+    const stage = (this.#stage =
       options.labels === false
         ? null
-        : new Labeller({
-            ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
-            ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
-          });
-    const labeller = this.#labeller;
-    const hold = (this.#hold = labeller === null ? null : new HoldStage(labeller));
+        : new LabellingStage({
+            labeller: {
+              ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
+              ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
+            },
+            ...(options.state === undefined ? {} : { state: options.state }),
+          }));
     const out = (this.#out = new EventEncoder(options.format, {
       ids,
       onIssue: (i) => {
         this.#note(i);
       },
     }));
-    this.#write =
-      labeller === null
-        ? (e) => {
-            out.writePlain(e);
-          }
-        : (e) => {
-            const ready = hold!.push(labeller.process(e), this.#ready);
-            try {
-              for (let i = 0; i < ready.length; i++) out.write(this.#noteForgeries(ready[i]!));
-            } finally {
-              // pop(), not `length = 0`, which is a call into the runtime per event.
-              while (ready.length > 0) ready.pop();
+    const filter = (this.#filter = options.filter ?? null);
+    if (filter !== null && stage === null && filter.needsLabels) {
+      throw new TypeError('A --contid filter needs labels');
+    }
+    // Without a filter, the write paths are the ones that existed before
+    // filters: no test and no extra call per event.
+    if (stage === null) {
+      this.#write =
+        filter === null
+          ? (e) => {
+              out.writePlain(e);
             }
-          };
+          : (e) => {
+              if (filter.matchesEvent(e)) {
+                this.#matched++;
+                out.writePlain(e);
+              }
+            };
+    } else {
+      const emit =
+        filter === null
+          ? (le: LabelledEvent) => {
+              out.write(this.#noteForgeries(le));
+            }
+          : (le: LabelledEvent) => {
+              if (filter.matches(this.#noteForgeries(le))) {
+                this.#matched++;
+                out.write(le);
+              }
+            };
+      this.#emit = emit;
+      this.#write = (e) => {
+        const ready = stage.push(e, this.#ready);
+        try {
+          for (let i = 0; i < ready.length; i++) emit(ready[i]!);
+        } finally {
+          // pop(), not `length = 0`, which is a call into the runtime per event.
+          while (ready.length > 0) ready.pop();
+        }
+      };
+    }
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
@@ -171,8 +217,7 @@ export class ReplayPipeline {
   end(): Buffer {
     this.#parser.end();
     this.#assembler.end();
-    if (this.#hold !== null)
-      for (const ready of this.#hold.end()) this.#out.write(this.#noteForgeries(ready));
+    if (this.#stage !== null) for (const ready of this.#stage.end()) this.#emit(ready);
     return this.#take();
   }
 
@@ -192,9 +237,16 @@ export class ReplayPipeline {
       invalidUtf8: written.invalidUtf8,
       argvOmitted: written.argvOmitted,
       issues: [...this.#issues],
-      labels: this.#labeller?.stats() ?? null,
+      ...this.#labelStats(),
       forgeries: [...this.#forgeries],
+      matched: this.#filter === null ? null : this.#matched,
     };
+  }
+
+  #labelStats(): Pick<ReplayStats, 'labels' | 'hold' | 'nodes' | 'nodesOverflow'> {
+    if (this.#stage === null) return { labels: null, hold: null, nodes: 0, nodesOverflow: 0 };
+    const s = this.#stage.stats();
+    return { labels: s.labels, hold: s.hold, nodes: s.nodes, nodesOverflow: s.nodesOverflow };
   }
 
   #noteForgeries(le: LabelledEvent): LabelledEvent {

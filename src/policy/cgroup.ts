@@ -77,7 +77,9 @@ export type RegisterResult =
   | { readonly kind: 'registered'; readonly anchor: CgroupAnchor }
   | { readonly kind: 'known'; readonly anchor: CgroupAnchor }
   | { readonly kind: 'host' }
-  | { readonly kind: 'ambiguous'; readonly anchor: CgroupAnchor; readonly other: string };
+  | { readonly kind: 'ambiguous'; readonly anchor: CgroupAnchor; readonly other: string }
+  /** A nested container whose cgroup is not strictly below its parent's: not registered. */
+  | { readonly kind: 'not-below'; readonly anchor: CgroupAnchor; readonly parent: string };
 
 function anchorKey(a: CgroupAnchor): string {
   return `${a.hierarchy}:${a.path}`;
@@ -88,6 +90,8 @@ export class CgroupIndex {
   /** anchor key → the IDs registered there; it matches only while there is one. */
   readonly #claims = new Map<string, Set<string>>();
   readonly #anchors = new Map<string, CgroupAnchor>();
+  /** contid → the anchor key it is registered at. */
+  readonly #byContid = new Map<string, string>();
   readonly #hostRefs: readonly string[];
   /** Anchors with one claimant: read for every event while adoption is on, so kept, not counted. */
   #matchable = 0;
@@ -102,11 +106,28 @@ export class CgroupIndex {
     return this.#matchable;
   }
 
-  /** Records that `contid` lives in the cgroup of a process whose cgroup file is `text`. */
-  register(contid: string, text: string): RegisterResult {
+  /**
+   * Records that `contid` lives in the cgroup of a process whose cgroup file
+   * is `text`. A nested container (`parent`, the contid of the container it
+   * was created in) is registered only strictly below its parent's anchor:
+   * a tenant labelling a process left in its own cgroup must not make its
+   * container ambiguous (unadoptable), nor claim the parent's processes.
+   */
+  register(contid: string, text: string, parent: string | null = null): RegisterResult {
     const anchor = chooseAnchor(text, this.#hostRefs);
     if (anchor === null) return { kind: 'host' };
+    if (parent !== null) {
+      const above = this.#anchors.get(this.#byContid.get(parent) ?? '');
+      if (
+        above === undefined ||
+        above.hierarchy !== anchor.hierarchy ||
+        !anchor.path.startsWith(`${above.path}/`)
+      ) {
+        return { kind: 'not-below', anchor, parent };
+      }
+    }
     const key = anchorKey(anchor);
+    this.#byContid.set(contid, key);
     const claims = this.#claims.get(key);
     if (claims === undefined) {
       this.#claims.set(key, new Set([contid]));
@@ -124,6 +145,7 @@ export class CgroupIndex {
 
   /** Forgets `contid` (it was dropped) wherever it was registered; returns at how many anchors. */
   unregister(contid: string): number {
+    this.#byContid.delete(contid);
     let n = 0;
     for (const [key, claims] of this.#claims) {
       if (!claims.delete(contid)) continue;

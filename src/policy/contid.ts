@@ -34,11 +34,18 @@ export function renderRequested(text: string): string {
  * The container the orchestrator itself runs in is part of the identity, so
  * the same runtime binary running nested inside a container is a different
  * owner from the host's.
+ *
+ * A privileged orchestrator may instead name the owner (`oci:<container
+ * id>`, as the OCI hook does): every hook run is the same uid running the
+ * same executable, so uid and exe cannot tell one tenant's container from
+ * another's. A named owner is the same owner only as the same name.
  */
 export interface Owner {
   readonly uid: number;
   readonly exe: string;
   readonly container: Container | null;
+  /** The name a privileged caller gave, or null for the uid and exe. */
+  readonly name: string | null;
 }
 
 /** A container: one incarnation of an ID (after a drop, the ID may come back as a new object). */
@@ -56,7 +63,35 @@ export interface Container {
   /** Holders: live processes, open births, and nested containers. */
   refs: number;
   live: boolean;
+  /**
+   * The live IDs nested in this one, by decimal ID: IDs are unique among
+   * the children of one parent (the top level is the host's), so a tenant
+   * minting nested IDs cannot take an ID from the host or another tenant.
+   */
+  nested: Map<string, Container> | null;
 }
+
+/** How records print the contid of an event whose container cannot be known. */
+export const UNKNOWN_TEXT = 'unknown';
+
+/**
+ * The label of a process whose container cannot be known: its parent was
+ * never seen and nothing more will be learnt of it. Never written as host
+ * (no CONTAINER_ID record means proven host). Not an ID: it has no chain,
+ * holds nothing and is never live; policy treats it as labelled (a set is
+ * refused with EEXIST), adoption may still place it.
+ */
+export const UNKNOWN: Container = {
+  id: -1n,
+  text: UNKNOWN_TEXT,
+  parent: null,
+  owner: Object.freeze({ uid: -1, exe: '', container: null, name: null }),
+  chain: Object.freeze([]),
+  rendered: UNKNOWN_TEXT,
+  refs: 0,
+  live: false,
+  nested: null,
+};
 
 /** Makes a container object, computing its chain once. */
 export function makeContainer(id: bigint, parent: Container | null, owner: Owner): Container {
@@ -71,7 +106,28 @@ export function makeContainer(id: bigint, parent: Container | null, owner: Owner
     rendered: renderChain(chain),
     refs: 0,
     live: true,
+    nested: null,
   };
+}
+
+/**
+ * Parses a chain as markers carry it (`5+42+1`, leaf to root, `+` between
+ * levels; a single ID is a chain of one), or returns null.
+ */
+export function parseChainToken(text: string): bigint[] | null {
+  const parts = text.split('+');
+  const out: bigint[] = [];
+  for (const p of parts) {
+    const v = parseContid(p);
+    if (v === null || v === CONTID_UNSET) return null;
+    out.push(v);
+  }
+  return out;
+}
+
+/** A chain as a marker token: `5+42+1`. */
+export function chainToken(chain: readonly string[]): string {
+  return chain.join('+');
 }
 
 /** Renders a leaf-to-root chain: each element that has a parent is followed by `,^`. */
@@ -81,5 +137,7 @@ export function renderChain(chain: readonly string[]): string {
 
 /** True when two owners are the same orchestrator identity. */
 export function sameOwner(a: Owner, b: Owner): boolean {
-  return a.uid === b.uid && a.exe === b.exe && a.container === b.container;
+  if (a.container !== b.container) return false;
+  if (a.name !== null || b.name !== null) return a.name === b.name;
+  return a.uid === b.uid && a.exe === b.exe;
 }

@@ -8,6 +8,16 @@ import { FORK_FLAGS, THREAD_FLAGS } from '../track/testing.js';
 import { World } from './testing-world.js';
 
 /** O = 100 with a labelled child C = 101 (contid 4). */
+/** A host shim 1000 whose child 1001 is labelled 4 (pids above the boot-time range). */
+function shimmed(): World {
+  const w = new World();
+  w.seen(1000, 1);
+  w.fork(1000, 1001);
+  w.seen(1001, 1000);
+  assert.equal(w.set(1001, '4').errno, null);
+  return w;
+}
+
 function labelled(): World {
   const w = new World();
   w.seen(100, 1);
@@ -179,10 +189,33 @@ void describe('inheritance', () => {
   });
 
   void it('a CLONE_PARENT child belongs to the caller parent but inherits the caller label', () => {
-    const w = labelled();
-    // 101 (in 4) clones with CLONE_PARENT|SIGCHLD: the child's parent is 100 (unlabelled).
-    w.sys({ pid: 101, ppid: 100, nr: 56, a0: '8011', exit: 170 });
-    assert.equal(w.seen(170, 100).contid, '4');
+    const w = shimmed();
+    // 1001 (in 4) shows it is in the initial pid namespace: two children seen with pid == exit=.
+    for (const child of [1701, 1702]) {
+      w.fork(1001, child, 1000);
+      w.seen(child, 1001);
+    }
+    // 1001 clones with CLONE_PARENT|SIGCHLD: the child's parent is 1000 (unlabelled).
+    w.sys({ pid: 1001, ppid: 1000, nr: 56, a0: '8011', exit: 1703 });
+    assert.equal(w.seen(1703, 1000).contid, '4');
+  });
+
+  void it("a CLONE_PARENT birth by a caller of unknown pid namespace makes the child's container unknown", () => {
+    const w = shimmed();
+    w.sys({ pid: 1001, ppid: 1000, nr: 56, a0: '8011', exit: 1703 });
+    assert.equal(w.seen(1703, 1000).contid, 'unknown', 'neither host (an escape) nor 4 (a plant)');
+  });
+
+  void it('a CLONE_PARENT birth planted on a host parent never labels its next child', () => {
+    // 1000 is a host process (a shim); 1001, a child of it, is in container 4.
+    // 1001 clones with CLONE_PARENT a child that leaves by the raw exit
+    // syscall, never audited: the birth stays open on 1000.
+    const w = shimmed();
+    w.sys({ pid: 1001, ppid: 1000, nr: 56, a0: '8011', exit: 2 }); // namespace-relative exit=
+    // 1000 vforks runc; runc's exec is recorded before 1000's vfork.
+    assert.equal(w.sys({ pid: 1800, ppid: 1000, nr: 59 }).contid, null, 'runc is not planted into 4');
+    w.sys({ pid: 1000, ppid: 1, nr: 58, exit: 1800 });
+    assert.equal(w.seen(1801, 1800).contid, null, "nor runc's children");
   });
 
   void it('drop, then the same ID is reused by a new container', () => {

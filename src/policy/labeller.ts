@@ -14,12 +14,15 @@ import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
 import { newPidFlag, parentFlag, threadFlag } from '../track/lifecycle.js';
 import { SyscallFacts } from '../track/syscall-facts.js';
-import { ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
+import { MIN_NAMED_PID, ProcessTable, type ProcessEntry, type SeedProcess } from '../track/process-table.js';
 import {
   CONTID_UNSET,
+  UNKNOWN,
   UNSET_TEXT,
   makeContainer,
+  parseChainToken,
   parseContid,
+  renderChain,
   renderRequested,
   sameOwner,
 } from './contid.js';
@@ -37,6 +40,15 @@ export interface LabellerOptions {
   readonly deadTtlMs?: number;
   /** Secrets of the daemon starts whose markers are honoured (default: none). */
   readonly keyring?: Keyring;
+  /**
+   * Keep the never-seen parents that processes start waiting for, for
+   * takeQuestions() (the live daemon answers them with markers; default false).
+   */
+  readonly questions?: boolean;
+  /** The node whose records this labeller is fed (null: records without `node=`). */
+  readonly node?: string | null;
+  /** Which node each daemon start belongs to, shared by the labellers of one log's nodes. */
+  readonly startNodes?: Map<string, string | null>;
 }
 
 /** One CONTAINER_OP: an attempt (accepted or refused) or a drop. */
@@ -46,6 +58,10 @@ export interface ContainerOp extends ContainerOpFields {
   readonly body: string;
   /** The marker that asked for it (null for drop). */
   readonly marker: { readonly start: string; readonly seq: number } | null;
+  /** The target's chain after an accepted set or adopt (`5,^42`), else null. */
+  readonly chain: string | null;
+  /** True for the accepted set that created the container (not an injection, adopt or grant). */
+  readonly created: boolean;
 }
 
 /** Something that looked like a marker and was not honoured. */
@@ -102,6 +118,26 @@ export interface LabellerStats {
   readonly ops: { readonly accepted: number; readonly refused: number; readonly drops: number };
 }
 
+/** A process named by a marker, as policy sees it before it changes anything (see #lookup). */
+interface Subject {
+  /** The live table entry, or null for a process not in the table. */
+  readonly entry: ProcessEntry<Container> | null;
+  /** Its parent: the entry's, or the one it would be placed under. */
+  readonly parent: ProcessEntry<Container> | null;
+  readonly label: Container | null;
+  /** Its label is not known yet (its parent has not been seen). */
+  readonly provisional: boolean;
+  readonly exists: boolean;
+}
+
+const NOBODY: Subject = Object.freeze({
+  entry: null,
+  parent: null,
+  label: null,
+  provisional: false,
+  exists: false,
+});
+
 const SYSCALL = 1300;
 const OBJ_PID = 1318;
 
@@ -112,11 +148,34 @@ const NO_OBJECTS: LabelledEvent['objectRecords'][number][] = [];
 const NO_OPS: ContainerOp[] = [];
 const NO_FORGERIES: Forgery[] = [];
 
+/** What a restore from a checkpoint brought back (a `restore-done` marker). */
+export interface RestoreReport {
+  /** The start whose checkpoint was restored, and the last serial it had read. */
+  readonly from: string;
+  readonly serial: number;
+  readonly processes: number;
+  readonly containers: number;
+  readonly grants: number;
+  /** Containers of the earlier start that no live process holds any more: dropped. */
+  readonly dropped: number;
+}
+
 export class Labeller {
-  readonly #table: ProcessTable<Container>;
-  readonly #live = new Map<string, Container>();
+  #table: ProcessTable<Container>;
+  readonly #tableOptions: ConstructorParameters<typeof ProcessTable<Container>>[0];
+  /** Between a `start` with restore=1 and its `restore-done`: no label is known yet. */
+  #restoring = false;
+  /** Where the table stood at the start: what was made since inherits once the restore is done. */
+  #restoreSince = { generation: 0, birthSeq: 0 };
+  /** Raised when a restore ends, so that the hold stage looks at what it holds. */
+  #epoch = 0;
+  #restores: RestoreReport[] = [];
+  /** Live top-level IDs (set by the host's orchestrators); nested ones hang from their parent. */
+  readonly #roots = new Map<string, Container>();
+  /** Live containers, nested ones included. */
+  #liveCount = 0;
   readonly #keyring: Keyring;
-  readonly #markers = new MarkerState();
+  readonly #markers: MarkerState;
   /** The SYSCALL record of the event being processed, as read once. */
   readonly #facts = new SyscallFacts();
   /** The acting process of each provisional event handed out, for retag(). */
@@ -136,22 +195,145 @@ export class Labeller {
 
   constructor(options: LabellerOptions = {}) {
     this.#keyring = options.keyring ?? new Map();
-    this.#table = new ProcessTable<Container>({
+    this.#markers = new MarkerState({
+      node: options.node ?? null,
+      ...(options.startNodes === undefined ? {} : { startNodes: options.startNodes }),
+    });
+    this.#tableOptions = {
       ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
       ...(options.maxBirths === undefined ? {} : { maxBirths: options.maxBirths }),
       ...(options.birthTtlMs === undefined ? {} : { birthTtlMs: options.birthTtlMs }),
       ...(options.clone3BirthTtlMs === undefined ? {} : { clone3BirthTtlMs: options.clone3BirthTtlMs }),
       ...(options.deadTtlMs === undefined ? {} : { deadTtlMs: options.deadTtlMs }),
-      anyLabelled: () => this.#live.size > 0,
+      // While a restore is under way any parent may turn out labelled: wait.
+      anyLabelled: () => this.#liveCount > 0 || this.#restoring,
+      unknownLabel: UNKNOWN,
+      questions: options.questions ?? false,
       hooks: {
         retain: (c) => {
-          c.refs++;
+          if (c !== UNKNOWN) c.refs++;
         },
         release: (c, by) => {
-          this.#release(c, by);
+          if (c !== UNKNOWN) this.#release(c, by);
         },
       },
-    });
+    };
+    this.#table = new ProcessTable<Container>(this.#tableOptions);
+  }
+
+  /** True between a start that announced a restore and its `restore-done`. */
+  get restoring(): boolean {
+    return this.#restoring;
+  }
+
+  /** The restores applied so far (the last 16). */
+  get restores(): readonly RestoreReport[] {
+    return this.#restores;
+  }
+
+  /**
+   * Starts from a checkpoint's labels (`contid replay --state FILE`: a
+   * replay of logs that begin after the daemon started, rotated ones say).
+   * Its processes are taken as alive, with their parents, start times and
+   * labels; its containers with their owners; its grants. A trusted local
+   * file, so it is applied as the daemon's restore markers are, unverified.
+   */
+  loadCheckpoint(state: {
+    readonly containers: readonly {
+      chain: readonly string[];
+      ownerUid: number;
+      ownerExe: string;
+      ownerName?: string;
+    }[];
+    readonly processes: readonly {
+      pid: number;
+      ppid: number;
+      start: number;
+      chain: readonly string[] | null;
+    }[];
+    readonly grants: readonly { pid: number; start: number; uid: number | null; exe: string | null }[];
+  }): void {
+    this.#table.seed(state.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, startTime: p.start })));
+    for (const c of state.containers) {
+      this.#restoreContainer({
+        op: 'restore-container',
+        chain: c.chain,
+        ownerUid: c.ownerUid,
+        ownerExe: c.ownerExe,
+        ...(c.ownerName === undefined ? {} : { ownerName: c.ownerName }),
+      });
+    }
+    for (const p of state.processes) {
+      const e = this.#table.get(p.pid);
+      if (e === undefined || e.startTime !== p.start) continue;
+      this.#table.restoreLabel(e, p.chain === null ? UNKNOWN : (this.containerByChain(p.chain) ?? UNKNOWN));
+    }
+    for (const g of state.grants) {
+      const e = this.#table.get(g.pid);
+      if (e !== undefined && e.startTime === g.start) e.grant = { uid: g.uid, exe: g.exe, start: g.start };
+    }
+    this.#ops = NO_OPS;
+    this.#dropUnheld();
+    this.#ops = NO_OPS;
+  }
+
+  /**
+   * The live daemon will restore a checkpoint: no label is known until its
+   * restore is done, so events read before its own start marker wait too.
+   */
+  expectRestore(): void {
+    this.#restoring = true;
+  }
+
+  /**
+   * A daemon start. After another start (a restart in the log), the table
+   * is emptied: a new daemon knows nothing of the earlier one's processes
+   * but its snapshot and checkpoint, so a replay forgets them here too, and
+   * both rebuild from the same seed and restore markers. Containers of the
+   * earlier start are kept until the restore says which live on (without
+   * one, they drop now). A live daemon's own start follows no other in its
+   * stream: its table holds only what it read since it opened its source.
+   */
+  #begin(restore: boolean, restart: boolean): void {
+    this.#restoring = restore;
+    if (!restart) return;
+    this.#table = new ProcessTable<Container>(this.#tableOptions);
+    this.#restoreSince = { generation: this.#table.nextGeneration, birthSeq: this.#table.nextBirthSeq };
+    // The processes and births that held them are gone; nested containers still hold their parents.
+    for (const c of this.#allLive()) c.refs = c.nested === null ? 0 : [...c.nested.values()].length;
+    this.#epoch++;
+    if (!restore) this.#dropUnheld();
+  }
+
+  /** Every live container, parents before their nested ones. */
+  liveContainerList(): Container[] {
+    return this.#allLive();
+  }
+
+  #allLive(): Container[] {
+    const out: Container[] = [];
+    const visit = (scope: Map<string, Container> | null): void => {
+      if (scope === null) return;
+      for (const c of scope.values()) {
+        out.push(c);
+        visit(c.nested);
+      }
+    };
+    visit(this.#roots);
+    return out;
+  }
+
+  /** Drops the live containers nothing holds (after a start's table was emptied, and its restore). */
+  #dropUnheld(): number {
+    let n = 0;
+    // Children first: a nested container holds its parent.
+    for (const c of this.#allLive().reverse()) {
+      if (c.refs > 0 || !c.live) continue;
+      c.refs = 1;
+      this.#release(c, null);
+      n++;
+    }
+    return n;
   }
 
   /** The process table, for reads (`contid ps`, `get`). */
@@ -161,7 +343,37 @@ export class Labeller {
 
   /** The live container with this ID, if any. */
   container(id: string): Container | undefined {
-    return this.#live.get(id);
+    return this.#roots.get(id);
+  }
+
+  /**
+   * The live container with this chain, leaf to root (`['5', '42']` or
+   * `5,^42`), if any.
+   */
+  containerByChain(chain: string | readonly string[]): Container | undefined {
+    const ids = typeof chain === 'string' ? chain.split(',^') : chain;
+    const parsed: bigint[] = [];
+    for (const id of ids) {
+      const v = parseContid(id);
+      if (v === null) return undefined;
+      parsed.push(v);
+    }
+    return this.#byChain(parsed);
+  }
+
+  /** The IDs live under `parent` (null: the top level). */
+  #scope(parent: Container | null): Map<string, Container> | null {
+    return parent === null ? this.#roots : parent.nested;
+  }
+
+  #byChain(chain: readonly bigint[]): Container | undefined {
+    let c: Container | undefined;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const scope = i === chain.length - 1 ? this.#roots : (c?.nested ?? null);
+      c = scope?.get(chain[i]!.toString());
+      if (c === undefined) return undefined;
+    }
+    return c;
   }
 
   /** Loads a /proc snapshot (live mode, once, before the first event). */
@@ -169,13 +381,19 @@ export class Labeller {
     this.#table.seed(procs);
   }
 
-  /** Ends a process reported dead by a live source (the proc connector); returns any drops. */
-  processExited(pid: number): readonly ContainerOp[] {
-    this.#ops = [];
-    const entry = this.#table.get(pid);
-    if (entry !== undefined) this.#table.exit(entry);
-    else this.#table.unseenExited(pid);
-    return this.#ops;
+  /**
+   * The never-seen parents processes started waiting for since the last
+   * call (with `questions`): the live daemon looks each one up in /proc and
+   * answers with a `proc` or `gone` marker, so the wait ends at a place in
+   * the stream that a replay sees too.
+   */
+  takeQuestions(): number[] {
+    return this.#table.takeQuestions();
+  }
+
+  /** True while processes wait for never-seen `pid` (a question is open). */
+  isWaitedFor(pid: number): boolean {
+    return this.#table.isWaitedFor(pid);
   }
 
   process(event: AuditEvent): LabelledEvent {
@@ -230,6 +448,7 @@ export class Labeller {
     }
 
     const label = subject?.label ?? null;
+    // (UNKNOWN renders `contid=unknown`: never written as host.)
     const containerIdRecord =
       label === null
         ? null
@@ -255,9 +474,16 @@ export class Labeller {
     if (subject !== undefined && sys >= 0) this.#lifecycle(subject, records[sys]!, this.#facts);
     for (let i = 0; messages && i < records.length; i++) {
       const r = records[i]!;
+      const current = this.#markers.current;
       const verdict = verifyMarker(r, this.#keyring, this.#markers);
       if (verdict.kind === 'valid') {
         this.#validMarkers++;
+        if (verdict.marker.body.op === 'start') {
+          this.#begin(
+            verdict.marker.body.restore === true,
+            current !== null && current !== verdict.marker.start,
+          );
+        }
         this.#apply(verdict.marker.body, { start: verdict.marker.start, seq: verdict.marker.seq });
       } else if (verdict.kind === 'forged') {
         this.#forgeries++;
@@ -266,11 +492,13 @@ export class Labeller {
       }
     }
 
-    const provisional = label === null && subject !== undefined && subject.provisional;
+    // While a restore is under way no label is known: every process's event waits for it.
+    const provisional =
+      subject !== undefined && ((label === null && subject.provisional) || (this.#restoring && sys >= 0));
     const le: LabelledEvent = {
       event,
       contid: label?.rendered ?? null,
-      chain: label?.chain ?? null,
+      chain: label === null || label === UNKNOWN ? null : label.chain,
       containerIdRecord,
       objectRecords,
       ops: this.#ops,
@@ -281,7 +509,7 @@ export class Labeller {
     // a container is live (with none, every wait ends unset). Remembering
     // the others would cost a WeakMap entry for most events of a log whose
     // ancestors were never audited, and the collector's time to clear it.
-    if (provisional && subject !== undefined && this.#live.size > 0) {
+    if (provisional && subject !== undefined && (this.#liveCount > 0 || this.#restoring)) {
       this.#pendingSubjects.set(le, { subject, index: subjectIndex });
     }
     return le;
@@ -289,12 +517,13 @@ export class Labeller {
 
   /** Containers with a live process: while there are none, no wait can end in a label. */
   get liveContainers(): number {
-    return this.#live.size;
+    if (this.#restoring) return Math.max(1, this.#liveCount);
+    return this.#liveCount;
   }
 
   /** Increases whenever a provisional wait ends (see retag). */
   get settlements(): number {
-    return this.#table.settlements;
+    return this.#table.settlements + this.#epoch;
   }
 
   /**
@@ -310,17 +539,52 @@ export class Labeller {
     const pending = this.#pendingSubjects.get(le);
     if (pending === undefined) return le;
     const { subject, index } = pending;
-    if (subject.provisional && subject.alive) return null;
+    // An exited process still resolves (its parent may show up later).
+    if (subject.provisional || this.#restoring) return null;
     this.#pendingSubjects.delete(le);
-    const label = subject.label;
+    // The label the wait resolved to: a later set (none can come while it
+    // waits: EAGAIN) must not reach back to events from before it.
+    const label = subject.history?.[0]?.before ?? subject.label;
     if (label === null) return { ...le, provisional: false };
     return {
       ...le,
       contid: label.rendered,
-      chain: label.chain,
+      chain: label === UNKNOWN ? null : label.chain,
       containerIdRecord: { record: index + 1, body: renderContainerId(index + 1, label.rendered) },
       provisional: false,
     };
+  }
+
+  /**
+   * A held event released before its process's wait ended (a bound of the
+   * hold stage): its container is not known, so it is written as unknown,
+   * never as host.
+   */
+  tagUnknown(le: LabelledEvent): LabelledEvent {
+    const pending = this.#pendingSubjects.get(le);
+    if (pending === undefined) return le;
+    this.#pendingSubjects.delete(le);
+    const { index } = pending;
+    return {
+      ...le,
+      contid: UNKNOWN.rendered,
+      chain: null,
+      containerIdRecord: { record: index + 1, body: renderContainerId(index + 1, UNKNOWN.rendered) },
+      provisional: false,
+    };
+  }
+
+  /**
+   * What a held event waits for: the never-seen pid at the top of its
+   * process's provisional ancestry (the hold stage bounds events per wait,
+   * so that one flood cannot push out everyone else's). -1 when not waiting.
+   */
+  waitKey(le: LabelledEvent): number {
+    const pending = this.#pendingSubjects.get(le);
+    if (pending === undefined) return -1;
+    let e = pending.subject;
+    while (e.parent !== null && e.parent.provisional) e = e.parent;
+    return e.parent === null ? e.ppid : e.parent.pid;
   }
 
   #addOp(op: ContainerOp): void {
@@ -339,7 +603,7 @@ export class Labeller {
       reused: t.reused,
       births: t.births,
       birthsExpired: t.birthsExpired,
-      containers: this.#live.size,
+      containers: this.#liveCount,
       markers: this.#validMarkers,
       forgeries: this.#forgeries,
       ops: { accepted: this.#accepted, refused: this.#refused, drops: this.#drops },
@@ -381,122 +645,303 @@ export class Labeller {
 
   #apply(body: MarkerBody, marker: { start: string; seq: number }): void {
     switch (body.op) {
-      case 'start':
+      case 'start': // see #begin
       case 'stop':
         return;
+      case 'restore-container':
+        this.#restoreContainer(body);
+        return;
+      case 'restore':
+        for (const p of body.procs) {
+          // (Alive, or seen exiting in the moment before the snapshot: a zombie in it.)
+          const e = this.#table.latest(p.pid);
+          if (e === undefined || e.startTime !== p.start) continue;
+          const label = p.chain === null ? UNKNOWN : (this.containerByChain(p.chain) ?? UNKNOWN);
+          this.#table.restoreLabel(e, label);
+        }
+        return;
+      case 'restore-grant': {
+        const e = this.#table.get(body.pid);
+        if (e !== undefined && e.startTime === body.start) {
+          e.grant = { uid: body.targetUid ?? null, exe: body.targetExe ?? null, start: body.start };
+        }
+        return;
+      }
+      case 'restore-done': {
+        // Processes made while the labels were not back inherit from their parents now.
+        this.#table.inheritSince(this.#restoreSince.generation, this.#restoreSince.birthSeq);
+        const dropped = this.#dropUnheld();
+        this.#restoring = false;
+        this.#epoch++;
+        const { from, serial, processes, containers, grants } = body;
+        this.#restores = [
+          ...this.#restores.slice(-15),
+          { from, serial, processes, containers, grants, dropped },
+        ];
+        return;
+      }
+      case 'seed':
+        this.#table.seed(
+          body.procs.map((p) => ({
+            pid: p.pid,
+            ppid: p.ppid,
+            startTime: p.start,
+            ...(p.pidns === null ? {} : { pidns: p.pidns }),
+          })),
+        );
+        return;
+      case 'proc':
+        this.#learnProc(body.pid, body.ppid, body.start, body.nspid);
+        return;
+      case 'gone':
+        this.#table.waitEnded(body.pid);
+        this.#table.unseenExited(body.pid);
+        return;
       case 'set':
-        this.#set(body.pid, body.ppid, body.contid, body.caller, marker);
+        this.#set(body, marker);
         return;
       case 'adopt':
-        this.#adopt(body.pid, body.ppid, body.contid, body.caller, marker);
+        this.#adopt(body, marker);
         return;
       case 'grant':
-        this.#grant(body.pid, body.ppid, body.caller, marker);
+        this.#grant(body, marker);
         return;
       case 'exit':
-        this.#signalled(body.pid, body.ppid);
+        this.#reportedExit(body.pid, body.ppid, body.start);
         return;
     }
   }
 
-  /** The daemon saw `pid` (child of `ppid` in its table) die by a signal: end it here in the stream. */
-  #signalled(pid: number, ppid: number): void {
+  /**
+   * The daemon saw `pid` (child of `ppid` in its table) exit without its
+   * end being in the stream yet: a death by a signal, the raw exit syscall,
+   * a thread group whose leader left first. End it here in the stream,
+   * unless the table's process by that pid is another incarnation.
+   */
+  #reportedExit(pid: number, ppid: number, start: number | undefined): void {
     const entry = this.#table.get(pid);
-    if (entry === undefined || !entry.alive || entry.ppid !== ppid) return;
-    this.#table.exit(entry);
+    if (entry === undefined) {
+      this.#table.unseenExited(pid);
+      return;
+    }
+    if (entry.ppid !== ppid) return;
+    if (start !== undefined && entry.startTime !== null && entry.startTime !== start) return;
+    this.#table.exit(entry, { reported: true });
   }
 
-  #resolve(pid: number, ppid: number | undefined): ProcessEntry<Container> | undefined {
-    return ppid === undefined ? this.#table.get(pid) : this.#table.observe(pid, ppid).entry;
+  /**
+   * What the daemon read in /proc of a process the stream named as a ppid
+   * before any record of its own (a parent blocked in vfork, a parent whose
+   * first record is late). Placed like a first record of it, binding its
+   * parent's birth by its pid in the parent's namespace; the processes that
+   * waited for it then take its label.
+   */
+  #learnProc(pid: number, ppid: number, start: number, nspid: number): void {
+    const known = this.#table.get(pid);
+    if (known !== undefined && known.startTime !== null && known.startTime !== start) {
+      // The table's process by that pid ended unseen; this is a later one.
+      this.#table.exit(known, { reported: true });
+    }
+    const entry = this.#table.observeEntry(pid, ppid, nspid);
+    if (entry.alive) this.#table.learnStartTime(entry, start);
   }
 
-  /** DESIGN.md's rules 1–7, in order; the first that fails decides. */
-  #set(
+  /**
+   * A process named by a marker, as policy sees it before anything changes:
+   * the live table entry when there is one for that incarnation, else what
+   * placing it by `ppid` would give (see ProcessTable.peekNew).
+   */
+  #lookup(pid: number, ppid: number | undefined, start: number | undefined): Subject {
+    const e = this.#table.get(pid);
+    if (e !== undefined) {
+      // Another incarnation of the pid than the one the daemon read.
+      if (start !== undefined && e.startTime !== null && e.startTime !== start) return NOBODY;
+      return { entry: e, parent: e.parent, label: e.label, provisional: e.provisional, exists: true };
+    }
+    if (ppid === undefined) return NOBODY;
+    const peek = this.#table.peekNew(pid, ppid);
+    if (peek !== null) return { entry: null, ...peek, exists: true };
+    // Its parent is not known: a process the stream has not shown yet. While
+    // a container is live its label is not known (the parent may be in one).
+    const waits = ppid >= MIN_NAMED_PID && this.#liveCount > 0;
+    return { entry: null, parent: null, label: null, provisional: waits, exists: true };
+  }
+
+  /** Places a looked-up process in the table (an accepted operation), with its start time. */
+  #materialise(
+    subject: Subject,
     pid: number,
     ppid: number | undefined,
-    requested: string,
-    caller: MarkerCaller,
-    marker: { start: string; seq: number },
-  ): void {
-    const by = this.#resolve(caller.pid, caller.ppid);
-    const target = this.#resolve(pid, ppid);
-    const old = target?.label?.rendered ?? UNSET_TEXT;
+    start: number | undefined,
+  ): ProcessEntry<Container> {
+    const entry = subject.entry ?? this.#table.observeEntry(pid, ppid ?? 0);
+    if (start !== undefined) this.#table.learnStartTime(entry, start);
+    return entry;
+  }
+
+  /** True when `target` is (or would be, placed under its parent) a strict descendant of `ancestor`. */
+  #descendsFrom(target: Subject, ancestor: Subject): boolean {
+    const a = ancestor.entry;
+    if (a === null) return false;
+    if (target.entry !== null) return this.#table.isDescendant(target.entry, a);
+    const parent = target.parent;
+    return parent !== null && (parent === a || this.#table.isDescendant(parent, a));
+  }
+
+  /** The owner a set names: the caller (uid, executable, its container), or the name it gave. */
+  #ownerOf(body: Extract<MarkerBody, { op: 'set' }>, by: Subject): Owner {
+    return { uid: body.caller.uid, exe: body.caller.exe, container: by.label, name: body.owner ?? null };
+  }
+
+  /** The caller holds a grant, given to its identity (uid, executable, start time). */
+  #delegated(by: Subject, caller: MarkerCaller): boolean {
+    const grant = by.entry?.grant ?? null;
+    if (grant === null) return false;
+    if (grant.uid !== null && grant.uid !== caller.uid) return false;
+    if (grant.exe !== null && grant.exe !== caller.exe) return false;
+    if (grant.start !== null && grant.start !== caller.start) return false;
+    return true;
+  }
+
+  /**
+   * DESIGN.md's rules 1–7, in order; the first that fails decides. Every
+   * check reads; only an accepted set changes the table (placing a target
+   * not seen yet), so a refused request leaves no trace but its CONTAINER_OP.
+   * Naming the owner is privileged (rule 2: a delegated caller could
+   * otherwise join any named ID), and a create-only set (the OCI hook's)
+   * refuses an ID that is live whoever owns it (rule 7).
+   */
+  #set(body: Extract<MarkerBody, { op: 'set' }>, marker: { start: string; seq: number }): void {
+    const { pid, ppid, start, contid: requested, caller } = body;
+    const by = this.#lookup(caller.pid, caller.ppid, caller.start);
+    const target = this.#lookup(pid, ppid, start);
+    const old = target.label?.rendered ?? UNSET_TEXT;
     const value = parseContid(requested);
-    const owner: Owner = { uid: caller.uid, exe: caller.exe, container: by?.label ?? null };
     let errno: ContidErrno | null = null;
     let existing: Container | undefined;
     if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
-    else if (!caller.privileged && by?.delegated !== true) errno = 'EPERM';
-    else if (target === undefined || !target.alive) errno = 'ESRCH';
-    else if (this.#table.hasChildren(target)) errno = 'EBUSY';
-    else if (pid === caller.pid || target === by || (!caller.privileged && !this.#descends(target, by)))
+    // Labels and grants are not known until a restore is done: try again.
+    else if (this.#restoring) errno = 'EAGAIN';
+    else if (!caller.privileged && (!this.#delegated(by, caller) || body.owner !== undefined))
+      errno = 'EPERM';
+    else if (!target.exists) errno = 'ESRCH';
+    else if (target.entry !== null && this.#table.hasChildren(target.entry)) errno = 'EBUSY';
+    else if (
+      pid === caller.pid ||
+      (target.entry !== null && target.entry === by.entry) ||
+      (!caller.privileged && !this.#descendsFrom(target, by))
+    )
       errno = 'EXDEV';
-    else if (target.label !== null && !(by?.label != null && target.label === by.label)) errno = 'EEXIST';
+    // A caller the table has never seen counts as on the host, as before
+    // markers named callers; one it knows must have a known container.
+    else if (target.provisional || (by.entry !== null && (by.provisional || by.label === UNKNOWN)))
+      errno = 'EAGAIN';
+    else if (target.label !== null && !(by.label !== null && target.label === by.label)) errno = 'EEXIST';
     else {
-      existing = this.#live.get(value.toString());
-      if (existing !== undefined && !sameOwner(existing.owner, owner)) errno = 'ENOTUNIQ';
+      // Unique among the IDs of one parent: the setter's own container.
+      existing = this.#scope(by.label)?.get(value.toString());
+      if (
+        existing !== undefined &&
+        (body.create === true || !sameOwner(existing.owner, this.#ownerOf(body, by)))
+      )
+        errno = 'ENOTUNIQ';
     }
-    if (errno === null && target !== undefined && value !== null) {
-      const container = existing ?? this.#create(value, owner);
-      this.#table.relabel(target, container);
+    let result: Container | null = null;
+    if (errno === null && value !== null) {
+      const entry = this.#materialise(target, pid, ppid, start);
+      if (by.entry !== null && caller.start !== undefined) this.#table.learnStartTime(by.entry, caller.start);
+      if (entry.label !== target.label) {
+        // Placing it bound evidence the look-up did not see (an orphan's birth).
+        errno = 'EEXIST';
+      } else {
+        result = existing ?? this.#create(value, this.#ownerOf(body, by));
+        this.#table.relabel(entry, result);
+      }
     }
     this.#record(
       { op: 'set', opid: pid, contid: renderRequested(requested), oldContid: old },
       caller,
       errno,
       marker,
+      { chain: result?.rendered ?? null, created: result !== null && existing === undefined },
     );
   }
 
   /** Adopt: the daemon saw the target in a labelled container's cgroup. */
-  #adopt(
-    pid: number,
-    ppid: number | undefined,
-    requested: string,
-    caller: MarkerCaller,
-    marker: { start: string; seq: number },
-  ): void {
-    const target = this.#resolve(pid, ppid);
-    const old = target?.label?.rendered ?? UNSET_TEXT;
-    const value = parseContid(requested);
-    const container = value === null ? undefined : this.#live.get(value.toString());
+  #adopt(body: Extract<MarkerBody, { op: 'adopt' }>, marker: { start: string; seq: number }): void {
+    const { pid, ppid, start, contid: requested, caller } = body;
+    const target = this.#lookup(pid, ppid, start);
+    const old = target.label?.rendered ?? UNSET_TEXT;
+    const chain = parseChainToken(requested);
+    const container = chain === null ? undefined : this.#byChain(chain);
     let errno: ContidErrno | null = null;
     if (container === undefined) errno = 'EINVAL';
+    else if (this.#restoring) errno = 'EAGAIN';
     else if (!caller.privileged) errno = 'EPERM';
-    else if (target === undefined || !target.alive) errno = 'ESRCH';
-    else if (target.label !== null) errno = 'EEXIST';
+    else if (!target.exists) errno = 'ESRCH';
+    else if (target.provisional) errno = 'EAGAIN';
+    // An unknown container is what adoption resolves: the cgroup is evidence.
+    else if (target.label !== null && target.label !== UNKNOWN) errno = 'EEXIST';
     // No EBUSY: children the target forked before are checked (and adopted) on their own.
-    if (errno === null && target !== undefined && container !== undefined)
-      this.#table.relabel(target, container);
+    if (errno === null && container !== undefined) {
+      const entry = this.#materialise(target, pid, ppid, start);
+      if (entry.label !== target.label) errno = 'EEXIST';
+      else this.#table.relabel(entry, container);
+    }
     this.#record(
-      { op: 'adopt', opid: pid, contid: renderRequested(requested), oldContid: old },
+      { op: 'adopt', opid: pid, contid: renderRequestedChain(requested), oldContid: old },
       caller,
       errno,
       marker,
+      { chain: errno === null ? (container?.rendered ?? null) : null, created: false },
     );
   }
 
-  /** Grant: delegation (capcontid) to label the target's own descendants. */
-  #grant(
-    pid: number,
-    ppid: number | undefined,
-    caller: MarkerCaller,
-    marker: { start: string; seq: number },
-  ): void {
-    const by = this.#resolve(caller.pid, caller.ppid);
-    const target = this.#resolve(pid, ppid);
-    const current = target?.label?.rendered ?? UNSET_TEXT;
-    let errno: ContidErrno | null = null;
-    if (!caller.privileged && by?.delegated !== true) errno = 'EPERM';
-    else if (target === undefined || !target.alive) errno = 'ESRCH';
-    else if (pid === caller.pid || target === by || (!caller.privileged && !this.#descends(target, by)))
-      errno = 'EXDEV';
-    if (errno === null && target !== undefined) target.delegated = true;
-    this.#record({ op: 'grant', opid: pid, contid: current, oldContid: current }, caller, errno, marker);
+  /**
+   * A container of the checkpoint: the one still live (kept over the
+   * start, its processes not yet restored), or made anew under its parent
+   * (restored before it) with its owner.
+   */
+  #restoreContainer(body: Extract<MarkerBody, { op: 'restore-container' }>): void {
+    if (this.containerByChain(body.chain) !== undefined) return;
+    const parent = body.chain.length > 1 ? this.containerByChain(body.chain.slice(1)) : null;
+    const value = parseContid(body.chain[0] ?? '');
+    if (parent === undefined || value === null) return;
+    // Held only once a process (or a nested container) is restored into it;
+    // restore-done drops what nothing holds.
+    this.#create(value, {
+      uid: body.ownerUid,
+      exe: body.ownerExe,
+      container: parent,
+      name: body.ownerName ?? null,
+    });
   }
 
-  #descends(target: ProcessEntry<Container>, ancestor: ProcessEntry<Container> | undefined): boolean {
-    return ancestor !== undefined && this.#table.isDescendant(target, ancestor);
+  /** Grant: delegation (capcontid) to label the target's own descendants, for that incarnation only. */
+  #grant(body: Extract<MarkerBody, { op: 'grant' }>, marker: { start: string; seq: number }): void {
+    const { pid, ppid, start, caller } = body;
+    const by = this.#lookup(caller.pid, caller.ppid, caller.start);
+    const target = this.#lookup(pid, ppid, start);
+    const current = target.label?.rendered ?? UNSET_TEXT;
+    let errno: ContidErrno | null = null;
+    if (this.#restoring) errno = 'EAGAIN';
+    else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
+    else if (!target.exists) errno = 'ESRCH';
+    else if (
+      pid === caller.pid ||
+      (target.entry !== null && target.entry === by.entry) ||
+      (!caller.privileged && !this.#descendsFrom(target, by))
+    )
+      errno = 'EXDEV';
+    if (errno === null) {
+      const entry = this.#materialise(target, pid, ppid, start);
+      entry.grant = {
+        uid: body.targetUid ?? null,
+        exe: body.targetExe ?? null,
+        start: start ?? entry.startTime,
+      };
+    }
+    this.#record({ op: 'grant', opid: pid, contid: current, oldContid: current }, caller, errno, marker);
   }
 
   /** A new container; its parent is the setter's own container (nesting), as in the kernel series. */
@@ -504,32 +949,48 @@ export class Labeller {
     const parent = owner.container;
     const c = makeContainer(value, parent, owner);
     if (parent !== null) parent.refs++; // a nested container holds its parent
-    this.#live.set(c.text, c);
+    if (parent === null) this.#roots.set(c.text, c);
+    else (parent.nested ??= new Map()).set(c.text, c);
+    this.#liveCount++;
     return c;
   }
 
-  #release(c: Container, by: ProcessEntry<Container>): void {
+  /**
+   * A holder of `c` is gone; the last one drops it. `by` is the process
+   * whose end released it, or null when no process did (a daemon restart
+   * that left the container with no live process).
+   */
+  #release(c: Container, by: ProcessEntry<Container> | null): void {
     c.refs--;
     if (c.refs > 0 || !c.live) return;
     c.live = false;
-    if (this.#live.get(c.text) === c) this.#live.delete(c.text);
-    const record = this.#current?.entry === by ? this.#current.record : null;
+    const scope = this.#scope(c.parent);
+    if (scope?.get(c.text) === c) scope.delete(c.text);
+    this.#liveCount--;
+    const record = by !== null && this.#current?.entry === by ? this.#current.record : null;
     const who: OpCaller = {
-      pid: by.pid,
+      pid: by?.pid ?? 0,
       uid: record === null ? null : fieldInt(record, 'uid'),
       auid: record === null ? null : fieldInt(record, 'auid'),
-      exe: decodeRaw(record === null ? by.exe : (fieldValue(record, 'exe') ?? null)),
+      exe: decodeRaw(record === null ? (by?.exe ?? null) : (fieldValue(record, 'exe') ?? null)),
     };
     const fields: ContainerOpFields = {
       op: 'drop',
-      opid: by.pid,
+      opid: by?.pid ?? 0,
       contid: UNSET_TEXT,
       oldContid: c.rendered,
       caller: who,
       errno: null,
     };
     this.#drops++;
-    this.#addOp({ ...fields, result: 'accepted', body: renderContainerOp(fields), marker: null });
+    this.#addOp({
+      ...fields,
+      result: 'accepted',
+      body: renderContainerOp(fields),
+      marker: null,
+      chain: null,
+      created: false,
+    });
     if (c.parent !== null) this.#release(c.parent, by);
   }
 
@@ -538,6 +999,7 @@ export class Labeller {
     caller: MarkerCaller,
     errno: ContidErrno | null,
     marker: { start: string; seq: number },
+    outcome: { chain: string | null; created: boolean } = { chain: null, created: false },
   ): void {
     const fields: ContainerOpFields = {
       ...f,
@@ -551,6 +1013,7 @@ export class Labeller {
       result: errno === null ? 'accepted' : 'refused',
       body: renderContainerOp(fields),
       marker: { start: marker.start, seq: marker.seq },
+      ...outcome,
     });
   }
 
@@ -573,6 +1036,12 @@ export class Labeller {
       record,
     };
   }
+}
+
+/** An adopt's requested container as CONTAINER_OP's `contid=`: the chain (`5,^42`), or `?`. */
+function renderRequestedChain(text: string): string {
+  const chain = parseChainToken(text);
+  return chain === null ? '?' : renderChain(chain.map(String));
 }
 
 /** A raw `exe=` value (`"/bin/sh"` or hex) as a string, or null. */

@@ -86,17 +86,33 @@ void describe('pid namespaces and exit=', () => {
     assert.equal(w.sys({ pid: 2571, ppid: 2511, nr: EXECVE }).contid, null);
   });
 
-  void it('of two open births naming one pid, the older still binds an orphan once the newer is taken', () => {
+  void it("a host caller's birth naming a pid closes older births naming it: that child is gone", () => {
     const w = hostContainer();
     w.fork(2510, 2559, 2509);
     w.seen(2559, 2510);
-    w.fork(2559, 3000, 2510); // labelled 100; the child is not seen yet
-    w.fork(2511, 3000, 2509); // unlabelled, the same exit= (its first child died unseen, the pid was reused)
+    w.fork(2559, 3000, 2510); // labelled 100; the child leaves unseen (the raw exit syscall)
+    w.fork(2511, 3000, 2509); // unlabelled: the kernel gave 3000 to another child, so the first is dead
     assert.equal(w.seen(3000, 2511).contid, null, "2511's child takes 2511's birth");
     w.exit(3000, 2511);
     w.exit(2559, 2510);
-    // A 3000 first seen as an orphan is 2559's child: the birth 2559 recorded still names it.
-    assert.equal(w.sys({ pid: 3000, ppid: 1, nr: EXECVE }).contid, '100');
+    // A later 3000 first seen with ppid 1 is a third process: 2559's birth no longer names it.
+    assert.equal(w.sys({ pid: 3000, ppid: 1, nr: EXECVE }).contid, null);
+  });
+
+  void it('a fork record of a host caller ends the live process that held the pid before (a ghost)', () => {
+    const w = hostContainer();
+    w.fork(2510, 2559, 2509);
+    assert.equal(w.seen(2559, 2510).contid, '100');
+    w.exit(2510, 2509); // 2559 is the last process of 100
+    // 2559 leaves by the raw exit syscall: no record. A host process is given its pid.
+    const fork = w.fork(2511, 2559, 2509);
+    assert.deepEqual(
+      fork.ops.map((o) => `${o.op} ${o.oldContid}`),
+      ['drop 100'],
+      'the ghost ended there, and its container with it',
+    );
+    assert.equal(w.seen(2559, 2511).contid, null, 'the new 2559 is a child of 2511, unset');
+    assert.equal(w.labeller.table.stats().reused, 1);
   });
 
   void it('an orphan binding needs the creator to have exited, and births expire (pid reuse)', () => {

@@ -72,13 +72,13 @@ void describe('provisional processes (parent seen after the child)', () => {
     assert.equal(w.labeller.table.get(3001)?.provisional, false, 'resolved: unset for good');
   });
 
-  void it('a label fixed by evidence is never changed by the resolution', () => {
+  void it('a set on a process whose container is not known yet is refused with EAGAIN, and changes nothing', () => {
     const w = container();
     w.sys({ pid: G, ppid: P, nr: EXECVE });
-    assert.equal(w.set(G, '88').errno, null, 'the orchestrator labels G while P is unknown');
+    assert.equal(w.set(G, '88').errno, 'EAGAIN', 'G may be in 77: labelling it could move it out');
     w.sys({ pid: P, ppid: S, nr: 39 });
-    assert.equal(w.seen(G, P).contid, '88');
-    assert.equal(w.seen(P, S).contid, '77');
+    assert.equal(w.seen(G, P).contid, '77');
+    assert.equal(w.labeller.container('88'), undefined);
   });
 
   void it("the parent's label is the one from when the placeholder appeared, not a later relabel", () => {
@@ -93,18 +93,19 @@ void describe('provisional processes (parent seen after the child)', () => {
 
   void it('pid reuse of the never-seen parent never hands its label to the waiting child', () => {
     // The child is reparented (its parent exited); a new process then gets the pid.
+    // Its container cannot be known any more: unknown, never host.
     let w = container();
     w.sys({ pid: G, ppid: P, nr: EXECVE });
     w.seen(G, 1);
     w.sys({ pid: P, ppid: S, nr: 39 });
-    assert.equal(w.seen(G, 1).contid, null);
+    assert.equal(w.seen(G, 1).contid, 'unknown');
 
-    // A live source reports the never-seen parent's exit.
+    // The daemon reports the never-seen parent gone.
     w = container();
     w.sys({ pid: G, ppid: P, nr: EXECVE });
-    w.labeller.processExited(P);
+    w.marker({ op: 'gone', pid: P });
     assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }).contid, '77', 'the new P is a child of S');
-    assert.equal(w.seen(G, P).contid, null, 'G is not its child');
+    assert.equal(w.seen(G, P).contid, 'unknown', 'G is not its child');
 
     // The new process's creation was recorded after the child was already running.
     w = container();
@@ -112,13 +113,17 @@ void describe('provisional processes (parent seen after the child)', () => {
     w.sys({ pid: 5003, ppid: 5002, nr: EXECVE });
     w.sys({ pid: S, ppid: RUNTIME, nr: 56, a0: FORK_FLAGS, exit: 3 }); // recorded after 5003 ran
     assert.equal(w.seen(5002, S).contid, '77', 'the new 5002 is a child of S');
-    assert.equal(w.seen(5003, 5002).contid, null, 'a creation recorded after its "child" ran is not trusted');
+    assert.equal(
+      w.seen(5003, 5002).contid,
+      'unknown',
+      'a creation recorded after its "child" ran is not trusted',
+    );
 
     // The parent shows up after the placeholder expired (birthTtlMs).
     w = container();
     w.sys({ pid: G, ppid: P, nr: EXECVE });
     assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }, 61_000).contid, '77');
-    assert.equal(w.seen(G, P).contid, null);
+    assert.equal(w.seen(G, P).contid, 'unknown');
   });
 });
 

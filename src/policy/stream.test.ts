@@ -109,19 +109,44 @@ void describe('bounded table', () => {
     assert.equal(s.max, 100);
   });
 
-  void it('an evicted labelled process releases its ID', () => {
-    const w = new World({ maxProcesses: 10 });
-    w.seen(100, 1);
-    w.fork(100, 101);
-    w.seen(101, 100);
-    w.set(101, '4');
-    const drops = [];
-    for (let pid = 1000; pid < 1020; pid++) drops.push(...w.seen(pid, 1).ops);
-    assert.deepEqual(
-      drops.map((o) => o.oldContid),
-      ['4'],
-    );
-    assert.equal(w.labeller.container('4'), undefined);
+  void it('an evicted labelled process releases its hold on its ID', () => {
+    const w = new World({ maxProcesses: 4 });
+    w.seen(1000, 1);
+    w.fork(1000, 1001);
+    w.seen(1001, 1000);
+    w.set(1001, '4');
+    for (let pid = 3000; pid < 3010; pid++) {
+      w.fork(1001, pid, 1000);
+      w.seen(pid, 1001);
+    }
+    let live = 0;
+    for (const e of w.labeller.table.liveEntries()) if (e.label?.text === '4') live++;
+    assert.ok(w.labeller.stats().evicted >= 8);
+    assert.equal(w.labeller.container('4')?.refs, live, 'one hold per live process, none for the evicted');
+  });
+
+  void it("one container's flood evicts its own processes, never another container's idle ones", () => {
+    const w = new World({ maxProcesses: 50 });
+    w.seen(1000, 1);
+    for (const [child, id] of [
+      [1001, '4'],
+      [1002, '5'],
+    ] as const) {
+      w.fork(1000, child);
+      w.seen(child, 1000);
+      assert.equal(w.set(child, id).errno, null);
+    }
+    // 5's init idles; 4 forks processes that live on (killed unseen, say).
+    let next = 3000;
+    for (let i = 0; i < 500; i++) {
+      w.fork(1001, next, 1000);
+      w.seen(next, 1001);
+      next++;
+    }
+    assert.equal(w.contid(1002), '5', "the idle container's init is still known");
+    assert.equal(w.contid(1000), null);
+    assert.ok(w.labeller.table.get(1000) !== undefined, 'and the host orchestrator');
+    assert.ok(w.labeller.stats().evicted >= 450);
   });
 
   void it('open births are bounded and counted', () => {

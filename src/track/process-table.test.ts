@@ -20,9 +20,24 @@ void describe('process table', () => {
     assert.equal(sh.startTime, 5);
     assert.ok(t.isDescendant(sh, t.get(1)!));
     assert.ok(t.hasChildren(t.get(200)!));
-    assert.throws(() => {
-      t.seed([]);
-    }, /not empty/);
+  });
+
+  void it('a snapshot that arrives after records of its processes adds only what the table lacks', () => {
+    const t = new ProcessTable<string>();
+    const early = t.observe(400, 300).entry; // seen before the snapshot, same process
+    const newer = t.observe(401, 1).entry; // a later process with a pid the snapshot names
+    t.seed([
+      { pid: 300, ppid: 1, startTime: 7 },
+      { pid: 400, ppid: 300, startTime: 8 },
+      { pid: 401, ppid: 300, startTime: 9 },
+    ]);
+    assert.equal(t.get(400), early, 'the same process');
+    assert.equal(early.startTime, 8, 'learns its start time');
+    assert.equal(t.get(401), newer, 'left alone: it is not the process of the snapshot');
+    assert.equal(newer.startTime, null);
+    assert.equal(t.get(300)?.startTime, 7);
+    assert.equal(early.parent, t.get(300), 'and its parent, now known');
+    assert.equal(newer.parent, null);
   });
 
   void it('an exited ancestor of a live process is retained, and let go when no longer needed', () => {

@@ -81,8 +81,12 @@ export interface ProcessEntry<L> {
    * empty array, never written).
    */
   births: readonly Birth<L>[];
-  /** Delegation (the kernel series' capcontid): may label its own descendants. */
-  delegated: boolean;
+  /**
+   * Delegation (the kernel series' capcontid): may label its own
+   * descendants. It belongs to this incarnation, and to the identity it was
+   * granted to (uid, executable, start time), which a caller must match.
+   */
+  grant: Grant | null;
   /**
    * Pid-namespace status as known so far; 'unknown' defers to `nsFrom`. Read
    * it through `ProcessTable.pidNamespace`, which resolves the inheritance.
@@ -106,8 +110,12 @@ export interface ProcessEntry<L> {
   pending: ProcessEntry<L>[] | null;
   /** Accepted relabels (set, adopt) in order: the label before each, or null when never relabelled. */
   history: { readonly tick: number; readonly before: L | null }[] | null;
+  /** Stream time of the event in which the table first learnt of it. */
+  readonly seenAtMs: number;
   /** Stream time of death, for expiry. */
   diedAtMs: number;
+  /** Ended by a reported exit (see ProcessTable.exit), not by its own exit_group. */
+  reported: boolean;
   /** False once the pid map no longer points at this entry. */
   mapped: boolean;
   /** Internal: links of the table's least-recently-seen list of live entries. */
@@ -145,6 +153,13 @@ export interface Birth<L> {
   /** Internal: the open births with the same `exit=` value, older and newer (see ProcessTable's #byClaim). */
   olderClaim: Birth<L> | null;
   newerClaim: Birth<L> | null;
+}
+
+/** What a grant was given to: a caller claiming it must be the same (null: not known then). */
+export interface Grant {
+  readonly uid: number | null;
+  readonly exe: string | null;
+  readonly start: number | null;
 }
 
 /** Told when a label gains or loses a holder (a live process or an open birth). */
@@ -195,6 +210,18 @@ export interface ProcessTableOptions<L> {
    * (default: always wait).
    */
   readonly anyLabelled?: () => boolean;
+  /**
+   * The label of a process whose wait for a never-seen parent ended without
+   * an answer (the parent exited unseen, the wait expired or was evicted):
+   * its container cannot be known, and unset would claim "host". Default:
+   * null (unset), for owners that do not tell the two apart.
+   */
+  readonly unknownLabel?: L | null;
+  /**
+   * Keep the pids that processes start waiting for, for takeQuestions()
+   * (live mode; default false: nobody would take them).
+   */
+  readonly questions?: boolean;
 }
 
 export interface ProcessTableStats {
@@ -209,6 +236,11 @@ export interface ProcessTableStats {
   readonly evicted: number;
   /** Processes ended because their pid was seen again on a different process. */
   readonly reused: number;
+  /**
+   * Labelled processes seen with ppid 1 while their parent was alive in the
+   * table: the process at the pid was taken as a new one, of unknown container.
+   */
+  readonly ambiguous: number;
   readonly births: number;
   readonly birthsMatched: number;
   readonly birthsExpired: number;
@@ -258,9 +290,13 @@ export class ProcessTable<L> {
   readonly #hooks: LabelHooks<L>;
   /** pid → latest incarnation, alive or recently exited. */
   readonly #byPid = new EventKeyMap<ProcessEntry<L>>();
-  /** Live entries, least recently seen first (an intrusive list: touching is O(1), no map churn). */
-  #lruHead: ProcessEntry<L> | null = null;
-  #lruTail: ProcessEntry<L> | null = null;
+  /**
+   * Live entries by label (null: unset), each group least recently seen
+   * first (intrusive lists: touching is O(1), no map churn). When the table
+   * is full, the largest group gives way first: one container spawning
+   * processes cannot push another's idle ones out.
+   */
+  readonly #groups = new Map<L | null, LruGroup<L>>();
   /** Exited entries in order of death; ones no longer mapped are skipped lazily. */
   #dead: (ProcessEntry<L> | undefined)[] = [];
   #deadHead = 0;
@@ -280,6 +316,10 @@ export class ProcessTable<L> {
   #tick = 0;
   #openBirths = 0;
   readonly #anyLabelled: () => boolean;
+  readonly #unknown: L | null;
+  /** Pids that processes started waiting for since the last takeQuestions(). */
+  #questions: number[] = [];
+  readonly #asks: boolean;
   #birthSeq = 0;
   /** Waits ended (a never-seen parent appeared): lets callers holding provisional events re-check. */
   settlements = 0;
@@ -306,6 +346,9 @@ export class ProcessTable<L> {
   #expired = 0;
   #evicted = 0;
   #reused = 0;
+  #ambiguous = 0;
+  /** Set by #takeBirth when the child's label cannot be known (see there). */
+  #doubtful = false;
   #birthsMatched = 0;
   #birthsExpired = 0;
   #birthsEvicted = 0;
@@ -318,6 +361,8 @@ export class ProcessTable<L> {
     this.#deadTtl = options.deadTtlMs ?? 10_000;
     this.#hooks = options.hooks ?? NO_HOOKS;
     this.#anyLabelled = options.anyLabelled ?? ((): boolean => true);
+    this.#unknown = options.unknownLabel ?? null;
+    this.#asks = options.questions ?? false;
     this.#forkBirths = new BirthQueue<L>(this.#maxBirths);
     this.#clone3Births = new BirthQueue<L>(this.#maxBirths);
   }
@@ -363,18 +408,73 @@ export class ProcessTable<L> {
    * another incarnation).
    */
   unseenExited(pid: number): void {
-    if (this.#byPid.get(pid)?.alive !== true) this.#dropPlaceholder(pid);
+    if (this.#byPid.get(pid)?.alive === true) return;
+    this.#dropPlaceholder(pid);
+    // An open birth of a host caller naming that pid was of this process:
+    // it has exited without a record (the raw exit syscall), and the birth
+    // must not bind the next process to get the pid.
+    if (pid < MIN_NAMED_PID) return;
+    for (let b = this.#byClaim.get(pid) ?? null; b !== null;) {
+      const older = b.olderClaim;
+      if (this.pidNamespace(b.caller) === 'host') this.#closeBirth(b);
+      b = older;
+    }
   }
 
   /**
-   * Loads a /proc snapshot into an empty table: every process alive and
-   * unlabelled, parents linked by ppid.
+   * What observe(pid, ppid) would make of a process not in the table,
+   * without changing anything: its parent and the label it would take
+   * (the same birth #takeBirth would bind, else the parent's label), and
+   * whether that is provisional. Null when the parent is not a live entry.
+   * Lets policy check an operation on a process not yet seen before it
+   * changes the table (a refused operation must change nothing).
+   */
+  peekNew(
+    pid: number,
+    ppid: number,
+  ): { parent: ProcessEntry<L>; label: L | null; provisional: boolean } | null {
+    const parent = this.#byPid.get(ppid);
+    if (parent === undefined || !parent.alive || parent.pid === pid) return null;
+    for (const b of parent.births) {
+      if (b.claimedPid === pid && (b.caller === parent || this.pidNamespace(b.caller) === 'host'))
+        return { parent, label: b.label, provisional: b.provisional };
+    }
+    for (const b of parent.births) {
+      if (b.caller === parent && this.pidNamespace(b.caller) !== 'host')
+        return { parent, label: b.label, provisional: b.provisional };
+    }
+    return { parent, label: parent.label, provisional: parent.provisional };
+  }
+
+  /**
+   * Loads a /proc snapshot: every process not in the table yet is added,
+   * alive and unlabelled, parents linked by ppid. The snapshot may arrive
+   * after records of some of its processes (the daemon writes it into the
+   * stream, see the `seed` marker): a live entry with the same pid and ppid
+   * is the same process and only learns its start time and pid namespace;
+   * one with another ppid is newer than the snapshot and is left alone.
    */
   seed(procs: readonly SeedProcess[]): void {
-    if (this.#byPid.size !== 0) throw new Error('Cannot seed a process table that is not empty');
     const created: ProcessEntry<L>[] = [];
     for (const p of procs) {
-      if (this.#byPid.has(p.pid)) continue;
+      const known = this.#byPid.get(p.pid);
+      if (known?.alive === true) {
+        if (known.ppid === p.ppid) {
+          known.startTime ??= p.startTime ?? null;
+          if (p.pidns !== undefined && !known.pidnsFixed) {
+            known.pidns = p.pidns;
+            known.pidnsFixed = true;
+            known.nsFrom = null;
+          }
+        }
+        continue;
+      }
+      if (known !== undefined && known.ppid === p.ppid && known.diedAtMs + 1000 >= this.#nowMs) {
+        // Seen exiting just now: a zombie in the snapshot, not a live process.
+        known.startTime ??= p.startTime ?? null;
+        continue;
+      }
+      if (known !== undefined) this.#unmap(known);
       const e = this.#newEntry(p.pid, p.ppid, null, null, 'seed');
       e.confirmed = true;
       e.exe = p.exe ?? null;
@@ -388,9 +488,89 @@ export class ProcessTable<L> {
     }
     for (const e of created) {
       const parent = this.#byPid.get(e.ppid);
-      if (parent !== undefined && parent !== e) this.#link(e, parent);
+      if (parent?.alive === true && parent !== e) this.#link(e, parent);
     }
+    // Processes seen before the snapshot whose parent was unknown then and
+    // is a process of the snapshot. (Once per start: a walk of the table.)
+    if (created.length > 0) {
+      const isNew = new Set(created);
+      for (const e of this.liveEntries()) {
+        if (e.parent !== null || isNew.has(e) || e.provisional) continue;
+        const parent = this.#byPid.get(e.ppid);
+        if (parent !== undefined && isNew.has(parent) && parent !== e) this.#link(e, parent);
+      }
+    }
+    // Processes that waited for one of these (seen first, parent unknown):
+    // their parent was a process of the snapshot, unset.
+    for (const e of created) this.#settle(e, undefined);
     this.#enforceBound(null);
+  }
+
+  /** The generation the next process will get: processes made from now on have a higher one. */
+  get nextGeneration(): number {
+    return this.#generation + 1;
+  }
+
+  /** The birth sequence number the next birth will get. */
+  get nextBirthSeq(): number {
+    return this.#birthSeq + 1;
+  }
+
+  /**
+   * After labels were restored: processes made (and births recorded) since
+   * `generation`/`birthSeq`, while their parents' labels were not back yet,
+   * take the labels their parents have now, parents before children. An
+   * entry or birth that has a label already keeps it.
+   */
+  inheritSince(generation: number, birthSeq: number): void {
+    const made: ProcessEntry<L>[] = [];
+    for (const e of this.liveEntries()) if (e.generation >= generation && e.label === null) made.push(e);
+    // Those that exited meanwhile too: their events are still held.
+    for (let i = this.#deadHead; i < this.#dead.length; i++) {
+      const e = this.#dead[i];
+      if (e !== undefined && e.mapped && e.generation >= generation && e.label === null) made.push(e);
+    }
+    made.sort((a, b) => a.generation - b.generation);
+    for (const e of made) {
+      if (e.parent !== null) continue;
+      // Seen before its parent was known: the parent came with the snapshot
+      // (it existed then, so it is the one), or was made after it.
+      const parent = this.#byPid.get(e.ppid);
+      if (
+        parent !== undefined &&
+        parent !== e &&
+        (parent.origin === 'seed' || parent.generation < e.generation)
+      )
+        this.#link(e, parent);
+    }
+    // Parents before children; a child seen before its parent comes first
+    // in creation order, so go round until nothing changes.
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const e of made) {
+        const label = e.parent?.label ?? null;
+        if (label === null || e.label !== null) continue;
+        if (e.alive) this.#hooks.retain(label);
+        this.#setLabel(e, label);
+        e.provisional = false;
+        changed = true;
+      }
+    }
+    for (const e of this.liveEntries()) {
+      for (const b of e.births) {
+        if (b.seq < birthSeq || b.label !== null || b.caller.label === null) continue;
+        this.#hooks.retain(b.caller.label);
+        b.label = b.caller.label;
+      }
+    }
+  }
+
+  /**
+   * Records a process's start time (clock ticks since boot, as /proc shows
+   * it), learnt from a marker. A start time already known is kept.
+   */
+  learnStartTime(entry: ProcessEntry<L>, startTime: number): void {
+    entry.startTime ??= startTime;
   }
 
   /**
@@ -410,9 +590,17 @@ export class ProcessTable<L> {
    * path: whether the entry was made by this call is in
    * `lastObserveCreated` until the next call.
    */
-  observeEntry(pid: number, ppid: number): ProcessEntry<L> {
+  observeEntry(pid: number, ppid: number, nspid = 0): ProcessEntry<L> {
+    const doubt = this.#ambiguous;
+    this.#doubtful = false;
     const known = this.#byPid.get(pid);
     if (known !== undefined) {
+      if (!known.alive && known.reported && known.ppid === ppid) {
+        // A late record of a process whose end was reported before its own
+        // last records arrived: the same process, not a new one.
+        this.#lastCreated = false;
+        return known;
+      }
       if (known.alive) {
         if (known.ppid === ppid || this.#reparent(known, ppid)) {
           this.#touch(known);
@@ -424,7 +612,11 @@ export class ProcessTable<L> {
       }
       this.#unmap(known);
     }
-    const entry = this.#create(pid, ppid);
+    const entry = this.#create(pid, ppid, nspid);
+    if ((this.#ambiguous !== doubt || this.#doubtful) && entry.label === null && this.#unknown !== null) {
+      this.#hooks.retain(this.#unknown);
+      this.#setLabel(entry, this.#unknown);
+    }
     this.#lastCreated = true;
     return entry;
   }
@@ -464,6 +656,25 @@ export class ProcessTable<L> {
       this.#inheritNs(early, caller, childNs);
       return;
     }
+    if (claimedPid >= MIN_NAMED_PID && this.pidNamespace(caller) === 'host') {
+      // The kernel just gave this pid to a new child: whatever held it
+      // before is dead, whether or not its end was recorded (a process that
+      // left by the raw exit syscall, a ghost).
+      // (Not one first seen after this record's time: records arrive out
+      // of order, and that one is the newer process.)
+      if (early?.alive === true && early.seenAtMs <= this.#eventMs) {
+        this.#reused++;
+        this.exit(early, { reported: true });
+      }
+      // Likewise an open birth of a host caller naming the same pid is of
+      // a child that has gone unseen (one planted through CLONE_PARENT and
+      // left by the raw exit syscall, say): it must not bind the new one.
+      for (let b = this.#byClaim.get(claimedPid) ?? null; b !== null;) {
+        const older = b.olderClaim;
+        if (b.atMs <= this.#eventMs && this.pidNamespace(b.caller) === 'host') this.#closeBirth(b);
+        b = older;
+      }
+    }
     if (this.#maxBirths === 0) return;
     const ttl = options.kind === 'clone3' ? this.#clone3Ttl : this.#birthTtl;
     const birth: Birth<L> = {
@@ -497,12 +708,39 @@ export class ProcessTable<L> {
     }
   }
 
-  /** Ends a process (exit_group, or an exit reported by a live source). */
-  exit(entry: ProcessEntry<L>): void {
+  /**
+   * Ends a process: its exit_group, or (`reported`) an exit reported by a
+   * live source or proved by the stream (its pid given to another process).
+   * A reported end may come before the process's own last records, which
+   * are then taken as late records of it, not a new process (see
+   * observeEntry).
+   */
+  exit(entry: ProcessEntry<L>, options: { reported?: boolean } = {}): void {
     if (!entry.alive) return;
+    if (options.reported === true) entry.reported = true;
     this.#end(entry, entry);
     this.#dead.push(entry);
     this.#due(entry.diedAtMs + this.#deadTtl);
+  }
+
+  /**
+   * Gives a live process the label it had all along (a restore from a
+   * checkpoint): not a relabel, so nothing records a label before it.
+   */
+  restoreLabel(entry: ProcessEntry<L>, label: L): void {
+    if (entry.label === label) return;
+    if (!entry.alive) {
+      // It exited before the restore (its events may still be held): no hold on the label.
+      entry.label = label;
+      entry.provisional = false;
+      return;
+    }
+    this.#hooks.retain(label);
+    const old = entry.label;
+    this.#setLabel(entry, label);
+    entry.provisional = false;
+    entry.history = null;
+    if (old !== null) this.#hooks.release(old, entry);
   }
 
   /** Replaces a live process's label, keeping the holder counts right. */
@@ -510,7 +748,7 @@ export class ProcessTable<L> {
     if (!entry.alive || entry.label === label) return;
     if (label !== null) this.#hooks.retain(label);
     const old = entry.label;
-    entry.label = label;
+    this.#setLabel(entry, label);
     // Evidence: the label is no longer provisional. Its pending children
     // (forked before this) still wait for the label it had then.
     entry.provisional = false;
@@ -561,6 +799,7 @@ export class ProcessTable<L> {
       expired: this.#expired,
       evicted: this.#evicted,
       reused: this.#reused,
+      ambiguous: this.#ambiguous,
       births: this.#openBirths,
       birthsMatched: this.#birthsMatched,
       birthsExpired: this.#birthsExpired,
@@ -568,7 +807,7 @@ export class ProcessTable<L> {
     };
   }
 
-  #create(pid: number, ppid: number): ProcessEntry<L> {
+  #create(pid: number, ppid: number, nspid: number): ProcessEntry<L> {
     const orphan = this.#orphanBirth(pid, ppid);
     if (orphan !== undefined) return this.#createFromOrphanBirth(pid, ppid, orphan);
     let parent = this.#byPid.get(ppid);
@@ -579,7 +818,7 @@ export class ProcessTable<L> {
     let label: L | null = null;
     let birth: Birth<L> | undefined;
     if (parent !== undefined && parent.pid !== pid) {
-      birth = this.#takeBirth(parent, pid);
+      birth = this.#takeBirth(parent, pid, nspid);
       if (birth !== undefined) {
         label = birth.label; // the birth's hold passes to the process
         this.#birthsMatched++;
@@ -644,7 +883,17 @@ export class ProcessTable<L> {
       if (ph.expiresAtMs < this.#placeholdersDueMs) this.#placeholdersDueMs = ph.expiresAtMs;
       this.#due(ph.expiresAtMs);
     }
-    if (ph.waiting.length >= MAX_WAITING || !this.#anyLabelled()) return;
+    if (!this.#anyLabelled()) return;
+    if (ph.waiting.length >= MAX_WAITING) {
+      // Past the bound a waiting process cannot be resolved later: its
+      // container is unknown (never unset, which would claim "host").
+      if (this.#unknown !== null) {
+        this.#hooks.retain(this.#unknown);
+        this.#setLabel(e, this.#unknown);
+      }
+      return;
+    }
+    if (ph.waiting.length === 0 && this.#asks) this.#questions.push(ppid);
     e.provisional = true;
     ph.waiting.push(e);
   }
@@ -687,9 +936,10 @@ export class ProcessTable<L> {
   #resolve(root: ProcessEntry<L>, label: L | null): void {
     const stack = [root];
     for (let c = stack.pop(); c !== undefined; c = stack.pop()) {
-      if (c.provisional && c.alive && label !== null) {
-        this.#hooks.retain(label);
-        c.label = label;
+      // An exited process resolves too: its events may still be held.
+      if (c.provisional && label !== null) {
+        if (c.alive) this.#hooks.retain(label);
+        this.#setLabel(c, label);
       }
       c.provisional = false;
       for (const b of c.births) {
@@ -707,14 +957,59 @@ export class ProcessTable<L> {
     }
   }
 
-  /** Lets go of the processes waiting for `pid`: they can no longer be resolved, and stay unset. */
+  /**
+   * Lets go of the processes waiting for `pid`: they can no longer be
+   * resolved. Their container is unknown, not host: they take the unknown
+   * label (and so do their provisional descendants).
+   */
   #dropPlaceholder(pid: number): void {
     const ph = this.#placeholders.get(pid);
     if (ph === undefined) return;
     this.#placeholders.delete(pid);
+    this.settlements++;
     for (const c of ph.waiting) {
-      if (c.parent === null && c.ppid === pid) this.#resolve(c, null);
+      if (c.parent === null && c.ppid === pid) this.#resolve(c, this.#unknown);
     }
+  }
+
+  /**
+   * The pids that processes started waiting for (never-seen parents) since
+   * the last call, oldest first. A live daemon looks each one up in /proc
+   * and writes what it found into the stream (see Labeller).
+   */
+  takeQuestions(): number[] {
+    const out = this.#questions;
+    if (out.length > 0) this.#questions = [];
+    return out;
+  }
+
+  /** True when an open birth names `pid` as its `exit=` (a child not seen yet). */
+  isClaimed(pid: number): boolean {
+    return this.#byClaim.get(pid) !== undefined;
+  }
+
+  /** The live processes, least recently seen first (for a reconciliation against /proc). */
+  *liveEntries(): Generator<ProcessEntry<L>> {
+    for (const group of [...this.#groups.values()]) {
+      for (let e = group.head; e !== null;) {
+        const next = e.lruNext; // the caller may end `e`
+        yield e;
+        e = next;
+      }
+    }
+  }
+
+  /** True while processes wait, provisional, for never-seen `pid`. */
+  isWaitedFor(pid: number): boolean {
+    return this.#placeholders.has(pid);
+  }
+
+  /**
+   * A live source reports that never-seen `pid` is gone: nothing more will
+   * be learnt of it, and the processes waiting for it take the unknown label.
+   */
+  waitEnded(pid: number): void {
+    if (this.#byPid.get(pid)?.alive !== true) this.#dropPlaceholder(pid);
   }
 
   #expirePlaceholders(): void {
@@ -850,7 +1145,7 @@ export class ProcessTable<L> {
       children: 0,
       holds: 0,
       births: NO_BIRTHS,
-      delegated: false,
+      grant: null,
       pidns: 'unknown',
       pidnsFixed: false,
       nsFrom: null,
@@ -859,7 +1154,9 @@ export class ProcessTable<L> {
       provisional: false,
       pending: null,
       history: null,
+      seenAtMs: this.#eventMs,
       diedAtMs: 0,
+      reported: false,
       mapped: true,
       lruPrev: null,
       lruNext: null,
@@ -886,31 +1183,66 @@ export class ProcessTable<L> {
   }
 
   /**
-   * The open birth of `parent` for child `pid`: exact `exit=` match first,
-   * else the oldest whose caller is not known to be 'host' (a 'host'
-   * caller's `exit=` is the child's pid, so its other births belong to
-   * other children; this child's own fork record may still come).
+   * The open birth of `parent` for child `pid`: exact `exit=` match first
+   * (or the child's pid in its parent's namespace, `nspid`, when a live
+   * source read it from /proc), else the oldest whose caller is not known to
+   * be 'host' (a 'host' caller's `exit=` is the child's pid, so its other
+   * births belong to other children; this child's own fork record may still
+   * come).
+   *
+   * A CLONE_PARENT birth (recorded by a child of `parent`, with that child's
+   * label) binds only by exact evidence: `exit=` equal to the pid and its
+   * caller in the initial pid namespace. Otherwise a process in a container
+   * whose parent is a host process could plant its label on the host
+   * parent's next child (a vfork'd runc whose exec is recorded before the
+   * vfork).
    */
-  #takeBirth(parent: ProcessEntry<L>, pid: number): Birth<L> | undefined {
+  #takeBirth(parent: ProcessEntry<L>, pid: number, nspid: number): Birth<L> | undefined {
     const births = parent.births;
     if (births.length === 0) return undefined;
     // Loops rather than findIndex/find with closures: this runs for every
     // new process, and each closure would be an allocation.
     let i = -1;
-    for (let k = 0; k < births.length && i < 0; k++) if (births[k]!.claimedPid === pid) i = k;
+    for (let k = 0; k < births.length && i < 0; k++) {
+      const b = births[k]!;
+      if (b.claimedPid !== pid) continue;
+      if (b.caller === parent || this.pidNamespace(b.caller) === 'host') {
+        i = k;
+      } else {
+        // A CLONE_PARENT birth naming this pid by a caller whose pid
+        // namespace is not known: the child may be that caller's (a
+        // container's process), or the parent's own whose pid matches by
+        // chance. Neither label can be claimed: the child's is unknown.
+        this.#detachBirth(b);
+        if (b.label !== null) this.#hooks.release(b.label, b.parent);
+        this.#doubtful = true;
+        return undefined;
+      }
+    }
     if (i >= 0) {
       this.#voteHost(births[i]!.caller, pid);
     } else {
+      for (let k = 0; k < births.length && i < 0 && nspid > 0; k++) {
+        const b = births[k]!;
+        if (b.claimedPid === nspid && b.caller === parent) i = k;
+      }
+    }
+    if (i < 0) {
       // A child that matches no open fork birth of its parent: evidence
       // that the caller's `exit=` values are namespace-relative, unless
       // this child's own fork record comes later (a vfork race; it then
       // takes the vote back, see recordBirth).
       let other: Birth<L> | undefined;
-      for (let k = 0; k < births.length && other === undefined; k++)
-        if (births[k]!.kind === 'fork') other = births[k];
-      if (other !== undefined && ++other.caller.nestedVotes >= NESTED_VOTES) this.#markNested(other.caller);
-      for (let k = 0; k < births.length && i < 0; k++)
-        if (this.pidNamespace(births[k]!.caller) !== 'host') i = k;
+      for (let k = 0; k < births.length && other === undefined; k++) {
+        const b = births[k]!;
+        if (b.kind === 'fork' && b.caller === parent) other = b;
+      }
+      if (other !== undefined && nspid === 0 && ++other.caller.nestedVotes >= NESTED_VOTES)
+        this.#markNested(other.caller);
+      for (let k = 0; k < births.length && i < 0; k++) {
+        const b = births[k]!;
+        if (b.caller === parent && this.pidNamespace(b.caller) !== 'host') i = k;
+      }
       if (i < 0) return undefined;
     }
     const birth = births[i]!;
@@ -942,6 +1274,16 @@ export class ProcessTable<L> {
       }
     }
     if (target === null && ppid !== 1) return false;
+    if (target === null && entry.parent?.alive === true && entry.label !== null) {
+      // The kernel reparents to init only when the parent dies, and the
+      // table holds this process's parent alive: either the parent ended
+      // unseen, or this process did and its pid went to a new process
+      // (a host daemon's double-forked child, say). The first would leave
+      // the label, the second plant it on the host; neither is known, so
+      // the process at this pid is a new one whose container is unknown.
+      this.#ambiguous++;
+      return false;
+    }
     // Reparented before its never-seen parent showed up: that parent has
     // exited, and a later process with its pid is another incarnation.
     if (entry.parent === null) this.#dropPlaceholder(entry.ppid);
@@ -1000,32 +1342,44 @@ export class ProcessTable<L> {
     this.#unlink(entry);
   }
 
+  /** Changes an entry's label, moving a live one to its new group. */
+  #setLabel(entry: ProcessEntry<L>, label: L | null): void {
+    if (entry.label === label) return;
+    const listed = this.#groups.get(entry.label)?.has(entry) === true;
+    if (listed) this.#lruRemove(entry);
+    entry.label = label;
+    if (listed) this.#lruAppend(entry);
+  }
+
   #touch(entry: ProcessEntry<L>): void {
-    if (this.#lruTail === entry) return;
+    const group = this.#groups.get(entry.label);
+    if (group === undefined || group.tail === entry) return;
     this.#lruRemove(entry);
     this.#lruAppend(entry);
   }
 
   #lruAppend(entry: ProcessEntry<L>): void {
-    entry.lruPrev = this.#lruTail;
-    entry.lruNext = null;
-    if (this.#lruTail === null) this.#lruHead = entry;
-    else this.#lruTail.lruNext = entry;
-    this.#lruTail = entry;
+    let group = this.#groups.get(entry.label);
+    if (group === undefined) this.#groups.set(entry.label, (group = new LruGroup<L>()));
+    group.append(entry);
   }
 
   #lruRemove(entry: ProcessEntry<L>): void {
-    const { lruPrev: prev, lruNext: next } = entry;
-    if (prev === null) {
-      if (this.#lruHead !== entry) return; // not in the list
-      this.#lruHead = next;
-    } else {
-      prev.lruNext = next;
+    const group = this.#groups.get(entry.label);
+    if (group === undefined || !group.has(entry)) return;
+    group.remove(entry);
+    if (group.count === 0) this.#groups.delete(entry.label);
+  }
+
+  /** The least recently seen live entry of the largest label group, other than `keep`. */
+  #evictionVictim(keep: ProcessEntry<L> | null): ProcessEntry<L> | null {
+    let best: LruGroup<L> | null = null;
+    for (const g of this.#groups.values()) {
+      if (g.count === 1 && g.head === keep) continue;
+      if (best === null || g.count > best.count) best = g;
     }
-    if (next === null) this.#lruTail = prev;
-    else next.lruPrev = prev;
-    entry.lruPrev = null;
-    entry.lruNext = null;
+    if (best === null) return null;
+    return best.head === keep ? (best.head?.lruNext ?? null) : best.head;
   }
 
   /** The oldest exited entry still in the pid map. */
@@ -1047,8 +1401,7 @@ export class ProcessTable<L> {
         this.#unmap(dead);
         continue;
       }
-      let victim = this.#lruHead;
-      if (victim === keep && victim !== null) victim = victim.lruNext;
+      const victim = this.#evictionVictim(keep);
       if (victim === null) break;
       this.#evicted++;
       this.#end(victim, victim);
@@ -1101,6 +1454,37 @@ export class ProcessTable<L> {
 function removeAt(list: unknown[], i: number): void {
   for (let k = i + 1; k < list.length; k++) list[k - 1] = list[k];
   list.length--;
+}
+
+/** The live entries of one label, least recently seen first (intrusive, through lruPrev/lruNext). */
+class LruGroup<L> {
+  head: ProcessEntry<L> | null = null;
+  tail: ProcessEntry<L> | null = null;
+  count = 0;
+
+  has(entry: ProcessEntry<L>): boolean {
+    return entry.lruPrev !== null || this.head === entry;
+  }
+
+  append(entry: ProcessEntry<L>): void {
+    entry.lruPrev = this.tail;
+    entry.lruNext = null;
+    if (this.tail === null) this.head = entry;
+    else this.tail.lruNext = entry;
+    this.tail = entry;
+    this.count++;
+  }
+
+  remove(entry: ProcessEntry<L>): void {
+    const { lruPrev: prev, lruNext: next } = entry;
+    if (prev === null) this.head = next;
+    else prev.lruNext = next;
+    if (next === null) this.tail = prev;
+    else next.lruPrev = prev;
+    entry.lruPrev = null;
+    entry.lruNext = null;
+    this.count--;
+  }
 }
 
 /** A FIFO of births that skips the ones closed out of order (matched or ended with their parent). */

@@ -1,0 +1,168 @@
+/**
+ * The labelling stage: assembled events in, labelled events out, ready to
+ * write. One stage for `contid replay` and the live daemon, so that a live
+ * host log and a replay of the same stream agree by construction.
+ *
+ * State is kept per node (`node=` of the records, null when they have
+ * none): an aggregated log (audisp-remote into one auditd, `name_format =
+ * hostname`) holds several hosts whose pids, clocks and daemon starts have
+ * nothing to do with each other. Each node has its own labeller (process
+ * table, marker state, stream time) and hold stage; a daemon start's
+ * markers count only on the node where its start marker was seen.
+ */
+import type { AuditEvent } from '../assemble/event.js';
+import { HoldStage, type HoldOptions, type HoldStats } from '../policy/hold.js';
+import {
+  Labeller,
+  type LabelledEvent,
+  type LabellerOptions,
+  type LabellerStats,
+} from '../policy/labeller.js';
+
+export interface LabellingOptions {
+  /** Options of every node's labeller (the keyring is shared). */
+  readonly labeller?: LabellerOptions;
+  readonly hold?: HoldOptions;
+  /** Most nodes tracked (default 1024); events of further nodes are passed on unlabelled, counted. */
+  readonly maxNodes?: number;
+  /** A daemon checkpoint to start from (`contid replay --state`), for its node. */
+  readonly state?: Parameters<Labeller['loadCheckpoint']>[0] & { readonly node: string | null };
+}
+
+/** One node's labels. */
+interface NodeState {
+  readonly labeller: Labeller;
+  readonly hold: HoldStage;
+}
+
+export interface LabellingStats {
+  /** The labeller counters, summed over nodes. */
+  readonly labels: LabellerStats;
+  readonly hold: HoldStats;
+  readonly nodes: number;
+  /** Events of nodes beyond `maxNodes`, passed on unlabelled. */
+  readonly nodesOverflow: number;
+}
+
+export class LabellingStage {
+  readonly #options: LabellingOptions;
+  readonly #nodes = new Map<string | null, NodeState>();
+  readonly #maxNodes: number;
+  /** Which node each daemon start's markers belong to (shared by the nodes' labellers). */
+  readonly #startNodes = new Map<string, string | null>();
+  #overflow = 0;
+  /** The node of the previous event, and its state: consecutive events are mostly of one node. */
+  #lastNode: string | null | undefined = undefined;
+  #last: NodeState | undefined;
+
+  constructor(options: LabellingOptions = {}) {
+    this.#options = options;
+    this.#maxNodes = Math.max(1, options.maxNodes ?? 1024);
+    if (options.state !== undefined) this.#state(options.state.node)?.labeller.loadCheckpoint(options.state);
+  }
+
+  /** The labeller of `node` (made on first use), or undefined past the bound. */
+  labeller(node: string | null): Labeller | undefined {
+    return this.#state(node)?.labeller;
+  }
+
+  /** The nodes seen so far. */
+  get nodes(): number {
+    return this.#nodes.size;
+  }
+
+  /**
+   * Labels one event; appends the events ready to write (this one, or held
+   * ones that became ready) to `out` and returns it.
+   */
+  push(event: AuditEvent, out: LabelledEvent[] = []): LabelledEvent[] {
+    const state = this.#state(event.node);
+    if (state === undefined) {
+      this.#overflow++;
+      out.push(plain(event));
+      return out;
+    }
+    return state.hold.push(state.labeller.process(event), out);
+  }
+
+  /** Releases every held event (end of input, stop). */
+  end(): LabelledEvent[] {
+    const out: LabelledEvent[] = [];
+    for (const s of this.#nodes.values()) out.push(...s.hold.end());
+    return out;
+  }
+
+  stats(): LabellingStats {
+    const states = [...this.#nodes.values()];
+    return {
+      labels: sumLabels(states.map((s) => s.labeller.stats())),
+      hold: sumHold(states.map((s) => s.hold.stats())),
+      nodes: this.#nodes.size,
+      nodesOverflow: this.#overflow,
+    };
+  }
+
+  #state(node: string | null): NodeState | undefined {
+    if (node === this.#lastNode) return this.#last;
+    let state = this.#nodes.get(node);
+    if (state === undefined) {
+      if (this.#nodes.size >= this.#maxNodes) return undefined;
+      const labeller = new Labeller({
+        ...this.#options.labeller,
+        node,
+        startNodes: this.#startNodes,
+      });
+      state = { labeller, hold: new HoldStage(labeller, this.#options.hold) };
+      this.#nodes.set(node, state);
+    }
+    this.#lastNode = node;
+    this.#last = state;
+    return state;
+  }
+}
+
+const NOTHING: readonly never[] = Object.freeze([]);
+
+/** An event of a node beyond the bound: written as it is, without labels. */
+function plain(event: AuditEvent): LabelledEvent {
+  return {
+    event,
+    contid: null,
+    chain: null,
+    containerIdRecord: null,
+    objectRecords: NOTHING,
+    ops: NOTHING,
+    forgeries: NOTHING,
+    provisional: false,
+  };
+}
+
+function sumLabels(all: readonly LabellerStats[]): LabellerStats {
+  const first = all[0];
+  if (first === undefined) return new Labeller().stats();
+  if (all.length === 1) return first;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(first) as (keyof LabellerStats)[]) {
+    if (key === 'ops') {
+      out.ops = {
+        accepted: all.reduce((n, s) => n + s.ops.accepted, 0),
+        refused: all.reduce((n, s) => n + s.ops.refused, 0),
+        drops: all.reduce((n, s) => n + s.ops.drops, 0),
+      };
+    } else if (key === 'max') {
+      out.max = first.max;
+    } else {
+      out[key] = all.reduce((n, s) => n + s[key], 0);
+    }
+  }
+  return out as unknown as LabellerStats;
+}
+
+function sumHold(all: readonly HoldStats[]): HoldStats {
+  return {
+    held: all.reduce((n, s) => n + s.held, 0),
+    resolved: all.reduce((n, s) => n + s.resolved, 0),
+    expired: all.reduce((n, s) => n + s.expired, 0),
+    overflowed: all.reduce((n, s) => n + s.overflowed, 0),
+  };
+}

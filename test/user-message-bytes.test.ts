@@ -1,0 +1,67 @@
+/**
+ * A user message's text is whatever its sender wrote: the kernel passes its
+ * bytes as they are, `\x1d` included (KERNEL.md §9), and any process with
+ * CAP_AUDIT_WRITE (containers get it by default) can send one. On netlink no
+ * record has an enriched part, so such a byte is text; read as auditd's
+ * separator, it would cut the message there and hide a forgery. (Through
+ * auditd's plugin stream, RAW and ENRICHED: test/auditd-plugin.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  auditSkipReason,
+  runWithLoginuid,
+  skipIfDaemonRegistered,
+  TEST_LOGINUID,
+  withAuditState,
+} from './support/audit-state.js';
+import { which } from './support/crun.js';
+import { startDaemonProcess } from './support/daemon-process.js';
+import { field, waitForEvents } from './support/log-events.js';
+
+const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
+const skip =
+  auditSkipReason() ?? (which('gcc') === null ? 'gcc is needed (a user message sender)' : undefined);
+
+test(
+  'unicast: a user message holding \\x1d is read whole, and its marker text of the wrong type reported',
+  { skip, timeout: 120_000 },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const dir = mkdtempSync(join(tmpdir(), 'contid-usermsg-'));
+      t.after(() => {
+        rmSync(dir, { recursive: true, force: true });
+      });
+      const forge = join(dir, 'fx-forge');
+      const cc = spawnSync('gcc', ['-O2', '-o', forge, FORGE_SOURCE], { encoding: 'utf8' });
+      assert.equal(cc.status, 0, cc.stderr);
+      const text = 'contid-marker v=1 start=X seq=1 op=set pid=1 contid=666 mac=00\x1dUID="root"';
+      writeFileSync(join(dir, 'forged.txt'), text);
+      const hostLog = join(dir, 'audit.log');
+      const d = await startDaemonProcess(
+        ['--host-log', hostLog, '--state-dir', join(dir, 'state'), '--socket', 'none'],
+        { ready: 'Started:', timeoutMs: 60_000 },
+      );
+      try {
+        const sent = await runWithLoginuid(TEST_LOGINUID, [forge, '1100', join(dir, 'forged.txt')]);
+        assert.match(sent.stdout, /ack error=0/, sent.stderr);
+        const event = await waitForEvents(hostLog, `the USER_AUTH message of pid ${sent.pid}`, (events) =>
+          events.find((e) =>
+            e.lines.some((l) => l.startsWith('type=USER_AUTH ') && field(l, 'pid') === String(sent.pid)),
+          ),
+        );
+        const forgery = event.lines.find((l) => l.startsWith('type=CONTID_FORGERY '));
+        assert.ok(forgery !== undefined, `a forgery report:\n${event.lines.join('\n')}`);
+        assert.match(forgery, new RegExp(` reason=wrong-type pid=${sent.pid} `));
+      } finally {
+        process.kill(d.pid, 'SIGTERM');
+        assert.equal(await d.exited, 0, d.stderr());
+      }
+    });
+  },
+);
