@@ -101,3 +101,44 @@ test('two files, the first without a final newline: no line runs into the next f
     [[1, 'ERR_UNTERMINATED_LINE']],
   );
 });
+
+/** Events as (serial, record types, contid), the outlier's own event left out. */
+function grouping(out: Buffer, without: number): string[] {
+  return out
+    .toString('utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { serial: number; contid: string | null; records: { type: string }[] })
+    .filter((e) => e.serial !== without)
+    .map((e) => `${e.serial} ${e.records.map((r) => r.type).join(',')} ${e.contid ?? '-'}`)
+    .sort();
+}
+
+test('a crun capture keeps its events and their contid past a record dated a day ahead and a clock set back', () => {
+  const log = readFileSync(new URL('e-crun.log', DIR), 'utf8');
+  const keyring = parseKeyring(readFileSync(new URL('e-crun.keyring', DIR), 'utf8'));
+  const base = replay(Buffer.from(log), 'json', { keyring });
+  const events = grouping(base.out, -1);
+  // The capture has container events of several records (SYSCALL, EXECVE, CWD, PATH…) with a contid.
+  assert.ok(events.some((e) => / SYSCALL,.*EXECVE,CWD,PATH.* 42$/.test(e)));
+  const lines = log.trimEnd().split('\n');
+  const at = 8;
+  const stamp = /audit\((\d+)\.(\d+):/;
+  const sec = Number(stamp.exec(lines[at]!)![1]);
+  const outlier = `type=USER_LOGIN msg=audit(${sec + 86_400}.000:99999999): pid=1 uid=0 auid=0 ses=1 msg='op=login id=0 res=success'`;
+  const poisoned = [...lines.slice(0, at), outlier, ...lines.slice(at), ''].join('\n');
+  const p = replay(Buffer.from(poisoned), 'json', { keyring });
+  assert.deepEqual(grouping(p.out, 99999999), events);
+  assert.equal(p.stats.clockOutliers, 1);
+  assert.equal(p.stats.timedOut, base.stats.timedOut);
+  // The machine's clock set back an hour between two events halfway through: the same events.
+  const serialOf = (l: string): string => /:(\d+)\)/.exec(l)![1]!;
+  let half = Math.floor(lines.length / 2);
+  while (serialOf(lines[half]!) === serialOf(lines[half - 1]!)) half++;
+  const back = lines.map((l, i) =>
+    i < half ? l : l.replace(stamp, (_, s: string, ms: string) => `audit(${Number(s) - 3600}.${ms}:`),
+  );
+  const b = replay(Buffer.from([...back, ''].join('\n')), 'json', { keyring });
+  assert.deepEqual(grouping(b.out, -1), events);
+  assert.equal(b.stats.clockSteps, 1);
+});

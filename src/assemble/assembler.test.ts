@@ -178,6 +178,20 @@ test('assembler: one record dated a day ahead splits nothing and is counted', ()
   assert.ok(events.filter((e) => e.closedBy === 'timeout').length > 750);
 });
 
+test('assembler counts a record dated a day ahead that came between the records of an open event', () => {
+  const first = pairs(1, 5, T);
+  const lines = [
+    ...first.slice(0, 9), // the fifth event's SYSCALL: its PATH follows the outlier
+    `type=USER_LOGIN ${at(T + DAY, 100)}: pid=1 uid=0 msg='op=login res=success'`,
+    ...first.slice(9),
+    ...pairs(7, 1000, T + 60),
+  ];
+  const { events, a } = run(lines);
+  assert.ok(events.filter((e) => e.serial !== 100).every((e) => e.records.length === 2));
+  assert.equal(a.stats().clockOutliers, 1);
+  assert.equal(a.stats().clockSteps, 0);
+});
+
 test('assembler: a backward step with an event open does not stop expiry', () => {
   const lines = [
     `type=SYSCALL ${at(T, 1)}: syscall=59 pid=1`,

@@ -150,6 +150,12 @@ export class EventAssembler {
   #started = false;
   /** A step ahead awaits the next record: the clock before it. */
   #aheadPending = false;
+  /**
+   * A step ahead that a record of an open event undid: the next record of
+   * a new event tells whether it was one record's (an outlier, counted) or
+   * the clock's (a step again).
+   */
+  #aheadUnsettled = false;
   #beforeStep = 0;
   /** A record far behind the clock awaits the next event's: its key and time. */
   #behindPending = false;
@@ -222,7 +228,7 @@ export class EventAssembler {
         if (t > clock) this.#clock = t;
       } else {
         this.#observe(t, key, open !== undefined);
-        this.#quiet = this.#started && !this.#aheadPending && !this.#behindPending;
+        this.#quiet = this.#started && !this.#aheadPending && !this.#behindPending && !this.#aheadUnsettled;
         if (open?.closed === true) open = undefined;
       }
     }
@@ -289,6 +295,10 @@ export class EventAssembler {
       this.#clock = t;
       return;
     }
+    if (this.#aheadUnsettled && !straggler) {
+      this.#aheadUnsettled = false;
+      if (t <= this.#clock + window) this.#stats.clockOutliers++;
+    }
     if (this.#aheadPending) {
       this.#aheadPending = false;
       if (t <= this.#beforeStep + window) {
@@ -298,7 +308,10 @@ export class EventAssembler {
         if (!straggler) this.#stats.clockOutliers++;
         this.#clock = this.#beforeStep;
         this.#rebase();
-        if (straggler) return;
+        if (straggler) {
+          this.#aheadUnsettled = true;
+          return;
+        }
       } else {
         // Borne out: close now what the step closes, before this record goes in.
         this.#expire();
