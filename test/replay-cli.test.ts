@@ -256,3 +256,65 @@ test('replay stops quietly when its reader goes away (| head)', async () => {
   assert.equal(code, 0, stderr);
   assert.doesNotMatch(stderr, /EPIPE|Error/);
 });
+
+test('replay sums up what it left out, cut off or timed apart: two files, the first cut off', () => {
+  const syscall = (sec: string, serial: number, extra = ''): string =>
+    `type=SYSCALL msg=audit(${sec}:${serial}): arch=c000003e syscall=59 success=yes exit=0 a0=1${extra} items=1 ppid=1 pid=5 auid=0 uid=0 ses=1 comm="ls" exe="/bin/ls" key=(null)`;
+  const first = join(dir, 'cut.log');
+  const second = join(dir, 'next.log');
+  writeFileSync(
+    first,
+    [
+      syscall('1700000000.000', 1, ' a1'), // a1 with no value
+      'type=PROCTITLE msg=audit(1700000000.000:1): proctitle=6C73',
+      // Copied while auditd wrote it: no final newline.
+      'type=USER_AUTH msg=audit(1700000000.100:2): pid=1 uid=0 auid=0 ses=1 msg=\'op=PAM:authentication acct="root" res=success\'',
+    ].join('\n'),
+  );
+  writeFileSync(
+    second,
+    [
+      "type=USER_LOGIN msg=audit(1700000000.200:3): pid=1 uid=0 auid=0 ses=1 msg='op=login id=0 res=success'",
+      syscall('1700086400.000', 4), // a day ahead
+      syscall('1700000000.300', 5),
+      'type=CWD msg=audit(1700000000.300:5): cwd="/"',
+      'type=PATH msg=audit(1700000000.300:5): item=0 name="/bin/ls" inode=1 dev=00:01 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL',
+      'type=PROCTITLE msg=audit(1700000000.300:5): proctitle=6C73',
+      'type=CONTAINER_OP msg=audit(1700000000.300:6): op=set opid=5 contid=31337 old-contid=-1 res=1',
+      '',
+    ].join('\n'),
+  );
+  const r = run(['replay', first, second]);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Ev);
+  assert.deepEqual(
+    events.map((e) => [e.serial, e.records.map((x) => x.type).join(',')]).sort((a, b) => +a[0]! - +b[0]!),
+    [
+      [1, 'SYSCALL,PROCTITLE'],
+      [2, 'USER_AUTH'],
+      [3, 'USER_LOGIN'],
+      [4, 'SYSCALL'],
+      [5, 'SYSCALL,CWD,PATH,PROCTITLE'],
+    ],
+  );
+  assert.match(
+    r.stderr,
+    /^ {2}input: 1 last line of a file without a newline \(read; the record may be cut off\)$/m,
+  );
+  assert.match(
+    r.stderr,
+    /^ {2}left out: 1 contid record and 0 record= links of an earlier run \(computed again\), 1 word without a value \(not in JSON fields\)$/m,
+  );
+  assert.match(
+    r.stderr,
+    /^ {2}clock: 1 record whose time the stream did not bear out \(timed from their arrival\)$/m,
+  );
+  assert.match(r.stderr, /^ {2}line 3: Last line of the input has no newline.*\(ERR_UNTERMINATED_LINE\)/m);
+  assert.match(
+    r.stderr,
+    /^ {2}line 1: Record SYSCALL has a word with no value.*\(ERR_FIELD_WITHOUT_VALUE\)/m,
+  );
+});

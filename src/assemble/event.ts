@@ -10,6 +10,9 @@ export interface AuditEvent {
   readonly timeMs: number;
   readonly serial: number;
   readonly records: AuditRecord[];
-  /** Why the assembler closed the event. */
-  readonly closedBy: 'eoe' | 'standalone' | 'proctitle' | 'timeout' | 'end' | 'capacity';
+  /**
+   * Why the assembler closed the event; `limit` when it reached the most
+   * records an event may have (the records after it form another event).
+   */
+  readonly closedBy: 'eoe' | 'standalone' | 'proctitle' | 'timeout' | 'end' | 'capacity' | 'limit';
 }

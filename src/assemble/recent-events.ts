@@ -24,6 +24,7 @@
  */
 import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
+import { contentHash, hashText } from './content-index.js';
 import { EventKeyMap } from './event-key-map.js';
 
 type Key = number | string;
@@ -38,6 +39,14 @@ const MAX_RUN_GAP = 64 << 10;
 
 /** Most records remembered per key (an event and later ones with its key). */
 const MAX_PER_KEY = 1024;
+
+/**
+ * Most remembered records a new record is compared with: the newest with
+ * its key. Enough for any event the kernel writes; a bound so that records
+ * arriving again and again after a huge event closed cost a few steps each,
+ * not the whole event (a record beyond it is kept as a late one, not lost).
+ */
+const MAX_COMPARED = 64;
 
 export class RecentEvents {
   readonly #maxEvents: number;
@@ -69,6 +78,8 @@ export class RecentEvents {
   #recBody: Int32Array;
   #recGap: Int32Array;
   #recEnriched: Int32Array;
+  /** A hash of the record's text (contentHash), made when first compared; 0 until then. */
+  #recHash: Int32Array;
   /** A record that did not come from the parser, kept as it is. */
   #recObject: (AuditRecord | undefined)[];
   #recMask: number;
@@ -111,6 +122,7 @@ export class RecentEvents {
     this.#recBody = new Int32Array(recSlots);
     this.#recGap = new Int32Array(recSlots);
     this.#recEnriched = new Int32Array(recSlots);
+    this.#recHash = new Int32Array(recSlots);
     this.#recObject = new Array<AuditRecord | undefined>(recSlots).fill(undefined);
     this.#recMask = recSlots - 1;
     this.#maxBytes = powerOfTwoAtLeast(Math.max(maxBytes, 1024));
@@ -140,11 +152,18 @@ export class RecentEvents {
     let n = this.#byKey.get(key);
     if (n !== undefined) this.#flush();
     let checked = 0;
-    while (n !== undefined && n >= this.#evOldest && checked < MAX_PER_KEY) {
+    // Compared by hash first (the new record's once, each remembered one's
+    // once ever), so that each comparison costs a few steps, not the text.
+    const h = n !== undefined && record instanceof ByteRecord ? nonZero(contentHash(record)) : 0;
+    while (n !== undefined && n >= this.#evOldest && checked < MAX_COMPARED) {
       const slot = n & this.#evMask;
       const first = this.#evFirst[slot]!;
       const count = this.#evCount[slot]!;
-      for (let i = 0; i < count && checked < MAX_PER_KEY; i++, checked++) {
+      for (let i = 0; i < count && checked < MAX_COMPARED; i++, checked++) {
+        if (h !== 0) {
+          const known = this.#hashOf(first + i);
+          if (known !== 0 && known !== h) continue;
+        }
         if (this.#sameAs(first + i, record)) return true;
       }
       const prev = this.#evPrev[slot]!;
@@ -309,6 +328,7 @@ export class RecentEvents {
     const body = new Int32Array(slots);
     const gap = new Int32Array(slots);
     const enriched = new Int32Array(slots);
+    const hash = new Int32Array(slots);
     const object = new Array<AuditRecord | undefined>(slots).fill(undefined);
     // Every record still in the old ring moves to its slot in the new one.
     for (let r = Math.max(0, this.#recNext - oldSlots); r < this.#recNext; r++) {
@@ -319,6 +339,7 @@ export class RecentEvents {
       body[b] = this.#recBody[a]!;
       gap[b] = this.#recGap[a]!;
       enriched[b] = this.#recEnriched[a]!;
+      hash[b] = this.#recHash[a]!;
       object[b] = this.#recObject[a];
     }
     this.#recType = type;
@@ -326,6 +347,7 @@ export class RecentEvents {
     this.#recBody = body;
     this.#recGap = gap;
     this.#recEnriched = enriched;
+    this.#recHash = hash;
     this.#recObject = object;
     this.#recMask = slots - 1;
   }
@@ -381,6 +403,34 @@ export class RecentEvents {
     this.#recBody[slot] = record.bodyEnd - record.bodyStart;
     this.#recGap[slot] = record.enrichedStart < 0 ? -1 : record.enrichedStart - record.bodyStart;
     this.#recEnriched[slot] = record.enrichedStart < 0 ? -1 : record.enrichedEnd - record.enrichedStart;
+    this.#recHash[slot] = 0;
+  }
+
+  /**
+   * The contentHash of remembered record `n` (made now if it was not), or 0
+   * when it has none to compare with: kept as an object or not kept at all.
+   */
+  #hashOf(n: number): number {
+    const slot = n & this.#recMask;
+    const known = this.#recHash[slot]!;
+    if (known !== 0) return known;
+    const type = this.#recType[slot]!;
+    if (type === -1 || this.#recObject[slot] !== undefined) return 0;
+    const size = this.#arenaMask + 1;
+    const p = this.#recAt[slot]! % size;
+    const enriched = this.#recEnriched[slot]!;
+    const h = nonZero(
+      hashText(
+        this.#arena,
+        type,
+        p,
+        p + this.#recBody[slot]!,
+        enriched < 0 ? -1 : p + this.#recGap[slot]!,
+        enriched,
+      ),
+    );
+    this.#recHash[slot] = h;
+    return h;
   }
 
   /** Whether remembered record `n` has the same type and text as `b`. */
@@ -435,6 +485,11 @@ function spanOf(records: readonly AuditRecord[], count: number): number {
 function bytesEqual(a: Uint8Array, at: number, b: Uint8Array, bt: number, len: number): boolean {
   for (let i = 0; i < len; i++) if (a[at + i] !== b[bt + i]) return false;
   return true;
+}
+
+/** A hash as the hashes above hold it: 0 means "none yet". */
+function nonZero(h: number): number {
+  return h === 0 ? 1 : h;
 }
 
 function powerOfTwoAtLeast(n: number): number {

@@ -14,9 +14,19 @@ const base: ReplayStats = {
   lostEstimate: 0,
   serialResets: 0,
   maxOpen: 3,
+  recordLimit: 0,
+  clockOutliers: 0,
+  clockSteps: 0,
   lines: 40_000,
   skippedLines: 0,
   badLines: 0,
+  ownRecords: 0,
+  links: 0,
+  unterminatedLines: 0,
+  wordsWithoutValue: 0,
+  fieldCapped: 0,
+  invalidUtf8: 0,
+  argvOmitted: 0,
   issues: [],
   labels: null,
   hold: null,
@@ -47,6 +57,33 @@ test('the summary shows only counters that are not zero, a line per subject', ()
       'output; in a whole, unfiltered log they are lost events)',
   ]);
   assert.doesNotMatch(text, /records lost/);
+});
+
+test('the summary tells what was left out or bounded and what the clock did', () => {
+  const text = replaySummary(
+    {
+      ...base,
+      unterminatedLines: 1,
+      ownRecords: 3,
+      links: 2,
+      wordsWithoutValue: 1,
+      fieldCapped: 2,
+      argvOmitted: 1,
+      invalidUtf8: 4,
+      recordLimit: 1,
+      clockOutliers: 2,
+      clockSteps: 1,
+    },
+    { keyring: false, seconds: 1 },
+  );
+  assert.deepEqual(text.trimEnd().split('\n').slice(1), [
+    '  input: 1 last line of a file without a newline (read; the record may be cut off)',
+    '  left out: 3 contid records and 2 record= links of an earlier run (computed again), ' +
+      '1 word without a value (not in JSON fields), 2 records past 4,096 fields (the rest whole in JSON "rest"), ' +
+      '1 EXECVE record without JSON argv (argument numbers far past the record), 4 records not valid UTF-8 (U+FFFD in JSON)',
+    '  events: 1 event closed at 10,000 records',
+    '  clock: 2 records whose time the stream did not bear out (timed from their arrival), 1 step back',
+  ]);
 });
 
 test('progress shows the share, rate, events per second and time left', () => {

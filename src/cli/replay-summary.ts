@@ -34,6 +34,40 @@ const INPUT_PROBLEMS: readonly ((s: ReplayStats) => string | null)[] = [
     s.late > 0
       ? `${count(s.late, 'record')} after their event had closed (written as events of their own)`
       : null,
+  (s) =>
+    s.unterminatedLines > 0
+      ? `${count(s.unterminatedLines, 'last line')} of a file without a newline (read; the record may be cut off)`
+      : null,
+];
+
+/** What was left out of the output or bounded in it. */
+const LEFT_OUT: readonly ((s: ReplayStats) => string | null)[] = [
+  (s) =>
+    s.ownRecords + s.links > 0
+      ? `${count(s.ownRecords, 'contid record')} and ${count(s.links, 'record= link')} of an earlier run (computed again)`
+      : null,
+  (s) =>
+    s.wordsWithoutValue > 0
+      ? `${count(s.wordsWithoutValue, 'word')} without a value (not in JSON fields)`
+      : null,
+  (s) =>
+    s.fieldCapped > 0
+      ? `${count(s.fieldCapped, 'record')} past 4,096 fields (the rest whole in JSON "rest")`
+      : null,
+  (s) =>
+    s.argvOmitted > 0
+      ? `${count(s.argvOmitted, 'EXECVE record')} without JSON argv (argument numbers far past the record)`
+      : null,
+  (s) => (s.invalidUtf8 > 0 ? `${count(s.invalidUtf8, 'record')} not valid UTF-8 (U+FFFD in JSON)` : null),
+];
+
+/** What the log's own clock did (event grouping follows it). */
+const CLOCK: readonly ((s: ReplayStats) => string | null)[] = [
+  (s) =>
+    s.clockOutliers > 0
+      ? `${count(s.clockOutliers, 'record')} whose time the stream did not bear out (timed from their arrival)`
+      : null,
+  (s) => (s.clockSteps > 0 ? `${count(s.clockSteps, 'step', 'steps')} back` : null),
 ];
 
 /** How events were closed, when not by their last record. */
@@ -41,6 +75,7 @@ const EARLY_CLOSES: readonly ((s: ReplayStats) => string | null)[] = [
   (s) => (s.timedOut > 0 ? `${count(s.timedOut, 'event')} closed by the timeout` : null),
   (s) =>
     s.evictedAtCapacity > 0 ? `${count(s.evictedAtCapacity, 'event')} closed early at --max-in-flight` : null,
+  (s) => (s.recordLimit > 0 ? `${count(s.recordLimit, 'event')} closed at 10,000 records` : null),
 ];
 
 function joined(parts: readonly ((s: ReplayStats) => string | null)[], stats: ReplayStats): string | null {
@@ -67,8 +102,12 @@ export function replaySummary(stats: ReplayStats, context: SummaryContext): stri
   }
   const input = joined(INPUT_PROBLEMS, stats);
   if (input !== null) lines.push(`  input: ${input}`);
+  const leftOut = joined(LEFT_OUT, stats);
+  if (leftOut !== null) lines.push(`  left out: ${leftOut}`);
   const closes = joined(EARLY_CLOSES, stats);
   if (closes !== null) lines.push(`  events: ${closes}`);
+  const clock = joined(CLOCK, stats);
+  if (clock !== null) lines.push(`  clock: ${clock}`);
   if (stats.lostEstimate > 0) {
     // Serials number events, not records; a filter (ausearch -k, a rule
     // excluding a process) leaves gaps that are not losses.
@@ -108,7 +147,9 @@ export function replaySummary(stats: ReplayStats, context: SummaryContext): stri
   for (const i of stats.issues.slice(0, 10)) {
     lines.push(`  line ${i.line}: ${i.message} (${i.code}): ${JSON.stringify(i.excerpt.slice(0, 80))}`);
   }
-  if (stats.badLines > 10) lines.push(`  ... and ${count(stats.badLines - 10, 'more bad line')}`);
+  // Lines reported but kept (cut off, words without a value) are listed with the bad ones.
+  const listed = stats.badLines + stats.unterminatedLines + stats.wordsWithoutValue;
+  if (listed > 10) lines.push(`  ... and ${count(listed - 10, 'more problem')}`);
   return lines.map((line) => `${line}\n`).join('');
 }
 

@@ -215,6 +215,9 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
     doneBytes += input.bytesRead();
     readBytes = doneBytes;
     if (!alive || stopped) break;
+    // Each file ends its last line: one without a final newline never runs into the next file.
+    alive = await out.write(pipeline.endFile(), recycle);
+    if (!alive) break;
     const after = pipeline.stats();
     if (after.records === before.records && after.badLines > before.badLines) notAudit.push(f);
   }

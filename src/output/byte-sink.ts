@@ -27,10 +27,10 @@ export class ByteSink {
     this.#taken = this.#buf;
     const spare = this.#spare;
     this.#spare = null;
-    this.#buf =
-      spare !== null && spare.length >= this.#pos
-        ? spare
-        : Buffer.allocUnsafe(Math.max(this.#initial, this.#pos));
+    // The next buffer gets the room this one grew to: sized to what was
+    // written, the next take's worth would grow it again, copying it all.
+    const room = Math.max(this.#initial, this.#buf.length);
+    this.#buf = spare !== null && spare.length >= room ? spare : Buffer.allocUnsafe(room);
     this.#pos = 0;
     return out;
   }
@@ -102,14 +102,16 @@ export class ByteSink {
     }
     if (this.#pos + 16 > this.#buf.length) this.#grow(16);
     const b = this.#buf;
-    let digits = 1;
-    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+    if (digits === 5) for (let x = n; x >= 100000; x = Math.floor(x / 10)) digits++;
     let p = this.#pos + digits;
     this.#pos = p;
     let x = n;
+    // Integer division while it fits 31 bits (serials, suffixes): much cheaper than Math.floor.
+    for (; x > 0x7fffffff; x = Math.floor(x / 10)) b[--p] = 0x30 + (x % 10);
     do {
       b[--p] = 0x30 + (x % 10);
-      x = Math.floor(x / 10);
+      x = (x / 10) | 0;
     } while (x > 0);
   }
 

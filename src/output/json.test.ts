@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AuditEvent } from '../assemble/event.js';
 import { decodeProctitle } from '../interpret/hex.js';
-import { isIssue, parseLine } from '../parse/parser.js';
-import type { AuditRecord } from '../parse/record.js';
+import { isUtf8 } from 'node:buffer';
+import { isIssue, parseLine, RecordParser } from '../parse/parser.js';
+import type { AuditRecord, ParseIssue } from '../parse/record.js';
+import { ByteSink } from './byte-sink.js';
 import { recordArgv } from './interpretation.js';
 import { splitFields } from '../parse/fields.js';
-import { formatEventJson } from './json.js';
+import { formatEventJson, JsonEventWriter } from './json.js';
 import { prngInt } from '../../test/support/prng.js';
 import { plainRecord } from '../../test/support/records.js';
 
@@ -163,4 +165,117 @@ test('JSON interpretations of an enriched part follow the field grammar', () => 
     const kept = e.records[0]!.enriched ?? '';
     assert.deepEqual(j.records[0]!.interp ?? {}, interpOf(kept), JSON.stringify(part));
   }
+});
+
+interface JMsg {
+  records: { fields: Record<string, string>; msg?: Record<string, string>; rest?: string }[];
+}
+
+test('JSON suffixes a name repeated thousands of times in one pass, each suffix the next free one', () => {
+  const body = Array.from({ length: 3000 }, (_, i) => `a=${i}`).join(' ');
+  const j = JSON.parse(
+    formatEventJson(event([`type=SYSCALL msg=audit(1.000:1): ${body} a#3=x`]), null, null),
+  ) as JMsg;
+  const f = j.records[0]!.fields;
+  assert.equal(Object.keys(f).length, 3001);
+  assert.equal(f['a'], '0');
+  assert.equal(f['a#2'], '1');
+  assert.equal(f['a#3'], '2');
+  assert.equal(f['a#3000'], '2999');
+  // The record's own a#3 takes the next free name rather than overwrite one.
+  assert.equal(f['a#3#2'], 'x');
+});
+
+test("JSON expands a user message's msg='…' with its repeated names, any name included", () => {
+  const text = `${'a=1 '.repeat(2000)}__proto__=p (hostname=?, res=success) a=x`;
+  const line = `type=USER msg=audit(1.000:1): pid=7 uid=0 auid=4242 ses=3 msg='${text}'`;
+  const j = JSON.parse(formatEventJson(event([line]), null, null)) as JMsg;
+  const msg = j.records[0]!.msg!;
+  assert.equal(Object.keys(msg).length, 2004);
+  assert.equal(msg['a#2000'], '1');
+  assert.equal(msg['a#2001'], 'x');
+  assert.ok(Object.hasOwn(msg, '__proto__'));
+  assert.equal(msg['hostname'], '?');
+  assert.equal(msg['res'], 'success');
+  assert.equal(j.records[0]!.fields['msg'], `'${text}'`);
+});
+
+test('JSON writes at most 4096 fields of a record and keeps the rest of its text whole', () => {
+  const body = Array.from({ length: 5000 }, (_, i) => `f${i}=${i}`).join(' ');
+  const j = JSON.parse(
+    formatEventJson(event([`type=SYSCALL msg=audit(1.000:1): ${body}`]), null, null),
+  ) as JMsg;
+  // Distinct names, thousands of them sharing hash buckets: none gets a suffix.
+  assert.deepEqual(
+    Object.keys(j.records[0]!.fields),
+    Array.from({ length: 4096 }, (_, i) => `f${i}`),
+  );
+  assert.equal(j.records[0]!.fields['f4095'], '4095');
+  assert.equal(
+    j.records[0]!.rest,
+    Array.from({ length: 904 }, (_, i) => `f${i + 4096}=${i + 4096}`).join(' '),
+  );
+});
+
+test('JSON has U+FFFD for bytes that are not UTF-8, and counts the record', () => {
+  const bytes = Buffer.concat([
+    Buffer.from('type=PATH msg=audit(1.000:1): name="a'),
+    Buffer.from([0xff]),
+    Buffer.from('b" x=1\n'),
+  ]);
+  const recs: AuditRecord[] = [];
+  const p = new RecordParser({ onRecord: (r) => recs.push(r), onIssue: () => undefined });
+  p.push(bytes);
+  p.end();
+  const sink = new ByteSink(64);
+  const w = new JsonEventWriter(sink);
+  w.write({ ...event(['type=PATH msg=audit(1.000:1): x=1']), records: recs });
+  const out = sink.take();
+  assert.ok(isUtf8(out));
+  const j = JSON.parse(out.toString('utf8')) as JMsg;
+  assert.equal(j.records[0]!.fields['name'], '"a\ufffdb"');
+  assert.equal(w.stats().invalidUtf8, 1);
+});
+
+test('JSON reports a word with no value in a kernel record, not in free-text records', () => {
+  const issues: ParseIssue[] = [];
+  const sink = new ByteSink(64);
+  const w = new JsonEventWriter(sink, { onIssue: (i) => issues.push(i) });
+  w.write(event(['type=EXECVE msg=audit(1.000:1): argc=3 a0="ls" a1 a2="x"']));
+  w.write(event(['type=AVC msg=audit(1.000:2): avc:  denied  { read } for  pid=1']));
+  w.write(event(['type=DAEMON_START msg=audit(1.000:3): auditd start, ver=3.0.9']));
+  assert.deepEqual(
+    issues.map((i) => [i.code, i.excerpt, i.kept]),
+    [['ERR_FIELD_WITHOUT_VALUE', 'a1', true]],
+  );
+  assert.equal(w.stats().wordsWithoutValue, 1);
+});
+
+test("JSON gives a user message's text, quotes and \\x1d included, as its msg field and nothing else", () => {
+  const line = `type=USER_AUTH msg=audit(1.000:1): pid=7 uid=1000 auid=4242 ses=3 msg='a' uid=0\x1dUID="root" AUID="root" SYSCALL=execve'`;
+  const j = JSON.parse(formatEventJson(event([line]), null, null)) as J;
+  const r = j.records[0]!;
+  assert.deepEqual(Object.keys(r.fields), ['pid', 'uid', 'auid', 'ses', 'msg']);
+  assert.equal(r.fields['uid'], '1000');
+  assert.equal(r.fields['msg'], `'a' uid=0\x1dUID="root" AUID="root" SYSCALL=execve'`);
+  assert.equal(r.interp?.['uid'], undefined);
+  assert.equal(r.interp?.['syscall'], undefined);
+});
+
+test('JSON leaves out the argv of an EXECVE record numbered far past its size, and counts it', () => {
+  const sink = new ByteSink(64);
+  const w = new JsonEventWriter(sink);
+  w.write(event(['type=EXECVE msg=audit(1.000:1): a1048575="x"']));
+  // A record that goes on a long argument list: empty strings for the arguments before it.
+  w.write(event(['type=EXECVE msg=audit(1.000:2): a3="x" a4="y"']));
+  const [far, near] = sink
+    .take()
+    .toString('utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as J);
+  assert.equal(far!.records[0]!.argv, undefined);
+  assert.equal(far!.records[0]!.fields['a1048575'], '"x"');
+  assert.deepEqual(near!.records[0]!.argv, ['', '', '', 'x', 'y']);
+  assert.equal(w.stats().argvOmitted, 1);
 });

@@ -1,10 +1,11 @@
 import { isUtf8 } from 'node:buffer';
 import type { AuditEvent } from '../assemble/event.js';
 import { GID_FIELDS, UID_FIELDS } from '../interpret/ids.js';
-import { nextField, splitNestedMsg } from '../parse/fields.js';
+import { nextField } from '../parse/fields.js';
 import { ByteRecord } from '../parse/parser.js';
-import type { AuditRecord } from '../parse/record.js';
+import type { AuditRecord, ParseIssue } from '../parse/record.js';
 import { ByteSink, escapeInto } from './byte-sink.js';
+import { FieldNames, NAME_PRIME, NAME_SEED } from './field-names.js';
 import type { IdNames, RecordContext } from './interpretation.js';
 import { ENCODED_FIELDS, FieldKind, interpretValue, recordArgv } from './interpretation.js';
 
@@ -24,8 +25,8 @@ interface Known {
 }
 
 function hashBytes(b: Uint8Array, from: number, to: number): number {
-  let h = 0;
-  for (let i = from; i < to; i++) h = (Math.imul(h, 31) + b[i]!) | 0;
+  let h = NAME_SEED;
+  for (let i = from; i < to; i++) h = Math.imul(h ^ b[i]!, NAME_PRIME);
   return h;
 }
 
@@ -102,11 +103,6 @@ function nameIs(name: string, b: Uint8Array, at: number): boolean {
   return true;
 }
 
-function sameBytes(b: Uint8Array, x: number, y: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (b[x + i] !== b[y + i]) return false;
-  return true;
-}
-
 /** Kinds the enriched part already covers when present (auditd writes ARCH, SYSCALL and id names). */
 function coveredByEnriched(kind: FieldKind): boolean {
   return (
@@ -151,12 +147,28 @@ function worthDecoding(
   }
 }
 
-const MAX_FIELDS = 1024;
-const SEEN_MASK = 1023;
+/**
+ * Most fields written per record; the text of any further fields is kept
+ * whole, as the record's `rest` (counted). Kernel records stay far below:
+ * the longest, a user message or an EXECVE piece, holds under 9 KB.
+ */
+export const MAX_FIELDS_PER_RECORD = 4096;
+const REST_KEY = Buffer.from('},"rest":"', 'latin1');
+const MSG_OPENING = Buffer.from(',"msg":{', 'latin1');
 const PROCTITLE = 1327;
 const EXECVE = 1309;
-/** Scratch for decoded proctitles (the kernel caps them at 128 bytes; larger ones take the slow path). */
-const decoded = new Uint8Array(4096);
+/** Scratch for decoded hex values (proctitles, EXECVE arguments), grown to the longest seen. */
+let decoded = new Uint8Array(4096);
+
+/** The scratch, with room for `n` bytes. */
+function scratch(n: number): Uint8Array {
+  if (n > decoded.length) {
+    let size = decoded.length;
+    while (size < n) size *= 2;
+    decoded = new Uint8Array(size);
+  }
+  return decoded;
+}
 
 /** The canonical decimal number in `b[from..to)` (no sign, no leading zero), or -1. */
 function decimalAt(b: Uint8Array, from: number, to: number): number {
@@ -198,30 +210,91 @@ function hexValue(c: number): number {
   return -1;
 }
 
+/** Record types whose fields the kernel writes as `name=value` only (1300..1399 but TTY). */
+function isFieldsOnlyType(type: number): boolean {
+  return type >= 1300 && type <= 1399 && type !== 1319;
+}
+
+/** Options of a JsonEventWriter. */
+export interface JsonWriterOptions {
+  /** Names for uids/gids, only when the user asked for them. */
+  readonly ids?: IdNames | null;
+  /**
+   * Told of input that JSON cannot hold as it is: a word with no `=` in a
+   * kernel record that has only fields (`a1` alone), which is not a field.
+   * The record is written all the same.
+   */
+  readonly onIssue?: (issue: ParseIssue) => void;
+}
+
+/** Counters of a JsonEventWriter. */
+export interface JsonWriterStats {
+  /** Records with more than MAX_FIELDS_PER_RECORD fields, whose further fields went into `rest`. */
+  fieldCapped: number;
+  /** Words with no `=` in records that have only fields (reported through onIssue). */
+  wordsWithoutValue: number;
+  /** Records whose bytes were not valid UTF-8, written with U+FFFD for each bad sequence. */
+  invalidUtf8: number;
+  /** EXECVE records written without `argv`: their argument numbers start too far past 0 (see argvFits). */
+  argvOmitted: number;
+}
+
 /**
  * Writes events as JSON lines (schema: docs/json.md) into a ByteSink,
  * copying field text from the input bytes straight into the output.
+ * Every step is linear in the record's bytes: repeated names are counted
+ * in a hash table, and fields past MAX_FIELDS_PER_RECORD are kept as text.
  */
 export class JsonEventWriter {
   readonly #sink: ByteSink;
   readonly #ids: IdNames | null;
+  readonly #onIssue: ((issue: ParseIssue) => void) | null;
   readonly #range = new Int32Array(4);
-  // Per record: each field's name hash and range, to spot repeated names.
-  readonly #hash = new Int32Array(MAX_FIELDS);
-  readonly #start = new Int32Array(MAX_FIELDS);
-  readonly #len = new Int32Array(MAX_FIELDS);
-  /** Per bucket of name hashes, the stamp of the last record that had a name in it. */
-  readonly #seen = new Int32Array(SEEN_MASK + 1);
-  #stamp = 0;
+  /** The names of the record's `fields`, and of its nested `msg`. */
+  readonly #names = new FieldNames(MAX_FIELDS_PER_RECORD);
+  readonly #msgNames = new FieldNames(MAX_FIELDS_PER_RECORD);
+  /** The last input buffer checked for valid UTF-8, and whether it was. */
+  #checkedSrc: Buffer | null = null;
+  #checkedValid = true;
+  /** Buffers checked for valid UTF-8 (records of an event may be in several). */
+  readonly #validity = new WeakMap<Buffer, boolean>();
+  readonly #stats: JsonWriterStats = { fieldCapped: 0, wordsWithoutValue: 0, invalidUtf8: 0, argvOmitted: 0 };
   /** The last value text interpreted, per field kind (see #rawText). */
   readonly #lastRaw: (string | undefined)[] = new Array<string | undefined>(16).fill(undefined);
   /** Interpretations of the current record: name, value pairs. */
   readonly #interp: string[] = [];
   readonly #ctx: RecordContext = { type: 0, arch: undefined, syscall: undefined };
 
-  constructor(sink: ByteSink, ids: IdNames | null = null) {
+  constructor(sink: ByteSink, options: JsonWriterOptions = {}) {
     this.#sink = sink;
-    this.#ids = ids;
+    this.#ids = options.ids ?? null;
+    this.#onIssue = options.onIssue ?? null;
+  }
+
+  /** Counters so far. */
+  stats(): JsonWriterStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Whether a record's bytes are valid UTF-8, judged a buffer at a time (the
+   * records of one input buffer are all valid when it is), and for records
+   * of a buffer that is not, one by one.
+   */
+  #isValidUtf8(r: ByteRecord): boolean {
+    const src = r.src;
+    if (src !== this.#checkedSrc) {
+      let valid = this.#validity.get(src);
+      if (valid === undefined) {
+        valid = isUtf8(src);
+        this.#validity.set(src, valid);
+      }
+      this.#checkedSrc = src;
+      this.#checkedValid = valid;
+    }
+    if (this.#checkedValid) return true;
+    const end = r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd;
+    return isUtf8(src.subarray(r.timeStart, end));
   }
 
   /** Writes one event and a newline. */
@@ -281,30 +354,24 @@ export class JsonEventWriter {
     return text;
   }
 
-  /** A stamp for the next record's names: no bucket of #seen holds it yet. */
-  #nextStamp(): number {
-    this.#stamp = (this.#stamp + 1) | 0;
-    if (this.#stamp === 0) {
-      this.#seen.fill(0);
-      this.#stamp = 1;
-    }
-    return this.#stamp;
-  }
-
   #record(r: AuditRecord): void {
     let src: Buffer;
     let bs: number;
     let be: number;
     let es = -1;
     let ee = -1;
-    if (r instanceof ByteRecord) {
+    const bytes = r instanceof ByteRecord && this.#isValidUtf8(r);
+    if (bytes) {
       src = r.src;
       bs = r.bodyStart;
       be = r.bodyEnd;
       es = r.enrichedStart;
       ee = r.enrichedEnd;
     } else {
-      // Records built elsewhere (tests, synthesized records): encode once.
+      // Records built elsewhere (tests, synthesized records), or whose
+      // bytes are not valid UTF-8 (each bad sequence becomes U+FFFD, as JSON
+      // text must be Unicode; --format text keeps the bytes): encode once.
+      if (r instanceof ByteRecord) this.#stats.invalidUtf8++;
       const enriched = r.enriched;
       src = Buffer.from(enriched === null ? r.body : `${r.body}\x1d${enriched}`, 'utf8');
       bs = 0;
@@ -325,12 +392,15 @@ export class JsonEventWriter {
     ctx.type = r.type;
     ctx.arch = undefined;
     ctx.syscall = undefined;
-    let msg: string | null = null;
+    let msgStart = -1;
+    let msgEnd = -1;
     const opening = recordOpening(r.typeName);
     s.bytes(opening, 0, opening.length);
     let count = 0;
-    const stamp = this.#nextStamp();
-    const seen = this.#seen;
+    const names = this.#names;
+    names.begin(src);
+    const fieldsOnly = isFieldsOnlyType(r.type);
+    let rest = -1;
     let i = bs;
     // Reserve room for the whole fields object at once, then write into the
     // buffer directly: six bytes per input byte covers any escaping, plus
@@ -344,43 +414,36 @@ export class JsonEventWriter {
       while (i < be && src[i] === 0x20) i++;
       if (i >= be) break;
       const ns = i;
-      let h = 0;
+      let h = NAME_SEED;
       let c = 0;
       while (i < be) {
         c = src[i]!;
         if (c === 0x3d || c === 0x20) break;
-        h = (Math.imul(h, 31) + c) | 0;
+        h = Math.imul(h ^ c, NAME_PRIME);
         i++;
       }
-      if (i >= be || c === 0x20) continue; // a word without '=': not a field
+      if (i >= be || c === 0x20) {
+        // A word without '=': not a field.
+        if (fieldsOnly) this.#wordWithoutValue(r, src, ns, i);
+        continue;
+      }
+      if (count === MAX_FIELDS_PER_RECORD) {
+        rest = ns;
+        break;
+      }
       const ne = i;
       const vs = i + 1;
       // A name repeated within a record: later copies get a #N suffix so that
-      // no value is lost to JSON's last-key-wins rule. The filter of the
-      // hashes seen (a record's fields stamp their buckets) means the scan
-      // almost never runs.
-      let repeat = 1;
-      const seenAt = h & SEEN_MASK;
-      if (seen[seenAt] === stamp) {
-        const slots = Math.min(count, MAX_FIELDS);
-        for (let f = 0; f < slots; f++) {
-          if (this.#hash[f] === h && this.#len[f] === ne - ns && sameBytes(src, this.#start[f]!, ns, ne - ns))
-            repeat++;
-        }
-      }
-      seen[seenAt] = stamp;
-      if (count < MAX_FIELDS) {
-        this.#hash[count] = h;
-        this.#start[count] = ns;
-        this.#len[count] = ne - ns;
-      }
+      // no value is lost to JSON's last-key-wins rule.
+      const suffix = names.add(ns, ne, h);
       if (count > 0) out[p++] = 0x2c;
       count++;
       out[p++] = 0x22;
       p = escapeInto(src, ns, ne, out, p);
-      if (repeat > 1) {
+      if (suffix > 0) {
         s.commit(p);
-        s.ascii(`#${repeat}`);
+        s.byte(0x23);
+        s.decimal(suffix);
         out = s.reserve((be - i) * 8 + 16);
         p = s.position;
       }
@@ -435,31 +498,40 @@ export class JsonEventWriter {
       }
       if (known === undefined) continue;
       if (known.kind === 'msg') {
-        msg = nestedMsgJson(src.toString('utf8', vs, ve));
+        // The last msg='…' wins, as when it was a key of an object.
+        const quoted = ve - vs >= 2 && src[ve - 1] === 0x27;
+        msgStart = quoted ? vs + 1 : -1;
+        msgEnd = ve - 1;
         continue;
       }
       // Interpretation uses no sink methods, so the reserved buffer stays valid.
       const kind = known.kind;
       const v = interpretValue(kind, known.name, this.#rawText(kind, src, vs, ve), ctx, this.#ids);
-      if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && repeat === 1) {
+      if (v !== undefined && !(hasEnriched && coveredByEnriched(kind)) && suffix === 0) {
         interp.push(known.name, v);
       }
     }
-    out[p++] = 0x7d;
+    if (rest >= 0) {
+      // Fields past the cap: their text, as written.
+      this.#stats.fieldCapped++;
+      p = put(REST_KEY, out, p);
+      p = escapeInto(src, rest, be, out, p);
+      out[p++] = 0x22;
+    } else {
+      out[p++] = 0x7d;
+    }
     s.commit(p);
     if (hasEnriched || interp.length > 0) this.#interpretations(src, es, ee);
-    if (msg !== null) {
-      s.ascii(',"msg":');
-      s.utf8(msg);
-    }
+    if (msgStart >= 0) this.#nestedMsg(src, msgStart, msgEnd);
     if (
-      r instanceof ByteRecord &&
+      bytes &&
       ((r.type === PROCTITLE && this.#proctitleBytes(r)) || (r.type === EXECVE && this.#execveBytes(r)))
     ) {
       s.byte(0x7d);
       return;
     }
-    const argv = recordArgv(r);
+    const argv = r.type === EXECVE && !argvFits(r) ? null : recordArgv(r);
+    if (argv === null && r.type === EXECVE) this.#stats.argvOmitted++;
     if (argv !== null) {
       s.ascii(',"argv":[');
       for (let a = 0; a < argv.length; a++) {
@@ -469,6 +541,68 @@ export class JsonEventWriter {
       s.byte(0x5d);
     }
     s.byte(0x7d);
+  }
+
+  /**
+   * Writes `,"msg":{…}`: the fields of a user message's `msg='…'` text,
+   * `src[from..to)` (without its quotes), read as auparse reads them: a
+   * leading `(` of a name and a trailing `,` or `)` of an unquoted value
+   * are punctuation of old PAM texts (`(hostname=?, addr=?, terminal=cron
+   * res=success)`). Repeated names are suffixed as in `fields`. At most
+   * MAX_FIELDS_PER_RECORD of them (the text is whole in `fields.msg`).
+   */
+  #nestedMsg(src: Buffer, from: number, to: number): void {
+    const s = this.#sink;
+    const range = this.#range;
+    const names = this.#msgNames;
+    names.begin(src);
+    let out = s.reserve((to - from) * 6 + 16);
+    let p = s.position;
+    p = put(MSG_OPENING, out, p);
+    let count = 0;
+    for (let i = from; count < MAX_FIELDS_PER_RECORD && (i = nextField(src, i, to, range, true)) >= 0;) {
+      let ns = range[0]!;
+      const ne = range[1]!;
+      const vs = range[2]!;
+      let ve = range[3]!;
+      if (src[ns] === 0x28 /* ( */) ns++;
+      const q = src[vs];
+      if (q !== 0x22 && q !== 0x27) {
+        if (ve > vs && src[ve - 1] === 0x2c /* , */) ve--;
+        if (ve > vs && src[ve - 1] === 0x29 /* ) */ && indexOfByte(src, 0x28, vs, ve) < 0) ve--;
+      }
+      const suffix = names.add(ns, ne, hashBytes(src, ns, ne));
+      if (count++ > 0) out[p++] = 0x2c;
+      out[p++] = 0x22;
+      p = escapeInto(src, ns, ne, out, p);
+      if (suffix > 0) {
+        s.commit(p);
+        s.byte(0x23);
+        s.decimal(suffix);
+        out = s.reserve((to - i) * 6 + 16);
+        p = s.position;
+      }
+      out[p++] = 0x22;
+      out[p++] = 0x3a;
+      out[p++] = 0x22;
+      p = escapeInto(src, vs, ve, out, p);
+      out[p++] = 0x22;
+    }
+    out[p++] = 0x7d;
+    s.commit(p);
+  }
+
+  #wordWithoutValue(r: AuditRecord, src: Buffer, from: number, to: number): void {
+    this.#stats.wordsWithoutValue++;
+    if (this.#onIssue === null) return;
+    const word = src.toString('utf8', from, Math.min(to, from + 200));
+    this.#onIssue({
+      code: 'ERR_FIELD_WITHOUT_VALUE',
+      message: `Record ${r.typeName} has a word with no value, which JSON leaves out: ${JSON.stringify(word)}`,
+      line: r.line,
+      excerpt: word,
+      kept: true,
+    });
   }
 
   /**
@@ -499,7 +633,8 @@ export class JsonEventWriter {
       return true;
     }
     const n = (ve - vs) >> 1;
-    if (n === 0 || (ve - vs) % 2 !== 0 || n > decoded.length) return false;
+    if (n === 0 || (ve - vs) % 2 !== 0) return false;
+    const decoded = scratch(n);
     let high = 0;
     for (let i = 0; i < n; i++) {
       const hi = hexValue(src[vs + 2 * i]!);
@@ -568,7 +703,7 @@ export class JsonEventWriter {
         p = escapeInto(src, vs + 1, ve - 1, out, p);
       } else if (isUpperHex(src, vs, ve)) {
         const n = (ve - vs) >> 1;
-        if (n > decoded.length) return false;
+        const decoded = scratch(n);
         let high = 0;
         for (let k = 0; k < n; k++) {
           const b = (hexValue(src[vs + 2 * k]!) << 4) | hexValue(src[vs + 2 * k + 1]!);
@@ -672,21 +807,34 @@ function escapeLowerInto(src: Uint8Array, from: number, to: number, out: Uint8Ar
   return p;
 }
 
-function nestedMsgJson(value: string): string | null {
-  const n: string[] = [];
-  const v: string[] = [];
-  if (!splitNestedMsg(value, n, v)) return null;
-  const o: Record<string, string> = {};
-  for (let i = 0; i < n.length; i++) {
-    let name = n[i]!;
-    if (Object.hasOwn(o, name)) {
-      let m = 2;
-      while (Object.hasOwn(o, `${name}#${m}`)) m++;
-      name = `${name}#${m}`;
+/**
+ * Whether an EXECVE record's `argv` stays within a few output bytes per input
+ * byte. A record that goes on a long argument list (the kernel splits one
+ * over several records) numbers its arguments from where the last one
+ * stopped, and argv fills the arguments before them with empty strings: an
+ * argument numbered far past the record's size (`a1048575="x"`) would make
+ * a million of them out of a few bytes.
+ */
+function argvFits(r: AuditRecord): boolean {
+  const bytes = r instanceof ByteRecord ? r.bodyEnd - r.bodyStart : r.body.length;
+  const limit = 4 * bytes + 16;
+  for (const name of r.names) {
+    if (name.charCodeAt(0) !== 0x61 /* a */) continue;
+    let n = 0;
+    let i = 1;
+    for (; i < name.length; i++) {
+      const d = name.charCodeAt(i) - 0x30;
+      if (d < 0 || d > 9) break;
+      n = n * 10 + d;
+      if (n > limit) return false;
     }
-    o[name] = v[i]!;
   }
-  return JSON.stringify(o);
+  return true;
+}
+
+function indexOfByte(b: Uint8Array, byte: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (b[i] === byte) return i;
+  return -1;
 }
 
 /**
@@ -695,7 +843,7 @@ function nestedMsgJson(value: string): string | null {
  */
 export function formatEventJson(event: AuditEvent, labels: EventLabels | null, ids: IdNames | null): string {
   const sink = new ByteSink(4096);
-  new JsonEventWriter(sink, ids).write(event, labels);
+  new JsonEventWriter(sink, { ids }).write(event, labels);
   const bytes = sink.take();
   return bytes.toString('utf8', 0, bytes.length - 1);
 }

@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../assemble/event.js';
-import { ByteRecord } from '../parse/parser.js';
+import { ByteRecord, linkEnd } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { ByteSink } from './byte-sink.js';
 
@@ -9,10 +9,16 @@ export interface ExtraRecord {
   readonly body: string;
 }
 
+const LINE_END = 0x0a;
+
 /**
- * Writes events in auditd's log format into a ByteSink: each record as
- * `[node=N ]type=T msg=audit(SEC.MS:SERIAL): fields[\x1denriched]`, copying
- * the fields from the input bytes. No EOE, as in auditd's log files.
+ * Writes events in auditd's log format into a ByteSink, no EOE (as in
+ * auditd's log files). A record read from a line is written as that line,
+ * byte for byte (spacing, numeric types, invalid UTF-8, the enriched part):
+ * evidence comes out as it went in. A netlink record is written as auditd
+ * writes one, `[node=N ]type=T msg=` and the payload. The only bytes contid
+ * adds are its own records and the ` record=N` links to them; a link that
+ * the input carried is replaced by the one recomputed.
  */
 export class TextEventWriter {
   readonly #sink: ByteSink;
@@ -28,14 +34,20 @@ export class TextEventWriter {
    */
   write(event: AuditEvent, extras: readonly ExtraRecord[] = [], links: readonly number[] = []): void {
     const recs = event.records;
-    for (let i = 0; i < recs.length; i++) this.#record(recs[i]!, links.includes(i) ? ` record=${i + 1}` : '');
+    // Usually one link or none; an event with many (OBJ_PID targets) looks them up in a set,
+    // so that writing it stays linear in its records.
+    const many = links.length > 8 ? new Set(links) : null;
+    for (let i = 0; i < recs.length; i++) {
+      const linked = many === null ? links.includes(i) : many.has(i);
+      this.#record(recs[i]!, linked ? i + 1 : 0);
+    }
     const s = this.#sink;
     for (const x of extras) {
       this.#head(event.node);
       s.utf8(x.typeName);
       s.ascii(` msg=audit(${event.time}:${event.serial}): `);
       s.utf8(x.body);
-      s.byte(0x0a);
+      s.byte(LINE_END);
     }
   }
 
@@ -49,30 +61,46 @@ export class TextEventWriter {
     }
   }
 
-  #record(r: AuditRecord, suffix: string): void {
+  #link(record: number): void {
+    if (record === 0) return;
+    this.#sink.ascii(' record=');
+    this.#sink.decimal(record);
+  }
+
+  /** Writes a record and its newline; `link` is its 1-based number when it gets a link, else 0. */
+  #record(r: AuditRecord, link: number): void {
     const s = this.#sink;
-    this.#head(r.node);
-    s.utf8(r.typeName);
-    s.ascii(' msg=audit(');
-    if (r instanceof ByteRecord) {
-      s.bytes(r.src, r.timeStart, r.timeEnd);
-      s.ascii(`:${r.serial}): `);
-      s.bytes(r.src, r.bodyStart, r.bodyEnd);
-      s.ascii(suffix);
-      if (r.enrichedStart >= 0) {
-        s.byte(0x1d);
-        s.bytes(r.src, r.enrichedStart, r.enrichedEnd);
-      }
-    } else {
-      s.ascii(`${r.time}:${r.serial}): `);
+    if (!(r instanceof ByteRecord)) {
+      this.#head(r.node);
+      s.utf8(r.typeName);
+      s.ascii(` msg=audit(${r.time}:${r.serial}): `);
       s.utf8(r.body);
-      s.ascii(suffix);
+      this.#link(link);
       if (r.enriched !== null) {
         s.byte(0x1d);
         s.utf8(r.enriched);
       }
+      s.byte(LINE_END);
+      return;
     }
-    s.byte(0x0a);
+    const src = r.src;
+    let from = r.lineStart;
+    if (from < 0) {
+      // A netlink payload: `audit(…): fields`, to the end of its buffer.
+      this.#head(r.node);
+      s.utf8(r.typeName);
+      s.ascii(' msg=');
+      from = r.timeStart - 6;
+    }
+    s.bytes(src, from, r.bodyEnd);
+    this.#link(link);
+    // The rest of the line: after a link the input had (it was recomputed), else after the body.
+    const dropped = linkEnd(src, r.bodyEnd);
+    const rest = dropped < 0 ? r.bodyEnd : dropped;
+    let end = Math.max(rest, r.enrichedEnd);
+    while (end < src.length && src[end] !== LINE_END) end++;
+    s.bytes(src, rest, end);
+    s.byte(LINE_END);
   }
 }
 

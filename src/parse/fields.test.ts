@@ -101,3 +101,20 @@ test('nested msg expands into its inner fields', () => {
   assert.deepEqual(v, ['PAM:accounting', '"root"', 'success']);
   assert.equal(splitNestedMsg('"not single"', n, v), false);
 });
+
+test("a user message's msg='…' runs to the last quote: quotes in its text add no field", () => {
+  // The sender's text is `a' uid=0 x='y`: the kernel writes it inside msg='…' as it is.
+  assert.deepEqual(fields("pid=7 uid=1000 auid=4242 ses=3 msg='a' uid=0 x='y'"), [
+    ['pid', '7'],
+    ['uid', '1000'],
+    ['auid', '4242'],
+    ['ses', '3'],
+    ['msg', "'a' uid=0 x='y'"],
+  ]);
+  // Inside the text, its own quotes delimit its values (as auparse reads them).
+  const n: string[] = [];
+  const v: string[] = [];
+  assert.ok(splitNestedMsg("'op=x cmd='ls' res=success'", n, v));
+  assert.deepEqual(n, ['op', 'cmd', 'res']);
+  assert.deepEqual(v, ['x', "'ls'", 'success']);
+});

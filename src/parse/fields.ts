@@ -21,8 +21,15 @@ const SQ = 0x27;
  * Finds the next field of `buf[from..end)`. Writes its name range to
  * `r[0]..r[1]` and its value range to `r[2]..r[3]`, and returns the index
  * after it; returns -1 when no field is left.
+ *
+ * A single-quoted value is a user message's text, `msg='…'`, which the
+ * kernel writes last and passes on as the sender wrote it, quotes included:
+ * it runs to the last `'` before `end`, so that a quote in the text cannot
+ * end it early and make the rest of the text into fields. Inside that text
+ * (`nested`), quotes are the text's own and a value ends at its first
+ * closing quote.
  */
-export function nextField(buf: Uint8Array, from: number, end: number, r: Int32Array): number {
+export function nextField(buf: Uint8Array, from: number, end: number, r: Int32Array, nested = false): number {
   let i = from;
   for (;;) {
     while (i < end && buf[i] === SPACE) i++;
@@ -47,7 +54,7 @@ export function nextField(buf: Uint8Array, from: number, end: number, r: Int32Ar
       stop = find(buf, DQ, k + 1, end);
       stop = stop < 0 ? end : stop + 1;
     } else if (q === SQ) {
-      stop = singleQuoteEnd(buf, k + 1, end);
+      stop = nested ? singleQuoteEnd(buf, k + 1, end) : lastQuoteEnd(buf, k + 1, end);
     } else if (q === 0x7b /* { */) {
       stop = find(buf, 0x7d /* } */, k + 1, end);
       stop = stop < 0 ? end : stop + 1;
@@ -68,8 +75,14 @@ function find(buf: Uint8Array, byte: number, from: number, end: number): number 
   return -1;
 }
 
+/** The end of a single-quoted value whose text starts at `from`: after the last quote, else the end. */
+function lastQuoteEnd(buf: Uint8Array, from: number, end: number): number {
+  for (let i = end - 1; i >= from; i--) if (buf[i] === SQ) return i + 1;
+  return end;
+}
+
 /**
- * Finds the end of a single-quoted value (USER records' `msg='...'`). A
+ * Finds the end of a single-quoted value inside a user message's text. A
  * quote inside a double-quoted inner value (`acct="a('b')"`) does not end it.
  */
 function singleQuoteEnd(buf: Uint8Array, from: number, end: number): number {
@@ -102,7 +115,7 @@ export function splitFieldsOf(
   nested = false,
 ): void {
   let i = from;
-  while ((i = nextField(buf, i, end, range)) >= 0) {
+  while ((i = nextField(buf, i, end, range, nested)) >= 0) {
     const name = buf.toString('utf8', range[0], range[1]);
     const value = buf.toString('utf8', range[2], range[3]);
     if (nested) {

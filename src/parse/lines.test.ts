@@ -51,3 +51,31 @@ test('line splitter never holds more than the bound for an endless line', () => 
   s.end();
   assert.deepEqual(out, ['!1:10000000', 'z']);
 });
+
+test('line splitter ends a line at endFile() and says it had no newline', () => {
+  const out: string[] = [];
+  const s = new LineSplitter({
+    onLine: (b, st, e, n, terminated) => out.push(`${n}:${b.toString('utf8', st, e)}:${terminated}`),
+    onOverlong: () => undefined,
+  });
+  s.push('a\nb');
+  s.endFile();
+  s.push('c\n');
+  s.endFile();
+  s.push('d');
+  s.end();
+  assert.deepEqual(out, ['1:a:true', '2:b:false', '3:c:true', '4:d:false']);
+});
+
+test('line splitter hands over bytes that are not UTF-8 unchanged', () => {
+  const bytes = Buffer.from([0x61, 0xff, 0x0a, 0xc3, 0x28, 0x0a]);
+  const out: Buffer[] = [];
+  const s = new LineSplitter({
+    onLine: (b, st, e) => out.push(Buffer.from(b.subarray(st, e))),
+    onOverlong: () => undefined,
+  });
+  s.push(bytes.subarray(0, 4));
+  s.push(bytes.subarray(4));
+  s.end();
+  assert.deepEqual(out, [Buffer.from([0x61, 0xff]), Buffer.from([0xc3, 0x28])]);
+});

@@ -1,24 +1,23 @@
-import { isUtf8 } from 'node:buffer';
-
 /**
  * Splits a byte stream into lines, with a hard bound on line length.
  *
- * Lines are handed over as byte ranges of the input, never decoded here:
- * the pipeline reads fields straight from bytes. A line that spans chunks is
- * joined into a buffer of its own, so the output does not depend on where
- * chunks end. Text that is not valid UTF-8 is normalised once, line-aligned,
- * the way a decoder would (each bad sequence becomes U+FFFD), so that
- * everything downstream may assume valid UTF-8.
+ * Lines are handed over as byte ranges of the input, never decoded or
+ * changed here: the pipeline reads fields straight from bytes, and the text
+ * writer copies a line as it came in (evidence keeps its bytes, invalid
+ * UTF-8 included; the JSON writer deals with such bytes itself). A line that
+ * spans chunks is joined into a buffer of its own, so the output does not
+ * depend on where chunks end.
  */
 export interface LineSplitterOptions {
   /** Longest line accepted, in bytes (default 1 MiB). Longer lines are reported and skipped. */
   readonly maxLineBytes?: number;
   /**
    * Called with each complete line as `buf[start..end)` (without the newline)
-   * and its 1-based number. The buffer stays valid after the call: records
-   * may keep referring to it.
+   * and its 1-based number. `terminated` is false for a last line that had
+   * no newline (ended by endFile() or end()). The buffer stays valid after
+   * the call: records may keep referring to it.
    */
-  readonly onLine: (buf: Buffer, start: number, end: number, lineNo: number) => void;
+  readonly onLine: (buf: Buffer, start: number, end: number, lineNo: number, terminated: boolean) => void;
   /** Called once per line that exceeded the bound, with its number, its length and its start. */
   readonly onOverlong: (lineNo: number, bytes: number, head: string) => void;
 }
@@ -29,10 +28,6 @@ const NL = 0x0a;
  * bound, so that the excerpt is the same whichever way the line was chunked.
  */
 const HEAD = 200;
-
-function normalise(buf: Buffer): Buffer {
-  return isUtf8(buf) ? buf : Buffer.from(buf.toString('utf8'), 'utf8');
-}
 
 export class LineSplitter {
   readonly #max: number;
@@ -78,32 +73,37 @@ export class LineSplitter {
       } else if (this.#pendingBytes > 0) {
         this.#pending.push(buf.subarray(start, nl));
         this.#pendingBytes += nl - start;
-        const whole = normalise(Buffer.concat(this.#pending, this.#pendingBytes));
-        this.#pending = [];
-        this.#pendingBytes = 0;
-        this.#emit(whole, 0, whole.length);
+        this.#flushPending(true);
         start = nl + 1;
       } else {
-        // Every complete line of this chunk at once; validate UTF-8 once for all of them.
+        // Every complete line of this chunk at once.
         const last = buf.lastIndexOf(NL);
-        let block = buf.subarray(start, last + 1);
-        block = normalise(block);
-        this.#emitBlock(block);
+        this.#emitBlock(buf.subarray(start, last + 1));
         start = last + 1;
       }
     }
   }
 
-  /** Flushes a final line that had no newline. */
+  /**
+   * Ends the current input (one file of several): a last line without a
+   * newline is a line of its own, never joined to the next input's first.
+   * Line numbers go on counting.
+   */
+  endFile(): void {
+    if (this.#skipping) this.#finishSkip();
+    else if (this.#pendingBytes > 0) this.#flushPending(false);
+  }
+
+  /** Ends the input: flushes a final line that had no newline. */
   end(): void {
-    if (this.#skipping) {
-      this.#finishSkip();
-    } else if (this.#pendingBytes > 0) {
-      const whole = normalise(Buffer.concat(this.#pending, this.#pendingBytes));
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      this.#emit(whole, 0, whole.length);
-    }
+    this.endFile();
+  }
+
+  #flushPending(terminated: boolean): void {
+    const whole = Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#emit(whole, 0, whole.length, terminated);
   }
 
   #hold(part: Buffer): void {
@@ -134,7 +134,7 @@ export class LineSplitter {
     this.#skippedHead = '';
   }
 
-  #emit(buf: Buffer, start: number, end: number): void {
+  #emit(buf: Buffer, start: number, end: number, terminated: boolean): void {
     this.#lineNo++;
     if (end - start > this.#max) {
       this.#onOverlong(
@@ -144,7 +144,7 @@ export class LineSplitter {
       );
       return;
     }
-    this.#onLine(buf, start, end, this.#lineNo);
+    this.#onLine(buf, start, end, this.#lineNo, terminated);
   }
 
   /** Emits every line of a block that ends with a newline. */
@@ -153,7 +153,7 @@ export class LineSplitter {
     const n = block.length;
     while (from < n) {
       const nl = block.indexOf(NL, from);
-      this.#emit(block, from, nl);
+      this.#emit(block, from, nl, true);
       from = nl + 1;
     }
   }

@@ -14,8 +14,10 @@ function issue(
   buf: Buffer,
   start: number,
   end: number,
+  kept = false,
 ): ParseIssue {
-  return { code, message, line, excerpt: buf.toString('utf8', start, Math.min(end, start + EXCERPT)) };
+  const excerpt = buf.toString('utf8', start, Math.min(end, start + EXCERPT));
+  return kept ? { code, message, line, excerpt, kept } : { code, message, line, excerpt };
 }
 
 /** True when the value is a ParseIssue rather than a record. */
@@ -54,6 +56,12 @@ export class ByteRecord implements AuditRecord {
     readonly enrichedStart: number,
     readonly enrichedEnd: number,
     readonly line: number,
+    /**
+     * Where the record's line starts in `src` (its `node=` or `type=`), for
+     * writers that copy it as it came in; -1 for a netlink payload, which
+     * starts at `audit(` and has no `type=` of its own.
+     */
+    readonly lineStart: number,
   ) {}
 
   get time(): string {
@@ -191,7 +199,7 @@ export function decimalField(src: Buffer, from: number, to: number): number | nu
 }
 
 /** Whether the ASCII string `text` is at `src[at..]`. */
-export function asciiAt(src: Buffer, at: number, text: string): boolean {
+export function asciiAt(src: Uint8Array, at: number, text: string): boolean {
   for (let i = 0; i < text.length; i++) if (src[at + i] !== text.charCodeAt(i)) return false;
   return true;
 }
@@ -286,14 +294,134 @@ function digits(buf: Buffer, from: number, to: number): number {
   return v;
 }
 
-function indexIn(buf: Buffer, byte: number, from: number, to: number): number {
+/** Bytes of a name in auditd's enriched part (an upper-cased field name): 1, else 0. */
+const ENRICHED_NAME = new Uint8Array(256);
+for (const c of Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-', 'latin1')) ENRICHED_NAME[c] = 1;
+
+/**
+ * Whether `buf[from..end)` is an enriched part as auditd writes one after
+ * the record's own text: `NAME=VALUE` fields, one space apart, each name an
+ * upper-cased field name, each value `"…"`, `{ … }` or words with no quote
+ * and no `=` (hex, `x86_64`, `execve`, `unknown family(0)`). Empty is one
+ * too (auditd found nothing to add).
+ *
+ * This is how the real separator is told from a `\x1d` inside a user
+ * message's text, which the kernel passes on raw: the enriched part is
+ * always last and never holds a `\x1d`, so only the line's last `\x1d` can
+ * start it; and text after a `\x1d` of the message never reads as one,
+ * since the message ends with the kernel's closing `'` (a RAW log) or is
+ * followed by the real separator (an ENRICHED log), and neither can be in a
+ * valid enriched part. It runs for every line of an ENRICHED log: one pass,
+ * no calls.
+ */
+export function isEnrichedPart(buf: Uint8Array, from: number, end: number): boolean {
+  let i = from;
+  while (i < end) {
+    const token = i;
+    while (i < end && ENRICHED_NAME[buf[i]!] === 1) i++;
+    if (i > token && i < end && buf[i] === 0x3d /* = */) {
+      i++;
+      if (i === end) return false;
+      const q = buf[i];
+      if (q === 0x22 /* " */) {
+        i++;
+        while (i < end && buf[i] !== 0x22) i++;
+        if (i === end) return false;
+        i++;
+      } else if (q === 0x7b /* { */) {
+        // A socket address, `{ saddr_fam=local path=/tmp/{x} }`: up to a ` }` that ends a word.
+        i++;
+        while (
+          i < end &&
+          !(buf[i] === 0x7d && buf[i - 1] === SPACE && (i + 1 === end || buf[i + 1] === SPACE))
+        ) {
+          i++;
+        }
+        if (i === end) return false;
+        i++;
+      } else {
+        while (i < end) {
+          const c = buf[i];
+          if (c === SPACE) break;
+          if (c === 0x22 || c === 0x27) return false;
+          i++;
+        }
+      }
+    } else {
+      // A word with no `=` goes on with the value before it (`SADDR=unknown family(0)`).
+      if (token === from || token === end || buf[token] === SPACE) return false;
+      for (i = token; i < end; i++) {
+        const c = buf[i];
+        if (c === SPACE) break;
+        if (c === 0x3d || c === 0x22 || c === 0x27) return false;
+      }
+    }
+    if (i === end) return true;
+    if (buf[i] !== SPACE || i + 1 === end) return false;
+    i++;
+  }
+  return true;
+}
+
+function indexIn(buf: Uint8Array, byte: number, from: number, to: number): number {
   for (let i = from; i < to; i++) if (buf[i] === byte) return i;
   return -1;
 }
 
+/** For parseStamped: a netlink payload, which has no enriched part, no link and no line of its own. */
+const NETLINK_FORM = -3;
+/** For parseLineBytes: the caller does not know where the line's last `\x1d` is. */
+export const SEARCH_SEPARATOR = -2;
+
+const LINK = ' record=';
+
+/**
+ * Where the body ends without the ` record=N` that contid appends to a
+ * record it links a CONTAINER_ID to (the kernel series' link), or `be`
+ * when it has none. contid recomputes its records and links on every
+ * replay, so that replaying its own host log gives that log again; no
+ * kernel record ends with such a field (the kernel never writes `record=`,
+ * a user message ends with its closing quote).
+ */
+function withoutLink(buf: Buffer, bs: number, be: number): number {
+  let d = be;
+  while (d > bs && buf[d - 1]! >= 0x30 && buf[d - 1]! <= 0x39) d--;
+  const digits = be - d;
+  if (digits === 0 || digits > 9 || buf[d] === 0x30) return be;
+  const at = d - LINK.length;
+  if (at >= bs) {
+    if (!asciiAt(buf, at, LINK)) return be;
+    let e = at;
+    while (e > bs && buf[e - 1] === SPACE) e--;
+    return e;
+  }
+  // A record with no fields of its own: only the link, after `): `. Its
+  // (empty) body ends where the link starts, at the link's space.
+  if (at + 1 === bs && buf[bs - 1] === SPACE && asciiAt(buf, bs, LINK.slice(1))) return at;
+  return be;
+}
+
+/**
+ * Where the ` record=N` link that was left out of a record ends, when one
+ * follows its body (`bodyEnd`); else -1. A body's trimmed end is followed
+ * only by spaces and then the enriched part or the line's end, unless a
+ * link was left out there, so this finds exactly the links withoutLink
+ * took off.
+ */
+export function linkEnd(src: Uint8Array, bodyEnd: number): number {
+  let i = bodyEnd;
+  while (src[i] === SPACE) i++;
+  if (!asciiAt(src, i, LINK.slice(1))) return -1;
+  i += LINK.length - 1;
+  while (i < src.length && src[i]! >= 0x30 && src[i]! <= 0x39) i++;
+  return i;
+}
+
 /**
  * Parses `audit(SEC.MS:SERIAL)` at `at` (the index of `audit(`) and the
- * fields after it. Shared by the log-line and netlink forms.
+ * fields after it. Shared by the log-line and netlink forms. `separator` is
+ * the line's last `\x1d` (SEARCH_SEPARATOR: find it; NO_SEPARATOR: the
+ * record has no enriched part).
  */
 function parseStamped(
   buf: Buffer,
@@ -304,7 +432,7 @@ function parseStamped(
   entry: TypeEntry,
   lineNo: number,
   separator: number,
-): AuditRecord | ParseIssue {
+): ByteRecord | ParseIssue {
   const open = at + 6; // after 'audit('
   const close = indexIn(buf, 0x29 /* ) */, open, end);
   const dot = close < 0 ? -1 : indexIn(buf, 0x2e /* . */, open, close);
@@ -343,9 +471,9 @@ function parseStamped(
   // Fields start after '): ' (or ') ' in old formats without the colon).
   let bs = close + 1;
   if (bs < end && buf[bs] === 0x3a) bs++;
-  let gs = separator >= bs ? separator : -1;
+  let gs = separator === NETLINK_FORM ? -1 : separator;
   if (separator === SEARCH_SEPARATOR) {
-    // The enriched part is at the end: search backwards, within the line.
+    gs = -1;
     for (let i = end - 1; i >= bs; i--) {
       if (buf[i] === 0x1d) {
         gs = i;
@@ -353,32 +481,26 @@ function parseStamped(
       }
     }
   }
+  if (gs >= 0 && (gs < bs || !isEnrichedPart(buf, gs + 1, end))) gs = -1;
   let be = gs < 0 ? end : gs;
   while (bs < be && buf[bs] === SPACE) bs++;
   while (be > bs && buf[be - 1] === SPACE) be--;
+  if (separator !== NETLINK_FORM) {
+    be = withoutLink(buf, bs, be);
+    if (be < bs) bs = be;
+  }
   return new ByteRecord(
     buf, node, entry.type, entry.name, open, colon, timeMs, serial, bs, be,
-    gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo,
+    gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo, separator === NETLINK_FORM ? -1 : start,
   ); // prettier-ignore
 }
-
-const SYSCALL_TYPE = 1300;
-const DAEMON_START_TYPE = 1200;
-
-/** Whether a DAEMON_START record says auditd writes RAW (`format=raw`); `raw` when it does not say. */
-function formatOf(record: AuditRecord, raw: boolean): boolean {
-  const m = / format=(raw|enriched)(?: |$)/.exec(record.body);
-  return m === null ? raw : m[1] === 'raw';
-}
-
-/** For parseLineBytes: the caller does not know where the line's last `\x1d` is. */
-export const SEARCH_SEPARATOR = -2;
 
 /**
  * Parses one line of an audit log or of auditd's plugin stream from
  * `buf[start..end)`: `[node=N ]type=T msg=audit(SEC.MS:SERIAL): fields[\x1denriched]`.
  * `separator` is where the line's last `\x1d` is when the caller knows it
- * (-1: it has none), which spares a search of the line.
+ * (-1: it has none), which spares a search of the line. A ` record=N` link
+ * that contid appended is left out of the record's fields.
  */
 export function parseLineBytes(
   buf: Buffer,
@@ -386,7 +508,7 @@ export function parseLineBytes(
   end: number,
   lineNo: number,
   separator = SEARCH_SEPARATOR,
-): AuditRecord | ParseIssue {
+): ByteRecord | ParseIssue {
   // Trailing spaces and CR (RAW EOE lines end with a space).
   while (end > start && (buf[end - 1] === SPACE || buf[end - 1] === 0x0d)) end--;
   let pos = start;
@@ -418,25 +540,63 @@ export function parseLine(line: string, lineNo: number): AuditRecord | ParseIssu
 }
 
 /**
+ * Type names of the records contid itself adds to its output. On input they
+ * are not evidence but contid's earlier verdict, which a replay recomputes:
+ * they are left out (and counted), so that replaying contid's host log gives
+ * that log again rather than a second copy of each. Matched by name as
+ * written, never by number: a kernel record is never one of them.
+ */
+const OWN_TYPES: readonly Buffer[] = ['CONTAINER_ID', 'CONTAINER_OP', 'CONTID_FORGERY'].map((n) =>
+  Buffer.from(`type=${n} `, 'latin1'),
+);
+
+/** Whether the line `buf[start..end)` is one of contid's own records (see OWN_TYPES). */
+export function isOwnRecordLine(buf: Buffer, start: number, end: number): boolean {
+  let pos = start;
+  if (startsWith(buf, pos, end, 'node=')) {
+    const sp = indexIn(buf, SPACE, pos, end);
+    if (sp < 0) return false;
+    pos = sp + 1;
+  }
+  // CONTAINER_*, CONTID_*: most lines are told apart by two bytes.
+  if (buf[pos + 5] !== 0x43 /* C */ || buf[pos + 6] !== 0x4f /* O */) return false;
+  for (const t of OWN_TYPES) if (pos + t.length <= end && sameAs(t, buf, pos, pos + t.length)) return true;
+  return false;
+}
+
+/**
  * Parses a record in the netlink payload form, `audit(SEC.MS:SERIAL): fields`,
  * whose type arrives separately as the netlink message type.
+ *
+ * The payload is taken as auditd's writer takes it, so that the record
+ * reads and writes as it would in auditd's log: it ends at its first NUL
+ * (auditd prints it with `%.*s`), each `\n` becomes a space (a user
+ * message's text is the sender's own bytes, and a newline would start a
+ * line of its choosing), one trailing space goes, and every other byte
+ * stays as it is. The kernel never sends an enriched part, so a `\x1d` is
+ * the sender's text too.
  */
 export function parseNetlink(
   type: number,
   payload: string | Buffer,
   node: string | null = null,
 ): AuditRecord | ParseIssue {
-  const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  let end = buf.length;
-  // Some senders include the C string's terminating NUL.
-  while (end > 0 && buf[end - 1] === 0) end--;
+  let buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  let end = buf.indexOf(0);
+  if (end < 0) end = buf.length;
+  let nl = buf.indexOf(0x0a);
+  if (nl >= 0 && nl < end) {
+    // A copy: the caller's buffer is not ours to change.
+    buf = Buffer.from(buf.subarray(0, end));
+    for (; nl >= 0; nl = buf.indexOf(0x0a, nl + 1)) buf[nl] = SPACE;
+  }
+  if (end > 0 && buf[end - 1] === SPACE) end--;
+  buf = buf.subarray(0, end);
   if (!startsWith(buf, 0, end, 'audit(')) {
     return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
   }
   const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
-  // The kernel's records have no enriched part (auditd adds it when it
-  // writes): a \x1d on netlink is a user message's text.
-  return parseStamped(buf, 0, end, 0, node, entry, 0, -1);
+  return parseStamped(buf, 0, end, 0, node, entry, 0, NETLINK_FORM);
 }
 
 export interface RecordParserOptions {
@@ -444,6 +604,20 @@ export interface RecordParserOptions {
   readonly maxLineBytes?: number;
   readonly onRecord: (record: AuditRecord) => void;
   readonly onIssue: (issue: ParseIssue) => void;
+}
+
+/** Counters of a RecordParser. */
+export interface RecordParserStats {
+  /** Lines read. */
+  lines: number;
+  /** Blank and comment lines skipped. */
+  skipped: number;
+  /** contid's own CONTAINER_ID, CONTAINER_OP and CONTID_FORGERY records left out (recomputed). */
+  ownRecords: number;
+  /** ` record=N` links contid had appended, left out of their records' fields (recomputed). */
+  links: number;
+  /** Last lines of an input without a final newline: read, and reported as possibly cut off. */
+  unterminated: number;
 }
 
 /**
@@ -456,6 +630,9 @@ export class RecordParser {
   readonly #onRecord: (record: AuditRecord) => void;
   readonly #onIssue: (issue: ParseIssue) => void;
   #skipped = 0;
+  #own = 0;
+  #links = 0;
+  #unterminated = 0;
   /**
    * The buffer whose \x1d bytes (auditd's enriched-part separators) are
    * being looked for, the position looked from, and the first one there
@@ -466,16 +643,6 @@ export class RecordParser {
   #sepBuf: Buffer | null = null;
   #sepFrom = 0;
   #sepAt = -1;
-  /**
-   * The stream is RAW as far as its records tell: a SYSCALL record without
-   * an enriched part (auditd's ENRICHED format gives every one an ARCH and
-   * SYSCALL interpretation), or DAEMON_START `format=raw`. A \x1d is then
-   * text: the kernel passes a user message's bytes as sent (it escapes every
-   * other string), so a user message may hold one, and only auditd's
-   * ENRICHED writer adds the separator after it. Until a record tells, a
-   * line's last \x1d is taken as the separator.
-   */
-  #raw = false;
 
   constructor(options: RecordParserOptions) {
     this.#onRecord = options.onRecord;
@@ -483,8 +650,8 @@ export class RecordParser {
     const max = options.maxLineBytes ?? 1024 * 1024;
     this.#lines = new LineSplitter({
       maxLineBytes: max,
-      onLine: (buf, start, end, lineNo) => {
-        this.#line(buf, start, end, lineNo);
+      onLine: (buf, start, end, lineNo, terminated) => {
+        this.#line(buf, start, end, lineNo, terminated);
       },
       onOverlong: (lineNo, bytes, head) => {
         this.#onIssue({
@@ -507,6 +674,17 @@ export class RecordParser {
     return this.#skipped;
   }
 
+  /** Counters so far. */
+  stats(): RecordParserStats {
+    return {
+      lines: this.#lines.lines,
+      skipped: this.#skipped,
+      ownRecords: this.#own,
+      links: this.#links,
+      unterminated: this.#unterminated,
+    };
+  }
+
   /** Feeds a chunk; it must not be modified afterwards (records refer to it). */
   push(chunk: Buffer | string): void {
     // A buffer the splitter reuses for lines across chunks is looked at afresh.
@@ -514,7 +692,17 @@ export class RecordParser {
     this.#lines.push(chunk);
   }
 
+  /**
+   * Ends one input of several (a file): its last line ends there even
+   * without a newline, and is reported if it has none.
+   */
+  endFile(): void {
+    this.#sepBuf = null;
+    this.#lines.endFile();
+  }
+
   end(): void {
+    this.#sepBuf = null;
     this.#lines.end();
   }
 
@@ -525,38 +713,55 @@ export class RecordParser {
       this.#sepFrom = from;
       this.#sepAt = buf.indexOf(0x1d, from);
     }
-    let at = this.#sepAt;
+    const at = this.#sepAt;
     if (at < 0 || at >= end) return -1;
-    // The one found is in this line: look on for a later one (and for the next line's).
-    for (;;) {
-      const next = buf.indexOf(0x1d, at + 1);
+    // The one found is in this line: look on for the next (usually the next line's).
+    const next = buf.indexOf(0x1d, at + 1);
+    if (next < 0 || next >= end) {
       this.#sepFrom = at + 1;
       this.#sepAt = next;
-      if (next < 0 || next >= end) return at;
-      at = next;
+      return at;
     }
+    // Several in this line (a message's text may hold any number): its last,
+    // then the first after it, in two searches whatever their number.
+    this.#sepFrom = end;
+    this.#sepAt = buf.indexOf(0x1d, end);
+    return buf.lastIndexOf(0x1d, end - 1);
   }
 
-  #line(buf: Buffer, start: number, end: number, lineNo: number): void {
+  #line(buf: Buffer, start: number, end: number, lineNo: number, terminated: boolean): void {
     let i = start;
     while (i < end && (buf[i] === SPACE || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
     if (i === end || buf[start] === 0x23 /* # */) {
       this.#skipped++;
       return;
     }
-    const separator = this.#lastSeparator(buf, start, end);
-    let r = parseLineBytes(buf, start, end, lineNo, this.#raw ? -1 : separator);
-    if (isIssue(r)) {
+    if (isOwnRecordLine(buf, start, end)) {
+      this.#own++;
+      return;
+    }
+    const r = parseLineBytes(buf, start, end, lineNo, this.#lastSeparator(buf, start, end));
+    if (!(r instanceof ByteRecord)) {
       this.#onIssue(r);
       return;
     }
-    if (r.type === SYSCALL_TYPE || r.type === DAEMON_START_TYPE) {
-      // These tell the format, and hold no \x1d of their own: a RAW stream that
-      // turned ENRICHED (a log file across a change of auditd.conf) shows it here.
-      const enriched = this.#raw && separator >= 0 ? parseLineBytes(buf, start, end, lineNo, separator) : r;
-      if (!isIssue(enriched)) r = enriched;
-      this.#raw = r.type === SYSCALL_TYPE ? r.enriched === null : formatOf(r, this.#raw);
+    if (!terminated) {
+      this.#unterminated++;
+      this.#onIssue(
+        issue(
+          'ERR_UNTERMINATED_LINE',
+          'Last line of the input has no newline: the record may be cut off',
+          lineNo,
+          buf,
+          start,
+          end,
+          true,
+        ),
+      );
     }
+    // A left-out link follows the body: most bodies end at their line's end or \x1d.
+    const after = r.src[r.bodyEnd];
+    if ((after === SPACE || after === 0x72) /* r */ && linkEnd(r.src, r.bodyEnd) >= 0) this.#links++;
     this.#onRecord(r);
   }
 }

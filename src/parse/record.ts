@@ -41,8 +41,19 @@ export interface AuditRecord {
 /** A line or message that could not be parsed into a record. */
 export interface ParseIssue {
   /** Stable code: see docs/errors.md. */
-  readonly code: 'ERR_LINE_TOO_LONG' | 'ERR_BAD_RECORD' | 'ERR_BAD_TIMESTAMP';
+  readonly code:
+    | 'ERR_LINE_TOO_LONG'
+    | 'ERR_BAD_RECORD'
+    | 'ERR_BAD_TIMESTAMP'
+    | 'ERR_UNTERMINATED_LINE'
+    | 'ERR_FIELD_WITHOUT_VALUE';
   readonly message: string;
+  /**
+   * True when the record was read all the same and the issue is only
+   * reported (a last line without a newline, a word JSON cannot hold); absent
+   * when the line was skipped.
+   */
+  readonly kept?: boolean;
   /** 1-based input line number (0 for netlink messages). */
   readonly line: number;
   /** The start of the offending text, at most 200 characters. */

@@ -8,7 +8,8 @@ import type { AuditEvent } from '../assemble/event.js';
 import { ByteSink } from '../output/byte-sink.js';
 import type { IdNames } from '../output/interpretation.js';
 import { InterpretedEventWriter } from '../output/interpreted.js';
-import { JsonEventWriter } from '../output/json.js';
+import { JsonEventWriter, type JsonWriterStats } from '../output/json.js';
+import type { ParseIssue } from '../parse/record.js';
 import { TextEventWriter } from '../output/text.js';
 import type { LabelledEvent } from '../policy/labeller.js';
 import { labelOutput } from './labels.js';
@@ -22,6 +23,8 @@ export type OutputFormat = 'json' | 'text' | 'interpreted';
 export interface EncoderOptions {
   /** Names for uids/gids, only when the user asked for them. */
   readonly ids?: IdNames | null;
+  /** Told of input the JSON format cannot hold as it is (see JsonWriterOptions.onIssue). */
+  readonly onIssue?: (issue: ParseIssue) => void;
   /** Initial output buffer size; take() starts a fresh buffer of this size (default 1 MiB). */
   readonly bufferBytes?: number;
 }
@@ -34,7 +37,13 @@ export class EventEncoder {
 
   constructor(format: OutputFormat, options: EncoderOptions = {}) {
     this.#sink = new ByteSink(options.bufferBytes ?? 1 << 20);
-    this.#json = format === 'json' ? new JsonEventWriter(this.#sink, options.ids ?? null) : null;
+    this.#json =
+      format === 'json'
+        ? new JsonEventWriter(this.#sink, {
+            ids: options.ids ?? null,
+            ...(options.onIssue === undefined ? {} : { onIssue: options.onIssue }),
+          })
+        : null;
     this.#text =
       format === 'text'
         ? new TextEventWriter(this.#sink)
@@ -54,6 +63,11 @@ export class EventEncoder {
   writePlain(event: AuditEvent): void {
     if (this.#json !== null) this.#json.write(event);
     else this.#text!.write(event);
+  }
+
+  /** The JSON writer's counters (all zero for text, which writes every byte as it came). */
+  stats(): JsonWriterStats {
+    return this.#json?.stats() ?? { fieldCapped: 0, wordsWithoutValue: 0, invalidUtf8: 0, argvOmitted: 0 };
   }
 
   /** Bytes written since the last take. */

@@ -35,6 +35,8 @@ export interface ReplayOptions {
   readonly keyring?: Keyring;
   /** Most processes tracked (default 1,000,000). */
   readonly maxProcesses?: number;
+  /** Most records in one event (default 10,000; see AssemblerOptions.maxRecordsPerEvent). */
+  readonly maxRecordsPerEvent?: number;
   /** A daemon checkpoint to start from (logs that begin after the daemon started). */
   readonly state?: LabellingOptions['state'];
   /**
@@ -64,6 +66,20 @@ export interface ReplayStats extends AssemblerStats {
   skippedLines: number;
   /** Lines that were not records (malformed, truncated, overlong). */
   badLines: number;
+  /** contid's own CONTAINER_ID, CONTAINER_OP and CONTID_FORGERY records in the input, left out (recomputed). */
+  ownRecords: number;
+  /** ` record=N` links contid had appended to input records, left out (recomputed). */
+  links: number;
+  /** Last lines of an input without a final newline (read, reported: the record may be cut off). */
+  unterminatedLines: number;
+  /** Words with no value in kernel records, which JSON leaves out (reported; text keeps them). */
+  wordsWithoutValue: number;
+  /** Records with more fields than JSON writes (the rest is kept whole in `rest`). */
+  fieldCapped: number;
+  /** Records whose bytes were not valid UTF-8 (JSON has U+FFFD for each bad sequence; text keeps them). */
+  invalidUtf8: number;
+  /** EXECVE records written without `argv` in JSON (argument numbers far past the record's size). */
+  argvOmitted: number;
   /** The first `keepIssues` problems, with line numbers. */
   issues: ParseIssue[];
   /** Label tracking counters (summed over nodes), when labels are on. */
@@ -114,7 +130,12 @@ export class ReplayPipeline {
             },
             ...(options.state === undefined ? {} : { state: options.state }),
           }));
-    const out = (this.#out = new EventEncoder(options.format, { ids }));
+    const out = (this.#out = new EventEncoder(options.format, {
+      ids,
+      onIssue: (i) => {
+        this.#note(i);
+      },
+    }));
     const filter = (this.#filter = options.filter ?? null);
     if (filter !== null && stage === null && filter.needsLabels) {
       throw new TypeError('A --contid filter needs labels');
@@ -164,6 +185,7 @@ export class ReplayPipeline {
     this.#assembler = new EventAssembler({
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
+      ...(options.maxRecordsPerEvent === undefined ? {} : { maxRecordsPerEvent: options.maxRecordsPerEvent }),
       onEvent: (e) => {
         this.#write(e);
       },
@@ -174,15 +196,30 @@ export class ReplayPipeline {
         this.#assembler.push(r);
       },
       onIssue: (i) => {
-        this.#badLines++;
-        if (this.#issues.length < this.#keepIssues) this.#issues.push(i);
+        this.#note(i);
       },
     });
+  }
+
+  /** Counts an issue (a skipped line unless the record was kept) and keeps the first ones. */
+  #note(issue: ParseIssue): void {
+    if (issue.kept !== true) this.#badLines++;
+    if (this.#issues.length < this.#keepIssues) this.#issues.push(issue);
   }
 
   /** Feeds input; returns the output it completed (UTF-8). */
   push(chunk: Buffer | string): Buffer {
     this.#parser.push(chunk);
+    return this.#take();
+  }
+
+  /**
+   * Ends one input of several (a file): its last line ends there, newline
+   * or not, rather than run into the next input's first. Returns the output
+   * it completed.
+   */
+  endFile(): Buffer {
+    this.#parser.endFile();
     return this.#take();
   }
 
@@ -195,11 +232,20 @@ export class ReplayPipeline {
   }
 
   stats(): ReplayStats {
+    const parsed = this.#parser.stats();
+    const written = this.#out.stats();
     return {
       ...this.#assembler.stats(),
-      lines: this.#parser.lines,
-      skippedLines: this.#parser.skipped,
+      lines: parsed.lines,
+      skippedLines: parsed.skipped,
       badLines: this.#badLines,
+      ownRecords: parsed.ownRecords,
+      links: parsed.links,
+      unterminatedLines: parsed.unterminated,
+      wordsWithoutValue: written.wordsWithoutValue,
+      fieldCapped: written.fieldCapped,
+      invalidUtf8: written.invalidUtf8,
+      argvOmitted: written.argvOmitted,
       issues: [...this.#issues],
       ...this.#labelStats(),
       forgeries: [...this.#forgeries],
