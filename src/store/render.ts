@@ -69,7 +69,7 @@ export class StoredEventWriter {
       }
       case 'json': {
         const { JsonEventWriter } = await import('../output/json.js');
-        const w = new JsonEventWriter(sink, ids);
+        const w = new JsonEventWriter(sink, { ids });
         return new StoredEventWriter(sink, (event, extras, _links, contid) => {
           w.write(event, {
             contid,
