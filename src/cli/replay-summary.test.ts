@@ -23,6 +23,9 @@ const base: ReplayStats = {
   nodes: 0,
   nodesOverflow: 0,
   forgeries: [],
+  evidence: null,
+  evidenceProblems: [],
+  intactSpans: [],
   matched: null,
 };
 

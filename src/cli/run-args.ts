@@ -39,6 +39,9 @@ Options (each may also be set in the config file as "key = value"):
       --reconcile-interval MS
                              Check labelled and delegated processes against /proc
                              this often (default 30000; 0: only after a loss)
+      --seal-interval MS     Write a seal marker (an HMAC over the records read)
+                             this often, so a replay can tell which spans of a
+                             log are intact (default 10000; 0: never)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)

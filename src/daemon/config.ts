@@ -45,6 +45,12 @@ export interface DaemonConfig {
    * (ms; 0: never, only after a loss).
    */
   readonly reconcileIntervalMs: number;
+  /**
+   * How often a seal marker is written (ms; 0: never): an HMAC over the
+   * records read since the last, so a replay can say which spans of a log
+   * are intact (docs/markers.md, "What a replay proves").
+   */
+  readonly sealIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
 }
@@ -74,6 +80,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   adopt: false,
   procConnector: true,
   reconcileIntervalMs: 30_000,
+  sealIntervalMs: 10_000,
   socket: DEFAULT_CONTROL_SOCKET,
 };
 
@@ -150,6 +157,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['adopt', boolean('adopt')],
   ['proc-connector', boolean('procConnector')],
   ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
+  ['seal-interval', integer('sealIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
 ]);
 

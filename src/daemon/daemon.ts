@@ -27,6 +27,7 @@ import {
   SEED_ENTRIES_PER_MARKER,
   type MarkerBody,
   type MarkerCaller,
+  type MarkerStamp,
 } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
@@ -42,6 +43,7 @@ import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
 import { readProcFacts, readProcSnapshot } from './proc-seed.js';
+import { Sealer } from './sealer.js';
 import { Witness } from './witness.js';
 import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
 
@@ -139,6 +141,13 @@ export class Daemon implements DaemonApi {
   /** Marker seqs of this start whose read-back someone awaits (start, stop). */
   readonly #echoes = new Map<number, () => void>();
   #seq = 0;
+  /** The kernel stamp of the latest marker of this start read back: the next marker's `prev=`. */
+  #lastEcho: MarkerStamp | null = null;
+  /** Seals the records read (src/daemon/sealer.ts); null with `seal-interval` 0. */
+  readonly #sealer: Sealer | null;
+  #sealTimer: NodeJS.Timeout | undefined;
+  /** Losses (ENOBUFS, serial gaps, the kernel's lost counter) at the last seal. */
+  #lossesAtSeal = 0;
   /** The host log write in flight. */
   #writing: Promise<void> | null = null;
   #stopping: Promise<number> | undefined;
@@ -171,6 +180,7 @@ export class Daemon implements DaemonApi {
     this.#kernel = parts.kernel;
     this.startId = parts.keyring.startId;
     this.#secret = parts.keyring.secret;
+    this.#sealer = parts.config.sealIntervalMs > 0 ? new Sealer({ secret: parts.keyring.secret }) : null;
     this.#hostLog = parts.hostLog;
     this.#encoder =
       parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
@@ -180,6 +190,9 @@ export class Daemon implements DaemonApi {
         maxProcesses: parts.config.maxProcesses,
         questions: true,
       },
+      // Markers missing or moved show in the host log; verifying its own
+      // seals would only hash every record twice.
+      evidence: { seals: false },
     });
     this.#witness = new Witness({
       labeller: () => this.#labeller,
@@ -336,6 +349,12 @@ export class Daemon implements DaemonApi {
       }
       log('info', `Seeded the process table with ${procs.length} processes from /proc (seed markers)`);
     }
+    if (this.#sealer !== null) {
+      this.#sealTimer = setInterval(() => {
+        this.#seal(false);
+      }, this.#config.sealIntervalMs);
+      this.#sealTimer.unref();
+    }
     if (this.#config.reconcileIntervalMs > 0) {
       this.#reconcileTimer = setInterval(() => {
         this.#witness.reconcile(false);
@@ -367,12 +386,53 @@ export class Daemon implements DaemonApi {
 
   /** Sends a marker; returns its seq. @throws {SyscallError} */
   #sendMarker(body: MarkerBody): number {
-    const seq = ++this.#seq;
+    const seq = this.#seq + 1;
+    const prev = this.#lastEcho;
     this.#control.sendUserMessage(
       MARKER_TYPE,
-      encodeMarker({ start: this.startId, seq, body }, this.#secret),
+      encodeMarker(
+        prev === null ? { start: this.startId, seq, body } : { start: this.startId, seq, prev, body },
+        this.#secret,
+      ),
     );
+    // A marker that was not sent takes no seq: a gap in a log means a marker lost or deleted.
+    this.#seq = seq;
     return seq;
+  }
+
+  /**
+   * Seals the records read that the stream is well past (with `final`: all
+   * of them), when there are any. Losses since the last seal mark it lossy.
+   */
+  #seal(final: boolean): void {
+    if (this.#sealer === null) return;
+    const source = this.#source.stats();
+    const kernel = this.#kernel0 === null ? 0 : Math.max(0, this.#kernel0.lost - this.#lostAtStart);
+    const losses = source.enobufs + this.#assembler.stats().lostEstimate + kernel;
+    const body = this.#sealer.seal(Date.now(), { final, lossy: losses > this.#lossesAtSeal });
+    if (body === null) return;
+    try {
+      this.#sendMarker(body);
+      this.#lossesAtSeal = losses;
+    } catch (error) {
+      this.#log(
+        'warning',
+        `Cannot send a seal marker: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+
+  /**
+   * A marker record read from the source: one of this start's gives the
+   * next marker its `prev=` (its kernel stamp), and the start marker begins
+   * sealing. The kernel-stamped pid is the daemon's only for its own.
+   */
+  #noteOwnMarker(r: AuditRecord): void {
+    if (fieldValue(r, 'pid') !== String(process.pid)) return;
+    const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
+    if (m?.[1] !== this.startId) return;
+    this.#lastEcho = { time: r.time, serial: r.serial };
+    if (m[2] === '1') this.#sealer?.begin(r.serial);
   }
 
   /** Resolves when this start's marker `seq` is read back. */
@@ -385,10 +445,14 @@ export class Daemon implements DaemonApi {
       const batch = await this.#source.next();
       if (batch === null) break;
       this.#lastBatchAt = Date.now();
+      const sealer = this.#sealer;
       for (const r of batch) {
         if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
+        if (r.type === MARKER_TYPE) this.#noteOwnMarker(r);
+        sealer?.add(r);
         this.#assembler.push(r);
       }
+      sealer?.note(this.#lastBatchAt);
       // What the batch raised: never-seen parents to look up, exits passed.
       this.#witness.answerQuestions();
       this.#witness.check();
@@ -670,6 +734,8 @@ export class Daemon implements DaemonApi {
       procConnector: this.#exits === null ? null : this.#exits.stats(),
       witness: this.#witness.stats(),
       hold: this.#stage.stats().hold,
+      evidence: this.#stage.stats().evidence,
+      seals: this.#sealer?.stats() ?? null,
       nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
     };
@@ -745,6 +811,9 @@ export class Daemon implements DaemonApi {
     log('notice', `Stopping: ${reason}`);
     const problems: string[] = [];
     let seq: number | undefined;
+    clearInterval(this.#sealTimer);
+    // What was read so far, before the stop marker ends the start.
+    this.#seal(true);
     try {
       seq = this.#sendMarker({ op: 'stop' });
     } catch (error) {

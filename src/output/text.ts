@@ -57,7 +57,8 @@ export class TextEventWriter {
     if (r instanceof ByteRecord) {
       s.bytes(r.src, r.timeStart, r.timeEnd);
       s.ascii(`:${r.serial}): `);
-      s.bytes(r.src, r.bodyStart, r.bodyEnd);
+      if (r.line === 0) this.#netlinkBody(r.src, r.bodyStart, r.bodyEnd);
+      else s.bytes(r.src, r.bodyStart, r.bodyEnd);
       s.ascii(suffix);
       if (r.enrichedStart >= 0) {
         s.byte(0x1d);
@@ -65,7 +66,7 @@ export class TextEventWriter {
       }
     } else {
       s.ascii(`${r.time}:${r.serial}): `);
-      s.utf8(r.body);
+      s.utf8(r.body.includes('\n') ? r.body.replaceAll('\n', ' ') : r.body);
       s.ascii(suffix);
       if (r.enriched !== null) {
         s.byte(0x1d);
@@ -73,6 +74,22 @@ export class TextEventWriter {
       }
     }
     s.byte(0x0a);
+  }
+
+  /**
+   * A record's fields as the kernel sent them, a newline written as a
+   * space, as auditd writes it: a user message carries its sender's bytes
+   * (KERNEL.md §9), and a newline would start a line of the sender's making.
+   */
+  #netlinkBody(src: Buffer, start: number, end: number): void {
+    const s = this.#sink;
+    let from = start;
+    for (let nl = src.indexOf(0x0a, from); nl >= 0 && nl < end; nl = src.indexOf(0x0a, from)) {
+      s.bytes(src, from, nl);
+      s.byte(0x20);
+      from = nl + 1;
+    }
+    s.bytes(src, from, end);
   }
 }
 
