@@ -145,6 +145,8 @@ export class Daemon implements DaemonApi {
   #lastEcho: MarkerStamp | null = null;
   /** Seals the records read (src/daemon/sealer.ts); null with `seal-interval` 0. */
   readonly #sealer: Sealer | null;
+  /** The node whose records are sealed: the start marker's (an aggregated plugin stream holds others). */
+  #sealNode: string | null | undefined = undefined;
   #sealTimer: NodeJS.Timeout | undefined;
   /** Losses (ENOBUFS, serial gaps, the kernel's lost counter) at the last seal. */
   #lossesAtSeal = 0;
@@ -432,7 +434,10 @@ export class Daemon implements DaemonApi {
     const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
     if (m?.[1] !== this.startId) return;
     this.#lastEcho = { time: r.time, serial: r.serial };
-    if (m[2] === '1') this.#sealer?.begin(r.serial);
+    if (m[2] === '1' && this.#sealer !== null && this.#sealNode === undefined) {
+      this.#sealNode = r.node;
+      this.#sealer.begin(r.serial);
+    }
   }
 
   /** Resolves when this start's marker `seq` is read back. */
@@ -449,7 +454,7 @@ export class Daemon implements DaemonApi {
       for (const r of batch) {
         if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
         if (r.type === MARKER_TYPE) this.#noteOwnMarker(r);
-        sealer?.add(r);
+        if (r.node === this.#sealNode) sealer?.add(r);
         this.#assembler.push(r);
       }
       sealer?.note(this.#lastBatchAt);
