@@ -15,8 +15,17 @@
 //    plain `--format json` of bench.log with both builds. Pinned to CPU 0, CPU
 //    time (user+sys) and peak RSS from /usr/bin/time, median of --runs runs.
 //
+// 3. Times, in this process, what a record costs the seals: the daemon's
+//    SealHasher (canonical form laid out in a batch, AES-CBC-MAC a batch at a
+//    time, added into its bucket) over the first 300,000 records of bench.log,
+//    against a keyed SHA-256 of each record's canonical form, one call per
+//    record, with the canonical forms made beforehand (so that it is timed
+//    without the layout the SealHasher's time includes). Median of 5 rounds.
+//
 // Usage: npm run build && node bench/seals.mjs [--runs N] [--baseline DIR/dist/src/cli/main.js]
+//        [--remake] [--cost-only: step 3 alone]
 import { spawnSync } from 'node:child_process';
+import { hash } from 'node:crypto';
 import { createReadStream, existsSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,13 +37,19 @@ const LOG = path.join(ROOT, 'bench/data/bench.log');
 const SEALED = path.join(ROOT, 'bench/data/bench-sealed.log');
 const KEYRING = path.join(ROOT, 'bench/data/bench-sealed.keyring');
 const { values } = parseArgs({
-  options: { runs: { type: 'string' }, baseline: { type: 'string' }, remake: { type: 'boolean' } },
+  options: {
+    runs: { type: 'string' },
+    baseline: { type: 'string' },
+    remake: { type: 'boolean' },
+    'cost-only': { type: 'boolean' },
+  },
 });
 const runs = Math.max(1, Number(values.runs ?? 3));
 
 const { Sealer } = await import(path.join(ROOT, 'dist/src/daemon/sealer.js'));
 const { encodeMarker, MARKER_TYPE } = await import(path.join(ROOT, 'dist/src/marker/format.js'));
 const { RecordParser } = await import(path.join(ROOT, 'dist/src/parse/parser.js'));
+const { SealBuckets, SealHasher, sealKey } = await import(path.join(ROOT, 'dist/src/marker/seal.js'));
 
 const SECRET = Buffer.alloc(32, 0x5e);
 const START = 'bench-sealed';
@@ -114,6 +129,32 @@ async function parse(file, fn) {
   parser.end();
 }
 
+/** ns per record of the SealHasher, and of one keyed SHA-256 call per record. */
+async function perRecord() {
+  const records = [];
+  await parse(LOG, (r) => {
+    if (records.length < 300_000) records.push(r);
+  });
+  const key = sealKey(SECRET);
+  const canonical = records.map((r) =>
+    Buffer.concat([key, Buffer.from(`${r.type} ${r.time}:${r.serial} ${r.body}`, 'utf8')]),
+  );
+  const mac = [];
+  const sha = [];
+  let sink = 0;
+  for (let round = 0; round < 5; round++) {
+    let t = process.hrtime.bigint();
+    const hasher = new SealHasher(key, new SealBuckets(1 << 20));
+    for (const r of records) hasher.add(r);
+    hasher.flush();
+    mac.push(Number(process.hrtime.bigint() - t) / records.length);
+    t = process.hrtime.bigint();
+    for (const c of canonical) sink ^= hash('sha256', c, 'buffer')[0];
+    sha.push(Number(process.hrtime.bigint() - t) / records.length);
+  }
+  return { records: records.length, mac: median(mac), sha: median(sha), sink };
+}
+
 function timed(argv) {
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', 'taskset', '-c', '0', ...argv], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -134,6 +175,12 @@ if (values.remake === true || !existsSync(SEALED)) {
   const seals = await makeSealedLog();
   console.log(`made ${SEALED}: ${seals} seals`);
 }
+const cost = await perRecord();
+console.log(
+  `per record (${cost.records} records of bench.log): SealHasher ${cost.mac.toFixed(0)} ns, ` +
+    `keyed SHA-256 per record ${cost.sha.toFixed(0)} ns (x${(cost.sha / cost.mac).toFixed(2)})`,
+);
+if (values['cost-only'] === true) process.exit(0);
 const builds = [['this', (...a) => contidArgv(...a)]];
 if (values.baseline !== undefined) {
   builds.push(['baseline', (...a) => [process.execPath, ...cliNodeOptions(), values.baseline, ...a]]);

@@ -19,11 +19,11 @@ import type { MarkerBody } from '../marker/format.js';
 import {
   isSealedType,
   nextBucket,
-  RecordHasher,
   renderTime,
   SEAL_BUCKET_SERIALS,
   SealBuckets,
   sealDigest,
+  SealHasher,
   sealKey,
   SERIAL_WRAP,
 } from '../marker/seal.js';
@@ -53,8 +53,8 @@ const MAX_CHECKPOINTS = 1024;
 
 export class Sealer {
   readonly #key: Buffer;
-  readonly #hasher: RecordHasher;
   readonly #buckets = new SealBuckets(1 << 20);
+  readonly #hasher: SealHasher;
   readonly #marginMs: number;
   /** The first serial not sealed yet; -1 until begin(). */
   #from = -1;
@@ -69,7 +69,7 @@ export class Sealer {
 
   constructor(options: SealerOptions) {
     this.#key = sealKey(options.secret);
-    this.#hasher = new RecordHasher(this.#key);
+    this.#hasher = new SealHasher(this.#key, this.#buckets);
     this.#marginMs = options.marginMs ?? 5000;
   }
 
@@ -96,7 +96,7 @@ export class Sealer {
       }
       if (this.#from - serial < SERIAL_WRAP) return;
     }
-    this.#buckets.add(serial, record.timeMs, this.#hasher.hash(record));
+    this.#hasher.add(record);
     if (serial > this.#newest || this.#newest - serial > SERIAL_WRAP) this.#newest = serial;
   }
 
@@ -145,6 +145,7 @@ export class Sealer {
 
   #sealUpTo(to: number, lossy: boolean, next: number): Extract<MarkerBody, { op: 'seal' }> {
     const from = this.#from;
+    this.#hasher.flush();
     const sum = this.#buckets.take(from, to);
     const late = this.#late;
     this.#late = 0;

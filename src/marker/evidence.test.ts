@@ -2,6 +2,7 @@
 // them: records the daemon reads (hashed into seals as it reads them from
 // netlink) and its markers, each naming the one before as it read it back.
 import assert from 'node:assert/strict';
+import { createCipheriv, createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 
 import { Sealer } from '../daemon/sealer.js';
@@ -9,10 +10,11 @@ import { parseLine, parseNetlink } from '../parse/parser.js';
 import { isIssue } from '../parse/parser.js';
 import { ReplayPipeline, type ReplayStats } from '../pipeline/replay.js';
 import { formatEventText } from '../output/text.js';
+import type { AuditRecord } from '../parse/record.js';
 import type { EvidenceFinding } from './evidence.js';
 import { encodeMarker, MARKER_TYPE, type MarkerBody, type MarkerStamp } from './format.js';
 import type { Keyring } from './keyring.js';
-import { RecordHasher, sealKey } from './seal.js';
+import { recordValue, SealHasher, sealKey } from './seal.js';
 
 const SECRET = Buffer.alloc(32, 7);
 const KEYRING: Keyring = new Map([['S1', { startId: 'S1', daemonPid: 500, secret: SECRET }]]);
@@ -303,11 +305,11 @@ void describe('evidence: gaps, order, chains and seals', () => {
 });
 
 void describe('seal canonical form', () => {
-  const hasher = new RecordHasher(sealKey(SECRET));
+  const key = sealKey(SECRET);
   const hashOf = (text: string): string => {
     const r = parseLine(text, 1);
     assert.ok(!isIssue(r));
-    return hasher.hash(r).toString('hex');
+    return recordValue(key, r).toString('hex');
   };
 
   void it('a netlink record hashes as auditd and the host log write it (newline, bytes that are not UTF-8)', () => {
@@ -330,7 +332,7 @@ void describe('seal canonical form', () => {
     const auditd =
       "type=USER_AUTH msg=audit(1700000000.001:77): pid=1 uid=0 auid=4242 ses=3 msg='a b \ufffd\ufffd('";
     assert.equal(written, `${auditd}\n`);
-    assert.equal(hasher.hash(netlink).toString('hex'), hashOf(auditd));
+    assert.equal(recordValue(key, netlink).toString('hex'), hashOf(auditd));
   });
 
   void it('covers the type, the stamp and the fields, not node= or the enriched part', () => {
@@ -342,9 +344,50 @@ void describe('seal canonical form', () => {
     assert.notEqual(hashOf(base.replace('.001', '.002')), hashOf(base));
     assert.notEqual(hashOf(base.replace('pid=1', 'pid=2')), hashOf(base));
     assert.notEqual(
-      new RecordHasher(sealKey(Buffer.alloc(32, 8))).hash(parseLine(base, 1) as never),
+      recordValue(sealKey(Buffer.alloc(32, 8)), parseLine(base, 1) as never).toString('hex'),
       hashOf(base),
     );
+    assert.equal(hashOf(`${base} record=1`), hashOf(base), "contid's link is not part of it");
+  });
+
+  void it('batches compute what a length-prefixed AES-128 CBC-MAC of each record gives', () => {
+    const key = sealKey(SECRET);
+    const reference = (r: AuditRecord): string => {
+      const text = Buffer.from(`${r.type} ${r.time}:${r.serial} ${r.body.replaceAll('\n', ' ')}`, 'utf8');
+      const message = Buffer.alloc(16 + Math.ceil(text.length / 16) * 16);
+      message.writeUInt32LE(text.length, 0);
+      text.copy(message, 16);
+      const aesKey = createHmac('sha256', key).update('contid-seal record v1').digest().subarray(0, 16);
+      const cbc = createCipheriv('aes-128-cbc', aesKey, Buffer.alloc(16));
+      cbc.setAutoPadding(false);
+      const out = Buffer.concat([cbc.update(message), cbc.final()]);
+      return out.subarray(out.length - 16).toString('hex');
+    };
+    // Lengths across block boundaries, long records among short ones, more
+    // than a batch; netlink records with newlines among them (made canonical
+    // in the batch, whose bytes past a record are left from earlier ones).
+    const records: AuditRecord[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const r =
+        i % 10 === 3
+          ? parseNetlink(1100, `audit(1700000000.001:${i}): pid=1 msg='op=x\n${'y\n'.repeat(i % 40)}'`)
+          : parseLine(
+              `type=PATH msg=audit(1700000000.${String(i % 1000).padStart(3, '0')}:${i}): name="${'x'.repeat((i * 7919) % (i % 97 === 0 ? 9000 : 300))}"`,
+              i + 1,
+            );
+      assert.ok(!isIssue(r));
+      records.push(r);
+    }
+    const got = new Map<number, string>();
+    const hasher = new SealHasher(key, {
+      add: (serial, _time, value, offset) => {
+        got.set(serial, Buffer.from(value.subarray(offset, offset + 16)).toString('hex'));
+      },
+    });
+    for (const r of records) hasher.add(r);
+    hasher.flush();
+    assert.equal(got.size, records.length);
+    for (const r of records) assert.equal(got.get(r.serial), reference(r), `record ${r.serial}`);
   });
 });
 

@@ -33,9 +33,9 @@ import type { Marker, MarkerBody, MarkerStamp } from './format.js';
 import type { Keyring } from './keyring.js';
 import {
   isSealedType,
-  RecordHasher,
   renderTime,
   SealBuckets,
+  SealHasher,
   sealKey,
   sealMatches,
   SERIAL_WRAP,
@@ -158,7 +158,7 @@ interface PendingSeal {
 interface CurrentStart {
   readonly start: string;
   readonly key: Buffer;
-  readonly hasher: RecordHasher;
+  readonly hasher: SealHasher;
   readonly buckets: SealBuckets;
   readonly pending: PendingSeal[];
   /** The end of the spans judged (-1: none yet). */
@@ -282,7 +282,7 @@ export class EvidenceVerifier {
         }
         continue;
       }
-      cur.buckets.add(serial, r.timeMs, cur.hasher.hash(r));
+      cur.hasher.add(r);
     }
     return out ?? NONE;
   }
@@ -321,11 +321,12 @@ export class EvidenceVerifier {
     const entry = this.#keyring.get(start);
     if (entry === undefined) return;
     const key = sealKey(entry.secret);
+    const buckets = new SealBuckets();
     this.#current = {
       start,
       key,
-      hasher: new RecordHasher(key),
-      buckets: new SealBuckets(),
+      hasher: new SealHasher(key, buckets),
+      buckets,
       pending: [],
       judgedTo: -1,
       firstFrom: -1,
@@ -368,6 +369,7 @@ export class EvidenceVerifier {
     const p = cur.pending.shift()!;
     const { from, to } = p.body;
     if (cur.firstFrom < 0) cur.firstFrom = from;
+    cur.hasher.flush();
     // What came before the span (before the first, or a span whose seal is
     // missing) is not sealed by anything this log holds.
     cur.buckets.dropBelow(from);

@@ -1,19 +1,29 @@
 /**
  * Seals: which spans of a log hold exactly the records the daemon read.
  *
- * The daemon hashes every kernel record it reads (its canonical form, with a
- * key derived from the start's secret), sums the hashes modulo 2^256 per
- * bucket of {@link SEAL_BUCKET_SERIALS} kernel serials, and once the stream
- * is well past a run of buckets writes an `op=seal` marker with the span,
- * the record count and an HMAC of the sum. A sum does not depend on order,
- * so a replay checks the span in any log of the same records: auditd's (in
- * the kernel's queue order), contid's host log (records grouped into
- * events, some held back). The hashes are keyed, so that nobody without the
- * secret can compute what a changed record adds to the sum (an unkeyed sum
- * of hashes modulo 2^256 falls to a generalised birthday search); no single
- * hash, nor the sum, ever leaves the daemon: the marker carries an HMAC of it.
+ * The daemon computes a keyed value of every kernel record it reads (a PRF
+ * of its canonical form, keyed from the start's secret), sums the values
+ * modulo 2^128 per bucket of {@link SEAL_BUCKET_SERIALS} kernel serials,
+ * and once the stream is well past a run of buckets writes an `op=seal`
+ * marker with the span, the record count and an HMAC of the sum. A sum does
+ * not depend on order, so a replay checks the span in any log of the same
+ * records: auditd's (in the kernel's queue order), contid's host log
+ * (records grouped into events, some held back). The values are keyed, so
+ * that nobody without the secret can compute what a changed record adds to
+ * the sum (an unkeyed sum of hashes falls to a generalised birthday
+ * search); no value, nor the sum, ever leaves the daemon: the marker
+ * carries an HMAC of it.
  *
- * Canonical form of a record, the bytes hashed after the key:
+ * The PRF is AES-128 CBC-MAC (zero IV, key {@link recordKey}) of the
+ * canonical form with its length in a first block (a little-endian 32-bit
+ * byte count, then zeros) and zeros to a whole block after it: a length
+ * prefix makes the messages prefix-free, so the MAC is a PRF for any
+ * length (as in CCM). It is computed for a batch of records at once, one
+ * AES-ECB call per block position, because a call per record is what
+ * costs: a keyed SHA-256 per record, one call each, took longer
+ * (bench/README.md, "Seals").
+ *
+ * Canonical form of a record, the bytes MACed:
  *
  *     <type number> <time as written>:<serial> <fields text>
  *
@@ -28,7 +38,7 @@
  * own records (1200–1299, numbered by auditd, not the kernel).
  */
 import { isUtf8 } from 'node:buffer';
-import { createHmac, hash, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
 
 import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
@@ -57,72 +67,188 @@ export function renderTime(ms: number): string {
   return `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`;
 }
 
-/**
- * Keyed hashes of records' canonical forms: SHA-256(key ‖ canonical). The
- * bytes are laid out in one reused buffer, so hashing a record allocates
- * nothing but its digest.
- */
-export class RecordHasher {
-  #scratch: Buffer;
-  readonly #keyLength: number;
+/** Where a record's value goes (a SealBuckets). */
+export interface SealSink {
+  add(serial: number, timeMs: number, value: Uint8Array, offset: number): void;
+}
 
-  constructor(key: Uint8Array) {
-    this.#keyLength = key.length;
-    this.#scratch = Buffer.alloc(key.length + 1024);
-    this.#scratch.set(key, 0);
+/** Records per batch, and bytes: a batch is MACed when either is reached, or when asked. */
+const BATCH_RECORDS = 2048;
+const BATCH_BYTES = 1 << 20;
+
+/**
+ * The keyed values of records (see the module comment), computed a batch
+ * at a time: add() lays a record's canonical form out in the batch, flush()
+ * MACs the batch and hands each value to the sink. Call flush() before
+ * reading the sink.
+ */
+export class SealHasher {
+  readonly #cipher: Cipher;
+  readonly #sink: SealSink;
+  /** The batch: per record a length block, then its canonical form zero-padded to 16 bytes. */
+  #bytes = Buffer.alloc(BATCH_BYTES + 16 * 1024);
+  #words = new Int32Array(this.#bytes.buffer, this.#bytes.byteOffset, this.#bytes.length >> 2);
+  /** Bytes used (a multiple of 16). */
+  #used = 0;
+  #count = 0;
+  /** Per record: its first block, its number of blocks, serial and time. */
+  readonly #first = new Int32Array(BATCH_RECORDS);
+  readonly #blocks = new Int32Array(BATCH_RECORDS);
+  readonly #serials = new Float64Array(BATCH_RECORDS);
+  readonly #times = new Float64Array(BATCH_RECORDS);
+
+  constructor(key: Uint8Array, sink: SealSink) {
+    // ECB computes one block of many CBC-MACs at a time.
+    this.#cipher = createCipheriv('aes-128-ecb', recordKey(key), null);
+    this.#cipher.setAutoPadding(false);
+    this.#sink = sink;
   }
 
-  /** The keyed hash of `record`'s canonical form. */
-  hash(record: AuditRecord): Buffer {
-    let at = this.#keyLength;
+  /** Adds a record to the batch (MACed at once when the batch is full). */
+  add(record: AuditRecord): void {
+    const start = this.#used;
+    let at = start + 16;
     if (record instanceof ByteRecord) {
       const bodyEnd = record.bodyEnd - linkLength(record.src, record.bodyStart, record.bodyEnd);
-      const room = 24 + (record.timeEnd - record.timeStart) + Math.max(0, bodyEnd - record.bodyStart);
-      const s = this.#room(at + room);
+      const body = Math.max(0, bodyEnd - record.bodyStart);
+      const s = this.#room(at + 40 + (record.timeEnd - record.timeStart) + body);
       at = digits(s, at, record.type);
       s[at++] = 0x20;
       at += record.src.copy(s, at, record.timeStart, record.timeEnd);
       s[at++] = 0x3a;
       at = digits(s, at, record.serial);
       s[at++] = 0x20;
-      const body = at;
-      if (bodyEnd > record.bodyStart) at += record.src.copy(s, at, record.bodyStart, bodyEnd);
+      const from = at;
+      if (body > 0) at += record.src.copy(s, at, record.bodyStart, bodyEnd);
       // Text from a log is UTF-8 already (the line splitter decodes it) and
       // cannot hold a newline; a netlink record's bytes are the kernel's.
-      if (record.line === 0) return this.#digest(this.#canonicalBody(body, at));
-      return this.#digest(at);
+      if (record.line === 0) at = this.#canonicalBody(from, at);
+    } else {
+      let text = record.body.replace(LINK, '');
+      if (text.includes('\n')) text = text.replaceAll('\n', ' ');
+      const head = `${record.type} ${record.time}:${record.serial} `;
+      const s = this.#room(at + head.length + Buffer.byteLength(text, 'utf8'));
+      at += s.write(head, at, 'latin1');
+      at += s.write(text, at, 'utf8');
     }
-    let text = record.body.replace(LINK, '');
-    if (text.includes('\n')) text = text.replaceAll('\n', ' ');
-    const head = `${record.type} ${record.time}:${record.serial} `;
-    const s = this.#room(at + head.length + Buffer.byteLength(text, 'utf8'));
-    at += s.write(head, at, 'latin1');
-    at += s.write(text, at, 'utf8');
-    return this.#digest(at);
+    const length = at - start - 16;
+    const end = (at + 15) & ~15;
+    const s = this.#bytes;
+    s.fill(0, at, end);
+    // The length block: a CBC-MAC over a length-prefixed message is a PRF for any length.
+    s.fill(0, start, start + 16);
+    s.writeUInt32LE(length, start);
+    const i = this.#count++;
+    const blocks = (end - start) >> 4;
+    this.#first[i] = start >> 4;
+    this.#blocks[i] = blocks;
+    this.#serials[i] = record.serial;
+    this.#times[i] = record.timeMs;
+    this.#used = end;
+    if (this.#count === BATCH_RECORDS || this.#used >= BATCH_BYTES) this.flush();
+  }
+
+  /** MACs the batch and hands every value to the sink. */
+  flush(): void {
+    const n = this.#count;
+    if (n === 0) return;
+    const w = this.#words;
+    const first = this.#first;
+    const blocks = this.#blocks;
+    // The records still going, and their chaining values in the same order.
+    let act = new Int32Array(n);
+    let act2 = new Int32Array(n);
+    let input = Buffer.alloc(n * 16);
+    let iw = new Int32Array(input.buffer, input.byteOffset, n * 4);
+    for (let r = 0; r < n; r++) {
+      act[r] = r;
+      const b = first[r]! << 2;
+      iw[4 * r] = w[b]!;
+      iw[4 * r + 1] = w[b + 1]!;
+      iw[4 * r + 2] = w[b + 2]!;
+      iw[4 * r + 3] = w[b + 3]!;
+    }
+    let live = n;
+    let state = aligned(this.#cipher.update(input));
+    for (let k = 1; live > 0; k++) {
+      const sw = new Int32Array(state.buffer, state.byteOffset, live * 4);
+      let next = 0;
+      for (let j = 0; j < live; j++) {
+        const r = act[j]!;
+        if (blocks[r]! <= k) {
+          // Block k - 1 was its last: the state is its MAC.
+          this.#sink.add(this.#serials[r]!, this.#times[r]!, state, 16 * j);
+          continue;
+        }
+        const b = (first[r]! + k) << 2;
+        const o = 4 * j;
+        const d = 4 * next;
+        iw[d] = sw[o]! ^ w[b]!;
+        iw[d + 1] = sw[o + 1]! ^ w[b + 1]!;
+        iw[d + 2] = sw[o + 2]! ^ w[b + 2]!;
+        iw[d + 3] = sw[o + 3]! ^ w[b + 3]!;
+        act2[next++] = r;
+      }
+      if (next === 0) break;
+      [act, act2] = [act2, act];
+      live = next;
+      state = aligned(this.#cipher.update(input.subarray(0, 16 * live)));
+      if (live < input.length >> 5) {
+        // Mostly long records are left: a smaller input for the rounds to come.
+        input = Buffer.alloc(live * 16);
+        iw = new Int32Array(input.buffer, input.byteOffset, live * 4);
+      }
+    }
+    this.#count = 0;
+    this.#used = 0;
   }
 
   /** Newlines as spaces, and the bytes from `from` to `end` as valid UTF-8; returns the new end. */
   #canonicalBody(from: number, end: number): number {
-    const s = this.#scratch;
-    for (let i = s.indexOf(0x0a, from); i >= 0 && i < end; i = s.indexOf(0x0a, i + 1)) s[i] = 0x20;
-    const body = s.subarray(from, end);
+    // Searched within the record only: past `end` the batch holds stale bytes.
+    const body = this.#bytes.subarray(from, end);
+    for (let i = body.indexOf(0x0a); i >= 0; i = body.indexOf(0x0a, i + 1)) body[i] = 0x20;
     if (isUtf8(body)) return end;
     const fixed = Buffer.from(body.toString('utf8'), 'utf8');
-    return from + fixed.copy(this.#room(from + fixed.length), from);
+    return from + fixed.copy(this.#room(from + fixed.length + 16), from);
   }
 
+  /** The batch, grown when it has no room for `bytes`. */
   #room(bytes: number): Buffer {
-    if (bytes > this.#scratch.length) {
-      const bigger = Buffer.alloc(Math.max(bytes, this.#scratch.length * 2));
-      this.#scratch.copy(bigger, 0, 0, this.#scratch.length);
-      this.#scratch = bigger;
+    if (bytes + 16 > this.#bytes.length) {
+      const bigger = Buffer.alloc(Math.max(bytes + 16, this.#bytes.length * 2));
+      this.#bytes.copy(bigger);
+      this.#bytes = bigger;
+      this.#words = new Int32Array(bigger.buffer, bigger.byteOffset, bigger.length >> 2);
     }
-    return this.#scratch;
+    return this.#bytes;
   }
+}
 
-  #digest(end: number): Buffer {
-    return hash('sha256', this.#scratch.subarray(0, end), 'buffer');
-  }
+/**
+ * The AES-128 key of the records' CBC-MAC: its own key, derived from the
+ * seal key (which also keys the HMAC of a seal's sum).
+ */
+export function recordKey(sealKey: Uint8Array): Buffer {
+  return createHmac('sha256', sealKey).update('contid-seal record v1').digest().subarray(0, 16);
+}
+
+/** `b`, or a copy of it that an Int32Array can view (its offset a multiple of 4). */
+function aligned(b: Buffer): Buffer {
+  return (b.byteOffset & 3) === 0 ? b : Buffer.from(b);
+}
+
+/** The keyed value of one record (tests and tools; the pipeline batches them). */
+export function recordValue(key: Uint8Array, record: AuditRecord): Buffer {
+  let out = Buffer.alloc(0);
+  const hasher = new SealHasher(key, {
+    add: (_serial, _time, value, offset) => {
+      out = Buffer.from(value.subarray(offset, offset + 16));
+    },
+  });
+  hasher.add(record);
+  hasher.flush();
+  return out;
 }
 
 const LINK = / record=[0-9]{1,5}$/;
@@ -150,25 +276,25 @@ function digits(s: Buffer, at: number, n: number): number {
   return at + len;
 }
 
-/** A sum of records' hashes over a bucket or a span: count, sum modulo 2^256, time range. */
+/** A sum of records' values over a bucket or a span: count, sum modulo 2^128, time range. */
 export class SealSum {
   records = 0;
-  /** Little-endian 32-bit words of the 256-bit sum. */
-  readonly words = new Uint32Array(8);
+  /** Little-endian 32-bit words of the 128-bit sum. */
+  readonly words = new Uint32Array(4);
   /** Earliest and latest record time (ms); meaningless while `records` is 0. */
   sinceMs = Number.MAX_SAFE_INTEGER;
   untilMs = 0;
 
-  /** Adds one record's hash (32 bytes, read as a little-endian number). */
-  addHash(digest: Uint8Array, timeMs: number): void {
+  /** Adds one record's value (16 bytes at `offset`, read as a little-endian number). */
+  addValue(value: Uint8Array, offset: number, timeMs: number): void {
     const w = this.words;
     let carry = 0;
-    for (let i = 0; i < 8; i++) {
-      const o = 4 * i;
+    for (let i = 0; i < 4; i++) {
+      const o = offset + 4 * i;
       const v =
         w[i]! +
-        (digest[o]! | (digest[o + 1]! << 8) | (digest[o + 2]! << 16)) +
-        digest[o + 3]! * 0x1000000 +
+        (value[o]! | (value[o + 1]! << 8) | (value[o + 2]! << 16)) +
+        value[o + 3]! * 0x1000000 +
         carry;
       w[i] = v >>> 0;
       carry = v > 0xffffffff ? 1 : 0;
@@ -182,7 +308,7 @@ export class SealSum {
   addSum(other: SealSum): void {
     const w = this.words;
     let carry = 0;
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 4; i++) {
       const v = w[i]! + other.words[i]! + carry;
       w[i] = v >>> 0;
       carry = v > 0xffffffff ? 1 : 0;
@@ -194,10 +320,10 @@ export class SealSum {
     }
   }
 
-  /** The sum as 64 hex digits, most significant first. */
+  /** The sum as 32 hex digits, most significant first. */
   hex(): string {
     let out = '';
-    for (let i = 7; i >= 0; i--) out += this.words[i]!.toString(16).padStart(8, '0');
+    for (let i = 3; i >= 0; i--) out += this.words[i]!.toString(16).padStart(8, '0');
     return out;
   }
 }
@@ -226,7 +352,7 @@ export function sealMatches(
  * judged yet). Bounded: at most `maxBuckets`; past it the lowest bucket is
  * dropped (counted), so its span can no longer be shown intact.
  */
-export class SealBuckets {
+export class SealBuckets implements SealSink {
   readonly #buckets = new Map<number, SealSum>();
   readonly #max: number;
   /** Buckets dropped at the bound. */
@@ -240,7 +366,7 @@ export class SealBuckets {
     return this.#buckets.size;
   }
 
-  add(serial: number, timeMs: number, digest: Uint8Array): void {
+  add(serial: number, timeMs: number, value: Uint8Array, offset: number): void {
     const key = Math.floor(serial / SEAL_BUCKET_SERIALS);
     let b = this.#buckets.get(key);
     if (b === undefined) {
@@ -248,7 +374,7 @@ export class SealBuckets {
       b = new SealSum();
       this.#buckets.set(key, b);
     }
-    b.addHash(digest, timeMs);
+    b.addValue(value, offset, timeMs);
   }
 
   /** Takes (removes) the buckets of serials `from`..`to` and returns their sum. */
