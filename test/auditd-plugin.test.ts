@@ -294,7 +294,9 @@ async function checkPluginRun(p: PluginPaths, auditd: RunningAuditd, args: reado
     assert.ok(comms.has(comm), `${comm} in ${[...comms].join(' ')}`);
   assert.match(
     stderrOf(p),
-    new RegExp(`Operation set pid ${op.opid} contid 77 name "${bundle.id}" .*: accepted`),
+    new RegExp(
+      `Operation set pid ${op.opid} contid 77 owner "oci:${bundle.id}" create-only name "${bundle.id}" .*: accepted`,
+    ),
   );
   await checkSeparatorInUserMessage(p);
   // A periodic seal (the stream 5 s past a whole bucket of 64 serials after the start marker's),

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parsePidArgs, parseSetArgs, parseStatusArgs } from '../src/cli/control-args.js';
 import { formatStatus } from '../src/cli/control.js';
-import type { CallerIdentity } from '../src/control/peer.js';
+import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer } from '../src/control/server.js';
 import type { DaemonApi, DaemonStatus, OperationRequest } from '../src/daemon/api.js';
 import type { ContainerOp } from '../src/policy/labeller.js';
@@ -34,6 +34,11 @@ test('set arguments: pid, contid, name and repeated meta', () => {
   assert.deepEqual(args.meta, { a: '1', b: 'x=y' });
   assert.equal(args.socket, '/s');
   assert.equal(parseSetArgs(['1', '2']).socket, '/run/contid/control.sock');
+  assert.equal(parseSetArgs(['1', '2']).owner, null);
+  assert.equal(parseSetArgs(['1', '2']).create, false);
+  const owned = parseSetArgs(['1', '2', '--owner', 'oci:web', '--create']);
+  assert.equal(owned.owner, 'oci:web');
+  assert.equal(owned.create, true);
 });
 
 const USAGE: readonly [string, () => unknown, RegExp][] = [
@@ -41,6 +46,7 @@ const USAGE: readonly [string, () => unknown, RegExp][] = [
   ['set with a bad pid', () => parseSetArgs(['x', '1']), /Invalid PID "x"/],
   ['meta without =', () => parseSetArgs(['1', '2', '--meta', 'a']), /not KEY=VALUE/],
   ['meta twice', () => parseSetArgs(['1', '2', '--meta', 'a=1', '--meta', 'a=2']), /given twice/],
+  ['an owner with a space', () => parseSetArgs(['1', '2', '--owner', 'oci:a b']), /--owner/],
   ['get without pid', () => parsePidArgs([]), /Missing PID/],
   ['get with two pids', () => parsePidArgs(['1', '2']), /Unexpected argument "2"/],
   ['status with an argument', () => parseStatusArgs(['x']), /Unexpected argument/],
@@ -149,6 +155,7 @@ test('answers and refusals through the CLI', async (t) => {
     userNs: 'user:[1]',
     initialUserNs: true,
     privileged: true,
+    fingerprint: readFingerprint(cred.pid),
   });
   const server = await startControlServer(api, { path, identify });
   t.after(() => server.close());

@@ -11,17 +11,29 @@ import {
   CallerError,
   hasCapability,
   identifyCaller,
+  parseProcStat,
   parseProcStatus,
+  readFingerprint,
   toMarkerCaller,
 } from '../src/control/peer.js';
 
 const asRoot = process.getuid?.() === 0;
 
-test('proc status parsing takes PPid and CapEff', () => {
-  const text = 'Name:\tsh\nPPid:\t812\nUid:\t0\t0\t0\t0\nCapEff:\t000001ffffffffff\n';
-  assert.deepEqual(parseProcStatus(text), { ppid: 812, capEff: 0x1ffffffffffn });
+test('proc status parsing takes PPid, CapEff and the effective uid and gid', () => {
+  const text = 'Name:\tsh\nPPid:\t812\nUid:\t1000\t0\t0\t0\nGid:\t1000\t5\t5\t5\nCapEff:\t000001ffffffffff\n';
+  assert.deepEqual(parseProcStatus(text), { ppid: 812, capEff: 0x1ffffffffffn, euid: 0, egid: 5 });
   assert.equal(parseProcStatus('Name:\tsh\n'), null);
-  assert.equal(parseProcStatus('PPid:\tx\nCapEff:\t0\n'), null);
+  assert.equal(parseProcStatus('PPid:\tx\nCapEff:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n'), null);
+  assert.equal(parseProcStatus('PPid:\t1\nCapEff:\t0\nUid:\t0\t0\nGid:\t0\t0\t0\t0\n'), null);
+});
+
+test('proc stat parsing takes the state, start time and memory layout after the last parenthesis', () => {
+  const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+  fields[0] = 'S';
+  const line = `812 (a) (b) c) ${fields.join(' ')}\n`;
+  assert.deepEqual(parseProcStat(line), { state: 'S', image: '22 26 27 28 45 46 47 48 49 50 51' });
+  assert.equal(parseProcStat('812 (sh) S 1 2'), null);
+  assert.equal(parseProcStat('no parenthesis'), null);
 });
 
 test('CAP_AUDIT_CONTROL is bit 30', () => {
@@ -110,6 +122,43 @@ test(
       assert.equal(hasCapability(id.capEff, CAP_AUDIT_CONTROL), true);
       assert.equal(id.initialUserNs, false);
       assert.equal(id.privileged, false);
+    });
+  },
+);
+
+test(
+  'an exec changes the fingerprint, and the same program does not',
+  { skip: !asRoot && 'needs root' },
+  async () => {
+    // sh execs sleep once it has read a line: the same process, another program.
+    const child = spawn('/bin/sh', ['-c', 'read _; exec /bin/sleep 30'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    await once(child, 'spawn');
+    try {
+      const before = readFingerprint(child.pid!);
+      assert.equal(readFingerprint(child.pid!), before);
+      child.stdin.write('\n');
+      const { readlinkSync } = await import('node:fs');
+      while (!readlinkSync(`/proc/${child.pid}/exe`).endsWith('/sleep'))
+        await new Promise((r) => setTimeout(r, 10));
+      assert.notEqual(readFingerprint(child.pid!), before);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit').catch(() => undefined);
+    }
+  },
+);
+
+test(
+  'a caller whose effective ids are not the ones recorded at connect has changed',
+  { skip: !asRoot && 'needs root' },
+  async () => {
+    await withChild([], (child) => {
+      assert.throws(
+        () => identifyCaller({ pid: child.pid!, uid: 65534, gid: 0 }),
+        (e: unknown) => e instanceof CallerError && e.code === 'ERR_CALLER_CHANGED',
+      );
     });
   },
 );

@@ -50,6 +50,18 @@ test('requests parse into their validated forms', () => {
     parseRequest('{"op":"set","pid":812,"contid":"42","name":"web","meta":{"image":"nginx:1.27"}}'),
     { op: 'set', pid: 812, contid: '42', name: 'web', meta: { image: 'nginx:1.27' } },
   );
+  assert.deepEqual(parseRequest('{"op":"set","pid":1,"contid":"4","owner":"oci:web","create":true}'), {
+    op: 'set',
+    pid: 1,
+    contid: '4',
+    owner: 'oci:web',
+    create: true,
+  });
+  assert.deepEqual(parseRequest('{"op":"set","pid":1,"contid":"4","create":false}'), {
+    op: 'set',
+    pid: 1,
+    contid: '4',
+  });
   // Values policy refuses with EINVAL still reach the daemon, so the attempt is recorded.
   assert.deepEqual(parseRequest('{"op":"set","pid":1,"contid":"-1"}'), { op: 'set', pid: 1, contid: '-1' });
 });
@@ -70,6 +82,10 @@ const BAD: readonly [string, string, string][] = [
   ['meta not strings', '{"op":"set","pid":1,"contid":"4","meta":{"a":1}}', 'ERR_BAD_REQUEST'],
   ['meta bad key', '{"op":"set","pid":1,"contid":"4","meta":{"a b":"c"}}', 'ERR_BAD_REQUEST'],
   ['bad id', '{"op":"status","id":"a b"}', 'ERR_BAD_REQUEST'],
+  ['owner with a space', '{"op":"set","pid":1,"contid":"4","owner":"oci:a b"}', 'ERR_BAD_REQUEST'],
+  ['empty owner', '{"op":"set","pid":1,"contid":"4","owner":""}', 'ERR_BAD_REQUEST'],
+  ['create as string', '{"op":"set","pid":1,"contid":"4","create":"yes"}', 'ERR_BAD_REQUEST'],
+  ['owner on grant', '{"op":"grant","pid":1,"owner":"oci:a"}', 'ERR_BAD_REQUEST'],
 ];
 
 for (const [what, line, code] of BAD) {

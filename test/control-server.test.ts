@@ -11,65 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult } from '../src/daemon/api.js';
-import type { ContainerOp } from '../src/policy/labeller.js';
-import type { ContidErrno } from '../src/policy/errno.js';
 import { controlRequest } from '../src/control/client.js';
-import type { CallerIdentity } from '../src/control/peer.js';
+import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer, type ControlServerOptions } from '../src/control/server.js';
+import { FAKE_STATUS as STATUS, FakeDaemon } from './support/fake-daemon.js';
 
 const run = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
-
-const STATUS: DaemonStatus = {
-  pid: 1,
-  startedAt: '2026-11-28T00:00:00Z',
-  source: 'unicast',
-  records: 10,
-  events: 5,
-  recordRate: 2.5,
-  lagMs: 3,
-  losses: { enobufs: 0, kernelLost: 0, serialGaps: 0 },
-  processes: 7,
-  containers: 1,
-  forgeries: 0,
-};
-
-/** A DaemonApi that answers from a script and records what it was asked. */
-class FakeDaemon implements DaemonApi {
-  readonly submitted: OperationRequest[] = [];
-  answer: (request: OperationRequest) => ContidErrno | null | Promise<ContidErrno | null> = () => null;
-
-  async submit(request: OperationRequest): Promise<OperationResult> {
-    this.submitted.push(request);
-    const errno = await this.answer(request);
-    const op: ContainerOp = {
-      op: request.op,
-      opid: request.pid,
-      contid: request.contid ?? '-1',
-      oldContid: '-1',
-      caller: {
-        pid: request.caller.pid,
-        uid: request.caller.uid,
-        auid: request.caller.auid,
-        exe: request.caller.exe,
-      },
-      errno,
-      result: errno === null ? 'accepted' : 'refused',
-      body: `op=${request.op} opid=${request.pid} res=${errno === null ? 1 : 0}`,
-      marker: { start: 's', seq: 1 },
-      chain: null,
-      created: false,
-    };
-    return { errno, op };
-  }
-  get(pid: number) {
-    return pid === 404 ? null : { pid, contid: pid === 5 ? null : '4,^2' };
-  }
-  status(): DaemonStatus {
-    return STATUS;
-  }
-}
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'contid-control-'));
@@ -114,6 +62,7 @@ const privilegedIdentity = (cred: { pid: number; uid: number; gid: number }): Ca
   userNs: 'user:[4026531837]',
   initialUserNs: true,
   privileged: true,
+  fingerprint: readFingerprint(cred.pid),
 });
 
 test('the socket directory is created root-only and the socket removed on close', async (t) => {
@@ -257,6 +206,16 @@ test('connections beyond the bound are turned away with an answer', async (t) =>
   await new Promise((r) => setTimeout(r, 20));
   const answers = await exchange(path, '{"op":"status"}\n', 1);
   assert.equal((answers[0] as { code: string }).code, 'ERR_TOO_MANY_CONNECTIONS');
+});
+
+test('a client turned away for too many connections tries again until a slot is free', async (t) => {
+  const { path, server } = await serve(t, { maxConnections: 1, identify: privilegedIdentity });
+  const first = connect(path);
+  await once(first, 'connect');
+  const answer = controlRequest(path, { op: 'status' }, { timeoutMs: 20_000 });
+  while (server.stats().rejectedConnections === 0) await new Promise((r) => setTimeout(r, 10));
+  first.destroy();
+  assert.equal((await answer).ok, true);
 });
 
 test('a set whose marker never comes back times out with ETIMEDOUT', async (t) => {

@@ -15,6 +15,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, realpathSync, writeFileSyn
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { deriveContid } from '../src/control/oci.js';
 import { contidRuleOwner } from '../src/daemon/rules.js';
 import {
   auditSkipReason,
@@ -27,6 +28,7 @@ import {
   CONTAINER_SCRIPT,
   crunSkipReason,
   killChild,
+  MAIN,
   makeBundle,
   runContainer,
   spawnCrun,
@@ -465,7 +467,7 @@ test(
       assert.match(
         d.stderr(),
         new RegExp(
-          `Operation set pid ${op.opid} contid 77 name "${bundle.id}" meta .*"oci.contid-source":"annotation".*: accepted`,
+          `Operation set pid ${op.opid} contid 77 owner "oci:${bundle.id}" create-only name "${bundle.id}" meta .*"oci.contid-source":"annotation".*: accepted`,
         ),
       );
     });
@@ -529,6 +531,120 @@ test(
       assert.equal(get.stdout, 'unset\n', get.stderr);
       const status = await contid(['status', '--json', '--socket', paths.socket]);
       assert.equal((JSON.parse(status.stdout) as { status: { forgeries: number } }).status.forgeries, 1);
+    });
+  },
+);
+
+test(
+  'OCI hook sets are create-only and owned by their container: a second container annotated with a live ID does not start',
+  { skip: containerSkip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    await withDaemon(t, {}, async (d, paths, dir) => {
+      // Tenant A's container holds 91 while it waits on a fifo in its rootfs.
+      const a = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '91',
+        script: 'read _ < /go; /bin/echo done-a',
+        name: 'a',
+      });
+      const go = join(a.dir, 'rootfs', 'go');
+      mkfifo(go);
+      const running = runContainer(a);
+      const sleepers: ChildProcess[] = [];
+      try {
+        const setA = await waitForEvents(paths.hostLog, 'the set of 91', (events) => setOp(events, '91'));
+        // Tenant B annotates its container with A's live ID: refused, B never runs.
+        const b = makeBundle(dir, {
+          socket: paths.socket,
+          contid: '91',
+          script: '/bin/echo started-b',
+          name: 'b',
+        });
+        const runB = await runContainer(b);
+        assert.notEqual(runB.code, 0, 'B must not start');
+        assert.doesNotMatch(runB.stdout, /started-b/);
+        // crun does not pass the hook's stderr on; the daemon logs the refusal.
+        assert.match(
+          d.stderr(),
+          new RegExp(
+            `Operation set pid [0-9]+ contid 91 owner "oci:${b.id}" create-only .*: refused \\(ENOTUNIQ\\)`,
+          ),
+        );
+        const refused = await waitForEvents(paths.hostLog, 'the refused set of 91', (events) =>
+          events
+            .flatMap((e) => e.lines)
+            .find(
+              (l) =>
+                l.startsWith('type=CONTAINER_OP ') && / op=set .* contid=91 .*res=0 errno=ENOTUNIQ$/.test(l),
+            ),
+        );
+        assert.notEqual(Number(field(refused, 'opid')), setA.opid);
+
+        // A's owner is the container: a privileged caller naming it injects a
+        // process (as `crun exec` would need); the same caller without it cannot.
+        const sleeper = (): ChildProcess => {
+          const child = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '60'], { stdio: 'ignore' });
+          sleepers.push(child);
+          return child;
+        };
+        const injected = sleeper();
+        const inject = await contid([
+          'set',
+          String(injected.pid),
+          '91',
+          '--owner',
+          `oci:${a.id}`,
+          '--socket',
+          paths.socket,
+        ]);
+        assert.equal(inject.code, 0, inject.stderr);
+        const stranger = sleeper();
+        const plain = await contid(['set', String(stranger.pid), '91', '--socket', paths.socket]);
+        assert.equal(plain.code, 1);
+        assert.match(plain.stderr, /\(ENOTUNIQ\)/);
+        const create = await contid([
+          'set',
+          String(stranger.pid),
+          '91',
+          '--owner',
+          `oci:${a.id}`,
+          '--create',
+          '--socket',
+          paths.socket,
+        ]);
+        assert.equal(create.code, 1);
+        assert.match(create.stderr, /\(ENOTUNIQ\)/);
+
+        // With the annotation turned off, the same annotation is ignored: C gets
+        // the ID derived from its container id and starts.
+        const hook = ['node', MAIN, 'oci-hook', '--socket', paths.socket, '--annotation', 'none'];
+        const c = makeBundle(dir, {
+          socket: paths.socket,
+          contid: '91',
+          script: '/bin/echo started-c',
+          name: 'c',
+          hooks: [{ path: process.execPath, args: hook }],
+        });
+        const runC = await runContainer(c);
+        assert.equal(runC.code, 0, runC.stderr);
+        assert.equal(runC.stdout, 'started-c\n');
+        const derived = deriveContid(c.id);
+        await waitForEvents(paths.hostLog, `the set of ${derived}`, (events) => setOp(events, derived));
+        assert.match(
+          d.stderr(),
+          new RegExp(
+            `Operation set pid [0-9]+ contid ${derived} .*"oci.contid-source":"derived".*: accepted`,
+          ),
+        );
+      } finally {
+        releaseFifo(go);
+        for (const child of sleepers) killChild(child);
+        spawnSync('crun', ['delete', '--force', a.id], { stdio: 'ignore' });
+        await running;
+      }
+      const runA = await running;
+      assert.equal(runA.code, 0, runA.stderr);
+      assert.equal(runA.stdout, 'done-a\n');
     });
   },
 );
@@ -765,7 +881,7 @@ test(
       assert.equal(unsafe.code, 1, unsafe.stderr);
       assert.match(
         unsafe.stderr,
-        /contid run: error: Cannot open the control socket .*: Cannot use ".*\/run" for the control socket: writable by others \(mode 777\)\n/,
+        /contid run: error: Cannot open the control socket .*: Cannot use ".*\/run" for the control socket: it is writable by its group or others \(mode 777\)\n/,
       );
       assert.equal(ctx.netlink.getStatus().pid, 0);
       assert.equal(ctx.netlink.listRules().filter((r) => contidRuleOwner(r) !== null).length, 0);

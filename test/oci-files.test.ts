@@ -153,9 +153,18 @@ test(
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, 'inside\n');
-      assert.equal(readFileSync(p.args, 'utf8'), 'oci-hook\n', 'crun passes the args after argv[0]');
+      assert.equal(
+        readFileSync(p.args, 'utf8'),
+        'oci-hook\n--annotation\norg.contid.id\n',
+        'crun passes the args after argv[0]',
+      );
       await assertContainerLabelled(p, run.pid, contid);
-      assert.match(d.stderr(), new RegExp(`Operation set pid [0-9]+ contid ${contid} name "${bundle.id}" `));
+      assert.match(
+        d.stderr(),
+        new RegExp(
+          `Operation set pid [0-9]+ contid ${contid} owner "oci:${bundle.id}" create-only name "${bundle.id}" `,
+        ),
+      );
     });
   },
 );
@@ -228,12 +237,18 @@ test(
       ]);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, 'inside\n');
-      assert.equal(readFileSync(p.args, 'utf8'), 'oci-hook\n', 'podman passes the args after argv[0]');
+      assert.equal(
+        readFileSync(p.args, 'utf8'),
+        'oci-hook\n--annotation\norg.contid.id\n',
+        'podman passes the args after argv[0]',
+      );
       await assertContainerLabelled(p, run.pid, '91');
       // podman names the container with a 64-hex id; its bundle is in its storage.
       assert.match(
         d.stderr(),
-        new RegExp(`Operation set pid [0-9]+ contid 91 name "[0-9a-f]{64}" meta .*"oci.bundle":"${p.dir}/`),
+        new RegExp(
+          `Operation set pid [0-9]+ contid 91 owner "oci:[0-9a-f]{64}" create-only name "[0-9a-f]{64}" meta .*"oci.bundle":"${p.dir}/`,
+        ),
       );
       assert.ok(existsSync(join(p.dir, 'storage')), 'podman kept its storage in the test directory');
     });

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { chooseContid, deriveContid, OciStateError, parseOciState } from '../src/control/oci.js';
-import type { CallerIdentity } from '../src/control/peer.js';
+import { chooseContid, deriveContid, OciStateError, ociOwner, parseOciState } from '../src/control/oci.js';
+import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer } from '../src/control/server.js';
 import type { DaemonApi, OperationRequest } from '../src/daemon/api.js';
 import type { ContainerOp } from '../src/policy/labeller.js';
@@ -53,6 +53,31 @@ test('the annotation org.contid.id wins, and must be a valid contid', () => {
   }
 });
 
+test('the annotation key is configurable, and none ignores annotations', () => {
+  const state = parseOciState(
+    '{"id":"web","pid":812,"annotations":{"org.contid.id":"42","io.example.id":"7"}}',
+  );
+  assert.deepEqual(chooseContid(state, { annotation: 'io.example.id' }), {
+    contid: '7',
+    source: 'annotation',
+  });
+  assert.deepEqual(chooseContid(state, { annotation: null }), {
+    contid: deriveContid('web'),
+    source: 'derived',
+  });
+  assert.deepEqual(chooseContid(state, { annotation: 'io.other' }), {
+    contid: deriveContid('web'),
+    source: 'derived',
+  });
+});
+
+test('the owner of a hook-created ID is its container', () => {
+  assert.equal(ociOwner('web'), 'oci:web');
+  const odd = 'ä'.repeat(10);
+  assert.equal(ociOwner(odd), `oci-sha256:${createHash('sha256').update(odd).digest('hex')}`);
+  assert.match(ociOwner('x'.repeat(300)), /^oci-sha256:[0-9a-f]{64}$/);
+});
+
 test('a state without an init pid or id is refused with a clear message', () => {
   assert.throws(
     () => parseOciState('{"id":"web","pid":0}'),
@@ -68,7 +93,12 @@ test('hook arguments: a stage name is tolerated, flags parsed', () => {
     socket: '/x',
     timeoutMs: 15_000,
     allowMissingDaemon: true,
+    annotation: 'org.contid.id',
   });
+  assert.equal(parseOciHookArgs(['--annotation', 'none']).annotation, null);
+  assert.equal(parseOciHookArgs(['--annotation', 'io.example/contid']).annotation, 'io.example/contid');
+  assert.throws(() => parseOciHookArgs(['--annotation', '']), /--annotation/);
+  assert.throws(() => parseOciHookArgs(['--annotation', 'a b']), /not an annotation key/);
   assert.throws(() => parseOciHookArgs(['a', 'b']), /Unexpected argument/);
   assert.throws(() => parseOciHookArgs(['--timeout', '0']), /--timeout/);
 });
@@ -98,6 +128,7 @@ const privileged = (cred: { pid: number; uid: number; gid: number }): CallerIden
   userNs: 'user:[4026531837]',
   initialUserNs: true,
   privileged: true,
+  fingerprint: readFingerprint(cred.pid),
 });
 
 function hook(args: readonly string[], stdin: string): Promise<{ code: number; stderr: string }> {
@@ -144,16 +175,30 @@ test('the hook sets the init pid to the annotated contid and exits 0', async (t)
     'oci.contid-source': 'annotation',
     'oci.bundle': '/srv/bundle',
   });
+  // Create-only, owned by the container: another tenant's hook cannot join the ID.
+  assert.equal(sent.owner, 'oci:feas1');
+  assert.equal(sent.create, true);
+});
+
+test('with --annotation none the hook derives the contid even when the annotation is there', async (t) => {
+  const { daemon, path } = await daemonAt(t);
+  const result = await hook(['--socket', path, '--annotation', 'none'], STATE);
+  assert.deepEqual(result, { code: 0, stderr: '' });
+  assert.equal(daemon.submitted[0]!.contid, deriveContid('feas1'));
+  assert.equal(
+    (daemon.submitted[0] as { meta?: Record<string, string> }).meta?.['oci.contid-source'],
+    'derived',
+  );
 });
 
 test('a refusal fails the hook with the reason, so the runtime aborts', async (t) => {
   const { daemon, path } = await daemonAt(t);
-  daemon.errno = 'EBUSY';
+  daemon.errno = 'ENOTUNIQ';
   const result = await hook(['--socket', path], STATE);
   assert.equal(result.code, 1);
   assert.equal(
     result.stderr,
-    'contid oci-hook: cannot label container "feas1" (init pid 18511, contid 42): Cannot set contid of pid 18511: the target has children (EBUSY)\n',
+    'contid oci-hook: cannot label container "feas1" (init pid 18511, contid 42): Cannot set contid of pid 18511: the ID is live and owned by another orchestrator, or live at all for a create-only set (ENOTUNIQ)\n',
   );
 });
 

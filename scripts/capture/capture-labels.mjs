@@ -30,7 +30,7 @@
  *   operations, a stop marker), and writes the keyring line with its pid;
  * - waits for the stop marker in the log, stops auditd by its pid, copies
  *   the log, and writes the expectations. They come from the scenario's
- *   intent (DESIGN.md), never from the labeller's output.
+ *   intent (docs/design.md), never from the labeller's output.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -53,6 +53,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (p) => new URL(`file://${join(ROOT, 'dist', p)}`).href;
 const { encodeMarker, MARKER_TYPE } = await import(dist('src/marker/format.js'));
 const { formatKeyringEntry } = await import(dist('src/marker/keyring.js'));
+const { readProcFacts, pidInParentNamespace } = await import(dist('src/daemon/proc-seed.js'));
 const { withAuditState, spawnWithLoginuid, TEST_LOGINUID } = await import(
   dist('test/support/audit-state.js')
 );
@@ -231,7 +232,27 @@ class Daemon {
     return { pid, uid: uidOf(pid), auid: loginuidOf(pid), exe: exeOf(pid), privileged, ppid: ppidOf(pid) };
   }
   set(pid, contid, caller = Daemon.self(), ppid = ppidOf(pid)) {
+    this.place(pid);
     return this.send({ op: 'set', pid, ...(ppid === null ? {} : { ppid }), contid, caller });
+  }
+  /**
+   * As the daemon does before an operation: what /proc shows of the
+   * target's ancestors (up to the boot-time pids) goes into the stream
+   * first, as proc markers, top down, so the target's container is known.
+   */
+  place(pid) {
+    const chain = [];
+    for (let f = readProcFacts(pid); f !== null && chain.length < 64; f = readProcFacts(f.ppid)) {
+      chain.push(f);
+      if (f.ppid < 300) break;
+    }
+    // chain[0] is the target (the set places it by its ppid); its ancestors, top down.
+    for (let i = chain.length - 1; i >= 1; i--) {
+      const p = chain[i];
+      const parent = chain[i + 1] ?? readProcFacts(p.ppid);
+      const nspid = parent === null ? p.pid : pidInParentNamespace(p, parent);
+      this.send({ op: 'proc', pid: p.pid, ppid: p.ppid, start: p.startTime, nspid });
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket-path.js';
 import { MAX_META_ENTRIES } from '../control/protocol.js';
+import { isOwnerName } from '../marker/format.js';
 import { UsageError } from './usage.js';
 
 const EXIT_CODES = `Exit codes: 0 success, 1 refused or failed, 2 usage error,
@@ -24,6 +25,12 @@ orchestrator may add more processes to an ID it created (exec, nsenter).
 Options:
       --name NAME      A name for the container (kept by the daemon, not in the audit stream)
       --meta KEY=VALUE Metadata for the container, repeatable (at most ${MAX_META_ENTRIES})
+      --owner NAME     The ID's owner, instead of the caller's uid and executable
+                       (privileged callers only): a set may join a live ID only
+                       with the owner that created it. The OCI hook names
+                       oci:<container id>, so to add an exec'd process to a
+                       hook-labelled container: --owner oci:<container id>
+      --create         Create-only: refuse (ENOTUNIQ) if the ID is live
 ${SOCKET_OPTION}
       --json           Print the daemon's answer as JSON
   -h, --help           Show this help
@@ -85,6 +92,8 @@ export interface SetArgs extends ControlCommonArgs {
   readonly contid: string;
   readonly name: string | null;
   readonly meta: Readonly<Record<string, string>>;
+  readonly owner: string | null;
+  readonly create: boolean;
 }
 
 export interface PidArgs extends ControlCommonArgs {
@@ -101,6 +110,8 @@ const COMMON = {
 const SET_OPTIONS = {
   name: { type: 'string' },
   meta: { type: 'string', multiple: true },
+  owner: { type: 'string' },
+  create: { type: 'boolean' },
 } as const;
 
 function parse(argv: readonly string[]) {
@@ -169,13 +180,22 @@ export function parseSetArgs(argv: readonly string[]): SetArgs {
     if (Object.hasOwn(meta, key)) throw new UsageError(`Invalid value for --meta: "${key}" given twice`);
     meta[key] = pair.slice(eq + 1);
   }
-  if (base.help) return { ...base, pid: 0, contid: '', name: null, meta };
+  const owner = v.owner ?? null;
+  if (owner !== null && !isOwnerName(owner)) {
+    throw new UsageError(
+      `Invalid value for --owner: "${owner.slice(0, 64)}" is not 1-256 printable ASCII characters without spaces`,
+    );
+  }
+  const create = v.create ?? false;
+  if (base.help) return { ...base, pid: 0, contid: '', name: null, meta, owner, create };
   return {
     ...base,
     pid: parsePid(parsed.positionals[0]),
     contid: parsed.positionals[1]!,
     name: v.name ?? null,
     meta,
+    owner,
+    create,
   };
 }
 

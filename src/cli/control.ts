@@ -49,6 +49,8 @@ export async function runSet(args: SetArgs, io: ControlIo): Promise<number> {
     contid: args.contid,
     ...(args.name === null ? {} : { name: args.name }),
     ...(Object.keys(args.meta).length === 0 ? {} : { meta: args.meta }),
+    ...(args.owner === null ? {} : { owner: args.owner }),
+    ...(args.create ? { create: true } : {}),
   };
   const answer = await ask(args, request, io);
   if (typeof answer === 'number') return answer;

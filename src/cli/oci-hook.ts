@@ -7,7 +7,15 @@
 import { parseArgs } from 'node:util';
 import type { Readable } from 'node:stream';
 import { ControlClientError, controlRequest } from '../control/client.js';
-import { chooseContid, MAX_STATE_BYTES, OciStateError, parseOciState } from '../control/oci.js';
+import {
+  chooseContid,
+  CONTID_ANNOTATION,
+  isAnnotationKey,
+  MAX_STATE_BYTES,
+  OciStateError,
+  ociOwner,
+  parseOciState,
+} from '../control/oci.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket-path.js';
 import { EXIT, type ControlIo } from './control.js';
 import { UsageError } from './usage.js';
@@ -20,11 +28,18 @@ process its audit container ID before the user process execs, so that every
 process of the container inherits it.
 
 The contid is the annotation org.contid.id when the bundle has it (a decimal
-u64), else it is derived from the container id: the first big-endian 64-bit
-word of SHA-256(id) that is neither 0 nor 2^64-1. The container id is sent as
-the container's name, the bundle path as metadata.
+u64; --annotation names another key, or none), else it is derived from the
+container id: the first big-endian 64-bit word of SHA-256(id) that is neither
+0 nor 2^64-1. The set is create-only: an ID that is live refuses (ENOTUNIQ)
+and the container does not start. The ID's owner is oci:<container id>, so
+only a privileged caller naming it (contid set PID ID --owner oci:<id>) adds
+processes to it. The container id is sent as the container's name, the
+bundle path as metadata.
 
 Options:
+      --annotation KEY|none    The annotation that may carry the contid (default
+                               ${CONTID_ANNOTATION}); none: always derive it, so
+                               whoever sets annotations cannot choose the ID
       --socket PATH            The daemon's control socket (default ${DEFAULT_CONTROL_SOCKET})
       --timeout MS             Give up waiting for the daemon after MS (default 15000)
       --allow-missing-daemon   Exit 0, with a warning, when the daemon is not running
@@ -42,6 +57,8 @@ export interface OciHookArgs {
   readonly socket: string;
   readonly timeoutMs: number;
   readonly allowMissingDaemon: boolean;
+  /** The annotation that may carry the contid; null: never read one. */
+  readonly annotation: string | null;
 }
 
 /** Parses `contid oci-hook` arguments; a pure function of argv. */
@@ -54,6 +71,7 @@ export function parseOciHookArgs(argv: readonly string[]): OciHookArgs {
       options: {
         socket: { type: 'string' },
         timeout: { type: 'string' },
+        annotation: { type: 'string' },
         'allow-missing-daemon': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -71,11 +89,18 @@ export function parseOciHookArgs(argv: readonly string[]): OciHookArgs {
   if (timeout !== undefined && !/^[1-9][0-9]{0,8}$/.test(timeout)) {
     throw new UsageError(`Invalid value for --timeout: "${timeout}" is not a positive integer`);
   }
+  const annotation = v.annotation ?? CONTID_ANNOTATION;
+  if (annotation !== 'none' && !isAnnotationKey(annotation)) {
+    throw new UsageError(
+      `Invalid value for --annotation: "${annotation.slice(0, 64)}" is not an annotation key (or none)`,
+    );
+  }
   return {
     help: v.help ?? false,
     socket: v.socket ?? DEFAULT_CONTROL_SOCKET,
     timeoutMs: timeout === undefined ? 15_000 : Number(timeout),
     allowMissingDaemon: v['allow-missing-daemon'] ?? false,
+    annotation: annotation === 'none' ? null : annotation,
   };
 }
 
@@ -102,7 +127,7 @@ export async function runOciHook(
   let choice;
   try {
     state = parseOciState(await readState(io.stdin));
-    choice = chooseContid(state);
+    choice = chooseContid(state, { annotation: args.annotation });
   } catch (error) {
     if (!(error instanceof OciStateError)) throw error;
     io.stderr.write(`contid oci-hook: ${error.message}\n`);
@@ -121,7 +146,15 @@ export async function runOciHook(
   try {
     const response = await controlRequest(
       args.socket,
-      { op: 'set', pid: state.pid, contid: choice.contid, ...(name === undefined ? {} : { name }), meta },
+      {
+        op: 'set',
+        pid: state.pid,
+        contid: choice.contid,
+        ...(name === undefined ? {} : { name }),
+        meta,
+        owner: ociOwner(state.id),
+        create: true,
+      },
       { timeoutMs: args.timeoutMs },
     );
     if (response.ok) return EXIT.ok;

@@ -51,6 +51,8 @@ Reading:
                          (the log's own enriched names are always used when present)
       --keyring FILE     Marker keyring of the daemon starts whose markers to honour
                          (the daemon keeps it in /var/lib/contid/keyring; see docs/markers.md)
+      --state FILE       Start from the daemon's checkpoint (/var/lib/contid/checkpoint.json),
+                         for logs that begin after it started (rotated ones)
       --no-labels        Plain replay: no process tracking, no markers, no contid
       --max-processes N  Most processes tracked at once (default 1000000)
       --stats            Print counters as JSON on stderr at the end
@@ -90,6 +92,8 @@ export interface ReplayArgs {
   readonly maxLineBytes: number;
   readonly resolveIds: boolean;
   readonly keyring: string | null;
+  /** A daemon checkpoint to start from, or null. */
+  readonly state: string | null;
   readonly labels: boolean;
   readonly maxProcesses: number;
   readonly stats: boolean;
@@ -200,6 +204,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
         'max-line': { type: 'string' },
         'resolve-ids': { type: 'boolean' },
         keyring: { type: 'string' },
+        state: { type: 'string' },
         'no-labels': { type: 'boolean' },
         'max-processes': { type: 'string' },
         stats: { type: 'boolean' },
@@ -267,6 +272,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
     maxLineBytes: integer('--max-line', v['max-line'], { min: 1, max: 1 << 30, fallback: 1 << 20 }),
     resolveIds: v['resolve-ids'] ?? false,
     keyring: v.keyring ?? null,
+    state: v.state ?? null,
     labels,
     maxProcesses: integer('--max-processes', v['max-processes'], {
       min: 1,

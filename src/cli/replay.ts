@@ -3,6 +3,7 @@ import { uptime } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { Keyring } from '../marker/keyring.js';
 import { parseKeyring } from '../marker/keyring.js';
+import { readCheckpoint, type Checkpoint } from '../daemon/checkpoint.js';
 import type { FilterCriteria } from '../pipeline/filter.js';
 import { EventFilter } from '../pipeline/filter.js';
 import { ReplayPipeline } from '../pipeline/replay.js';
@@ -88,6 +89,13 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
       return fail(`Cannot use keyring "${args.keyring}": ${systemReason(err)}`);
     }
   }
+  let state: Checkpoint | undefined;
+  if (args.state !== null) {
+    const read = readCheckpoint(args.state);
+    if (read.kind === 'none') return fail(`Cannot use state "${args.state}": no such file`);
+    if (read.kind === 'bad') return fail(`Cannot use state "${args.state}": ${read.reason}`);
+    state = read.checkpoint;
+  }
   // Every file is checked, and the output opened, before any output: a
   // typo fails at once, and never after minutes of reading.
   let totalBytes: number;
@@ -107,6 +115,7 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
     labels: args.labels,
     maxProcesses: args.maxProcesses,
     ...(keyring === undefined ? {} : { keyring }),
+    ...(state === undefined ? {} : { state }),
     format: args.format,
     timeoutMs: args.timeoutMs,
     maxInFlight: args.maxInFlight,

@@ -42,6 +42,10 @@ Options (each may also be set in the config file as "key = value"):
       --seal-interval MS     Write a seal marker (an HMAC over the records read)
                              this often, so a replay can tell which spans of a
                              log are intact (default 10000; 0: never)
+      --checkpoint-interval MS
+                             Save the labels to STATE-DIR/checkpoint.json this often
+                             and on stop; a restart restores them (default 60000;
+                             0: no checkpoints, no restore)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)

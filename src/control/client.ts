@@ -38,16 +38,34 @@ const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 /**
  * Sends `request` to the daemon at `path` and resolves with its answer,
- * refusals included (`ok: false`).
+ * refusals included (`ok: false`). Turned away because the daemon serves
+ * as many connections as it may, it tries again until the timeout.
  *
  * @throws {ControlClientError} when there is no answer.
  */
-export function controlRequest(
+export async function controlRequest(
   path: string,
   request: ControlRequest,
   options: ControlRequestOptions = {},
 ): Promise<ControlResponse> {
-  const timeoutMs = options.timeoutMs ?? 15_000;
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  // A daemon serving as many connections as it may answers at once with
+  // ERR_TOO_MANY_CONNECTIONS: a burst (containers starting together) waits
+  // for a free slot, within the timeout, rather than failing.
+  for (let delay = 25; ; delay = Math.min(delay * 2, 1000)) {
+    const response = await requestOnce(path, request, { ...options, timeoutMs: deadline - Date.now() });
+    const busy = !response.ok && response.code === 'ERR_TOO_MANY_CONNECTIONS';
+    if (!busy || Date.now() + delay >= deadline || options.signal?.aborted === true) return response;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+function requestOnce(
+  path: string,
+  request: ControlRequest,
+  options: ControlRequestOptions & { readonly timeoutMs: number },
+): Promise<ControlResponse> {
+  const timeoutMs = options.timeoutMs;
   return new Promise((resolve, reject) => {
     const socket = connect(path);
     const chunks: Buffer[] = [];

@@ -4,10 +4,19 @@
  * contid. Pure. See docs/control.md, "OCI hook".
  */
 import { createHash } from 'node:crypto';
+import { isOwnerName } from '../marker/format.js';
 import { CONTID_UNSET, parseContid } from '../policy/contid.js';
 
-/** The annotation that carries an explicit contid in the bundle's config.json. */
+/** The annotation that carries an explicit contid in the bundle's config.json, by default. */
 export const CONTID_ANNOTATION = 'org.contid.id';
+
+/** An annotation key the hook accepts for `--annotation` (OCI keys are reverse-domain names). */
+const ANNOTATION_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,252}$/;
+
+/** True for a key `--annotation` accepts. */
+export function isAnnotationKey(text: string): boolean {
+  return ANNOTATION_KEY.test(text);
+}
 
 /** Longest state accepted on stdin. */
 export const MAX_STATE_BYTES = 1024 * 1024;
@@ -87,20 +96,44 @@ export interface ContidChoice {
   readonly source: 'annotation' | 'derived';
 }
 
+/** Options of {@link chooseContid}. */
+export interface ChooseOptions {
+  /**
+   * The annotation that may carry the contid (default {@link CONTID_ANNOTATION});
+   * null to ignore annotations and always derive it. Whoever can set
+   * annotations (podman `--annotation`, CRI-O pod annotations) chooses the ID.
+   */
+  readonly annotation?: string | null;
+}
+
 /**
  * The annotation when present (it must be a decimal u64 other than the unset
  * value), else {@link deriveContid} of the container id.
  *
  * @throws {OciStateError} when the annotation is present but not a valid contid.
  */
-export function chooseContid(state: OciState): ContidChoice {
-  const annotated = state.annotations[CONTID_ANNOTATION];
-  if (annotated === undefined) return { contid: deriveContid(state.id), source: 'derived' };
+export function chooseContid(state: OciState, options: ChooseOptions = {}): ContidChoice {
+  const key = options.annotation === undefined ? CONTID_ANNOTATION : options.annotation;
+  const annotated = key === null ? undefined : state.annotations[key];
+  if (key === null || annotated === undefined) return { contid: deriveContid(state.id), source: 'derived' };
   const value = parseContid(annotated);
   if (value === null || value === CONTID_UNSET) {
     throw new OciStateError(
-      `Invalid annotation ${CONTID_ANNOTATION}=${JSON.stringify(annotated.slice(0, 64))}: expected a decimal u64 below 18446744073709551615`,
+      `Invalid annotation ${key}=${JSON.stringify(annotated.slice(0, 64))}: expected a decimal u64 below 18446744073709551615`,
     );
   }
   return { contid: value.toString(), source: 'annotation' };
+}
+
+/**
+ * The owner the hook names for a container's ID: `oci:<container id>`, so
+ * that only this container's owner, naming it again, can add processes to
+ * the ID (`contid set PID ID --owner oci:<id>`). An id that cannot be an
+ * owner name (longer than 252 characters, or not printable ASCII) is named
+ * by its SHA-256 instead: `oci-sha256:<64 hex digits>`.
+ */
+export function ociOwner(containerId: string): string {
+  const name = `oci:${containerId}`;
+  if (isOwnerName(name)) return name;
+  return `oci-sha256:${createHash('sha256').update(containerId, 'utf8').digest('hex')}`;
 }

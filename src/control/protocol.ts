@@ -3,6 +3,7 @@
  * one request object per line, one response line per request, in order.
  * Pure: framing, validation and messages, no I/O. See docs/control.md.
  */
+import { isOwnerName } from '../marker/format.js';
 import { ERRNO_REASONS, type ContidErrno } from '../policy/errno.js';
 import type { DaemonStatus } from '../daemon/api.js';
 
@@ -30,6 +31,10 @@ export type ControlRequest =
       readonly contid: string;
       readonly name?: string;
       readonly meta?: Readonly<Record<string, string>>;
+      /** The ID's owner, named (privileged callers only): `oci:<container id>`. */
+      readonly owner?: string;
+      /** Create-only: refused (ENOTUNIQ) when the ID is live. */
+      readonly create?: boolean;
     }
   | { readonly op: 'grant'; readonly id?: string; readonly pid: number }
   | { readonly op: 'get'; readonly id?: string; readonly pid: number }
@@ -42,8 +47,10 @@ export type ControlErrorCode =
   | 'ERR_REQUEST_TOO_LARGE'
   | 'ERR_TOO_MANY_CONNECTIONS'
   | 'ERR_TOO_MANY_REQUESTS'
+  | 'ERR_REQUEST_TIMEOUT'
   | 'ERR_CALLER_GONE'
   | 'ERR_CALLER_UNKNOWN'
+  | 'ERR_CALLER_CHANGED'
   | 'ETIMEDOUT'
   | 'ERR_SHUTTING_DOWN'
   | 'ERR_KERNEL'
@@ -205,7 +212,7 @@ export function parseRequest(line: string): ControlRequest {
       allow(['pid']);
       return withId({ op: 'grant', pid: pid() });
     case 'set': {
-      allow(['pid', 'contid', 'name', 'meta']);
+      allow(['pid', 'contid', 'name', 'meta', 'owner', 'create']);
       const target = pid();
       const contid = o['contid'];
       if (typeof contid !== 'string') {
@@ -216,6 +223,18 @@ export function parseRequest(line: string): ControlRequest {
       let request: ControlRequest & { op: 'set' } = { op: 'set', pid: target, contid };
       if (o['name'] !== undefined) request = { ...request, name: parseName(o['name'], bad) };
       if (o['meta'] !== undefined) request = { ...request, meta: parseMeta(o['meta'], bad) };
+      const owner = o['owner'];
+      if (owner !== undefined) {
+        if (typeof owner !== 'string' || !isOwnerName(owner)) {
+          throw bad('Invalid "owner": expected 1-256 printable ASCII characters without spaces');
+        }
+        request = { ...request, owner };
+      }
+      const create = o['create'];
+      if (create !== undefined) {
+        if (typeof create !== 'boolean') throw bad('Invalid "create": expected true or false');
+        if (create) request = { ...request, create };
+      }
       return withId(request);
     }
     default:

@@ -2,16 +2,27 @@
  * The control server: a unix socket through which orchestrators ask the
  * daemon to set, grant and read labels (docs/control.md).
  *
- * Each connection's peer is identified by the kernel (SO_PEERCRED, and
- * SO_PEERPIDFD against pid reuse) and by its /proc entry, read again for
- * every request. Requests on a connection are served one at a time, in
- * order; everything is bounded: the request line, the requests queued per
- * connection, the connections, the time per request, the idle time.
+ * Each connection's peer is identified once, when it connects, by the
+ * kernel (SO_PEERCRED, and SO_PEERPIDFD against pid reuse) and by its /proc
+ * entry: privilege is decided then and never raised. Before every request
+ * the server checks that the process still runs the program it connected
+ * with (peer.ts, readFingerprint), so a caller that execs a setuid program
+ * and leaves the connection to a child is refused. Requests on a connection
+ * are served one at a time, in order; everything is bounded: the request
+ * line, the requests queued per connection, the connections, the time per
+ * request, the idle time.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { DaemonApi, OperationRequest, OperationResult } from '../daemon/api.js';
-import { CallerError, identifyCaller, toMarkerCaller, type CallerIdentity } from './peer.js';
+import {
+  CallerError,
+  changedReason,
+  identifyCaller,
+  readFingerprint,
+  toMarkerCaller,
+  type CallerIdentity,
+} from './peer.js';
 import { closePidfd, peerCredentials, peerPidfd, pidfdAlive, type PeerCredentials } from './peer-syscalls.js';
 import {
   actionText,
@@ -25,6 +36,7 @@ import {
   type ControlRequest,
   type ControlResponse,
 } from './protocol.js';
+import { ConnectionLimits } from './limits.js';
 import { prepareSocketDir, removeStaleSocket } from './socket-path.js';
 
 /** Options for {@link startControlServer}. */
@@ -35,18 +47,32 @@ export interface ControlServerOptions {
   readonly signal?: AbortSignal;
   /** Longest request line (default 64 KiB). */
   readonly maxRequestBytes?: number;
-  /** Connections served at once (default 64); more are answered ERR_TOO_MANY_CONNECTIONS and closed. */
+  /**
+   * Connections served at once from root, and from all other uids together
+   * (default 64 each: root's pool is its own, so other users cannot lock
+   * it out); more are answered ERR_TOO_MANY_CONNECTIONS and closed.
+   */
   readonly maxConnections?: number;
+  /** Connections served at once from any one uid other than 0 (default 16). */
+  readonly maxConnectionsPerUid?: number;
   /** Requests read ahead on one connection (default 16); more close it with ERR_TOO_MANY_REQUESTS. */
   readonly maxQueuedRequests?: number;
   /** How long a set/grant may wait for its marker to come back (default 10 s). */
   readonly requestTimeoutMs?: number;
-  /** A connection with no request in flight is closed after this long (default 30 s). */
-  readonly idleTimeoutMs?: number;
+  /**
+   * Absolute deadline for each request (default 30 s): a connection waiting
+   * for one must deliver its whole line within this long of the previous
+   * answer (or of connecting), and an answer must be taken by the client
+   * within this long; bytes trickled in do not extend it. The connection is
+   * closed otherwise (ERR_REQUEST_TIMEOUT).
+   */
+  readonly requestDeadlineMs?: number;
   /** Told about internal errors (a failing DaemonApi); the caller only gets ERR_INTERNAL. */
   readonly onError?: (error: unknown) => void;
   /** How a caller is identified from its credentials (tests); default reads /proc. */
   readonly identify?: (cred: PeerCredentials) => CallerIdentity;
+  /** How a caller's fingerprint is read again before each request (tests); default readFingerprint. */
+  readonly fingerprint?: (pid: number) => string;
 }
 
 /** Counters of a running server. */
@@ -72,9 +98,10 @@ interface ServerContext {
   readonly maxRequestBytes: number;
   readonly maxQueuedRequests: number;
   readonly requestTimeoutMs: number;
-  readonly idleTimeoutMs: number;
+  readonly requestDeadlineMs: number;
   readonly onError: (error: unknown) => void;
   readonly identify: (cred: PeerCredentials) => CallerIdentity;
+  readonly fingerprint: (pid: number) => string;
   readonly shutdown: AbortSignal;
   readonly counters: { requests: number; refused: number; errors: number };
 }
@@ -98,38 +125,44 @@ export async function startControlServer(
     maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
     maxQueuedRequests: options.maxQueuedRequests ?? 16,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-    idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+    requestDeadlineMs: options.requestDeadlineMs ?? 30_000,
     onError: options.onError ?? (() => undefined),
     identify: options.identify ?? ((cred) => identifyCaller(cred)),
+    fingerprint: options.fingerprint ?? ((pid) => readFingerprint(pid)),
     shutdown: shutdown.signal,
     counters,
   };
-  const maxConnections = options.maxConnections ?? 64;
+  const limits = new ConnectionLimits({
+    maxConnections: options.maxConnections ?? 64,
+    maxConnectionsPerUid: options.maxConnectionsPerUid ?? 16,
+  });
   const connections = new Set<Connection>();
   let accepted = 0;
   let rejectedConnections = 0;
 
   const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
-    if (connections.size >= maxConnections || shutdown.signal.aborted) {
+    const turnAway = (code: ControlErrorCode, why: string): void => {
       rejectedConnections++;
-      const code: ControlErrorCode = shutdown.signal.aborted
-        ? 'ERR_SHUTTING_DOWN'
-        : 'ERR_TOO_MANY_CONNECTIONS';
-      socket.end(
-        encodeResponse({
-          ok: false,
-          code,
-          message: `The contid daemon is not accepting connections (${code})`,
-        }),
-      );
-      socket.resume();
+      finish(socket, { ok: false, code, message: `Cannot accept the connection: ${why} (${code})` }, context);
+    };
+    if (shutdown.signal.aborted) {
+      turnAway('ERR_SHUTTING_DOWN', 'the daemon is shutting down');
+      return;
+    }
+    const peer = readPeer(socket);
+    const uid = peer.cred?.uid ?? UNKNOWN_UID;
+    const refusal = limits.admit(uid);
+    if (refusal !== null) {
+      if (peer.pidfd !== null) closePidfd(peer.pidfd);
+      turnAway('ERR_TOO_MANY_CONNECTIONS', refusal);
       return;
     }
     accepted++;
-    const connection = new Connection(socket, context);
+    const connection = new Connection(socket, context, peer);
     connections.add(connection);
     socket.once('close', () => {
       connections.delete(connection);
+      limits.release(uid);
       connection.dispose();
     });
   });
@@ -174,60 +207,163 @@ export async function startControlServer(
   };
 }
 
+/** How long a stopping server waits for a client to take its last answers. */
+const SHUTDOWN_GRACE_MS = 1000;
+
+/** Counted as a uid of its own when SO_PEERCRED cannot be read (never root's). */
+const UNKNOWN_UID = -1;
+
+/** What the kernel says about the process at the other end, read once at accept. */
+interface Peer {
+  readonly cred: PeerCredentials | null;
+  readonly pidfd: number | null;
+  /** Why `cred` is null. */
+  readonly error: CallerError | null;
+}
+
+/** SO_PEERCRED and SO_PEERPIDFD of an accepted socket. */
+function readPeer(socket: Socket): Peer {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd === undefined || fd < 0) {
+    const error = new CallerError('cannot identify the caller: no socket descriptor', 'ERR_CALLER_UNKNOWN');
+    return { cred: null, pidfd: null, error };
+  }
+  let cred: PeerCredentials;
+  try {
+    cred = peerCredentials(fd);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    return {
+      cred: null,
+      pidfd: null,
+      error: new CallerError(`cannot identify the caller: ${why}`, 'ERR_CALLER_UNKNOWN', { cause: error }),
+    };
+  }
+  try {
+    return { cred, pidfd: peerPidfd(fd), error: null };
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    return {
+      cred: null,
+      pidfd: null,
+      error: new CallerError(`cannot identify the caller: ${why}`, 'ERR_CALLER_UNKNOWN', { cause: error }),
+    };
+  }
+}
+
+/**
+ * Sends a last answer and closes the connection once it is written. A
+ * client that neither reads it nor closes its end (the server allows half
+ * open connections) loses the connection at the request deadline anyway.
+ */
+function finish(socket: Socket, response: ControlResponse, context: ServerContext): void {
+  socket.pause();
+  const timer = setTimeout(() => socket.destroy(), context.requestDeadlineMs);
+  socket.once('close', () => {
+    clearTimeout(timer);
+  });
+  socket.end(encodeResponse(response), () => socket.destroy());
+}
+
 /** One client connection: frames lines, serves them in order, one at a time. */
 class Connection {
   readonly #socket: Socket;
   readonly #context: ServerContext;
   readonly #framer: LineFramer;
   readonly #queue: string[] = [];
-  #cred: PeerCredentials | null = null;
-  #pidfd: number | null = null;
-  #credError: CallerError | null = null;
+  #identity: CallerIdentity | null = null;
+  #pidfd: number | null;
+  #callerError: CallerError | null = null;
   #busy = false;
   #ending = false;
+  /** Runs out when the client takes too long to send a request or take an answer. */
+  #deadline: NodeJS.Timeout | undefined;
 
-  constructor(socket: Socket, context: ServerContext) {
+  constructor(socket: Socket, context: ServerContext, peer: Peer) {
     this.#socket = socket;
     this.#context = context;
     this.#framer = new LineFramer(context.maxRequestBytes);
-    this.#identifyPeer();
-    socket.setTimeout(context.idleTimeoutMs, () => {
-      if (!this.#busy) socket.destroy();
-    });
+    this.#pidfd = peer.pidfd;
+    this.#identify(peer);
     socket.on('data', (chunk: Buffer) => {
       this.#onData(chunk);
     });
     socket.on('end', () => {
       this.#ending = true;
-      if (!this.#busy && this.#queue.length === 0) socket.end();
+      if (!this.#busy && this.#queue.length === 0) this.#close();
     });
     socket.on('error', () => {
       // A client that goes away mid-answer (EPIPE, ECONNRESET) ends only its own connection.
       socket.destroy();
     });
+    socket.once('close', () => {
+      clearTimeout(this.#deadline);
+    });
+    this.#armDeadline('request');
     socket.resume();
   }
 
-  /** The peer as the kernel saw it at connect(); taken once, before the client can exit. */
-  #identifyPeer(): void {
-    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (fd === undefined || fd < 0) {
-      this.#credError = new CallerError(
-        'Cannot identify the caller: no socket descriptor',
-        'ERR_CALLER_UNKNOWN',
-      );
+  /**
+   * The caller's identity, from its credentials at connect() and its /proc
+   * entry, established once, at accept: privilege is decided here and never
+   * re-read.
+   */
+  #identify(peer: Peer): void {
+    if (peer.cred === null) {
+      this.#callerError = peer.error ?? new CallerError('cannot identify the caller', 'ERR_CALLER_UNKNOWN');
       return;
     }
     try {
-      this.#cred = peerCredentials(fd);
-      this.#pidfd = peerPidfd(fd);
+      const identity = this.#context.identify(peer.cred);
+      this.#checkAlive(peer.cred.pid);
+      this.#identity = identity;
     } catch (error) {
-      this.#credError = new CallerError(
-        `Cannot identify the caller: ${error instanceof Error ? error.message : String(error)}`,
-        'ERR_CALLER_UNKNOWN',
-        { cause: error },
-      );
+      if (!(error instanceof CallerError)) throw error;
+      this.#callerError = error;
     }
+  }
+
+  /** Proves, through the pidfd, that what was read from /proc belongs to the process that connected. */
+  #checkAlive(pid: number): void {
+    if (this.#pidfd !== null && !pidfdAlive(this.#pidfd)) {
+      throw new CallerError(`the caller (pid ${pid}) has exited`, 'ERR_CALLER_GONE');
+    }
+  }
+
+  /**
+   * Starts the deadline for the client's next move: a whole request line,
+   * or taking the answer just written. It is never extended by partial
+   * progress (a byte of a line, a few bytes of an answer read).
+   */
+  #armDeadline(what: 'request' | 'answer'): void {
+    clearTimeout(this.#deadline);
+    const ms = this.#context.requestDeadlineMs;
+    this.#deadline = setTimeout(() => {
+      if (what === 'answer' || this.#socket.writableLength > 0) {
+        // The client does not read: there is no way to tell it.
+        this.#socket.destroy();
+        return;
+      }
+      this.#queue.length = 0;
+      finish(
+        this.#socket,
+        {
+          ok: false,
+          code: 'ERR_REQUEST_TIMEOUT',
+          message: `Cannot read a request: no complete request line within ${ms} ms (ERR_REQUEST_TIMEOUT)`,
+        },
+        this.#context,
+      );
+    }, ms);
+  }
+
+  /**
+   * Ends the connection once the answers written so far are taken, or at
+   * the deadline if the client does not take them.
+   */
+  #close(): void {
+    this.#armDeadline('answer');
+    this.#socket.end(() => this.#socket.destroy());
   }
 
   #onData(chunk: Buffer): void {
@@ -238,20 +374,22 @@ class Connection {
       if (!(error instanceof ControlRequestError)) throw error;
       // The rest of the stream cannot be resynchronised: answer and close.
       this.#queue.length = 0;
-      this.#socket.pause();
-      this.#socket.end(encodeResponse({ ok: false, code: error.code, message: error.message }));
+      clearTimeout(this.#deadline);
+      finish(this.#socket, { ok: false, code: error.code, message: error.message }, this.#context);
       return;
     }
     for (const line of lines) if (line.trim() !== '') this.#queue.push(line);
     if (this.#queue.length > this.#context.maxQueuedRequests) {
       this.#queue.length = 0;
-      this.#socket.pause();
-      this.#socket.end(
-        encodeResponse({
+      clearTimeout(this.#deadline);
+      finish(
+        this.#socket,
+        {
           ok: false,
           code: 'ERR_TOO_MANY_REQUESTS',
           message: `More than ${this.#context.maxQueuedRequests} requests sent ahead of their answers`,
-        }),
+        },
+        this.#context,
       );
       return;
     }
@@ -261,6 +399,7 @@ class Connection {
   async #drain(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
+    clearTimeout(this.#deadline);
     this.#socket.pause();
     try {
       while (this.#queue.length > 0 && !this.#socket.destroyed) {
@@ -268,17 +407,24 @@ class Connection {
         const response = await this.#serve(line);
         if (this.#socket.destroyed || this.#socket.writableEnded) break;
         if (!this.#socket.write(encodeResponse(response))) {
+          this.#armDeadline('answer');
           await new Promise<void>((resolve) => {
             this.#socket.once('drain', resolve);
             this.#socket.once('close', resolve);
           });
+          clearTimeout(this.#deadline);
         }
       }
     } finally {
       this.#busy = false;
     }
-    if (this.#ending) this.#socket.end();
-    else if (!this.#socket.destroyed) this.#socket.resume();
+    if (this.#socket.destroyed || this.#socket.writableEnded) return;
+    if (this.#ending) {
+      this.#close();
+      return;
+    }
+    this.#armDeadline('request');
+    this.#socket.resume();
   }
 
   async #serve(line: string): Promise<ControlResponse> {
@@ -334,18 +480,19 @@ class Connection {
     }
   }
 
-  /** Identifies the caller now and proves, through its pidfd, that /proc was read for the process that connected. */
+  /**
+   * The identity established at connect, once the caller is shown to still
+   * be the same process running the same program with the same ids.
+   */
   #caller(): CallerIdentity {
-    if (this.#cred === null) {
-      throw this.#credError ?? new CallerError('Cannot identify the caller', 'ERR_CALLER_UNKNOWN');
+    const identity = this.#identity;
+    if (identity === null) {
+      throw this.#callerError ?? new CallerError('cannot identify the caller', 'ERR_CALLER_UNKNOWN');
     }
-    const identity = this.#context.identify(this.#cred);
-    if (this.#pidfd !== null && !pidfdAlive(this.#pidfd)) {
-      throw new CallerError(
-        `Cannot identify the caller: pid ${this.#cred.pid} has exited`,
-        'ERR_CALLER_GONE',
-      );
+    if (this.#context.fingerprint(identity.pid) !== identity.fingerprint) {
+      throw new CallerError(changedReason(identity.pid), 'ERR_CALLER_CHANGED');
     }
+    this.#checkAlive(identity.pid);
     return identity;
   }
 
@@ -354,7 +501,7 @@ class Connection {
     switch (request.op) {
       case 'status':
       case 'get': {
-        // Reads are privileged (DESIGN.md). A delegated orchestrator could in
+        // Reads are privileged (docs/design.md). A delegated orchestrator could in
         // principle read its own descendants, but the DaemonApi cannot say
         // whether a pid descends from the caller, so only privileged callers read.
         if (!caller.privileged) {
@@ -413,6 +560,8 @@ class Connection {
             contid: request.contid,
             ...(request.name === undefined ? {} : { name: request.name }),
             ...(request.meta === undefined ? {} : { meta: request.meta }),
+            ...(request.owner === undefined ? {} : { owner: request.owner }),
+            ...(request.create === true ? { create: true } : {}),
           }
         : {}),
     };
@@ -447,8 +596,12 @@ class Connection {
 
   /** Ends the connection on server shutdown. */
   shutdown(): void {
-    this.#socket.end();
-    this.#socket.destroySoon();
+    this.#socket.end(() => this.#socket.destroy());
+    // The daemon is stopping: a client that does not read is not waited for long.
+    const timer = setTimeout(() => this.#socket.destroy(), SHUTDOWN_GRACE_MS);
+    this.#socket.once('close', () => {
+      clearTimeout(timer);
+    });
   }
 
   /** Releases the pidfd once the socket is closed. */

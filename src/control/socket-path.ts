@@ -6,6 +6,7 @@
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
+import { unsafeDirectoryReason } from '../daemon/files.js';
 
 /** Where `contid run` listens and the commands connect by default. */
 export { DEFAULT_CONTROL_SOCKET } from '../daemon/config.js';
@@ -40,23 +41,10 @@ export function prepareSocketDir(path: string): void {
   }
   // mkdir's mode is filtered by the umask; set it exactly.
   if (created) chmodSync(dir, 0o700);
-  const st = lstatSync(dir);
-  const euid = process.geteuid?.() ?? 0;
-  if (!st.isDirectory()) {
+  const reason = unsafeDirectoryReason(lstatSync(dir));
+  if (reason !== null) {
     throw new ControlSocketError(
-      `Cannot use ${JSON.stringify(dir)} for the control socket: not a directory`,
-      'ERR_UNSAFE_SOCKET_DIR',
-    );
-  }
-  if (st.uid !== euid) {
-    throw new ControlSocketError(
-      `Cannot use ${JSON.stringify(dir)} for the control socket: owned by uid ${st.uid}, not ${euid}`,
-      'ERR_UNSAFE_SOCKET_DIR',
-    );
-  }
-  if ((st.mode & 0o022) !== 0) {
-    throw new ControlSocketError(
-      `Cannot use ${JSON.stringify(dir)} for the control socket: writable by others (mode ${(st.mode & 0o777).toString(8)})`,
+      `Cannot use ${JSON.stringify(dir)} for the control socket: ${reason}`,
       'ERR_UNSAFE_SOCKET_DIR',
     );
   }

@@ -24,6 +24,14 @@ export interface OperationRequest {
   readonly name?: string;
   /** Descriptive key/value pairs for the container (set only), like `name`. */
   readonly meta?: Readonly<Record<string, string>>;
+  /**
+   * The owner of the ID, named by a privileged caller (set only; in the
+   * marker): `oci:<container id>` for the OCI hook. Only a set naming the
+   * same owner may join the ID while it is live.
+   */
+  readonly owner?: string;
+  /** Create-only (set only; in the marker): refused (ENOTUNIQ) when the ID is live. */
+  readonly create?: boolean;
 }
 
 /** The answer, given once the operation's marker has been read back from the kernel. */

@@ -51,6 +51,11 @@ export interface DaemonConfig {
    * are intact (docs/markers.md, "What a replay proves").
    */
   readonly sealIntervalMs: number;
+  /**
+   * How often the labels are saved to STATE-DIR/checkpoint.json (ms; also
+   * after each accepted operation and on stop; 0: never, and no restore).
+   */
+  readonly checkpointIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
 }
@@ -81,6 +86,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   procConnector: true,
   reconcileIntervalMs: 30_000,
   sealIntervalMs: 10_000,
+  checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
 };
 
@@ -158,6 +164,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['proc-connector', boolean('procConnector')],
   ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
   ['seal-interval', integer('sealIntervalMs', 0, DAY_MS)],
+  ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
 ]);
 

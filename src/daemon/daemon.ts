@@ -13,8 +13,9 @@
  * host log, restore `enabled` and the backlog limit.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
@@ -38,13 +39,16 @@ import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
 import { EventEncoder } from '../pipeline/encoder.js';
-import { appendKeyring, ensureDirectory } from './files.js';
+import { appendKeyring, ensurePrivateDirectory } from './files.js';
 import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
 import { readProcFacts, readProcSnapshot } from './proc-seed.js';
 import { Sealer } from './sealer.js';
 import { Witness } from './witness.js';
+import { readCheckpoint, takeCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { planRestore } from './restore-plan.js';
+import type { SeedProcess } from '../track/process-table.js';
 import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
 
 export interface DaemonOptions {
@@ -129,6 +133,22 @@ export class Daemon implements DaemonApi {
   #exitTimer: NodeJS.Timeout | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
   #lastBatchAt = 0;
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  /** Start times read for checkpoints, by table entry (a process's start time never changes). */
+  readonly #startTimes = new WeakMap<object, number>();
+  #checkpoints = 0;
+  #checkpointProblems = 0;
+  #lastCheckpointError: string | null = null;
+  /** What this start restored from the previous one's checkpoint. */
+  #restored: Record<string, unknown> | null = null;
+  /** The highest kernel serial read (the stream position a checkpoint names). */
+  #newestSerial = 0;
+  /** The first kernel serial this start read. */
+  #firstSerial = 0;
+  /** The checkpoint restored, until the first record says how much was missed. */
+  #restoredFrom: Checkpoint | null = null;
+  /** This start's restore has been applied (its restore-done marker read back). */
+  #restoreDone = false;
   /** The proc connector's ENOBUFS count at the last reconciliation. */
   #connectorLoss = 0;
   readonly #assembler: EventAssembler;
@@ -159,6 +179,8 @@ export class Daemon implements DaemonApi {
   #kernel0: AuditStatus | null = null;
   #rate = { records: 0, at: Date.now(), perSecond: 0 };
   #lastLoss = { enobufs: 0, kernelLost: 0, serialGaps: 0 };
+  /** Netlink datagrams from userspace ignored so far (audit socket, proc connector), as last reported. */
+  #lastForeign = 0;
   #runError: Error | null = null;
   readonly #running: Promise<void>;
   #startConfirmed = false;
@@ -235,10 +257,22 @@ export class Daemon implements DaemonApi {
     let source: RecordSource | undefined;
     let kernel: KernelSetup | null = null;
     try {
+      // Unsafe directories and keyrings refuse the start before anything in
+      // the kernel changes. The start's secret is on disk before its start
+      // marker is sent; a start that fails later leaves an unused line.
+      ensurePrivateDirectory(config.stateDir, 'state directory');
+      if (config.hostLog !== null && config.hostLog !== '') {
+        ensurePrivateDirectory(dirname(config.hostLog), 'host log directory');
+      }
+      const entry: KeyringEntry = {
+        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
+        daemonPid: process.pid,
+        secret: randomBytes(32),
+      };
+      appendKeyring(keyringPath(config), entry);
       const status = control.getStatus();
       source = await openSource(config, status, options.input ?? process.stdin, log);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
-      ensureDirectory(config.stateDir, 0o700);
       // As the audit daemon, contid enables audit even without its rules,
       // as auditd does: a disabled kernel sends nothing.
       if (manageRules || source.mode === 'unicast') {
@@ -252,12 +286,6 @@ export class Daemon implements DaemonApi {
         kernel.apply();
         if (manageRules) log('info', `Installed ${kernel.rules.length} audit rules (-k contid)`);
       }
-      const entry: KeyringEntry = {
-        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
-        daemonPid: process.pid,
-        secret: randomBytes(32),
-      };
-      appendKeyring(keyringPath(config), entry);
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
       const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
@@ -334,7 +362,17 @@ export class Daemon implements DaemonApi {
       this.#tick();
     }, this.#config.statusIntervalMs);
     this.#timer.unref();
-    const confirmed = this.#awaitEcho(this.#sendMarker({ op: 'start', daemonPid: process.pid }));
+    const checkpoint =
+      this.#config.seedProc && this.#config.checkpointIntervalMs > 0 ? this.#loadCheckpoint() : null;
+    // Events read before the start marker wait for the restore too.
+    if (checkpoint !== null) this.#labeller.expectRestore();
+    const confirmed = this.#awaitEcho(
+      this.#sendMarker({
+        op: 'start',
+        daemonPid: process.pid,
+        ...(checkpoint === null ? {} : { restore: true }),
+      }),
+    );
     if (this.#config.seedProc) {
       // The snapshot goes into the stream (seed markers), not straight into
       // the table: a replay of the log then starts from the same table, and
@@ -350,6 +388,13 @@ export class Daemon implements DaemonApi {
         this.#sendMarker({ op: 'seed', procs: part });
       }
       log('info', `Seeded the process table with ${procs.length} processes from /proc (seed markers)`);
+      if (checkpoint !== null) this.#restore(checkpoint, procs);
+    }
+    if (this.#config.checkpointIntervalMs > 0) {
+      this.#checkpointTimer = setInterval(() => {
+        this.#saveCheckpoint();
+      }, this.#config.checkpointIntervalMs);
+      this.#checkpointTimer.unref();
     }
     if (this.#sealer !== null) {
       this.#sealTimer = setInterval(() => {
@@ -377,6 +422,122 @@ export class Daemon implements DaemonApi {
       this.#startConfirmed = true;
       clearTimeout(warn);
     });
+  }
+
+  get #checkpointPath(): string {
+    return `${this.#config.stateDir.replace(/\/+$/, '')}/checkpoint.json`;
+  }
+
+  /**
+   * The checkpoint of the previous start, or null: none, or one that cannot
+   * be used (set aside with the reason, never a reason not to start).
+   */
+  #loadCheckpoint(): Checkpoint | null {
+    const path = this.#checkpointPath;
+    const read = readCheckpoint(path);
+    if (read.kind === 'none') return null;
+    if (read.kind === 'bad') {
+      const aside = `${path}.bad-${compactTime(new Date())}`;
+      try {
+        renameSync(path, aside);
+      } catch {
+        // Read-only state directory: it stays, and is refused again next time.
+      }
+      this.#log(
+        'warning',
+        `Cannot use the checkpoint "${path}": ${read.reason}; starting without it (set aside as "${aside}")`,
+      );
+      this.#checkpointProblems++;
+      return null;
+    }
+    return read.checkpoint;
+  }
+
+  /** Writes the restore of `checkpoint` into the stream (after the seed markers). */
+  #restore(checkpoint: Checkpoint, procs: readonly SeedProcess[]): void {
+    const plan = planRestore(checkpoint, procs, {
+      cgroupOf: readCgroupNow,
+      hostRefs: hostCgroupRefs(),
+      perMarker: SEED_ENTRIES_PER_MARKER,
+    });
+    for (const m of plan.markers) this.#sendMarker(m);
+    this.#restoredFrom = checkpoint;
+    const c = plan.counts;
+    this.#restored = {
+      from: checkpoint.startId,
+      savedAt: checkpoint.savedAt,
+      serial: checkpoint.stream.serial,
+      ...c,
+    };
+    this.#log(
+      'notice',
+      `Restored the labels of start ${checkpoint.startId} (checkpoint of ${checkpoint.savedAt}, serial ${checkpoint.stream.serial}): ` +
+        `${c.kept} processes kept, ${c.inherited} born while contid was down, ${c.adopted} by their cgroup; ${c.ended} ended meanwhile`,
+    );
+  }
+
+  /**
+   * Saves the labels (periodically, after an accepted operation, on stop).
+   * A failure (full disk, read-only directory) is logged and counted; the
+   * previous checkpoint stays.
+   */
+  #saveCheckpoint(): void {
+    const labeller = this.#labeller;
+    // Not before this start's own labels are there: its start marker read
+    // back, and the restore it announced applied. An earlier save would
+    // replace a good checkpoint with an empty one.
+    if (!this.#startConfirmed || labeller.restoring) return;
+    if (this.#restoredFrom !== null && !this.#restoreDone) return;
+    try {
+      const checkpoint = takeCheckpoint(labeller, {
+        startId: this.startId,
+        node: this.#localNode,
+        stream: { serial: this.#newestSerial, timeMs: this.#newestMs },
+        facts: (e) => {
+          const known = this.#startTimes.get(e);
+          if (known !== undefined) return { ppid: e.ppid, startTime: known };
+          const f = readProcFacts(e.pid);
+          if (f !== null && f.ppid === e.ppid) this.#startTimes.set(e, f.startTime);
+          return f;
+        },
+        cgroupOf: readCgroupNow,
+        hostRefs: hostCgroupRefs(),
+      });
+      writeCheckpoint(this.#checkpointPath, checkpoint);
+      this.#checkpoints++;
+      this.#lastCheckpointError = null;
+    } catch (error) {
+      this.#checkpointProblems++;
+      const message = error instanceof Error ? error.message : String(error);
+      if (message !== this.#lastCheckpointError)
+        this.#log('warning', `${message}; the previous checkpoint stays`);
+      this.#lastCheckpointError = message;
+    }
+  }
+
+  /**
+   * The first record of this start: the kernel numbered events between the
+   * restored checkpoint's position and here that this start did not read
+   * (while contid was down, as the audit daemon, the kernel printk'd and
+   * dropped them).
+   */
+  #firstRead(serial: number): void {
+    this.#firstSerial = serial;
+    const cp = this.#restoredFrom;
+    if (cp === null || this.#restored === null) return;
+    const from = cp.stream.serial + 1;
+    const to = serial - 1;
+    const missed = to >= from ? to - from + 1 : 0;
+    this.#restored = { ...this.#restored, unread: missed === 0 ? null : { from, to, records: missed } };
+    if (missed > 0) {
+      // The checkpoint's position is where the previous start had read when
+      // it saved: after a crash, some of these were read (and written) after it.
+      this.#log(
+        'warning',
+        `Events with serials ${from} to ${to} (${missed}) are between the restored checkpoint ` +
+          `(${cp.savedAt}) and this start: those the previous start had not read yet when it ended were lost`,
+      );
+    }
   }
 
   /** The last step of start: callers (and tests) take "Started:" as ready. */
@@ -450,9 +611,11 @@ export class Daemon implements DaemonApi {
       const batch = await this.#source.next();
       if (batch === null) break;
       this.#lastBatchAt = Date.now();
+      if (this.#firstSerial === 0 && batch.length > 0) this.#firstRead(batch[0]!.serial);
       const sealer = this.#sealer;
       for (const r of batch) {
         if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
+        if (r.serial > this.#newestSerial) this.#newestSerial = r.serial;
         if (r.type === MARKER_TYPE) this.#noteOwnMarker(r);
         if (r.node === this.#sealNode) sealer?.add(r);
         this.#assembler.push(r);
@@ -498,13 +661,7 @@ export class Daemon implements DaemonApi {
 
   #startAdoption(): CgroupAdoption {
     const read = (path: string): Promise<string> => readFile(path, 'utf8');
-    const hostRefs = ['1', 'self'].flatMap((p) => {
-      try {
-        return [readFileSync(`/proc/${p}/cgroup`, 'utf8')];
-      } catch {
-        return [];
-      }
-    });
+    const hostRefs = hostCgroupRefs();
     let auid = 4294967295;
     try {
       auid = Number(readFileSync('/proc/self/loginuid', 'utf8').trim());
@@ -520,13 +677,7 @@ export class Daemon implements DaemonApi {
     };
     return new CgroupAdoption({
       readCgroup: (pid) => readProcCgroup(pid, read),
-      readCgroupNow: (pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-        } catch {
-          return null;
-        }
-      },
+      readCgroupNow,
       adopt: async (pid, chain) => {
         await this.submit({ op: 'adopt', pid, contid: chainToken(chain.split(',^')), caller: self });
       },
@@ -548,6 +699,11 @@ export class Daemon implements DaemonApi {
         this.#encoder?.write(le);
         // Operations answer at once: a marker's event is never provisional.
         for (const op of le.ops) {
+          // An accepted operation is saved before it is answered: a crash
+          // right after the answer must not lose the label.
+          if (op.errno === null && op.op !== 'drop' && op.marker?.start === this.startId) {
+            if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
+          }
           if (op.marker?.start !== this.startId) continue;
           const pending = this.#pending.get(op.marker.seq);
           if (pending === undefined) continue;
@@ -557,6 +713,11 @@ export class Daemon implements DaemonApi {
       }
     } finally {
       while (ready.length > 0) ready.pop();
+    }
+    // Right after the restore, the labels it brought back are saved as this start's.
+    if (this.#restoredFrom !== null && !this.#restoreDone && this.#labeller.restores.length > 0) {
+      this.#restoreDone = true;
+      this.#saveCheckpoint();
     }
   }
 
@@ -590,6 +751,8 @@ export class Daemon implements DaemonApi {
     const facts = readProcFacts(request.pid);
     const target =
       facts === null ? { pid: request.pid } : { pid: request.pid, ppid: facts.ppid, start: facts.startTime };
+    // Its container must be known when the marker is applied: never-seen ancestors go first.
+    this.#witness.place(request.pid);
     const callerStart = request.caller.start ?? readProcFacts(request.caller.pid)?.startTime;
     const caller = callerStart === undefined ? request.caller : { ...request.caller, start: callerStart };
     if (request.op === 'grant') {
@@ -601,7 +764,17 @@ export class Daemon implements DaemonApi {
           new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'EINVAL'),
         );
       }
-      body = { op: request.op, ...target, contid: request.contid, caller };
+      body =
+        request.op === 'adopt'
+          ? { op: 'adopt', ...target, contid: request.contid, caller }
+          : {
+              op: 'set',
+              ...target,
+              contid: request.contid,
+              caller,
+              ...(request.owner === undefined ? {} : { owner: request.owner }),
+              ...(request.create === true ? { create: true } : {}),
+            };
     }
     return new Promise<OperationResult>((resolve, reject) => {
       let seq: number;
@@ -661,7 +834,10 @@ export class Daemon implements DaemonApi {
     const about =
       (request.name === undefined ? '' : ` name ${JSON.stringify(request.name)}`) +
       (request.meta === undefined ? '' : ` meta ${JSON.stringify(request.meta)}`);
-    const what = `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}`;
+    const what =
+      `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}` +
+      (request.owner === undefined ? '' : ` owner ${JSON.stringify(request.owner)}`) +
+      (request.create === true ? ' create-only' : '');
     const caller = `caller pid ${request.caller.pid} uid ${request.caller.uid}`;
     const outcome = result.errno === null ? 'accepted' : `refused (${result.errno})`;
     this.#log('info', `Operation ${what}${about} by ${caller}: ${outcome}`);
@@ -738,6 +914,13 @@ export class Daemon implements DaemonApi {
       adoption: this.#adoption?.stats() ?? null,
       procConnector: this.#exits === null ? null : this.#exits.stats(),
       witness: this.#witness.stats(),
+      checkpoint: {
+        path: this.#checkpointPath,
+        saved: this.#checkpoints,
+        problems: this.#checkpointProblems,
+        lastError: this.#lastCheckpointError,
+        restored: this.#restored,
+      },
       hold: this.#stage.stats().hold,
       evidence: this.#stage.stats().evidence,
       seals: this.#sealer?.stats() ?? null,
@@ -791,6 +974,15 @@ export class Daemon implements DaemonApi {
       this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
     }
     this.#lastLoss = { ...losses };
+    const foreign = this.#source.stats().foreign + (this.#exits?.stats().foreign ?? 0);
+    if (foreign > this.#lastForeign) {
+      this.#log(
+        'warning',
+        `Ignored ${foreign - this.#lastForeign} netlink messages sent by a process, not the kernel ` +
+          "(someone with CAP_NET_ADMIN is sending to contid's sockets)",
+      );
+      this.#lastForeign = foreign;
+    }
   }
 
   /**
@@ -848,10 +1040,13 @@ export class Daemon implements DaemonApi {
     // The run loop drains what the source still holds, ends the assembler and writes the rest.
     await this.#running.catch(() => undefined);
     await this.#flush(true);
+    if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
     await this.#hostLog?.close();
     problems.push(...(this.#kernel?.restoreSettings() ?? []));
     clearInterval(this.#timer);
     clearInterval(this.#reconcileTimer);
+    clearInterval(this.#checkpointTimer);
+
     clearTimeout(this.#exitTimer);
     this.#tick();
     this.#control.close();
@@ -911,6 +1106,23 @@ function readIdentity(pid: number): { targetUid?: number; targetExe?: string } {
     // A kernel thread or an exiting process has no exe link.
   }
   return out;
+}
+
+/** `/proc/PID/cgroup`, read at once, or null when the process is gone. */
+function readCgroupNow(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The cgroup files of host processes (pid 1, the daemon), which a container's cgroup must differ from. */
+function hostCgroupRefs(): string[] {
+  return ['1', 'self'].flatMap((p) => {
+    const text = readCgroupNow(p === 'self' ? process.pid : 1);
+    return text === null ? [] : [text];
+  });
 }
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {

@@ -10,7 +10,7 @@
 import { close, fdatasync, fsync, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureDirectory, openAppendNoFollow } from './files.js';
+import { ensurePrivateDirectory, openAppendNoFollow } from './files.js';
 import type { Logger } from './logger.js';
 import { dirname } from 'node:path';
 
@@ -68,9 +68,12 @@ export class HostLog {
     this.#retryMs = options.retryMs ?? 100;
   }
 
-  /** Opens (creates 0600, in a 0700 directory when missing) without following links. */
+  /**
+   * Opens (creates 0600, in a 0700 directory when missing) without following
+   * links; the directory and the file must be the daemon's alone.
+   */
   static open(path: string, options: HostLogOptions): HostLog {
-    ensureDirectory(dirname(path), 0o700);
+    ensurePrivateDirectory(dirname(path), 'host log directory');
     return new HostLog(path, openAppendNoFollow(path, 0o600), options);
   }
 
@@ -129,7 +132,7 @@ export class HostLog {
     if (this.#stopping || this.#fd < 0) return;
     let fd: number;
     try {
-      ensureDirectory(dirname(this.path), 0o700);
+      ensurePrivateDirectory(dirname(this.path), 'host log directory');
       fd = openAppendNoFollow(this.path, 0o600);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -10,10 +10,11 @@
  * installed is cleaned up by the next start, which restores the original
  * values on its own stop.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { SyscallError } from '../kernel/libc.js';
 import { formatRule, type AuditNetlink, type AuditRule } from '../kernel/netlink.js';
 import { contidRuleOwner, contidRules } from './rules.js';
+import { readFileNoFollow, replaceFile } from './files.js';
 import type { Logger } from './logger.js';
 
 /** What the state file remembers about the kernel before contid changed it. */
@@ -46,13 +47,8 @@ export function isAlive(pid: number): boolean {
 }
 
 function readSaved(path: string): SavedState | null {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const text = readFileNoFollow(path);
+  if (text === null) return null;
   const v = JSON.parse(text) as Partial<SavedState>;
   const ok = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
   return ok(v.pid) && ok(v.enabled) && ok(v.backlogLimit)
@@ -157,9 +153,7 @@ export class KernelSetup {
   }
 
   #save(state: SavedState): void {
-    const tmp = `${this.#options.statePath}.tmp`;
-    writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o600, flag: 'w' });
-    renameSync(tmp, this.#options.statePath);
+    replaceFile(this.#options.statePath, JSON.stringify(state) + '\n', 0o600);
   }
 
   /** Removes the rules this start added. Returns the problems met; never throws. Idempotent. */

@@ -31,6 +31,8 @@ export interface SourceStats {
   readonly enobufs: number;
   /** Times the reader paused because the daemon was behind (back-pressure, not loss). */
   readonly pauses: number;
+  /** Netlink datagrams sent by a process rather than the kernel, ignored (an attack, or a broken tool). */
+  readonly foreign: number;
   /** Records received and not yet processed. */
   readonly queued: number;
   readonly receiveBufferBytes: number;
@@ -101,6 +103,7 @@ export class NetlinkSource implements RecordSource {
       badRecords: this.#bad,
       enobufs: s.enobufs,
       pauses: s.pauses,
+      foreign: s.foreign,
       queued: s.queuedMessages,
       receiveBufferBytes: s.receiveBufferBytes,
       lastIssue: this.#lastIssue,
@@ -169,6 +172,7 @@ export class PluginSource implements RecordSource {
       badRecords: this.#bad,
       enobufs: 0,
       pauses: 0,
+      foreign: 0,
       queued: 0,
       receiveBufferBytes: 0,
       lastIssue: this.#lastIssue,

@@ -1,5 +1,5 @@
 /**
- * What the stream cannot show, the live daemon writes into it (DESIGN.md,
+ * What the stream cannot show, the live daemon writes into it (docs/design.md,
  * "The stream is the source of truth"). The witness reads /proc and the proc
  * connector and turns what it learns into markers, so that the labeller, live
  * and in a replay, reaches the same labels without reading the machine:
@@ -163,6 +163,24 @@ export class Witness {
       this.#mark({ op: 'proc', pid: child.pid, ppid: child.ppid, start: child.startTime, nspid });
       this.#procMarkers++;
     }
+  }
+
+  /**
+   * Before an operation on `pid`: makes sure the table knows it and its
+   * container, writing what /proc shows of its never-seen ancestors into
+   * the stream first (policy refuses a target of unknown container with
+   * EAGAIN). Nothing is written when the table knows it already.
+   */
+  place(pid: number): void {
+    const table = this.#labeller.table;
+    let e = table.get(pid);
+    if (e === undefined) {
+      if (readProcFacts(pid, this.#proc) !== null) this.#answer(pid);
+      return;
+    }
+    if (!e.provisional) return;
+    while (e.parent !== null && e.parent.provisional) e = e.parent;
+    if (e.parent === null) this.#answer(e.ppid);
   }
 
   #knows(pid: number): boolean {

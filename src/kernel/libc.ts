@@ -55,6 +55,14 @@ export const recv = lib.func('intptr_t recv(int fd, void *buf, size_t len, int f
 ) => SsizeT;
 
 /**
+ * recvfrom(2) into `buf`; the sender's address is written into `addr` and
+ * its length into `addrlen[0]`.
+ */
+export const recvfrom = lib.func(
+  'intptr_t recvfrom(int fd, void *buf, size_t len, int flags, void *addr, _Inout_ uint32_t *addrlen)',
+) as (fd: Fd, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: [number]) => SsizeT;
+
+/**
  * recvmmsg(2) with `msgvec` a native `struct mmsghdr[vlen]` (see
  * {@link allocNative}); always called without a timeout (SO_RCVTIMEO applies).
  */

@@ -19,7 +19,7 @@ import {
   errnoName,
   freeNative,
   getsockopt,
-  recv,
+  recvfrom,
   recvmmsg,
   type NativeBlock,
   sendto,
@@ -91,12 +91,16 @@ const RECEIVE_BUFFER_BYTES = 64 * 1024;
 // receiveMany: one recvmmsg(2) fills up to MANY_SLOTS datagrams of at most
 // MANY_SLOT_BYTES (records only, so 16 KiB is ample). The native block holds
 // struct mmsghdr[MANY_SLOTS] (64 bytes each on LP64), then
-// struct iovec[MANY_SLOTS] (16 bytes each), then the slots.
+// struct iovec[MANY_SLOTS] (16 bytes each), then each datagram's sender
+// (struct sockaddr_nl, 12 bytes, in 16), then the slots.
 const MANY_SLOTS = 64;
 const MANY_SLOT_BYTES = 16 * 1024;
 const MMSGHDR_BYTES = 64;
 const IOVEC_BYTES = 16;
-const MANY_DATA_OFFSET = MANY_SLOTS * (MMSGHDR_BYTES + IOVEC_BYTES);
+const NAME_BYTES = 16;
+const SOCKADDR_NL_BYTES = 12;
+const MANY_NAME_OFFSET = MANY_SLOTS * (MMSGHDR_BYTES + IOVEC_BYTES);
+const MANY_DATA_OFFSET = MANY_NAME_OFFSET + MANY_SLOTS * NAME_BYTES;
 
 /** Encodes a `struct sockaddr_nl`. */
 function sockaddrNl(pid: number, groups: number): Buffer {
@@ -140,9 +144,11 @@ type ReplyShape = 'ack' | 'one' | 'multi';
 export class AuditNetlink {
   readonly #options: AuditNetlinkOptions;
   readonly #buf = Buffer.alloc(RECEIVE_BUFFER_BYTES);
+  readonly #sender = Buffer.alloc(SOCKADDR_NL_BYTES);
   #fd: number;
   #seq = 0;
   #many: { block: NativeBlock; slots: Buffer[] } | undefined;
+  #foreign = 0;
 
   /** Opens and binds the socket. @throws {SyscallError} */
   constructor(options: AuditNetlinkOptions = {}) {
@@ -173,6 +179,16 @@ export class AuditNetlink {
   /** The socket's file descriptor, or -1 once closed. */
   get fd(): number {
     return this.#fd;
+  }
+
+  /**
+   * Datagrams received from a sender other than the kernel, and ignored.
+   * Any process with CAP_NET_ADMIN in the network namespace can send to this
+   * socket's port id; only the kernel's (port id 0) are audit records or
+   * answers.
+   */
+  get foreignDatagrams(): number {
+    return this.#foreign;
   }
 
   /** The receive buffer the kernel actually granted (SO_RCVBUF, doubled by the kernel). */
@@ -316,8 +332,9 @@ export class AuditNetlink {
 
   /**
    * Receives one datagram and decodes it. Returns an empty array when the
-   * receive timed out or was interrupted, or, with {@link MSG_DONTWAIT},
-   * when nothing was queued.
+   * receive timed out or was interrupted, when the datagram came from
+   * userspace (counted, see {@link foreignDatagrams}), or, with
+   * {@link MSG_DONTWAIT}, when nothing was queued.
    *
    * @throws {SyscallError} ENOBUFS when the kernel dropped messages because
    *   the receive buffer was full (the socket stays usable); EPROTO when a
@@ -334,14 +351,17 @@ export class AuditNetlink {
    * for the first only, and hands each message to `visit` as bounds into
    * native memory that stays valid until the next call. No allocation per
    * message; measured at a quarter of the CPU of one recv per record.
-   * Meant for record streams: a datagram over 16 KiB is an error. Returns
-   * the message count, 0 when nothing arrived.
+   * Meant for record streams: a datagram over 16 KiB is an error. A
+   * datagram from userspace is skipped and counted ({@link foreignDatagrams}).
+   * Returns the message count, 0 when nothing arrived.
    *
    * @throws {SyscallError} like {@link receive}.
    */
   receiveMany(visit: MessageVisitor, flags = 0): number {
     const fd = this.#open();
     const { block, slots } = (this.#many ??= this.#allocateMany());
+    // The kernel writes each sender's address length back: reset it.
+    for (let i = 0; i < MANY_SLOTS; i++) block.view.writeUInt32LE(SOCKADDR_NL_BYTES, i * MMSGHDR_BYTES + 8);
     const received = recvmmsg(fd, block.address, MANY_SLOTS, flags | MSG_WAITFORONE | MSG_TRUNC, null);
     if (received < 0) {
       const code = errno();
@@ -351,6 +371,10 @@ export class AuditNetlink {
     let count = 0;
     for (let i = 0; i < received; i++) {
       const header = i * MMSGHDR_BYTES;
+      if (block.view.readUInt32LE(MANY_NAME_OFFSET + i * NAME_BYTES + 4) !== 0) {
+        this.#foreign++;
+        continue;
+      }
       const length = block.view.readUInt32LE(header + 56);
       if (length > MANY_SLOT_BYTES || (block.view.readInt32LE(header + 48) & MSG_TRUNC) !== 0) {
         throw new SyscallError('Cannot receive from the audit socket', Errno.EPROTO, {
@@ -368,7 +392,13 @@ export class AuditNetlink {
     for (let i = 0; i < MANY_SLOTS; i++) {
       const iovec = MANY_SLOTS * MMSGHDR_BYTES + i * IOVEC_BYTES;
       const data = MANY_DATA_OFFSET + i * MANY_SLOT_BYTES;
-      // struct msghdr: msg_iov at 16, msg_iovlen at 24; the rest stays 0.
+      // struct msghdr: msg_name at 0, msg_namelen at 8, msg_iov at 16,
+      // msg_iovlen at 24; the rest stays 0.
+      block.view.writeBigUInt64LE(
+        block.address + BigInt(MANY_NAME_OFFSET + i * NAME_BYTES),
+        i * MMSGHDR_BYTES,
+      );
+      block.view.writeUInt32LE(SOCKADDR_NL_BYTES, i * MMSGHDR_BYTES + 8);
       block.view.writeBigUInt64LE(block.address + BigInt(iovec), i * MMSGHDR_BYTES + 16);
       block.view.writeBigUInt64LE(1n, i * MMSGHDR_BYTES + 24);
       // struct iovec { iov_base, iov_len }
@@ -379,14 +409,25 @@ export class AuditNetlink {
     return { block, slots };
   }
 
-  /** One recv into the buffer; the datagram's length, or -1 when there was none. */
+  /**
+   * One recv into the buffer; the datagram's length, or -1 when there was
+   * none, or when it came from userspace (skipped and counted).
+   */
   #receiveDatagram(flags: number): number {
     const fd = this.#open();
-    const length = toNumber(recv(fd, this.#buf, this.#buf.length, flags | MSG_TRUNC));
+    const senderLength: [number] = [SOCKADDR_NL_BYTES];
+    this.#sender.fill(0);
+    const length = toNumber(
+      recvfrom(fd, this.#buf, this.#buf.length, flags | MSG_TRUNC, this.#sender, senderLength),
+    );
     if (length < 0) {
       const code = errno();
       if (code === Errno.EAGAIN || code === Errno.EWOULDBLOCK || code === Errno.EINTR) return -1;
       throw new SyscallError('Cannot receive from the audit socket', code);
+    }
+    if (this.#sender.readUInt32LE(4) !== 0) {
+      this.#foreign++;
+      return -1;
     }
     if (length > this.#buf.length) {
       throw new SyscallError('Cannot receive from the audit socket', Errno.EPROTO, {

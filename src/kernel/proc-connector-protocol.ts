@@ -221,7 +221,9 @@ export const COUNTER_EVENTS = 0;
 export const COUNTER_ENOBUFS = 1;
 /** Counter slot: messages that could not be read. */
 export const COUNTER_MALFORMED = 2;
-export const COUNTER_SLOTS = 3;
+/** Counter slot: datagrams from a sender other than the kernel (netlink port id ≠ 0), ignored. */
+export const COUNTER_FOREIGN = 3;
+export const COUNTER_SLOTS = 4;
 
 /** Fields per exit in {@link ExitBatch}: pid, tgid, exitCode, exitSignal, parentPid, parentTgid. */
 export const EXIT_FIELDS = 6;

@@ -15,7 +15,7 @@ import {
   bind,
   close as closeFd,
   errno,
-  recv,
+  recvfrom,
   send,
   setsockopt,
   socket,
@@ -27,6 +27,7 @@ import {
   CONTROL_STOP,
   COUNTER_ENOBUFS,
   COUNTER_EVENTS,
+  COUNTER_FOREIGN,
   COUNTER_MALFORMED,
   EXIT_FIELDS,
   ProcEventWhat,
@@ -60,6 +61,11 @@ const counters = new BigInt64Array(config.counters);
 // A proc event datagram is 76 bytes; the slack only guards against a
 // future kernel sending larger ones (MSG_TRUNC tells us if it did).
 const datagram = Buffer.alloc(64 * 1024);
+// The sender of each datagram (struct sockaddr_nl): only the kernel's,
+// port id 0, are events. Anyone with CAP_NET_ADMIN can send to a netlink
+// port, and a forged exit would end a live process in the daemon's table.
+const sender = Buffer.alloc(12);
+const senderLength: [number] = [12];
 const batch = new Int32Array(config.maxBatchExits * EXIT_FIELDS);
 let count = 0;
 let lastFlush = Date.now();
@@ -107,7 +113,9 @@ function flush(): void {
 
 /** One recv and its events; false when nothing arrived. */
 function receive(fd: number, flags: number): boolean {
-  const length = toNumber(recv(fd, datagram, datagram.length, flags | MSG_TRUNC));
+  sender.fill(0);
+  senderLength[0] = sender.length;
+  const length = toNumber(recvfrom(fd, datagram, datagram.length, flags | MSG_TRUNC, sender, senderLength));
   if (length < 0) {
     const code = errno();
     if (code === Errno.EAGAIN || code === Errno.EWOULDBLOCK || code === Errno.EINTR) return false;
@@ -116,6 +124,10 @@ function receive(fd: number, flags: number): boolean {
       return true;
     }
     throw new SyscallError('Cannot receive from the proc connector socket', code);
+  }
+  if (sender.readUInt32LE(4) !== 0) {
+    add(COUNTER_FOREIGN, 1);
+    return true;
   }
   if (length > datagram.length) {
     // Truncated by the kernel: what fits is parsed, the rest is counted.

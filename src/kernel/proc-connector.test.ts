@@ -22,6 +22,8 @@ import {
   type ProcExit,
 } from './proc-connector-protocol.js';
 import { ProcConnector } from './proc-connector.js';
+import { ownNetlinkPorts, sendFromUserspace } from '../../test/support/netlink-spoof.js';
+import { NETLINK_CONNECTOR } from './socket-constants.js';
 
 // ---------------------------------------------------------------- parser
 
@@ -420,3 +422,27 @@ void test('open() refuses an option that is not a positive integer', async () =>
   await assert.rejects(ProcConnector.open({ pollMs: 0, onExit() {} }), RangeError);
   await assert.rejects(ProcConnector.open({ receiveBufferBytes: 1.5, onExit() {} }), RangeError);
 });
+
+void test(
+  'an exit sent to the connector by a userspace socket is ignored and counted, never delivered',
+  { skip, timeout },
+  async (t) => {
+    const { connector, exits } = await openRecording(t);
+    const victim = spawn('/bin/sleep', ['30'], { stdio: 'ignore' });
+    t.after(() => victim.kill('SIGKILL'));
+    await once(victim, 'spawn');
+    const [port, ...others] = ownNetlinkPorts(NETLINK_CONNECTOR, CN_IDX_PROC);
+    assert.ok(port !== undefined && others.length === 0, 'the connector socket is found');
+    const forged = exitMessage({ ...killed, pid: victim.pid!, tgid: victim.pid!, parentPid: process.pid });
+    sendFromUserspace(NETLINK_CONNECTOR, forged, { port });
+    // The socket keeps its order: once a later real exit has arrived, the forged one was read.
+    const { pid } = await run('/bin/true', []);
+    await waitForExit(exits, pid, '/bin/true');
+    assert.deepEqual(
+      exits.filter((e) => e.pid === victim.pid),
+      [],
+      'a userspace datagram was taken for the kernel exit of a live process',
+    );
+    assert.equal(connector.stats().foreign, 1);
+  },
+);

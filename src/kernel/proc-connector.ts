@@ -22,6 +22,7 @@ import {
   CONTROL_STOP,
   COUNTER_ENOBUFS,
   COUNTER_EVENTS,
+  COUNTER_FOREIGN,
   COUNTER_MALFORMED,
   COUNTER_SLOTS,
   EXIT_FIELDS,
@@ -73,6 +74,8 @@ export interface ProcConnectorStats {
   readonly enobufs: number;
   /** Messages that could not be read as proc events. */
   readonly malformed: number;
+  /** Datagrams from a sender other than the kernel (netlink port id ≠ 0), ignored. */
+  readonly foreign: number;
 }
 
 const DEFAULTS = {
@@ -227,6 +230,7 @@ export class ProcConnector {
       exits: this.#exits,
       enobufs: Number(Atomics.load(this.#counters, COUNTER_ENOBUFS)),
       malformed: Number(Atomics.load(this.#counters, COUNTER_MALFORMED)),
+      foreign: Number(Atomics.load(this.#counters, COUNTER_FOREIGN)),
     };
   }
 

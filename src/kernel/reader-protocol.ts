@@ -38,7 +38,13 @@ export interface ReaderWorkerConfig {
 export const CONTROL_STOP = 0;
 /** Control slot: 1 while the main thread's queue is full; the worker stops reading. */
 export const CONTROL_PAUSE = 1;
-export const CONTROL_SLOTS = 2;
+/**
+ * Counter slot, kept by the worker: datagrams from a sender other than the
+ * kernel (netlink port id ≠ 0), ignored. Shared memory rather than a
+ * report, so that a flood of them costs no messages between threads.
+ */
+export const CONTROL_FOREIGN = 2;
+export const CONTROL_SLOTS = 3;
 
 /**
  * A batch of records in transferable form: the payloads back to back in

@@ -23,6 +23,7 @@ import {
   NLMSG_MIN_TYPE,
 } from './netlink.js';
 import {
+  CONTROL_FOREIGN,
   CONTROL_PAUSE,
   CONTROL_STOP,
   type ReaderReport,
@@ -78,10 +79,15 @@ function flush(): void {
   used = 0;
 }
 
-/** One receive; ENOBUFS (the kernel dropped records for us) is counted, not fatal. */
+/**
+ * One receive; ENOBUFS (the kernel dropped records for us) is counted, not
+ * fatal, and so are datagrams from userspace, which are never records.
+ */
 function receive(net: AuditNetlink, flags: number): number {
   try {
-    return net.receiveMany(push, flags);
+    const count = net.receiveMany(push, flags);
+    Atomics.store(control, CONTROL_FOREIGN, net.foreignDatagrams);
+    return count;
   } catch (error) {
     if (error instanceof SyscallError && error.errno === Errno.ENOBUFS) {
       enobufs++;

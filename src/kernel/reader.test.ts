@@ -15,6 +15,9 @@ import {
 } from '../../test/support/audit-state.js';
 import { Collector } from '../../test/support/collector.js';
 import { startDaemonChild } from '../../test/support/daemon-child.js';
+import { ownNetlinkPorts, sendFromUserspace } from '../../test/support/netlink-spoof.js';
+import { encodeMessage } from './nlmsg.js';
+import { NETLINK_AUDIT } from './socket-constants.js';
 import type { AuditNetlink } from './netlink.js';
 import { AuditReader, type AuditMessage } from './reader.js';
 
@@ -285,6 +288,29 @@ void test(
         await reader.close();
       }
     });
+  },
+);
+
+void test(
+  'a record sent to the reader by a userspace socket is ignored and counted, never delivered',
+  { skip, timeout },
+  async (t) => {
+    // Multicast, so that no audit state changes: the reader's socket still
+    // has a port id that any process with CAP_NET_ADMIN can send to.
+    const reader = await AuditReader.open({ mode: 'multicast' });
+    t.after(() => reader.close());
+    const collector = new Collector(reader);
+    const [port, ...others] = ownNetlinkPorts(NETLINK_AUDIT, 1);
+    assert.ok(port !== undefined && others.length === 0, 'the reader socket is found');
+    const nonce = randomUUID();
+    const forged = Buffer.from(`audit(1795884974.142:24): arch=c000003e syscall=59 pid=1 nonce=${nonce}`);
+    sendFromUserspace(NETLINK_AUDIT, encodeMessage(SYSCALL, 0, 0, forged), { port });
+    const delivered = (): boolean => collector.messages.some((m) => m.payload.includes(nonce));
+    for (let waited = 0; !(reader.stats().foreign >= 1) && !delivered() && waited < 10_000; waited += 10) {
+      await sleep(10);
+    }
+    assert.equal(delivered(), false, 'a userspace datagram was taken for a kernel record');
+    assert.equal(reader.stats().foreign, 1);
   },
 );
 

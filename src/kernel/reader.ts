@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { SyscallError, close as closeFd } from './libc.js';
 import { AuditNetlink } from './netlink.js';
 import {
+  CONTROL_FOREIGN,
   CONTROL_PAUSE,
   CONTROL_SLOTS,
   CONTROL_STOP,
@@ -64,6 +65,12 @@ export interface AuditReaderStats {
   readonly queuedMessages: number;
   /** The receive buffer the kernel granted (it reports twice the requested size). */
   readonly receiveBufferBytes: number;
+  /**
+   * Datagrams from a sender other than the kernel (netlink port id ≠ 0),
+   * ignored: a process with CAP_NET_ADMIN can send to the reader's socket,
+   * and what it sends must never pass for a record.
+   */
+  readonly foreign: number;
 }
 
 const DEFAULTS = {
@@ -286,7 +293,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
 
   /** A snapshot of the counters. */
   stats(): AuditReaderStats {
-    return { ...this.#stats };
+    return { ...this.#stats, foreign: Atomics.load(this.#control, CONTROL_FOREIGN) };
   }
 
   [Symbol.asyncIterator](): AsyncIterator<readonly AuditMessage[]> {

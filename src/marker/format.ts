@@ -1,7 +1,7 @@
 /**
  * The marker: the user message through which the live daemon writes a
  * contid operation into the kernel audit stream, so that it takes effect at
- * exactly its place in the kernel's order (DESIGN.md, "The stream is the
+ * exactly its place in the kernel's order (docs/design.md, "The stream is the
  * source of truth"). See docs/markers.md.
  *
  * Text (one line, printable ASCII, fields in this order, `mac=` last):
@@ -47,6 +47,14 @@ export interface SeedEntry {
   readonly pidns: 'host' | 'nested' | null;
 }
 
+/** A live process's restored label: a chain, or unknown. */
+export interface RestoredProcess {
+  readonly pid: number;
+  readonly start: number;
+  /** The chain leaf to root, or null for unknown. */
+  readonly chain: readonly string[] | null;
+}
+
 /** Most processes one `seed` marker carries (a user message holds about 8 KiB). */
 export const SEED_ENTRIES_PER_MARKER = 200;
 
@@ -58,16 +66,40 @@ export interface MarkerStamp {
 
 /** What a marker asks for. */
 export type MarkerBody =
-  | { readonly op: 'start'; readonly daemonPid: number }
+  | {
+      readonly op: 'start';
+      readonly daemonPid: number;
+      /**
+       * A restore from a checkpoint follows (restore-* markers, then
+       * restore-done): until then no label is known, and events are held.
+       */
+      readonly restore?: boolean;
+    }
   | { readonly op: 'stop' }
   | {
-      readonly op: 'set' | 'adopt';
+      readonly op: 'set';
       readonly pid: number;
       /** The target's host ppid at request time, so a target not yet seen in the stream can be placed. */
       readonly ppid?: number;
       /** The target's start time at request time: a pid reused since is another process (ESRCH). */
       readonly start?: number;
       /** The value as the orchestrator gave it (validated by policy: EINVAL). */
+      readonly contid: string;
+      readonly caller: MarkerCaller;
+      /**
+       * The owner a privileged caller named for the ID (`oci:<container
+       * id>`), in place of its uid and executable (docs/control.md).
+       */
+      readonly owner?: string;
+      /** Create-only: refused (ENOTUNIQ) when the ID is live, whoever owns it. */
+      readonly create?: boolean;
+    }
+  | {
+      readonly op: 'adopt';
+      readonly pid: number;
+      readonly ppid?: number;
+      readonly start?: number;
+      /** The container's chain, leaf to root with `+` between levels (`5+42`). */
       readonly contid: string;
       readonly caller: MarkerCaller;
     }
@@ -106,6 +138,40 @@ export type MarkerBody =
       /** A pid the stream named (as a ppid) that the daemon did not find in /proc: it has exited. */
       readonly op: 'gone';
       readonly pid: number;
+    }
+  | {
+      /** A container restored from the checkpoint of an earlier start (parents before children). */
+      readonly op: 'restore-container';
+      /** Its chain, leaf to root. */
+      readonly chain: readonly string[];
+      readonly ownerUid: number;
+      readonly ownerExe: string;
+      /** A named owner (`oci:<container id>`), when the set that created it named one. */
+      readonly ownerName?: string;
+    }
+  | {
+      /** Restored labels of live processes (at most SEED_ENTRIES_PER_MARKER). */
+      readonly op: 'restore';
+      readonly procs: readonly RestoredProcess[];
+    }
+  | {
+      /** A grant restored from the checkpoint, for the same identity. */
+      readonly op: 'restore-grant';
+      readonly pid: number;
+      readonly start: number;
+      readonly targetUid?: number;
+      readonly targetExe?: string;
+    }
+  | {
+      /** The end of a restore, with what it did; labels are known again. */
+      readonly op: 'restore-done';
+      /** The start whose checkpoint was restored. */
+      readonly from: string;
+      /** The last kernel serial that start had read when it saved the checkpoint. */
+      readonly serial: number;
+      readonly processes: number;
+      readonly containers: number;
+      readonly grants: number;
     }
   | {
       /**
@@ -167,11 +233,15 @@ export interface ParsedMarker {
 }
 
 const START_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** An owner name: 1–256 printable ASCII characters, no space (`oci:<container id>`). */
+const OWNER_NAME = /^[!-~]{1,256}$/;
 /** A contid as given (policy validates it), or for adopt a chain `5+42+1`. */
 const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,256}$/;
 const UINT = /^(0|[1-9][0-9]{0,9})$/;
 const BIGUINT = /^(0|[1-9][0-9]{0,15})$/;
 const SEED_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15})\.([hnu])$/;
+const RESTORE_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15})\.(u|[0-9]{1,20}(?:\+[0-9]{1,20}){0,15})$/;
+const CHAIN = /^[0-9]{1,20}(?:\+[0-9]{1,20}){0,15}$/;
 const HEX = /^(?:[0-9a-f]{2})*$/;
 const STAMP = /^((?:0|[1-9][0-9]{0,11})\.[0-9]{3}):(0|[1-9][0-9]{0,9})$/;
 const TIME = /^(?:0|[1-9][0-9]{0,11})\.[0-9]{3}$/;
@@ -180,6 +250,11 @@ const DIGEST = /^[0-9a-f]{64}$/;
 /** True for a start id the format accepts. */
 export function isStartId(text: string): boolean {
   return START_ID.test(text);
+}
+
+/** True for an owner name a set marker can carry: 1–256 printable ASCII characters, no space. */
+export function isOwnerName(text: string): boolean {
+  return OWNER_NAME.test(text);
 }
 
 /**
@@ -196,6 +271,37 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
   switch (b.op) {
     case 'start':
       parts.push(`daemon-pid=${uint(b.daemonPid)}`);
+      if (b.restore === true) parts.push('restore=1');
+      break;
+    case 'restore-container':
+      parts.push(
+        `chain=${chainText(b.chain)}`,
+        `owner-uid=${uint(b.ownerUid)}`,
+        `owner-exe=${hex(b.ownerExe)}`,
+      );
+      if (b.ownerName !== undefined) parts.push(`owner-name=${hex(b.ownerName)}`);
+      break;
+    case 'restore':
+      if (b.procs.length > SEED_ENTRIES_PER_MARKER)
+        throw new RangeError('Too many processes for one restore marker');
+      parts.push(
+        `procs=${b.procs.map((p) => `${uint(p.pid)}.${bigUint(p.start)}.${p.chain === null ? 'u' : chainText(p.chain)}`).join(',')}`,
+      );
+      break;
+    case 'restore-grant':
+      parts.push(`pid=${uint(b.pid)}`, `stime=${bigUint(b.start)}`);
+      if (b.targetUid !== undefined) parts.push(`target-uid=${uint(b.targetUid)}`);
+      if (b.targetExe !== undefined) parts.push(`target-exe=${hex(b.targetExe)}`);
+      break;
+    case 'restore-done':
+      if (!START_ID.test(b.from)) throw new RangeError(`Invalid marker start id "${b.from}"`);
+      parts.push(
+        `from=${b.from}`,
+        `serial=${bigUint(b.serial)}`,
+        `processes=${uint(b.processes)}`,
+        `containers=${uint(b.containers)}`,
+        `grants=${uint(b.grants)}`,
+      );
       break;
     case 'stop':
       break;
@@ -244,6 +350,11 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
         if (!CONTID_TOKEN.test(b.contid)) throw new RangeError(`Invalid marker contid "${b.contid}"`);
         parts.push(`contid=${b.contid}`);
       }
+      if (b.op === 'set' && b.owner !== undefined) {
+        if (!isOwnerName(b.owner)) throw new RangeError(`Invalid marker owner "${b.owner.slice(0, 64)}"`);
+        parts.push(`owner=${Buffer.from(b.owner, 'utf8').toString('hex')}`);
+      }
+      if (b.op === 'set' && b.create === true) parts.push('create=1');
       parts.push(
         `caller-pid=${uint(b.caller.pid)}`,
         `caller-uid=${uint(b.caller.uid)}`,
@@ -311,7 +422,84 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
     case 'start': {
       const daemonPid = int(f.get('daemon-pid'));
       if (daemonPid === null) return 'bad daemon-pid';
-      return allowed(['daemon-pid']) ?? { op, daemonPid };
+      const restore = f.get('restore');
+      if (restore !== undefined && restore !== '1') return 'bad restore';
+      return (
+        allowed(['daemon-pid', 'restore']) ?? { op, daemonPid, ...(restore === '1' ? { restore: true } : {}) }
+      );
+    }
+    case 'restore-container': {
+      const chain = f.get('chain');
+      const ownerUid = int(f.get('owner-uid'));
+      const exe = f.get('owner-exe');
+      const name = f.get('owner-name');
+      if (chain === undefined || !CHAIN.test(chain)) return 'bad chain';
+      if (ownerUid === null || exe === undefined || !HEX.test(exe)) return 'bad owner';
+      if (name !== undefined && !HEX.test(name)) return 'bad owner-name';
+      const bad = allowed(['chain', 'owner-uid', 'owner-exe', 'owner-name']);
+      if (bad !== null) return bad;
+      return {
+        op,
+        chain: chain.split('+'),
+        ownerUid,
+        ownerExe: unhex(exe),
+        ...(name === undefined ? {} : { ownerName: unhex(name) }),
+      };
+    }
+    case 'restore': {
+      const text = f.get('procs');
+      if (text === undefined) return 'bad procs';
+      const procs: RestoredProcess[] = [];
+      for (const item of text === '' ? [] : text.split(',')) {
+        const m = RESTORE_ITEM.exec(item);
+        if (m === null || procs.length >= SEED_ENTRIES_PER_MARKER) return 'bad procs';
+        procs.push({ pid: Number(m[1]), start: Number(m[2]), chain: m[3] === 'u' ? null : m[3]!.split('+') });
+      }
+      return allowed(['procs']) ?? { op, procs };
+    }
+    case 'restore-grant': {
+      const pid = int(f.get('pid'));
+      const start = big(f.get('stime'));
+      if (pid === null || start === null) return 'bad restore-grant fields';
+      const uidText = f.get('target-uid');
+      const targetUid = uidText === undefined ? undefined : int(uidText);
+      if (targetUid === null) return 'bad target-uid';
+      const exe = f.get('target-exe');
+      if (exe !== undefined && !HEX.test(exe)) return 'bad target-exe';
+      const bad = allowed(['pid', 'stime', 'target-uid', 'target-exe']);
+      if (bad !== null) return bad;
+      return {
+        op,
+        pid,
+        start,
+        ...(targetUid === undefined ? {} : { targetUid }),
+        ...(exe === undefined ? {} : { targetExe: unhex(exe) }),
+      };
+    }
+    case 'restore-done': {
+      const from = f.get('from') ?? '';
+      const serial = big(f.get('serial'));
+      const processes = int(f.get('processes'));
+      const containers = int(f.get('containers'));
+      const grants = int(f.get('grants'));
+      if (
+        !START_ID.test(from) ||
+        serial === null ||
+        processes === null ||
+        containers === null ||
+        grants === null
+      )
+        return 'bad restore-done fields';
+      return (
+        allowed(['from', 'serial', 'processes', 'containers', 'grants']) ?? {
+          op,
+          from,
+          serial,
+          processes,
+          containers,
+          grants,
+        }
+      );
     }
     case 'stop':
       return allowed([]) ?? { op };
@@ -400,9 +588,25 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
       }
       const contid = f.get('contid');
       if (contid === undefined || !CONTID_TOKEN.test(contid)) return 'bad contid';
-      const bad = allowed([...common, 'contid']);
+      if (op === 'adopt') return allowed([...common, 'contid']) ?? { op, ...target, contid, caller };
+      const bad = allowed([...common, 'contid', 'owner', 'create']);
       if (bad !== null) return bad;
-      return { op, ...target, contid, caller };
+      const ownerHex = f.get('owner');
+      let owner: string | undefined;
+      if (ownerHex !== undefined) {
+        owner = HEX.test(ownerHex) ? Buffer.from(ownerHex, 'hex').toString('latin1') : '';
+        if (!OWNER_NAME.test(owner)) return 'bad owner';
+      }
+      const create = f.get('create');
+      if (create !== undefined && create !== '1') return 'bad create';
+      return {
+        op,
+        ...target,
+        contid,
+        caller,
+        ...(owner === undefined ? {} : { owner }),
+        ...(create === undefined ? {} : { create: true }),
+      };
     }
     default:
       return 'unknown op';
@@ -491,6 +695,20 @@ function stamp(s: MarkerStamp): string {
 
 function time(text: string): string {
   if (!TIME.test(text)) throw new RangeError(`Invalid marker time "${text}"`);
+  return text;
+}
+
+function hex(text: string): string {
+  return Buffer.from(text, 'utf8').toString('hex');
+}
+
+function unhex(text: string): string {
+  return Buffer.from(text, 'hex').toString('utf8');
+}
+
+function chainText(chain: readonly string[]): string {
+  const text = chain.join('+');
+  if (!CHAIN.test(text)) throw new RangeError(`Invalid marker chain "${text}"`);
   return text;
 }
 

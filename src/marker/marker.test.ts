@@ -6,6 +6,7 @@ import { encodeMarker, MARKER_TYPE, parseMarkerText, type Marker } from './forma
 import { formatKeyringEntry, KeyringSyntaxError, parseKeyring, type Keyring } from './keyring.js';
 import { MarkerState, verifyMarker } from './verify.js';
 
+type SetBody = Extract<Marker['body'], { op: 'set' }>;
 const SECRET = Buffer.alloc(32, 1);
 const OTHER = Buffer.alloc(32, 2);
 const RING: Keyring = new Map([
@@ -119,6 +120,28 @@ void describe('marker format', () => {
       assert.equal(parseMarkerText(text), reason);
     });
   }
+
+  void it('encodes a named owner (hex) and create-only for a set, and parses them back', () => {
+    const owned: Marker = { ...SET, body: { ...(SET.body as SetBody), owner: 'oci:web_1', create: true } };
+    const text = encodeMarker(owned, SECRET);
+    assert.match(text, / contid=4 owner=6f63693a7765625f31 create=1 caller-pid=8724 .* mac=[0-9a-f]{64}$/);
+    const parsed = parseMarkerText(text);
+    assert.ok(typeof parsed !== 'string');
+    assert.deepEqual(parsed.marker, owned);
+    const tail = `caller-pid=1 caller-uid=0 caller-auid=0 caller-exe=2f privileged=1 mac=${'0'.repeat(64)}`;
+    const head = 'contid-marker v=1 start=S1 seq=1';
+    assert.equal(parseMarkerText(`${head} op=set pid=1 contid=4 owner=6f20 ${tail}`), 'bad owner');
+    assert.equal(parseMarkerText(`${head} op=set pid=1 contid=4 owner= ${tail}`), 'bad owner');
+    assert.equal(parseMarkerText(`${head} op=set pid=1 contid=4 create=0 ${tail}`), 'bad create');
+    assert.equal(
+      parseMarkerText(`${head} op=adopt pid=1 contid=4 create=1 ${tail}`),
+      'unexpected field create',
+    );
+    assert.throws(
+      () => encodeMarker({ ...SET, body: { ...(SET.body as SetBody), owner: 'oci:a b' } }, SECRET),
+      /Invalid marker owner/,
+    );
+  });
 
   void it('refuses to encode a contid that could inject fields', () => {
     assert.throws(

@@ -89,3 +89,36 @@ void describe('labelling stage', () => {
     assert.ok(events.every((e) => e['contid'] === null));
   });
 });
+
+void describe('a replay from a checkpoint', () => {
+  void it('labels the processes of a log that begins after the daemon started (rotated), from its checkpoint', () => {
+    const log = new Log();
+    // The rotated log starts here: no start marker, no set; 1001 is in 4, 1002 nested in it.
+    log.sys('a', { pid: 1001, ppid: 1000, nr: 56, a0: '1200011', exit: 1003 });
+    log.sys('a', { pid: 1003, ppid: 1001, nr: 59 });
+    log.sys('a', { pid: 1002, ppid: 1001, nr: 59 });
+    log.sys('a', { pid: 1000, ppid: 1, nr: 59 });
+    const p = new ReplayPipeline({
+      format: 'json',
+      keyring: KEYRING,
+      state: {
+        node: 'a',
+        containers: [
+          { chain: ['4'], ownerUid: 0, ownerExe: '/usr/bin/runc' },
+          { chain: ['5', '4'], ownerUid: 0, ownerExe: '/usr/bin/lxc' },
+        ],
+        processes: [
+          { pid: 1001, ppid: 1000, start: 11, chain: ['4'] },
+          { pid: 1002, ppid: 1001, start: 12, chain: ['5', '4'] },
+        ],
+        grants: [],
+      },
+    });
+    const out = Buffer.concat([p.push(`${log.lines.join('\n')}\n`), p.end()]).toString('utf8');
+    const labels = out
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => (JSON.parse(l) as { contid: string | null }).contid);
+    assert.deepEqual(labels, ['4', '4', '5,^4', null]);
+  });
+});

@@ -32,6 +32,8 @@ export interface LabellingOptions {
    * seal's verdict. False: no checks.
    */
   readonly evidence?: { readonly seals?: boolean; readonly settleMs?: number } | false;
+  /** A daemon checkpoint to start from (`contid replay --state`), for its node. */
+  readonly state?: Parameters<Labeller['loadCheckpoint']>[0] & { readonly node: string | null };
 }
 
 /** One node's labels. */
@@ -66,6 +68,7 @@ export class LabellingStage {
   constructor(options: LabellingOptions = {}) {
     this.#options = options;
     this.#maxNodes = Math.max(1, options.maxNodes ?? 1024);
+    if (options.state !== undefined) this.#state(options.state.node)?.labeller.loadCheckpoint(options.state);
   }
 
   /** The labeller of `node` (made on first use), or undefined past the bound. */

@@ -7,7 +7,7 @@ import type { EvidenceFinding, EvidenceStats } from '../marker/evidence.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
 import type { HoldStats } from '../policy/hold.js';
-import { LabellingStage } from './labelling.js';
+import { LabellingStage, type LabellingOptions } from './labelling.js';
 import type { OutputFormat } from './encoder.js';
 import { EventEncoder } from './encoder.js';
 import type { EventFilter } from './filter.js';
@@ -36,6 +36,8 @@ export interface ReplayOptions {
   readonly keyring?: Keyring;
   /** Most processes tracked (default 1,000,000). */
   readonly maxProcesses?: number;
+  /** A daemon checkpoint to start from (logs that begin after the daemon started). */
+  readonly state?: LabellingOptions['state'];
   /**
    * Which events to write (default: all). It sees events once labelled,
    * so that filtering never changes a label.
@@ -129,6 +131,7 @@ export class ReplayPipeline {
             },
             // A seal is judged once events closed by the timeout have come.
             evidence: { settleMs: Math.max(5000, 2 * (options.timeoutMs ?? 2000)) },
+            ...(options.state === undefined ? {} : { state: options.state }),
           }));
     const out = (this.#out = new EventEncoder(options.format, { ids }));
     const filter = (this.#filter = options.filter ?? null);

@@ -34,11 +34,18 @@ export function renderRequested(text: string): string {
  * The container the orchestrator itself runs in is part of the identity, so
  * the same runtime binary running nested inside a container is a different
  * owner from the host's.
+ *
+ * A privileged orchestrator may instead name the owner (`oci:<container
+ * id>`, as the OCI hook does): every hook run is the same uid running the
+ * same executable, so uid and exe cannot tell one tenant's container from
+ * another's. A named owner is the same owner only as the same name.
  */
 export interface Owner {
   readonly uid: number;
   readonly exe: string;
   readonly container: Container | null;
+  /** The name a privileged caller gave, or null for the uid and exe. */
+  readonly name: string | null;
 }
 
 /** A container: one incarnation of an ID (after a drop, the ID may come back as a new object). */
@@ -78,7 +85,7 @@ export const UNKNOWN: Container = {
   id: -1n,
   text: UNKNOWN_TEXT,
   parent: null,
-  owner: Object.freeze({ uid: -1, exe: '', container: null }),
+  owner: Object.freeze({ uid: -1, exe: '', container: null, name: null }),
   chain: Object.freeze([]),
   rendered: UNKNOWN_TEXT,
   refs: 0,
@@ -130,5 +137,7 @@ export function renderChain(chain: readonly string[]): string {
 
 /** True when two owners are the same orchestrator identity. */
 export function sameOwner(a: Owner, b: Owner): boolean {
-  return a.uid === b.uid && a.exe === b.exe && a.container === b.container;
+  if (a.container !== b.container) return false;
+  if (a.name !== null || b.name !== null) return a.name === b.name;
+  return a.uid === b.uid && a.exe === b.exe;
 }

@@ -1,6 +1,6 @@
 /**
  * The errors a contid operation can be refused with, by rule, in the order
- * DESIGN.md checks them. The names are the kernel series' errnos.
+ * docs/design.md checks them. The names are the kernel series' errnos.
  */
 export type ContidErrno = 'EINVAL' | 'EPERM' | 'ESRCH' | 'EBUSY' | 'EXDEV' | 'EAGAIN' | 'EEXIST' | 'ENOTUNIQ';
 
@@ -13,5 +13,5 @@ export const ERRNO_REASONS: Readonly<Record<ContidErrno, string>> = {
   EXDEV: 'the target is the caller, or a delegated caller asked for a non-descendant',
   EAGAIN: "the target's container is not known yet (its parent has not been seen); try again",
   EEXIST: 'the target already has a contid and this is not a nesting set',
-  ENOTUNIQ: 'the ID is live and owned by another orchestrator',
+  ENOTUNIQ: 'the ID is live and owned by another orchestrator, or live at all for a create-only set',
 };

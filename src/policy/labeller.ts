@@ -166,8 +166,28 @@ const NO_OPS: ContainerOp[] = [];
 const NO_FORGERIES: Forgery[] = [];
 const NO_EVIDENCE: readonly EvidenceFinding[] = Object.freeze([]);
 
+/** What a restore from a checkpoint brought back (a `restore-done` marker). */
+export interface RestoreReport {
+  /** The start whose checkpoint was restored, and the last serial it had read. */
+  readonly from: string;
+  readonly serial: number;
+  readonly processes: number;
+  readonly containers: number;
+  readonly grants: number;
+  /** Containers of the earlier start that no live process holds any more: dropped. */
+  readonly dropped: number;
+}
+
 export class Labeller {
-  readonly #table: ProcessTable<Container>;
+  #table: ProcessTable<Container>;
+  readonly #tableOptions: ConstructorParameters<typeof ProcessTable<Container>>[0];
+  /** Between a `start` with restore=1 and its `restore-done`: no label is known yet. */
+  #restoring = false;
+  /** Where the table stood at the start: what was made since inherits once the restore is done. */
+  #restoreSince = { generation: 0, birthSeq: 0 };
+  /** Raised when a restore ends, so that the hold stage looks at what it holds. */
+  #epoch = 0;
+  #restores: RestoreReport[] = [];
   /** Live top-level IDs (set by the host's orchestrators); nested ones hang from their parent. */
   readonly #roots = new Map<string, Container>();
   /** Live containers, nested ones included. */
@@ -199,13 +219,14 @@ export class Labeller {
       node: options.node ?? null,
       ...(options.startNodes === undefined ? {} : { startNodes: options.startNodes }),
     });
-    this.#table = new ProcessTable<Container>({
+    this.#tableOptions = {
       ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
       ...(options.maxBirths === undefined ? {} : { maxBirths: options.maxBirths }),
       ...(options.birthTtlMs === undefined ? {} : { birthTtlMs: options.birthTtlMs }),
       ...(options.clone3BirthTtlMs === undefined ? {} : { clone3BirthTtlMs: options.clone3BirthTtlMs }),
       ...(options.deadTtlMs === undefined ? {} : { deadTtlMs: options.deadTtlMs }),
-      anyLabelled: () => this.#liveCount > 0,
+      // While a restore is under way any parent may turn out labelled: wait.
+      anyLabelled: () => this.#liveCount > 0 || this.#restoring,
       unknownLabel: UNKNOWN,
       questions: options.questions ?? false,
       hooks: {
@@ -216,7 +237,123 @@ export class Labeller {
           if (c !== UNKNOWN) this.#release(c, by);
         },
       },
-    });
+    };
+    this.#table = new ProcessTable<Container>(this.#tableOptions);
+  }
+
+  /** True between a start that announced a restore and its `restore-done`. */
+  get restoring(): boolean {
+    return this.#restoring;
+  }
+
+  /** The restores applied so far (the last 16). */
+  get restores(): readonly RestoreReport[] {
+    return this.#restores;
+  }
+
+  /**
+   * Starts from a checkpoint's labels (`contid replay --state FILE`: a
+   * replay of logs that begin after the daemon started, rotated ones say).
+   * Its processes are taken as alive, with their parents, start times and
+   * labels; its containers with their owners; its grants. A trusted local
+   * file, so it is applied as the daemon's restore markers are, unverified.
+   */
+  loadCheckpoint(state: {
+    readonly containers: readonly {
+      chain: readonly string[];
+      ownerUid: number;
+      ownerExe: string;
+      ownerName?: string;
+    }[];
+    readonly processes: readonly {
+      pid: number;
+      ppid: number;
+      start: number;
+      chain: readonly string[] | null;
+    }[];
+    readonly grants: readonly { pid: number; start: number; uid: number | null; exe: string | null }[];
+  }): void {
+    this.#table.seed(state.processes.map((p) => ({ pid: p.pid, ppid: p.ppid, startTime: p.start })));
+    for (const c of state.containers) {
+      this.#restoreContainer({
+        op: 'restore-container',
+        chain: c.chain,
+        ownerUid: c.ownerUid,
+        ownerExe: c.ownerExe,
+        ...(c.ownerName === undefined ? {} : { ownerName: c.ownerName }),
+      });
+    }
+    for (const p of state.processes) {
+      const e = this.#table.get(p.pid);
+      if (e === undefined || e.startTime !== p.start) continue;
+      this.#table.restoreLabel(e, p.chain === null ? UNKNOWN : (this.containerByChain(p.chain) ?? UNKNOWN));
+    }
+    for (const g of state.grants) {
+      const e = this.#table.get(g.pid);
+      if (e !== undefined && e.startTime === g.start) e.grant = { uid: g.uid, exe: g.exe, start: g.start };
+    }
+    this.#ops = NO_OPS;
+    this.#dropUnheld();
+    this.#ops = NO_OPS;
+  }
+
+  /**
+   * The live daemon will restore a checkpoint: no label is known until its
+   * restore is done, so events read before its own start marker wait too.
+   */
+  expectRestore(): void {
+    this.#restoring = true;
+  }
+
+  /**
+   * A daemon start. After another start (a restart in the log), the table
+   * is emptied: a new daemon knows nothing of the earlier one's processes
+   * but its snapshot and checkpoint, so a replay forgets them here too, and
+   * both rebuild from the same seed and restore markers. Containers of the
+   * earlier start are kept until the restore says which live on (without
+   * one, they drop now). A live daemon's own start follows no other in its
+   * stream: its table holds only what it read since it opened its source.
+   */
+  #begin(restore: boolean, restart: boolean): void {
+    this.#restoring = restore;
+    if (!restart) return;
+    this.#table = new ProcessTable<Container>(this.#tableOptions);
+    this.#restoreSince = { generation: this.#table.nextGeneration, birthSeq: this.#table.nextBirthSeq };
+    // The processes and births that held them are gone; nested containers still hold their parents.
+    for (const c of this.#allLive()) c.refs = c.nested === null ? 0 : [...c.nested.values()].length;
+    this.#epoch++;
+    if (!restore) this.#dropUnheld();
+  }
+
+  /** Every live container, parents before their nested ones. */
+  liveContainerList(): Container[] {
+    return this.#allLive();
+  }
+
+  #allLive(): Container[] {
+    const out: Container[] = [];
+    const visit = (scope: Map<string, Container> | null): void => {
+      if (scope === null) return;
+      for (const c of scope.values()) {
+        out.push(c);
+        visit(c.nested);
+      }
+    };
+    visit(this.#roots);
+    return out;
+  }
+
+  /** Drops the live containers nothing holds (after a start's table was emptied, and its restore). */
+  #dropUnheld(): number {
+    let n = 0;
+    // Children first: a nested container holds its parent.
+    for (const c of this.#allLive().reverse()) {
+      if (c.refs > 0 || !c.live) continue;
+      c.refs = 1;
+      this.#release(c, null);
+      n++;
+    }
+    return n;
   }
 
   /** The process table, for reads (`contid ps`, `get`). */
@@ -358,9 +495,16 @@ export class Labeller {
     let evidence = NO_EVIDENCE;
     for (let i = 0; messages && i < records.length; i++) {
       const r = records[i]!;
+      const current = this.#markers.current;
       const verdict = verifyMarker(r, this.#keyring, this.#markers);
       if (verdict.kind === 'valid') {
         this.#validMarkers++;
+        if (verdict.marker.body.op === 'start') {
+          this.#begin(
+            verdict.marker.body.restore === true,
+            current !== null && current !== verdict.marker.start,
+          );
+        }
         this.#apply(verdict.marker.body, { start: verdict.marker.start, seq: verdict.marker.seq });
         const found = this.#evidence?.marker(verdict.marker, r) ?? NO_EVIDENCE;
         if (found.length > 0) evidence = evidence.concat(found);
@@ -376,7 +520,9 @@ export class Labeller {
       if (found.length > 0) evidence = evidence.concat(found);
     }
 
-    const provisional = label === null && subject !== undefined && subject.provisional;
+    // While a restore is under way no label is known: every process's event waits for it.
+    const provisional =
+      subject !== undefined && ((label === null && subject.provisional) || (this.#restoring && sys >= 0));
     const le: LabelledEvent = {
       event,
       contid: label?.rendered ?? null,
@@ -392,7 +538,7 @@ export class Labeller {
     // a container is live (with none, every wait ends unset). Remembering
     // the others would cost a WeakMap entry for most events of a log whose
     // ancestors were never audited, and the collector's time to clear it.
-    if (provisional && subject !== undefined && this.#liveCount > 0) {
+    if (provisional && subject !== undefined && (this.#liveCount > 0 || this.#restoring)) {
       this.#pendingSubjects.set(le, { subject, index: subjectIndex });
     }
     return le;
@@ -400,12 +546,13 @@ export class Labeller {
 
   /** Containers with a live process: while there are none, no wait can end in a label. */
   get liveContainers(): number {
+    if (this.#restoring) return Math.max(1, this.#liveCount);
     return this.#liveCount;
   }
 
   /** Increases whenever a provisional wait ends (see retag). */
   get settlements(): number {
-    return this.#table.settlements;
+    return this.#table.settlements + this.#epoch;
   }
 
   /**
@@ -422,7 +569,7 @@ export class Labeller {
     if (pending === undefined) return le;
     const { subject, index } = pending;
     // An exited process still resolves (its parent may show up later).
-    if (subject.provisional) return null;
+    if (subject.provisional || this.#restoring) return null;
     this.#pendingSubjects.delete(le);
     // The label the wait resolved to: a later set (none can come while it
     // waits: EAGAIN) must not reach back to events from before it.
@@ -527,10 +674,42 @@ export class Labeller {
 
   #apply(body: MarkerBody, marker: { start: string; seq: number }): void {
     switch (body.op) {
-      case 'start':
+      case 'start': // see #begin
       case 'stop':
       case 'seal':
         return;
+      case 'restore-container':
+        this.#restoreContainer(body);
+        return;
+      case 'restore':
+        for (const p of body.procs) {
+          // (Alive, or seen exiting in the moment before the snapshot: a zombie in it.)
+          const e = this.#table.latest(p.pid);
+          if (e === undefined || e.startTime !== p.start) continue;
+          const label = p.chain === null ? UNKNOWN : (this.containerByChain(p.chain) ?? UNKNOWN);
+          this.#table.restoreLabel(e, label);
+        }
+        return;
+      case 'restore-grant': {
+        const e = this.#table.get(body.pid);
+        if (e !== undefined && e.startTime === body.start) {
+          e.grant = { uid: body.targetUid ?? null, exe: body.targetExe ?? null, start: body.start };
+        }
+        return;
+      }
+      case 'restore-done': {
+        // Processes made while the labels were not back inherit from their parents now.
+        this.#table.inheritSince(this.#restoreSince.generation, this.#restoreSince.birthSeq);
+        const dropped = this.#dropUnheld();
+        this.#restoring = false;
+        this.#epoch++;
+        const { from, serial, processes, containers, grants } = body;
+        this.#restores = [
+          ...this.#restores.slice(-15),
+          { from, serial, processes, containers, grants, dropped },
+        ];
+        return;
+      }
       case 'seed':
         this.#table.seed(
           body.procs.map((p) => ({
@@ -639,6 +818,11 @@ export class Labeller {
     return parent !== null && (parent === a || this.#table.isDescendant(parent, a));
   }
 
+  /** The owner a set names: the caller (uid, executable, its container), or the name it gave. */
+  #ownerOf(body: Extract<MarkerBody, { op: 'set' }>, by: Subject): Owner {
+    return { uid: body.caller.uid, exe: body.caller.exe, container: by.label, name: body.owner ?? null };
+  }
+
   /** The caller holds a grant, given to its identity (uid, executable, start time). */
   #delegated(by: Subject, caller: MarkerCaller): boolean {
     const grant = by.entry?.grant ?? null;
@@ -650,11 +834,14 @@ export class Labeller {
   }
 
   /**
-   * DESIGN.md's rules 1–7, in order; the first that fails decides. Every
+   * docs/design.md's rules 1–7, in order; the first that fails decides. Every
    * check reads; only an accepted set changes the table (placing a target
    * not seen yet), so a refused request leaves no trace but its CONTAINER_OP.
+   * Naming the owner is privileged (rule 2: a delegated caller could
+   * otherwise join any named ID), and a create-only set (the OCI hook's)
+   * refuses an ID that is live whoever owns it (rule 7).
    */
-  #set(body: Extract<MarkerBody, { op: 'set' | 'adopt' }>, marker: { start: string; seq: number }): void {
+  #set(body: Extract<MarkerBody, { op: 'set' }>, marker: { start: string; seq: number }): void {
     const { pid, ppid, start, contid: requested, caller } = body;
     const by = this.#lookup(caller.pid, caller.ppid, caller.start);
     const target = this.#lookup(pid, ppid, start);
@@ -663,7 +850,10 @@ export class Labeller {
     let errno: ContidErrno | null = null;
     let existing: Container | undefined;
     if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
-    else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
+    // Labels and grants are not known until a restore is done: try again.
+    else if (this.#restoring) errno = 'EAGAIN';
+    else if (!caller.privileged && (!this.#delegated(by, caller) || body.owner !== undefined))
+      errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (target.entry !== null && this.#table.hasChildren(target.entry)) errno = 'EBUSY';
     else if (
@@ -672,13 +862,19 @@ export class Labeller {
       (!caller.privileged && !this.#descendsFrom(target, by))
     )
       errno = 'EXDEV';
-    else if (target.provisional || by.provisional || by.label === UNKNOWN) errno = 'EAGAIN';
+    // A caller the table has never seen counts as on the host, as before
+    // markers named callers; one it knows must have a known container.
+    else if (target.provisional || (by.entry !== null && (by.provisional || by.label === UNKNOWN)))
+      errno = 'EAGAIN';
     else if (target.label !== null && !(by.label !== null && target.label === by.label)) errno = 'EEXIST';
     else {
       // Unique among the IDs of one parent: the setter's own container.
       existing = this.#scope(by.label)?.get(value.toString());
-      const owner: Owner = { uid: caller.uid, exe: caller.exe, container: by.label };
-      if (existing !== undefined && !sameOwner(existing.owner, owner)) errno = 'ENOTUNIQ';
+      if (
+        existing !== undefined &&
+        (body.create === true || !sameOwner(existing.owner, this.#ownerOf(body, by)))
+      )
+        errno = 'ENOTUNIQ';
     }
     let result: Container | null = null;
     if (errno === null && value !== null) {
@@ -688,7 +884,7 @@ export class Labeller {
         // Placing it bound evidence the look-up did not see (an orphan's birth).
         errno = 'EEXIST';
       } else {
-        result = existing ?? this.#create(value, { uid: caller.uid, exe: caller.exe, container: by.label });
+        result = existing ?? this.#create(value, this.#ownerOf(body, by));
         this.#table.relabel(entry, result);
       }
     }
@@ -702,7 +898,7 @@ export class Labeller {
   }
 
   /** Adopt: the daemon saw the target in a labelled container's cgroup. */
-  #adopt(body: Extract<MarkerBody, { op: 'set' | 'adopt' }>, marker: { start: string; seq: number }): void {
+  #adopt(body: Extract<MarkerBody, { op: 'adopt' }>, marker: { start: string; seq: number }): void {
     const { pid, ppid, start, contid: requested, caller } = body;
     const target = this.#lookup(pid, ppid, start);
     const old = target.label?.rendered ?? UNSET_TEXT;
@@ -710,6 +906,7 @@ export class Labeller {
     const container = chain === null ? undefined : this.#byChain(chain);
     let errno: ContidErrno | null = null;
     if (container === undefined) errno = 'EINVAL';
+    else if (this.#restoring) errno = 'EAGAIN';
     else if (!caller.privileged) errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (target.provisional) errno = 'EAGAIN';
@@ -730,6 +927,26 @@ export class Labeller {
     );
   }
 
+  /**
+   * A container of the checkpoint: the one still live (kept over the
+   * start, its processes not yet restored), or made anew under its parent
+   * (restored before it) with its owner.
+   */
+  #restoreContainer(body: Extract<MarkerBody, { op: 'restore-container' }>): void {
+    if (this.containerByChain(body.chain) !== undefined) return;
+    const parent = body.chain.length > 1 ? this.containerByChain(body.chain.slice(1)) : null;
+    const value = parseContid(body.chain[0] ?? '');
+    if (parent === undefined || value === null) return;
+    // Held only once a process (or a nested container) is restored into it;
+    // restore-done drops what nothing holds.
+    this.#create(value, {
+      uid: body.ownerUid,
+      exe: body.ownerExe,
+      container: parent,
+      name: body.ownerName ?? null,
+    });
+  }
+
   /** Grant: delegation (capcontid) to label the target's own descendants, for that incarnation only. */
   #grant(body: Extract<MarkerBody, { op: 'grant' }>, marker: { start: string; seq: number }): void {
     const { pid, ppid, start, caller } = body;
@@ -737,7 +954,8 @@ export class Labeller {
     const target = this.#lookup(pid, ppid, start);
     const current = target.label?.rendered ?? UNSET_TEXT;
     let errno: ContidErrno | null = null;
-    if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
+    if (this.#restoring) errno = 'EAGAIN';
+    else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
     else if (!target.exists) errno = 'ESRCH';
     else if (
       pid === caller.pid ||
@@ -767,23 +985,28 @@ export class Labeller {
     return c;
   }
 
-  #release(c: Container, by: ProcessEntry<Container>): void {
+  /**
+   * A holder of `c` is gone; the last one drops it. `by` is the process
+   * whose end released it, or null when no process did (a daemon restart
+   * that left the container with no live process).
+   */
+  #release(c: Container, by: ProcessEntry<Container> | null): void {
     c.refs--;
     if (c.refs > 0 || !c.live) return;
     c.live = false;
     const scope = this.#scope(c.parent);
     if (scope?.get(c.text) === c) scope.delete(c.text);
     this.#liveCount--;
-    const record = this.#current?.entry === by ? this.#current.record : null;
+    const record = by !== null && this.#current?.entry === by ? this.#current.record : null;
     const who: OpCaller = {
-      pid: by.pid,
+      pid: by?.pid ?? 0,
       uid: record === null ? null : fieldInt(record, 'uid'),
       auid: record === null ? null : fieldInt(record, 'auid'),
-      exe: decodeRaw(record === null ? by.exe : (fieldValue(record, 'exe') ?? null)),
+      exe: decodeRaw(record === null ? (by?.exe ?? null) : (fieldValue(record, 'exe') ?? null)),
     };
     const fields: ContainerOpFields = {
       op: 'drop',
-      opid: by.pid,
+      opid: by?.pid ?? 0,
       contid: UNSET_TEXT,
       oldContid: c.rendered,
       caller: who,

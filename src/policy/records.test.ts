@@ -27,7 +27,7 @@ void describe('contid values and records', () => {
   });
 
   void it('renders chains leaf to root with ,^', () => {
-    const owner = { uid: 0, exe: '/x', container: null };
+    const owner = { uid: 0, exe: '/x', container: null, name: null };
     const one = makeContainer(1n, null, owner);
     const two = makeContainer(2n, one, owner);
     const four = makeContainer(4n, two, owner);

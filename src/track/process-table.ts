@@ -469,6 +469,11 @@ export class ProcessTable<L> {
         }
         continue;
       }
+      if (known !== undefined && known.ppid === p.ppid && known.diedAtMs + 1000 >= this.#nowMs) {
+        // Seen exiting just now: a zombie in the snapshot, not a live process.
+        known.startTime ??= p.startTime ?? null;
+        continue;
+      }
       if (known !== undefined) this.#unmap(known);
       const e = this.#newEntry(p.pid, p.ppid, null, null, 'seed');
       e.confirmed = true;
@@ -499,6 +504,65 @@ export class ProcessTable<L> {
     // their parent was a process of the snapshot, unset.
     for (const e of created) this.#settle(e, undefined);
     this.#enforceBound(null);
+  }
+
+  /** The generation the next process will get: processes made from now on have a higher one. */
+  get nextGeneration(): number {
+    return this.#generation + 1;
+  }
+
+  /** The birth sequence number the next birth will get. */
+  get nextBirthSeq(): number {
+    return this.#birthSeq + 1;
+  }
+
+  /**
+   * After labels were restored: processes made (and births recorded) since
+   * `generation`/`birthSeq`, while their parents' labels were not back yet,
+   * take the labels their parents have now, parents before children. An
+   * entry or birth that has a label already keeps it.
+   */
+  inheritSince(generation: number, birthSeq: number): void {
+    const made: ProcessEntry<L>[] = [];
+    for (const e of this.liveEntries()) if (e.generation >= generation && e.label === null) made.push(e);
+    // Those that exited meanwhile too: their events are still held.
+    for (let i = this.#deadHead; i < this.#dead.length; i++) {
+      const e = this.#dead[i];
+      if (e !== undefined && e.mapped && e.generation >= generation && e.label === null) made.push(e);
+    }
+    made.sort((a, b) => a.generation - b.generation);
+    for (const e of made) {
+      if (e.parent !== null) continue;
+      // Seen before its parent was known: the parent came with the snapshot
+      // (it existed then, so it is the one), or was made after it.
+      const parent = this.#byPid.get(e.ppid);
+      if (
+        parent !== undefined &&
+        parent !== e &&
+        (parent.origin === 'seed' || parent.generation < e.generation)
+      )
+        this.#link(e, parent);
+    }
+    // Parents before children; a child seen before its parent comes first
+    // in creation order, so go round until nothing changes.
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const e of made) {
+        const label = e.parent?.label ?? null;
+        if (label === null || e.label !== null) continue;
+        if (e.alive) this.#hooks.retain(label);
+        this.#setLabel(e, label);
+        e.provisional = false;
+        changed = true;
+      }
+    }
+    for (const e of this.liveEntries()) {
+      for (const b of e.births) {
+        if (b.seq < birthSeq || b.label !== null || b.caller.label === null) continue;
+        this.#hooks.retain(b.caller.label);
+        b.label = b.caller.label;
+      }
+    }
   }
 
   /**
@@ -657,6 +721,26 @@ export class ProcessTable<L> {
     this.#end(entry, entry);
     this.#dead.push(entry);
     this.#due(entry.diedAtMs + this.#deadTtl);
+  }
+
+  /**
+   * Gives a live process the label it had all along (a restore from a
+   * checkpoint): not a relabel, so nothing records a label before it.
+   */
+  restoreLabel(entry: ProcessEntry<L>, label: L): void {
+    if (entry.label === label) return;
+    if (!entry.alive) {
+      // It exited before the restore (its events may still be held): no hold on the label.
+      entry.label = label;
+      entry.provisional = false;
+      return;
+    }
+    this.#hooks.retain(label);
+    const old = entry.label;
+    this.#setLabel(entry, label);
+    entry.provisional = false;
+    entry.history = null;
+    if (old !== null) this.#hooks.release(old, entry);
   }
 
   /** Replaces a live process's label, keeping the holder counts right. */

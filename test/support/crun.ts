@@ -81,13 +81,15 @@ export interface BundleOptions {
   readonly script: string;
   /** The createRuntime hooks; default: this checkout's `contid oci-hook --socket SOCKET`. */
   readonly hooks?: readonly OciHook[];
+  /** The bundle's directory under `dir` (default `bundle`), for several containers in one test. */
+  readonly name?: string;
 }
 
 let containerCount = 0;
 
 /** A crun bundle in `dir/bundle` with a busybox rootfs, the contid hook at createRuntime and the annotation. */
 export function makeBundle(dir: string, options: BundleOptions): Bundle {
-  const bundle = join(dir, 'bundle');
+  const bundle = join(dir, options.name ?? 'bundle');
   makeBusyboxRootfs(join(bundle, 'rootfs'));
   const spec = spawnSync('crun', ['spec'], { cwd: bundle, encoding: 'utf8' });
   assert.equal(spec.status, 0, spec.stderr);
