@@ -4,11 +4,15 @@
  * container is labelled; its host log and auditd's own log of the same run
  * verify span by span; a copy of the host log with one record deleted and
  * the container's set marker moved after the container's first fork is
- * reported exactly: the span that held the record, and the marker.
+ * reported exactly: the span that held the record, and the marker. A
+ * process in a crun container (which has CAP_AUDIT_WRITE, as with Docker
+ * and podman) that sends messages imitating the daemon's seal and stop
+ * markers is reported as a forger, and changes no seal, seq or chain.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import type { EvidenceFinding } from '../src/marker/evidence.js';
 import type { ReplayStats } from '../src/pipeline/replay.js';
@@ -20,7 +24,7 @@ import {
   withAuditState,
 } from './support/audit-state.js';
 import { auditdSkipReason, startAuditd } from './support/auditd.js';
-import { CONTAINER_SCRIPT, crunSkipReason, makeBundle, runContainer } from './support/crun.js';
+import { CONTAINER_SCRIPT, crunSkipReason, makeBundle, runContainer, which } from './support/crun.js';
 import {
   contid,
   daemonPaths,
@@ -29,10 +33,15 @@ import {
   stopDaemon,
   tempDir,
   waitUntil,
+  withDaemon,
 } from './support/live-daemon.js';
-import { waitForExit } from './support/log-events.js';
+import { field, waitForExit } from './support/log-events.js';
 
 const skip = auditSkipReason() ?? auditdSkipReason() ?? crunSkipReason();
+const forgeSkip =
+  auditSkipReason() ?? crunSkipReason() ?? (which('gcc') === null ? 'gcc is needed' : undefined);
+/** Sends a file's text as a user message of a given type over raw netlink, from inside a container. */
+const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
 
 const STAMP = /msg=audit\(([0-9.]+):([0-9]+)\)/;
 
@@ -62,17 +71,26 @@ function sealsOf(lines: readonly string[], startId: string): SealSpan[] {
   return out;
 }
 
-/** `contid replay --keyring --stats` of `file`: its counters and its text output. */
+/** The lines of a log the daemon `pid` sent (the kernel-stamped sender): its markers. */
+function sentBy(lines: readonly string[], pid: number): string[] {
+  return lines.filter((l) => field(l, 'pid') === String(pid));
+}
+
+/** `contid replay --keyring --stats` of `file`: its counters, its summary and its text output. */
 async function replay(
   file: string,
   keyring: string,
   dir: string,
-): Promise<{ stats: ReplayStats; out: string }> {
+): Promise<{ stats: ReplayStats; summary: string; out: string }> {
   const out = join(dir, `${file.replace(/[^a-z0-9]/gi, '_')}.replayed`);
   const r = await contid(['replay', '--keyring', keyring, '--stats', '--format', 'text', '-o', out, file]);
   assert.equal(r.code, 0, r.stderr);
-  const last = r.stderr.trimEnd().split('\n').at(-1)!;
-  return { stats: JSON.parse(last) as ReplayStats, out: readFileSync(out, 'utf8') };
+  const lines = r.stderr.trimEnd().split('\n');
+  return {
+    stats: JSON.parse(lines.at(-1)!) as ReplayStats,
+    summary: lines.slice(0, -1).join('\n'),
+    out: readFileSync(out, 'utf8'),
+  };
 }
 
 function assertAllIntact(stats: ReplayStats, seals: number, what: string): void {
@@ -242,5 +260,149 @@ test(
         );
       else assert.ok(stats.forgeries.some((f) => f.reason === 'replayed'));
     });
+  },
+);
+
+test(
+  'a container process forging seal and stop markers, or sending a real seal again, is reported as a forger; seals, seqs and chains are unchanged',
+  { skip: forgeSkip, timeout: 240_000 },
+  async (t) => {
+    let daemonPid = -1;
+    let startId = '';
+    let keyring = '';
+    let dir = '';
+    let hostLog = '';
+    let forgeries: { file: string; type: number; text: string }[] = [];
+    await withDaemon(t, { args: ['--seal-interval', '1000'] }, async (d, paths, tmp) => {
+      dir = tmp;
+      hostLog = paths.hostLog;
+      keyring = paths.keyring;
+      daemonPid = d.pid;
+      startId = /start ([0-9TZ]+-[0-9]+-[0-9a-f]+)/.exec(d.stderr())![1]!;
+      const warm = await runWithLoginuid(TEST_LOGINUID, [
+        '/bin/sh',
+        '-c',
+        'for i in $(seq 100); do /bin/true; done',
+      ]);
+      assert.equal(warm.code, 0);
+      // A real seal to copy: the forger is given the daemon's own text, MAC and all.
+      await waitUntil(
+        () => sealsOf(sentBy(readFileSync(paths.hostLog, 'utf8').split('\n'), d.pid), startId).length > 0,
+        'a first seal',
+      );
+      const mine = sentBy(readFileSync(paths.hostLog, 'utf8').split('\n'), d.pid).filter((l) =>
+        l.includes(` start=${startId} seq=`),
+      );
+      const realSeal = /msg='(contid-marker [^']*op=seal [^']*)'/.exec(
+        mine.find((l) => / op=seal /.test(l))!,
+      )![1]!;
+      const latest = mine.at(-1)!;
+      const seq = Number(/ seq=([0-9]+) /.exec(latest)![1]);
+      const to = Number(/ to=([0-9]+) /.exec(realSeal)![1]);
+      const zeros = '0'.repeat(64);
+      const head = (n: number): string =>
+        `contid-marker v=1 start=${startId} seq=${n} prev=${stampOf(latest)}`;
+      forgeries = [
+        // The next spans, sealed as holding no record.
+        {
+          file: 'seal.txt',
+          type: 2942,
+          text: `${head(seq + 1)} op=seal from=${to + 1} to=${to + 64 * 64} records=0 digest=${zeros} mac=${zeros}`,
+        },
+        { file: 'copy.txt', type: 2942, text: realSeal },
+        // A stop would leave whatever follows unsealed, and close the start.
+        { file: 'stop.txt', type: 2942, text: `${head(seq + 2)} op=stop mac=${zeros}` },
+        { file: 'user.txt', type: 1100, text: realSeal },
+      ];
+      const bundle = makeBundle(dir, {
+        socket: paths.socket,
+        contid: '77',
+        script: CONTAINER_SCRIPT(forgeries.map((f) => `/bin/fx-forge ${f.type} /${f.file};`).join(' ')),
+      });
+      const cc = spawnSync(
+        'gcc',
+        ['-static', '-O2', '-o', join(bundle.dir, 'rootfs/bin/fx-forge'), FORGE_SOURCE],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(cc.status, 0, cc.stderr);
+      for (const f of forgeries) writeFileSync(join(bundle.dir, 'rootfs', f.file), f.text);
+      const run = await runContainer(bundle);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.match(/^fx-forge type=(2942|1100) ack error=0$/gm)?.length, 4, run.stdout);
+      const exit = await waitForExit(paths.hostLog, run.pid);
+      await waitUntil(
+        () =>
+          sealsOf(sentBy(readFileSync(paths.hostLog, 'utf8').split('\n'), d.pid), startId).some(
+            (s) => s.to >= exit.serial,
+          ),
+        'a seal over the container run',
+      );
+    });
+    if (hostLog === '') return; // skipped: another audit daemon is registered
+    const host = readFileSync(hostLog, 'utf8').split('\n');
+
+    // Each forgery reached the log, sent by a process of container 77, not by the daemon.
+    const sent = forgeries.map((f) => {
+      const line = host.find(
+        (l) =>
+          l.includes(`msg='${f.text}'`) &&
+          l.startsWith('type=USER_AUTH ') === (f.type === 1100) &&
+          field(l, 'pid') !== String(daemonPid),
+      );
+      assert.ok(line !== undefined, `the forged ${f.file} is in the host log`);
+      return line;
+    });
+    const reasons = ['wrong-sender', 'wrong-sender', 'wrong-sender', 'wrong-type'];
+    const reported = host.filter((l) => l.startsWith('type=CONTID_FORGERY '));
+    assert.deepEqual(
+      reported.map((l) => [stampOf(l), field(l, 'reason'), field(l, 'contid')]),
+      sent.map((l, i) => [stampOf(l), reasons[i], '77']),
+      'the live daemon reports each one, at its record',
+    );
+    assert.deepEqual(
+      host.filter((l) => l.startsWith('type=CONTID_EVIDENCE ')),
+      [],
+      'no marker missing or moved in the daemon',
+    );
+    // The daemon's chain names only its own markers: a forged one never became its prev=.
+    const mine = sentBy(host, daemonPid).filter((l) => l.includes(` start=${startId} seq=`));
+    const stamps = new Set(mine.map(stampOf));
+    for (const l of mine) {
+      const prev = / prev=([0-9.]+:[0-9]+) /.exec(l)?.[1];
+      if (prev !== undefined) assert.ok(stamps.has(prev), `prev=${prev} of ${l}`);
+    }
+    const seqs = mine.map((l) => Number(/ seq=([0-9]+) /.exec(l)![1]));
+    assert.deepEqual(
+      seqs,
+      seqs.map((_, i) => i + 1),
+      'seqs 1, 2, 3, ... with no seq taken by a forgery',
+    );
+    const seals = sealsOf(mine, startId);
+
+    const { stats, summary } = await replay(hostLog, keyring, dir);
+    assert.deepEqual(
+      stats.forgeries.map((f) => [`${f.time}:${f.serial}`, f.reason, f.senderContid]),
+      sent.map((l, i) => [stampOf(l), reasons[i], '77']),
+    );
+    assert.equal(stats.labels?.forgeries, 4);
+    assert.deepEqual(stats.evidenceProblems, [], 'no gap, chain break, misplaced marker or broken seal');
+    assert.equal(stats.evidence?.intact, seals.length, 'the real seals, and only they, are judged: intact');
+    assert.equal(stats.evidence?.broken, 0);
+    assert.deepEqual(
+      stats.intactSpans.map((s) => [s.start, s.from, s.to, s.seals]),
+      [[startId, seals[0]!.from, seals.at(-1)!.to, seals.length]],
+    );
+    assert.match(summary, / 4 forgery attempts;/);
+    assert.match(summary, new RegExp(`  evidence: ${seals.length} seals? intact, 0 broken\n`));
+    assert.match(summary, new RegExp(`  intact: serials ${seals[0]!.from}-${seals.at(-1)!.to} `));
+    for (const l of sent)
+      assert.match(
+        summary,
+        new RegExp(
+          `  forgery at ${stampOf(l).replace('.', '\\.')}: wrong-(sender|type) from pid [0-9]+ \\(contid 77\\)`,
+        ),
+      );
   },
 );
