@@ -29,6 +29,7 @@ import {
   withAuditState,
 } from './support/audit-state.js';
 import { killLeftovers, waitForNoProcesses } from './support/processes.js';
+import type { ReplayStats } from '../src/pipeline/replay.js';
 import { auditdSkipReason, startAuditd, type RunningAuditd } from './support/auditd.js';
 import { CONTAINER_SCRIPT, crunSkipReason, MAIN, makeBundle, runContainer, which } from './support/crun.js';
 import {
@@ -147,6 +148,8 @@ function writeWrapper(p: PluginPaths, way: ConfigWay): void {
       `host-log = ${p.hostLog}`,
       `state-dir = ${p.stateDir}`,
       `socket = ${p.socket}`,
+      // Seals the records it reads from auditd's plugin stream, which auditd's log must match.
+      'seal-interval = 1000',
       '',
     ].join('\n'),
   );
@@ -296,6 +299,15 @@ async function checkPluginRun(p: PluginPaths, auditd: RunningAuditd, args: reado
     ),
   );
   await checkSeparatorInUserMessage(p);
+  // A periodic seal (the stream 5 s past a whole bucket of 64 serials after the start marker's),
+  // for checkAuditdLog to verify against auditd's log: the rules are narrow, so make records.
+  const more = await runWithLoginuid(TEST_LOGINUID, [
+    '/bin/sh',
+    '-c',
+    'for i in $(seq 100); do /bin/true; done',
+  ]);
+  assert.equal(more.code, 0);
+  await waitForText(() => (existsSync(p.hostLog) ? readFileSync(p.hostLog, 'utf8') : ''), / op=seal from=/);
 }
 
 /**
@@ -336,8 +348,22 @@ async function checkAuditdLog(p: PluginPaths, logFile: string): Promise<void> {
 
   const keyring = join(p.stateDir, 'keyring');
   const out = join(p.dir, 'replay.log');
-  const replay = await contid(['replay', '--keyring', keyring, '--format', 'text', '-o', out, logFile]);
+  const replay = await contid([
+    'replay',
+    '--keyring',
+    keyring,
+    '--stats',
+    '--format',
+    'text',
+    '-o',
+    out,
+    logFile,
+  ]);
   assert.equal(replay.code, 0, replay.stderr);
+  // What contid sealed from the plugin stream is what auditd logged, span by span.
+  const stats = JSON.parse(replay.stderr.trimEnd().split('\n').at(-1)!) as ReplayStats;
+  assert.deepEqual(stats.evidenceProblems, [], replay.stderr);
+  assert.ok((stats.evidence?.intact ?? 0) >= 1, `a seal verified:\n${replay.stderr}`);
   const host = tags(readEvents(p.hostLog));
   const replayed = tags(parseEvents(readFileSync(out, 'utf8')));
   assert.ok(host.labels.size > 0);

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -58,6 +58,50 @@ test(
         const forgery = event.lines.find((l) => l.startsWith('type=CONTID_FORGERY '));
         assert.ok(forgery !== undefined, `a forgery report:\n${event.lines.join('\n')}`);
         assert.match(forgery, new RegExp(` reason=wrong-type pid=${sent.pid} `));
+      } finally {
+        process.kill(d.pid, 'SIGTERM');
+        assert.equal(await d.exited, 0, d.stderr());
+      }
+    });
+  },
+);
+
+test(
+  'unicast: a newline in a user message is written as a space, as auditd writes it, so it adds no line to the host log',
+  { skip, timeout: 120_000 },
+  async (t) => {
+    await withAuditState(async (ctx) => {
+      if (skipIfDaemonRegistered(t, ctx)) return;
+      const dir = mkdtempSync(join(tmpdir(), 'contid-usermsg-'));
+      t.after(() => {
+        rmSync(dir, { recursive: true, force: true });
+      });
+      const forge = join(dir, 'fx-forge');
+      const cc = spawnSync('gcc', ['-O2', '-o', forge, FORGE_SOURCE], { encoding: 'utf8' });
+      assert.equal(cc.status, 0, cc.stderr);
+      const fake = 'type=SYSCALL msg=audit(1700000000.001:1): arch=c000003e syscall=59 pid=1 comm="planted"';
+      writeFileSync(join(dir, 'text'), `hello\n${fake}`);
+      const hostLog = join(dir, 'audit.log');
+      const d = await startDaemonProcess(
+        ['--host-log', hostLog, '--state-dir', join(dir, 'state'), '--socket', 'none'],
+        { ready: 'Started:', timeoutMs: 60_000 },
+      );
+      try {
+        const sent = await runWithLoginuid(TEST_LOGINUID, [forge, '1100', join(dir, 'text')]);
+        assert.match(sent.stdout, /ack error=0/, sent.stderr);
+        const event = await waitForEvents(hostLog, `the USER_AUTH message of pid ${sent.pid}`, (events) =>
+          events.find((e) =>
+            e.lines.some((l) => l.startsWith('type=USER_AUTH ') && field(l, 'pid') === String(sent.pid)),
+          ),
+        );
+        const message = event.lines.find((l) => l.startsWith('type=USER_AUTH '))!;
+        assert.ok(message.endsWith(` msg='hello ${fake}'`), message);
+        assert.ok(
+          !readFileSync(hostLog, 'utf8')
+            .split('\n')
+            .some((l) => l.startsWith(fake)),
+          'no planted line',
+        );
       } finally {
         process.kill(d.pid, 'SIGTERM');
         assert.equal(await d.exited, 0, d.stderr());

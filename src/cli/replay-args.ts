@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { recordTypeNumber } from '../interpret/record-types.js';
 import { SYSCALL_TABLES } from '../interpret/syscalls-generated.js';
 import type { SyscallCriterion } from '../pipeline/filter.js';
-import { FORGERY_TYPE } from '../pipeline/labels.js';
+import { EVIDENCE_TYPE, FORGERY_TYPE } from '../pipeline/labels.js';
 import type { OutputFormat } from '../pipeline/replay.js';
 import { CONTID_UNSET, parseContid } from '../policy/contid.js';
 import { isClockTime, parseTimeSpec, type TimeSpec } from './time-spec.js';
@@ -42,7 +42,8 @@ Filters (after labelling; each one given must match, a list matches any):
       --key KEY          The event's key is KEY (whole)
       --syscall S        The syscall, by name (execve) or number (59)
       --type TYPE        The event has a record of TYPE (SYSCALL, USER_LOGIN,
-                         1300, CONTAINER_OP, CONTAINER_ID, CONTID_FORGERY)
+                         1300, CONTAINER_OP, CONTAINER_ID, CONTID_FORGERY,
+                         CONTID_EVIDENCE)
       --success yes|no   The syscall succeeded (or the message's res=)
 
 Reading:
@@ -145,7 +146,7 @@ function syscallCriterion(text: string): SyscallCriterion {
   return { name: text };
 }
 
-const LABEL_TYPES: readonly string[] = ['CONTAINER_ID', 'CONTAINER_OP', FORGERY_TYPE];
+const LABEL_TYPES: readonly string[] = ['CONTAINER_ID', 'CONTAINER_OP', FORGERY_TYPE, EVIDENCE_TYPE];
 
 function typeCriteria(text: string): (number | string)[] {
   const upper = text.toUpperCase();

@@ -33,6 +33,9 @@ const base: ReplayStats = {
   nodes: 0,
   nodesOverflow: 0,
   forgeries: [],
+  evidence: null,
+  evidenceProblems: [],
+  intactSpans: [],
   matched: null,
 };
 
@@ -98,5 +101,87 @@ test('progress shows the share, rate, events per second and time left', () => {
   assert.match(
     progressLine({ bytes: 1e6, totalBytes: 200e6, events: 0, elapsedMs: 1000 }),
     /3 min 19 s left$/,
+  );
+});
+
+const labels = {
+  processes: 10,
+  retained: 0,
+  max: 1_000_000,
+  expired: 0,
+  evicted: 0,
+  reused: 0,
+  births: 0,
+  birthsExpired: 0,
+  containers: 1,
+  markers: 9,
+  forgeries: 0,
+  ops: { accepted: 1, refused: 0, drops: 0 },
+};
+const noEvidence = {
+  missing: 0,
+  gaps: 0,
+  order: 0,
+  chain: 0,
+  place: 0,
+  intact: 0,
+  broken: 0,
+  late: 0,
+  pendingAtEnd: 0,
+};
+
+test('with a keyring, the summary says which spans seals show intact and names each marker missing or moved', () => {
+  const text = replaySummary(
+    {
+      ...base,
+      labels,
+      evidence: { ...noEvidence, intact: 3, broken: 1, missing: 1, gaps: 1, place: 1 },
+      intactSpans: [
+        { start: 'S1', from: 5120, to: 5695, since: '1700000002.400', until: '1700000012.085', seals: 3 },
+      ],
+      evidenceProblems: [
+        {
+          check: 'gap',
+          start: 'S1',
+          from: 2,
+          to: 2,
+          after: '1700000003.480:5154',
+          before: '1700000006.140:5307',
+        },
+        { check: 'place', start: 'S1', seq: 4, at: '1700000004.000:5200', afterSerial: 5203 },
+        {
+          check: 'seal',
+          start: 'S1',
+          seq: 6,
+          at: '1700000014.140:5707',
+          from: 5696,
+          to: 5759,
+          since: '1700000012.100',
+          until: '1700000013.900',
+          records: 64,
+          seen: 63,
+          result: 'broken',
+          lossy: false,
+          late: 0,
+        },
+      ],
+    },
+    { keyring: true, seconds: 1 },
+  );
+  assert.deepEqual(text.trimEnd().split('\n').slice(2), [
+    '  evidence: 3 seals intact, 1 broken, 1 marker missing (1 gap), 1 marker applied after a later event',
+    '  intact: serials 5120-5695 (1700000002.400 to 1700000012.085) of start S1, 3 seals',
+    '  missing: marker seq 2 of start S1 (between 1700000003.480:5154 and 1700000006.140:5307): deleted or lost',
+    '  out of place: marker seq 4 of start S1 at 1700000004.000:5200 was applied after an event of serial 5203: moved',
+    '  broken seal: serials 5696-5759 (1700000012.100 to 1700000013.900) of start S1 (seal seq 6 at ' +
+      '1700000014.140:5707): 64 records sealed, 63 in the input',
+  ]);
+});
+
+test('with a keyring and markers but no seal, the summary says no span is shown intact', () => {
+  const text = replaySummary({ ...base, labels, evidence: noEvidence }, { keyring: true, seconds: 1 });
+  assert.match(
+    text,
+    /evidence: no marker missing or moved; no seal markers, so no span of the input is shown intact/,
   );
 });

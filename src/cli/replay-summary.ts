@@ -3,6 +3,7 @@
  * lines that say what each counter means, and the progress line while it
  * reads. Pure functions of the counters, so that tests read them as text.
  */
+import type { EvidenceFinding, EvidenceStats } from '../marker/evidence.js';
 import type { ReplayStats } from '../pipeline/replay.js';
 
 /** What the summary needs to know beside the pipeline's counters. */
@@ -139,6 +140,8 @@ export function replaySummary(stats: ReplayStats, context: SummaryContext): stri
       );
     }
   }
+  if (stats.evidence !== null && l !== null && l.markers > 0)
+    lines.push(...evidenceLines(stats, stats.evidence));
   for (const f of stats.forgeries.slice(0, 10)) {
     lines.push(
       `  forgery at ${f.time}:${f.serial}: ${f.reason} from pid ${f.senderPid ?? '?'} (contid ${f.senderContid ?? 'unset'})`,
@@ -151,6 +154,68 @@ export function replaySummary(stats: ReplayStats, context: SummaryContext): stri
   const listed = stats.badLines + stats.unterminatedLines + stats.wordsWithoutValue;
   if (listed > 10) lines.push(`  ... and ${count(listed - 10, 'more problem')}`);
   return lines.map((line) => `${line}\n`).join('');
+}
+
+/** What the evidence checks found, then the intact spans and the problems (10 of each at most). */
+function evidenceLines(stats: ReplayStats, e: EvidenceStats): string[] {
+  const lines: string[] = [];
+  const parts: string[] = [];
+  if (e.intact + e.broken > 0) parts.push(`${count(e.intact, 'seal')} intact, ${e.broken} broken`);
+  if (e.missing > 0) parts.push(`${count(e.missing, 'marker')} missing (${count(e.gaps, 'gap')})`);
+  if (e.order > 0) parts.push(`${count(e.order, 'marker')} out of serial order`);
+  if (e.chain > 0) parts.push(count(e.chain, 'chain break'));
+  if (e.place > 0) parts.push(`${count(e.place, 'marker')} applied after a later event`);
+  if (e.late > 0) parts.push(`${count(e.late, 'record')} of spans already judged`);
+  if (parts.length === 0) {
+    lines.push(
+      '  evidence: no marker missing or moved; no seal markers, so no span of the input is shown intact ' +
+        '(contid run seals every --seal-interval)',
+    );
+    return lines;
+  }
+  lines.push(`  evidence: ${parts.join(', ')}`);
+  for (const span of stats.intactSpans.slice(0, 10)) {
+    const times = span.since === null ? '' : ` (${span.since} to ${span.until ?? span.since})`;
+    lines.push(
+      `  intact: serials ${span.from}-${span.to}${times} of start ${span.start}, ${count(span.seals, 'seal')}`,
+    );
+  }
+  if (stats.intactSpans.length > 10)
+    lines.push(`  ... and ${count(stats.intactSpans.length - 10, 'more intact run')}`);
+  for (const f of stats.evidenceProblems.slice(0, 10)) lines.push(`  ${describeFinding(f)}`);
+  const problems = e.gaps + e.order + e.chain + e.place + e.broken + e.late;
+  if (problems > 10) lines.push(`  ... and ${count(problems - 10, 'more evidence problem')}`);
+  return lines;
+}
+
+/** One evidence problem, for the summary. */
+export function describeFinding(f: EvidenceFinding): string {
+  switch (f.check) {
+    case 'gap':
+      return (
+        `missing: marker${f.from === f.to ? ` seq ${f.from}` : `s seq ${f.from}-${f.to}`} of start ${f.start} ` +
+        `(between ${f.after} and ${f.before}): deleted or lost`
+      );
+    case 'order':
+      return `out of order: marker seq ${f.seq} of start ${f.start} at ${f.at} comes after ${f.after}, a later one: moved`;
+    case 'chain':
+      return `chain break: marker seq ${f.seq} of start ${f.start} at ${f.at} follows ${f.prev}, which is not before it: a marker deleted or moved`;
+    case 'place':
+      return `out of place: marker seq ${f.seq} of start ${f.start} at ${f.at} was applied after an event of serial ${f.afterSerial}: moved`;
+    case 'seal': {
+      const times = f.since === null ? '' : ` (${f.since} to ${f.until ?? f.since})`;
+      return (
+        `broken seal: serials ${f.from}-${f.to}${times} of start ${f.start} (seal seq ${f.seq} at ${f.at}): ` +
+        `${count(f.records, 'record')} sealed, ${f.seen} in the input` +
+        (f.late > 0
+          ? `; the daemon says it read ${count(f.late, 'record')} of earlier spans after their seal`
+          : '') +
+        (f.lossy ? '; the daemon lost records in this span' : '')
+      );
+    }
+    case 'late':
+      return `late: a record at ${f.at} of start ${f.start}'s spans judged up to serial ${f.judgedTo}: added or moved`;
+  }
 }
 
 /** What the progress line knows. */

@@ -39,6 +39,9 @@ Options (each may also be set in the config file as "key = value"):
       --reconcile-interval MS
                              Check labelled and delegated processes against /proc
                              this often (default 30000; 0: only after a loss)
+      --seal-interval MS     Write a seal marker (an HMAC over the records read)
+                             this often, so a replay can tell which spans of a
+                             log are intact (default 10000; 0: never)
       --checkpoint-interval MS
                              Save the labels to STATE-DIR/checkpoint.json this often
                              and on stop; a restart restores them (default 60000;

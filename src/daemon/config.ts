@@ -47,6 +47,12 @@ export interface DaemonConfig {
    */
   readonly reconcileIntervalMs: number;
   /**
+   * How often a seal marker is written (ms; 0: never): an HMAC over the
+   * records read since the last, so a replay can say which spans of a log
+   * are intact (docs/markers.md, "What a replay proves").
+   */
+  readonly sealIntervalMs: number;
+  /**
    * How often the labels are saved to STATE-DIR/checkpoint.json (ms; also
    * after each accepted operation and on stop; 0: never, and no restore).
    */
@@ -86,6 +92,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   adopt: false,
   procConnector: true,
   reconcileIntervalMs: 30_000,
+  sealIntervalMs: 10_000,
   checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
   store: '',
@@ -181,6 +188,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['adopt', boolean('adopt')],
   ['proc-connector', boolean('procConnector')],
   ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
+  ['seal-interval', integer('sealIntervalMs', 0, DAY_MS)],
   ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
   ['store', path('store', true)],

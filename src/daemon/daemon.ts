@@ -28,6 +28,7 @@ import {
   SEED_ENTRIES_PER_MARKER,
   type MarkerBody,
   type MarkerCaller,
+  type MarkerStamp,
 } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
@@ -43,6 +44,7 @@ import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
 import { readProcFacts, readProcSnapshot } from './proc-seed.js';
+import { Sealer } from './sealer.js';
 import { Witness } from './witness.js';
 import { readCheckpoint, takeCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { planRestore } from './restore-plan.js';
@@ -166,6 +168,15 @@ export class Daemon implements DaemonApi {
   /** Marker seqs of this start whose read-back someone awaits (start, stop). */
   readonly #echoes = new Map<number, () => void>();
   #seq = 0;
+  /** The kernel stamp of the latest marker of this start read back: the next marker's `prev=`. */
+  #lastEcho: MarkerStamp | null = null;
+  /** Seals the records read (src/daemon/sealer.ts); null with `seal-interval` 0. */
+  readonly #sealer: Sealer | null;
+  /** The node whose records are sealed: the start marker's (an aggregated plugin stream holds others). */
+  #sealNode: string | null | undefined = undefined;
+  #sealTimer: NodeJS.Timeout | undefined;
+  /** Losses (ENOBUFS, serial gaps, the kernel's lost counter) at the last seal. */
+  #lossesAtSeal = 0;
   /** The host log write in flight. */
   #writing: Promise<void> | null = null;
   #stopping: Promise<number> | undefined;
@@ -201,6 +212,7 @@ export class Daemon implements DaemonApi {
     this.#kernel = parts.kernel;
     this.startId = parts.keyring.startId;
     this.#secret = parts.keyring.secret;
+    this.#sealer = parts.config.sealIntervalMs > 0 ? new Sealer({ secret: parts.keyring.secret }) : null;
     this.#hostLog = parts.hostLog;
     this.#store = parts.store;
     this.#encoder =
@@ -211,6 +223,9 @@ export class Daemon implements DaemonApi {
         maxProcesses: parts.config.maxProcesses,
         questions: true,
       },
+      // Markers missing or moved show in the host log; verifying its own
+      // seals would only hash every record twice.
+      evidence: { seals: false },
     });
     this.#witness = new Witness({
       labeller: () => this.#labeller,
@@ -395,6 +410,12 @@ export class Daemon implements DaemonApi {
       }, this.#config.checkpointIntervalMs);
       this.#checkpointTimer.unref();
     }
+    if (this.#sealer !== null) {
+      this.#sealTimer = setInterval(() => {
+        this.#seal(false);
+      }, this.#config.sealIntervalMs);
+      this.#sealTimer.unref();
+    }
     if (this.#config.reconcileIntervalMs > 0) {
       this.#reconcileTimer = setInterval(() => {
         this.#witness.reconcile(false);
@@ -542,12 +563,56 @@ export class Daemon implements DaemonApi {
 
   /** Sends a marker; returns its seq. @throws {SyscallError} */
   #sendMarker(body: MarkerBody): number {
-    const seq = ++this.#seq;
+    const seq = this.#seq + 1;
+    const prev = this.#lastEcho;
     this.#control.sendUserMessage(
       MARKER_TYPE,
-      encodeMarker({ start: this.startId, seq, body }, this.#secret),
+      encodeMarker(
+        prev === null ? { start: this.startId, seq, body } : { start: this.startId, seq, prev, body },
+        this.#secret,
+      ),
     );
+    // A marker that was not sent takes no seq: a gap in a log means a marker lost or deleted.
+    this.#seq = seq;
     return seq;
+  }
+
+  /**
+   * Seals the records read that the stream is well past (with `final`: all
+   * of them), when there are any. Losses since the last seal mark it lossy.
+   */
+  #seal(final: boolean): void {
+    if (this.#sealer === null) return;
+    const source = this.#source.stats();
+    const kernel = this.#kernel0 === null ? 0 : Math.max(0, this.#kernel0.lost - this.#lostAtStart);
+    const losses = source.enobufs + this.#assembler.stats().lostEstimate + kernel;
+    const body = this.#sealer.seal(Date.now(), { final, lossy: losses > this.#lossesAtSeal });
+    if (body === null) return;
+    try {
+      this.#sendMarker(body);
+      this.#lossesAtSeal = losses;
+    } catch (error) {
+      this.#log(
+        'warning',
+        `Cannot send a seal marker: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+
+  /**
+   * A marker record read from the source: one of this start's gives the
+   * next marker its `prev=` (its kernel stamp), and the start marker begins
+   * sealing. The kernel-stamped pid is the daemon's only for its own.
+   */
+  #noteOwnMarker(r: AuditRecord): void {
+    if (fieldValue(r, 'pid') !== String(process.pid)) return;
+    const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
+    if (m?.[1] !== this.startId) return;
+    this.#lastEcho = { time: r.time, serial: r.serial };
+    if (m[2] === '1' && this.#sealer !== null && this.#sealNode === undefined) {
+      this.#sealNode = r.node;
+      this.#sealer.begin(r.serial);
+    }
   }
 
   /** Resolves when this start's marker `seq` is read back. */
@@ -561,11 +626,15 @@ export class Daemon implements DaemonApi {
       if (batch === null) break;
       this.#lastBatchAt = Date.now();
       if (this.#firstSerial === 0 && batch.length > 0) this.#firstRead(batch[0]!.serial);
+      const sealer = this.#sealer;
       for (const r of batch) {
         if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
         if (r.serial > this.#newestSerial) this.#newestSerial = r.serial;
+        if (r.type === MARKER_TYPE) this.#noteOwnMarker(r);
+        if (r.node === this.#sealNode) sealer?.add(r);
         this.#assembler.push(r);
       }
+      sealer?.note(this.#lastBatchAt);
       // What the batch raised: never-seen parents to look up, exits passed.
       this.#witness.answerQuestions();
       this.#witness.check();
@@ -881,6 +950,8 @@ export class Daemon implements DaemonApi {
         restored: this.#restored,
       },
       hold: this.#stage.stats().hold,
+      evidence: this.#stage.stats().evidence,
+      seals: this.#sealer?.stats() ?? null,
       nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
       store: this.#store === null ? null : { path: this.#config.store, ...this.#store.stats() },
@@ -974,6 +1045,9 @@ export class Daemon implements DaemonApi {
     log('notice', `Stopping: ${reason}`);
     const problems: string[] = [];
     let seq: number | undefined;
+    clearInterval(this.#sealTimer);
+    // What was read so far, before the stop marker ends the start.
+    this.#seal(true);
     try {
       seq = this.#sendMarker({ op: 'stop' });
     } catch (error) {

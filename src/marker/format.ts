@@ -6,7 +6,7 @@
  *
  * Text (one line, printable ASCII, fields in this order, `mac=` last):
  *
- *     contid-marker v=1 start=<start-id> seq=<n> op=<op> <op fields> mac=<64 hex>
+ *     contid-marker v=1 start=<start-id> seq=<n> [prev=<time:serial>] op=<op> <op fields> mac=<64 hex>
  *
  * The MAC is HMAC-SHA256 with the start's secret over every byte before
  * ` mac=`. The verifier MACs the bytes as received, so no canonicalisation
@@ -57,6 +57,12 @@ export interface RestoredProcess {
 
 /** Most processes one `seed` marker carries (a user message holds about 8 KiB). */
 export const SEED_ENTRIES_PER_MARKER = 200;
+
+/** A record's kernel stamp: its time as written (`SEC.MS`) and serial. */
+export interface MarkerStamp {
+  readonly time: string;
+  readonly serial: number;
+}
 
 /** What a marker asks for. */
 export type MarkerBody =
@@ -181,6 +187,28 @@ export type MarkerBody =
       readonly status: number;
       /** Its start time when the daemon's table knew it: another incarnation is left alone. */
       readonly start?: number;
+    }
+  | {
+      /**
+       * The records the daemon read with kernel serials `from`..`to`, as a
+       * keyed multiset digest (src/marker/seal.ts): a replay that sums the
+       * same records of its log finds whether that span is intact, in
+       * whatever order the log holds them.
+       */
+      readonly op: 'seal';
+      readonly from: number;
+      readonly to: number;
+      /** How many records the digest covers. */
+      readonly records: number;
+      /** The earliest and latest record time in the span (`SEC.MS`), absent when it is empty. */
+      readonly since?: string;
+      readonly until?: string;
+      /** Records read since the previous seal whose serial was in a span already sealed. */
+      readonly late?: number;
+      /** The daemon saw losses (ENOBUFS, serial gaps, the kernel's lost counter) since the previous seal. */
+      readonly lossy: boolean;
+      /** HMAC of the span and its sum (sealDigest), lower-case hex. */
+      readonly digest: string;
     };
 
 export interface Marker {
@@ -188,6 +216,12 @@ export interface Marker {
   readonly start: string;
   /** Strictly increasing within a start. */
   readonly seq: number;
+  /**
+   * The kernel stamp of the latest marker of this start the daemon had read
+   * back when it sent this one (absent before it had read any): chains the
+   * markers, so a replay notices one deleted or moved.
+   */
+  readonly prev?: MarkerStamp;
   readonly body: MarkerBody;
 }
 
@@ -209,6 +243,9 @@ const SEED_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15
 const RESTORE_ITEM = /^(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,15})\.(u|[0-9]{1,20}(?:\+[0-9]{1,20}){0,15})$/;
 const CHAIN = /^[0-9]{1,20}(?:\+[0-9]{1,20}){0,15}$/;
 const HEX = /^(?:[0-9a-f]{2})*$/;
+const STAMP = /^((?:0|[1-9][0-9]{0,11})\.[0-9]{3}):(0|[1-9][0-9]{0,9})$/;
+const TIME = /^(?:0|[1-9][0-9]{0,11})\.[0-9]{3}$/;
+const DIGEST = /^[0-9a-f]{64}$/;
 
 /** True for a start id the format accepts. */
 export function isStartId(text: string): boolean {
@@ -227,13 +264,9 @@ export function isOwnerName(text: string): boolean {
  */
 export function encodeMarker(marker: Marker, secret: Uint8Array): string {
   if (!START_ID.test(marker.start)) throw new RangeError(`Invalid marker start id "${marker.start}"`);
-  const parts = [
-    MARKER_PREFIX,
-    'v=1',
-    `start=${marker.start}`,
-    `seq=${uint(marker.seq)}`,
-    `op=${marker.body.op}`,
-  ];
+  const parts = [MARKER_PREFIX, 'v=1', `start=${marker.start}`, `seq=${uint(marker.seq)}`];
+  if (marker.prev !== undefined) parts.push(`prev=${stamp(marker.prev)}`);
+  parts.push(`op=${marker.body.op}`);
   const b = marker.body;
   switch (b.op) {
     case 'start':
@@ -291,6 +324,17 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
       break;
     case 'gone':
       parts.push(`pid=${uint(b.pid)}`);
+      break;
+    case 'seal':
+      if (b.to < b.from) throw new RangeError(`Invalid seal span ${b.from}-${b.to}`);
+      parts.push(`from=${uint(b.from)}`, `to=${uint(b.to)}`, `records=${uint(b.records)}`);
+      if (b.since !== undefined && b.until !== undefined) {
+        parts.push(`since=${time(b.since)}`, `until=${time(b.until)}`);
+      }
+      if (b.late !== undefined && b.late > 0) parts.push(`late=${uint(b.late)}`);
+      if (b.lossy) parts.push('lossy=1');
+      if (!DIGEST.test(b.digest)) throw new RangeError('Invalid seal digest');
+      parts.push(`digest=${b.digest}`);
       break;
     case 'set':
     case 'adopt':
@@ -353,16 +397,24 @@ export function parseMarkerText(text: string): ParsedMarker | string {
   if (!START_ID.test(start)) return 'bad start id';
   const seq = int(fields.get('seq'));
   if (seq === null) return 'bad seq';
+  const prevText = fields.get('prev');
+  let prev: MarkerStamp | undefined;
+  if (prevText !== undefined) {
+    const m = STAMP.exec(prevText);
+    if (m === null) return 'bad prev';
+    prev = { time: m[1]!, serial: Number(m[2]) };
+    if (prev.serial > 0xffffffff) return 'bad prev';
+  }
   const body = parseBody(fields);
   if (typeof body === 'string') return body;
-  return { marker: { start, seq, body }, signed, mac };
+  return { marker: prev === undefined ? { start, seq, body } : { start, seq, prev, body }, signed, mac };
 }
 
 function parseBody(f: Map<string, string>): MarkerBody | string {
   const op = f.get('op');
   const allowed = (extra: readonly string[]): string | null => {
     for (const key of f.keys()) {
-      if (!['v', 'start', 'seq', 'op', ...extra].includes(key)) return `unexpected field ${key}`;
+      if (!['v', 'start', 'seq', 'prev', 'op', ...extra].includes(key)) return `unexpected field ${key}`;
     }
     return null;
   };
@@ -487,6 +539,8 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
       if (pid === null) return 'bad pid';
       return allowed(['pid']) ?? { op, pid };
     }
+    case 'seal':
+      return parseSeal(f, allowed);
     case 'set':
     case 'adopt':
     case 'grant': {
@@ -559,6 +613,39 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
   }
 }
 
+function parseSeal(
+  f: Map<string, string>,
+  allowed: (extra: readonly string[]) => string | null,
+): MarkerBody | string {
+  const bad = allowed(['from', 'to', 'records', 'since', 'until', 'late', 'lossy', 'digest']);
+  if (bad !== null) return bad;
+  const from = int(f.get('from'));
+  const to = int(f.get('to'));
+  const records = int(f.get('records'));
+  if (from === null || to === null || records === null || to < from) return 'bad seal span';
+  const since = f.get('since');
+  const until = f.get('until');
+  if ((since === undefined) !== (until === undefined)) return 'bad seal times';
+  if (since !== undefined && (!TIME.test(since) || !TIME.test(until!))) return 'bad seal times';
+  const lateText = f.get('late');
+  const late = lateText === undefined ? undefined : int(lateText);
+  if (late === null) return 'bad late';
+  const lossy = f.get('lossy');
+  if (lossy !== undefined && lossy !== '1') return 'bad lossy';
+  const digest = f.get('digest');
+  if (digest === undefined || !DIGEST.test(digest)) return 'bad digest';
+  return {
+    op: 'seal',
+    from,
+    to,
+    records,
+    ...(since === undefined ? {} : { since, until: until! }),
+    ...(late === undefined ? {} : { late }),
+    lossy: lossy === '1',
+    digest,
+  };
+}
+
 function parseCaller(f: Map<string, string>): MarkerCaller | string {
   const pid = int(f.get('caller-pid'));
   const uid = int(f.get('caller-uid'));
@@ -600,6 +687,15 @@ function optionalBig(text: string | undefined): number | null | undefined {
 function bigUint(n: number): string {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`Invalid marker number ${n}`);
   return String(n);
+}
+
+function stamp(s: MarkerStamp): string {
+  return `${time(s.time)}:${uint(s.serial)}`;
+}
+
+function time(text: string): string {
+  if (!TIME.test(text)) throw new RangeError(`Invalid marker time "${text}"`);
+  return text;
 }
 
 function hex(text: string): string {

@@ -59,7 +59,55 @@ void describe('marker format', () => {
     );
   });
 
+  void it('encodes a seal with the stamp of the marker before it, and parses it back', () => {
+    const seal: Marker = {
+      start: 'S1',
+      seq: 9,
+      prev: { time: '1795886108.542', serial: 501888 },
+      body: {
+        op: 'seal',
+        from: 501760,
+        to: 502015,
+        records: 731,
+        since: '1795886100.001',
+        until: '1795886106.990',
+        late: 2,
+        lossy: true,
+        digest: 'ab'.repeat(32),
+      },
+    };
+    const text = encodeMarker(seal, SECRET);
+    assert.match(
+      text,
+      /^contid-marker v=1 start=S1 seq=9 prev=1795886108\.542:501888 op=seal from=501760 to=502015 records=731 since=1795886100\.001 until=1795886106\.990 late=2 lossy=1 digest=(ab){32} mac=[0-9a-f]{64}$/,
+    );
+    const parsed = parseMarkerText(text);
+    assert.ok(typeof parsed !== 'string');
+    assert.deepEqual(parsed.marker, seal);
+    const empty: Marker = {
+      start: 'S1',
+      seq: 10,
+      body: { op: 'seal', from: 1, to: 64, records: 0, lossy: false, digest: '0'.repeat(64) },
+    };
+    const back = parseMarkerText(encodeMarker(empty, SECRET));
+    assert.ok(typeof back !== 'string');
+    assert.deepEqual(back.marker, empty);
+  });
+
   const malformed: [string, string][] = [
+    ['bad prev', `contid-marker v=1 start=S1 seq=2 prev=1.5:7 op=stop mac=${'0'.repeat(64)}`],
+    [
+      'bad seal span',
+      `contid-marker v=1 start=S1 seq=2 op=seal from=9 to=8 records=0 digest=${'0'.repeat(64)} mac=${'0'.repeat(64)}`,
+    ],
+    [
+      'bad seal times',
+      `contid-marker v=1 start=S1 seq=2 op=seal from=1 to=8 records=1 since=1.000 digest=${'0'.repeat(64)} mac=${'0'.repeat(64)}`,
+    ],
+    [
+      'bad digest',
+      `contid-marker v=1 start=S1 seq=2 op=seal from=1 to=8 records=0 digest=00 mac=${'0'.repeat(64)}`,
+    ],
     ['no mac', 'contid-marker v=1 start=S1 seq=1 op=stop'],
     ['unsupported version', `contid-marker v=2 start=S1 seq=1 op=stop mac=${'0'.repeat(64)}`],
     ['unknown op', `contid-marker v=1 start=S1 seq=1 op=kill mac=${'0'.repeat(64)}`],

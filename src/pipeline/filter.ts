@@ -14,7 +14,7 @@ import { isHexEncoded, unquote } from '../interpret/hex.js';
 import type { AuditRecord } from '../parse/record.js';
 import { fieldInt, fieldValue } from '../parse/record.js';
 import type { LabelledEvent } from '../policy/labeller.js';
-import { FORGERY_TYPE } from './labels.js';
+import { EVIDENCE_TYPE, FORGERY_TYPE } from './labels.js';
 
 const SYSCALL = 1300;
 
@@ -36,7 +36,7 @@ export interface FilterCriteria {
   readonly syscalls?: readonly SyscallCriterion[];
   /**
    * Record types by number, or contid's own record names (CONTAINER_ID,
-   * CONTAINER_OP, CONTID_FORGERY), which exist only in the output.
+   * CONTAINER_OP, CONTID_FORGERY, CONTID_EVIDENCE), which exist only in the output.
    */
   readonly types?: readonly (number | string)[];
   /** The SYSCALL record's `success=` (or a message's `res=`) is yes (true) or no. */
@@ -145,7 +145,8 @@ export class EventFilter {
     return (
       (types.has('CONTAINER_ID') && (le.containerIdRecord !== null || le.objectRecords.length > 0)) ||
       (types.has('CONTAINER_OP') && le.ops.length > 0) ||
-      (types.has(FORGERY_TYPE) && le.forgeries.length > 0)
+      (types.has(FORGERY_TYPE) && le.forgeries.length > 0) ||
+      (types.has(EVIDENCE_TYPE) && le.evidence.length > 0)
     );
   }
 

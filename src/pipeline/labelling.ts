@@ -11,6 +11,7 @@
  * markers count only on the node where its start marker was seen.
  */
 import type { AuditEvent } from '../assemble/event.js';
+import { EvidenceVerifier, type EvidenceFinding, type EvidenceStats } from '../marker/evidence.js';
 import { HoldStage, type HoldOptions, type HoldStats } from '../policy/hold.js';
 import {
   Labeller,
@@ -25,6 +26,12 @@ export interface LabellingOptions {
   readonly hold?: HoldOptions;
   /** Most nodes tracked (default 1024); events of further nodes are passed on unlabelled, counted. */
   readonly maxNodes?: number;
+  /**
+   * What the markers prove beyond their MACs (src/marker/evidence.ts), with
+   * a keyring: gaps, order, chains, and with `seals` (default true) each
+   * seal's verdict. False: no checks.
+   */
+  readonly evidence?: { readonly seals?: boolean; readonly settleMs?: number } | false;
   /** A daemon checkpoint to start from (`contid replay --state`), for its node. */
   readonly state?: Parameters<Labeller['loadCheckpoint']>[0] & { readonly node: string | null };
 }
@@ -33,12 +40,15 @@ export interface LabellingOptions {
 interface NodeState {
   readonly labeller: Labeller;
   readonly hold: HoldStage;
+  readonly evidence: EvidenceVerifier | null;
 }
 
 export interface LabellingStats {
   /** The labeller counters, summed over nodes. */
   readonly labels: LabellerStats;
   readonly hold: HoldStats;
+  /** The evidence checks' counters, summed over nodes (null: no checks). */
+  readonly evidence: EvidenceStats | null;
   readonly nodes: number;
   /** Events of nodes beyond `maxNodes`, passed on unlabelled. */
   readonly nodesOverflow: number;
@@ -92,14 +102,31 @@ export class LabellingStage {
     return out;
   }
 
+  /**
+   * The end of the input for the evidence checks: the verdicts of seals
+   * still waiting, which no event carries (call once, after end()).
+   */
+  endEvidence(): EvidenceFinding[] {
+    const out: EvidenceFinding[] = [];
+    for (const s of this.#nodes.values()) if (s.evidence !== null) out.push(...s.evidence.end());
+    return out;
+  }
+
   stats(): LabellingStats {
     const states = [...this.#nodes.values()];
+    const checks = states.flatMap((s) => (s.evidence === null ? [] : [s.evidence.stats()]));
     return {
       labels: sumLabels(states.map((s) => s.labeller.stats())),
       hold: sumHold(states.map((s) => s.hold.stats())),
+      evidence: this.#checksEvidence() ? sumEvidence(checks) : null,
       nodes: this.#nodes.size,
       nodesOverflow: this.#overflow,
     };
+  }
+
+  /** Evidence is checked only against a keyring (no marker is valid without one). */
+  #checksEvidence(): boolean {
+    return this.#options.evidence !== false && (this.#options.labeller?.keyring?.size ?? 0) > 0;
   }
 
   #state(node: string | null): NodeState | undefined {
@@ -107,12 +134,22 @@ export class LabellingStage {
     let state = this.#nodes.get(node);
     if (state === undefined) {
       if (this.#nodes.size >= this.#maxNodes) return undefined;
+      const checks = this.#options.evidence;
+      const evidence =
+        this.#checksEvidence() && checks !== false
+          ? new EvidenceVerifier({
+              keyring: this.#options.labeller!.keyring!,
+              ...(checks?.seals === undefined ? {} : { seals: checks.seals }),
+              ...(checks?.settleMs === undefined ? {} : { settleMs: checks.settleMs }),
+            })
+          : null;
       const labeller = new Labeller({
         ...this.#options.labeller,
         node,
         startNodes: this.#startNodes,
+        evidence,
       });
-      state = { labeller, hold: new HoldStage(labeller, this.#options.hold) };
+      state = { labeller, hold: new HoldStage(labeller, this.#options.hold), evidence };
       this.#nodes.set(node, state);
     }
     this.#lastNode = node;
@@ -122,6 +159,22 @@ export class LabellingStage {
 }
 
 const NOTHING: readonly never[] = Object.freeze([]);
+
+function sumEvidence(all: readonly EvidenceStats[]): EvidenceStats {
+  const out = {
+    missing: 0,
+    gaps: 0,
+    order: 0,
+    chain: 0,
+    place: 0,
+    intact: 0,
+    broken: 0,
+    late: 0,
+    pendingAtEnd: 0,
+  };
+  for (const s of all) for (const k of Object.keys(out) as (keyof EvidenceStats)[]) out[k] += s[k];
+  return out;
+}
 
 /** An event of a node beyond the bound: written as it is, without labels. */
 function plain(event: AuditEvent): LabelledEvent {
@@ -133,6 +186,7 @@ function plain(event: AuditEvent): LabelledEvent {
     objectRecords: NOTHING,
     ops: NOTHING,
     forgeries: NOTHING,
+    evidence: NOTHING,
     provisional: false,
   };
 }

@@ -1,3 +1,4 @@
+import { renderEvidence } from '../marker/evidence.js';
 import { splitFields } from '../parse/fields.js';
 import type { EventLabels } from '../output/json.js';
 import type { ExtraRecord } from '../output/text.js';
@@ -6,6 +7,12 @@ import { renderUntrusted } from '../policy/records.js';
 
 /** contid's own record for a marker it refused to honour (not a kernel series record). */
 export const FORGERY_TYPE = 'CONTID_FORGERY';
+
+/**
+ * contid's own record for what the markers prove beyond their MACs: a
+ * marker missing or moved, a seal's verdict (src/marker/evidence.ts).
+ */
+export const EVIDENCE_TYPE = 'CONTID_EVIDENCE';
 
 const NOTHING: LabelOutput = Object.freeze({ json: Object.freeze({ contid: null }), text: [], links: [] });
 
@@ -40,7 +47,8 @@ export function renderForgery(f: Forgery): string {
 /**
  * Turns the labeller's verdict on an event into output: the event's contid,
  * CONTAINER_ID records (the acting process, then OBJ_PID targets),
- * CONTAINER_OP records and forgery reports, each as text and as JSON fields.
+ * CONTAINER_OP records, forgery reports and evidence findings, each as
+ * text and as JSON fields.
  */
 export function labelOutput(le: LabelledEvent): LabelOutput {
   // Most events (host processes) add nothing: share one answer.
@@ -48,7 +56,8 @@ export function labelOutput(le: LabelledEvent): LabelOutput {
     le.containerIdRecord === null &&
     le.objectRecords.length === 0 &&
     le.ops.length === 0 &&
-    le.forgeries.length === 0
+    le.forgeries.length === 0 &&
+    le.evidence.length === 0
   ) {
     return le.contid === null ? NOTHING : { json: { contid: le.contid }, text: [], links: [] };
   }
@@ -64,6 +73,7 @@ export function labelOutput(le: LabelledEvent): LabelOutput {
   }
   for (const op of le.ops) text.push({ typeName: 'CONTAINER_OP', body: op.body });
   for (const f of le.forgeries) text.push({ typeName: FORGERY_TYPE, body: renderForgery(f) });
+  for (const f of le.evidence) text.push({ typeName: EVIDENCE_TYPE, body: renderEvidence(f) });
   const json: EventLabels = {
     contid: le.contid,
     ...(text.length === 0

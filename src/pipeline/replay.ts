@@ -3,6 +3,7 @@ import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
 import type { IdNames } from '../output/interpretation.js';
 import { RecordParser } from '../parse/parser.js';
+import type { EvidenceFinding, EvidenceStats } from '../marker/evidence.js';
 import type { Keyring } from '../marker/keyring.js';
 import type { LabelledEvent, LabellerStats } from '../policy/labeller.js';
 import type { HoldStats } from '../policy/hold.js';
@@ -60,6 +61,19 @@ export interface ForgeryReport {
   readonly senderContid: string | null;
 }
 
+/** A run of consecutive spans of one start that seals showed intact. */
+export interface IntactSpan {
+  readonly start: string;
+  /** Kernel serials, inclusive. */
+  readonly from: number;
+  to: number;
+  /** Earliest and latest record time (`SEC.MS`), null when the spans held no record. */
+  since: string | null;
+  until: string | null;
+  /** Seals merged into this run. */
+  seals: number;
+}
+
 export interface ReplayStats extends AssemblerStats {
   lines: number;
   /** Blank and comment lines. */
@@ -91,6 +105,12 @@ export interface ReplayStats extends AssemblerStats {
   nodesOverflow: number;
   /** The first forgery attempts (all are counted in labels.forgeries). */
   forgeries: ForgeryReport[];
+  /** What the markers prove beyond their MACs (with a keyring), else null. */
+  evidence: EvidenceStats | null;
+  /** The first problems the evidence checks found (all are counted in `evidence`). */
+  evidenceProblems: EvidenceFinding[];
+  /** The spans that seals showed intact, consecutive ones merged (the first `keepIssues` runs). */
+  intactSpans: IntactSpan[];
   /** Events the filter kept; null without a filter. */
   matched: number | null;
 }
@@ -110,6 +130,8 @@ export class ReplayPipeline {
   readonly #issues: ParseIssue[] = [];
   readonly #stage: LabellingStage | null;
   readonly #forgeries: ForgeryReport[] = [];
+  readonly #evidenceProblems: EvidenceFinding[] = [];
+  readonly #intactSpans: IntactSpan[] = [];
   /** The events the hold stage hands over, one array reused for every event. */
   readonly #ready: LabelledEvent[] = [];
   readonly #filter: EventFilter | null;
@@ -128,6 +150,8 @@ export class ReplayPipeline {
               ...(options.keyring === undefined ? {} : { keyring: options.keyring }),
               ...(options.maxProcesses === undefined ? {} : { maxProcesses: options.maxProcesses }),
             },
+            // A seal is judged once events closed by the timeout have come.
+            evidence: { settleMs: Math.max(5000, 2 * (options.timeoutMs ?? 2000)) },
             ...(options.state === undefined ? {} : { state: options.state }),
           }));
     const out = (this.#out = new EventEncoder(options.format, {
@@ -227,7 +251,10 @@ export class ReplayPipeline {
   end(): Buffer {
     this.#parser.end();
     this.#assembler.end();
-    if (this.#stage !== null) for (const ready of this.#stage.end()) this.#emit(ready);
+    if (this.#stage !== null) {
+      for (const ready of this.#stage.end()) this.#emit(ready);
+      for (const f of this.#stage.endEvidence()) this.#noteEvidence(f);
+    }
     return this.#take();
   }
 
@@ -249,17 +276,52 @@ export class ReplayPipeline {
       issues: [...this.#issues],
       ...this.#labelStats(),
       forgeries: [...this.#forgeries],
+      evidenceProblems: [...this.#evidenceProblems],
+      intactSpans: this.#intactSpans.map((s) => ({ ...s })),
       matched: this.#filter === null ? null : this.#matched,
     };
   }
 
-  #labelStats(): Pick<ReplayStats, 'labels' | 'hold' | 'nodes' | 'nodesOverflow'> {
-    if (this.#stage === null) return { labels: null, hold: null, nodes: 0, nodesOverflow: 0 };
+  #labelStats(): Pick<ReplayStats, 'labels' | 'hold' | 'evidence' | 'nodes' | 'nodesOverflow'> {
+    if (this.#stage === null) return { labels: null, hold: null, evidence: null, nodes: 0, nodesOverflow: 0 };
     const s = this.#stage.stats();
-    return { labels: s.labels, hold: s.hold, nodes: s.nodes, nodesOverflow: s.nodesOverflow };
+    return {
+      labels: s.labels,
+      hold: s.hold,
+      evidence: s.evidence,
+      nodes: s.nodes,
+      nodesOverflow: s.nodesOverflow,
+    };
+  }
+
+  #noteEvidence(f: EvidenceFinding): void {
+    if (f.check !== 'seal' || f.result !== 'intact') {
+      if (this.#evidenceProblems.length < this.#keepIssues) this.#evidenceProblems.push(f);
+      return;
+    }
+    const last = this.#intactSpans[this.#intactSpans.length - 1];
+    if (last !== undefined && last.start === f.start && last.to + 1 === f.from) {
+      last.to = f.to;
+      if (f.since !== null) {
+        last.since ??= f.since;
+        last.until = f.until;
+      }
+      last.seals++;
+      return;
+    }
+    if (this.#intactSpans.length >= this.#keepIssues) return;
+    this.#intactSpans.push({
+      start: f.start,
+      from: f.from,
+      to: f.to,
+      since: f.since,
+      until: f.until,
+      seals: 1,
+    });
   }
 
   #noteForgeries(le: LabelledEvent): LabelledEvent {
+    for (const f of le.evidence) this.#noteEvidence(f);
     for (const f of le.forgeries) {
       if (this.#forgeries.length >= this.#keepIssues) break;
       this.#forgeries.push({

@@ -9,7 +9,8 @@ import type { AuditEvent } from '../assemble/event.js';
 import { isUserMessageType } from '../interpret/record-types.js';
 import type { AuditRecord } from '../parse/record.js';
 import { fieldInt, fieldValue } from '../parse/record.js';
-import type { MarkerBody, MarkerCaller } from '../marker/format.js';
+import type { EvidenceFinding } from '../marker/evidence.js';
+import type { Marker, MarkerBody, MarkerCaller } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
 import { MarkerState, verifyMarker, type ForgeryReason, type Sender } from '../marker/verify.js';
 import { newPidFlag, parentFlag, threadFlag } from '../track/lifecycle.js';
@@ -49,6 +50,20 @@ export interface LabellerOptions {
   readonly node?: string | null;
   /** Which node each daemon start belongs to, shared by the labellers of one log's nodes. */
   readonly startNodes?: Map<string, string | null>;
+  /**
+   * Checks what the markers prove beyond their MACs (gaps, order, chain,
+   * seals: src/marker/evidence.ts); the labeller only hands it the valid
+   * markers and the events, and passes its findings on.
+   */
+  readonly evidence?: EvidenceWitness | null;
+}
+
+/** What the labeller hands the evidence checks (EvidenceVerifier). */
+export interface EvidenceWitness {
+  /** A valid marker, at its record. */
+  marker(marker: Marker, record: AuditRecord): readonly EvidenceFinding[];
+  /** Every event, after its markers were applied. */
+  event(event: AuditEvent): readonly EvidenceFinding[];
 }
 
 /** One CONTAINER_OP: an attempt (accepted or refused) or a drop. */
@@ -95,6 +110,8 @@ export interface LabelledEvent {
   readonly objectRecords: readonly (ContainerIdRecord & { readonly chain: readonly string[] })[];
   readonly ops: readonly ContainerOp[];
   readonly forgeries: readonly Forgery[];
+  /** What the evidence checks found at this event (a marker missing, moved; a seal's verdict). */
+  readonly evidence: readonly EvidenceFinding[];
   /**
    * True when the event's process was provisional (its parent not yet seen
    * in the stream) and so carried no label yet: see Labeller.retag and
@@ -147,6 +164,7 @@ const OBJ_PID = 1318;
 const NO_OBJECTS: LabelledEvent['objectRecords'][number][] = [];
 const NO_OPS: ContainerOp[] = [];
 const NO_FORGERIES: Forgery[] = [];
+const NO_EVIDENCE: readonly EvidenceFinding[] = Object.freeze([]);
 
 /** What a restore from a checkpoint brought back (a `restore-done` marker). */
 export interface RestoreReport {
@@ -176,6 +194,7 @@ export class Labeller {
   #liveCount = 0;
   readonly #keyring: Keyring;
   readonly #markers: MarkerState;
+  readonly #evidence: EvidenceWitness | null;
   /** The SYSCALL record of the event being processed, as read once. */
   readonly #facts = new SyscallFacts();
   /** The acting process of each provisional event handed out, for retag(). */
@@ -195,6 +214,7 @@ export class Labeller {
 
   constructor(options: LabellerOptions = {}) {
     this.#keyring = options.keyring ?? new Map();
+    this.#evidence = options.evidence ?? null;
     this.#markers = new MarkerState({
       node: options.node ?? null,
       ...(options.startNodes === undefined ? {} : { startNodes: options.startNodes }),
@@ -472,6 +492,7 @@ export class Labeller {
 
     // Effects come after tagging: an event carries the label its process had when it ran.
     if (subject !== undefined && sys >= 0) this.#lifecycle(subject, records[sys]!, this.#facts);
+    let evidence = NO_EVIDENCE;
     for (let i = 0; messages && i < records.length; i++) {
       const r = records[i]!;
       const current = this.#markers.current;
@@ -485,11 +506,18 @@ export class Labeller {
           );
         }
         this.#apply(verdict.marker.body, { start: verdict.marker.start, seq: verdict.marker.seq });
+        const found = this.#evidence?.marker(verdict.marker, r) ?? NO_EVIDENCE;
+        if (found.length > 0) evidence = evidence.concat(found);
       } else if (verdict.kind === 'forged') {
         this.#forgeries++;
         if (forgeries === NO_FORGERIES) forgeries = [];
         forgeries.push(this.#forgery(verdict.reason, verdict.detail, verdict.sender, verdict.start, i + 1));
       }
+    }
+
+    if (this.#evidence !== null) {
+      const found = this.#evidence.event(event);
+      if (found.length > 0) evidence = evidence.concat(found);
     }
 
     // While a restore is under way no label is known: every process's event waits for it.
@@ -503,6 +531,7 @@ export class Labeller {
       objectRecords,
       ops: this.#ops,
       forgeries,
+      evidence,
       provisional,
     };
     // Only the hold stage retags, and it holds provisional events only while
@@ -647,6 +676,7 @@ export class Labeller {
     switch (body.op) {
       case 'start': // see #begin
       case 'stop':
+      case 'seal':
         return;
       case 'restore-container':
         this.#restoreContainer(body);
