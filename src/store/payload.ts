@@ -128,7 +128,11 @@ export function decodePayload(payload: Buffer): DecodedEvent {
     if (isIssue(r))
       throw new PayloadError(`Stored record ${records.length + extras.length + 1}: ${r.message}`);
     if ((flags & EXTRA) !== 0) {
-      extras.push({ typeName: r.typeName, body: r.body });
+      // contid's own record as written, its ` record=N` link included (the
+      // parser leaves links out of records read as input: they are recomputed).
+      const open = payload.indexOf('): ', start);
+      const body = open >= 0 && open < lineEnd ? payload.toString('utf8', open + 3, lineEnd) : r.body;
+      extras.push({ typeName: r.typeName, body });
       if (r.typeName === 'CONTAINER_ID') {
         const m = LINK.exec(r.body);
         if (m !== null) links.push(Number(m[1]) - 1);
