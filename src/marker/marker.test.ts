@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Stream } from '../track/testing.js';
+import { Stream } from '../../test/support/text-records.js';
 import { encodeMarker, MARKER_TYPE, parseMarkerText, type Marker } from './format.js';
 import { formatKeyringEntry, KeyringSyntaxError, parseKeyring, type Keyring } from './keyring.js';
 import { MarkerState, verifyMarker } from './verify.js';
