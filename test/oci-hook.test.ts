@@ -79,12 +79,14 @@ test('the owner of a hook-created ID is its container', () => {
 });
 
 test('a state without an init pid or id is refused with a clear message', () => {
-  assert.throws(
-    () => parseOciState('{"id":"web","pid":0}'),
-    /has no init "pid" \(run the hook at createRuntime or prestart\)/,
-  );
+  assert.throws(() => parseOciState('{"id":"web","pid":0}'), {
+    message:
+      'Cannot read the OCI state of container "web": it has no init "pid" (run the hook at createRuntime or prestart)',
+  });
   assert.throws(() => parseOciState('{"pid":5}'), /no container "id"/);
-  assert.throws(() => parseOciState('not json'), /not valid JSON/);
+  assert.throws(() => parseOciState('not json'), {
+    message: /^Cannot read the OCI state on stdin: it is not JSON \(/,
+  });
 });
 
 test('hook arguments: a stage name is tolerated, flags parsed', () => {
@@ -99,7 +101,9 @@ test('hook arguments: a stage name is tolerated, flags parsed', () => {
   assert.equal(parseOciHookArgs(['--annotation', 'io.example/contid']).annotation, 'io.example/contid');
   assert.throws(() => parseOciHookArgs(['--annotation', '']), /--annotation/);
   assert.throws(() => parseOciHookArgs(['--annotation', 'a b']), /not an annotation key/);
-  assert.throws(() => parseOciHookArgs(['a', 'b']), /Unexpected argument/);
+  assert.throws(() => parseOciHookArgs(['a', 'b']), {
+    message: /^Cannot use argument ".*": it is not expected$/,
+  });
   assert.throws(() => parseOciHookArgs(['--timeout', '0']), /--timeout/);
 });
 

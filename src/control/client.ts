@@ -3,6 +3,7 @@
  * fresh connection. Used by `contid set|get|grant|status` and `contid oci-hook`.
  */
 import { connect } from 'node:net';
+import { ContidError } from '../errors.js';
 import type { ControlRequest, ControlResponse } from './protocol.js';
 
 /** Why a request got no answer. */
@@ -17,14 +18,7 @@ export type ControlClientErrorCode =
   | 'ERR_BAD_RESPONSE';
 
 /** A request that got no answer; `code` says why. */
-export class ControlClientError extends Error {
-  readonly code: ControlClientErrorCode;
-  constructor(message: string, code: ControlClientErrorCode, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'ControlClientError';
-    this.code = code;
-  }
-}
+export class ControlClientError extends ContidError<ControlClientErrorCode> {}
 
 /** Options for {@link controlRequest}. */
 export interface ControlRequestOptions {

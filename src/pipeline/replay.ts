@@ -1,4 +1,5 @@
 import type { AssemblerStats } from '../assemble/assembler.js';
+import { ContidTypeError } from '../errors.js';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
 import type { IdNames } from '../output/interpretation.js';
@@ -112,7 +113,7 @@ export class ReplayPipeline {
     const out = (this.#out = new EventEncoder(options.format, { ids }));
     const filter = (this.#filter = options.filter ?? null);
     if (filter !== null && stage === null && filter.needsLabels) {
-      throw new TypeError('A --contid filter needs labels');
+      throw new ContidTypeError('Cannot filter by contid: labels are off', 'ERR_INCOMPATIBLE_OPTIONS');
     }
     // Without a filter, the write paths are the ones that existed before
     // filters: no test and no extra call per event.
