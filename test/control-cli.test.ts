@@ -120,7 +120,7 @@ test('every control command exits 3 when the daemon is not running', async (t) =
     assert.equal(result.code, 3, args.join(' '));
     assert.match(
       result.stderr,
-      /^contid: The contid daemon is not running: nothing listens on .* \(ENOENT\)\n$/,
+      /^contid: Cannot reach the contid daemon: nothing listens on ".*" \(ENOENT\)\n$/,
     );
   }
 });

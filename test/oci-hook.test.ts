@@ -214,7 +214,7 @@ test('no daemon fails the container unless --allow-missing-daemon', async (t) =>
   const path = join(dir, 'control.sock');
   const closed = await hook(['--socket', path], STATE);
   assert.equal(closed.code, 3);
-  assert.match(closed.stderr, /The contid daemon is not running: nothing listens on .* \(ENOENT\)/);
+  assert.match(closed.stderr, /Cannot reach the contid daemon: nothing listens on ".*" \(ENOENT\)/);
   const open = await hook(['--socket', path, '--allow-missing-daemon'], STATE);
   assert.equal(open.code, 0);
   assert.match(open.stderr, /warning: container "feas1" .* is not labelled/);
