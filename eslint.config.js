@@ -30,6 +30,43 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  // One error taxonomy (src/errors.ts): every error class derives from one of
+  // its bases, and library code throws errors with a stable code.
+  {
+    files: ['**/*.ts'],
+    ignores: ['src/errors.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            ':matches(ClassDeclaration, ClassExpression)[superClass.name=/^(Error|SyntaxError|RangeError|TypeError)$/]',
+          message:
+            'Extend a base of src/errors.ts (ContidError, ContidSyntaxError, ContidRangeError, ContidTypeError).',
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/errors.ts', 'src/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            ':matches(ClassDeclaration, ClassExpression)[superClass.name=/^(Error|SyntaxError|RangeError|TypeError)$/]',
+          message:
+            'Extend a base of src/errors.ts (ContidError, ContidSyntaxError, ContidRangeError, ContidTypeError).',
+        },
+        {
+          selector:
+            'ThrowStatement > :matches(NewExpression, CallExpression)[callee.name=/^(Error|SyntaxError|RangeError|TypeError)$/]',
+          message: 'Throw an error of src/errors.ts with a code (ERROR_CODES), not a bare built-in.',
+        },
+      ],
+    },
+  },
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {

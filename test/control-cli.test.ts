@@ -42,14 +42,18 @@ test('set arguments: pid, contid, name and repeated meta', () => {
 });
 
 const USAGE: readonly [string, () => unknown, RegExp][] = [
-  ['set without contid', () => parseSetArgs(['812']), /Missing CONTID/],
-  ['set with a bad pid', () => parseSetArgs(['x', '1']), /Invalid PID "x"/],
+  ['set without contid', () => parseSetArgs(['812']), /^Cannot read the arguments: CONTID is missing$/],
+  [
+    'set with a bad pid',
+    () => parseSetArgs(['x', '1']),
+    /^Cannot use PID "x": it is not a positive integer$/,
+  ],
   ['meta without =', () => parseSetArgs(['1', '2', '--meta', 'a']), /not KEY=VALUE/],
   ['meta twice', () => parseSetArgs(['1', '2', '--meta', 'a=1', '--meta', 'a=2']), /given twice/],
   ['an owner with a space', () => parseSetArgs(['1', '2', '--owner', 'oci:a b']), /--owner/],
-  ['get without pid', () => parsePidArgs([]), /Missing PID/],
-  ['get with two pids', () => parsePidArgs(['1', '2']), /Unexpected argument "2"/],
-  ['status with an argument', () => parseStatusArgs(['x']), /Unexpected argument/],
+  ['get without pid', () => parsePidArgs([]), /^Cannot read the arguments: PID is missing$/],
+  ['get with two pids', () => parsePidArgs(['1', '2']), /^Cannot use argument "2": it is not expected$/],
+  ['status with an argument', () => parseStatusArgs(['x']), /^Cannot use argument "x"/],
   ['an unknown flag', () => parseStatusArgs(['--bogus']), /bogus/],
 ];
 for (const [what, fn, message] of USAGE) {
@@ -116,7 +120,7 @@ test('every control command exits 3 when the daemon is not running', async (t) =
     assert.equal(result.code, 3, args.join(' '));
     assert.match(
       result.stderr,
-      /^contid: The contid daemon is not running: nothing listens on .* \(ENOENT\)\n$/,
+      /^contid: Cannot reach the contid daemon: nothing listens on ".*" \(ENOENT\)\n$/,
     );
   }
 });
@@ -129,7 +133,7 @@ test('every control command has --help and exits 2 on a usage error', async () =
   }
   const usage = await cli(['get']);
   assert.equal(usage.code, 2);
-  assert.match(usage.stderr, /Missing PID/);
+  assert.match(usage.stderr, /Cannot read the arguments: PID is missing/);
 });
 
 test('answers and refusals through the CLI', async (t) => {

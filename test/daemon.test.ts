@@ -494,7 +494,7 @@ test(
           caller: { pid: 1, uid: 0, auid: 0, exe: '/', privileged: true },
         }),
         {
-          code: 'ESHUTDOWN',
+          code: 'ERR_SHUTTING_DOWN',
         },
       );
     });

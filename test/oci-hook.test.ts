@@ -79,12 +79,14 @@ test('the owner of a hook-created ID is its container', () => {
 });
 
 test('a state without an init pid or id is refused with a clear message', () => {
-  assert.throws(
-    () => parseOciState('{"id":"web","pid":0}'),
-    /has no init "pid" \(run the hook at createRuntime or prestart\)/,
-  );
+  assert.throws(() => parseOciState('{"id":"web","pid":0}'), {
+    message:
+      'Cannot read the OCI state of container "web": it has no init "pid" (run the hook at createRuntime or prestart)',
+  });
   assert.throws(() => parseOciState('{"pid":5}'), /no container "id"/);
-  assert.throws(() => parseOciState('not json'), /not valid JSON/);
+  assert.throws(() => parseOciState('not json'), {
+    message: /^Cannot read the OCI state on stdin: it is not JSON \(/,
+  });
 });
 
 test('hook arguments: a stage name is tolerated, flags parsed', () => {
@@ -99,7 +101,9 @@ test('hook arguments: a stage name is tolerated, flags parsed', () => {
   assert.equal(parseOciHookArgs(['--annotation', 'io.example/contid']).annotation, 'io.example/contid');
   assert.throws(() => parseOciHookArgs(['--annotation', '']), /--annotation/);
   assert.throws(() => parseOciHookArgs(['--annotation', 'a b']), /not an annotation key/);
-  assert.throws(() => parseOciHookArgs(['a', 'b']), /Unexpected argument/);
+  assert.throws(() => parseOciHookArgs(['a', 'b']), {
+    message: /^Cannot use argument ".*": it is not expected$/,
+  });
   assert.throws(() => parseOciHookArgs(['--timeout', '0']), /--timeout/);
 });
 
@@ -210,7 +214,7 @@ test('no daemon fails the container unless --allow-missing-daemon', async (t) =>
   const path = join(dir, 'control.sock');
   const closed = await hook(['--socket', path], STATE);
   assert.equal(closed.code, 3);
-  assert.match(closed.stderr, /The contid daemon is not running: nothing listens on .* \(ENOENT\)/);
+  assert.match(closed.stderr, /Cannot reach the contid daemon: nothing listens on ".*" \(ENOENT\)/);
   const open = await hook(['--socket', path, '--allow-missing-daemon'], STATE);
   assert.equal(open.code, 0);
   assert.match(open.stderr, /warning: container "feas1" .* is not labelled/);

@@ -134,7 +134,12 @@ test('replay --no-labels writes plain events', () => {
 });
 
 const usage: [string, string[], number, RegExp][] = [
-  ['an unknown command', ['frobnicate'], 2, /^contid: Unknown command "frobnicate"\nRun "contid --help"/],
+  [
+    'an unknown command',
+    ['frobnicate'],
+    2,
+    /^contid: Cannot run "frobnicate": it is not a command\nRun "contid --help"/,
+  ],
   [
     'an unknown flag',
     ['replay', '--bogus', 'x'],
@@ -145,14 +150,14 @@ const usage: [string, string[], number, RegExp][] = [
     'a bad format',
     ['replay', '--format', 'xml', 'x'],
     2,
-    /^contid replay: Invalid value for --format: "xml"/,
+    /^contid replay: Cannot use --format: "xml" is not json or text\n/,
   ],
-  ['no input', ['replay'], 2, /^contid replay: Missing input/],
+  ['no input', ['replay'], 2, /^contid replay: Cannot read the input: none is given/],
   [
     'a bad number',
     ['replay', '--timeout', 'soon', 'x'],
     2,
-    /Invalid value for --timeout: "soon" is not a whole number/,
+    /Cannot use --timeout: "soon" is not a whole number/,
   ],
   [
     'a number out of range',
@@ -192,12 +197,17 @@ const usage: [string, string[], number, RegExp][] = [
     2,
     /--until: "02\/30\/2026" is out of range \(day 1 to 28/,
   ],
-  ['--contid without labels', ['replay', '--no-labels', '--contid', '4', 'x'], 2, /--contid needs labels/],
+  [
+    '--contid without labels',
+    ['replay', '--no-labels', '--contid', '4', 'x'],
+    2,
+    /^contid replay: Cannot use --contid with --no-labels: the filter needs labels\n/,
+  ],
   [
     'a run flag out of range',
     ['run', '--receive-buffer', '4294967296'],
     2,
-    /^contid run: Invalid receive-buffer \(--receive-buffer\): "4294967296" is out of range \(65536 to 2,147,483,647\)\nRun "contid run --help"/,
+    /^contid run: Cannot use receive-buffer \(--receive-buffer\): "4294967296" is out of range \(65536 to 2,147,483,647\)\nRun "contid run --help"/,
   ],
   [
     'a missing file',
@@ -206,7 +216,12 @@ const usage: [string, string[], number, RegExp][] = [
     /^contid replay: Cannot read "\/nonexistent\/audit.log": no such file or directory \(ENOENT\)\n$/,
   ],
   ['a directory', ['replay', '/tmp'], 1, /Cannot read "\/tmp".*EISDIR/],
-  ['a bad keyring', ['replay', '--keyring', '/etc/hostname', '/dev/null'], 1, /Cannot use keyring/],
+  [
+    'a bad keyring',
+    ['replay', '--keyring', '/etc/hostname', '/dev/null'],
+    1,
+    /^contid replay: Cannot use keyring "\/etc\/hostname": line 1: expected "<start-id> <daemon-pid\|-> <secret>"\n$/,
+  ],
 ];
 for (const [name, args, code, message] of usage) {
   test(`replay fails clearly on ${name}`, () => {

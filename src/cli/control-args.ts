@@ -146,9 +146,9 @@ function common(values: {
 
 /** Parses a pid argument. */
 export function parsePid(raw: string | undefined): number {
-  if (raw === undefined) throw new UsageError('Missing PID');
+  if (raw === undefined) throw new UsageError('Cannot read the arguments: PID is missing');
   if (!/^[1-9][0-9]{0,9}$/.test(raw) || Number(raw) > 0x7fffffff) {
-    throw new UsageError(`Invalid PID "${raw}": expected a positive integer`);
+    throw new UsageError(`Cannot use PID "${raw}": it is not a positive integer`);
   }
   return Number(raw);
 }
@@ -156,14 +156,16 @@ export function parsePid(raw: string | undefined): number {
 function positiveInt(flag: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   if (!/^[1-9][0-9]{0,8}$/.test(raw))
-    throw new UsageError(`Invalid value for ${flag}: "${raw}" is not a positive integer`);
+    throw new UsageError(`Cannot use ${flag}: "${raw}" is not a positive integer`);
   return Number(raw);
 }
 
 function positionals(list: readonly string[], names: readonly string[], help: boolean): void {
   if (help) return;
-  if (list.length < names.length) throw new UsageError(`Missing ${names[list.length]}`);
-  if (list.length > names.length) throw new UsageError(`Unexpected argument "${list[names.length]}"`);
+  if (list.length < names.length)
+    throw new UsageError(`Cannot read the arguments: ${names[list.length]} is missing`);
+  if (list.length > names.length)
+    throw new UsageError(`Cannot use argument "${list[names.length]}": it is not expected`);
 }
 
 /** `contid set PID CONTID [--name N] [--meta K=V]...` */
@@ -175,15 +177,15 @@ export function parseSetArgs(argv: readonly string[]): SetArgs {
   const meta: Record<string, string> = {};
   for (const pair of v.meta ?? []) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`Invalid value for --meta: "${pair}" is not KEY=VALUE`);
+    if (eq <= 0) throw new UsageError(`Cannot use --meta: "${pair}" is not KEY=VALUE`);
     const key = pair.slice(0, eq);
-    if (Object.hasOwn(meta, key)) throw new UsageError(`Invalid value for --meta: "${key}" given twice`);
+    if (Object.hasOwn(meta, key)) throw new UsageError(`Cannot use --meta: "${key}" given twice`);
     meta[key] = pair.slice(eq + 1);
   }
   const owner = v.owner ?? null;
   if (owner !== null && !isOwnerName(owner)) {
     throw new UsageError(
-      `Invalid value for --owner: "${owner.slice(0, 64)}" is not 1-256 printable ASCII characters without spaces`,
+      `Cannot use --owner: "${owner.slice(0, 64)}" is not 1-256 printable ASCII characters without spaces`,
     );
   }
   const create = v.create ?? false;

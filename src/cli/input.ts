@@ -6,6 +6,7 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
+import { ContidError } from '../errors.js';
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
@@ -23,11 +24,9 @@ export function compressionOf(head: Uint8Array): Compression {
 }
 
 /** A bad input that is not a system error: the message is the whole story. */
-export class InputError extends Error {
-  readonly code = 'ERR_INPUT';
+export class InputError extends ContidError<'ERR_INPUT'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'InputError';
+    super(message, 'ERR_INPUT');
   }
 }
 

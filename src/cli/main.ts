@@ -84,7 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runDaemon(args, io);
       }
       default:
-        throw new UsageError(`Unknown command "${verb}"`);
+        throw new UsageError(`Cannot run "${verb}": it is not a command`);
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -83,16 +83,16 @@ export function parseOciHookArgs(argv: readonly string[]): OciHookArgs {
   const extra = parsed.positionals[0];
   // runc and crun pass the hook's args; a stage name as the only positional is harmless.
   if (parsed.positionals.length > 1 || (extra !== undefined && !/^[a-zA-Z]+$/.test(extra))) {
-    throw new UsageError(`Unexpected argument "${extra ?? parsed.positionals[1] ?? ''}"`);
+    throw new UsageError(`Cannot use argument "${extra ?? parsed.positionals[1] ?? ''}": it is not expected`);
   }
   const timeout = v.timeout;
   if (timeout !== undefined && !/^[1-9][0-9]{0,8}$/.test(timeout)) {
-    throw new UsageError(`Invalid value for --timeout: "${timeout}" is not a positive integer`);
+    throw new UsageError(`Cannot use --timeout: "${timeout}" is not a positive integer`);
   }
   const annotation = v.annotation ?? CONTID_ANNOTATION;
   if (annotation !== 'none' && !isAnnotationKey(annotation)) {
     throw new UsageError(
-      `Invalid value for --annotation: "${annotation.slice(0, 64)}" is not an annotation key (or none)`,
+      `Cannot use --annotation: "${annotation.slice(0, 64)}" is not an annotation key (or none)`,
     );
   }
   return {
@@ -112,7 +112,9 @@ async function readState(stdin: Readable): Promise<string> {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
     bytes += buf.length;
     if (bytes > MAX_STATE_BYTES)
-      throw new OciStateError(`The OCI state on stdin is longer than ${MAX_STATE_BYTES} bytes`);
+      throw new OciStateError(
+        `Cannot read the OCI state on stdin: it is longer than ${MAX_STATE_BYTES} bytes`,
+      );
     chunks.push(buf);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -4,6 +4,7 @@
  * directory or a missing folder ends the replay with exit 1 and a message
  * instead of output silently cut off.
  */
+import { ContidError } from '../errors.js';
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
@@ -50,20 +51,20 @@ export class OutputSink {
    * Opens FILE for writing (created, or truncated) before anything is read,
    * so that `-o /nonexistent/dir/x` or `-o /tmp` fails at once.
    *
-   * @throws {Error} "Cannot write …" naming the file and the system error.
+   * @throws {ContidError} ERR_OUTPUT, "Cannot write …" naming the file and the system error.
    */
   static openFile(path: string): OutputSink {
     let fd: number;
     try {
       fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o666);
     } catch (err) {
-      throw new Error(`Cannot write "${path}": ${systemReason(err)}`);
+      throw new ContidError(`Cannot write "${path}": ${systemReason(err)}`, 'ERR_OUTPUT');
     }
     // O_WRONLY on a directory fails with EISDIR already; anything else
     // (a FIFO, /dev/full) is written like a file.
     if (fstatSync(fd).isDirectory()) {
       closeSync(fd);
-      throw new Error(`Cannot write "${path}": is a directory (EISDIR)`);
+      throw new ContidError(`Cannot write "${path}": is a directory (EISDIR)`, 'ERR_OUTPUT');
     }
     return new OutputSink(createWriteStream(path, { fd, highWaterMark: 1 << 20 }), {
       name: `"${path}"`,

@@ -117,12 +117,11 @@ function integer(
   range: { min: number; max: number; fallback: number },
 ): number {
   if (raw === undefined) return range.fallback;
-  if (!/^[0-9]+$/.test(raw))
-    throw new UsageError(`Invalid value for ${flag}: "${raw}" is not a whole number`);
+  if (!/^[0-9]+$/.test(raw)) throw new UsageError(`Cannot use ${flag}: "${raw}" is not a whole number`);
   const n = Number(raw);
   if (n < range.min || n > range.max) {
     throw new UsageError(
-      `Invalid value for ${flag}: "${raw}" is out of range (${range.min} to ${range.max.toLocaleString('en-US')})`,
+      `Cannot use ${flag}: "${raw}" is out of range (${range.min} to ${range.max.toLocaleString('en-US')})`,
     );
   }
   return n;
@@ -141,7 +140,7 @@ function isSyscallName(name: string): boolean {
 function syscallCriterion(text: string): SyscallCriterion {
   if (/^[0-9]+$/.test(text)) return { nr: integer('--syscall', text, { min: 0, max: INT_MAX, fallback: 0 }) };
   if (!isSyscallName(text)) {
-    throw new UsageError(`Invalid value for --syscall: "${text}" is not a syscall name or number`);
+    throw new UsageError(`Cannot use --syscall: "${text}" is not a syscall name or number`);
   }
   return { name: text };
 }
@@ -156,17 +155,16 @@ function typeCriteria(text: string): (number | string)[] {
   }
   if (/^[0-9]+$/.test(text)) return [integer('--type', text, { min: 0, max: 65535, fallback: 0 })];
   const n = recordTypeNumber(text);
-  if (n === undefined) throw new UsageError(`Invalid value for --type: "${text}" is not a record type`);
+  if (n === undefined) throw new UsageError(`Cannot use --type: "${text}" is not a record type`);
   return [n];
 }
 
 function contidCriterion(text: string): string {
   const value = parseContid(text);
   if (value === null || value === CONTID_UNSET) {
-    if (!/^[0-9]+$/.test(text))
-      throw new UsageError(`Invalid value for --contid: "${text}" is not a decimal ID`);
+    if (!/^[0-9]+$/.test(text)) throw new UsageError(`Cannot use --contid: "${text}" is not a decimal ID`);
     throw new UsageError(
-      `Invalid value for --contid: "${text}" is out of range (0 to ${(CONTID_UNSET - 1n).toString()})`,
+      `Cannot use --contid: "${text}" is out of range (0 to ${(CONTID_UNSET - 1n).toString()})`,
     );
   }
   return value.toString();
@@ -232,17 +230,17 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
   const v = parsed.values;
   const help = v.help ?? false;
   if (v.format !== undefined && v.format !== 'json' && v.format !== 'text') {
-    throw new UsageError(`Invalid value for --format: "${v.format}" (expected json or text)`);
+    throw new UsageError(`Cannot use --format: "${v.format}" is not json or text`);
   }
   if (v.interpret === true && v.format === 'json') {
-    throw new UsageError('--interpret writes text: it cannot be combined with --format json');
+    throw new UsageError('Cannot use --interpret with --format json: --interpret writes text');
   }
   const format: OutputFormat = v.interpret === true ? 'interpreted' : (v.format ?? 'json');
   if (!help && parsed.positionals.length === 0) {
-    throw new UsageError('Missing input: give one or more files, or - for stdin');
+    throw new UsageError('Cannot read the input: none is given (give one or more files, or - for stdin)');
   }
   if (v.success !== undefined && v.success !== 'yes' && v.success !== 'no') {
-    throw new UsageError(`Invalid value for --success: "${v.success}" (expected yes or no)`);
+    throw new UsageError(`Cannot use --success: "${v.success}" is not yes or no`);
   }
   const labels = !(v['no-labels'] ?? false);
   const filter: FilterArgs = {
@@ -260,7 +258,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
   }
   if (v.store === '') throw new UsageError('Invalid value for --store: the path is empty');
   if (filter.contids.length > 0 && !labels) {
-    throw new UsageError('--contid needs labels: it cannot be combined with --no-labels');
+    throw new UsageError('Cannot use --contid with --no-labels: the filter needs labels');
   }
   const filtered =
     filter.contids.length +

@@ -1,8 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
+import { ContidError } from '../errors.js';
 import { uptime } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { Keyring } from '../marker/keyring.js';
-import { parseKeyring } from '../marker/keyring.js';
+import { KeyringSyntaxError, parseKeyring } from '../marker/keyring.js';
 import { readCheckpoint, type Checkpoint } from '../daemon/checkpoint.js';
 import type { FilterCriteria } from '../pipeline/filter.js';
 import { EventFilter } from '../pipeline/filter.js';
@@ -52,9 +53,9 @@ function checkInputs(files: readonly string[]): number {
     try {
       st = statSync(f);
     } catch (err) {
-      throw new Error(`Cannot read "${f}": ${systemReason(err)}`);
+      throw new ContidError(`Cannot read "${f}": ${systemReason(err)}`, 'ERR_INPUT');
     }
-    if (st.isDirectory()) throw new Error(`Cannot read "${f}": is a directory (EISDIR)`);
+    if (st.isDirectory()) throw new ContidError(`Cannot read "${f}": is a directory (EISDIR)`, 'ERR_INPUT');
     total += st.size;
   }
   return total;
@@ -72,7 +73,7 @@ function checkOutputIsNotInput(output: string, files: readonly string[]): void {
     if (f === '-') continue;
     const st = statSync(f);
     if (st.dev === out.dev && st.ino === out.ino) {
-      throw new Error(`Cannot write "${output}": it is also an input ("${f}")`);
+      throw new ContidError(`Cannot write "${output}": it is also an input ("${f}")`, 'ERR_OUTPUT');
     }
   }
 }
@@ -88,7 +89,8 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
     try {
       keyring = parseKeyring(readFileSync(args.keyring, 'utf8'));
     } catch (err) {
-      return fail(`Cannot use keyring "${args.keyring}": ${systemReason(err)}`);
+      const why = err instanceof KeyringSyntaxError ? `line ${err.line}: ${err.reason}` : systemReason(err);
+      return fail(`Cannot use keyring "${args.keyring}": ${why}`);
     }
   }
   let state: Checkpoint | undefined;

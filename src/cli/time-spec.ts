@@ -50,7 +50,7 @@ export function isClockTime(text: string): boolean {
 }
 
 function outOfRange(flag: string, text: string, what: string): UsageError {
-  return new UsageError(`Invalid value for ${flag}: "${text}" is out of range (${what})`);
+  return new UsageError(`Cannot use ${flag}: "${text}" is out of range (${what})`);
 }
 
 function parseDate(flag: string, text: string): { year: number; month: number; day: number } | null {
@@ -107,7 +107,7 @@ export function parseTimeSpec(flag: string, text: string): TimeSpec {
     if (date !== null && time !== null) return { kind: 'local', date, time };
   }
   throw new UsageError(
-    `Invalid value for ${flag}: "${text}" is not a time (expected MM/DD/YYYY, YYYY-MM-DD, HH:MM[:SS], ` +
+    `Cannot use ${flag}: "${text}" is not a time (expected MM/DD/YYYY, YYYY-MM-DD, HH:MM[:SS], ` +
       `a date and a time, @SECONDS, or one of ${TIME_WORDS.join(', ')})`,
   );
 }

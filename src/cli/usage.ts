@@ -1,9 +1,9 @@
+import { ContidError } from '../errors.js';
+
 /** A command-line mistake: wrong flag, missing argument. Exit code 2. */
-export class UsageError extends Error {
-  readonly code = 'ERR_USAGE';
+export class UsageError extends ContidError<'ERR_USAGE'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
+    super(message, 'ERR_USAGE');
   }
 }
 

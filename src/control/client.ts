@@ -3,6 +3,7 @@
  * fresh connection. Used by `contid set|get|grant|status` and `contid oci-hook`.
  */
 import { connect } from 'node:net';
+import { ContidError } from '../errors.js';
 import type { ControlRequest, ControlResponse } from './protocol.js';
 
 /** Why a request got no answer. */
@@ -17,14 +18,7 @@ export type ControlClientErrorCode =
   | 'ERR_BAD_RESPONSE';
 
 /** A request that got no answer; `code` says why. */
-export class ControlClientError extends Error {
-  readonly code: ControlClientErrorCode;
-  constructor(message: string, code: ControlClientErrorCode, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'ControlClientError';
-    this.code = code;
-  }
-}
+export class ControlClientError extends ContidError<ControlClientErrorCode> {}
 
 /** Options for {@link controlRequest}. */
 export interface ControlRequestOptions {
@@ -81,12 +75,12 @@ function requestOnce(
       else resolve(response!);
     };
     const onAbort = (): void => {
-      finish(new ControlClientError('The request was aborted', 'ETIMEDOUT'));
+      finish(new ControlClientError('Cannot get an answer: the request was aborted', 'ETIMEDOUT'));
     };
     const timer = setTimeout(() => {
       finish(
         new ControlClientError(
-          `The contid daemon at ${path} did not answer within ${timeoutMs} ms`,
+          `Cannot get an answer from the contid daemon at "${path}": none within ${timeoutMs} ms`,
           'ETIMEDOUT',
         ),
       );
@@ -104,13 +98,15 @@ function requestOnce(
         if (parsed instanceof ControlClientError) finish(parsed);
         else finish(null, parsed);
       } else if (bytes > MAX_RESPONSE_BYTES) {
-        finish(new ControlClientError(`The answer from ${path} is too long`, 'ERR_BAD_RESPONSE'));
+        finish(
+          new ControlClientError(`Cannot read the answer from "${path}": it is too long`, 'ERR_BAD_RESPONSE'),
+        );
       }
     });
     socket.on('end', () => {
       finish(
         new ControlClientError(
-          `The contid daemon at ${path} closed the connection without answering`,
+          `Cannot get an answer from the contid daemon at "${path}": it closed the connection without answering`,
           'ERR_BAD_RESPONSE',
         ),
       );
@@ -131,7 +127,7 @@ function parseResponse(text: string, path: string): ControlResponse | ControlCli
     // Falls through to the error below, which quotes the answer.
   }
   return new ControlClientError(
-    `Unexpected answer from ${path}: ${JSON.stringify(text.slice(0, 200))}`,
+    `Cannot read the answer from "${path}": it is not a response (${JSON.stringify(text.slice(0, 200))})`,
     'ERR_BAD_RESPONSE',
   );
 }
@@ -141,19 +137,19 @@ function connectError(path: string, error: NodeJS.ErrnoException): ControlClient
     case 'ENOENT':
     case 'ECONNREFUSED':
       return new ControlClientError(
-        `The contid daemon is not running: nothing listens on ${path} (${error.code})`,
+        `Cannot reach the contid daemon: nothing listens on "${path}" (${error.code})`,
         'ERR_DAEMON_NOT_RUNNING',
         { cause: error },
       );
     case 'EACCES':
       return new ControlClientError(
-        `Cannot reach the contid daemon at ${path}: permission denied (EACCES); the control socket is root-only`,
+        `Cannot reach the contid daemon at "${path}": permission denied (EACCES); the control socket is root-only`,
         'EACCES',
         { cause: error },
       );
     default:
       return new ControlClientError(
-        `Cannot reach the contid daemon at ${path}: ${error.message}`,
+        `Cannot reach the contid daemon at "${path}": ${error.message}`,
         'ERR_BAD_RESPONSE',
         { cause: error },
       );

@@ -4,6 +4,7 @@
  * contid. Pure. See docs/control.md, "OCI hook".
  */
 import { createHash } from 'node:crypto';
+import { ContidSyntaxError } from '../errors.js';
 import { isOwnerName } from '../marker/format.js';
 import { CONTID_UNSET, parseContid } from '../policy/contid.js';
 
@@ -31,11 +32,9 @@ export interface OciState {
 }
 
 /** A state the hook cannot use. `code` is 'ERR_BAD_OCI_STATE'. */
-export class OciStateError extends SyntaxError {
-  readonly code = 'ERR_BAD_OCI_STATE';
+export class OciStateError extends ContidSyntaxError<'ERR_BAD_OCI_STATE'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'OciStateError';
+    super(message, 'ERR_BAD_OCI_STATE');
   }
 }
 
@@ -49,19 +48,21 @@ export function parseOciState(text: string): OciState {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new OciStateError(`The OCI state on stdin is not valid JSON: ${(error as Error).message}`);
+    throw new OciStateError(
+      `Cannot read the OCI state on stdin: it is not JSON (${(error as Error).message})`,
+    );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new OciStateError('The OCI state on stdin is not a JSON object');
+    throw new OciStateError('Cannot read the OCI state on stdin: it is not a JSON object');
   }
   const o = value as Record<string, unknown>;
   const id = o['id'];
   if (typeof id !== 'string' || id.length === 0)
-    throw new OciStateError('The OCI state has no container "id"');
+    throw new OciStateError('Cannot read the OCI state on stdin: it has no container "id"');
   const pid = o['pid'];
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1) {
     throw new OciStateError(
-      `The OCI state of container ${JSON.stringify(id)} has no init "pid" (run the hook at createRuntime or prestart)`,
+      `Cannot read the OCI state of container ${JSON.stringify(id)}: it has no init "pid" (run the hook at createRuntime or prestart)`,
     );
   }
   const annotations: Record<string, string> = {};
@@ -119,7 +120,7 @@ export function chooseContid(state: OciState, options: ChooseOptions = {}): Cont
   const value = parseContid(annotated);
   if (value === null || value === CONTID_UNSET) {
     throw new OciStateError(
-      `Invalid annotation ${key}=${JSON.stringify(annotated.slice(0, 64))}: expected a decimal u64 below 18446744073709551615`,
+      `Cannot use annotation ${key}=${JSON.stringify(annotated.slice(0, 64))}: it is not a decimal u64 below 18446744073709551615`,
     );
   }
   return { contid: value.toString(), source: 'annotation' };

@@ -4,6 +4,7 @@
  * probe through the pidfd. Bound once through koffi.
  */
 import koffi from 'koffi';
+import { ContidError, type ErrnoCode } from '../errors.js';
 import { errno, errnoName, getsockopt, close as closeFd } from '../kernel/libc.js';
 
 const lib = koffi.load('libc.so.6');
@@ -34,14 +35,7 @@ export interface PeerCredentials {
 }
 
 /** A failed call, with the errno name as `code`. */
-export class PeerError extends Error {
-  readonly code: string;
-  constructor(message: string, code: string) {
-    super(message);
-    this.name = 'PeerError';
-    this.code = code;
-  }
-}
+export class PeerError extends ContidError<ErrnoCode> {}
 
 /** SO_PEERCRED of a connected unix socket: who was at the other end at connect() time. */
 export function peerCredentials(fd: number): PeerCredentials {

@@ -20,6 +20,7 @@
  * start time too, which tells a reused pid apart where there is no pidfd.
  */
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { ContidError } from '../errors.js';
 import type { MarkerCaller } from '../marker/format.js';
 import type { PeerCredentials } from './peer-syscalls.js';
 
@@ -64,14 +65,7 @@ export type CallerErrorCode = 'ERR_CALLER_GONE' | 'ERR_CALLER_UNKNOWN' | 'ERR_CA
  * not be read (`ERR_CALLER_UNKNOWN`). The message is the reason, to follow
  * "Cannot <do what>: ".
  */
-export class CallerError extends Error {
-  readonly code: CallerErrorCode;
-  constructor(message: string, code: CallerErrorCode, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'CallerError';
-    this.code = code;
-  }
-}
+export class CallerError extends ContidError<CallerErrorCode> {}
 
 /**
  * Parses the fields of /proc/PID/status that identification needs.

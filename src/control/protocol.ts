@@ -4,6 +4,7 @@
  * Pure: framing, validation and messages, no I/O. See docs/control.md.
  */
 import { isOwnerName } from '../marker/format.js';
+import { ContidError } from '../errors.js';
 import { ERRNO_REASONS, type ContidErrno } from '../policy/errno.js';
 import type { DaemonStatus } from '../daemon/api.js';
 
@@ -90,13 +91,10 @@ export type ControlResponse =
     };
 
 /** A request line that cannot be served, with the error response to send. */
-export class ControlRequestError extends Error {
-  readonly code: ControlErrorCode;
+export class ControlRequestError extends ContidError<ControlErrorCode> {
   readonly id: string | undefined;
   constructor(message: string, code: ControlErrorCode, id?: string) {
-    super(message);
-    this.name = 'ControlRequestError';
-    this.code = code;
+    super(message, code);
     this.id = id;
   }
 }
@@ -172,24 +170,30 @@ export function parseRequest(line: string): ControlRequest {
   try {
     value = JSON.parse(line);
   } catch (error) {
-    throw new ControlRequestError(`Request is not valid JSON: ${(error as Error).message}`, 'ERR_BAD_JSON');
+    throw new ControlRequestError(
+      `Cannot parse the request: it is not JSON (${(error as Error).message})`,
+      'ERR_BAD_JSON',
+    );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ControlRequestError('Request must be a JSON object', 'ERR_BAD_REQUEST');
+    throw new ControlRequestError('Cannot parse the request: it is not a JSON object', 'ERR_BAD_REQUEST');
   }
   const o = value as Record<string, unknown>;
   let id: string | undefined;
   if (o['id'] !== undefined) {
     if (typeof o['id'] !== 'string' || !REQUEST_ID.test(o['id'])) {
-      throw new ControlRequestError('Invalid "id": expected 1-64 of [A-Za-z0-9._:-]', 'ERR_BAD_REQUEST');
+      throw new ControlRequestError(
+        'Cannot parse the request: "id" is not 1-64 of [A-Za-z0-9._:-]',
+        'ERR_BAD_REQUEST',
+      );
     }
     id = o['id'];
   }
-  const bad = (message: string): ControlRequestError =>
-    new ControlRequestError(message, 'ERR_BAD_REQUEST', id);
+  const bad = (why: string): ControlRequestError =>
+    new ControlRequestError(`Cannot parse the request: ${why}`, 'ERR_BAD_REQUEST', id);
   const allow = (keys: readonly string[]): void => {
     for (const key of Object.keys(o)) {
-      if (!['op', 'id', ...keys].includes(key)) throw bad(`Unexpected field "${key.slice(0, 64)}"`);
+      if (!['op', 'id', ...keys].includes(key)) throw bad(`field "${key.slice(0, 64)}" is not expected`);
     }
   };
   const withId = <T extends object>(request: T): T & { id?: string } =>
@@ -197,7 +201,7 @@ export function parseRequest(line: string): ControlRequest {
   const pid = (): number => {
     const p = o['pid'];
     if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > MAX_PID) {
-      throw bad('Invalid "pid": expected a positive integer');
+      throw bad('"pid" is not a positive integer');
     }
     return p;
   };
@@ -216,23 +220,22 @@ export function parseRequest(line: string): ControlRequest {
       const target = pid();
       const contid = o['contid'];
       if (typeof contid !== 'string') {
-        throw bad('Invalid "contid": expected a string holding a decimal u64 (numbers lose precision)');
+        throw bad('"contid" is not a string holding a decimal u64 (numbers lose precision)');
       }
-      if (!CONTID_TOKEN.test(contid))
-        throw bad(`Invalid "contid": "${contid.slice(0, 64)}" is not a decimal u64`);
+      if (!CONTID_TOKEN.test(contid)) throw bad(`"contid" "${contid.slice(0, 64)}" is not a decimal u64`);
       let request: ControlRequest & { op: 'set' } = { op: 'set', pid: target, contid };
       if (o['name'] !== undefined) request = { ...request, name: parseName(o['name'], bad) };
       if (o['meta'] !== undefined) request = { ...request, meta: parseMeta(o['meta'], bad) };
       const owner = o['owner'];
       if (owner !== undefined) {
         if (typeof owner !== 'string' || !isOwnerName(owner)) {
-          throw bad('Invalid "owner": expected 1-256 printable ASCII characters without spaces');
+          throw bad('"owner" is not 1-256 printable ASCII characters without spaces');
         }
         request = { ...request, owner };
       }
       const create = o['create'];
       if (create !== undefined) {
-        if (typeof create !== 'boolean') throw bad('Invalid "create": expected true or false');
+        if (typeof create !== 'boolean') throw bad('"create" is not true or false');
         if (create) request = { ...request, create };
       }
       return withId(request);
@@ -240,37 +243,33 @@ export function parseRequest(line: string): ControlRequest {
     default:
       throw bad(
         typeof o['op'] === 'string'
-          ? `Unknown op "${o['op'].slice(0, 64)}" (expected set, get, grant or status)`
-          : 'Missing "op" (expected set, get, grant or status)',
+          ? `"op" "${o['op'].slice(0, 64)}" is not set, get, grant or status`
+          : '"op" is missing (set, get, grant or status)',
       );
   }
 }
 
 function parseName(name: unknown, bad: (m: string) => Error): string {
   if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > MAX_NAME_BYTES) {
-    throw bad(`Invalid "name": expected a string of 1-${MAX_NAME_BYTES} bytes`);
+    throw bad(`"name" is not a string of 1-${MAX_NAME_BYTES} bytes`);
   }
-  if (/[\x00-\x1f\x7f]/.test(name)) throw bad('Invalid "name": control characters are not allowed');
+  if (/[\x00-\x1f\x7f]/.test(name)) throw bad('"name" has control characters');
   return name;
 }
 
 function parseMeta(meta: unknown, bad: (m: string) => Error): Record<string, string> {
   if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
-    throw bad('Invalid "meta": expected an object of string values');
+    throw bad('"meta" is not an object of string values');
   }
   const entries = Object.entries(meta as Record<string, unknown>);
-  if (entries.length > MAX_META_ENTRIES) throw bad(`Invalid "meta": more than ${MAX_META_ENTRIES} entries`);
+  if (entries.length > MAX_META_ENTRIES) throw bad(`"meta" has more than ${MAX_META_ENTRIES} entries`);
   const out: Record<string, string> = {};
   for (const [key, value] of entries) {
-    if (!META_KEY.test(key))
-      throw bad(`Invalid "meta" key "${key.slice(0, 64)}": expected 1-64 of [A-Za-z0-9._/-]`);
+    if (!META_KEY.test(key)) throw bad(`"meta" key "${key.slice(0, 64)}" is not 1-64 of [A-Za-z0-9._/-]`);
     if (typeof value !== 'string' || Buffer.byteLength(value) > MAX_META_VALUE_BYTES) {
-      throw bad(
-        `Invalid "meta" value for "${key}": expected a string of at most ${MAX_META_VALUE_BYTES} bytes`,
-      );
+      throw bad(`"meta" value for "${key}" is not a string of at most ${MAX_META_VALUE_BYTES} bytes`);
     }
-    if (/[\x00-\x1f\x7f]/.test(value))
-      throw bad(`Invalid "meta" value for "${key}": control characters are not allowed`);
+    if (/[\x00-\x1f\x7f]/.test(value)) throw bad(`"meta" value for "${key}" has control characters`);
     out[key] = value;
   }
   return out;

@@ -14,7 +14,8 @@
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { DaemonApi, OperationRequest, OperationResult } from '../daemon/api.js';
+import { DaemonError, type DaemonApi, type OperationRequest, type OperationResult } from '../daemon/api.js';
+import { isContidError } from '../errors.js';
 import {
   CallerError,
   changedReason,
@@ -573,7 +574,7 @@ class Connection {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
-        reject(Object.assign(new Error('The operation timed out'), { code: 'ETIMEDOUT' }));
+        reject(new DaemonError('Cannot complete the operation: it timed out', 'ETIMEDOUT'));
         controller.abort();
       }, this.#context.requestTimeoutMs);
     });
@@ -581,7 +582,7 @@ class Connection {
       controller.signal.addEventListener(
         'abort',
         () => {
-          reject(Object.assign(new Error('The operation was aborted'), { code: 'ABORT_ERR' }));
+          reject(new DaemonError('Cannot complete the operation: it was aborted', 'ABORT_ERR'));
         },
         { once: true },
       );
@@ -614,33 +615,36 @@ class Connection {
 }
 
 /**
- * What a failed DaemonApi call means for the caller. The daemon's errors
- * carry a `code` (DaemonError): ETIMEDOUT, ESHUTDOWN, EINVAL, or the errno
- * the kernel gave when the marker was sent (EPERM without CAP_AUDIT_WRITE,
- * ECONNREFUSED, ENOBUFS…). Anything without a known code is internal.
+ * What a failed DaemonApi call means for the caller, by the DaemonError's
+ * `code`. For ERR_KERNEL the cause carries the errno the kernel gave when
+ * the marker was sent (EPERM without CAP_AUDIT_WRITE, ECONNREFUSED,
+ * ENOBUFS…). Any other error is internal.
  */
 export function describeFailure(
   error: unknown,
   shuttingDown: boolean,
 ): { code: ControlErrorCode; why: string; detail?: string } {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (shuttingDown || code === 'ESHUTDOWN') {
+  const code = error instanceof DaemonError ? error.code : null;
+  if (shuttingDown || code === 'ERR_SHUTTING_DOWN') {
     return { code: 'ERR_SHUTTING_DOWN', why: 'the daemon is shutting down' };
   }
-  if (code === 'ETIMEDOUT') {
-    return { code: 'ETIMEDOUT', why: 'the daemon did not read the operation back from the kernel in time' };
+  switch (code) {
+    case 'ETIMEDOUT':
+      return { code: 'ETIMEDOUT', why: 'the daemon did not read the operation back from the kernel in time' };
+    case 'ERR_BAD_OPERATION':
+      return { code: 'ERR_BAD_REQUEST', why: 'the daemon cannot carry it in a marker' };
+    case 'ERR_KERNEL': {
+      const cause = (error as DaemonError).cause;
+      const errno = isContidError(cause) ? cause.code : 'EIO';
+      return {
+        code: 'ERR_KERNEL',
+        why: `the kernel refused the daemon's marker with ${errno}`,
+        detail: `ERR_KERNEL ${errno}`,
+      };
+    }
+    default:
+      return { code: 'ERR_INTERNAL', why: 'internal error in the daemon' };
   }
-  if (code === 'EINVAL') {
-    return { code: 'ERR_BAD_REQUEST', why: 'the daemon cannot carry it in a marker' };
-  }
-  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
-    return {
-      code: 'ERR_KERNEL',
-      why: `the kernel refused the daemon's marker with ${code}`,
-      detail: `ERR_KERNEL ${code}`,
-    };
-  }
-  return { code: 'ERR_INTERNAL', why: 'internal error in the daemon' };
 }
 
 const READ_EPERM = 'reads need CAP_AUDIT_CONTROL in the initial user namespace';

@@ -7,19 +7,15 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { unsafeDirectoryReason } from '../daemon/files.js';
+import { ContidError } from '../errors.js';
 
 /** Where `contid run` listens and the commands connect by default. */
 export { DEFAULT_CONTROL_SOCKET } from '../daemon/config.js';
 
 /** The socket's directory or path is unsafe or taken. */
-export class ControlSocketError extends Error {
-  readonly code: 'ERR_UNSAFE_SOCKET_DIR' | 'EADDRINUSE' | 'ERR_NOT_A_SOCKET';
-  constructor(message: string, code: ControlSocketError['code']) {
-    super(message);
-    this.name = 'ControlSocketError';
-    this.code = code;
-  }
-}
+export class ControlSocketError extends ContidError<
+  'ERR_UNSAFE_SOCKET_DIR' | 'EADDRINUSE' | 'ERR_NOT_A_SOCKET'
+> {}
 
 /**
  * Creates the socket's directory (mode 0700) when missing, and checks that

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
-import { ORCH, World } from '../policy/testing-world.js';
+import { ORCH, World } from '../../test/support/labeller-world.js';
 import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { Logger } from './logger.js';
 

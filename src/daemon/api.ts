@@ -3,9 +3,24 @@
  * status`). The control server depends only on this, not on how the daemon
  * reads the kernel.
  */
+import { ContidError } from '../errors.js';
 import type { MarkerCaller } from '../marker/format.js';
 import type { ContainerOp } from '../policy/labeller.js';
 import type { ContidErrno } from '../policy/errno.js';
+
+/**
+ * Why {@link DaemonApi.submit} failed, for the control server to map to its
+ * answer: `ERR_SHUTTING_DOWN` (stopping), `ETIMEDOUT` (the marker was not
+ * read back in time), `ERR_BAD_OPERATION` (no contid, or a value the marker
+ * format cannot carry), `ERR_KERNEL` (the kernel refused the marker; `cause`
+ * is the SyscallError with the errno), `ABORT_ERR` (the signal fired without
+ * an Error reason) or `ERR_INTERNAL`.
+ */
+export type DaemonErrorCode =
+  'ERR_SHUTTING_DOWN' | 'ETIMEDOUT' | 'ERR_BAD_OPERATION' | 'ERR_KERNEL' | 'ABORT_ERR' | 'ERR_INTERNAL';
+
+/** A failed operation; `code` says why (see {@link DaemonErrorCode}). */
+export class DaemonError extends ContidError<DaemonErrorCode> {}
 
 /** An operation an orchestrator asks for. */
 export interface OperationRequest {
@@ -72,9 +87,9 @@ export interface DaemonStatus {
 export interface DaemonApi {
   /**
    * Sends the operation's marker into the kernel and resolves when the
-   * daemon has read it back and applied it. Rejects with an Error whose
-   * `code` is 'ETIMEDOUT' when the marker does not come back in time (audit
-   * disabled, daemon overloaded).
+   * daemon has read it back and applied it. Rejects with a DaemonError
+   * (`ETIMEDOUT` when the marker is not read back in time: audit disabled,
+   * daemon overloaded), or with the signal's reason.
    */
   submit(request: OperationRequest, signal?: AbortSignal): Promise<OperationResult>;
   /** The label of a live process, or null when the daemon does not know it. */

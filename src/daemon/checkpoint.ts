@@ -11,6 +11,7 @@
  * A checkpoint that cannot be read is set aside with a clear message,
  * never a reason not to start.
  */
+import { ContidError, type ErrnoCode } from '../errors.js';
 import {
   closeSync,
   constants,
@@ -299,8 +300,8 @@ function checkShape(v: unknown): string | null {
   return null;
 }
 
-function describe(error: unknown, what: string): Error {
+function describe(error: unknown, what: string): ContidError<ErrnoCode> {
   const e = error as NodeJS.ErrnoException;
   const reason = e.code === undefined ? e.message : e.code;
-  return Object.assign(new Error(`${what}: ${reason}`, { cause: error }), { code: e.code ?? 'EIO' });
+  return new ContidError(`${what}: ${reason}`, (e.code ?? 'EIO') as ErrnoCode, { cause: error });
 }

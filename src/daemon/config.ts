@@ -5,6 +5,7 @@
  * docs/daemon.md and etc/contid.conf.
  */
 import { duration, size } from '../cli/store-args.js';
+import { ContidSyntaxError } from '../errors.js';
 
 /** Where records come from. */
 export type SourceMode = 'auto' | 'unicast' | 'multicast' | 'plugin';
@@ -101,11 +102,9 @@ export const DEFAULT_CONFIG: DaemonConfig = {
 };
 
 /** A bad setting, from the file (with its line) or a flag. */
-export class ConfigError extends SyntaxError {
-  readonly code = 'ERR_BAD_CONFIG';
+export class ConfigError extends ContidSyntaxError<'ERR_BAD_CONFIG'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+    super(message, 'ERR_BAD_CONFIG');
   }
 }
 
@@ -115,7 +114,7 @@ type Setter = (config: Mutable<Partial<DaemonConfig>>, value: string, where: str
 function oneOf(allowed: readonly string[], key: keyof DaemonConfig): Setter {
   return (c, v, where) => {
     if (!allowed.includes(v)) {
-      throw new ConfigError(`Invalid ${where}: "${v}" (expected ${allowed.join(', ')})`);
+      throw new ConfigError(`Cannot use ${where}: "${v}" is not one of ${allowed.join(', ')}`);
     }
     (c as Record<string, unknown>)[key] = v;
   };
@@ -125,11 +124,11 @@ const DAY_MS = 86_400_000;
 
 function integer(key: keyof DaemonConfig, min: number, max: number): Setter {
   return (c, v, where) => {
-    if (!/^[0-9]+$/.test(v)) throw new ConfigError(`Invalid ${where}: "${v}" is not a whole number`);
+    if (!/^[0-9]+$/.test(v)) throw new ConfigError(`Cannot use ${where}: "${v}" is not a whole number`);
     const n = Number(v);
     if (n < min || n > max) {
       throw new ConfigError(
-        `Invalid ${where}: "${v}" is out of range (${min} to ${max.toLocaleString('en-US')})`,
+        `Cannot use ${where}: "${v}" is out of range (${min} to ${max.toLocaleString('en-US')})`,
       );
     }
     (c as Record<string, unknown>)[key] = n;
@@ -142,14 +141,14 @@ function path(key: keyof DaemonConfig, noneAllowed: boolean): Setter {
       (c as Record<string, unknown>)[key] = '';
       return;
     }
-    if (!v.startsWith('/')) throw new ConfigError(`Invalid ${where}: "${v}" is not an absolute path`);
+    if (!v.startsWith('/')) throw new ConfigError(`Cannot use ${where}: "${v}" is not an absolute path`);
     (c as Record<string, unknown>)[key] = v;
   };
 }
 
 function boolean(key: keyof DaemonConfig): Setter {
   return (c, v, where) => {
-    if (v !== 'yes' && v !== 'no') throw new ConfigError(`Invalid ${where}: "${v}" (expected yes or no)`);
+    if (v !== 'yes' && v !== 'no') throw new ConfigError(`Cannot use ${where}: "${v}" is not yes or no`);
     (c as Record<string, unknown>)[key] = v === 'yes';
   };
 }
@@ -204,7 +203,7 @@ export function applySetting(
   where: string,
 ): void {
   const set = CONFIG_KEYS.get(key);
-  if (set === undefined) throw new ConfigError(`Unknown setting "${key}" (${where})`);
+  if (set === undefined) throw new ConfigError(`Cannot use ${where}: "${key}" is not a setting`);
   set(config, value, `${key} (${where})`);
 }
 
@@ -220,10 +219,10 @@ export function parseConfigFile(text: string, name = 'config'): Partial<DaemonCo
     if (line === '' || line.startsWith('#')) return;
     const where = `${name} line ${i + 1}`;
     const eq = line.indexOf('=');
-    if (eq <= 0) throw new ConfigError(`Expected "key = value" (${where})`);
+    if (eq <= 0) throw new ConfigError(`Cannot read ${where}: expected "key = value"`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    if (seen.has(key)) throw new ConfigError(`Repeated setting "${key}" (${where})`);
+    if (seen.has(key)) throw new ConfigError(`Cannot use ${where}: setting "${key}" is repeated`);
     seen.add(key);
     applySetting(config, key, value, where);
   });

@@ -17,6 +17,7 @@ import { readFileSync, readlinkSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
+import { ContidError } from '../errors.js';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
 import { SyscallError } from '../kernel/libc.js';
@@ -36,7 +37,14 @@ import type { Labeller, LabelledEvent } from '../policy/labeller.js';
 import { LabellingStage } from '../pipeline/labelling.js';
 import { chainToken } from '../policy/contid.js';
 import { CgroupAdoption, readProcCgroup } from './adoption.js';
-import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
+import {
+  DaemonError,
+  type DaemonApi,
+  type DaemonStatus,
+  type OperationRequest,
+  type OperationResult,
+  type ProcessLabel,
+} from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
 import { EventEncoder } from '../pipeline/encoder.js';
 import { appendKeyring, ensurePrivateDirectory } from './files.js';
@@ -57,16 +65,6 @@ export interface DaemonOptions {
   readonly log: Logger;
   /** The plugin stream (plugin mode). Default: process.stdin. */
   readonly input?: Readable;
-}
-
-/** An error with a stable `code` (ETIMEDOUT, ESHUTDOWN, EINVAL…) for the control server to map. */
-export class DaemonError extends Error {
-  readonly code: string;
-  constructor(message: string, code: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'DaemonError';
-    this.code = code;
-  }
 }
 
 interface Pending {
@@ -769,7 +767,9 @@ export class Daemon implements DaemonApi {
 
   submit(request: OperationRequest, signal?: AbortSignal): Promise<OperationResult> {
     if (this.#stopping !== undefined) {
-      return Promise.reject(new DaemonError('Cannot submit an operation: contid is stopping', 'ESHUTDOWN'));
+      return Promise.reject(
+        new DaemonError('Cannot submit an operation: contid is stopping', 'ERR_SHUTTING_DOWN'),
+      );
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     let body: MarkerBody;
@@ -789,7 +789,7 @@ export class Daemon implements DaemonApi {
     } else {
       if (request.contid === undefined) {
         return Promise.reject(
-          new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'EINVAL'),
+          new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'ERR_BAD_OPERATION'),
         );
       }
       body =
@@ -816,14 +816,21 @@ export class Daemon implements DaemonApi {
         settle();
         reject(
           new DaemonError(
-            `Cannot ${request.op} pid ${request.pid}: the marker did not come back within ${timeoutMs} ms`,
+            `Cannot ${request.op} pid ${request.pid}: its marker was not read back within ${timeoutMs} ms`,
             'ETIMEDOUT',
           ),
         );
       }, timeoutMs);
       const onAbort = (): void => {
         settle();
-        reject(signal?.reason instanceof Error ? signal.reason : new DaemonError('Aborted', 'ABORT_ERR'));
+        reject(
+          signal?.reason instanceof Error
+            ? signal.reason
+            : new DaemonError(
+                `Cannot ${request.op} pid ${request.pid}: the operation was aborted`,
+                'ABORT_ERR',
+              ),
+        );
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -844,7 +851,11 @@ export class Daemon implements DaemonApi {
         settle();
         const message = error instanceof Error ? error.message : String(error);
         const code =
-          error instanceof SyscallError ? error.code : error instanceof RangeError ? 'EINVAL' : 'EIO';
+          error instanceof SyscallError
+            ? 'ERR_KERNEL'
+            : error instanceof RangeError
+              ? 'ERR_BAD_OPERATION'
+              : 'ERR_INTERNAL';
         reject(
           new DaemonError(`Cannot ${request.op} pid ${request.pid}: ${message}`, code, { cause: error }),
         );
@@ -1064,7 +1075,9 @@ export class Daemon implements DaemonApi {
     }
     for (const [seq, pending] of this.#pending) {
       this.#pending.delete(seq);
-      pending.reject(new DaemonError('The operation was not read back before contid stopped', 'ESHUTDOWN'));
+      pending.reject(
+        new DaemonError('Cannot complete the operation: contid stopped first', 'ERR_SHUTTING_DOWN'),
+      );
     }
     await this.#exits?.close().catch(() => undefined);
     const ruleProblems = this.#kernel?.restoreRules() ?? [];
@@ -1200,7 +1213,7 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
     promise,
     new Promise<void>((_, reject) => {
       timer = setTimeout(() => {
-        reject(new Error(`it did not come back within ${ms} ms`));
+        reject(new ContidError(`timed out after ${ms} ms`, 'ETIMEDOUT'));
       }, ms);
     }),
   ]).finally(() => {

@@ -22,6 +22,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { ContidError } from '../errors.js';
 import { formatKeyringEntry, type KeyringEntry } from '../marker/keyring.js';
 
 /**
@@ -29,11 +30,9 @@ import { formatKeyringEntry, type KeyringEntry } from '../marker/keyring.js';
  * regular file, owned by another user, or open to others. `code` is
  * `ERR_UNSAFE_PATH`.
  */
-export class UnsafePathError extends Error {
-  readonly code = 'ERR_UNSAFE_PATH';
+export class UnsafePathError extends ContidError<'ERR_UNSAFE_PATH'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'UnsafePathError';
+    super(message, 'ERR_UNSAFE_PATH');
   }
 }
 

@@ -9,6 +9,7 @@
  * clone3(2) is different: its a0 is a pointer to `struct clone_args`, so the audit record does not
  * carry its flags at all, and nothing here applies to it.
  */
+import { ContidError } from '../errors.js';
 import { CLONE_FLAGS, SIGNAL_NAMES } from './clone-flags-generated.js';
 import { parseHexLow32 } from './hex-number.js';
 
@@ -24,7 +25,8 @@ const FLAGS: readonly (readonly [number, string])[] = CLONE_FLAGS.filter(
 
 function flagBit(name: string): number {
   const entry = CLONE_FLAGS.find(([, n]) => n === name);
-  if (entry === undefined) throw new Error(`clone-flags-generated.ts has no ${name}`);
+  if (entry === undefined)
+    throw new ContidError(`Cannot find clone flag "${name}" in clone-flags-generated.ts`, 'ERR_INTERNAL');
   return entry[0];
 }
 

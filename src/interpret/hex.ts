@@ -18,18 +18,16 @@
  * bytes. Strings that are valid UTF-8 and contain no `%XX` come out unchanged.
  */
 import { isUtf8 } from 'node:buffer';
+import { ContidSyntaxError } from '../errors.js';
 import { hexDigitValue } from './hex-number.js';
 
 /** Thrown by decodeHex for a value that is not hex. */
-export class HexDecodeError extends SyntaxError {
-  /** Stable code for callers to match on. */
-  readonly code = 'ERR_BAD_HEX';
+export class HexDecodeError extends ContidSyntaxError<'ERR_BAD_HEX'> {
   /** Index in the value of the first character that is not a hex digit, or its length when odd. */
   readonly offset: number;
 
   constructor(message: string, offset: number) {
-    super(message);
-    this.name = 'HexDecodeError';
+    super(message, 'ERR_BAD_HEX');
     this.offset = offset;
   }
 }

@@ -11,6 +11,7 @@
  * {@link SyscallError} turns the pair into an exception with a stable code.
  */
 import koffi from 'koffi';
+import { ContidError, ContidRangeError, type ErrnoCode } from '../errors.js';
 
 const lib = koffi.load('libc.so.6');
 
@@ -150,13 +151,14 @@ export const Errno = {
 
 function errnoValue(name: string): number {
   const value = koffi.os.errno[name];
-  if (value === undefined) throw new Error(`Unknown errno name "${name}"`);
+  if (value === undefined)
+    throw new ContidRangeError(`Cannot find errno "${name}": koffi does not know it`, 'ERR_OUT_OF_RANGE');
   return value;
 }
 
 /** The symbolic name of an errno value (`'EPERM'`), or `'E<number>'` if unknown. */
-export function errnoName(errnum: number): string {
-  return errnoNames.get(errnum) ?? `E${errnum}`;
+export function errnoName(errnum: number): ErrnoCode {
+  return (errnoNames.get(errnum) as ErrnoCode | undefined) ?? `E${errnum}`;
 }
 
 /** Options for {@link SyscallError}. */
@@ -180,9 +182,7 @@ export interface SyscallErrorOptions {
  * | `ETIMEDOUT` | the kernel did not answer a netlink request in time           |
  * | `EPROTO`    | the kernel answered with a message contid cannot make sense of |
  */
-export class SyscallError extends Error {
-  /** The errno name, e.g. `'EEXIST'`. */
-  readonly code: string;
+export class SyscallError extends ContidError<ErrnoCode> {
   /** The errno number, e.g. 17. */
   readonly errno: number;
 
@@ -193,9 +193,11 @@ export class SyscallError extends Error {
   constructor(action: string, errnum: number, options: SyscallErrorOptions = {}) {
     const code = errnoName(errnum);
     const reason = options.reason ?? lowerFirst(strerror(errnum));
-    super(`${action}: ${reason} (${code})`, options.cause === undefined ? {} : { cause: options.cause });
-    this.name = 'SyscallError';
-    this.code = code;
+    super(
+      `${action}: ${reason} (${code})`,
+      code,
+      options.cause === undefined ? {} : { cause: options.cause },
+    );
     this.errno = errnum;
   }
 

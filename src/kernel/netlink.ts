@@ -9,6 +9,7 @@
  * record stream, which can block indefinitely, is the job of the reader
  * worker (reader-worker.ts), which reuses this class inside its own thread.
  */
+import { ContidRangeError } from '../errors.js';
 import {
   Errno,
   SyscallError,
@@ -276,7 +277,7 @@ export class AuditNetlink {
   sendUserMessage(type: number, text: string): void {
     const action = `Cannot send an audit user message of type ${type}`;
     if (!Number.isInteger(type) || type < 0 || type > 0xffff) {
-      throw new RangeError(`${action}: the type is not a u16`);
+      throw new ContidRangeError(`${action}: the type is not a u16`, 'ERR_OUT_OF_RANGE');
     }
     if (
       type >= AuditMessageType.GET &&
@@ -288,7 +289,10 @@ export class AuditNetlink {
     const bytes = Buffer.from(`${text}\0`, 'utf8');
     // The kernel overwrites the last byte with NUL and needs one character.
     if (text.length === 0 || text.includes('\0') || bytes.length - 1 > AUDIT_MESSAGE_TEXT_MAX) {
-      throw new RangeError(`${action}: the text must be 1 to ${AUDIT_MESSAGE_TEXT_MAX} bytes without NUL`);
+      throw new ContidRangeError(
+        `${action}: the text must be 1 to ${AUDIT_MESSAGE_TEXT_MAX} bytes without NUL`,
+        'ERR_OUT_OF_RANGE',
+      );
     }
     this.#request(type, bytes, 'ack', action);
   }
@@ -459,7 +463,10 @@ export class AuditNetlink {
    */
   #setReceiveBuffer(bytes: number): void {
     if (!Number.isInteger(bytes) || bytes <= 0 || bytes > 0x3fffffff) {
-      throw new RangeError(`Cannot set the audit socket receive buffer: ${bytes} bytes is out of range`);
+      throw new ContidRangeError(
+        `Cannot set the audit socket receive buffer: ${bytes} bytes is out of range`,
+        'ERR_OUT_OF_RANGE',
+      );
     }
     const size = Buffer.alloc(4);
     size.writeInt32LE(bytes);

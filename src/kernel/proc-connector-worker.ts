@@ -8,6 +8,7 @@
  * receive buffer is full it drops events and the next receive fails once
  * with ENOBUFS, which is counted.
  */
+import { ContidError } from '../errors.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   Errno,
@@ -53,7 +54,11 @@ import {
 } from './socket-constants.js';
 
 const port = parentPort;
-if (port === null) throw new Error('proc-connector-worker.js must run as a worker thread');
+if (port === null)
+  throw new ContidError(
+    'Cannot start proc-connector-worker.js: it must run as a worker thread',
+    'ERR_INVALID_STATE',
+  );
 const config = workerData as ProcWorkerConfig;
 const control = new Int32Array(config.control);
 const counters = new BigInt64Array(config.counters);

@@ -14,6 +14,7 @@
  * counted in {@link ProcConnectorStats.enobufs}; how many were lost is
  * not known.
  */
+import { ContidError, ContidRangeError } from '../errors.js';
 import { Worker } from 'node:worker_threads';
 import { SyscallError, close as closeFd, send } from './libc.js';
 import {
@@ -143,7 +144,10 @@ export class ProcConnector {
     for (const name of ['receiveBufferBytes', 'pollMs'] as const) {
       const value = options[name];
       if (value !== undefined && !(Number.isSafeInteger(value) && value > 0 && value <= 0x3fffffff)) {
-        throw new RangeError(`Cannot open the proc connector: ${name} ${value} is not a positive integer`);
+        throw new ContidRangeError(
+          `Cannot open the proc connector: ${name} ${value} is not a positive integer`,
+          'ERR_OUT_OF_RANGE',
+        );
       }
     }
     const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
@@ -194,7 +198,13 @@ export class ProcConnector {
         else reject(error);
       });
       this.#worker.on('exit', () => {
-        if (!ready) reject(new Error('The proc connector worker exited before it was ready'));
+        if (!ready)
+          reject(
+            new ContidError(
+              'Cannot open the proc connector: its worker exited before it was ready',
+              'ERR_WORKER_EXITED',
+            ),
+          );
       });
     });
   }

@@ -13,6 +13,7 @@
  * is process.pid, which this thread shares. Multicast: it joins the
  * read-only group AUDIT_NLGRP_READLOG.
  */
+import { ContidError } from '../errors.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Errno, SyscallError } from './libc.js';
 import {
@@ -31,7 +32,8 @@ import {
 } from './reader-protocol.js';
 
 const port = parentPort;
-if (port === null) throw new Error('reader-worker.js must run as a worker thread');
+if (port === null)
+  throw new ContidError('Cannot start reader-worker.js: it must run as a worker thread', 'ERR_INVALID_STATE');
 const config = workerData as ReaderWorkerConfig;
 const control = new Int32Array(config.control);
 

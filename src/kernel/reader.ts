@@ -10,6 +10,7 @@
  * them in its backlog and slows the audited processes (backlog_wait_time)
  * before it counts them as `lost`. Nothing is dropped silently here.
  */
+import { ContidError, ContidRangeError } from '../errors.js';
 import { Worker } from 'node:worker_threads';
 import { SyscallError, close as closeFd } from './libc.js';
 import { AuditNetlink } from './netlink.js';
@@ -150,7 +151,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
    */
   static async open(options: AuditReaderOptions): Promise<AuditReader> {
     if (options.mode !== 'unicast' && options.mode !== 'multicast') {
-      throw new RangeError(`Cannot open an audit reader: unknown mode ${JSON.stringify(options.mode)}`);
+      throw new ContidRangeError(
+        `Cannot open an audit reader: unknown mode ${JSON.stringify(options.mode)}`,
+        'ERR_OUT_OF_RANGE',
+      );
     }
     for (const name of [
       'receiveBufferBytes',
@@ -161,7 +165,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     ] as const) {
       const value = options[name];
       if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
-        throw new RangeError(`Cannot open an audit reader: ${name} ${value} is not a positive integer`);
+        throw new ContidRangeError(
+          `Cannot open an audit reader: ${name} ${value} is not a positive integer`,
+          'ERR_OUT_OF_RANGE',
+        );
       }
     }
     const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
@@ -210,7 +217,14 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       this.#worker.on('exit', () => {
         this.#ended = true;
         this.#wake();
-        if (!ready) reject(this.#error ?? new Error('The audit reader worker exited before it was ready'));
+        if (!ready)
+          reject(
+            this.#error ??
+              new ContidError(
+                'Cannot open an audit reader: its worker exited before it was ready',
+                'ERR_WORKER_EXITED',
+              ),
+          );
       });
     });
   }
@@ -300,7 +314,12 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     return {
       next: () => {
         if (this.#waiter !== undefined) {
-          return Promise.reject(new Error('AuditReader has one consumer at a time'));
+          return Promise.reject(
+            new ContidError(
+              'Cannot read the audit reader: another read is waiting (one consumer at a time)',
+              'ERR_INVALID_STATE',
+            ),
+          );
         }
         const result = this.#take();
         if (result instanceof Error) return Promise.reject(result);

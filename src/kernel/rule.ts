@@ -14,6 +14,7 @@
  * top level only when it is the first field and `key` only when it is the
  * last; anywhere else they stay ordinary fields.
  */
+import { ContidRangeError } from '../errors.js';
 import { SyscallError, errnoName, Errno } from './libc.js';
 import { AUDIT_ARCH, syscallName, type AuditArch } from './syscalls.js';
 
@@ -189,8 +190,8 @@ const ACTION_NAMES = byId(ACTION_IDS);
 const OP_NAMES = byId(OP_IDS);
 const ARCH_NAMES = byId(AUDIT_ARCH);
 
-function invalid(rule: string, reason: string): RangeError {
-  return new RangeError(`Cannot encode audit rule ${rule}: ${reason}`);
+function invalid(rule: string, reason: string): ContidRangeError {
+  return new ContidRangeError(`Cannot encode audit rule ${rule}: ${reason}`, 'ERR_OUT_OF_RANGE');
 }
 
 /** All fields in encoding order: arch first, then `fields`, then key. */

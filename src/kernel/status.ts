@@ -2,6 +2,7 @@
  * `struct audit_status` (linux/audit.h): what AUDIT_GET answers and what
  * AUDIT_SET changes, selected by the AUDIT_STATUS_* bits of its mask.
  */
+import { ContidRangeError } from '../errors.js';
 
 /** The kernel's audit status (`struct audit_status`, `auditctl -s`). */
 export interface AuditStatus {
@@ -78,7 +79,10 @@ export function encodeStatusChange(change: AuditStatusChange): Buffer {
     if (value === undefined) continue;
     const number = typeof value === 'boolean' ? Number(value) : value;
     if (!Number.isInteger(number) || number < 0 || number > 0xffffffff) {
-      throw new RangeError(`Cannot set audit status: ${name} ${JSON.stringify(value)} is not a u32`);
+      throw new ContidRangeError(
+        `Cannot set audit status: ${name} ${JSON.stringify(value)} is not a u32`,
+        'ERR_OUT_OF_RANGE',
+      );
     }
     buf.writeUInt32LE(number, offset);
     mask |= bit;

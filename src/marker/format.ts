@@ -12,6 +12,7 @@
  * ` mac=`. The verifier MACs the bytes as received, so no canonicalisation
  * can differ between writer and reader.
  */
+import { ContidRangeError } from '../errors.js';
 import { createHmac } from 'node:crypto';
 
 /** The user message type of markers: in 2600–2999, the block libaudit leaves unassigned. */
@@ -260,10 +261,14 @@ export function isOwnerName(text: string): boolean {
 /**
  * Builds a marker's text, MAC included, for the daemon to send (append a
  * NUL when sending: the kernel overwrites the message's last byte with one).
- * Throws a RangeError on a field the format cannot carry.
+ * Throws a ContidRangeError (ERR_OUT_OF_RANGE) on a field the format cannot carry.
  */
 export function encodeMarker(marker: Marker, secret: Uint8Array): string {
-  if (!START_ID.test(marker.start)) throw new RangeError(`Invalid marker start id "${marker.start}"`);
+  if (!START_ID.test(marker.start))
+    throw new ContidRangeError(
+      `Cannot encode the marker: "${marker.start}" is not a start id`,
+      'ERR_OUT_OF_RANGE',
+    );
   const parts = [MARKER_PREFIX, 'v=1', `start=${marker.start}`, `seq=${uint(marker.seq)}`];
   if (marker.prev !== undefined) parts.push(`prev=${stamp(marker.prev)}`);
   parts.push(`op=${marker.body.op}`);
@@ -283,7 +288,10 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
       break;
     case 'restore':
       if (b.procs.length > SEED_ENTRIES_PER_MARKER)
-        throw new RangeError('Too many processes for one restore marker');
+        throw new ContidRangeError(
+          `Cannot encode the restore marker: more than ${SEED_ENTRIES_PER_MARKER} processes`,
+          'ERR_OUT_OF_RANGE',
+        );
       parts.push(
         `procs=${b.procs.map((p) => `${uint(p.pid)}.${bigUint(p.start)}.${p.chain === null ? 'u' : chainText(p.chain)}`).join(',')}`,
       );
@@ -294,7 +302,11 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
       if (b.targetExe !== undefined) parts.push(`target-exe=${hex(b.targetExe)}`);
       break;
     case 'restore-done':
-      if (!START_ID.test(b.from)) throw new RangeError(`Invalid marker start id "${b.from}"`);
+      if (!START_ID.test(b.from))
+        throw new ContidRangeError(
+          `Cannot encode the marker: "${b.from}" is not a start id`,
+          'ERR_OUT_OF_RANGE',
+        );
       parts.push(
         `from=${b.from}`,
         `serial=${bigUint(b.serial)}`,
@@ -311,7 +323,10 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
       break;
     case 'seed':
       if (b.procs.length > SEED_ENTRIES_PER_MARKER)
-        throw new RangeError('Too many processes for one seed marker');
+        throw new ContidRangeError(
+          `Cannot encode the seed marker: more than ${SEED_ENTRIES_PER_MARKER} processes`,
+          'ERR_OUT_OF_RANGE',
+        );
       parts.push(`procs=${b.procs.map(seedItem).join(',')}`);
       break;
     case 'proc':
@@ -347,11 +362,19 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
         if (b.targetExe !== undefined)
           parts.push(`target-exe=${Buffer.from(b.targetExe, 'utf8').toString('hex')}`);
       } else {
-        if (!CONTID_TOKEN.test(b.contid)) throw new RangeError(`Invalid marker contid "${b.contid}"`);
+        if (!CONTID_TOKEN.test(b.contid))
+          throw new ContidRangeError(
+            `Cannot encode the marker: "${b.contid}" is not a contid`,
+            'ERR_OUT_OF_RANGE',
+          );
         parts.push(`contid=${b.contid}`);
       }
       if (b.op === 'set' && b.owner !== undefined) {
-        if (!isOwnerName(b.owner)) throw new RangeError(`Invalid marker owner "${b.owner.slice(0, 64)}"`);
+        if (!isOwnerName(b.owner))
+          throw new ContidRangeError(
+            `Cannot encode the marker: "${b.owner.slice(0, 64)}" is not an owner name`,
+            'ERR_OUT_OF_RANGE',
+          );
         parts.push(`owner=${Buffer.from(b.owner, 'utf8').toString('hex')}`);
       }
       if (b.op === 'set' && b.create === true) parts.push('create=1');
@@ -685,7 +708,8 @@ function optionalBig(text: string | undefined): number | null | undefined {
 }
 
 function bigUint(n: number): string {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`Invalid marker number ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new ContidRangeError(`Cannot encode the marker: ${n} is not a marker number`, 'ERR_OUT_OF_RANGE');
   return String(n);
 }
 
@@ -708,7 +732,8 @@ function unhex(text: string): string {
 
 function chainText(chain: readonly string[]): string {
   const text = chain.join('+');
-  if (!CHAIN.test(text)) throw new RangeError(`Invalid marker chain "${text}"`);
+  if (!CHAIN.test(text))
+    throw new ContidRangeError(`Cannot encode the marker: "${text}" is not a chain`, 'ERR_OUT_OF_RANGE');
   return text;
 }
 
@@ -724,6 +749,7 @@ function int(text: string | undefined): number | null {
 }
 
 function uint(n: number): string {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`Invalid marker number ${n}`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+    throw new ContidRangeError(`Cannot encode the marker: ${n} is not a marker number`, 'ERR_OUT_OF_RANGE');
   return String(n);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Stream } from '../track/testing.js';
+import { Stream } from '../../test/support/text-records.js';
 import { encodeMarker, MARKER_TYPE, parseMarkerText, type Marker } from './format.js';
 import { formatKeyringEntry, KeyringSyntaxError, parseKeyring, type Keyring } from './keyring.js';
 import { MarkerState, verifyMarker } from './verify.js';
@@ -139,7 +139,7 @@ void describe('marker format', () => {
     );
     assert.throws(
       () => encodeMarker({ ...SET, body: { ...(SET.body as SetBody), owner: 'oci:a b' } }, SECRET),
-      /Invalid marker owner/,
+      { message: 'Cannot encode the marker: "oci:a b" is not an owner name' },
     );
   });
 
@@ -281,11 +281,14 @@ void describe('keyring', () => {
   });
 
   const bad: [string, string][] = [
-    ['S1 500', 'Expected'],
-    [`S1 0 ${SECRET.toString('hex')}`, 'Invalid daemon pid'],
-    ['S1 500 abcd', 'Invalid secret'],
-    [`S/1 500 ${SECRET.toString('hex')}`, 'Invalid start id'],
-    [`S1 500 ${SECRET.toString('hex')}\nS1 501 ${SECRET.toString('hex')}`, 'Repeated start id'],
+    ['S1 500', 'Cannot read keyring line 1: expected'],
+    [`S1 0 ${SECRET.toString('hex')}`, 'Cannot read keyring line 1: "0" is not a daemon pid'],
+    ['S1 500 abcd', 'Cannot read keyring line 1: the secret is not 32 to 128 hex digits'],
+    [`S/1 500 ${SECRET.toString('hex')}`, 'Cannot read keyring line 1: "S/1" is not a start id'],
+    [
+      `S1 500 ${SECRET.toString('hex')}\nS1 501 ${SECRET.toString('hex')}`,
+      'Cannot read keyring line 2: start id "S1" is repeated',
+    ],
   ];
   for (const [text, message] of bad) {
     void it(`rejects "${text.slice(0, 24)}…" with a line number`, () => {

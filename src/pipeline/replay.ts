@@ -1,4 +1,5 @@
 import type { AssemblerStats } from '../assemble/assembler.js';
+import { ContidTypeError } from '../errors.js';
 import { EventAssembler } from '../assemble/assembler.js';
 import type { AuditEvent } from '../assemble/event.js';
 import type { IdNames } from '../output/interpretation.js';
@@ -162,7 +163,7 @@ export class ReplayPipeline {
     }));
     const filter = (this.#filter = options.filter ?? null);
     if (filter !== null && stage === null && filter.needsLabels) {
-      throw new TypeError('A --contid filter needs labels');
+      throw new ContidTypeError('Cannot filter by contid: labels are off', 'ERR_INCOMPATIBLE_OPTIONS');
     }
     if (options.onLabelled != null && stage === null) throw new TypeError('An event store needs labels');
     const sink = options.onLabelled ?? null;

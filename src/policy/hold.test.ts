@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FORK_FLAGS } from '../track/testing.js';
+import { FORK_FLAGS } from '../../test/support/text-records.js';
 import { HoldStage } from './hold.js';
 import type { LabelledEvent } from './labeller.js';
-import { ORCH, World } from './testing-world.js';
+import { ORCH, World } from '../../test/support/labeller-world.js';
 
 const RUNTIME = 13289;
 const S = 13291; // container init, labelled 77, own pid namespace

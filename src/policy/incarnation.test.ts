@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { FORK_FLAGS } from '../track/testing.js';
-import { callerAt, ORCH, World } from './testing-world.js';
+import { FORK_FLAGS } from '../../test/support/text-records.js';
+import { callerAt, ORCH, World } from '../../test/support/labeller-world.js';
 
 /** The orchestrator 1000 (child of 1) and its fresh children 1001 and 1002. */
 function world(): World {

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { FORK_FLAGS, THREAD_FLAGS } from '../track/testing.js';
-import { World } from './testing-world.js';
+import { FORK_FLAGS, THREAD_FLAGS } from '../../test/support/text-records.js';
+import { World } from '../../test/support/labeller-world.js';
 
 /** O = 100 with a labelled child C = 101 (contid 4). */
 /** A host shim 1000 whose child 1001 is labelled 4 (pids above the boot-time range). */

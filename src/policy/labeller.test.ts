@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { event, FORK_FLAGS } from '../track/testing.js';
-import { callerAt, ORCH, World } from './testing-world.js';
+import { event, FORK_FLAGS } from '../../test/support/text-records.js';
+import { callerAt, ORCH, World } from '../../test/support/labeller-world.js';
 
 /** O (pid 100, the orchestrator, child of 1) and its fresh children 101 and 102. */
 function world(): World {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MarkerCaller } from '../marker/format.js';
 import type { ContainerOp } from './labeller.js';
-import { ORCH, World } from './testing-world.js';
+import { ORCH, World } from '../../test/support/labeller-world.js';
 
 /** The orchestrator (100) and its fresh children 101–104. */
 function world(): World {

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { FORK_FLAGS } from '../track/testing.js';
-import { World } from './testing-world.js';
+import { FORK_FLAGS } from '../../test/support/text-records.js';
+import { World } from '../../test/support/labeller-world.js';
 
 const NEWPID_FLAGS = '6c020011'; // crun: CLONE_NEWPID|CLONE_NEWNS|…|SIGCHLD
 const EXECVE = 59;

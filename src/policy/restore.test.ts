@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 
 import { encodeMarker, MARKER_TYPE, type MarkerBody } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
-import { FORK_FLAGS, Stream } from '../track/testing.js';
+import { FORK_FLAGS, Stream } from '../../test/support/text-records.js';
 import { HoldStage } from './hold.js';
 import { Labeller, type LabelledEvent } from './labeller.js';
 

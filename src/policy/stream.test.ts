@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 
 import { encodeMarker, MARKER_TYPE } from '../marker/format.js';
 import { Labeller } from './labeller.js';
-import { DAEMON_PID, ORCH, SECRET, START, World } from './testing-world.js';
+import { DAEMON_PID, ORCH, SECRET, START, World } from '../../test/support/labeller-world.js';
 
 void describe('forged markers', () => {
   void it('a marker forged from inside a container is ignored and reported with the sender contid', () => {

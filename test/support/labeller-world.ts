@@ -2,10 +2,15 @@
  * A test driver for the labeller: a stream of SYSCALL events and markers
  * sent by a simulated daemon (pid 500, start "S1"), with readable helpers.
  */
-import { encodeMarker, MARKER_TYPE, type MarkerBody, type MarkerCaller } from '../marker/format.js';
-import type { Keyring } from '../marker/keyring.js';
-import { FORK_FLAGS, Stream, type SyscallFields } from '../track/testing.js';
-import { Labeller, type ContainerOp, type LabelledEvent, type LabellerOptions } from './labeller.js';
+import { encodeMarker, MARKER_TYPE, type MarkerBody, type MarkerCaller } from '../../src/marker/format.js';
+import type { Keyring } from '../../src/marker/keyring.js';
+import { FORK_FLAGS, Stream, type SyscallFields } from './text-records.js';
+import {
+  Labeller,
+  type ContainerOp,
+  type LabelledEvent,
+  type LabellerOptions,
+} from '../../src/policy/labeller.js';
 
 export const DAEMON_PID = 500;
 export const START = 'S1';

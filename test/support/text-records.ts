@@ -3,8 +3,8 @@
  * src/policy and src/marker, without the real parser: a minimal splitter
  * for `type=… msg=audit(SEC.MS:SERIAL): fields`.
  */
-import type { AuditEvent } from '../assemble/event.js';
-import type { AuditRecord } from '../parse/record.js';
+import type { AuditEvent } from '../../src/assemble/event.js';
+import type { AuditRecord } from '../../src/parse/record.js';
 
 const TYPES: Readonly<Record<string, number>> = {
   USER: 1005,
