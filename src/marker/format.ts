@@ -341,14 +341,22 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
       parts.push(`pid=${uint(b.pid)}`);
       break;
     case 'seal':
-      if (b.to < b.from) throw new RangeError(`Invalid seal span ${b.from}-${b.to}`);
+      if (b.to < b.from)
+        throw new ContidRangeError(
+          `Cannot encode the marker: seal span ${b.from}-${b.to} is reversed`,
+          'ERR_OUT_OF_RANGE',
+        );
       parts.push(`from=${uint(b.from)}`, `to=${uint(b.to)}`, `records=${uint(b.records)}`);
       if (b.since !== undefined && b.until !== undefined) {
         parts.push(`since=${time(b.since)}`, `until=${time(b.until)}`);
       }
       if (b.late !== undefined && b.late > 0) parts.push(`late=${uint(b.late)}`);
       if (b.lossy) parts.push('lossy=1');
-      if (!DIGEST.test(b.digest)) throw new RangeError('Invalid seal digest');
+      if (!DIGEST.test(b.digest))
+        throw new ContidRangeError(
+          'Cannot encode the marker: the seal digest is not hex',
+          'ERR_OUT_OF_RANGE',
+        );
       parts.push(`digest=${b.digest}`);
       break;
     case 'set':
@@ -718,7 +726,8 @@ function stamp(s: MarkerStamp): string {
 }
 
 function time(text: string): string {
-  if (!TIME.test(text)) throw new RangeError(`Invalid marker time "${text}"`);
+  if (!TIME.test(text))
+    throw new ContidRangeError(`Cannot encode the marker: "${text}" is not a time`, 'ERR_OUT_OF_RANGE');
   return text;
 }
 

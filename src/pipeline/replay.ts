@@ -165,7 +165,8 @@ export class ReplayPipeline {
     if (filter !== null && stage === null && filter.needsLabels) {
       throw new ContidTypeError('Cannot filter by contid: labels are off', 'ERR_INCOMPATIBLE_OPTIONS');
     }
-    if (options.onLabelled != null && stage === null) throw new TypeError('An event store needs labels');
+    if (options.onLabelled != null && stage === null)
+      throw new ContidTypeError('Cannot store events: labels are off', 'ERR_INCOMPATIBLE_OPTIONS');
     const sink = options.onLabelled ?? null;
     // Without a filter, the write paths are the ones that existed before
     // filters: no test and no extra call per event.

@@ -4,6 +4,8 @@
  * names the store's path.
  */
 
+import { ContidError } from '../errors.js';
+
 /** Why the store failed. */
 export type StoreErrorCode =
   /** No store at the path (commands that only read never create one). */
@@ -26,13 +28,9 @@ export type StoreErrorCode =
   | 'ERR_STORE_IO';
 
 /** An event store failure with a stable code. */
-export class StoreError extends Error {
-  readonly code: StoreErrorCode;
-
+export class StoreError extends ContidError<StoreErrorCode> {
   constructor(code: StoreErrorCode, message: string, options: { readonly cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? {} : { cause: options.cause });
-    this.name = 'StoreError';
-    this.code = code;
+    super(message, code, options.cause === undefined ? {} : { cause: options.cause });
   }
 }
 

@@ -13,6 +13,7 @@
  * Stored, a payload is compressed with deflate and a preset dictionary of
  * audit text when that makes it smaller (docs/store.md has the figures).
  */
+import { ContidError } from '../errors.js';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { AuditEvent } from '../assemble/event.js';
 import { ByteSink } from '../output/byte-sink.js';
@@ -95,11 +96,9 @@ export interface DecodedEvent {
 }
 
 /** Why a stored payload could not be read back. */
-export class PayloadError extends Error {
-  readonly code = 'ERR_STORE_PAYLOAD';
+export class PayloadError extends ContidError<'ERR_STORE_PAYLOAD'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'PayloadError';
+    super(message, 'ERR_STORE_PAYLOAD');
   }
 }
 
