@@ -87,6 +87,8 @@ export function ipv6Bytes(host: string): Buffer {
 /** Options of {@link connectInNetns}. */
 export interface NetnsConnectOptions {
   readonly netns: string;
+  /** What is connected to, for messages: `auditd at "127.0.0.1:60"`. */
+  readonly label: string;
   readonly host: string;
   readonly port: number;
   readonly timeoutMs: number;
@@ -105,7 +107,7 @@ export function connectInNetns(options: NetnsConnectOptions): Promise<number> {
     sockaddr,
     timeoutMs: options.timeoutMs,
   };
-  const target = `"${options.host}:${options.port}" in network namespace "${options.netns}"`;
+  const ns = `network namespace "${options.netns}"`;
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./netns-connect-worker.js', import.meta.url), {
       workerData: request,
@@ -119,18 +121,26 @@ export function connectInNetns(options: NetnsConnectOptions): Promise<number> {
         resolve(reply.fd);
         return;
       }
-      const what = reply.step === 'connect' ? `Cannot connect to ${target}` : `Cannot enter ${target}`;
+      const what =
+        reply.step === 'connect'
+          ? `Cannot connect to ${options.label} in ${ns}`
+          : `Cannot enter ${ns} to reach ${options.label}`;
       reject(new SinkError(`${what}: ${reply.message}`, reply.code));
     });
     worker.once('error', (error) => {
       if (settled) return;
       settled = true;
-      reject(SinkError.from(`Cannot connect to ${target}`, error));
+      reject(SinkError.from(`Cannot connect to ${options.label} in ${ns}`, error));
     });
     worker.once('exit', (code) => {
       if (settled) return;
       settled = true;
-      reject(new SinkError(`Cannot connect to ${target}: the worker exited with code ${code}`, 'ERR_WORKER'));
+      reject(
+        new SinkError(
+          `Cannot connect to ${options.label} in ${ns}: its worker exited with code ${code}`,
+          'ERR_WORKER',
+        ),
+      );
     });
   });
 }

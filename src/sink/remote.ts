@@ -226,6 +226,7 @@ export class RemoteSink extends QueuedSink {
   async #connectInNetns(netns: string): Promise<Socket> {
     const fd = await connectInNetns({
       netns,
+      label: `auditd at "${this.target}"`,
       host: this.#host,
       port: this.#port,
       timeoutMs: this.#connectTimeoutMs,
