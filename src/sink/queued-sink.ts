@@ -79,17 +79,10 @@ export abstract class QueuedSink implements Sink {
       this.#drop(bytes.length, events);
       return false;
     }
-    const empty = this.#head === this.#chunks.length;
-    if (
-      this.policy === 'drop' &&
-      !empty &&
-      (this.#queuedBytes + bytes.length > this.#maxBytes || this.#queuedEvents + events > this.#maxEvents)
-    ) {
+    if (!this.accepts(bytes, events)) {
       this.#drop(bytes.length, events);
       return false;
     }
-    // An empty queue takes any write, even one larger than the bound, so
-    // that a big write is delivered rather than refused for ever.
     this.#chunks.push({ bytes, events });
     this.#queuedBytes += bytes.length;
     this.#queuedEvents += events;
@@ -144,6 +137,19 @@ export abstract class QueuedSink implements Sink {
   }
 
   // --- for transports ---------------------------------------------------
+
+  /**
+   * Whether a write of this size would be queued now (a `drop` sink at its
+   * bound drops it). An empty queue takes any write, even one larger than
+   * the bound, so that a big write is delivered rather than refused for ever.
+   */
+  protected accepts(bytes: Buffer, events: number): boolean {
+    if (this.#closeRequested) return false;
+    if (this.policy === 'block' || this.#head === this.#chunks.length) return true;
+    return (
+      this.#queuedBytes + bytes.length <= this.#maxBytes && this.#queuedEvents + events <= this.#maxEvents
+    );
+  }
 
   /** Starts moving chunks if the transport is idle; called after each queued write and at close. */
   protected abstract onQueued(): void;

@@ -86,6 +86,7 @@ export class RemoteSink extends QueuedSink {
   #stopped = false;
   #connecting = false;
   #everConnected = false;
+  #pumpScheduled = false;
 
   // Cursors, relative to the head of the queue: the next record to send,
   // and how many records of the head chunk auditd acknowledged.
@@ -122,7 +123,8 @@ export class RemoteSink extends QueuedSink {
   }
 
   override write(bytes: Buffer, events: number): boolean {
-    if (!this.closeRequested && !this.#ranges.has(bytes)) {
+    // Records are found only in what will be queued: a full drop sink drops at no cost.
+    if (this.accepts(bytes, events) && !this.#ranges.has(bytes)) {
       const { ranges, tooLong } = recordRanges(bytes);
       if (tooLong !== undefined) {
         const length = ranges[2 * tooLong + 1]! - ranges[2 * tooLong]!;
@@ -154,7 +156,7 @@ export class RemoteSink extends QueuedSink {
   }
 
   protected onQueued(): void {
-    this.#pump();
+    this.#schedulePump();
     if (this.closeRequested && this.queueLength === 0) this.#stop();
   }
 
@@ -341,6 +343,16 @@ export class RemoteSink extends QueuedSink {
       this.#headFailed = false;
       this.settle(!failed);
     }
+  }
+
+  /** Records written in one synchronous run go out together at its end. */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
   }
 
   #pump(): void {

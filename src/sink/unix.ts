@@ -48,6 +48,7 @@ export class UnixSocketSink extends QueuedSink {
   #stopped = false;
   #connected = false;
   #everConnected = false;
+  #pumpScheduled = false;
 
   constructor(options: UnixSocketSinkOptions) {
     const where = treePath(options.path, options.root);
@@ -62,7 +63,7 @@ export class UnixSocketSink extends QueuedSink {
   }
 
   protected onQueued(): void {
-    if (this.#connected) this.#pump();
+    if (this.#connected) this.#schedulePump();
     else if (this.closeRequested && this.queueLength === 0) this.#stop();
   }
 
@@ -178,6 +179,19 @@ export class UnixSocketSink extends QueuedSink {
     this.#timer = setTimeout(() => {
       this.#connect();
     }, this.#backoff.next());
+  }
+
+  /**
+   * Writes made in one synchronous run (a batch of events from the router)
+   * go to the socket together, in one system call, at the end of the run.
+   */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
   }
 
   #pump(): void {

@@ -29,15 +29,21 @@ export function listeningAuditdSkipReason(): string | undefined {
  * container has no /etc/group), the log is flushed for every record (a test
  * reads it right after auditd's acknowledgement) and never rotates.
  */
-export function listeningAuditdConf(options: { logFile: string; pluginDir: string; port: number }): string {
+export function listeningAuditdConf(options: {
+  logFile: string;
+  pluginDir: string;
+  port: number;
+  /** auditd.conf `flush` (default DATA: each record is on disk before its acknowledgement). */
+  flush?: string;
+}): string {
   return [
     'local_events = no',
     'write_logs = yes',
     `log_file = ${options.logFile}`,
     'log_group = 0',
     'log_format = ENRICHED',
-    'flush = DATA',
-    'freq = 0',
+    `flush = ${options.flush ?? 'DATA'}`,
+    `freq = ${(options.flush ?? 'DATA').startsWith('INCREMENTAL') ? 50 : 0}`,
     'max_log_file = 1024',
     'num_logs = 2',
     'priority_boost = 0',
@@ -65,7 +71,10 @@ export function listeningAuditdConf(options: { logFile: string; pluginDir: strin
 }
 
 /** Writes the configuration directory `confDir` (auditd refuses files others may write). */
-export function writeListeningConf(confDir: string, options: { logFile: string; port: number }): void {
+export function writeListeningConf(
+  confDir: string,
+  options: { logFile: string; port: number; flush?: string },
+): void {
   const pluginDir = join(confDir, 'plugins.d');
   mkdirSync(pluginDir, { recursive: true, mode: 0o750 });
   writeFileSync(join(confDir, 'auditd.conf'), listeningAuditdConf({ ...options, pluginDir }), {
@@ -154,6 +163,8 @@ export interface ListeningAuditdOptions {
   /** The network namespace to listen in. */
   readonly netns: string;
   readonly port: number;
+  /** auditd.conf `flush` (default DATA). */
+  readonly flush?: string;
 }
 
 /** Starts auditd in `netns` and waits until it listens. */
@@ -161,7 +172,13 @@ export async function startListeningAuditd(options: ListeningAuditdOptions): Pro
   const conf = join(options.dir, 'conf');
   const logFile = join(options.dir, 'log', 'audit.log');
   mkdirSync(join(options.dir, 'log'), { recursive: true, mode: 0o750 });
-  if (!existsSync(join(conf, 'auditd.conf'))) writeListeningConf(conf, { logFile, port: options.port });
+  if (!existsSync(join(conf, 'auditd.conf'))) {
+    writeListeningConf(conf, {
+      logFile,
+      port: options.port,
+      ...(options.flush === undefined ? {} : { flush: options.flush }),
+    });
+  }
   const script = 'mount -t tmpfs contid-test-run /run && exec nsenter --net="$1" auditd -n -c "$2"';
   const child: ChildProcess = spawn(
     'unshare',
