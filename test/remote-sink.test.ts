@@ -216,7 +216,7 @@ void test('remote sink counts an event auditd could not log (disk full) as dropp
   assert.equal(stats.ackedRecords, 9);
   assert.deepEqual(
     errors.map((e) => [e.code, e.message]),
-    [['ERR_REMOTE_DISK_FULL', `Cannot log a record at auditd at "127.0.0.1:${server.port}": disk full`]],
+    [['ERR_REMOTE_DISK_FULL', `Cannot log a record in auditd at "127.0.0.1:${server.port}": disk full`]],
   );
 });
 

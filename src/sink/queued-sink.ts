@@ -110,7 +110,14 @@ export abstract class QueuedSink implements Sink {
     if (this.#closed) return;
     this.#closeRequested = true;
     this.#closed = true;
-    if (error !== undefined) this.fail(SinkError.from(`Destroyed ${this.kind} sink "${this.target}"`, error));
+    if (error !== undefined) {
+      const code = error instanceof SinkError ? error.code : 'ERR_SINK_DESTROYED';
+      this.fail(
+        new SinkError(`Cannot deliver to "${this.target}": destroyed (${error.message})`, code, {
+          cause: error,
+        }),
+      );
+    }
     this.abortTransport();
     this.dropQueued();
     this.#wakeAll();

@@ -325,7 +325,7 @@ export class RemoteSink extends QueuedSink {
       this.#headFailed = true;
       const code = reply.type === MessageType.DISKFULL ? 'ERR_REMOTE_DISK_FULL' : 'ERR_REMOTE_DISK_ERROR';
       const why = reply.text !== '' ? reply.text : `reply type 0x${reply.type.toString(16)}`;
-      this.fail(new SinkError(`Cannot log a record at ${this.#label}: ${why}`, code));
+      this.fail(new SinkError(`Cannot log a record in ${this.#label}: ${why}`, code));
     } else if ((reply.type & WARN_MASK) !== 0) {
       this.#diskLow++;
     }
