@@ -61,6 +61,7 @@ sinkContract({
       auditd = await startListeningAuditd({ dir, netns: holder.netns, port: PORT });
     } catch (error) {
       await holder.stop();
+      rmSync(dir, { recursive: true, force: true });
       throw error;
     }
     const fixture: Fixture = { dir, holder, auditd };

@@ -106,9 +106,7 @@ export class FileSink extends QueuedSink {
     const where = treePath(options.path, options.root);
     super(
       options.root === undefined ? options.path : `${options.root}/${where.dir.concat(where.name).join('/')}`,
-      {
-        ...options,
-      },
+      options,
     );
     this.#where = where;
     this.#mode = options.mode ?? 0o600;
@@ -182,7 +180,11 @@ export class FileSink extends QueuedSink {
   #kick(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
-    void this.#run();
+    // #run handles what it expects; anything else is counted, never thrown at the process.
+    this.#run().catch((error: unknown) => {
+      this.#running = false;
+      this.fail(SinkError.from(`Cannot write ${this.#where.label}`, error));
+    });
   }
 
   async #run(): Promise<void> {

@@ -119,7 +119,7 @@ export class RemoteSink extends QueuedSink {
       this.#netns === undefined
         ? `auditd at "${this.target}"`
         : `auditd at "${this.target}" in network namespace "${this.#netns}"`;
-    void this.#connect();
+    this.#connectCounted();
   }
 
   override write(bytes: Buffer, events: number): boolean {
@@ -183,6 +183,15 @@ export class RemoteSink extends QueuedSink {
   }
 
   // --- connection ---------------------------------------------------------
+
+  /** #connect, with anything unexpected counted rather than thrown at the process. */
+  #connectCounted(): void {
+    this.#connect().catch((error: unknown) => {
+      this.#connecting = false;
+      this.fail(SinkError.from(`Cannot connect to ${this.#label}`, error));
+      this.#retry();
+    });
+  }
 
   async #connect(): Promise<void> {
     this.#timer = undefined;
@@ -291,7 +300,9 @@ export class RemoteSink extends QueuedSink {
   #retry(): void {
     if (this.#stopped || this.#timer !== undefined) return;
     this.setLink('disconnected');
-    this.#timer = setTimeout(() => void this.#connect(), this.#backoff.next());
+    this.#timer = setTimeout(() => {
+      this.#connectCounted();
+    }, this.#backoff.next());
   }
 
   #protocolError(socket: Socket, message: string): void {
