@@ -5,6 +5,8 @@
  * docs/daemon.md and etc/contid.conf.
  */
 
+import { parseSinkSpec, SinkSpecError, type SinkSpec } from '../route/sink-spec.js';
+
 /** Where records come from. */
 export type SourceMode = 'auto' | 'unicast' | 'multicast' | 'plugin';
 /** Host log format: auditd text with CONTAINER_* records, or JSON lines as `contid replay`. */
@@ -52,6 +54,11 @@ export interface DaemonConfig {
   readonly checkpointIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
+  /**
+   * The sinks each container gets when its set names none (`container-sink`,
+   * repeatable; docs/routing.md). Empty: no copies.
+   */
+  readonly containerSinks: readonly SinkSpec[];
 }
 
 /** The default host log in unicast mode, where contid replaces auditd. */
@@ -81,6 +88,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   reconcileIntervalMs: 30_000,
   checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
+  containerSinks: [],
 };
 
 /** A bad setting, from the file (with its line) or a flag. */
@@ -137,6 +145,25 @@ function boolean(key: keyof DaemonConfig): Setter {
   };
 }
 
+/** A sink spec; repeated settings add up, `none` clears them. */
+function sinkSpec(): Setter {
+  return (c, v, where) => {
+    if (v === 'none') {
+      c.containerSinks = [];
+      return;
+    }
+    try {
+      c.containerSinks = [...(c.containerSinks ?? []), parseSinkSpec(v)];
+    } catch (error) {
+      if (error instanceof SinkSpecError) throw new ConfigError(`Invalid ${where}: ${error.message}`);
+      throw error;
+    }
+  };
+}
+
+/** Settings that may be given more than once (each adds to the list). */
+export const REPEATABLE_KEYS: ReadonlySet<string> = new Set(['container-sink']);
+
 /** Config keys, which are also the `contid run` long flags. */
 export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>([
   ['source', oneOf(['auto', 'unicast', 'multicast', 'plugin'], 'source')],
@@ -158,6 +185,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['reconcile-interval', integer('reconcileIntervalMs', 0, DAY_MS)],
   ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
+  ['container-sink', sinkSpec()],
 ]);
 
 /** Applies one `key = value` setting; `where` names it in errors. */
@@ -174,7 +202,7 @@ export function applySetting(
 
 /**
  * Parses a config file: `key = value` lines, `#` comments, blank lines.
- * A key may appear once.
+ * A key may appear once, except those in {@link REPEATABLE_KEYS}.
  */
 export function parseConfigFile(text: string, name = 'config'): Partial<DaemonConfig> {
   const config: Mutable<Partial<DaemonConfig>> = {};
@@ -187,7 +215,8 @@ export function parseConfigFile(text: string, name = 'config'): Partial<DaemonCo
     if (eq <= 0) throw new ConfigError(`Expected "key = value" (${where})`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    if (seen.has(key)) throw new ConfigError(`Repeated setting "${key}" (${where})`);
+    if (seen.has(key) && !REPEATABLE_KEYS.has(key))
+      throw new ConfigError(`Repeated setting "${key}" (${where})`);
     seen.add(key);
     applySetting(config, key, value, where);
   });

@@ -33,6 +33,9 @@ import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
 import type { Labeller, LabelledEvent } from '../policy/labeller.js';
 import { LabellingStage } from '../pipeline/labelling.js';
+import { ContainerSinks } from '../route/container-sinks.js';
+import { containerChanges } from '../route/router.js';
+import type { SinkSpec } from '../route/sink-spec.js';
 import { chainToken } from '../policy/contid.js';
 import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult, ProcessLabel } from './api.js';
@@ -152,6 +155,10 @@ export class Daemon implements DaemonApi {
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
+  /** Each container's copies of its events (src/route/). */
+  readonly #containerSinks: ContainerSinks;
+  /** The sinks a pending set named (`--sink`), by marker seq. */
+  readonly #sinkRequests = new Map<number, readonly SinkSpec[]>();
   readonly #startedAt = new Date();
   readonly #pending = new Map<number, Pending>();
   /** Name and meta of containers, by contid, from the sets that carried them. */
@@ -196,6 +203,12 @@ export class Daemon implements DaemonApi {
     this.#hostLog = parts.hostLog;
     this.#encoder =
       parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
+    this.#containerSinks = new ContainerSinks({
+      defaults: parts.config.containerSinks,
+      onError: (container, error) => {
+        this.#log('warning', `Container ${container} sink: ${error.message}`);
+      },
+    });
     this.#stage = new LabellingStage({
       labeller: {
         keyring: new Map([[parts.keyring.startId, parts.keyring]]),
@@ -559,7 +572,10 @@ export class Daemon implements DaemonApi {
     }
     this.#inputEnded = true;
     this.#assembler.end();
-    for (const ready of this.#stage.end()) this.#encoder?.write(ready);
+    for (const ready of this.#stage.end()) {
+      this.#encoder?.write(ready);
+      if (ready.event.node === this.#localNode) this.#route(ready);
+    }
     await this.#flush(true);
   }
 
@@ -584,6 +600,8 @@ export class Daemon implements DaemonApi {
    * everything is written.
    */
   async #flush(all = false): Promise<void> {
+    // Container sinks never wait: each write is queued or dropped and counted.
+    this.#containerSinks.pump();
     this.#pump();
     while (this.#writing !== null && (all || (this.#encoder?.length ?? 0) >= WRITE_HIGH_WATER)) {
       await this.#writing;
@@ -626,8 +644,11 @@ export class Daemon implements DaemonApi {
     try {
       for (let i = 0; i < ready.length; i++) {
         const le = ready[i]!;
-        if (le.event.node === this.#localNode) this.#adoption?.onEvent(le);
         this.#encoder?.write(le);
+        if (le.event.node === this.#localNode) {
+          this.#adoption?.onEvent(le);
+          this.#route(le);
+        }
         // Operations answer at once: a marker's event is never provisional.
         for (const op of le.ops) {
           // An accepted operation is saved before it is answered: a crash
@@ -652,6 +673,27 @@ export class Daemon implements DaemonApi {
     }
   }
 
+  /**
+   * Copies the event to the containers that see it, then opens the sinks of
+   * the containers it created and closes those of the ones it dropped (the
+   * drop's own event is delivered first).
+   */
+  #route(le: LabelledEvent): void {
+    const sinks = this.#containerSinks;
+    sinks.deliver(le);
+    if (le.ops.length === 0) return;
+    const changes = containerChanges(le);
+    for (const c of changes.created) {
+      let specs: readonly SinkSpec[] | null = null;
+      if (c.marker?.start === this.startId) {
+        specs = this.#sinkRequests.get(c.marker.seq) ?? null;
+        this.#sinkRequests.delete(c.marker.seq);
+      }
+      sinks.open(c.chain, { pid: c.pid, specs });
+    }
+    for (const chain of changes.dropped) sinks.drop(chain);
+  }
+
   /** The labeller of this host's records. */
   get #labeller(): Labeller {
     return this.#stage.labeller(this.#localNode)!;
@@ -666,6 +708,7 @@ export class Daemon implements DaemonApi {
     if (done === undefined) return;
     // Our own marker: its node is this host's (auditd's name_format in plugin mode).
     this.#localNode = r.node;
+    this.#containerSinks.router.node = r.node;
     this.#echoes.delete(seq);
     done();
   }
@@ -675,6 +718,11 @@ export class Daemon implements DaemonApi {
       return Promise.reject(new DaemonError('Cannot submit an operation: contid is stopping', 'ESHUTDOWN'));
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    if (request.sinks !== undefined && !request.caller.privileged) {
+      return Promise.reject(
+        new DaemonError(`Cannot set pid ${request.pid}: naming sinks needs a privileged caller`, 'EPERM'),
+      );
+    }
     let body: MarkerBody;
     // The target and caller incarnations, read now: a pid reused before the
     // marker is read back is another process (ESRCH), and a grant is for
@@ -714,6 +762,7 @@ export class Daemon implements DaemonApi {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.#pending.delete(seq);
+        this.#sinkRequests.delete(seq);
       };
       const timer = setTimeout(() => {
         settle();
@@ -742,6 +791,7 @@ export class Daemon implements DaemonApi {
             reject(e);
           },
         });
+        if (request.sinks !== undefined) this.#sinkRequests.set(seq, request.sinks);
         this.#sendMarker(body);
       } catch (error) {
         settle();
@@ -855,6 +905,7 @@ export class Daemon implements DaemonApi {
       hold: this.#stage.stats().hold,
       nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
+      containerSinks: this.#containerSinks.stats(),
     };
   }
 
@@ -966,6 +1017,7 @@ export class Daemon implements DaemonApi {
     // The run loop drains what the source still holds, ends the assembler and writes the rest.
     await this.#running.catch(() => undefined);
     await this.#flush(true);
+    await this.#containerSinks.close();
     if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
     await this.#hostLog?.close();
     problems.push(...(this.#kernel?.restoreSettings() ?? []));

@@ -261,7 +261,7 @@ function run(seed: number, steps: number): number {
     // The daemon's side: sinks follow the containers' life.
     const changes = containerChanges(le);
     assert.deepEqual(
-      changes.created.map((c) => c.join(',^')),
+      changes.created.map((c) => c.chain.join(',^')),
       created === null ? [] : [chainOf(created).join(',^')],
     );
     assert.deepEqual(

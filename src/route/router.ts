@@ -31,8 +31,11 @@ export interface RoutedCopy {
 
 /** What an event did to the set of live containers (for opening and closing sinks). */
 export interface ContainerChanges {
-  /** Chains of containers created by an accepted set (leaf to root). */
-  readonly created: Chain[];
+  /**
+   * Containers created by an accepted set: chain leaf to root, the host pid
+   * it labelled, and the marker that asked for it.
+   */
+  readonly created: { readonly chain: Chain; readonly pid: number; readonly marker: ContainerOp['marker'] }[];
   /** Chains of containers dropped (their last process ended). */
   readonly dropped: Chain[];
 }
@@ -95,13 +98,13 @@ export function opSubject(op: ContainerOp): Chain | null {
 /** The containers an event created and dropped, in its operations. */
 export function containerChanges(le: LabelledEvent): ContainerChanges {
   if (le.ops.length === 0) return NO_CHANGES;
-  const created: Chain[] = [];
+  const created: ContainerChanges['created'][number][] = [];
   const dropped: Chain[] = [];
   for (const op of le.ops) {
     if (op.result !== 'accepted') continue;
     if (op.op === 'set' && op.created) {
       const c = parseChainKey(op.chain);
-      if (c !== null) created.push(c);
+      if (c !== null) created.push({ chain: c, pid: op.opid, marker: op.marker });
     } else if (op.op === 'drop') {
       const c = parseChainKey(op.oldContid);
       if (c !== null) dropped.push(c);
@@ -112,7 +115,7 @@ export function containerChanges(le: LabelledEvent): ContainerChanges {
 
 /** Decides the copies of each event for the containers that have sinks. */
 export class Router {
-  readonly #node: string | null;
+  #node: string | null;
   /** Containers with sinks, by rendered host chain. */
   readonly #containers = new Map<string, Chain>();
   /** Per event: the ops each container gets (reused). */
@@ -120,6 +123,11 @@ export class Router {
 
   constructor(options: RouterOptions = {}) {
     this.#node = options.node ?? null;
+  }
+
+  /** The node whose containers have sinks (live, auditd's name for this host is learnt after start). */
+  set node(node: string | null) {
+    this.#node = node;
   }
 
   /** Containers with sinks. */
