@@ -74,9 +74,6 @@ interface Pending {
   reject(error: Error): void;
 }
 
-/** Formatted bytes that may wait behind the host log write in flight before reading pauses. */
-const WRITE_HIGH_WATER = 1024 * 1024;
-
 /** Most container descriptions (name, meta) kept; the oldest go first. */
 const MAX_DESCRIPTIONS = 10_000;
 
@@ -166,8 +163,8 @@ export class Daemon implements DaemonApi {
   /** Marker seqs of this start whose read-back someone awaits (start, stop). */
   readonly #echoes = new Map<number, () => void>();
   #seq = 0;
-  /** The host log write in flight. */
-  #writing: Promise<void> | null = null;
+  /** Events formatted for the host log and not yet handed to it. */
+  #hostEvents = 0;
   #stopping: Promise<number> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #newestMs = 0;
@@ -573,39 +570,36 @@ export class Daemon implements DaemonApi {
     this.#inputEnded = true;
     this.#assembler.end();
     for (const ready of this.#stage.end()) {
-      this.#encoder?.write(ready);
+      this.#writeHost(ready);
       if (ready.event.node === this.#localNode) this.#route(ready);
     }
     await this.#flush(true);
   }
 
-  /**
-   * Starts a host log write of what the encoder holds, unless one is in
-   * flight; when it completes, the next starts. One write at a time keeps
-   * the order and lets formatting overlap the disk.
-   */
-  #pump(): void {
-    if (this.#writing !== null || this.#hostLog === null || this.#encoder === null) return;
-    if (this.#encoder.length === 0) return;
-    this.#writing = this.#hostLog.write(this.#encoder.take()).then(() => {
-      this.#writing = null;
-      this.#pump();
-    });
+  /** Formats an event for the host log. */
+  #writeHost(le: LabelledEvent): void {
+    if (this.#encoder === null) return;
+    this.#encoder.write(le);
+    this.#hostEvents++;
   }
 
   /**
-   * Backpressure: returns at once while less than {@link WRITE_HIGH_WATER}
-   * bytes wait behind the write in flight, else waits for the disk (reading
-   * stops meanwhile; the kernel holds the records). With `all`, waits until
-   * everything is written.
+   * Hands what was formatted to the sinks. Backpressure: the host log (a
+   * `block` sink, src/daemon/host-log.ts) resolves at once while its queue
+   * is below its bound, else once the disk caught up (reading stops
+   * meanwhile; the kernel holds the records). With `all`, waits until
+   * everything is written and fsynced.
    */
   async #flush(all = false): Promise<void> {
     // Container sinks never wait: each write is queued or dropped and counted.
     this.#containerSinks.pump();
-    this.#pump();
-    while (this.#writing !== null && (all || (this.#encoder?.length ?? 0) >= WRITE_HIGH_WATER)) {
-      await this.#writing;
+    if (this.#hostLog === null || this.#encoder === null) return;
+    if (this.#encoder.length > 0) {
+      const events = this.#hostEvents;
+      this.#hostEvents = 0;
+      await this.#hostLog.write(this.#encoder.take(), events);
     }
+    if (all) await this.#hostLog.flush();
   }
 
   #startAdoption(): CgroupAdoption {
@@ -644,7 +638,7 @@ export class Daemon implements DaemonApi {
     try {
       for (let i = 0; i < ready.length; i++) {
         const le = ready[i]!;
-        this.#encoder?.write(le);
+        this.#writeHost(le);
         if (le.event.node === this.#localNode) {
           this.#adoption?.onEvent(le);
           this.#route(le);
@@ -974,7 +968,7 @@ export class Daemon implements DaemonApi {
       this.#log('info', 'Reopen asked, but there is no host log');
       return Promise.resolve();
     }
-    return this.#hostLog.reopen(this.#writing);
+    return this.#hostLog.reopen();
   }
 
   /** Stops gracefully (see the module comment). Idempotent; resolves with the exit code. */

@@ -82,6 +82,11 @@ export class EventEncoder {
     return this.#sink.take();
   }
 
+  /** Returns a copy of what was written since the last take, and keeps the buffer (see ByteSink.takeCopy). */
+  takeCopy(): Buffer {
+    return this.#sink.takeCopy();
+  }
+
   /** Gives back the last buffer take() returned, once written (see ByteSink.recycle). */
   recycle(bytes: Buffer): void {
     this.#sink.recycle(bytes);

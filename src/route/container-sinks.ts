@@ -226,12 +226,16 @@ export class ContainerSinks {
     if (entry.pending === 0) return;
     const events = entry.pending;
     entry.pending = 0;
-    const bytes = new Map<SinkFormat, Buffer>();
-    for (const [format, encoder] of entry.encoders) bytes.set(format, encoder.take());
-    for (const s of entry.sinks) {
-      // A drop sink at its bound drops and counts these events itself.
-      if (s.sink !== null) s.sink.write(bytes.get(s.spec.format)!, events);
+    // A drop sink at its bound drops and counts these events itself.
+    if (entry.encoders.size === 1) {
+      // Most containers have one format: no map per pump.
+      const bytes = entry.encoders.values().next().value!.takeCopy();
+      for (const s of entry.sinks) s.sink?.write(bytes, events);
+      return;
     }
+    const bytes = new Map<SinkFormat, Buffer>();
+    for (const [format, encoder] of entry.encoders) bytes.set(format, encoder.takeCopy());
+    for (const s of entry.sinks) s.sink?.write(bytes.get(s.spec.format)!, events);
   }
 
   #closeEntry(entry: Entry): void {
