@@ -40,6 +40,7 @@ describe('sink specs', () => {
     ['file:/a;mode=999', /"mode" must be octal/],
     ['file:/a;queue-events=0', /"queue-events" must be a whole number/],
     ['file:/a\nb', /control characters/],
+    ['remote:auditd.local:60;netns=/proc/1/ns/net', /the host must be an IP address/],
   ];
   for (const [text, why] of bad) {
     it(`refuses ${JSON.stringify(text)}`, () => {

@@ -16,6 +16,8 @@
  * ever part of a path: the values are digits.
  */
 
+import { isIP } from 'node:net';
+
 /** The sink kinds. */
 export type SinkKind = 'file' | 'unix' | 'remote';
 
@@ -130,6 +132,10 @@ export function parseSinkSpec(text: string): SinkSpec {
   if (root !== null && !root.startsWith('/')) throw bad('"root" must be an absolute path');
   const netns = values.get('netns') ?? null;
   if (netns !== null && !netns.startsWith('/')) throw bad('"netns" must be an absolute path');
+  // A connection made inside another network namespace resolves no names.
+  if (netns !== null && isIP(target.slice(0, target.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) === 0) {
+    throw bad('with "netns" the host must be an IP address');
+  }
   const modeText = values.get('mode');
   if (modeText !== undefined && !/^0?[0-7]{3}$/.test(modeText)) throw bad('"mode" must be octal, e.g. 0600');
   return {
