@@ -12,6 +12,7 @@ import type { AuditRecord } from '../parse/record.js';
 import type { ContainerOp, LabelledEvent } from '../policy/labeller.js';
 import { renderContainerId, renderContainerOp, type OpName } from '../policy/records.js';
 import { EventEncoder } from '../pipeline/encoder.js';
+import { ORCH, World } from '../policy/testing-world.js';
 import { containerChanges, Router, type RoutedCopy } from './router.js';
 
 interface Box {
@@ -352,5 +353,37 @@ describe('router', () => {
     assert.deepEqual(router.route({ ...host, contid: 'unknown' }), []);
     assert.deepEqual(router.route({ ...host, event: { ...base, node: 'b' }, contid: '2', chain: ['2'] }), []);
     assert.equal(router.route({ ...host, contid: '2', chain: ['2'] }).length, 1);
+  });
+});
+
+describe('router with the real labeller', () => {
+  it('a privileged caller inside 42 nests 5: 42 gets the set and drop of 5, relative', () => {
+    const w = new World();
+    const router = new Router();
+    const copies: RoutedCopy[] = [];
+    const feed = (le: LabelledEvent): void => {
+      router.route(le, copies);
+      const changes = containerChanges(le);
+      for (const c of changes.created) router.add(c.chain);
+      for (const c of changes.dropped) router.delete(c);
+    };
+    feed(w.seen(100, 1));
+    feed(w.fork(100, 200));
+    feed(w.seen(200, 100));
+    feed(w.marker({ op: 'set', pid: 200, contid: '42', caller: ORCH }));
+    feed(w.fork(200, 300, 100));
+    feed(w.fork(200, 301, 100));
+    feed(w.seen(300, 200));
+    feed(w.seen(301, 200));
+    feed(w.marker({ op: 'set', pid: 300, contid: '5', caller: { ...ORCH, pid: 301, exe: '/usr/bin/node' } }));
+    assert.equal(w.contid(300), '5,^42');
+    feed(w.seen(300, 200));
+    feed(w.exit(300, 200));
+    const ops = copies.filter((c) => c.container === '42').flatMap((c) => c.event.ops.map((o) => o.body));
+    assert.equal(ops.length, 2, ops.join('\n'));
+    assert.match(ops[0]!, /^op=set opid=300 contid=5 old-contid=-1 pid=301 /);
+    assert.match(ops[1]!, /^op=drop opid=300 contid=-1 old-contid=5 /);
+    const inner = copies.filter((c) => c.container === '5,^42');
+    assert.ok(inner.length >= 2 && inner.every((c) => c.event.contid === null && c.event.ops.length === 0));
   });
 });
