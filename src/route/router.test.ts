@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { prngInt } from '../../test/support/prng.js';
+import { EventAssembler } from '../assemble/assembler.js';
+import { RecordParser } from '../parse/parser.js';
 import type { AuditEvent } from '../assemble/event.js';
 import type { AuditRecord } from '../parse/record.js';
 import type { ContainerOp, LabelledEvent } from '../policy/labeller.js';
@@ -385,5 +387,58 @@ describe('router with the real labeller', () => {
     assert.match(ops[1]!, /^op=drop opid=300 contid=-1 old-contid=5 /);
     const inner = copies.filter((c) => c.container === '5,^42');
     assert.ok(inner.length >= 2 && inner.every((c) => c.event.contid === null && c.event.ops.length === 0));
+  });
+});
+
+describe('router with assembled events', () => {
+  it("an operation copied on its own keeps the event's time and serial", () => {
+    // The assembler's events compute their stamp in getters (src/assemble/assembler.ts).
+    const events: AuditEvent[] = [];
+    const assembler = new EventAssembler({ onEvent: (e) => events.push(e) });
+    const parser = new RecordParser({
+      onRecord: (r) => {
+        assembler.push(r);
+      },
+      onIssue: () => undefined,
+    });
+    parser.push("type=USER msg=audit(1700000000.123:77): pid=500 uid=0 msg='x'\n");
+    parser.end();
+    assembler.end();
+    const router = new Router();
+    router.add(['42']);
+    const f = {
+      op: 'set' as const,
+      opid: 300,
+      contid: '5',
+      oldContid: '42',
+      caller: { pid: 301, uid: 0, auid: 4242, exe: '/usr/bin/node' },
+      errno: null,
+    };
+    const set: ContainerOp = {
+      ...f,
+      result: 'accepted',
+      body: renderContainerOp(f),
+      marker: null,
+      chain: '5,^42',
+      created: true,
+    };
+    const le: LabelledEvent = {
+      event: events[0]!,
+      contid: null,
+      chain: null,
+      containerIdRecord: null,
+      objectRecords: [],
+      ops: [set],
+      forgeries: [],
+      provisional: false,
+    };
+    const [copy] = router.route(le);
+    const encoder = new EventEncoder('text');
+    encoder.write(copy!.event);
+    assert.equal(
+      encoder.take().toString(),
+      'type=CONTAINER_OP msg=audit(1700000000.123:77): op=set opid=300 contid=5 old-contid=-1 ' +
+        'pid=301 uid=0 auid=4242 exe="/usr/bin/node" res=1\n',
+    );
   });
 });

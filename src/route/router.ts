@@ -207,7 +207,11 @@ function copyFor(
   ops: readonly ContainerOp[],
   withRecords: boolean,
 ): LabelledEvent {
-  const event: AuditEvent = withRecords ? le.event : { ...le.event, records: [] };
+  // Fields one by one: the assembler's events compute time and serial in getters, which a spread drops.
+  const e = le.event;
+  const event: AuditEvent = withRecords
+    ? e
+    : { node: e.node, time: e.time, timeMs: e.timeMs, serial: e.serial, records: [], closedBy: e.closedBy };
   const idRecord =
     withRecords && le.containerIdRecord !== null && relative.length > 0
       ? {
