@@ -3,7 +3,7 @@
  * testdata/captures/<scenario>.log (auditd RAW log), .keyring and
  * .expect.json, made by scripts/capture/capture-labels.mjs. Each log is
  * replayed through the parser, the assembler and the labeller, and checked
- * against expectations written from the scenario's intent (DESIGN.md):
+ * against expectations written from the scenario's intent (docs/design.md):
  *
  * - every event of every process carries exactly the expected contid: the
  *   processes are named in the expectations by pid (set targets, with the

@@ -72,6 +72,36 @@ test('flags override the file; the host log defaults by mode', () => {
   assert.equal(parseRunArgs(['-h']).help, true);
 });
 
+test('the event store settings: a path or none, retention by age and size, bad values refused', () => {
+  assert.deepEqual(
+    parseConfigFile('store = /var/lib/contid/events.db\nstore-max-age = 90d\nstore-max-size = 20G'),
+    {
+      store: '/var/lib/contid/events.db',
+      storeMaxAgeMs: 90 * 86_400_000,
+      storeMaxBytes: 20 * 1024 ** 3,
+    },
+  );
+  assert.deepEqual(parseConfigFile('store = none\nstore-max-age = none\nstore-max-size = none'), {
+    store: '',
+    storeMaxAgeMs: null,
+    storeMaxBytes: null,
+  });
+  assert.equal(DEFAULT_CONFIG.store, '');
+  assert.throws(
+    () => parseConfigFile('store = events.db', 'f'),
+    /Invalid store \(f line 1\): "events\.db" is not an absolute path/,
+  );
+  assert.throws(() => parseConfigFile('store-max-age = 90', 'f'), {
+    name: 'ConfigError',
+    message: 'Invalid store-max-age (f line 1): "90" is not a duration (a number and s, m, h, d or w: 90d)',
+  });
+  assert.throws(() => parseRunArgs(['--store-max-size', '10K']), {
+    name: 'UsageError',
+    message: /^Invalid store-max-size \(--store-max-size\): "10K" is less than 1M$/,
+  });
+  assert.equal(parseRunArgs(['--store', '/s/e.db']).flags.store, '/s/e.db');
+});
+
 test('contid rules cover the lifecycle syscalls of both arches and are recognised by owner pid', () => {
   const rules = contidRules(4242);
   assert.deepEqual(rules.map(formatRule), [

@@ -19,7 +19,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -338,6 +347,23 @@ async function round1(
     else if (want === truth.nested.chain) tally.nested++;
     else tally.container++;
     if (want !== got) tally.wrong.push(`expected ${want}, got ${got}:\n${e.lines.slice(0, 2).join('\n')}`);
+  }
+  if (tally.wrong.length > 0) {
+    // What the stream showed of the wrong events' parents, to tell a lost
+    // record from a labelling fault when this fails on a busy machine.
+    const parents = new Set(
+      tally.wrong.map((w) => / ppid=(\d+) /.exec(w)?.[1]).filter((p) => p !== undefined),
+    );
+    const related = events.filter((e) =>
+      [...parents].some((p) =>
+        e.lines.some((l) => new RegExp(`(?:^|[ '])(?:pid|ppid|exit|opid)=${p}(?:[ ']|$)`).test(l)),
+      ),
+    );
+    const keep = mkdtempSync(join(tmpdir(), 'contid-ground-truth-failed-'));
+    copyFileSync(hostLog, join(keep, 'audit.log'));
+    t.diagnostic(
+      `host log kept in ${keep}; the parents' events:\n${related.map((e) => e.lines.join('\n')).join('\n')}`,
+    );
   }
   assert.deepEqual(tally.wrong.slice(0, 10), [], `${tally.wrong.length} events labelled wrong`);
   assert.ok(tally.container > 100 && tally.nested > 5, JSON.stringify(tally));

@@ -30,7 +30,7 @@
  *   operations, a stop marker), and writes the keyring line with its pid;
  * - waits for the stop marker in the log, stops auditd by its pid, copies
  *   the log, and writes the expectations. They come from the scenario's
- *   intent (DESIGN.md), never from the labeller's output.
+ *   intent (docs/design.md), never from the labeller's output.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -1,11 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 import { setFlagsFromString } from 'node:v8';
 import { readFileSync } from 'node:fs';
-import { runControlCommand } from './control-commands.js';
-import { parseReplayArgs, REPLAY_HELP } from './replay-args.js';
-import { runReplay } from './replay.js';
-import { parseRunArgs, RUN_HELP } from './run-args.js';
-import { runDaemon } from './run.js';
 import { MAIN_HELP, UsageError } from './usage.js';
 import { systemReason } from './errors.js';
 
@@ -53,6 +48,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(`contid ${version()}\n`);
         return 0;
       case 'replay': {
+        const { parseReplayArgs, REPLAY_HELP } = await import('./replay-args.js');
+        const { runReplay } = await import('./replay.js');
         const args = parseReplayArgs(rest);
         if (args.help) {
           process.stdout.write(REPLAY_HELP + '\n');
@@ -64,9 +61,21 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'get':
       case 'grant':
       case 'status':
-      case 'oci-hook':
+      case 'oci-hook': {
+        const { runControlCommand } = await import('./control-commands.js');
         return await runControlCommand(verb, rest, io);
+      }
+      case 'search':
+      case 'ps':
+      case 'report':
+      case 'store': {
+        // Loaded on demand: the store's modules (and SQLite) only for these commands.
+        const { runStoreCommand } = await import('./store-commands.js');
+        return await runStoreCommand(verb, rest, io);
+      }
       case 'run': {
+        const { parseRunArgs, RUN_HELP } = await import('./run-args.js');
+        const { runDaemon } = await import('./run.js');
         const args = parseRunArgs(rest);
         if (args.help) {
           process.stdout.write(RUN_HELP + '\n');
@@ -88,7 +97,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-const COMMANDS: ReadonlySet<string> = new Set(['replay', 'run', 'set', 'get', 'grant', 'status', 'oci-hook']);
+const COMMANDS: ReadonlySet<string> = new Set([
+  'replay',
+  'run',
+  'set',
+  'get',
+  'grant',
+  'status',
+  'oci-hook',
+  'search',
+  'ps',
+  'report',
+  'store',
+]);
 
 /**
  * The first failed write to stdout. A closed pipe (| head) ends the output

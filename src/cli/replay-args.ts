@@ -27,6 +27,9 @@ Output:
                          syscalls, errnos and ids (ids named from the log's
                          enriched part, or with --resolve-ids)
   -o, --output FILE      Write to FILE instead of stdout
+      --store DB         Also store the events written in the event store DB
+                         (SQLite, created if missing) for contid search, ps and
+                         report; with filters, the events that match
 
 Filters (after labelling; each one given must match, a list matches any):
       --contid ID        Events of container ID or of containers nested in it
@@ -93,6 +96,8 @@ export interface ReplayArgs {
   readonly keyring: string | null;
   /** A daemon checkpoint to start from, or null. */
   readonly state: string | null;
+  /** The event store to fill (--store), or null. */
+  readonly store: string | null;
   readonly labels: boolean;
   readonly maxProcesses: number;
   readonly stats: boolean;
@@ -204,6 +209,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
         'resolve-ids': { type: 'boolean' },
         keyring: { type: 'string' },
         state: { type: 'string' },
+        store: { type: 'string' },
         'no-labels': { type: 'boolean' },
         'max-processes': { type: 'string' },
         stats: { type: 'boolean' },
@@ -248,6 +254,10 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
     types: list(v.type).flatMap(typeCriteria),
     success: v.success === undefined ? null : v.success === 'yes',
   };
+  if (v.store !== undefined && !labels) {
+    throw new UsageError('--store needs labels: it cannot be combined with --no-labels');
+  }
+  if (v.store === '') throw new UsageError('Invalid value for --store: the path is empty');
   if (filter.contids.length > 0 && !labels) {
     throw new UsageError('--contid needs labels: it cannot be combined with --no-labels');
   }
@@ -272,6 +282,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
     resolveIds: v['resolve-ids'] ?? false,
     keyring: v.keyring ?? null,
     state: v.state ?? null,
+    store: v.store ?? null,
     labels,
     maxProcesses: integer('--max-processes', v['max-processes'], {
       min: 1,

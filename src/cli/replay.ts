@@ -7,11 +7,13 @@ import { readCheckpoint, type Checkpoint } from '../daemon/checkpoint.js';
 import type { FilterCriteria } from '../pipeline/filter.js';
 import { EventFilter } from '../pipeline/filter.js';
 import { ReplayPipeline } from '../pipeline/replay.js';
+import type { LabelledEvent } from '../policy/labeller.js';
+import type { StoreWriter } from '../store/writer.js';
 import { systemReason } from './errors.js';
 import { InputError, openInput, type Input } from './input.js';
 import { OutputSink } from './output.js';
 import type { FilterArgs, ReplayArgs } from './replay-args.js';
-import { progressLine, replaySummary } from './replay-summary.js';
+import { count, progressLine, replaySummary } from './replay-summary.js';
 import { resolveTimeSpec, type Clock } from './time-spec.js';
 import { localIdNames } from './user-db.js';
 
@@ -111,7 +113,37 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
   } catch (err) {
     return fail((err as Error).message);
   }
+  // The store opens after the other checks (a typo costs no database) and
+  // before any output.
+  let store: StoreWriter | null = null;
+  let storeError: string | null = null;
+  if (args.store !== null) {
+    try {
+      const { StoreWriter } = await import('../store/writer.js');
+      store = await StoreWriter.open(args.store, {
+        onError: (error) => {
+          // The first error that lost events says why; a later one (the close) may not.
+          storeError ??= error.message;
+        },
+      });
+    } catch (err) {
+      await out.close();
+      return fail((err as Error).message);
+    }
+  }
+  /** Set when the store's queue is long: reading waits for it (replay loses nothing). */
+  let storeFull = false;
+  const one: LabelledEvent[] = [];
+  const toStore =
+    store === null
+      ? null
+      : (le: LabelledEvent): void => {
+          one[0] = le;
+          if (!store.write(one)) storeFull = true;
+          one.pop();
+        };
   const pipeline = new ReplayPipeline({
+    onLabelled: toStore,
     labels: args.labels,
     maxProcesses: args.maxProcesses,
     ...(keyring === undefined ? {} : { keyring }),
@@ -157,6 +189,10 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
       for await (const chunk of input.chunks) {
         alive = await out.write(pipeline.push(chunk), recycle);
         if (!alive) break;
+        if (storeFull) {
+          storeFull = false;
+          await store?.drained();
+        }
         if (showProgress && Date.now() - lastProgress >= 500) {
           lastProgress = Date.now();
           io.stderr.write(
@@ -185,6 +221,8 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
   if (out.failure === null && !stopped) await out.write(pipeline.end());
   if (showProgress) io.stderr.write('\r\x1b[K');
   const failure = await out.close();
+  await store?.close();
+  const stored = store?.stats() ?? null;
   const stats = pipeline.stats();
   const seconds = (Date.now() - started) / 1000;
   // A replay that failed before reading a line has nothing to sum up.
@@ -198,9 +236,30 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
       }),
     );
   }
-  if (args.stats) io.stderr.write(JSON.stringify({ ...stats, inputBytes: readBytes, seconds }) + '\n');
+  if (stored !== null && !args.quiet) {
+    io.stderr.write(
+      `  stored: ${count(stored.written, 'event')} in "${args.store}" ` +
+        `(${count(stored.storedBytes, 'byte')} of records, ${count(stored.payloadBytes, 'byte')} before compression)\n`,
+    );
+  }
+  if (args.stats) {
+    io.stderr.write(
+      JSON.stringify({
+        ...stats,
+        inputBytes: readBytes,
+        seconds,
+        ...(stored === null ? {} : { store: stored }),
+      }) + '\n',
+    );
+  }
   if (failure?.kind === 'error') return fail(failure.message);
   for (const message of readErrors) fail(message);
+  const lost = stored === null ? 0 : stored.dropped + stored.failed + stored.rejected;
+  if (stored !== null && lost > 0) {
+    fail(
+      `Cannot store ${count(lost, 'event')} in "${args.store}": ${storeError ?? stored.lastError?.message ?? 'the store stopped'}`,
+    );
+  }
   for (const f of notAudit) {
     const name = f === '-' ? 'standard input' : `"${f}"`;
     fail(
@@ -208,5 +267,5 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
         'gzip is read as is; decompress anything else first, e.g. "zstd -dc FILE | contid replay -")',
     );
   }
-  return readErrors.length + notAudit.length > 0 ? 1 : 0;
+  return readErrors.length + notAudit.length > 0 || lost > 0 ? 1 : 0;
 }

@@ -45,6 +45,10 @@ Options (each may also be set in the config file as "key = value"):
       --reconcile-interval MS
                              Check labelled and delegated processes against /proc
                              this often (default 30000; 0: only after a loss)
+      --checkpoint-interval MS
+                             Save the labels to STATE-DIR/checkpoint.json this often
+                             and on stop; a restart restores them (default 60000;
+                             0: no checkpoints, no restore)
       --container-sink SPEC|none
                              Copy each container's events (IDs relative to it) to
                              this sink, repeatable; templates {contid}, {id}, {pid}:
@@ -53,6 +57,12 @@ Options (each may also be set in the config file as "key = value"):
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)
+      --store DB|none        Also store every labelled event in the event store DB
+                             (SQLite, created if missing; default none) for
+                             contid search, ps and report. Its own thread and
+                             bounded queue: it never holds up the host log
+      --store-max-age AGE    Delete stored events older than AGE (90d, 12h)
+      --store-max-size SIZE  Keep the store under SIZE (500M, 20G)
   -h, --help                 Show this help
 
 Signals: SIGTERM and SIGINT stop gracefully (rules removed, log synced);

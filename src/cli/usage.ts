@@ -20,10 +20,15 @@ Commands:
   grant PID            Allow a nested orchestrator to label its descendants
   status               Show the daemon's rates, lag, losses and table sizes
   oci-hook             OCI runtime hook (createRuntime): label a container's init
+  search               Search the event store, with ausearch's options (--contid, -ts, -k, ...)
+  ps                   Containers and their process trees, now or at a past time (--at)
+  report               Per container: events, execs, failures, forgeries, top executables
+  store                Manage the event store: import contid's JSON lines, info, migrate
 
 Options:
   -h, --help           Show help (also: contid <command> --help)
   -V, --version        Show the version
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 daemon not running.
+Exit codes: 0 success, 1 failure (search: no match), 2 usage error, 3 daemon not
+running, 4 the event store cannot be read or written.
 See README.md and docs/ for the full manual.`;

@@ -48,7 +48,7 @@ export interface CallerIdentity extends PeerCredentials {
   readonly userNs: string;
   /** Whether that is the initial user namespace (the one of /proc/1). */
   readonly initialUserNs: boolean;
-  /** CAP_AUDIT_CONTROL in effect and in the initial user namespace (DESIGN.md, rule 2). */
+  /** CAP_AUDIT_CONTROL in effect and in the initial user namespace (docs/design.md, rule 2). */
   readonly privileged: boolean;
   /** {@link readFingerprint} when the caller was identified. */
   readonly fingerprint: string;

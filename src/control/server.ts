@@ -502,7 +502,7 @@ class Connection {
     switch (request.op) {
       case 'status':
       case 'get': {
-        // Reads are privileged (DESIGN.md). A delegated orchestrator could in
+        // Reads are privileged (docs/design.md). A delegated orchestrator could in
         // principle read its own descendants, but the DaemonApi cannot say
         // whether a pid descends from the caller, so only privileged callers read.
         if (!caller.privileged) {

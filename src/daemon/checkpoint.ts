@@ -1,7 +1,7 @@
 /**
  * The label checkpoint: what a restarted daemon needs to give running
- * containers their IDs back (DESIGN.md, "a restart loses nothing: state is a
- * checkpoint plus the stream after it").
+ * containers their IDs back (docs/design.md, "Restarts lose nothing": the state is a
+ * checkpoint plus the stream after it).
  *
  * It holds the live containers (chains, owners, a cgroup anchor each), the
  * labelled and delegated processes with their start times (a pid plus its

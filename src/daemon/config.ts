@@ -4,6 +4,7 @@
  * reading the file is the CLI's job. Every key is documented in
  * docs/daemon.md and etc/contid.conf.
  */
+import { duration, size } from '../cli/store-args.js';
 
 import { parseSinkSpec, SinkSpecError, type SinkSpec } from '../route/sink-spec.js';
 
@@ -59,6 +60,12 @@ export interface DaemonConfig {
    * repeatable; docs/routing.md). Empty: no copies.
    */
   readonly containerSinks: readonly SinkSpec[];
+  /** The event store every labelled event also goes to (docs/store.md); '' for none. */
+  readonly store: string;
+  /** Store retention: delete events older than this (ms, from the newest stored); null keeps them. */
+  readonly storeMaxAgeMs: number | null;
+  /** Store retention: keep the database under this many bytes; null for no bound. */
+  readonly storeMaxBytes: number | null;
 }
 
 /** The default host log in unicast mode, where contid replaces auditd. */
@@ -89,6 +96,9 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
   containerSinks: [],
+  store: '',
+  storeMaxAgeMs: null,
+  storeMaxBytes: null,
 };
 
 /** A bad setting, from the file (with its line) or a flag. */
@@ -161,6 +171,21 @@ function sinkSpec(): Setter {
   };
 }
 
+/** A store retention bound (`90d`, `20G`) as `contid store import` takes it, or `none`. */
+function bound(key: keyof DaemonConfig, parse: (flag: string, raw: string) => number): Setter {
+  return (c, v, where) => {
+    if (v === 'none') {
+      (c as Record<string, unknown>)[key] = null;
+      return;
+    }
+    try {
+      (c as Record<string, unknown>)[key] = parse(where, v);
+    } catch (err) {
+      throw new ConfigError((err as Error).message.replace(/^Invalid value for /, 'Invalid '));
+    }
+  };
+}
+
 /** Settings that may be given more than once (each adds to the list). */
 export const REPEATABLE_KEYS: ReadonlySet<string> = new Set(['container-sink']);
 
@@ -186,6 +211,9 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
   ['container-sink', sinkSpec()],
+  ['store', path('store', true)],
+  ['store-max-age', bound('storeMaxAgeMs', duration)],
+  ['store-max-size', bound('storeMaxBytes', size)],
 ]);
 
 /** Applies one `key = value` setting; `where` names it in errors. */

@@ -51,6 +51,7 @@ import { readCheckpoint, takeCheckpoint, writeCheckpoint, type Checkpoint } from
 import { planRestore } from './restore-plan.js';
 import type { SeedProcess } from '../track/process-table.js';
 import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
+import type { StoreWriter } from '../store/writer.js';
 
 export interface DaemonOptions {
   readonly config: DaemonConfig;
@@ -156,6 +157,12 @@ export class Daemon implements DaemonApi {
   readonly #containerSinks: ContainerSinks;
   /** The sinks a pending set named (`--sink`), by marker seq. */
   readonly #sinkRequests = new Map<number, readonly SinkSpec[]>();
+  /** The event store's sink (docs/store.md), when configured: it never makes the host log wait. */
+  readonly #store: StoreWriter | null;
+  /** One event at a time into the store, through one reused array. */
+  readonly #storeOne: LabelledEvent[] = [];
+  /** Store drops as last reported. */
+  #lastStoreDropped = 0;
   readonly #startedAt = new Date();
   readonly #pending = new Map<number, Pending>();
   /** Name and meta of containers, by contid, from the sets that carried them. */
@@ -188,6 +195,7 @@ export class Daemon implements DaemonApi {
     kernel: KernelSetup | null;
     keyring: KeyringEntry;
     hostLog: HostLog | null;
+    store: StoreWriter | null;
   }) {
     this.#config = parts.config;
     this.#log = parts.log;
@@ -198,6 +206,7 @@ export class Daemon implements DaemonApi {
     this.startId = parts.keyring.startId;
     this.#secret = parts.keyring.secret;
     this.#hostLog = parts.hostLog;
+    this.#store = parts.store;
     this.#encoder =
       parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
     this.#containerSinks = new ContainerSinks({
@@ -251,6 +260,7 @@ export class Daemon implements DaemonApi {
     const control = new AuditNetlink();
     let source: RecordSource | undefined;
     let kernel: KernelSetup | null = null;
+    let store: StoreWriter | null = null;
     try {
       // Unsafe directories and keyrings refuse the start before anything in
       // the kernel changes. The start's secret is on disk before its start
@@ -265,6 +275,9 @@ export class Daemon implements DaemonApi {
         secret: randomBytes(32),
       };
       appendKeyring(keyringPath(config), entry);
+      // The store opens before anything in the kernel changes: a store that
+      // cannot be opened refuses the start, with its reason.
+      if (config.store !== '') store = await openStore(config, log);
       const status = control.getStatus();
       source = await openSource(config, status, options.input ?? process.stdin, log);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
@@ -283,7 +296,7 @@ export class Daemon implements DaemonApi {
       }
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
-      const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog });
+      const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog, store });
       // Seeding (in #begin) comes before the first await: the run loop is already reading.
       daemon.#begin(status);
       if (config.procConnector) await daemon.#openProcConnector();
@@ -293,6 +306,7 @@ export class Daemon implements DaemonApi {
       const problems = kernel?.restore() ?? [];
       for (const p of problems) log('error', `Cannot restore audit state: ${p}`);
       await source?.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
       control.close();
       throw error;
     }
@@ -572,6 +586,7 @@ export class Daemon implements DaemonApi {
     for (const ready of this.#stage.end()) {
       this.#writeHost(ready);
       if (ready.event.node === this.#localNode) this.#route(ready);
+      if (this.#store !== null) this.#toStore(ready);
     }
     await this.#flush(true);
   }
@@ -581,6 +596,16 @@ export class Daemon implements DaemonApi {
     if (this.#encoder === null) return;
     this.#encoder.write(le);
     this.#hostEvents++;
+  }
+
+  /**
+   * Queues an event for the store. Never waits: past the writer's bound,
+   * events are dropped there and counted (status `store.dropped`).
+   */
+  #toStore(le: LabelledEvent): void {
+    this.#storeOne[0] = le;
+    this.#store!.write(this.#storeOne);
+    this.#storeOne.pop();
   }
 
   /**
@@ -643,6 +668,7 @@ export class Daemon implements DaemonApi {
           this.#adoption?.onEvent(le);
           this.#route(le);
         }
+        if (this.#store !== null) this.#toStore(le);
         // Operations answer at once: a marker's event is never provisional.
         for (const op of le.ops) {
           // An accepted operation is saved before it is answered: a crash
@@ -900,6 +926,7 @@ export class Daemon implements DaemonApi {
       nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
       containerSinks: this.#containerSinks.stats(),
+      store: this.#store === null ? null : { path: this.#config.store, ...this.#store.stats() },
     };
   }
 
@@ -948,6 +975,14 @@ export class Daemon implements DaemonApi {
       this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
     }
     this.#lastLoss = { ...losses };
+    const storeDropped = this.#store?.stats().dropped ?? 0;
+    if (storeDropped > this.#lastStoreDropped) {
+      this.#log(
+        'warning',
+        `The event store's queue was full: ${storeDropped - this.#lastStoreDropped} events dropped from the store (not from the host log)`,
+      );
+      this.#lastStoreDropped = storeDropped;
+    }
     const foreign = this.#source.stats().foreign + (this.#exits?.stats().foreign ?? 0);
     if (foreign > this.#lastForeign) {
       this.#log(
@@ -1014,6 +1049,17 @@ export class Daemon implements DaemonApi {
     await this.#containerSinks.close();
     if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
     await this.#hostLog?.close();
+    if (this.#store !== null) {
+      await this.#store.close();
+      const st = this.#store.stats();
+      if (st.dropped + st.failed + st.rejected > 0) {
+        log(
+          'warning',
+          `Event store "${this.#config.store}": ${st.dropped} events dropped (queue full), ` +
+            `${st.failed} lost (${st.lastError?.message ?? 'write failed'}), ${st.rejected} refused`,
+        );
+      }
+    }
     problems.push(...(this.#kernel?.restoreSettings() ?? []));
     clearInterval(this.#timer);
     clearInterval(this.#reconcileTimer);
@@ -1027,10 +1073,31 @@ export class Daemon implements DaemonApi {
     log(
       'notice',
       `Stopped: ${s.records} records, ${s.events} events, losses ${JSON.stringify(s.losses)}` +
-        (this.#hostLog === null ? '' : `, host log ${JSON.stringify(this.#hostLog.stats())}`),
+        (this.#hostLog === null ? '' : `, host log ${JSON.stringify(this.#hostLog.stats())}`) +
+        (this.#store === null
+          ? ''
+          : `, event store ${this.#config.store}: ${this.#store.stats().written} events`),
     );
     return problems.length === 0 && this.#runError === null ? 0 : 1;
   }
+}
+
+/**
+ * Opens the event store's writer (its module, and SQLite, load only when a
+ * store is configured). Its errors are logged as they come, with what was
+ * lost; the daemon goes on.
+ */
+async function openStore(config: DaemonConfig, log: Logger): Promise<StoreWriter> {
+  const { StoreWriter } = await import('../store/writer.js');
+  const writer = await StoreWriter.open(config.store, {
+    maxAgeMs: config.storeMaxAgeMs,
+    maxBytes: config.storeMaxBytes,
+    onError: (error) => {
+      log('warning', `Event store: ${error.message}`);
+    },
+  });
+  log('info', `Event store ${config.store}: ${writer.info.events} events stored before this start`);
+  return writer;
 }
 
 async function openSource(

@@ -1,5 +1,5 @@
 /**
- * What the stream cannot show, the live daemon writes into it (DESIGN.md,
+ * What the stream cannot show, the live daemon writes into it (docs/design.md,
  * "The stream is the source of truth"). The witness reads /proc and the proc
  * connector and turns what it learns into markers, so that the labeller, live
  * and in a replay, reaches the same labels without reading the machine:

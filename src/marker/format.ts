@@ -1,7 +1,7 @@
 /**
  * The marker: the user message through which the live daemon writes a
  * contid operation into the kernel audit stream, so that it takes effect at
- * exactly its place in the kernel's order (DESIGN.md, "The stream is the
+ * exactly its place in the kernel's order (docs/design.md, "The stream is the
  * source of truth"). See docs/markers.md.
  *
  * Text (one line, printable ASCII, fields in this order, `mac=` last):

@@ -42,6 +42,11 @@ export interface ReplayOptions {
    * so that filtering never changes a label.
    */
   readonly filter?: EventFilter | null;
+  /**
+   * Told of every labelled event written (the filter's matches, with one),
+   * right after it is formatted: the event store's sink. Needs labels.
+   */
+  readonly onLabelled?: ((le: LabelledEvent) => void) | null;
 }
 
 /** A forgery attempt, as the replay summary reports it. */
@@ -114,6 +119,8 @@ export class ReplayPipeline {
     if (filter !== null && stage === null && filter.needsLabels) {
       throw new TypeError('A --contid filter needs labels');
     }
+    if (options.onLabelled != null && stage === null) throw new TypeError('An event store needs labels');
+    const sink = options.onLabelled ?? null;
     // Without a filter, the write paths are the ones that existed before
     // filters: no test and no extra call per event.
     if (stage === null) {
@@ -130,15 +137,18 @@ export class ReplayPipeline {
             };
     } else {
       const emit =
-        filter === null
+        filter === null && sink === null
           ? (le: LabelledEvent) => {
               out.write(this.#noteForgeries(le));
             }
           : (le: LabelledEvent) => {
-              if (filter.matches(this.#noteForgeries(le))) {
+              this.#noteForgeries(le);
+              if (filter !== null) {
+                if (!filter.matches(le)) return;
                 this.#matched++;
-                out.write(le);
               }
+              out.write(le);
+              sink?.(le);
             };
       this.#emit = emit;
       this.#write = (e) => {

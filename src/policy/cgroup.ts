@@ -1,5 +1,5 @@
 /**
- * Container membership by cgroup, for adoption (DESIGN.md, "Processes that
+ * Container membership by cgroup, for adoption (docs/design.md, "Processes that
  * enter a container from outside"): which labelled container, if any, a
  * process's `/proc/PID/cgroup` places it in. Pure: the daemon reads the
  * files and gives their text.

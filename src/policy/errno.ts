@@ -1,6 +1,6 @@
 /**
  * The errors a contid operation can be refused with, by rule, in the order
- * DESIGN.md checks them. The names are the kernel series' errnos.
+ * docs/design.md checks them. The names are the kernel series' errnos.
  */
 export type ContidErrno = 'EINVAL' | 'EPERM' | 'ESRCH' | 'EBUSY' | 'EXDEV' | 'EAGAIN' | 'EEXIST' | 'ENOTUNIQ';
 

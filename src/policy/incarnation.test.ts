@@ -55,6 +55,31 @@ void describe('markers the daemon writes from /proc', () => {
     assert.equal(w.labeller.stats().births, 1, 'the birth with exit=2 is still open: 1103 took exit=3');
   });
 
+  void it("a proc answer naming a reaper binds the orphan's own birth by its namespace pid, never the reaper's next", () => {
+    // In a container's pid namespace, subshell 1102 forks 1146 (exit=46) and
+    // exits; 1146 is reparented to the container's init 1100. 1146's child
+    // execs before any record of 1146, and the init forks again (exit=48)
+    // before the daemon's answer: /proc names the init as 1146's parent.
+    const w = new World();
+    w.seen(1000, 1);
+    w.sys({ pid: 1000, ppid: 1, nr: 56, a0: '6c020011', exit: 1100 }); // a container init, new pid ns
+    w.seen(1100, 1000);
+    assert.equal(w.set(1100, '7').errno, null);
+    w.sys({ pid: 1100, ppid: 1000, nr: 56, a0: FORK_FLAGS, exit: 2 });
+    w.sys({ pid: 1102, ppid: 1100, nr: 56, a0: FORK_FLAGS, exit: 46 });
+    w.exit(1102, 1100);
+    assert.equal(w.sys({ pid: 1205, ppid: 1146, nr: 59 }).contid, null, 'waits');
+    w.sys({ pid: 1100, ppid: 1000, nr: 56, a0: FORK_FLAGS, exit: 48 });
+    w.marker({ op: 'proc', pid: 1146, ppid: 1100, start: 99, nspid: 46 });
+    assert.equal(w.contid(1146), '7');
+    assert.equal(w.contid(1205), '7', 'the waiting child takes the orphan birth label, not unknown');
+    assert.equal(
+      w.labeller.stats().births,
+      1,
+      "the init's birth with exit=48 is still open for its own child",
+    );
+  });
+
   void it('a live labeller lists the never-seen parents it waits for, once each', () => {
     const w = new World({ questions: true });
     w.seen(1000, 1);

@@ -1,5 +1,5 @@
 // The kernel series' test suite (audit-testsuite tests/containerid, T1–T12)
-// replayed against the labeller, plus the rules table of DESIGN.md.
+// replayed against the labeller, plus the rules table of docs/design.md.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 

@@ -804,7 +804,7 @@ export class Labeller {
   }
 
   /**
-   * DESIGN.md's rules 1–7, in order; the first that fails decides. Every
+   * docs/design.md's rules 1–7, in order; the first that fails decides. Every
    * check reads; only an accepted set changes the table (placing a target
    * not seen yet), so a refused request leaves no trace but its CONTAINER_OP.
    * Naming the owner is privileged (rule 2: a delegated caller could

@@ -1221,11 +1221,15 @@ export class ProcessTable<L> {
     }
     if (i >= 0) {
       this.#voteHost(births[i]!.caller, pid);
-    } else {
-      for (let k = 0; k < births.length && i < 0 && nspid > 0; k++) {
+    } else if (nspid > 0) {
+      for (let k = 0; k < births.length && i < 0; k++) {
         const b = births[k]!;
         if (b.claimedPid === nspid && b.caller === parent) i = k;
       }
+      // /proc named the pid in the parent's namespace: exact evidence. A
+      // parent with no birth of it is the reaper of an orphan (the process's
+      // creator exited and the kernel reparented it); never another birth.
+      if (i < 0) return this.#orphanInNamespace(parent, nspid);
     }
     if (i < 0) {
       // A child that matches no open fork birth of its parent: evidence
@@ -1248,6 +1252,21 @@ export class ProcessTable<L> {
     const birth = births[i]!;
     this.#detachBirth(birth);
     return birth;
+  }
+
+  /**
+   * The open birth of an orphan that `reaper` adopted, by the orphan's pid
+   * in the reaper's (non-initial) pid namespace: made by a process that
+   * descends from the reaper, the newest such. Taken out of the indexes.
+   */
+  #orphanInNamespace(reaper: ProcessEntry<L>, nspid: number): Birth<L> | undefined {
+    for (let b = this.#byClaim.get(nspid) ?? null; b !== null; b = b.olderClaim) {
+      if (b.kind !== 'fork' || b.parent === reaper || !this.isDescendant(b.parent, reaper)) continue;
+      if (this.pidNamespace(b.caller) === 'host') continue;
+      this.#detachBirth(b);
+      return b;
+    }
+    return undefined;
   }
 
   /** Takes an open birth out of every index (its label hold passes to the caller of this). */

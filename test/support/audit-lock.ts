@@ -27,7 +27,7 @@ export interface AuditLock {
 /** Options for {@link acquireAuditLock}. */
 export interface AcquireAuditLockOptions {
   readonly path?: string;
-  /** Gives up after this long. Default 120 s: another test file may hold it meanwhile. */
+  /** Gives up after this long. Default 120 s ($CONTID_AUDIT_LOCK_WAIT_MS): another test file may hold it meanwhile. */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -41,7 +41,7 @@ export interface AcquireAuditLockOptions {
  */
 export async function acquireAuditLock(options: AcquireAuditLockOptions = {}): Promise<AuditLock> {
   const path = options.path ?? AUDIT_LOCK_PATH;
-  const timeoutMs = options.timeoutMs ?? 120_000;
+  const timeoutMs = options.timeoutMs ?? Number(process.env['CONTID_AUDIT_LOCK_WAIT_MS'] ?? 120_000);
   const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
   try {
     const deadline = Date.now() + timeoutMs;

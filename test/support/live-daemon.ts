@@ -40,9 +40,14 @@ import { WAIT_MS } from './log-events.js';
 export function tempDir(t: TestContext, open = false): string {
   const dir = mkdtempSync(join(tmpdir(), 'contid-e2e-'));
   if (open) chmodSync(dir, 0o711);
-  t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  // CONTID_KEEP_TEMP=1 keeps the directories (logs, keyrings) to look at after a failure.
+  if (process.env['CONTID_KEEP_TEMP'] === undefined) {
+    t.after(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+  } else {
+    t.diagnostic(`kept ${dir}`);
+  }
   return dir;
 }
 

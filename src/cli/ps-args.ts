@@ -1,0 +1,77 @@
+import { parseArgs } from 'node:util';
+import { contidValue, DEFAULT_STORE_PATH, list, normalizeArgv, usageErrors } from './store-args.js';
+import { parseTimeSpec, type TimeSpec } from './time-spec.js';
+import { UsageError } from './usage.js';
+
+export const PS_HELP = `Usage: contid ps [options]
+
+Containers and their process trees, from contid's event store: each
+container's chain, state (live, or dropped when its last process exited),
+owner (who set its ID: uid, auid, executable), any fields its CONTAINER_OP
+record carried beyond the standard ones, its first and last event, and the processes alive in it, as a
+tree. As of the newest stored event, or of a past time with --at.
+
+Processes come from the fork, exec and exit_group records in the store: a
+process whose birth is not in the store (it started before the store's first
+event, or was labelled later) shows "~" before its start time. A process that
+ended without an exit_group record (killed by a signal) stays until its
+container is dropped or its pid is reused.
+
+Options:
+      --at TIME          The containers and processes alive at TIME (ausearch's
+                         forms: 12/07/2026 13:00:00, yesterday, @SECONDS, …)
+      --contid ID        Only container ID and the containers nested in it
+      --exact            With --contid: only container ID itself
+  -a, --all              Also containers that were dropped by then
+  -f, --format FMT       text (default) or json
+      --store PATH       The event store (default ${DEFAULT_STORE_PATH})
+  -h, --help             Show this help
+
+Exit status: 0, 2 for usage, 4 when the store cannot be read.`;
+
+export interface PsArgs {
+  readonly help: boolean;
+  readonly store: string;
+  readonly at: TimeSpec | null;
+  readonly contids: readonly string[];
+  readonly exact: boolean;
+  readonly all: boolean;
+  readonly format: 'text' | 'json';
+}
+
+/** Parses `contid ps` arguments; a pure function of argv. */
+export function parsePsArgs(argv: readonly string[]): PsArgs {
+  const parsed = usageErrors(() =>
+    parseArgs({
+      args: normalizeArgv(argv),
+      allowPositionals: false,
+      options: {
+        store: { type: 'string' },
+        at: { type: 'string' },
+        contid: { type: 'string', multiple: true },
+        exact: { type: 'boolean' },
+        all: { type: 'boolean', short: 'a' },
+        format: { type: 'string', short: 'f' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }),
+  );
+  const v = parsed.values;
+  if (v.format !== undefined && v.format !== 'text' && v.format !== 'json') {
+    throw new UsageError(`Invalid value for --format: "${v.format}" (expected text or json)`);
+  }
+  const contids = list(v.contid).map((c) => contidValue('--contid', c));
+  if (contids.includes('unset') || contids.includes('unknown')) {
+    throw new UsageError('--contid takes container IDs here: the host and unknown have no container');
+  }
+  if (v.exact === true && contids.length === 0) throw new UsageError('--exact applies to --contid');
+  return {
+    help: v.help ?? false,
+    store: v.store ?? DEFAULT_STORE_PATH,
+    at: v.at === undefined ? null : parseTimeSpec('--at', v.at),
+    contids,
+    exact: v.exact ?? false,
+    all: v.all ?? false,
+    format: v.format ?? 'text',
+  };
+}

@@ -1,0 +1,72 @@
+import { parseArgs } from 'node:util';
+import { contidValue, DEFAULT_STORE_PATH, integer, list, normalizeArgv, usageErrors } from './store-args.js';
+import { parseTimeSpec, type TimeSpec } from './time-spec.js';
+import { UsageError } from './usage.js';
+
+export const REPORT_HELP = `Usage: contid report [options]
+
+A summary per container over a time range, from contid's event store, like
+aureport's: events, successful execs, failed syscalls, forgery attempts
+(markers sent from inside the container that contid refused) and label
+operations, with the first and last event, then each container's top
+executables and keys. The host ("unset") and events of unknown container
+have a line of their own.
+
+Options:
+  -ts, --since TIME      From TIME (also --start; ausearch's forms and words)
+  -te, --until TIME      To TIME (also --end)
+      --contid ID        Only container ID and the containers nested in it
+      --exact            With --contid: only container ID itself
+      --top N            Executables and keys listed per container (default 5)
+  -f, --format FMT       text (default) or json
+      --store PATH       The event store (default ${DEFAULT_STORE_PATH})
+  -h, --help             Show this help
+
+Exit status: 0, 2 for usage, 4 when the store cannot be read.`;
+
+export interface ReportArgs {
+  readonly help: boolean;
+  readonly store: string;
+  readonly since: TimeSpec | null;
+  readonly until: TimeSpec | null;
+  readonly contids: readonly string[];
+  readonly exact: boolean;
+  readonly top: number;
+  readonly format: 'text' | 'json';
+}
+
+/** Parses `contid report` arguments; a pure function of argv. */
+export function parseReportArgs(argv: readonly string[]): ReportArgs {
+  const parsed = usageErrors(() =>
+    parseArgs({
+      args: normalizeArgv(argv),
+      allowPositionals: false,
+      options: {
+        store: { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        contid: { type: 'string', multiple: true },
+        exact: { type: 'boolean' },
+        top: { type: 'string' },
+        format: { type: 'string', short: 'f' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }),
+  );
+  const v = parsed.values;
+  if (v.format !== undefined && v.format !== 'text' && v.format !== 'json') {
+    throw new UsageError(`Invalid value for --format: "${v.format}" (expected text or json)`);
+  }
+  const contids = list(v.contid).map((c) => contidValue('--contid', c));
+  if (v.exact === true && contids.length === 0) throw new UsageError('--exact applies to --contid');
+  return {
+    help: v.help ?? false,
+    store: v.store ?? DEFAULT_STORE_PATH,
+    since: v.since === undefined ? null : parseTimeSpec('--since', v.since),
+    until: v.until === undefined ? null : parseTimeSpec('--until', v.until),
+    contids,
+    exact: v.exact ?? false,
+    top: v.top === undefined ? 5 : integer('--top', v.top, { min: 0, max: 1000 }),
+    format: v.format ?? 'text',
+  };
+}
