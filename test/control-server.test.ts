@@ -382,3 +382,30 @@ test(
     assert.equal(server.stats().errors, 1);
   },
 );
+
+test(
+  'only the host names sinks: a set with sinks from a caller without CAP_AUDIT_CONTROL is refused, not forwarded',
+  { skip: !asRoot && 'needs root' },
+  async (t) => {
+    const { daemon, path } = await openServer(t);
+    const sinks = ['file:/var/log/contid/containers/{contid}/audit.log'];
+    const tenant = await clientAs(NO_AUDIT_CONTROL, path, { op: 'set', pid: 812, contid: '42', sinks });
+    assert.equal(tenant['errno'], 'EPERM');
+    assert.equal(
+      tenant['message'],
+      'Cannot set contid of pid 812: naming sinks needs CAP_AUDIT_CONTROL in the initial user namespace (EPERM)',
+    );
+    const nobody = await clientAs(NOBODY, path, { op: 'set', pid: 812, contid: '42', sinks: [] });
+    assert.equal(nobody['errno'], 'EPERM');
+    assert.equal(daemon.submitted.length, 0, 'nothing was forwarded');
+    const bad = await clientAs([], path, { op: 'set', pid: 812, contid: '42', sinks: ['tcp:1.2.3.4:60'] });
+    assert.equal(bad['code'], 'ERR_BAD_REQUEST');
+    assert.match(String(bad['message']), /Invalid sink "tcp:1\.2\.3\.4:60": expected file:PATH/);
+    const root = await clientAs([], path, { op: 'set', pid: 812, contid: '42', sinks });
+    assert.equal(root['ok'], true);
+    assert.deepEqual(
+      daemon.submitted.map((r) => r.sinks?.map((s) => [s.kind, s.target])),
+      [[['file', '/var/log/contid/containers/{contid}/audit.log']]],
+    );
+  },
+);

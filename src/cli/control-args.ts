@@ -4,7 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket-path.js';
-import { MAX_META_ENTRIES } from '../control/protocol.js';
+import { MAX_META_ENTRIES, MAX_SINKS } from '../control/protocol.js';
+import { parseSinkSpec, SinkSpecError } from '../route/sink-spec.js';
 import { isOwnerName } from '../marker/format.js';
 import { UsageError } from './usage.js';
 
@@ -31,6 +32,12 @@ Options:
                        oci:<container id>, so to add an exec'd process to a
                        hook-labelled container: --owner oci:<container id>
       --create         Create-only: refuse (ENOTUNIQ) if the ID is live
+      --sink SPEC      Copy the container's events (IDs relative to it) to this
+                       sink instead of the daemon's container-sink default;
+                       repeatable (at most ${MAX_SINKS}); "none" for no copies.
+                       Privileged callers only; used when the set creates the
+                       container. SPEC: file:PATH, unix:PATH or remote:HOST:PORT,
+                       with ;root=DIR, ;netns=FILE, ;format=... (docs/routing.md)
 ${SOCKET_OPTION}
       --json           Print the daemon's answer as JSON
   -h, --help           Show this help
@@ -38,7 +45,8 @@ ${SOCKET_OPTION}
 ${EXIT_CODES}
 
 Example:
-  contid set 812 42 --name web --meta image=nginx:1.27`;
+  contid set 812 42 --name web --meta image=nginx:1.27
+  contid set 812 42 --sink 'file:/var/log/audit/contid.log;root=/proc/{pid}/root'`;
 
 export const GET_HELP = `Usage: contid get PID [options]
 
@@ -94,6 +102,8 @@ export interface SetArgs extends ControlCommonArgs {
   readonly meta: Readonly<Record<string, string>>;
   readonly owner: string | null;
   readonly create: boolean;
+  /** --sink specs; null when not given (the daemon's default), empty for `none`. */
+  readonly sinks: readonly string[] | null;
 }
 
 export interface PidArgs extends ControlCommonArgs {
@@ -112,6 +122,7 @@ const SET_OPTIONS = {
   meta: { type: 'string', multiple: true },
   owner: { type: 'string' },
   create: { type: 'boolean' },
+  sink: { type: 'string', multiple: true },
 } as const;
 
 function parse(argv: readonly string[]) {
@@ -189,7 +200,8 @@ export function parseSetArgs(argv: readonly string[]): SetArgs {
     );
   }
   const create = v.create ?? false;
-  if (base.help) return { ...base, pid: 0, contid: '', name: null, meta, owner, create };
+  const sinks = parseSinkFlags(v.sink);
+  if (base.help) return { ...base, pid: 0, contid: '', name: null, meta, owner, create, sinks };
   return {
     ...base,
     pid: parsePid(parsed.positionals[0]),
@@ -198,7 +210,23 @@ export function parseSetArgs(argv: readonly string[]): SetArgs {
     meta,
     owner,
     create,
+    sinks,
   };
+}
+
+function parseSinkFlags(flags: readonly string[] | undefined): string[] | null {
+  if (flags === undefined) return null;
+  if (flags.length === 1 && flags[0] === 'none') return [];
+  if (flags.length > MAX_SINKS) throw new UsageError(`Too many --sink options (at most ${MAX_SINKS})`);
+  for (const f of flags) {
+    try {
+      parseSinkSpec(f);
+    } catch (error) {
+      if (error instanceof SinkSpecError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
+  return [...flags];
 }
 
 /** `contid get PID` and `contid grant PID`. */

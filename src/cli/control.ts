@@ -51,6 +51,7 @@ export async function runSet(args: SetArgs, io: ControlIo): Promise<number> {
     ...(Object.keys(args.meta).length === 0 ? {} : { meta: args.meta }),
     ...(args.owner === null ? {} : { owner: args.owner }),
     ...(args.create ? { create: true } : {}),
+    ...(args.sinks === null ? {} : { sinks: args.sinks }),
   };
   const answer = await ask(args, request, io);
   if (typeof answer === 'number') return answer;
@@ -113,11 +114,54 @@ export function formatStatus(s: DaemonStatus): string {
       lines.push(`container   ${String(d.contid)}${name}${meta} (set on pid ${String(d.pid)})`);
     }
   }
+  const sinks = s['containerSinks'];
+  if (typeof sinks === 'object' && sinks !== null) lines.push(...formatSinks(sinks));
   for (const [key, value] of Object.entries(s)) {
-    if (KNOWN.has(key) || key === 'described') continue;
+    if (KNOWN.has(key) || key === 'described' || key === 'containerSinks') continue;
     lines.push(`${key.padEnd(11)} ${typeof value === 'string' ? value : JSON.stringify(value)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The part of the status `formatSinks` reads (src/route/container-sinks.ts). */
+interface SinksStatus {
+  readonly containers?: number;
+  readonly opened?: number;
+  readonly failed?: number;
+  readonly closed?: number;
+  readonly overflow?: number;
+  readonly sinks?: readonly {
+    readonly container?: string;
+    readonly kind?: string;
+    readonly target?: string;
+    readonly state?: string;
+    readonly queuedEvents?: number;
+    readonly writtenEvents?: number;
+    readonly droppedEvents?: number;
+    readonly errors?: number;
+    readonly lastError?: { readonly code?: string } | null;
+  }[];
+}
+
+/**
+ * `sinks       2 containers, 2 opened, 0 failed, 0 closed` then one line per sink:
+ * `sink        42 file /var/log/contid/containers/42/audit.log open: queue 0, written 118, dropped 0, errors 0`.
+ */
+function formatSinks(s: SinksStatus): string[] {
+  const lines = [
+    `sinks       ${count(s.containers ?? 0)} containers, ${count(s.opened ?? 0)} opened, ` +
+      `${count(s.failed ?? 0)} failed, ${count(s.closed ?? 0)} closed` +
+      (s.overflow ? `, ${count(s.overflow)} containers over the bound` : ''),
+  ];
+  for (const k of s.sinks ?? []) {
+    const last = k.lastError?.code === undefined ? '' : ` (last ${k.lastError.code})`;
+    lines.push(
+      `sink        ${String(k.container)} ${String(k.kind)} ${String(k.target)} ${String(k.state)}: ` +
+        `queue ${count(k.queuedEvents ?? 0)}, written ${count(k.writtenEvents ?? 0)}, ` +
+        `dropped ${count(k.droppedEvents ?? 0)}, errors ${count(k.errors ?? 0)}${last}`,
+    );
+  }
+  return lines;
 }
 
 function count(n: number): string {

@@ -1,5 +1,11 @@
 import { parseArgs } from 'node:util';
-import { applySetting, CONFIG_KEYS, ConfigError, type DaemonConfig } from '../daemon/config.js';
+import {
+  applySetting,
+  CONFIG_KEYS,
+  ConfigError,
+  REPEATABLE_KEYS,
+  type DaemonConfig,
+} from '../daemon/config.js';
 import { UsageError } from './usage.js';
 
 export const RUN_HELP = `Usage: contid run [options]
@@ -46,6 +52,11 @@ Options (each may also be set in the config file as "key = value"):
                              Save the labels to STATE-DIR/checkpoint.json this often
                              and on stop; a restart restores them (default 60000;
                              0: no checkpoints, no restore)
+      --container-sink SPEC|none
+                             Copy each container's events (IDs relative to it) to
+                             this sink, repeatable; templates {contid}, {id}, {pid}:
+                             file:/var/log/contid/containers/{contid}/audit.log
+                             (docs/routing.md; default none)
       --socket PATH|none     Control socket for contid set/get/grant/status and the
                              OCI hook (default /run/contid/control.sock; its
                              directory must be root's and not writable by others)
@@ -70,11 +81,13 @@ export interface RunArgs {
 
 /** Parses `contid run` arguments; a pure function of argv. */
 export function parseRunArgs(argv: readonly string[]): RunArgs {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
-  for (const key of CONFIG_KEYS.keys()) options[key] = { type: 'string' };
+  for (const key of CONFIG_KEYS.keys()) {
+    options[key] = REPEATABLE_KEYS.has(key) ? { type: 'string', multiple: true } : { type: 'string' };
+  }
   options['format'] = { type: 'string', short: 'f' };
   let parsed;
   try {
@@ -82,13 +95,13 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
   const flags: Partial<DaemonConfig> = {};
   for (const key of CONFIG_KEYS.keys()) {
     const value = values[key];
-    if (typeof value !== 'string') continue;
+    if (typeof value === 'boolean' || value === undefined) continue;
     try {
-      applySetting(flags, key, value, `--${key}`);
+      for (const v of typeof value === 'string' ? [value] : value) applySetting(flags, key, v, `--${key}`);
     } catch (err) {
       if (err instanceof ConfigError) throw new UsageError(err.message);
       throw err;

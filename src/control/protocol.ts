@@ -7,6 +7,7 @@ import { isOwnerName } from '../marker/format.js';
 import { ContidError } from '../errors.js';
 import { ERRNO_REASONS, type ContidErrno } from '../policy/errno.js';
 import type { DaemonStatus } from '../daemon/api.js';
+import { parseSinkSpec, SinkSpecError } from '../route/sink-spec.js';
 
 /** Longest request line accepted, newline excluded (64 KiB). */
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024;
@@ -15,6 +16,8 @@ export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024;
 export const MAX_NAME_BYTES = 256;
 export const MAX_META_ENTRIES = 32;
 export const MAX_META_VALUE_BYTES = 1024;
+/** Most sinks one `set` may name. */
+export const MAX_SINKS = 8;
 const META_KEY = /^[A-Za-z0-9._/-]{1,64}$/;
 /** The marker format's contid token (docs/markers.md); anything else cannot even be recorded. */
 const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,64}$/;
@@ -36,6 +39,12 @@ export type ControlRequest =
       readonly owner?: string;
       /** Create-only: refused (ENOTUNIQ) when the ID is live. */
       readonly create?: boolean;
+      /**
+       * The container's sinks (privileged callers only), instead of the
+       * daemon's `container-sink` default; empty for none. Used when the set
+       * creates the container.
+       */
+      readonly sinks?: readonly string[];
     }
   | { readonly op: 'grant'; readonly id?: string; readonly pid: number }
   | { readonly op: 'get'; readonly id?: string; readonly pid: number }
@@ -216,7 +225,7 @@ export function parseRequest(line: string): ControlRequest {
       allow(['pid']);
       return withId({ op: 'grant', pid: pid() });
     case 'set': {
-      allow(['pid', 'contid', 'name', 'meta', 'owner', 'create']);
+      allow(['pid', 'contid', 'name', 'meta', 'owner', 'create', 'sinks']);
       const target = pid();
       const contid = o['contid'];
       if (typeof contid !== 'string') {
@@ -238,6 +247,7 @@ export function parseRequest(line: string): ControlRequest {
         if (typeof create !== 'boolean') throw bad('"create" is not true or false');
         if (create) request = { ...request, create };
       }
+      if (o['sinks'] !== undefined) request = { ...request, sinks: parseSinks(o['sinks'], bad) };
       return withId(request);
     }
     default:
@@ -247,6 +257,21 @@ export function parseRequest(line: string): ControlRequest {
           : '"op" is missing (set, get, grant or status)',
       );
   }
+}
+
+function parseSinks(sinks: unknown, bad: (m: string) => Error): string[] {
+  if (!Array.isArray(sinks) || sinks.length > MAX_SINKS || !sinks.every((s) => typeof s === 'string')) {
+    throw bad(`Invalid "sinks": expected an array of at most ${MAX_SINKS} strings`);
+  }
+  for (const s of sinks) {
+    try {
+      parseSinkSpec(s);
+    } catch (error) {
+      if (error instanceof SinkSpecError) throw bad(error.message);
+      throw error;
+    }
+  }
+  return sinks;
 }
 
 function parseName(name: unknown, bad: (m: string) => Error): string {

@@ -12,6 +12,7 @@
  * line, the requests queued per connection, the connections, the time per
  * request, the idle time.
  */
+import { parseSinkSpec } from '../route/sink-spec.js';
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { DaemonError, type DaemonApi, type OperationRequest, type OperationResult } from '../daemon/api.js';
@@ -526,6 +527,14 @@ class Connection {
       }
       case 'set':
       case 'grant': {
+        // Where a container's events are copied is the host's decision, never the tenant's.
+        if (request.op === 'set' && request.sinks !== undefined && !caller.privileged) {
+          return {
+            ok: false,
+            errno: 'EPERM',
+            message: refusalMessage('set', request.pid, 'EPERM', SINK_EPERM),
+          };
+        }
         const result = await this.#submit(request, caller);
         if (result.errno !== null) {
           return {
@@ -563,6 +572,7 @@ class Connection {
             ...(request.meta === undefined ? {} : { meta: request.meta }),
             ...(request.owner === undefined ? {} : { owner: request.owner }),
             ...(request.create === true ? { create: true } : {}),
+            ...(request.sinks === undefined ? {} : { sinks: request.sinks.map((s) => parseSinkSpec(s)) }),
           }
         : {}),
     };
@@ -648,3 +658,4 @@ export function describeFailure(
 }
 
 const READ_EPERM = 'reads need CAP_AUDIT_CONTROL in the initial user namespace';
+const SINK_EPERM = 'naming sinks needs CAP_AUDIT_CONTROL in the initial user namespace';

@@ -7,6 +7,7 @@ import { ContidError } from '../errors.js';
 import type { MarkerCaller } from '../marker/format.js';
 import type { ContainerOp } from '../policy/labeller.js';
 import type { ContidErrno } from '../policy/errno.js';
+import type { SinkSpec } from '../route/sink-spec.js';
 
 /**
  * Why {@link DaemonApi.submit} failed, for the control server to map to its
@@ -47,6 +48,12 @@ export interface OperationRequest {
   readonly owner?: string;
   /** Create-only (set only; in the marker): refused (ENOTUNIQ) when the ID is live. */
   readonly create?: boolean;
+  /**
+   * The container's sinks (set only; privileged callers only; not in the
+   * marker), instead of the configured `container-sink`; empty for none.
+   * Opened when the set creates the container.
+   */
+  readonly sinks?: readonly SinkSpec[];
 }
 
 /** The answer, given once the operation's marker has been read back from the kernel. */

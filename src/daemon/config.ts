@@ -7,6 +7,8 @@
 import { duration, size } from '../cli/store-args.js';
 import { ContidSyntaxError } from '../errors.js';
 
+import { parseSinkSpec, SinkSpecError, type SinkSpec } from '../route/sink-spec.js';
+
 /** Where records come from. */
 export type SourceMode = 'auto' | 'unicast' | 'multicast' | 'plugin';
 /** Host log format: auditd text with CONTAINER_* records, or JSON lines as `contid replay`. */
@@ -60,6 +62,11 @@ export interface DaemonConfig {
   readonly checkpointIntervalMs: number;
   /** The control socket (docs/control.md); '' for none. */
   readonly socket: string;
+  /**
+   * The sinks each container gets when its set names none (`container-sink`,
+   * repeatable; docs/routing.md). Empty: no copies.
+   */
+  readonly containerSinks: readonly SinkSpec[];
   /** The event store every labelled event also goes to (docs/store.md); '' for none. */
   readonly store: string;
   /** Store retention: delete events older than this (ms, from the newest stored); null keeps them. */
@@ -96,6 +103,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   sealIntervalMs: 10_000,
   checkpointIntervalMs: 60_000,
   socket: DEFAULT_CONTROL_SOCKET,
+  containerSinks: [],
   store: '',
   storeMaxAgeMs: null,
   storeMaxBytes: null,
@@ -153,6 +161,22 @@ function boolean(key: keyof DaemonConfig): Setter {
   };
 }
 
+/** A sink spec; repeated settings add up, `none` clears them. */
+function sinkSpec(): Setter {
+  return (c, v, where) => {
+    if (v === 'none') {
+      c.containerSinks = [];
+      return;
+    }
+    try {
+      c.containerSinks = [...(c.containerSinks ?? []), parseSinkSpec(v)];
+    } catch (error) {
+      if (error instanceof SinkSpecError) throw new ConfigError(`Invalid ${where}: ${error.message}`);
+      throw error;
+    }
+  };
+}
+
 /** A store retention bound (`90d`, `20G`) as `contid store import` takes it, or `none`. */
 function bound(key: keyof DaemonConfig, parse: (flag: string, raw: string) => number): Setter {
   return (c, v, where) => {
@@ -167,6 +191,9 @@ function bound(key: keyof DaemonConfig, parse: (flag: string, raw: string) => nu
     }
   };
 }
+
+/** Settings that may be given more than once (each adds to the list). */
+export const REPEATABLE_KEYS: ReadonlySet<string> = new Set(['container-sink']);
 
 /** Config keys, which are also the `contid run` long flags. */
 export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>([
@@ -190,6 +217,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['seal-interval', integer('sealIntervalMs', 0, DAY_MS)],
   ['checkpoint-interval', integer('checkpointIntervalMs', 0, DAY_MS)],
   ['socket', path('socket', true)],
+  ['container-sink', sinkSpec()],
   ['store', path('store', true)],
   ['store-max-age', bound('storeMaxAgeMs', duration)],
   ['store-max-size', bound('storeMaxBytes', size)],
@@ -209,7 +237,7 @@ export function applySetting(
 
 /**
  * Parses a config file: `key = value` lines, `#` comments, blank lines.
- * A key may appear once.
+ * A key may appear once, except those in {@link REPEATABLE_KEYS}.
  */
 export function parseConfigFile(text: string, name = 'config'): Partial<DaemonConfig> {
   const config: Mutable<Partial<DaemonConfig>> = {};
@@ -222,7 +250,8 @@ export function parseConfigFile(text: string, name = 'config'): Partial<DaemonCo
     if (eq <= 0) throw new ConfigError(`Cannot read ${where}: expected "key = value"`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    if (seen.has(key)) throw new ConfigError(`Cannot use ${where}: setting "${key}" is repeated`);
+    if (seen.has(key) && !REPEATABLE_KEYS.has(key))
+      throw new ConfigError(`Cannot use ${where}: setting "${key}" is repeated`);
     seen.add(key);
     applySetting(config, key, value, where);
   });

@@ -35,6 +35,9 @@ import type { KeyringEntry } from '../marker/keyring.js';
 import { fieldValue, type AuditRecord } from '../parse/record.js';
 import type { Labeller, LabelledEvent } from '../policy/labeller.js';
 import { LabellingStage } from '../pipeline/labelling.js';
+import { ContainerSinks } from '../route/container-sinks.js';
+import { containerChanges } from '../route/router.js';
+import type { SinkSpec } from '../route/sink-spec.js';
 import { chainToken } from '../policy/contid.js';
 import { CgroupAdoption, readProcCgroup } from './adoption.js';
 import {
@@ -71,9 +74,6 @@ interface Pending {
   resolve(result: OperationResult): void;
   reject(error: Error): void;
 }
-
-/** Formatted bytes that may wait behind the host log write in flight before reading pauses. */
-const WRITE_HIGH_WATER = 1024 * 1024;
 
 /** Most container descriptions (name, meta) kept; the oldest go first. */
 const MAX_DESCRIPTIONS = 10_000;
@@ -153,6 +153,10 @@ export class Daemon implements DaemonApi {
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
+  /** Each container's copies of its events (src/route/). */
+  readonly #containerSinks: ContainerSinks;
+  /** The sinks a pending set named (`--sink`), by marker seq. */
+  readonly #sinkRequests = new Map<number, readonly SinkSpec[]>();
   /** The event store's sink (docs/store.md), when configured: it never makes the host log wait. */
   readonly #store: StoreWriter | null;
   /** One event at a time into the store, through one reused array. */
@@ -175,8 +179,8 @@ export class Daemon implements DaemonApi {
   #sealTimer: NodeJS.Timeout | undefined;
   /** Losses (ENOBUFS, serial gaps, the kernel's lost counter) at the last seal. */
   #lossesAtSeal = 0;
-  /** The host log write in flight. */
-  #writing: Promise<void> | null = null;
+  /** Events formatted for the host log and not yet handed to it. */
+  #hostEvents = 0;
   #stopping: Promise<number> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #newestMs = 0;
@@ -215,6 +219,12 @@ export class Daemon implements DaemonApi {
     this.#store = parts.store;
     this.#encoder =
       parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
+    this.#containerSinks = new ContainerSinks({
+      defaults: parts.config.containerSinks,
+      onError: (container, error) => {
+        this.#log('warning', `Container ${container} sink: ${error.message}`);
+      },
+    });
     this.#stage = new LabellingStage({
       labeller: {
         keyring: new Map([[parts.keyring.startId, parts.keyring]]),
@@ -641,10 +651,18 @@ export class Daemon implements DaemonApi {
     this.#inputEnded = true;
     this.#assembler.end();
     for (const ready of this.#stage.end()) {
-      this.#encoder?.write(ready);
+      this.#writeHost(ready);
+      if (ready.event.node === this.#localNode) this.#route(ready);
       if (this.#store !== null) this.#toStore(ready);
     }
     await this.#flush(true);
+  }
+
+  /** Formats an event for the host log. */
+  #writeHost(le: LabelledEvent): void {
+    if (this.#encoder === null) return;
+    this.#encoder.write(le);
+    this.#hostEvents++;
   }
 
   /**
@@ -658,30 +676,22 @@ export class Daemon implements DaemonApi {
   }
 
   /**
-   * Starts a host log write of what the encoder holds, unless one is in
-   * flight; when it completes, the next starts. One write at a time keeps
-   * the order and lets formatting overlap the disk.
-   */
-  #pump(): void {
-    if (this.#writing !== null || this.#hostLog === null || this.#encoder === null) return;
-    if (this.#encoder.length === 0) return;
-    this.#writing = this.#hostLog.write(this.#encoder.take()).then(() => {
-      this.#writing = null;
-      this.#pump();
-    });
-  }
-
-  /**
-   * Backpressure: returns at once while less than {@link WRITE_HIGH_WATER}
-   * bytes wait behind the write in flight, else waits for the disk (reading
-   * stops meanwhile; the kernel holds the records). With `all`, waits until
-   * everything is written.
+   * Hands what was formatted to the sinks. Backpressure: the host log (a
+   * `block` sink, src/daemon/host-log.ts) resolves at once while its queue
+   * is below its bound, else once the disk caught up (reading stops
+   * meanwhile; the kernel holds the records). With `all`, waits until
+   * everything is written and fsynced.
    */
   async #flush(all = false): Promise<void> {
-    this.#pump();
-    while (this.#writing !== null && (all || (this.#encoder?.length ?? 0) >= WRITE_HIGH_WATER)) {
-      await this.#writing;
+    // Container sinks never wait: each write is queued or dropped and counted.
+    this.#containerSinks.pump();
+    if (this.#hostLog === null || this.#encoder === null) return;
+    if (this.#encoder.length > 0) {
+      const events = this.#hostEvents;
+      this.#hostEvents = 0;
+      await this.#hostLog.write(this.#encoder.take(), events);
     }
+    if (all) await this.#hostLog.flush();
   }
 
   #startAdoption(): CgroupAdoption {
@@ -720,8 +730,11 @@ export class Daemon implements DaemonApi {
     try {
       for (let i = 0; i < ready.length; i++) {
         const le = ready[i]!;
-        if (le.event.node === this.#localNode) this.#adoption?.onEvent(le);
-        this.#encoder?.write(le);
+        this.#writeHost(le);
+        if (le.event.node === this.#localNode) {
+          this.#adoption?.onEvent(le);
+          this.#route(le);
+        }
         if (this.#store !== null) this.#toStore(le);
         // Operations answer at once: a marker's event is never provisional.
         for (const op of le.ops) {
@@ -747,6 +760,27 @@ export class Daemon implements DaemonApi {
     }
   }
 
+  /**
+   * Copies the event to the containers that see it, then opens the sinks of
+   * the containers it created and closes those of the ones it dropped (the
+   * drop's own event is delivered first).
+   */
+  #route(le: LabelledEvent): void {
+    const sinks = this.#containerSinks;
+    sinks.deliver(le);
+    if (le.ops.length === 0) return;
+    const changes = containerChanges(le);
+    for (const c of changes.created) {
+      let specs: readonly SinkSpec[] | null = null;
+      if (c.marker?.start === this.startId) {
+        specs = this.#sinkRequests.get(c.marker.seq) ?? null;
+        this.#sinkRequests.delete(c.marker.seq);
+      }
+      sinks.open(c.chain, { pid: c.pid, specs });
+    }
+    for (const chain of changes.dropped) sinks.drop(chain);
+  }
+
   /** The labeller of this host's records. */
   get #labeller(): Labeller {
     return this.#stage.labeller(this.#localNode)!;
@@ -761,6 +795,7 @@ export class Daemon implements DaemonApi {
     if (done === undefined) return;
     // Our own marker: its node is this host's (auditd's name_format in plugin mode).
     this.#localNode = r.node;
+    this.#containerSinks.router.node = r.node;
     this.#echoes.delete(seq);
     done();
   }
@@ -772,6 +807,15 @@ export class Daemon implements DaemonApi {
       );
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    if (request.sinks !== undefined && !request.caller.privileged) {
+      return Promise.reject(
+        // (The control server refuses such a request first, with EPERM.)
+        new DaemonError(
+          `Cannot set pid ${request.pid}: naming sinks needs a privileged caller`,
+          'ERR_BAD_OPERATION',
+        ),
+      );
+    }
     let body: MarkerBody;
     // The target and caller incarnations, read now: a pid reused before the
     // marker is read back is another process (ESRCH), and a grant is for
@@ -811,6 +855,7 @@ export class Daemon implements DaemonApi {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.#pending.delete(seq);
+        this.#sinkRequests.delete(seq);
       };
       const timer = setTimeout(() => {
         settle();
@@ -846,6 +891,7 @@ export class Daemon implements DaemonApi {
             reject(e);
           },
         });
+        if (request.sinks !== undefined) this.#sinkRequests.set(seq, request.sinks);
         this.#sendMarker(body);
       } catch (error) {
         settle();
@@ -965,6 +1011,7 @@ export class Daemon implements DaemonApi {
       seals: this.#sealer?.stats() ?? null,
       nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
+      containerSinks: this.#containerSinks.stats(),
       store: this.#store === null ? null : { path: this.#config.store, ...this.#store.stats() },
     };
   }
@@ -1042,7 +1089,7 @@ export class Daemon implements DaemonApi {
       this.#log('info', 'Reopen asked, but there is no host log');
       return Promise.resolve();
     }
-    return this.#hostLog.reopen(this.#writing);
+    return this.#hostLog.reopen();
   }
 
   /** Stops gracefully (see the module comment). Idempotent; resolves with the exit code. */
@@ -1090,6 +1137,7 @@ export class Daemon implements DaemonApi {
     // The run loop drains what the source still holds, ends the assembler and writes the rest.
     await this.#running.catch(() => undefined);
     await this.#flush(true);
+    await this.#containerSinks.close();
     if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
     await this.#hostLog?.close();
     if (this.#store !== null) {

@@ -102,6 +102,19 @@ export const getsockopt = lib.func(
   'int getsockopt(int fd, int level, int name, void *value, _Inout_ uint32_t *len)',
 ) as (fd: Fd, level: number, name: number, value: Buffer, len: [number]) => number;
 
+/** connect(2); `addr` is the encoded sockaddr. */
+export const connect = lib.func('int connect(int fd, const void *addr, uint32_t len)') as (
+  fd: Fd,
+  addr: Buffer,
+  len: number,
+) => number;
+
+/**
+ * setns(2). Moves the calling thread (not the process) into the namespace
+ * `fd` refers to, when `nstype` is CLONE_NEWNET; call it in a worker thread.
+ */
+export const setns = lib.func('int setns(int fd, int nstype)') as (fd: Fd, nstype: number) => number;
+
 /** close(2). */
 export const close = lib.func('int close(int fd)') as (fd: Fd) => number;
 
@@ -147,6 +160,10 @@ export const Errno = {
   ENOBUFS: errnoValue('ENOBUFS'),
   ETIMEDOUT: errnoValue('ETIMEDOUT'),
   EWOULDBLOCK: errnoValue('EWOULDBLOCK'),
+  ELOOP: errnoValue('ELOOP'),
+  EXDEV: errnoValue('EXDEV'),
+  ENOTDIR: errnoValue('ENOTDIR'),
+  EINPROGRESS: errnoValue('EINPROGRESS'),
 } as const;
 
 function errnoValue(name: string): number {

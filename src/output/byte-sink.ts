@@ -36,6 +36,19 @@ export class ByteSink {
   }
 
   /**
+   * Returns a copy of what was written, sized to it, and keeps writing into
+   * the same buffer: for many small outputs (a container's copies per
+   * batch), a small copy from Node's buffer pool costs less than a fresh
+   * buffer of the initial size each time.
+   */
+  takeCopy(): Buffer {
+    const out = Buffer.allocUnsafe(this.#pos);
+    this.#buf.copy(out, 0, 0, this.#pos);
+    this.#pos = 0;
+    return out;
+  }
+
+  /**
    * Hands back a buffer that take() returned, once the caller is done with
    * it (its write completed), for the next take() to reuse. Reuse matters:
    * every buffer is memory outside V8's heap, and allocating one per chunk

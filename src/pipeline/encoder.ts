@@ -27,6 +27,8 @@ export interface EncoderOptions {
   readonly onIssue?: (issue: ParseIssue) => void;
   /** Initial output buffer size; take() starts a fresh buffer of this size (default 1 MiB). */
   readonly bufferBytes?: number;
+  /** Text only: an EOE record after each event, as auditd's plugin stream has them. */
+  readonly eoe?: boolean;
 }
 
 /** Formats events into a buffer that {@link take} empties. */
@@ -34,6 +36,7 @@ export class EventEncoder {
   readonly #sink: ByteSink;
   readonly #json: JsonEventWriter | null;
   readonly #text: TextEventWriter | InterpretedEventWriter | null;
+  readonly #eoe: boolean;
 
   constructor(format: OutputFormat, options: EncoderOptions = {}) {
     this.#sink = new ByteSink(options.bufferBytes ?? 1 << 20);
@@ -50,6 +53,7 @@ export class EventEncoder {
         : format === 'interpreted'
           ? new InterpretedEventWriter(this.#sink, { ids: options.ids ?? null })
           : null;
+    this.#eoe = options.eoe === true && format === 'text';
   }
 
   /** Writes an event with the labeller's verdict on it. */
@@ -57,12 +61,24 @@ export class EventEncoder {
     const out = labelOutput(le);
     if (this.#json !== null) this.#json.write(le.event, out.json);
     else this.#text!.write(le.event, out.text, out.links);
+    if (this.#eoe) this.#endOfEvent(le.event);
   }
 
   /** Writes an event without labels (plain replay). */
   writePlain(event: AuditEvent): void {
     if (this.#json !== null) this.#json.write(event);
     else this.#text!.write(event);
+    if (this.#eoe) this.#endOfEvent(event);
+  }
+
+  #endOfEvent(event: AuditEvent): void {
+    const s = this.#sink;
+    if (event.node !== null) {
+      s.ascii('node=');
+      s.utf8(event.node);
+      s.ascii(' ');
+    }
+    s.ascii(`type=EOE msg=audit(${event.time}:${event.serial}): \n`);
   }
 
   /** The JSON writer's counters (all zero for text, which writes every byte as it came). */
@@ -78,6 +94,11 @@ export class EventEncoder {
   /** Returns what was written and starts a fresh buffer. */
   take(): Buffer {
     return this.#sink.take();
+  }
+
+  /** Returns a copy of what was written since the last take, and keeps the buffer (see ByteSink.takeCopy). */
+  takeCopy(): Buffer {
+    return this.#sink.takeCopy();
   }
 
   /** Gives back the last buffer take() returned, once written (see ByteSink.recycle). */
