@@ -90,15 +90,15 @@ test('the event store settings: a path or none, retention by age and size, bad v
   assert.equal(DEFAULT_CONFIG.store, '');
   assert.throws(
     () => parseConfigFile('store = events.db', 'f'),
-    /Invalid store \(f line 1\): "events\.db" is not an absolute path/,
+    /Cannot use store \(f line 1\): "events\.db" is not an absolute path/,
   );
   assert.throws(() => parseConfigFile('store-max-age = 90', 'f'), {
     name: 'ConfigError',
-    message: 'Invalid store-max-age (f line 1): "90" is not a duration (a number and s, m, h, d or w: 90d)',
+    message: 'Cannot use store-max-age (f line 1): "90" is not a duration (a number and s, m, h, d or w: 90d)',
   });
   assert.throws(() => parseRunArgs(['--store-max-size', '10K']), {
     name: 'UsageError',
-    message: /^Invalid store-max-size \(--store-max-size\): "10K" is less than 1M$/,
+    message: /^Cannot use store-max-size \(--store-max-size\): "10K" is less than 1M$/,
   });
   assert.equal(parseRunArgs(['--store', '/s/e.db']).flags.store, '/s/e.db');
 });
