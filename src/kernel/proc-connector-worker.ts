@@ -4,7 +4,13 @@
  * exits of whole processes to the main thread in batches.
  *
  * SO_RCVTIMEO bounds every wait, so the worker notices a stop request
- * within `pollMs`. The kernel never waits for a slow listener: when the
+ * within `pollMs`. Exits come one datagram each, from every process on the
+ * host: a batch is posted `flushMs` after its first exit (or when full),
+ * not when the socket is empty, so that the main thread wakes a few times
+ * a second rather than once per exit. The worker keeps receiving
+ * meanwhile (the kernel drops what does not fit the socket buffer), and
+ * its receive timeout is at most `flushMs`, so a batch is posted at most
+ * twice `flushMs` after its first exit. The kernel never waits for a slow listener: when the
  * receive buffer is full it drops events and the next receive fails once
  * with ENOBUFS, which is counted.
  */
@@ -68,7 +74,8 @@ const sender = Buffer.alloc(12);
 const senderLength: [number] = [12];
 const batch = new Int32Array(config.maxBatchExits * EXIT_FIELDS);
 let count = 0;
-let lastFlush = Date.now();
+/** When the batch's first exit was received. */
+let firstAt = 0;
 let posted = 0;
 // The `ack` of our LISTEN; the kernel answers with ack + 1. Random, since
 // every listener sees every acknowledgement.
@@ -87,6 +94,7 @@ function add(slot: number, value: number): void {
 
 function onExit(exit: ProcExit): void {
   if (!config.threads && !isProcessExit(exit)) return;
+  if (count === 0) firstAt = Date.now();
   const at = count * EXIT_FIELDS;
   batch[at] = exit.pid;
   batch[at + 1] = exit.tgid;
@@ -103,7 +111,6 @@ function onAck(ack: number, error: number): void {
 }
 
 function flush(): void {
-  lastFlush = Date.now();
   if (count === 0) return;
   const exits = batch.slice(0, count * EXIT_FIELDS);
   report({ kind: 'batch', exits }, [exits.buffer]);
@@ -159,7 +166,7 @@ function openSocket(): number {
       throw SyscallError.fromErrno('Cannot join the proc connector group CN_IDX_PROC');
     }
     const timeout = Buffer.alloc(16); // struct timeval { tv_sec, tv_usec }
-    const pollMs = Math.max(1, Math.round(config.pollMs));
+    const pollMs = Math.max(1, Math.round(Math.min(config.pollMs, config.flushMs)));
     timeout.writeBigInt64LE(BigInt(Math.floor(pollMs / 1000)), 0);
     timeout.writeBigInt64LE(BigInt((pollMs % 1000) * 1000), 8);
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout, timeout.length) !== 0) {
@@ -213,13 +220,8 @@ function readUntilStopped(fd: number): void {
       Atomics.wait(control, CONTROL_DELIVERED, delivered, config.pollMs);
       continue;
     }
-    // With exits waiting to be posted, take only what is already queued:
-    // an empty socket means the batch is complete.
-    if (!receive(fd, count > 0 ? MSG_DONTWAIT : 0)) {
-      flush();
-      continue;
-    }
-    if (Date.now() - lastFlush >= config.flushMs) flush();
+    receive(fd, 0);
+    if (count > 0 && Date.now() - firstAt >= config.flushMs) flush();
   }
 }
 
