@@ -529,6 +529,8 @@ export class Daemon implements DaemonApi {
   /** Sends a marker; returns its seq. @throws {SyscallError} */
   #sendMarker(body: MarkerBody): number {
     const seq = ++this.#seq;
+    // Before the send: the reader must not hold the echo back once it came.
+    this.#source.expectMarker?.();
     this.#control.sendUserMessage(
       MARKER_TYPE,
       encodeMarker({ start: this.startId, seq, body }, this.#secret),

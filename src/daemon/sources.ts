@@ -14,6 +14,7 @@
  */
 import type { Readable } from 'node:stream';
 import { AuditReader, type AuditReaderStats } from '../kernel/reader.js';
+import { MARKER_TYPE } from '../marker/format.js';
 import { isIssue, parseNetlink, RecordParser } from '../parse/parser.js';
 import type { AuditRecord, ParseIssue } from '../parse/record.js';
 
@@ -43,6 +44,11 @@ export interface RecordSource {
   readonly mode: LiveMode;
   next(): Promise<AuditRecord[] | null>;
   stats(): SourceStats;
+  /**
+   * A marker was sent and will come back through this source: hand it over
+   * without delay (sources that batch records hold none back until it came).
+   */
+  expectMarker?(): void;
   /** Stops reading; batches already received are still returned by next(), which then ends. */
   close(): Promise<void>;
 }
@@ -70,7 +76,14 @@ export class NetlinkSource implements RecordSource {
    * @throws {SyscallError} EEXIST (unicast) when another daemon is registered.
    */
   static async open(mode: 'unicast' | 'multicast', receiveBufferBytes: number): Promise<NetlinkSource> {
-    return new NetlinkSource(mode, await AuditReader.open({ mode, receiveBufferBytes }));
+    return new NetlinkSource(
+      mode,
+      await AuditReader.open({ mode, receiveBufferBytes, urgentTypes: [MARKER_TYPE] }),
+    );
+  }
+
+  expectMarker(): void {
+    this.#reader.expect();
   }
 
   async next(): Promise<AuditRecord[] | null> {

@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { SyscallError, close as closeFd } from './libc.js';
 import { AuditNetlink } from './netlink.js';
 import {
+  CONTROL_EXPECT,
   CONTROL_FOREIGN,
   CONTROL_PAUSE,
   CONTROL_SLOTS,
@@ -42,8 +43,19 @@ export interface AuditReaderOptions {
   readonly pollMs?: number;
   /** Most records per batch. Default 256. */
   readonly maxBatchMessages?: number;
-  /** Longest time a received record waits to be posted under load. Default 20 ms. */
+  /**
+   * Longest time a received record waits in the worker for more records
+   * before it is handed over: batching saves the main thread wake-ups
+   * when records come a few at a time. Urgent records cut it short (see
+   * `urgentTypes` and {@link AuditReader.expect}). Default 50 ms.
+   */
   readonly flushMs?: number;
+  /**
+   * Record types handed over as soon as they are received, with the
+   * records before them (the daemon's markers, which someone may wait
+   * for). Default none.
+   */
+  readonly urgentTypes?: readonly number[];
   /** Records queued for the consumer before the worker pauses. Default 65 536. */
   readonly maxQueuedMessages?: number;
   /** Closes the reader when aborted. */
@@ -77,7 +89,7 @@ const DEFAULTS = {
   receiveBufferBytes: 64 * 1024 * 1024,
   pollMs: 200,
   maxBatchMessages: 256,
-  flushMs: 20,
+  flushMs: 50,
   maxQueuedMessages: 65536,
 } as const;
 
@@ -171,6 +183,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       pollMs: options.pollMs ?? DEFAULTS.pollMs,
       maxBatchMessages: options.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
       flushMs: options.flushMs ?? DEFAULTS.flushMs,
+      urgentTypes: [...(options.urgentTypes ?? [])],
       control: control.buffer,
     };
     const worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: config });
@@ -291,6 +304,17 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     return undefined;
   }
 
+  /**
+   * Says that a record of an urgent type is on its way (the caller just
+   * sent a marker and waits for it): until the worker has received as
+   * many urgent records as were announced, it hands over each batch as
+   * soon as the socket is empty instead of waiting `flushMs` for more.
+   */
+  expect(): void {
+    Atomics.add(this.#control, CONTROL_EXPECT, 1);
+    Atomics.notify(this.#control, CONTROL_EXPECT);
+  }
+
   /** A snapshot of the counters. */
   stats(): AuditReaderStats {
     return { ...this.#stats, foreign: Atomics.load(this.#control, CONTROL_FOREIGN) };
@@ -357,6 +381,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     Atomics.store(this.#control, CONTROL_STOP, 1);
     Atomics.store(this.#control, CONTROL_PAUSE, 0);
     Atomics.notify(this.#control, CONTROL_PAUSE);
+    Atomics.notify(this.#control, CONTROL_EXPECT);
     await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
     // A worker terminated inside a receive never closed its socket, which
     // belongs to the process, not the thread.
