@@ -23,11 +23,12 @@ import {
   type AuditReaderMode,
   type ReaderReport,
   type ReaderWorkerConfig,
+  type RecordBatch,
   unpackBatch,
 } from './reader-protocol.js';
 import { awaitWorkerExit } from './worker-exit.js';
 
-export type { AuditMessage, AuditReaderMode } from './reader-protocol.js';
+export type { AuditMessage, AuditReaderMode, RecordBatch } from './reader-protocol.js';
 
 /** Options for {@link AuditReader.open}. */
 export interface AuditReaderOptions {
@@ -94,7 +95,7 @@ const DEFAULTS = {
 } as const;
 
 interface Waiter {
-  resolve(result: IteratorResult<readonly AuditMessage[]>): void;
+  resolve(result: IteratorResult<RecordBatch>): void;
   reject(error: Error): void;
 }
 
@@ -116,7 +117,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   readonly #maxQueued: number;
   readonly #exited: Promise<void>;
   readonly #pollMs: number;
-  #queue: (readonly AuditMessage[])[] = [];
+  #queue: RecordBatch[] = [];
   #waiter: Waiter | undefined;
   #error: Error | undefined;
   #ended = false;
@@ -240,9 +241,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         this.#stats.bytes += report.batch.text.byteLength;
         this.#stats.batches++;
         if (this.#discard) break;
-        const messages = unpackBatch(report.batch);
-        this.#queue.push(messages);
-        this.#stats.queuedMessages += messages.length;
+        this.#queue.push(report.batch);
+        this.#stats.queuedMessages += report.batch.types.length;
         if (
           this.#stats.queuedMessages >= this.#maxQueued &&
           Atomics.load(this.#control, CONTROL_PAUSE) === 0
@@ -286,10 +286,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   }
 
   /** The next iterator result, an error to throw, or undefined to keep waiting. */
-  #take(): IteratorResult<readonly AuditMessage[]> | Error | undefined {
+  #take(): IteratorResult<RecordBatch> | Error | undefined {
     const batch = this.#queue.shift();
     if (batch !== undefined) {
-      this.#stats.queuedMessages -= batch.length;
+      this.#stats.queuedMessages -= batch.types.length;
       if (
         this.#stats.queuedMessages <= this.#maxQueued / 2 &&
         Atomics.load(this.#control, CONTROL_PAUSE) !== 0
@@ -321,6 +321,25 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<readonly AuditMessage[]> {
+    const batches = this.batches();
+    return {
+      next: async () => {
+        const result = await batches.next();
+        return result.done === true ? result : { value: unpackBatch(result.value), done: false };
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /**
+   * The same batches as the async iterator, packed as the worker posted
+   * them (payloads end to end in one buffer): for a consumer that parses
+   * the bytes, without a string and an object per record first.
+   */
+  batches(): AsyncIterator<RecordBatch> {
     return {
       next: () => {
         if (this.#waiter !== undefined) {

@@ -427,17 +427,46 @@ export function parseNetlink(
   node: string | null = null,
 ): AuditRecord | ParseIssue {
   const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  let end = buf.length;
+  return parseNetlinkBytes(type, buf, 0, buf.length, node);
+}
+
+/**
+ * {@link parseNetlink} of the payload at `buf[start..end)`, e.g. one record
+ * of a batch of payloads laid end to end. The record keeps `buf` alive.
+ */
+export function parseNetlinkBytes(
+  type: number,
+  buf: Buffer,
+  start: number,
+  end: number,
+  node: string | null = null,
+): AuditRecord | ParseIssue {
   // Some senders include the C string's terminating NUL.
-  while (end > 0 && buf[end - 1] === 0) end--;
-  if (!startsWith(buf, 0, end, 'audit(')) {
-    return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
+  while (end > start && buf[end - 1] === 0) end--;
+  if (!startsWith(buf, start, end, 'audit(')) {
+    return issue(
+      'ERR_BAD_RECORD',
+      `Netlink message of type ${type} has no audit(...) stamp`,
+      0,
+      buf,
+      start,
+      end,
+    );
   }
-  const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
+  let entry = NETLINK_TYPES.get(type);
+  if (entry === undefined) {
+    entry = { bytes: EMPTY, name: recordTypeName(type), type };
+    // Bounded: a netlink type is 16 bits.
+    NETLINK_TYPES.set(type, entry);
+  }
   // The kernel's records have no enriched part (auditd adds it when it
   // writes): a \x1d on netlink is a user message's text.
-  return parseStamped(buf, 0, end, 0, node, entry, 0, -1);
+  return parseStamped(buf, start, end, start, node, entry, 0, -1);
 }
+
+const EMPTY = Buffer.alloc(0);
+/** The type entry of each netlink type seen, made once. */
+const NETLINK_TYPES = new Map<number, TypeEntry>();
 
 export interface RecordParserOptions {
   /** Longest line accepted, in bytes (default 1 MiB). */
