@@ -199,6 +199,35 @@ function cpuMs(pid) {
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK; // fields 14 and 15
 }
 
+/** utime + stime of each live thread of `pid` by thread id, with its name, in ms. */
+function threadCpu(pid) {
+  const out = new Map();
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+      out.set(tid, { name, ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK });
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/** CPU per thread name over a window (threads that ended meanwhile are left out). */
+function threadDelta(before, after) {
+  const byName = {};
+  for (const [tid, t] of after) byName[t.name] = (byName[t.name] ?? 0) + t.ms - (before.get(tid)?.ms ?? 0);
+  return byName;
+}
+
 const sumCpu = (pids) => pids.reduce((s, p) => s + (cpuMs(p) ?? 0), 0);
 
 function procStat(pid) {
@@ -748,6 +777,7 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
     const s0 = auditStatus();
     const forks0 = forksSinceBoot();
     const cpu0 = pids.map(cpuMs);
+    const threads0 = pids.map(threadCpu);
     const k0 = kauditd ? cpuMs(kauditd) : null;
     const t0 = process.hrtime.bigint();
     let maxBacklog = 0;
@@ -768,6 +798,7 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
     await settle(pids);
     point.latencyMs = probe.stop();
     const cpu1 = pids.map(cpuMs);
+    point.cpuByThread = pids.map((p, i) => threadDelta(threads0[i], threadCpu(p)));
     const windowMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const s1 = auditStatus();
     const forks = forksSinceBoot() - forks0;
