@@ -95,6 +95,7 @@ const USAGE = `Usage: node bench/exec-cpu.mjs [options]   (as root)
                    (e.g. --contid-arg=--proc-connector --contid-arg=no)
   --warmup N       seconds of execs at ${WARMUP_RATE}/s before each point's window,
                    not measured (default 3; 0 for none)
+  --node-arg A     one more node option for contid (e.g. --node-arg=--cpu-prof), repeatable
   --lock-wait N    seconds to wait for ${LOCK} (default 1800)`;
 
 /** The generator's target for "max": far above any rate it reaches; it stops at --seconds. */
@@ -120,6 +121,7 @@ function parseCli(argv) {
       wide: { type: 'boolean', default: false },
       build: { type: 'string', multiple: true },
       'contid-arg': { type: 'string', multiple: true },
+      'node-arg': { type: 'string', multiple: true },
       'lock-wait': { type: 'string', default: '1800' },
       warmup: { type: 'string', default: '3' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -154,6 +156,7 @@ function parseCli(argv) {
     narrow: !values.wide,
     warmup: Number(values.warmup),
     contidArgs: values['contid-arg'] ?? [],
+    nodeArgs: values['node-arg'] ?? [],
     lockWait: Number(values['lock-wait']),
     help: values.help,
   };
@@ -221,11 +224,18 @@ function threadCpu(pid) {
   return out;
 }
 
-/** CPU per thread name over a window (threads that ended meanwhile are left out). */
-function threadDelta(before, after) {
-  const byName = {};
-  for (const [tid, t] of after) byName[t.name] = (byName[t.name] ?? 0) + t.ms - (before.get(tid)?.ms ?? 0);
-  return byName;
+/**
+ * CPU of each thread over a window, as `name/tid` (`name/main` for the main
+ * thread; Node's threads all share one name), busiest first; threads that
+ * ended meanwhile are left out.
+ */
+function threadDelta(pid, before, after) {
+  const rows = [];
+  for (const [tid, t] of after) {
+    const ms = t.ms - (before.get(tid)?.ms ?? 0);
+    if (ms > 0) rows.push([`${t.name}/${tid === String(pid) ? 'main' : tid}`, ms]);
+  }
+  return Object.fromEntries(rows.sort((a, b) => b[1] - a[1]));
 }
 
 const sumCpu = (pids) => pids.reduce((s, p) => s + (cpuMs(p) ?? 0), 0);
@@ -463,6 +473,7 @@ async function startContid(tmp, opts, name) {
   const hostLog = path.join(tmp, 'hostlog', 'audit.log');
   const args = [
     ...cliNodeOptions(cli),
+    ...opts.nodeArgs,
     cli,
     'run',
     '--config',
@@ -798,7 +809,7 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
     await settle(pids);
     point.latencyMs = probe.stop();
     const cpu1 = pids.map(cpuMs);
-    point.cpuByThread = pids.map((p, i) => threadDelta(threads0[i], threadCpu(p)));
+    point.cpuByThread = pids.map((p, i) => threadDelta(p, threads0[i], threadCpu(p)));
     const windowMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const s1 = auditStatus();
     const forks = forksSinceBoot() - forks0;
