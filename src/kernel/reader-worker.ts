@@ -83,19 +83,19 @@ function push(buf: Buffer, type: number, seq: number, start: number, end: number
   count++;
   if (urgentTypes.has(type)) {
     urgentInBatch = true;
-    urgentSeen = (urgentSeen + 1) | 0;
+    // Never counted ahead of what the main thread announced: an urgent
+    // record sent by someone else must not stand for a later one of ours.
+    if (((Atomics.load(control, CONTROL_EXPECT) - urgentSeen) | 0) > 0) urgentSeen = (urgentSeen + 1) | 0;
   }
   if (count >= config.maxBatchMessages) flush();
 }
 
 /**
  * True while the main thread expects urgent records the worker has not
- * seen. An urgent record sent by someone else counts as seen only up to
- * what is expected, so it can hurry nothing later; at worst it lets one
- * expected record wait `flushMs`.
+ * seen. An urgent record sent by someone else while one of ours is on its
+ * way counts as ours: ours then waits at most `flushMs`.
  */
 function hurried(expected: number): boolean {
-  if (((urgentSeen - expected) | 0) > 0) urgentSeen = expected;
   return ((expected - urgentSeen) | 0) > 0;
 }
 
@@ -145,8 +145,11 @@ function readUntilStopped(net: AuditNetlink): void {
       // else sleep until it is due or the main thread expects a marker.
       const expected = Atomics.load(control, CONTROL_EXPECT);
       const wait = firstAt + config.flushMs - Date.now();
-      if (wait <= 0 || hurried(expected)) flush();
-      else Atomics.wait(control, CONTROL_EXPECT, expected, wait);
+      // (An urgent record received during a request, by onRecord, is here too.)
+      if (wait <= 0 || urgentInBatch || hurried(expected)) flush();
+      // At most pollMs, like a receive: a stop request changes another
+      // slot, and its notify may come just before this wait begins.
+      else Atomics.wait(control, CONTROL_EXPECT, expected, Math.min(wait, config.pollMs));
       continue;
     }
     if (urgentInBatch || (count > 0 && Date.now() - firstAt >= config.flushMs)) flush();

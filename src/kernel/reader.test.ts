@@ -325,23 +325,36 @@ void test('open refuses an unknown mode or a non-positive bound before starting 
   });
 });
 
-/** Iterates `reader` until a record matches `last`; returns the batches read, in order. */
+/**
+ * Iterates `reader` until a record matches `last`; returns the batches
+ * read, in order. A record held back would come after NEVER_MS: past
+ * HELD_MS the reader is destroyed, which fails the test (and lets it
+ * restore the audit state) instead of hanging it.
+ */
 async function batchesUntil(
+  reader: AuditReader,
   batches: AsyncIterator<readonly AuditMessage[]>,
   last: (m: AuditMessage) => boolean,
 ): Promise<(readonly AuditMessage[])[]> {
-  const out: (readonly AuditMessage[])[] = [];
-  for (;;) {
-    const next = await batches.next();
-    assert.equal(next.done, false, 'the reader ended early');
-    out.push(next.value);
-    if (next.value.some(last)) return out;
+  const guard = setTimeout(() => {
+    void reader.destroy(new Error(`The record was held back: no batch brought it within ${HELD_MS} ms`));
+  }, HELD_MS);
+  try {
+    const out: (readonly AuditMessage[])[] = [];
+    for (;;) {
+      const next = await batches.next();
+      assert.equal(next.done, false, 'the reader ended early');
+      out.push(next.value);
+      if (next.value.some(last)) return out;
+    }
+  } finally {
+    clearTimeout(guard);
   }
 }
 
-// The test fails by hanging (the node:test timeout) if an urgent record
-// waits like the others: flushMs is far longer than the test.
+// Records that wait for more wait far longer than the test.
 const NEVER_MS = 3_600_000;
+const HELD_MS = 30_000;
 const URGENT_TYPE = 2143;
 
 const hasNonce = (nonce: string) => (m: AuditMessage) => m.payload.includes(`nonce=${nonce}`);
@@ -364,7 +377,7 @@ void test(
         for (const nonce of nonces) context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
         const urgent = randomUUID();
         context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${urgent}`);
-        const read = await batchesUntil(batches, hasNonce(urgent));
+        const read = await batchesUntil(reader, batches, hasNonce(urgent));
         const last = read.at(-1)!;
         const ours = last.filter((m) => [...nonces, urgent].some((n) => hasNonce(n)(m)));
         assert.deepEqual(
@@ -398,23 +411,23 @@ void test(
         // over, and does not count towards the next announcement.
         const stray = randomUUID();
         context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${stray}`);
-        await batchesUntil(batches, hasNonce(stray));
+        await batchesUntil(reader, batches, hasNonce(stray));
 
         reader.expect();
         const before = randomUUID();
         context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${before}`);
         // Without the announcement this record would wait for NEVER_MS.
-        await batchesUntil(batches, hasNonce(before));
+        await batchesUntil(reader, batches, hasNonce(before));
         const marker = randomUUID();
         context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${marker}`);
-        await batchesUntil(batches, hasNonce(marker));
+        await batchesUntil(reader, batches, hasNonce(marker));
 
         // The announced record came: records wait again, for the next urgent one.
         const after = randomUUID();
         context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${after}`);
         const next = randomUUID();
         context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${next}`);
-        const read = await batchesUntil(batches, hasNonce(next));
+        const read = await batchesUntil(reader, batches, hasNonce(next));
         assert.ok(
           read.at(-1)!.some(hasNonce(after)),
           'the record sent after the announced marker waited for the next urgent one',
