@@ -249,6 +249,7 @@ export class ProcConnector {
   async #stop(): Promise<void> {
     Atomics.store(this.#control, CONTROL_STOP, 1);
     Atomics.notify(this.#control, CONTROL_DELIVERED);
+    Atomics.notify(this.#control, CONTROL_STOP);
     await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
     // A worker terminated inside a receive never unsubscribed nor closed its
     // socket, which belongs to the process, not the thread.
