@@ -12,7 +12,7 @@
  * records it brings when they come a few at a time (an exec is three
  * events, a dozen records, spread over a millisecond). So once the socket
  * is empty, a batch waits up to `flushMs` after its first record for more,
- * sleeping rather than receiving. It waits for nobody who is waiting: a
+ * sleeping rather than receiving. It never delays anyone who waits: a
  * batch that holds an urgent record (a marker) is posted as soon as the
  * receive that got it returns, and while the main thread expects urgent
  * records it has not seen (CONTROL_EXPECT), an empty socket posts the
