@@ -44,6 +44,12 @@ export interface ProcConnectorOptions {
   /** Longest blocking receive (SO_RCVTIMEO), hence the stop latency. Default 200 ms. */
   readonly pollMs?: number;
   /**
+   * Batches posted to the main thread and not yet delivered before the
+   * worker stops reading (and the kernel, once the socket buffer is full,
+   * drops exits). Default 64.
+   */
+  readonly maxBatchesInFlight?: number;
+  /**
    * Called in the main thread for each exit of a whole process (pid ===
    * tgid), and with `threads` of every task, in the order the kernel sent
    * them.
@@ -143,7 +149,7 @@ export class ProcConnector {
    * @throws {RangeError} for an option that is not a positive integer.
    */
   static async open(options: ProcConnectorOptions): Promise<ProcConnector> {
-    for (const name of ['receiveBufferBytes', 'pollMs'] as const) {
+    for (const name of ['receiveBufferBytes', 'pollMs', 'maxBatchesInFlight'] as const) {
       const value = options[name];
       if (value !== undefined && !(Number.isSafeInteger(value) && value > 0 && value <= 0x3fffffff)) {
         throw new RangeError(`Cannot open the proc connector: ${name} ${value} is not a positive integer`);
@@ -158,7 +164,7 @@ export class ProcConnector {
       pollMs: options.pollMs ?? DEFAULTS.pollMs,
       maxBatchExits: DEFAULTS.maxBatchExits,
       flushMs: DEFAULTS.flushMs,
-      maxBatchesInFlight: DEFAULTS.maxBatchesInFlight,
+      maxBatchesInFlight: options.maxBatchesInFlight ?? DEFAULTS.maxBatchesInFlight,
       ackTimeoutMs: DEFAULTS.ackTimeoutMs,
       threads: options.threads ?? false,
       control: control.buffer,
