@@ -94,7 +94,8 @@ test('the event store settings: a path or none, retention by age and size, bad v
   );
   assert.throws(() => parseConfigFile('store-max-age = 90', 'f'), {
     name: 'ConfigError',
-    message: 'Cannot use store-max-age (f line 1): "90" is not a duration (a number and s, m, h, d or w: 90d)',
+    message:
+      'Cannot use store-max-age (f line 1): "90" is not a duration (a number and s, m, h, d or w: 90d)',
   });
   assert.throws(() => parseRunArgs(['--store-max-size', '10K']), {
     name: 'UsageError',
