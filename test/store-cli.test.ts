@@ -236,7 +236,7 @@ test('usage errors exit 2 and name the problem; --help exits 0', () => {
     [['ps', '--store', store, '--at', 'never'], /--at: "never" is not a time/],
     [['ps', '--store', store, '--contid', 'unset'], /the host and unknown have no container/],
     [['report', '--store', store, '--top', 'x'], /--top: "x" is not a whole number/],
-    [['store', 'frob'], /Unknown store command "frob"/],
+    [['store', 'frob'], /Cannot run store command "frob"/],
     [['store', 'import'], /Missing input/],
     [
       ['store', 'import', '--store', store, '--max-age', '5 days', '-'],

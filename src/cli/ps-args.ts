@@ -58,7 +58,7 @@ export function parsePsArgs(argv: readonly string[]): PsArgs {
   );
   const v = parsed.values;
   if (v.format !== undefined && v.format !== 'text' && v.format !== 'json') {
-    throw new UsageError(`Invalid value for --format: "${v.format}" (expected text or json)`);
+    throw new UsageError(`Cannot use --format: "${v.format}" is not text or json`);
   }
   const contids = list(v.contid).map((c) => contidValue('--contid', c));
   if (contids.includes('unset') || contids.includes('unknown')) {

@@ -256,7 +256,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
   if (v.store !== undefined && !labels) {
     throw new UsageError('--store needs labels: it cannot be combined with --no-labels');
   }
-  if (v.store === '') throw new UsageError('Invalid value for --store: the path is empty');
+  if (v.store === '') throw new UsageError('Cannot use --store: the path is empty');
   if (filter.contids.length > 0 && !labels) {
     throw new UsageError('Cannot use --contid with --no-labels: the filter needs labels');
   }

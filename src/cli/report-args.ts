@@ -55,7 +55,7 @@ export function parseReportArgs(argv: readonly string[]): ReportArgs {
   );
   const v = parsed.values;
   if (v.format !== undefined && v.format !== 'text' && v.format !== 'json') {
-    throw new UsageError(`Invalid value for --format: "${v.format}" (expected text or json)`);
+    throw new UsageError(`Cannot use --format: "${v.format}" is not text or json`);
   }
   const contids = list(v.contid).map((c) => contidValue('--contid', c));
   if (v.exact === true && contids.length === 0) throw new UsageError('--exact applies to --contid');

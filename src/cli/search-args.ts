@@ -96,7 +96,7 @@ function syscallValue(text: string): string {
     return syscallName(machineArch(), nr) ?? String(nr);
   }
   if (!SYSCALL_TABLES.some(([, table]) => table.includes(text))) {
-    throw new UsageError(`Invalid value for --syscall: "${text}" is not a syscall name or number`);
+    throw new UsageError(`Cannot use --syscall: "${text}" is not a syscall name or number`);
   }
   return text;
 }
@@ -106,7 +106,7 @@ function typeValue(text: string): string {
   if (CONTID_TYPES.has(upper)) return upper;
   if (/^[0-9]+$/.test(text)) return recordTypeName(integer('--type', text, { min: 0, max: 65535 }));
   if (recordTypeNumber(upper) === undefined) {
-    throw new UsageError(`Invalid value for --type: "${text}" is not a record type`);
+    throw new UsageError(`Cannot use --type: "${text}" is not a record type`);
   }
   return upper;
 }
@@ -140,13 +140,13 @@ export function parseSearchArgs(argv: readonly string[]): SearchArgs {
   );
   const v = parsed.values;
   if (v.format !== undefined && v.format !== 'text' && v.format !== 'json' && v.format !== 'table') {
-    throw new UsageError(`Invalid value for --format: "${v.format}" (expected text, json or table)`);
+    throw new UsageError(`Cannot use --format: "${v.format}" is not text, json or table`);
   }
   if (v.interpret === true && v.format !== undefined && v.format !== 'table') {
     throw new UsageError(`--interpret writes a table: it cannot be combined with --format ${v.format}`);
   }
   if (v.success !== undefined && v.success !== 'yes' && v.success !== 'no') {
-    throw new UsageError(`Invalid value for --success: "${v.success}" (expected yes or no)`);
+    throw new UsageError(`Cannot use --success: "${v.success}" is not yes or no`);
   }
   const contids = list(v.contid).map((c) => contidValue('--contid', c));
   if (v.exact === true && contids.length === 0) throw new UsageError('--exact applies to --contid');

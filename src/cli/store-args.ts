@@ -79,12 +79,11 @@ export function integer(
   raw: string,
   range: { readonly min: number; readonly max: number },
 ): number {
-  if (!/^[0-9]+$/.test(raw))
-    throw new UsageError(`Invalid value for ${flag}: "${raw}" is not a whole number`);
+  if (!/^[0-9]+$/.test(raw)) throw new UsageError(`Cannot use ${flag}: "${raw}" is not a whole number`);
   const n = Number(raw);
   if (n < range.min || n > range.max) {
     throw new UsageError(
-      `Invalid value for ${flag}: "${raw}" is out of range (${range.min} to ${range.max.toLocaleString('en-US')})`,
+      `Cannot use ${flag}: "${raw}" is out of range (${range.min} to ${range.max.toLocaleString('en-US')})`,
     );
   }
   return n;
@@ -96,10 +95,10 @@ export function contidValue(flag: string, text: string): string {
   const value = parseContid(text);
   if (value === null || value === CONTID_UNSET) {
     if (!/^[0-9]+$/.test(text)) {
-      throw new UsageError(`Invalid value for ${flag}: "${text}" is not a decimal ID, unknown or unset`);
+      throw new UsageError(`Cannot use ${flag}: "${text}" is not a decimal ID, unknown or unset`);
     }
     throw new UsageError(
-      `Invalid value for ${flag}: "${text}" is out of range (0 to ${(CONTID_UNSET - 1n).toString()})`,
+      `Cannot use ${flag}: "${text}" is out of range (0 to ${(CONTID_UNSET - 1n).toString()})`,
     );
   }
   return value.toString();
@@ -118,11 +117,11 @@ export function duration(flag: string, raw: string): number {
   const m = /^([0-9]{1,9})([smhdw])$/.exec(raw);
   if (m === null) {
     throw new UsageError(
-      `Invalid value for ${flag}: "${raw}" is not a duration (a number and s, m, h, d or w: 90d)`,
+      `Cannot use ${flag}: "${raw}" is not a duration (a number and s, m, h, d or w: 90d)`,
     );
   }
   const ms = Number(m[1]) * DURATION_UNITS[m[2]!]!;
-  if (ms === 0) throw new UsageError(`Invalid value for ${flag}: "${raw}" is zero`);
+  if (ms === 0) throw new UsageError(`Cannot use ${flag}: "${raw}" is zero`);
   return ms;
 }
 
@@ -137,11 +136,10 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
 /** A size in bytes: a number with an optional K, M, G or T (powers of 1024). */
 export function size(flag: string, raw: string): number {
   const m = /^([0-9]{1,12})([KMGT]?)i?B?$/i.exec(raw);
-  if (m === null)
-    throw new UsageError(`Invalid value for ${flag}: "${raw}" is not a size (bytes, or 500M, 20G)`);
+  if (m === null) throw new UsageError(`Cannot use ${flag}: "${raw}" is not a size (bytes, or 500M, 20G)`);
   const bytes = Number(m[1]) * SIZE_UNITS[m[2]!.toUpperCase()]!;
   // Below this the database's own tables and the WAL would not fit.
-  if (bytes < 1024 * 1024) throw new UsageError(`Invalid value for ${flag}: "${raw}" is less than 1M`);
+  if (bytes < 1024 * 1024) throw new UsageError(`Cannot use ${flag}: "${raw}" is less than 1M`);
   return bytes;
 }
 
@@ -216,13 +214,13 @@ export function parseStoreArgs(argv: readonly string[]): StoreArgs {
   }
   if (command === undefined) throw new UsageError('Missing command: import, info, check or migrate');
   if (command !== 'import' && command !== 'info' && command !== 'check' && command !== 'migrate') {
-    throw new UsageError(`Unknown store command "${command}" (expected import, info, check or migrate)`);
+    throw new UsageError(`Cannot run store command "${command}": it is not import, info, check or migrate`);
   }
   if (command === 'import' && files.length === 0) {
     throw new UsageError('Missing input: give one or more JSON-lines files, or - for stdin');
   }
   if (command !== 'import' && files.length > 0) {
-    throw new UsageError(`Unexpected argument "${files[0]!}": the store is given with --store PATH`);
+    throw new UsageError(`Cannot use argument "${files[0]!}": the store is given with --store PATH`);
   }
   if (command !== 'import' && (v['max-age'] !== undefined || v['max-size'] !== undefined)) {
     throw new UsageError('--max-age and --max-size apply to import');

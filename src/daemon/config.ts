@@ -187,7 +187,7 @@ function bound(key: keyof DaemonConfig, parse: (flag: string, raw: string) => nu
     try {
       (c as Record<string, unknown>)[key] = parse(where, v);
     } catch (err) {
-      throw new ConfigError((err as Error).message.replace(/^Invalid value for /, 'Invalid '));
+      throw new ConfigError((err as Error).message);
     }
   };
 }
