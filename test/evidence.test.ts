@@ -20,11 +20,19 @@ import {
   auditSkipReason,
   runWithLoginuid,
   skipIfDaemonRegistered,
+  spawnWithLoginuid,
   TEST_LOGINUID,
   withAuditState,
 } from './support/audit-state.js';
 import { auditdSkipReason, startAuditd } from './support/auditd.js';
-import { CONTAINER_SCRIPT, crunSkipReason, makeBundle, runContainer, which } from './support/crun.js';
+import {
+  CONTAINER_SCRIPT,
+  crunSkipReason,
+  killChild,
+  makeBundle,
+  runContainer,
+  which,
+} from './support/crun.js';
 import {
   contid,
   daemonPaths,
@@ -93,6 +101,22 @@ async function replay(
   };
 }
 
+/**
+ * Waits for a seal while a loop under the test's loginuid keeps the audit
+ * stream moving: a seal covers what the stream is well past (in stream
+ * time), and on a quiet machine nothing else moves it.
+ */
+async function waitForSeal(condition: () => boolean, what: string): Promise<void> {
+  const loop = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sh', '-c', 'while :; do /bin/true; sleep 0.2; done'], {
+    stdio: 'ignore',
+  });
+  try {
+    await waitUntil(condition, what);
+  } finally {
+    killChild(loop);
+  }
+}
+
 function assertAllIntact(stats: ReplayStats, seals: number, what: string): void {
   assert.deepEqual(stats.evidenceProblems, [], `${what}: no evidence problem`);
   assert.equal(stats.labels?.forgeries, 0, what);
@@ -139,13 +163,26 @@ test(
           assert.equal(run.code, 0, run.stderr);
           const exit = await waitForExit(paths.hostLog, run.pid);
           // A periodic seal covers the container's events (the stream must be 5 s past them).
-          await waitUntil(
+          await waitForSeal(
             () =>
               sealsOf(readFileSync(paths.hostLog, 'utf8').split('\n'), startId).some(
                 (s) => s.to >= exit.serial,
               ),
             'seal over the container run',
           );
+          // A quick run can fit in one seal: more records after it make a second one.
+          if (sealsOf(readFileSync(paths.hostLog, 'utf8').split('\n'), startId).length < 2) {
+            const more = await runWithLoginuid(TEST_LOGINUID, [
+              '/bin/sh',
+              '-c',
+              'for i in $(seq 100); do /bin/true; done',
+            ]);
+            assert.equal(more.code, 0);
+            await waitForSeal(
+              () => sealsOf(readFileSync(paths.hostLog, 'utf8').split('\n'), startId).length >= 2,
+              'a second seal',
+            );
+          }
           failed = false;
         } catch (error) {
           keepForDiagnosis(t, paths, d);
@@ -286,7 +323,7 @@ test(
       ]);
       assert.equal(warm.code, 0);
       // A real seal to copy: the forger is given the daemon's own text, MAC and all.
-      await waitUntil(
+      await waitForSeal(
         () => sealsOf(sentBy(readFileSync(paths.hostLog, 'utf8').split('\n'), d.pid), startId).length > 0,
         'a first seal',
       );
@@ -332,7 +369,7 @@ test(
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout.match(/^fx-forge type=(2942|1100) ack error=0$/gm)?.length, 4, run.stdout);
       const exit = await waitForExit(paths.hostLog, run.pid);
-      await waitUntil(
+      await waitForSeal(
         () =>
           sealsOf(sentBy(readFileSync(paths.hostLog, 'utf8').split('\n'), d.pid), startId).some(
             (s) => s.to >= exit.serial,

@@ -182,6 +182,8 @@ export class Daemon implements DaemonApi {
   /** Events formatted for the host log and not yet handed to it. */
   #hostEvents = 0;
   #stopping: Promise<number> | undefined;
+  /** The stop marker is sent: the witness writes no more markers. */
+  #stopMarkerSent = false;
   #timer: NodeJS.Timeout | undefined;
   #newestMs = 0;
   #lostAtStart = 0;
@@ -238,6 +240,8 @@ export class Daemon implements DaemonApi {
     this.#witness = new Witness({
       labeller: () => this.#labeller,
       send: (body) => {
+        // Nothing follows the stop marker: a marker after it would be a stale start's.
+        if (this.#stopMarkerSent) return;
         this.#sendMarker(body);
       },
       streamTimeMs: () => this.#newestMs,
@@ -1108,6 +1112,7 @@ export class Daemon implements DaemonApi {
     this.#seal(true);
     try {
       seq = this.#sendMarker({ op: 'stop' });
+      this.#stopMarkerSent = true;
     } catch (error) {
       problems.push(`stop marker: ${error instanceof Error ? error.message : String(error)}`);
     }
