@@ -577,6 +577,8 @@ export class Daemon implements DaemonApi {
   #sendMarker(body: MarkerBody): number {
     const seq = this.#seq + 1;
     const prev = this.#lastEcho;
+    // Before the send: the reader must not hold the echo back once it came.
+    this.#source.expectMarker?.();
     this.#control.sendUserMessage(
       MARKER_TYPE,
       encodeMarker(

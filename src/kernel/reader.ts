@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { SyscallError, close as closeFd } from './libc.js';
 import { AuditNetlink } from './netlink.js';
 import {
+  CONTROL_EXPECT,
   CONTROL_FOREIGN,
   CONTROL_PAUSE,
   CONTROL_SLOTS,
@@ -23,11 +24,12 @@ import {
   type AuditReaderMode,
   type ReaderReport,
   type ReaderWorkerConfig,
+  type RecordBatch,
   unpackBatch,
 } from './reader-protocol.js';
 import { awaitWorkerExit } from './worker-exit.js';
 
-export type { AuditMessage, AuditReaderMode } from './reader-protocol.js';
+export type { AuditMessage, AuditReaderMode, RecordBatch } from './reader-protocol.js';
 
 /** Options for {@link AuditReader.open}. */
 export interface AuditReaderOptions {
@@ -43,8 +45,19 @@ export interface AuditReaderOptions {
   readonly pollMs?: number;
   /** Most records per batch. Default 256. */
   readonly maxBatchMessages?: number;
-  /** Longest time a received record waits to be posted under load. Default 20 ms. */
+  /**
+   * Longest time a received record waits in the worker for more records
+   * before it is handed over: batching saves the main thread wake-ups
+   * when records come a few at a time. Urgent records cut it short (see
+   * `urgentTypes` and {@link AuditReader.expect}). Default 50 ms.
+   */
   readonly flushMs?: number;
+  /**
+   * Record types handed over as soon as they are received, with the
+   * records before them (the daemon's markers, which someone may wait
+   * for). Default none.
+   */
+  readonly urgentTypes?: readonly number[];
   /** Records queued for the consumer before the worker pauses. Default 65 536. */
   readonly maxQueuedMessages?: number;
   /** Closes the reader when aborted. */
@@ -78,12 +91,12 @@ const DEFAULTS = {
   receiveBufferBytes: 64 * 1024 * 1024,
   pollMs: 200,
   maxBatchMessages: 256,
-  flushMs: 20,
+  flushMs: 50,
   maxQueuedMessages: 65536,
 } as const;
 
 interface Waiter {
-  resolve(result: IteratorResult<readonly AuditMessage[]>): void;
+  resolve(result: IteratorResult<RecordBatch>): void;
   reject(error: Error): void;
 }
 
@@ -105,7 +118,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   readonly #maxQueued: number;
   readonly #exited: Promise<void>;
   readonly #pollMs: number;
-  #queue: (readonly AuditMessage[])[] = [];
+  #queue: RecordBatch[] = [];
   #waiter: Waiter | undefined;
   #error: Error | undefined;
   #ended = false;
@@ -178,6 +191,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       pollMs: options.pollMs ?? DEFAULTS.pollMs,
       maxBatchMessages: options.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
       flushMs: options.flushMs ?? DEFAULTS.flushMs,
+      urgentTypes: [...(options.urgentTypes ?? [])],
       control: control.buffer,
     };
     const worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: config });
@@ -241,9 +255,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         this.#stats.bytes += report.batch.text.byteLength;
         this.#stats.batches++;
         if (this.#discard) break;
-        const messages = unpackBatch(report.batch);
-        this.#queue.push(messages);
-        this.#stats.queuedMessages += messages.length;
+        this.#queue.push(report.batch);
+        this.#stats.queuedMessages += report.batch.types.length;
         if (
           this.#stats.queuedMessages >= this.#maxQueued &&
           Atomics.load(this.#control, CONTROL_PAUSE) === 0
@@ -287,10 +300,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   }
 
   /** The next iterator result, an error to throw, or undefined to keep waiting. */
-  #take(): IteratorResult<readonly AuditMessage[]> | Error | undefined {
+  #take(): IteratorResult<RecordBatch> | Error | undefined {
     const batch = this.#queue.shift();
     if (batch !== undefined) {
-      this.#stats.queuedMessages -= batch.length;
+      this.#stats.queuedMessages -= batch.types.length;
       if (
         this.#stats.queuedMessages <= this.#maxQueued / 2 &&
         Atomics.load(this.#control, CONTROL_PAUSE) !== 0
@@ -305,12 +318,42 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     return undefined;
   }
 
+  /**
+   * Says that a record of an urgent type is on its way (the caller just
+   * sent a marker and waits for it): until the worker has received as
+   * many urgent records as were announced, it hands over each batch as
+   * soon as the socket is empty instead of waiting `flushMs` for more.
+   */
+  expect(): void {
+    Atomics.add(this.#control, CONTROL_EXPECT, 1);
+    Atomics.notify(this.#control, CONTROL_EXPECT);
+  }
+
   /** A snapshot of the counters. */
   stats(): AuditReaderStats {
     return { ...this.#stats, foreign: Atomics.load(this.#control, CONTROL_FOREIGN) };
   }
 
   [Symbol.asyncIterator](): AsyncIterator<readonly AuditMessage[]> {
+    const batches = this.batches();
+    return {
+      next: async () => {
+        const result = await batches.next();
+        return result.done === true ? result : { value: unpackBatch(result.value), done: false };
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /**
+   * The same batches as the async iterator, packed as the worker posted
+   * them (payloads end to end in one buffer): for a consumer that parses
+   * the bytes, without a string and an object per record first.
+   */
+  batches(): AsyncIterator<RecordBatch> {
     return {
       next: () => {
         if (this.#waiter !== undefined) {
@@ -376,6 +419,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     Atomics.store(this.#control, CONTROL_STOP, 1);
     Atomics.store(this.#control, CONTROL_PAUSE, 0);
     Atomics.notify(this.#control, CONTROL_PAUSE);
+    Atomics.notify(this.#control, CONTROL_EXPECT);
     await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
     // A worker terminated inside a receive never closed its socket, which
     // belongs to the process, not the thread.

@@ -581,23 +581,58 @@ export function parseNetlink(
   payload: string | Buffer,
   node: string | null = null,
 ): AuditRecord | ParseIssue {
-  let buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  let end = buf.indexOf(0);
-  if (end < 0) end = buf.length;
-  let nl = buf.indexOf(0x0a);
-  if (nl >= 0 && nl < end) {
+  const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  return parseNetlinkBytes(type, buf, 0, buf.length, node);
+}
+
+/**
+ * {@link parseNetlink} of the payload at `buf[start..end)`, e.g. one record
+ * of a batch of payloads laid end to end. The record keeps `buf` alive
+ * (or, for a payload holding a newline, a copy of it).
+ */
+export function parseNetlinkBytes(
+  type: number,
+  buf: Buffer,
+  start: number,
+  end: number,
+  node: string | null = null,
+): AuditRecord | ParseIssue {
+  // auditd prints a payload with `%.*s`: it ends at its first NUL. (The
+  // searches stay within the payload: a batch buffer holds many.)
+  const view = buf.subarray(start, end);
+  const nul = view.indexOf(0);
+  if (nul >= 0) end = start + nul;
+  let nl = view.indexOf(0x0a);
+  if (nl >= 0 && start + nl < end) {
     // A copy: the caller's buffer is not ours to change.
-    buf = Buffer.from(buf.subarray(0, end));
+    buf = Buffer.from(buf.subarray(start, end));
+    end -= start;
+    start = 0;
     for (; nl >= 0; nl = buf.indexOf(0x0a, nl + 1)) buf[nl] = SPACE;
   }
-  if (end > 0 && buf[end - 1] === SPACE) end--;
-  buf = buf.subarray(0, end);
-  if (!startsWith(buf, 0, end, 'audit(')) {
-    return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
+  if (end > start && buf[end - 1] === SPACE) end--;
+  if (!startsWith(buf, start, end, 'audit(')) {
+    return issue(
+      'ERR_BAD_RECORD',
+      `Netlink message of type ${type} has no audit(...) stamp`,
+      0,
+      buf,
+      start,
+      end,
+    );
   }
-  const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
-  return parseStamped(buf, 0, end, 0, node, entry, 0, NETLINK_FORM);
+  let entry = NETLINK_TYPES.get(type);
+  if (entry === undefined) {
+    entry = { bytes: EMPTY, name: recordTypeName(type), type };
+    // Bounded: a netlink type is 16 bits.
+    NETLINK_TYPES.set(type, entry);
+  }
+  return parseStamped(buf, start, end, start, node, entry, 0, NETLINK_FORM);
 }
+
+const EMPTY = Buffer.alloc(0);
+/** The type entry of each netlink type seen, made once. */
+const NETLINK_TYPES = new Map<number, TypeEntry>();
 
 export interface RecordParserOptions {
   /** Longest line accepted, in bytes (default 1 MiB). */
