@@ -62,6 +62,13 @@ export class ByteRecord implements AuditRecord {
      * starts at `audit(` and has no `type=` of its own.
      */
     readonly lineStart: number,
+    /**
+     * Where a netlink payload's text ends in `src` (at its first NUL, less
+     * one trailing space), -1 for a log line, which ends at its line end.
+     * The live reader lays payloads end to end in one buffer, with nothing
+     * between them to stop at.
+     */
+    readonly payloadEnd: number,
   ) {}
 
   get time(): string {
@@ -492,6 +499,7 @@ function parseStamped(
   return new ByteRecord(
     buf, node, entry.type, entry.name, open, colon, timeMs, serial, bs, be,
     gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo, separator === NETLINK_FORM ? -1 : start,
+    separator === NETLINK_FORM ? end : -1,
   ); // prettier-ignore
 }
 
