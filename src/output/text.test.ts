@@ -94,8 +94,8 @@ test('text output of netlink records parsed where they lie in one batch buffer i
   const payloads = [
     'audit(1.000:5): arch=c000003e syscall=59 success=yes exit=0 pid=7 ',
     'audit(1.000:5): cwd="/"\0garbage after the NUL',
-    "audit(1.000:5): item=0 name=\"/bin/true\"   ",
-    'audit(1.000:6): pid=7 uid=0 msg=\'a\nb\'',
+    'audit(1.000:5): item=0 name="/bin/true"   ',
+    "audit(1.000:6): pid=7 uid=0 msg='a\nb'",
     'audit(1.000:6): proctitle=7472756500',
   ];
   const types = [1300, 1307, 1302, 1100, 1327];
