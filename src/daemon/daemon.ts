@@ -1205,24 +1205,25 @@ async function openSource(
   log: Logger,
 ): Promise<RecordSource> {
   const buffer = config.receiveBufferBytes;
+  const wait = config.batchWaitMs;
   switch (config.source) {
     case 'plugin':
       return new PluginSource(input);
     case 'unicast':
     case 'multicast':
-      return NetlinkSource.open(config.source, buffer);
+      return NetlinkSource.open(config.source, buffer, wait);
     case 'auto': {
       const other = status.pid !== 0 && status.pid !== process.pid && isAlive(status.pid);
       if (other) {
         log('info', `Pid ${status.pid} is the audit daemon: reading the multicast copy beside it`);
-        return NetlinkSource.open('multicast', buffer);
+        return NetlinkSource.open('multicast', buffer, wait);
       }
       try {
-        return await NetlinkSource.open('unicast', buffer);
+        return await NetlinkSource.open('unicast', buffer, wait);
       } catch (error) {
         if (!(error instanceof SyscallError && error.code === 'EEXIST')) throw error;
         log('info', 'Another audit daemon registered meanwhile: reading the multicast copy beside it');
-        return NetlinkSource.open('multicast', buffer);
+        return NetlinkSource.open('multicast', buffer, wait);
       }
     }
   }

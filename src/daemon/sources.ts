@@ -75,10 +75,19 @@ export class NetlinkSource implements RecordSource {
    * Opens the reader; in unicast mode this registers as the audit daemon.
    * @throws {SyscallError} EEXIST (unicast) when another daemon is registered.
    */
-  static async open(mode: 'unicast' | 'multicast', receiveBufferBytes: number): Promise<NetlinkSource> {
+  static async open(
+    mode: 'unicast' | 'multicast',
+    receiveBufferBytes: number,
+    batchWaitMs?: number,
+  ): Promise<NetlinkSource> {
     return new NetlinkSource(
       mode,
-      await AuditReader.open({ mode, receiveBufferBytes, urgentTypes: [MARKER_TYPE] }),
+      await AuditReader.open({
+        mode,
+        receiveBufferBytes,
+        urgentTypes: [MARKER_TYPE],
+        ...(batchWaitMs === undefined ? {} : { flushMs: batchWaitMs }),
+      }),
     );
   }
 
