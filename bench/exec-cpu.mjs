@@ -34,7 +34,7 @@
 // While the generator runs, the consumer's output is tailed every 10 ms: the
 // age of each auid-4242 event when it first shows (now - its audit time) is
 // the host-log latency.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   createReadStream,
   existsSync,
@@ -53,14 +53,15 @@ import { clearInterval, setInterval } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { auditRules, auditStatus, LOCK, restoreSettings, run, takeLock } from './audit-session.mjs';
 import { cliNodeOptions } from './cli.mjs';
+import { laurelConfig } from './laurel.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH_DIR);
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const RULES_FILE = path.join(ROOT, 'etc', 'audit', 'contid.rules');
 const RESULTS = path.join(BENCH_DIR, 'out', 'exec-cpu.json');
-const LOCK = '/run/contid-audit-test.lock';
 const AUID = 4242;
 const CLK_TCK = 100; // USER_HZ; checked against `getconf CLK_TCK` at start
 const IDLE_SECONDS = 2;
@@ -164,32 +165,6 @@ function parseCli(argv) {
 }
 
 // --- small helpers ------------------------------------------------------------
-
-function run(cmd, args, { allowFail = false } = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error) throw r.error;
-  if (r.status !== 0 && !allowFail) {
-    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim()}`);
-  }
-  return r;
-}
-
-/** `auditctl -s` as numbers: enabled, pid, backlog_limit, lost, backlog... */
-function auditStatus() {
-  const out = {};
-  for (const line of run('auditctl', ['-s']).stdout.split('\n')) {
-    const [k, v] = line.trim().split(/\s+/);
-    if (k && v !== undefined && /^-?\d+$/.test(v)) out[k] = Number(v);
-  }
-  return out;
-}
-
-function auditRules() {
-  return run('auditctl', ['-l'])
-    .stdout.split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-}
 
 /** utime + stime of one process (all its threads, dead ones included), in ms; null if gone. */
 function cpuMs(pid) {
@@ -454,14 +429,6 @@ function deleteOurRules({ leftovers = true } = {}) {
   return problems;
 }
 
-function restoreSettings(saved) {
-  const now = auditStatus();
-  if (now.backlog_limit !== saved.backlog_limit) run('auditctl', ['-b', String(saved.backlog_limit)]);
-  if (now.enabled !== saved.enabled && (saved.enabled === 0 || saved.enabled === 1)) {
-    run('auditctl', ['-e', String(saved.enabled)]);
-  }
-}
-
 async function startContid(tmp, opts, name) {
   const cli = opts.builds[name];
   if (opts.narrow) {
@@ -568,23 +535,11 @@ function writeLaurelPlugin(tmp, pluginsDir) {
   // The same enrichment as bench/run.mjs's Laurel; no `user` key: it stays root.
   writeFileSync(
     config,
-    `directory = "${dir}/out"
-statusreport-period = 0
-[auditlog]
-file = "audit.log"
-size = 4000000000
-generations = 2
-[translate]
-universal = true
-user-db = true
-[enrich]
-pid = true
-container = true
-script = true
-[label-process]
-label-keys = [ "contid-bench" ]
-propagate-labels = [ "contid-bench" ]
-`,
+    laurelConfig({
+      directory: `${dir}/out`,
+      statusreportPeriod: 0,
+      auditlog: { file: 'audit.log', size: 4000000000, generations: 2 },
+    }),
     { mode: 0o644 },
   );
   writeFileSync(
@@ -873,27 +828,6 @@ function describe(p) {
 }
 
 // --- lock, snapshot, restore -----------------------------------------------------------
-
-async function takeLock(waitSeconds) {
-  // flock keeps the lock while `cat` reads our pipe: when node exits, even by
-  // SIGKILL, the pipe closes and the lock is released. Its own session, so a
-  // Ctrl-C does not release the lock before the state is restored.
-  const helper = spawn(
-    'flock',
-    ['-o', '-w', String(waitSeconds), LOCK, 'sh', '-c', 'echo locked; exec cat'],
-    {
-      detached: true,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    },
-  );
-  helper.stdout.setEncoding('utf8');
-  const ok = await new Promise((resolve) => {
-    helper.stdout.on('data', (d) => d.includes('locked') && resolve(true));
-    helper.on('exit', () => resolve(false));
-  });
-  if (!ok) throw new Error(`could not take ${LOCK} within ${waitSeconds} s`);
-  return () => helper.stdin.end();
-}
 
 async function restoreAll(saved) {
   const problems = [];
