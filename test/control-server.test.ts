@@ -400,7 +400,7 @@ test(
     assert.equal(daemon.submitted.length, 0, 'nothing was forwarded');
     const bad = await clientAs([], path, { op: 'set', pid: 812, contid: '42', sinks: ['tcp:1.2.3.4:60'] });
     assert.equal(bad['code'], 'ERR_BAD_REQUEST');
-    assert.match(String(bad['message']), /Invalid sink "tcp:1\.2\.3\.4:60": expected file:PATH/);
+    assert.match(String(bad['message']), /Cannot use sink "tcp:1\.2\.3\.4:60": expected file:PATH/);
     const root = await clientAs([], path, { op: 'set', pid: 812, contid: '42', sinks });
     assert.equal(root['ok'], true);
     assert.deepEqual(

@@ -261,7 +261,7 @@ export function parseRequest(line: string): ControlRequest {
 
 function parseSinks(sinks: unknown, bad: (m: string) => Error): string[] {
   if (!Array.isArray(sinks) || sinks.length > MAX_SINKS || !sinks.every((s) => typeof s === 'string')) {
-    throw bad(`Invalid "sinks": expected an array of at most ${MAX_SINKS} strings`);
+    throw bad(`Cannot use "sinks": expected an array of at most ${MAX_SINKS} strings`);
   }
   for (const s of sinks) {
     try {

@@ -174,7 +174,7 @@ function sinkSpec(): Setter {
     try {
       c.containerSinks = [...(c.containerSinks ?? []), parseSinkSpec(v)];
     } catch (error) {
-      if (error instanceof SinkSpecError) throw new ConfigError(`Invalid ${where}: ${error.message}`);
+      if (error instanceof SinkSpecError) throw new ConfigError(`Cannot use ${where}: ${error.detail}`);
       throw error;
     }
   };
