@@ -179,8 +179,6 @@ export class Daemon implements DaemonApi {
   #sealTimer: NodeJS.Timeout | undefined;
   /** Losses (ENOBUFS, serial gaps, the kernel's lost counter) at the last seal. */
   #lossesAtSeal = 0;
-  /** Events formatted for the host log and not yet handed to it. */
-  #hostEvents = 0;
   #stopping: Promise<number> | undefined;
   /** The stop marker is sent: the witness writes no more markers. */
   #stopMarkerSent = false;
@@ -668,7 +666,6 @@ export class Daemon implements DaemonApi {
   #writeHost(le: LabelledEvent): void {
     if (this.#encoder === null) return;
     this.#encoder.write(le);
-    this.#hostEvents++;
   }
 
   /**
@@ -693,8 +690,7 @@ export class Daemon implements DaemonApi {
     this.#containerSinks.pump();
     if (this.#hostLog === null || this.#encoder === null) return;
     if (this.#encoder.length > 0) {
-      const events = this.#hostEvents;
-      this.#hostEvents = 0;
+      const events = this.#encoder.events;
       await this.#hostLog.write(this.#encoder.take(), events);
     }
     if (all) await this.#hostLog.flush();
