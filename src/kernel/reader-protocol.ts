@@ -36,8 +36,7 @@ export interface ReaderWorkerConfig {
   readonly control: SharedArrayBuffer;
 }
 
-/** Control slot: set to 1 to make the worker drain its socket and exit. */
-export const CONTROL_STOP = 0;
+export { CONTROL_STOP } from './subscriber-protocol.js';
 /** Control slot: 1 while the main thread's queue is full; the worker stops reading. */
 export const CONTROL_PAUSE = 1;
 /**

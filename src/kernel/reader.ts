@@ -11,15 +11,12 @@
  * before it counts them as `lost`. Nothing is dropped silently here.
  */
 import { ContidError, ContidRangeError } from '../errors.js';
-import { Worker } from 'node:worker_threads';
-import { SyscallError, close as closeFd } from './libc.js';
 import { AuditNetlink } from './netlink.js';
 import {
   CONTROL_EXPECT,
   CONTROL_FOREIGN,
   CONTROL_PAUSE,
   CONTROL_SLOTS,
-  CONTROL_STOP,
   type AuditMessage,
   type AuditReaderMode,
   type ReaderReport,
@@ -27,7 +24,7 @@ import {
   type RecordBatch,
   unpackBatch,
 } from './reader-protocol.js';
-import { awaitWorkerExit } from './worker-exit.js';
+import { checkPositiveIntegers, NetlinkSubscriber } from './subscriber.js';
 
 export type { AuditMessage, AuditReaderMode, RecordBatch } from './reader-protocol.js';
 
@@ -110,23 +107,18 @@ interface Waiter {
  *
  * One consumer per reader. Leaving the loop early (break, throw) closes it.
  */
-export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
+export class AuditReader
+  extends NetlinkSubscriber<ReaderReport>
+  implements AsyncIterable<readonly AuditMessage[]>
+{
   /** How this reader gets records. */
   readonly mode: AuditReaderMode;
-  readonly #worker: Worker;
-  readonly #control: Int32Array;
   readonly #maxQueued: number;
-  readonly #exited: Promise<void>;
-  readonly #pollMs: number;
   #queue: RecordBatch[] = [];
   #waiter: Waiter | undefined;
   #error: Error | undefined;
   #ended = false;
-  /** The worker reported its end, so its finally block closes the socket. */
-  #workerReported = false;
   #discard = false;
-  #closing: Promise<void> | undefined;
-  #fd = -1;
   #stats = {
     messages: 0,
     bytes: 0,
@@ -137,22 +129,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     receiveBufferBytes: 0,
   };
 
-  private constructor(
-    mode: AuditReaderMode,
-    worker: Worker,
-    control: Int32Array,
-    options: AuditReaderOptions,
-  ) {
-    this.mode = mode;
-    this.#worker = worker;
-    this.#control = control;
+  private constructor(config: ReaderWorkerConfig, control: Int32Array, options: AuditReaderOptions) {
+    super('an audit reader', new URL('./reader-worker.js', import.meta.url), config, control, config.pollMs);
+    this.mode = config.mode;
     this.#maxQueued = options.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
-    this.#pollMs = options.pollMs ?? DEFAULTS.pollMs;
-    this.#exited = new Promise((resolve) => {
-      worker.once('exit', () => {
-        resolve();
-      });
-    });
   }
 
   /**
@@ -169,21 +149,13 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         'ERR_OUT_OF_RANGE',
       );
     }
-    for (const name of [
+    checkPositiveIntegers('an audit reader', options, [
       'receiveBufferBytes',
       'pollMs',
       'maxBatchMessages',
       'flushMs',
       'maxQueuedMessages',
-    ] as const) {
-      const value = options[name];
-      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
-        throw new ContidRangeError(
-          `Cannot open an audit reader: ${name} ${value} is not a positive integer`,
-          'ERR_OUT_OF_RANGE',
-        );
-      }
-    }
+    ]);
     const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
     const config: ReaderWorkerConfig = {
       mode: options.mode,
@@ -194,59 +166,37 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       urgentTypes: [...(options.urgentTypes ?? [])],
       control: control.buffer,
     };
-    const worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: config });
-    const reader = new AuditReader(options.mode, worker, control, options);
-    await reader.#started();
+    const reader = new AuditReader(config, control, options);
+    await reader.started();
     const { signal } = options;
     if (signal !== undefined) {
       const onAbort = (): void => {
         reader.close().catch((error: unknown) => {
-          reader.#fail(error instanceof Error ? error : new Error(String(error)));
+          reader.onFailure(error instanceof Error ? error : new Error(String(error)));
         });
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
-      void reader.#exited.then(() => {
+      void reader.exited.then(() => {
         signal.removeEventListener('abort', onAbort);
       });
     }
     return reader;
   }
 
-  #started(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let ready = false;
-      this.#worker.on('message', (report: ReaderReport) => {
-        if (!ready && report.kind === 'ready') {
-          ready = true;
-          resolve();
-        }
-        this.#onReport(report);
-        if (!ready && this.#error !== undefined) reject(this.#error);
-      });
-      this.#worker.on('error', (error) => {
-        this.#fail(error);
-        if (!ready) reject(error);
-      });
-      this.#worker.on('exit', () => {
-        this.#ended = true;
-        this.#wake();
-        if (!ready)
-          reject(
-            this.#error ??
-              new ContidError(
-                'Cannot open an audit reader: its worker exited before it was ready',
-                'ERR_WORKER_EXITED',
-              ),
-          );
-      });
-    });
+  protected override onWorkerExit(): void {
+    this.#ended = true;
+    this.#wake();
   }
 
-  #onReport(report: ReaderReport): void {
+  protected override onFailure(error: Error): void {
+    this.#error ??= error;
+    this.#wake();
+  }
+
+  protected override onReport(report: ReaderReport): void {
     switch (report.kind) {
       case 'ready':
-        this.#fd = report.fd;
         this.#stats.receiveBufferBytes = report.receiveBufferBytes;
         break;
       case 'batch': {
@@ -259,32 +209,19 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         this.#stats.queuedMessages += report.batch.types.length;
         if (
           this.#stats.queuedMessages >= this.#maxQueued &&
-          Atomics.load(this.#control, CONTROL_PAUSE) === 0
+          Atomics.load(this.control, CONTROL_PAUSE) === 0
         ) {
-          Atomics.store(this.#control, CONTROL_PAUSE, 1);
+          Atomics.store(this.control, CONTROL_PAUSE, 1);
           this.#stats.pauses++;
         }
         break;
       }
       case 'closed':
-        this.#workerReported = true;
-        this.#stats.enobufs = report.enobufs;
-        break;
       case 'error':
-        this.#workerReported = true;
+        // (An error report reaches onFailure, or rejects open(), through the base.)
         this.#stats.enobufs = report.enobufs;
-        this.#fail(
-          report.errno === undefined
-            ? new Error(report.message)
-            : SyscallError.withMessage(report.message, report.errno),
-        );
         break;
     }
-    this.#wake();
-  }
-
-  #fail(error: Error): void {
-    this.#error ??= error;
     this.#wake();
   }
 
@@ -306,10 +243,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       this.#stats.queuedMessages -= batch.types.length;
       if (
         this.#stats.queuedMessages <= this.#maxQueued / 2 &&
-        Atomics.load(this.#control, CONTROL_PAUSE) !== 0
+        Atomics.load(this.control, CONTROL_PAUSE) !== 0
       ) {
-        Atomics.store(this.#control, CONTROL_PAUSE, 0);
-        Atomics.notify(this.#control, CONTROL_PAUSE);
+        Atomics.store(this.control, CONTROL_PAUSE, 0);
+        Atomics.notify(this.control, CONTROL_PAUSE);
       }
       return { value: batch, done: false };
     }
@@ -325,13 +262,20 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
    * soon as the socket is empty instead of waiting `flushMs` for more.
    */
   expect(): void {
-    Atomics.add(this.#control, CONTROL_EXPECT, 1);
-    Atomics.notify(this.#control, CONTROL_EXPECT);
+    Atomics.add(this.control, CONTROL_EXPECT, 1);
+    Atomics.notify(this.control, CONTROL_EXPECT);
+  }
+
+  protected override notifyStop(): void {
+    // A paused worker, or one waiting for more records, wakes and sees the stop.
+    Atomics.store(this.control, CONTROL_PAUSE, 0);
+    Atomics.notify(this.control, CONTROL_PAUSE);
+    Atomics.notify(this.control, CONTROL_EXPECT);
   }
 
   /** A snapshot of the counters. */
   stats(): AuditReaderStats {
-    return { ...this.#stats, foreign: Atomics.load(this.#control, CONTROL_FOREIGN) };
+    return { ...this.#stats, foreign: Atomics.load(this.control, CONTROL_FOREIGN) };
   }
 
   [Symbol.asyncIterator](): AsyncIterator<readonly AuditMessage[]> {
@@ -386,8 +330,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
    *   removed; the worker is stopped all the same.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#stop();
-    return this.#closing;
+    return this.stopOnce(() => this.#stop());
   }
 
   /**
@@ -398,7 +341,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     this.#discard = true;
     this.#queue = [];
     this.#stats.queuedMessages = 0;
-    if (error !== undefined) this.#fail(error);
+    if (error !== undefined) this.onFailure(error);
     else this.#ended = true;
     this.#wake();
     return this.close();
@@ -416,15 +359,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         failure = error instanceof Error ? error : new Error(String(error));
       }
     }
-    Atomics.store(this.#control, CONTROL_STOP, 1);
-    Atomics.store(this.#control, CONTROL_PAUSE, 0);
-    Atomics.notify(this.#control, CONTROL_PAUSE);
-    Atomics.notify(this.#control, CONTROL_EXPECT);
-    await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
-    // A worker terminated inside a receive never closed its socket, which
-    // belongs to the process, not the thread.
-    if (!this.#workerReported && this.#fd >= 0) closeFd(this.#fd);
-    this.#fd = -1;
+    await this.stopWorker();
     if (failure !== undefined) throw failure;
   }
 }

@@ -23,10 +23,11 @@ import type { ByteSink } from './byte-sink.js';
 import type { IdNames } from './interpretation.js';
 import { FieldKind, fieldKind, forEachEnriched } from './interpretation.js';
 import type { ExtraRecord } from './text.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
-const SYSCALL = 1300;
-const EXECVE = 1309;
-const PROCTITLE = 1327;
+const SYSCALL = RecordType.SYSCALL;
+const EXECVE = RecordType.EXECVE;
+const PROCTITLE = RecordType.PROCTITLE;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

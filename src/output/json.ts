@@ -8,6 +8,7 @@ import { ByteSink, escapeInto } from './byte-sink.js';
 import { FieldNames, NAME_PRIME, NAME_SEED } from './field-names.js';
 import type { IdNames, RecordContext } from './interpretation.js';
 import { ENCODED_FIELDS, FieldKind, interpretValue, recordArgv } from './interpretation.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
 /** Labels attached to an event by the tracker, when labels are in play. */
 export interface EventLabels {
@@ -155,8 +156,8 @@ function worthDecoding(
 export const MAX_FIELDS_PER_RECORD = 4096;
 const REST_KEY = Buffer.from('},"rest":"', 'latin1');
 const MSG_OPENING = Buffer.from(',"msg":{', 'latin1');
-const PROCTITLE = 1327;
-const EXECVE = 1309;
+const PROCTITLE = RecordType.PROCTITLE;
+const EXECVE = RecordType.EXECVE;
 /** Scratch for decoded hex values (proctitles, EXECVE arguments), grown to the longest seen. */
 let decoded = new Uint8Array(4096);
 

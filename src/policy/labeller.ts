@@ -30,6 +30,7 @@ import {
 import type { Container, Owner } from './contid.js';
 import type { ContidErrno } from './errno.js';
 import { renderContainerId, renderContainerOp, type ContainerOpFields, type OpCaller } from './records.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
 export interface LabellerOptions {
   /** Bound on the process table (default 1,000,000). */
@@ -155,8 +156,8 @@ const NOBODY: Subject = Object.freeze({
   exists: false,
 });
 
-const SYSCALL = 1300;
-const OBJ_PID = 1318;
+const SYSCALL = RecordType.SYSCALL;
+const OBJ_PID = RecordType.OBJ_PID;
 
 /** The contid core: feed it events in stream order. */
 // Shared by the events that have none (most of them), read-only by contract:

@@ -10,6 +10,7 @@ import { decodeUntrustedString, unquote } from '../interpret/hex.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { isNewPidClone, isParentClone, isThreadClone, lifecycleKind } from '../track/lifecycle.js';
 import { splitFields } from '../parse/fields.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
 /** A CONTAINER_OP record's facts (`op=set opid=8730 contid=4 old-contid=-1 pid=… res=1`). */
 export interface StoreOp {
@@ -91,7 +92,7 @@ export interface FieldSource {
   value(name: string): string | undefined;
 }
 
-const SYSCALL = 1300;
+const SYSCALL = RecordType.SYSCALL;
 
 function int(raw: string | undefined): number | null {
   if (raw === undefined || !/^-?[0-9]{1,19}$/.test(raw)) return null;
