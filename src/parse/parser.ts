@@ -2,6 +2,7 @@ import { recordTypeName, recordTypeNumber } from '../interpret/record-types.js';
 import { nextField, splitFieldsOf } from './fields.js';
 import { LineSplitter } from './lines.js';
 import type { AuditRecord, ParseIssue } from './record.js';
+import { asciiAt, asciiAtWithin, decimalDigits, indexIn } from '../bytes.js';
 
 /** Longest excerpt of a bad line kept in a ParseIssue. */
 const EXCERPT = 200;
@@ -205,12 +206,6 @@ export function decimalField(src: Buffer, from: number, to: number): number | nu
   return sign * v;
 }
 
-/** Whether the ASCII string `text` is at `src[at..]`. */
-export function asciiAt(src: Uint8Array, at: number, text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (src[at + i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
 /**
  * Values decoded lately, by a hash of their bytes: values repeat from
  * record to record (`arch=c000003e`, `success=yes`, the `comm` and `exe` of
@@ -283,24 +278,6 @@ function sameAs(bytes: Buffer, buf: Buffer, start: number, end: number): boolean
   return true;
 }
 
-function startsWith(buf: Buffer, at: number, end: number, ascii: string): boolean {
-  if (at + ascii.length > end) return false;
-  for (let i = 0; i < ascii.length; i++) if (buf[at + i] !== ascii.charCodeAt(i)) return false;
-  return true;
-}
-
-/** Reads decimal digits in `buf[from..to)`; -1 when empty or not all digits. */
-function digits(buf: Buffer, from: number, to: number): number {
-  if (to <= from) return -1;
-  let v = 0;
-  for (let i = from; i < to; i++) {
-    const c = buf[i]! - 0x30;
-    if (c < 0 || c > 9) return -1;
-    v = v * 10 + c;
-  }
-  return v;
-}
-
 /** Bytes of a name in auditd's enriched part (an upper-cased field name): 1, else 0. */
 const ENRICHED_NAME = new Uint8Array(256);
 for (const c of Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-', 'latin1')) ENRICHED_NAME[c] = 1;
@@ -368,11 +345,6 @@ export function isEnrichedPart(buf: Uint8Array, from: number, end: number): bool
     i++;
   }
   return true;
-}
-
-function indexIn(buf: Uint8Array, byte: number, from: number, to: number): number {
-  for (let i = from; i < to; i++) if (buf[i] === byte) return i;
-  return -1;
 }
 
 /** For parseStamped: a netlink payload, which has no enriched part, no link and no line of its own. */
@@ -454,9 +426,9 @@ function parseStamped(
       end,
     );
   }
-  const sec = digits(buf, open, dot);
-  let ms = digits(buf, dot + 1, colon);
-  const serial = digits(buf, colon + 1, close);
+  const sec = decimalDigits(buf, open, dot);
+  let ms = decimalDigits(buf, dot + 1, colon);
+  const serial = decimalDigits(buf, colon + 1, close);
   if (sec < 0 || ms < 0 || serial < 0) {
     return issue(
       'ERR_BAD_TIMESTAMP',
@@ -521,20 +493,20 @@ export function parseLineBytes(
   while (end > start && (buf[end - 1] === SPACE || buf[end - 1] === 0x0d)) end--;
   let pos = start;
   let node: string | null = null;
-  if (startsWith(buf, pos, end, 'node=')) {
+  if (asciiAtWithin(buf, pos, end, 'node=')) {
     const sp = indexIn(buf, SPACE, pos, end);
     if (sp < 0)
       return issue('ERR_BAD_RECORD', 'Line has a node= prefix but no record', lineNo, buf, start, end);
     node = buf.toString('utf8', pos + 5, sp);
     pos = sp + 1;
   }
-  if (!startsWith(buf, pos, end, 'type=')) {
+  if (!asciiAtWithin(buf, pos, end, 'type=')) {
     return issue('ERR_BAD_RECORD', 'Line is not an audit record: expected type=', lineNo, buf, start, end);
   }
   const typeEnd = indexIn(buf, SPACE, pos + 5, end);
   if (typeEnd < 0)
     return issue('ERR_BAD_RECORD', 'Record has a type but no msg=audit(...)', lineNo, buf, start, end);
-  if (!startsWith(buf, typeEnd + 1, end, 'msg=audit(')) {
+  if (!asciiAtWithin(buf, typeEnd + 1, end, 'msg=audit(')) {
     return issue('ERR_BAD_RECORD', 'Record has no msg=audit(...) after its type', lineNo, buf, start, end);
   }
   const entry = typeOf(buf, pos + 5, typeEnd);
@@ -561,7 +533,7 @@ const OWN_TYPES: readonly Buffer[] = ['CONTAINER_ID', 'CONTAINER_OP', 'CONTID_FO
 /** Whether the line `buf[start..end)` is one of contid's own records (see OWN_TYPES). */
 export function isOwnRecordLine(buf: Buffer, start: number, end: number): boolean {
   let pos = start;
-  if (startsWith(buf, pos, end, 'node=')) {
+  if (asciiAtWithin(buf, pos, end, 'node=')) {
     const sp = indexIn(buf, SPACE, pos, end);
     if (sp < 0) return false;
     pos = sp + 1;
@@ -619,7 +591,7 @@ export function parseNetlinkBytes(
     for (; nl >= 0; nl = buf.indexOf(0x0a, nl + 1)) buf[nl] = SPACE;
   }
   if (end > start && buf[end - 1] === SPACE) end--;
-  if (!startsWith(buf, start, end, 'audit(')) {
+  if (!asciiAtWithin(buf, start, end, 'audit(')) {
     return issue(
       'ERR_BAD_RECORD',
       `Netlink message of type ${type} has no audit(...) stamp`,
