@@ -559,8 +559,7 @@ class Connection {
     request: ControlRequest & { op: 'set' | 'grant' },
     caller: CallerIdentity,
   ): Promise<OperationResult> {
-    // name and meta describe the container for the daemon's store; they are
-    // not part of the marker.
+    // name and meta describe the container: the set marker carries them.
     const operation: OperationRequest = {
       op: request.op,
       pid: request.pid,

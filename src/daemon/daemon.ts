@@ -78,7 +78,10 @@ interface Pending {
 /** Most container descriptions (name, meta) kept; the oldest go first. */
 const MAX_DESCRIPTIONS = 10_000;
 
-/** What an orchestrator said about a container it labelled (not in the audit stream). */
+/**
+ * What an orchestrator said about a container it labelled, kept for status
+ * while the container is live (the set's marker and CONTAINER_OP carry it too).
+ */
 export interface ContainerDescription {
   /** The chain (`5,^42`; a top-level ID is itself). */
   readonly contid: string;
@@ -848,6 +851,11 @@ export class Daemon implements DaemonApi {
               caller,
               ...(request.owner === undefined ? {} : { owner: request.owner }),
               ...(request.create === true ? { create: true } : {}),
+              // In the marker, so the set's CONTAINER_OP (and a replay) names the container.
+              ...(request.name === undefined ? {} : { name: request.name }),
+              ...(request.meta === undefined || Object.keys(request.meta).length === 0
+                ? {}
+                : { meta: request.meta }),
             };
     }
     return new Promise<OperationResult>((resolve, reject) => {
@@ -912,9 +920,8 @@ export class Daemon implements DaemonApi {
   }
 
   /**
-   * Logs an answered operation with the name and meta the orchestrator gave
-   * (they are not in the marker), and keeps them for status while the
-   * container is live.
+   * Logs an answered operation with the name and meta the orchestrator gave,
+   * and keeps them for status while the container is live.
    */
   #recordOperation(request: OperationRequest, result: OperationResult): void {
     const described = request.name !== undefined || request.meta !== undefined;

@@ -109,7 +109,14 @@ export class InterpretedEventWriter {
       const names: string[] = [];
       const values: string[] = [];
       splitFields(x.body, names, values);
-      const fields = names.map((n, i) => `${n}=${this.#value(0, n, values[i]!, null, null)}`).join(' ');
+      // A set's metadata values are untrusted strings, as its name is.
+      const fields = names
+        .map((n, i) =>
+          n.startsWith('meta.')
+            ? `${n}=${stringValue(values[i]!)}`
+            : `${n}=${this.#value(0, n, values[i]!, null, null)}`,
+        )
+        .join(' ');
       text += this.#line(event.node, x.typeName, stamp, event.serial, fields) + '\n';
     }
     this.#sink.utf8(text);

@@ -890,7 +890,14 @@ export class Labeller {
       }
     }
     this.#record(
-      { op: 'set', opid: pid, contid: renderRequested(requested), oldContid: old },
+      {
+        op: 'set',
+        opid: pid,
+        contid: renderRequested(requested),
+        oldContid: old,
+        ...(body.name === undefined ? {} : { name: body.name }),
+        ...(body.meta === undefined ? {} : { meta: body.meta }),
+      },
       caller,
       errno,
       marker,
@@ -1026,7 +1033,7 @@ export class Labeller {
   }
 
   #record(
-    f: Pick<ContainerOpFields, 'op' | 'opid' | 'contid' | 'oldContid'>,
+    f: Pick<ContainerOpFields, 'op' | 'opid' | 'contid' | 'oldContid' | 'name' | 'meta'>,
     caller: MarkerCaller,
     errno: ContidErrno | null,
     marker: { start: string; seq: number },
