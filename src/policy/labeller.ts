@@ -291,7 +291,8 @@ export class Labeller {
     }
     for (const g of state.grants) {
       const e = this.#table.get(g.pid);
-      if (e !== undefined && e.startTime === g.start) e.grant = { uid: g.uid, exe: g.exe, start: g.start };
+      if (e !== undefined && e.startTime === g.start)
+        this.#table.grant(e, { uid: g.uid, exe: g.exe, start: g.start });
     }
     this.#ops = NO_OPS;
     this.#dropUnheld();
@@ -454,8 +455,7 @@ export class Labeller {
         // comm and exe change only at exec (see #lifecycle); reading them for
         // every event would decode two strings per SYSCALL record for nothing.
         if (this.#table.lastObserveCreated || subject.exe === undefined) {
-          subject.comm = facts.comm() ?? subject.comm;
-          subject.exe = facts.exe() ?? subject.exe;
+          this.#table.learnExec(subject, facts.comm(), facts.exe());
         }
         subjectIndex = sys;
       }
@@ -645,8 +645,7 @@ export class Labeller {
     const kind = facts.kind;
     if (kind === null || kind === 'other') return;
     if (kind === 'execve') {
-      entry.comm = facts.comm() ?? entry.comm;
-      entry.exe = facts.exe() ?? entry.exe;
+      this.#table.learnExec(entry, facts.comm(), facts.exe());
       return;
     }
     if (kind === 'exit-group') {
@@ -694,7 +693,11 @@ export class Labeller {
       case 'restore-grant': {
         const e = this.#table.get(body.pid);
         if (e !== undefined && e.startTime === body.start) {
-          e.grant = { uid: body.targetUid ?? null, exe: body.targetExe ?? null, start: body.start };
+          this.#table.grant(e, {
+            uid: body.targetUid ?? null,
+            exe: body.targetExe ?? null,
+            start: body.start,
+          });
         }
         return;
       }
@@ -973,11 +976,11 @@ export class Labeller {
       errno = 'EXDEV';
     if (errno === null) {
       const entry = this.#materialise(target, pid, ppid, start);
-      entry.grant = {
+      this.#table.grant(entry, {
         uid: body.targetUid ?? null,
         exe: body.targetExe ?? null,
         start: start ?? entry.startTime,
-      };
+      });
     }
     this.#record({ op: 'grant', opid: pid, contid: current, oldContid: current }, caller, errno, marker);
   }
