@@ -30,8 +30,9 @@ import { LabelGroups } from './label-groups.js';
 import {
   isDescendant,
   liveAncestor,
+  newTableEntry,
   own,
-  TableEntry,
+  type TableEntry,
   type EntryOrigin,
   type Grant,
   type LabelHooks,
@@ -833,7 +834,7 @@ export class ProcessTable<L> {
   }
 
   #newEntry(pid: number, ppid: number, label: L | null, origin: EntryOrigin): TableEntry<L> {
-    const e = new TableEntry<L>(pid, {
+    const e = newTableEntry<L>(pid, {
       generation: ++this.#generation,
       ppid,
       label,
