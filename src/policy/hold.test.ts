@@ -122,4 +122,15 @@ void describe('hold stage', () => {
     assert.ok(pids(out).includes(`${G}:77`), 'and gets its label');
     assert.equal(hold.stats().overflowed, 200 - hold.held, "the flood's own events went");
   });
+
+  void it('a held process whose awaited pid turns up as its own child (pid reuse) is written as unknown, and the stage goes on', () => {
+    const { w, hold, out } = container();
+    out.push(...hold.push(w.sys({ pid: 1054, ppid: 1053, nr: 59 }, 0)));
+    out.push(...hold.push(w.sys({ pid: 1053, ppid: 1054, nr: 39 }, 0)));
+    out.push(...hold.push(w.sys({ pid: 1054, ppid: 1053, nr: 231 }, 5)));
+    w.set(S, '78'); // a marker on the way: refused (S is labelled), and judged without walking a cycle
+    out.push(...hold.end());
+    assert.deepEqual(pids(out).slice(0, 3), ['1054:unknown', '1053:unknown', '1054:unknown']);
+    assert.equal(hold.held, 0);
+  });
 });

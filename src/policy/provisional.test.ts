@@ -142,6 +142,31 @@ void describe('provisional processes (parent seen after the child)', () => {
     assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }, 61_000).contid, '77');
     assert.equal(w.seen(G, P).contid, 'unknown');
   });
+  void it('a waiting process whose awaited pid turns up as its own child (pid reuse) is not linked under it: its container is unknown', () => {
+    // Hostile or reused: 1054 names ppid 1053, never seen (it exited, its
+    // pid free); 1054 then forks a child that gets pid 1053, which names
+    // ppid 1054. Linking 1054 under that 1053 would make a cycle in the
+    // ancestry that every walk up it (hold, grants, reaping) loops on.
+    const w = container();
+    assert.equal(w.sys({ pid: 1054, ppid: 1053, nr: EXECVE }).contid, null, 'waits for 1053');
+    w.sys({ pid: 1053, ppid: 1054, nr: 39 });
+    const t = w.labeller.table;
+    const ancestry = (pid: number): number[] => {
+      const seen: number[] = [];
+      for (let p = t.get(pid)?.parent ?? null; p !== null && seen.length < 10; p = p.parent) seen.push(p.pid);
+      return seen;
+    };
+    assert.deepEqual(ancestry(1054), [], '1054 has no known parent');
+    assert.deepEqual(ancestry(1053), [1054]);
+    assert.equal(t.get(1054)?.provisional, false, 'the wait is over');
+    assert.equal(
+      w.sys({ pid: 1054, ppid: 1053, nr: 39 }).contid,
+      'unknown',
+      'its real parent cannot be known',
+    );
+    assert.equal(w.sys({ pid: 1053, ppid: 1054, nr: 39 }).contid, 'unknown', "1054's child");
+    assert.equal(w.set(S, '78').errno, 'EBUSY', 'markers still judged (S is labelled already)');
+  });
 });
 
 void describe('provisional processes while no container is live', () => {

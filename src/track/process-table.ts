@@ -303,7 +303,8 @@ export class ProcessTable<L> {
       for (const e of this.#groups.entries()) {
         if (e.parent !== null || isNew.has(e) || e.provisional) continue;
         const parent = this.#byPid.get(e.ppid);
-        if (parent !== undefined && isNew.has(parent) && parent !== e) this.#link(e, parent);
+        if (parent !== undefined && isNew.has(parent) && parent !== e && !isDescendant(parent, e))
+          this.#link(e, parent);
       }
     }
     // Processes that waited for one of these (seen first, parent unknown):
@@ -344,7 +345,8 @@ export class ProcessTable<L> {
       if (
         parent !== undefined &&
         parent !== e &&
-        (parent.origin === 'seed' || parent.generation < e.generation)
+        (parent.origin === 'seed' || parent.generation < e.generation) &&
+        !isDescendant(parent, e)
       )
         this.#link(e, parent);
     }
@@ -742,7 +744,15 @@ export class ProcessTable<L> {
     this.#waits.delete(e.pid);
     for (const c of ph.waiting) {
       if (c.parent !== null || c.ppid !== e.pid) continue;
-      if (c.mapped && c !== e) this.#link(c, e);
+      if (c === e || isDescendant(e, c)) {
+        // `e` descends from the process that waited for its pid: a later
+        // process with the pid of that one's parent (reused, or a hostile
+        // log). Linking would make the ancestry a cycle; the real parent
+        // is gone unseen, so its container is unknown.
+        this.#resolve(c, this.#unknown);
+        continue;
+      }
+      if (c.mapped) this.#link(c, e);
       if (e.provisional) {
         if (c.provisional || c.pending !== null) (e.pending ??= []).push(c);
       } else {
