@@ -86,6 +86,20 @@ function put(bytes: Uint8Array, out: Uint8Array, p: number): number {
   return p;
 }
 
+/**
+ * Writes `#m` into `out` at `p` (which has room for 16 bytes); returns the
+ * new position. m > 0 is a name's suffix, at most the fields of a record: a
+ * hostile record repeats one name thousands of times, so this is written in
+ * place rather than through the sink's calls.
+ */
+function putSuffix(m: number, out: Uint8Array, p: number): number {
+  out[p++] = 0x23;
+  const digits = m < 10 ? 1 : m < 100 ? 2 : m < 1000 ? 3 : m < 10000 ? 4 : String(m).length;
+  let q = p + digits;
+  for (let x = m; x > 0; x = (x / 10) | 0) out[--q] = 0x30 + (x % 10);
+  return p + digits;
+}
+
 function recordOpening(typeName: string): Buffer {
   let b = openings.get(typeName);
   if (b === undefined) {
@@ -455,11 +469,10 @@ export class JsonEventWriter {
       out[p++] = 0x22;
       p = escapeInto(src, ns, ne, out, p);
       if (suffix > 0) {
+        // Room for `#N` and the rest of the fields, as reserved above.
         s.commit(p);
-        s.byte(0x23);
-        s.decimal(suffix);
-        out = s.reserve((be - i) * 8 + 16);
-        p = s.position;
+        out = s.reserve((be - i) * 8 + 32);
+        p = putSuffix(suffix, out, s.position);
       }
       out[p++] = 0x22;
       out[p++] = 0x3a;
@@ -591,10 +604,8 @@ export class JsonEventWriter {
       p = escapeInto(src, ns, ne, out, p);
       if (suffix > 0) {
         s.commit(p);
-        s.byte(0x23);
-        s.decimal(suffix);
-        out = s.reserve((to - i) * 6 + 16);
-        p = s.position;
+        out = s.reserve((to - i) * 6 + 32);
+        p = putSuffix(suffix, out, s.position);
       }
       out[p++] = 0x22;
       out[p++] = 0x3a;
