@@ -181,11 +181,14 @@ export class FieldNames {
     const slots = this.#slots;
     let m = slots[at + NEXT]!;
     let hm = suffixedHash(h, m);
-    while (this.#find(hm, from, to, m) >= 0) hm = suffixedHash(h, ++m);
+    let found = this.#find(hm, from, to, m);
+    while (found >= 0) {
+      hm = suffixedHash(h, ++m);
+      found = this.#find(hm, from, to, m);
+    }
     slots[at + NEXT] = m + 1;
-    let k = (hm ^ (hm >>> 16)) & this.#mask;
-    while (slots[k * SLOT + STAMP] === this.#current) k = (k + 1) & this.#mask;
-    this.#fill(k * SLOT, hm, from, to, m);
+    // The free name goes where the search for it ended.
+    this.#fill(-1 - found, hm, from, to, m);
     return m;
   }
 
@@ -199,21 +202,21 @@ export class FieldNames {
     slots[at + NEXT] = 2;
   }
 
-  /** Where the name `src[from..to)` with suffix `suffix` (0: none) is in the table, or -1. */
+  /**
+   * Where the name `src[from..to)` with suffix `suffix` (0: none) is in the
+   * table; when it is not, -1 - the free slot where the search ended.
+   */
   #find(h: number, from: number, to: number, suffix: number): number {
     const slots = this.#slots;
     const len = to - from + suffixLength(suffix);
-    for (
-      let k = (h ^ (h >>> 16)) & this.#mask;
-      slots[k * SLOT + STAMP] === this.#current;
-      k = (k + 1) & this.#mask
-    ) {
+    let k = (h ^ (h >>> 16)) & this.#mask;
+    for (; slots[k * SLOT + STAMP] === this.#current; k = (k + 1) & this.#mask) {
       const at = k * SLOT;
       if (slots[at + HASH_OF] !== h) continue;
       if (slots[at + LEN]! + suffixLength(slots[at + SUFFIX]!) !== len) continue;
       if (this.#same(at, from, to, suffix)) return at;
     }
-    return -1;
+    return -1 - k * SLOT;
   }
 
   /** Whether the name at slot `at` is the name `src[from..to)` with suffix `suffix`, byte for byte. */
