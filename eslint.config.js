@@ -67,6 +67,33 @@ export default tseslint.config(
       ],
     },
   },
+  // A process-table entry changes only through the table's methods: the
+  // mutable record (TableEntry) and the table's parts stay inside src/track;
+  // everyone else imports the read-only view from process-table.js.
+  {
+    files: ['**/*.ts'],
+    ignores: ['src/track/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/track/process-entry.js',
+                '**/track/births.js',
+                '**/track/expiry.js',
+                '**/track/label-groups.js',
+                '**/track/waits.js',
+              ],
+              message:
+                'Internal to src/track: import ProcessEntry and the table from src/track/process-table.js.',
+            },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {

@@ -11,11 +11,11 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 
-/** The node options on the CLI's `#!` line. */
-export function cliNodeOptions() {
-  const first = readFileSync(CLI, 'utf8').split('\n', 1)[0];
+/** The node options on the `#!` line of the CLI (of this tree's build, or of `cli`). */
+export function cliNodeOptions(cli = CLI) {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0];
   const m = /^#!\/usr\/bin\/env -S node( .*)?$/.exec(first);
-  if (m === null) throw new Error(`${CLI}: unexpected first line ${JSON.stringify(first)}`);
+  if (m === null) throw new Error(`${cli}: unexpected first line ${JSON.stringify(first)}`);
   return (m[1] ?? '').trim().split(/\s+/).filter(Boolean);
 }
 

@@ -5,9 +5,10 @@
 // kernel `lost`. See bench/README.md ("Live exec loop: CPU per exec").
 //
 // Usage (as root; no build step, uses the existing dist/):
-//   node bench/exec-cpu.mjs [--rates 500,1000,2000] [--seconds 10] [--reps 1]
+//   node bench/exec-cpu.mjs [--rates 50,150,max] [--seconds 10] [--reps 1]
 //                           [--only contid|auditd|auditd+laurel] [--search 3000,4000,...|none]
-//                           [--narrow] [--lock-wait 1800] [--contid-arg=--flag --contid-arg=value]...
+//                           [--wide] [--lock-wait 1800] [--contid-arg=--flag --contid-arg=value]...
+//                           [--build NAME=path/to/dist/src/cli/main.js]...
 //
 // Kernel audit state is shared by the whole machine. The script:
 //   - holds /run/contid-audit-test.lock for the whole run (a `flock` helper in
@@ -30,26 +31,42 @@
 // SECONDS s, paced on absolute CLOCK_MONOTONIC deadlines). The window ends when
 // the kernel backlog is 0 and the consumer's CPU has settled. CPU is
 // utime+stime from /proc/PID/stat of every consumer process (all threads).
-import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, closeSync } from 'node:fs';
+// While the generator runs, the consumer's output is tailed every 10 ms: the
+// age of each auid-4242 event when it first shows (now - its audit time) is
+// the host-log latency.
+import { spawn } from 'node:child_process';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  fstatSync,
+} from 'node:fs';
+import { readSync } from 'node:fs';
 import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { clearInterval, setInterval } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { auditRules, auditStatus, LOCK, restoreSettings, run, takeLock } from './audit-session.mjs';
 import { cliNodeOptions } from './cli.mjs';
+import { laurelConfig } from './laurel.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH_DIR);
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const RULES_FILE = path.join(ROOT, 'etc', 'audit', 'contid.rules');
 const RESULTS = path.join(BENCH_DIR, 'out', 'exec-cpu.json');
-const LOCK = '/run/contid-audit-test.lock';
 const AUID = 4242;
 const CLK_TCK = 100; // USER_HZ; checked against `getconf CLK_TCK` at start
 const IDLE_SECONDS = 2;
+/** The exec rate of the warm-up before each point's window. */
+const WARMUP_RATE = 100;
 const BACKLOG_LIMIT = 8192; // what contid sets; set for auditd too
 /** A point is "sustained" when the loop reached this share of its target rate. */
 const REACHED = 0.97;
@@ -63,37 +80,52 @@ const ONLY = {
 };
 const USAGE = `Usage: node bench/exec-cpu.mjs [options]   (as root)
 
-  --rates LIST     target exec rates per second (default 500,1000,2000)
+  --rates LIST     target exec rates per second; "max": as fast as the loop
+                   goes for --seconds (default 50,150,max)
   --seconds N      generator run time per point (default 10)
   --reps N         runs of each point, interleaved (default 1)
   --only NAME      contid, auditd (RAW and ENRICHED), auditd-raw, auditd-enriched,
                    auditd+laurel; repeatable (default: all)
   --search LIST    rates for contid's zero-loss search after the table
-                   (default 3000,4000,5000,6000,8000; "none" to skip)
-  --narrow         add -F auid=${AUID} to every rule (contid then runs with --rules no
-                   and the script loads the same rules as for auditd)
+                   (default none)
+  --wide           the rules of etc/audit/contid.rules as they are, matching every
+                   process (default: -F auid=${AUID} added to every rule; contid then
+                   runs with --rules no and the script loads the same rules as for auditd)
+  --build N=PATH   measure this contid build (its dist/src/cli/main.js) as
+                   configuration contid:N, repeatable; default: this tree's dist/
   --contid-arg A   one more argument for contid run, repeatable
                    (e.g. --contid-arg=--proc-connector --contid-arg=no)
+  --warmup N       seconds of execs at ${WARMUP_RATE}/s before each point's window,
+                   not measured (default 3; 0 for none)
+  --node-arg A     one more node option for contid (e.g. --node-arg=--cpu-prof), repeatable
   --lock-wait N    seconds to wait for ${LOCK} (default 1800)`;
 
+/** The generator's target for "max": far above any rate it reaches; it stops at --seconds. */
+const MAX_RATE = 100000;
+
 function parseRates(text, flag) {
-  const rates = text.split(',').map((s) => Number(s.trim()));
+  const rates = text.split(',').map((s) => (s.trim() === 'max' ? MAX_RATE : Number(s.trim())));
   if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new Error(`Invalid ${flag} value '${text}'`);
   return rates;
 }
+
+const rateName = (rate) => (rate === MAX_RATE ? 'max' : String(rate));
 
 function parseCli(argv) {
   const { values } = parseArgs({
     args: argv,
     options: {
-      rates: { type: 'string', default: '500,1000,2000' },
+      rates: { type: 'string', default: '50,150,max' },
       seconds: { type: 'string', default: '10' },
       reps: { type: 'string', default: '1' },
       only: { type: 'string', multiple: true },
-      search: { type: 'string', default: '3000,4000,5000,6000,8000' },
-      narrow: { type: 'boolean', default: false },
+      search: { type: 'string', default: 'none' },
+      wide: { type: 'boolean', default: false },
+      build: { type: 'string', multiple: true },
       'contid-arg': { type: 'string', multiple: true },
+      'node-arg': { type: 'string', multiple: true },
       'lock-wait': { type: 'string', default: '1800' },
+      warmup: { type: 'string', default: '3' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -106,46 +138,33 @@ function parseCli(argv) {
     if (!ONLY[name]) throw new Error(`Unknown configuration '${name}' for --only`);
     for (const c of ONLY[name]) selected.add(c);
   }
+  const builds = {};
+  for (const spec of values.build ?? []) {
+    const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(spec);
+    if (m === null) throw new Error(`Invalid --build value '${spec}' (NAME=PATH)`);
+    builds[`contid:${m[1]}`] = path.resolve(m[2]);
+  }
+  if (Object.keys(builds).length === 0) builds.contid = CLI;
+  const configs = CONFIGS.filter((c) => selected.has(c)).flatMap((c) =>
+    c === 'contid' ? Object.keys(builds) : [c],
+  );
   return {
     rates: parseRates(values.rates, '--rates'),
     seconds,
     reps,
-    configs: CONFIGS.filter((c) => selected.has(c)),
+    configs,
+    builds,
     search: values.search === 'none' || !selected.has('contid') ? [] : parseRates(values.search, '--search'),
-    narrow: values.narrow,
+    narrow: !values.wide,
+    warmup: Number(values.warmup),
     contidArgs: values['contid-arg'] ?? [],
+    nodeArgs: values['node-arg'] ?? [],
     lockWait: Number(values['lock-wait']),
     help: values.help,
   };
 }
 
 // --- small helpers ------------------------------------------------------------
-
-function run(cmd, args, { allowFail = false } = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error) throw r.error;
-  if (r.status !== 0 && !allowFail) {
-    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim()}`);
-  }
-  return r;
-}
-
-/** `auditctl -s` as numbers: enabled, pid, backlog_limit, lost, backlog... */
-function auditStatus() {
-  const out = {};
-  for (const line of run('auditctl', ['-s']).stdout.split('\n')) {
-    const [k, v] = line.trim().split(/\s+/);
-    if (k && v !== undefined && /^-?\d+$/.test(v)) out[k] = Number(v);
-  }
-  return out;
-}
-
-function auditRules() {
-  return run('auditctl', ['-l'])
-    .stdout.split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-}
 
 /** utime + stime of one process (all its threads, dead ones included), in ms; null if gone. */
 function cpuMs(pid) {
@@ -157,6 +176,42 @@ function cpuMs(pid) {
   }
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK; // fields 14 and 15
+}
+
+/** utime + stime of each live thread of `pid` by thread id, with its name, in ms. */
+function threadCpu(pid) {
+  const out = new Map();
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+      out.set(tid, { name, ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK });
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU of each thread over a window, as `name/tid` (`name/main` for the main
+ * thread; Node's threads all share one name), busiest first; threads that
+ * ended meanwhile are left out.
+ */
+function threadDelta(pid, before, after) {
+  const rows = [];
+  for (const [tid, t] of after) {
+    const ms = t.ms - (before.get(tid)?.ms ?? 0);
+    if (ms > 0) rows.push([`${t.name}/${tid === String(pid) ? 'main' : tid}`, ms]);
+  }
+  return Object.fromEntries(rows.sort((a, b) => b[1] - a[1]));
 }
 
 const sumCpu = (pids) => pids.reduce((s, p) => s + (cpuMs(p) ?? 0), 0);
@@ -286,8 +341,13 @@ int main(int argc, char **argv) {
   long total = (long)(rate * seconds + 0.5), failed = 0, late = 0;
   long long period = (long long)(1e9 / rate), start = now_ns(), max_lag = 0;
   char *cargv[] = {"true", NULL}, *cenv[] = {NULL};
+  /* As fast as it goes ("max"): stop at SECONDS instead of making RATE * SECONDS execs. */
+  long long stop_at = rate >= 100000 ? start + (long long)(seconds * 1e9) : 0;
+  long made = 0;
   for (long i = 0; i < total; i++) {
     long long due = start + i * period, lag = now_ns() - due;
+    if (stop_at && now_ns() >= stop_at) break;
+    made++;
     if (lag < 0) {
       struct timespec d = {due / 1000000000LL, due % 1000000000LL};
       while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &d, NULL) == EINTR) {}
@@ -307,7 +367,7 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_CHILDREN, &kids);
   printf("{\"target\":%g,\"execs\":%ld,\"forkFailed\":%ld,\"late\":%ld,\"maxLagMs\":%.3f,"
          "\"seconds\":%.6f,\"reapedSeconds\":%.6f,\"selfCpuMs\":%.1f,\"childrenCpuMs\":%.1f}\n",
-         rate, total - failed, failed, late, max_lag / 1e6, (end - start + period) / 1e9,
+         rate, made - failed, failed, late, max_lag / 1e6, (stop_at ? end - start : end - start + period) / 1e9,
          (reaped - start) / 1e9,
          (self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1e3 + (self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e3,
          (kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) * 1e3 + (kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e3);
@@ -369,15 +429,8 @@ function deleteOurRules({ leftovers = true } = {}) {
   return problems;
 }
 
-function restoreSettings(saved) {
-  const now = auditStatus();
-  if (now.backlog_limit !== saved.backlog_limit) run('auditctl', ['-b', String(saved.backlog_limit)]);
-  if (now.enabled !== saved.enabled && (saved.enabled === 0 || saved.enabled === 1)) {
-    run('auditctl', ['-e', String(saved.enabled)]);
-  }
-}
-
-async function startContid(tmp, opts) {
+async function startContid(tmp, opts, name) {
+  const cli = opts.builds[name];
   if (opts.narrow) {
     // contid with --rules no neither enables audit nor raises the backlog limit.
     run('auditctl', ['-b', String(BACKLOG_LIMIT)]);
@@ -387,8 +440,9 @@ async function startContid(tmp, opts) {
   writeFileSync(conf, '# empty: every setting comes from the flags\n');
   const hostLog = path.join(tmp, 'hostlog', 'audit.log');
   const args = [
-    ...cliNodeOptions(),
-    CLI,
+    ...cliNodeOptions(cli),
+    ...opts.nodeArgs,
+    cli,
     'run',
     '--config',
     conf,
@@ -406,14 +460,14 @@ async function startContid(tmp, opts) {
     opts.narrow ? 'no' : 'yes',
   ];
   // Builds with a control socket listen on /run/contid/control.sock by default: use a private one.
-  const help = run(process.execPath, [CLI, 'run', '--help'], { allowFail: true }).stdout;
+  const help = run(process.execPath, [cli, 'run', '--help'], { allowFail: true }).stdout;
   if (help.includes('--socket')) args.push('--socket', path.join(tmp, 'run', 'control.sock'));
   args.push(...opts.contidArgs);
   const t = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const pid = t.child.pid;
   state.contidPids.push(pid);
   const consumer = {
-    name: 'contid',
+    name,
     command: ['node', ...args.map((a) => (a.startsWith(tmp) ? a.replace(tmp, '<tmp>') : a))].join(' '),
     pids: () => [pid],
     logFiles: () => [hostLog],
@@ -481,23 +535,11 @@ function writeLaurelPlugin(tmp, pluginsDir) {
   // The same enrichment as bench/run.mjs's Laurel; no `user` key: it stays root.
   writeFileSync(
     config,
-    `directory = "${dir}/out"
-statusreport-period = 0
-[auditlog]
-file = "audit.log"
-size = 4000000000
-generations = 2
-[translate]
-universal = true
-user-db = true
-[enrich]
-pid = true
-container = true
-script = true
-[label-process]
-label-keys = [ "contid-bench" ]
-propagate-labels = [ "contid-bench" ]
-`,
+    laurelConfig({
+      directory: `${dir}/out`,
+      statusreportPeriod: 0,
+      auditlog: { file: 'audit.log', size: 4000000000, generations: 2 },
+    }),
     { mode: 0o644 },
   );
   writeFileSync(
@@ -572,9 +614,8 @@ async function startAuditd(tmp, opts, format, withLaurel) {
 }
 
 function startConsumer(config, tmp, opts) {
+  if (config === 'contid' || config.startsWith('contid:')) return startContid(tmp, opts, config);
   switch (config) {
-    case 'contid':
-      return startContid(tmp, opts);
     case 'auditd-raw':
       return startAuditd(tmp, opts, 'RAW', false);
     case 'auditd-enriched':
@@ -598,6 +639,63 @@ async function countExecs(files) {
     }
   }
   return n;
+}
+
+// --- host-log latency ------------------------------------------------------------
+
+/**
+ * Tails `files()` every `everyMs` while the generator runs: each auid-4242
+ * event's age when its line first shows in the consumer's output (now minus
+ * its audit time, ms). Text lines carry `audit(SEC.MS:SERIAL)`, Laurel's
+ * JSON `"ID":"SEC.MS:SERIAL"`. The poll interval bounds the resolution.
+ */
+function startLatencyProbe(files, everyMs = 10) {
+  // Only what is written from now on.
+  const offsets = new Map(files().map((f) => [f, existsSync(f) ? statSync(f).size : 0]));
+  const partial = new Map();
+  const ages = [];
+  const stamp = /(?:audit\(|"ID":")(\d+)\.(\d{3}):\d+/;
+  const ours = / auid=4242 |"auid":4242[,}]/;
+  const poll = () => {
+    const now = Date.now();
+    for (const file of files()) {
+      let fd;
+      try {
+        fd = openSync(file, 'r');
+      } catch {
+        continue;
+      }
+      try {
+        const size = fstatSync(fd).size;
+        const from = offsets.get(file) ?? 0;
+        if (size <= from) continue;
+        const buf = Buffer.alloc(size - from);
+        const n = readSync(fd, buf, 0, buf.length, from);
+        offsets.set(file, from + n);
+        const text = (partial.get(file) ?? '') + buf.toString('latin1', 0, n);
+        const lines = text.split('\n');
+        partial.set(file, lines.pop());
+        for (const line of lines) {
+          if (!ours.test(line)) continue;
+          const m = stamp.exec(line);
+          if (m) ages.push(now - (Number(m[1]) * 1000 + Number(m[2])));
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+  };
+  const timer = setInterval(poll, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      poll();
+      const sorted = ages.sort((a, b) => a - b);
+      const at = (q) =>
+        sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
+      return { lines: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? null };
+    },
+  };
 }
 
 // --- one point ---------------------------------------------------------------------
@@ -632,6 +730,13 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
     point.command = consumer.command;
     const pids = consumer.pids();
     await sleep(1000); // let start-up work (seeding, DAEMON_START, plugin start) finish
+    // A daemon runs for months: warm it up (V8 compiles contid's hot paths
+    // on the first records) so that the window measures the steady state.
+    point.warmupExecs = 0;
+    if (opts.warmup > 0) {
+      point.warmupExecs = (await runGenerator(bin, WARMUP_RATE, opts.warmup, String(AUID))).execs;
+      await settle(pids);
+    }
     const idle0 = sumCpu(pids);
     await sleep(IDLE_SECONDS * 1000);
     point.idleCpuPct = ((sumCpu(pids) - idle0) / (IDLE_SECONDS * 1000)) * 100;
@@ -639,6 +744,7 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
     const s0 = auditStatus();
     const forks0 = forksSinceBoot();
     const cpu0 = pids.map(cpuMs);
+    const threads0 = pids.map(threadCpu);
     const k0 = kauditd ? cpuMs(kauditd) : null;
     const t0 = process.hrtime.bigint();
     let maxBacklog = 0;
@@ -649,6 +755,7 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
         await sleep(1000);
       }
     })();
+    const probe = startLatencyProbe(() => consumer.countFiles());
     try {
       point.generator = await runGenerator(bin, rate, opts.seconds, String(AUID));
     } finally {
@@ -656,7 +763,9 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
       await poll;
     }
     await settle(pids);
+    point.latencyMs = probe.stop();
     const cpu1 = pids.map(cpuMs);
+    point.cpuByThread = pids.map((p, i) => threadDelta(p, threads0[i], threadCpu(p)));
     const windowMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const s1 = auditStatus();
     const forks = forksSinceBoot() - forks0;
@@ -676,9 +785,13 @@ async function measurePoint(config, rate, opts, bin, kauditd) {
     point.otherForksPerSecond = Math.max(0, forks - g.execs) / (windowMs / 1000);
     point.stopped = await consumer.stop();
     state.consumer = null;
-    point.execsSeen = await countExecs(consumer.countFiles());
+    // The warm-up's execs are in the same output.
+    point.execsSeen = (await countExecs(consumer.countFiles())) - point.warmupExecs;
     point.logBytes = consumer.logFiles().reduce((s, f) => s + (existsSync(f) ? statSync(f).size : 0), 0);
-    if (config === 'contid') point.enobufs = point.stopped.losses?.enobufs ?? null;
+    if (isContid(config)) {
+      point.enobufs = point.stopped.losses?.enobufs ?? null;
+      point.serialGaps = point.stopped.losses?.serialGaps ?? null;
+    }
   } finally {
     if (state.consumer) {
       point.stopped ??= await state.consumer.stop().catch((err) => ({ error: err.message }));
@@ -698,40 +811,23 @@ async function generatorAlone(bin, rate, seconds) {
   return runGenerator(bin, rate, seconds, String(AUID));
 }
 
+const isContid = (config) => config === 'contid' || config.startsWith('contid:');
+
 const sustained = (p) =>
   p.kernelLost === 0 && !p.enobufs && p.achievedRate >= REACHED * p.rate && p.execsSeen === p.generator.execs;
 
 function describe(p) {
   return (
-    `${p.config} @${p.rate}/s: ${Math.round(p.achievedRate)} exec/s, CPU ${p.cpuPct.toFixed(1)}% ` +
+    `${p.config} @${rateName(p.rate)}/s: ${Math.round(p.achievedRate)} exec/s, CPU ${p.cpuPct.toFixed(1)}% ` +
     `(${p.cpuMsPer1000.toFixed(0)} ms/1000 execs, idle ${p.idleCpuPct.toFixed(1)}%), lost ${p.kernelLost}, ` +
+    `latency p50/p99/max ${p.latencyMs.p50}/${p.latencyMs.p99}/${p.latencyMs.max} ms, ` +
+    (p.serialGaps === undefined ? '' : `serial gaps ${p.serialGaps}, `) +
     `max backlog ${p.maxBacklog}, seen ${p.execsSeen}/${p.generator.execs}, ` +
     `other forks ${p.otherForksPerSecond.toFixed(0)}/s`
   );
 }
 
 // --- lock, snapshot, restore -----------------------------------------------------------
-
-async function takeLock(waitSeconds) {
-  // flock keeps the lock while `cat` reads our pipe: when node exits, even by
-  // SIGKILL, the pipe closes and the lock is released. Its own session, so a
-  // Ctrl-C does not release the lock before the state is restored.
-  const helper = spawn(
-    'flock',
-    ['-o', '-w', String(waitSeconds), LOCK, 'sh', '-c', 'echo locked; exec cat'],
-    {
-      detached: true,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    },
-  );
-  helper.stdout.setEncoding('utf8');
-  const ok = await new Promise((resolve) => {
-    helper.stdout.on('data', (d) => d.includes('locked') && resolve(true));
-    helper.on('exit', () => resolve(false));
-  });
-  if (!ok) throw new Error(`could not take ${LOCK} within ${waitSeconds} s`);
-  return () => helper.stdin.end();
-}
 
 async function restoreAll(saved) {
   const problems = [];
@@ -791,8 +887,8 @@ async function main() {
   if (opts.configs.includes('auditd+laurel') && !existsSync('/usr/sbin/laurel')) {
     missing.push('/usr/sbin/laurel (apt-get install laurel)');
   }
-  if (opts.configs.includes('contid') && !existsSync(CLI)) {
-    missing.push(`${path.relative(ROOT, CLI)} (npm run build)`);
+  for (const cli of Object.values(opts.builds)) {
+    if (!existsSync(cli)) missing.push(`${path.relative(ROOT, cli)} (npm run build)`);
   }
   if (missing.length) {
     console.error(`Missing ${missing.join(', ')}`);
@@ -858,10 +954,11 @@ async function main() {
     }
 
     // contid's zero-loss search, upwards from the table's rates.
-    const contidOk = points.filter((p) => p.config === 'contid' && sustained(p)).map((p) => p.rate);
+    const searched = Object.keys(opts.builds)[0];
+    const contidOk = points.filter((p) => p.config === searched && sustained(p)).map((p) => p.rate);
     for (const rate of opts.search) {
       if (state.aborted) break;
-      const p = await measurePoint('contid', rate, opts, bin, kauditd);
+      const p = await measurePoint(searched, rate, opts, bin, kauditd);
       restoreSettings(saved);
       search.push(p);
       console.log(`search: ${describe(p)}`);
@@ -913,14 +1010,16 @@ async function main() {
       'ms/1000 execs',
       'idle %',
       'lost',
+      'gaps',
       'max backlog',
       'seen',
+      'latency p99/max ms',
       'other forks/s',
     ],
   ];
   for (const p of [...points, ...search.map((p) => ({ ...p, rep: 'search' }))]) {
     rows.push([
-      p.rate,
+      rateName(p.rate),
       p.config,
       p.rep,
       Math.round(p.achievedRate),
@@ -928,8 +1027,10 @@ async function main() {
       p.cpuMsPer1000.toFixed(1),
       p.idleCpuPct.toFixed(1),
       p.kernelLost,
+      p.serialGaps ?? '-',
       p.maxBacklog,
       `${p.execsSeen}/${p.generator.execs}`,
+      `${p.latencyMs.p99}/${p.latencyMs.max}`,
       Math.round(p.otherForksPerSecond),
     ]);
   }
@@ -942,18 +1043,27 @@ async function main() {
     means[k].cpuMsPer1000.push(p.cpuMsPer1000);
   }
   const ratios = [];
+  const range = (xs) => `${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`;
+  console.log('');
+  for (const m of Object.values(means)) {
+    console.log(
+      `@${rateName(m.rate)}/s ${m.config}: ms/1000 execs ${range(m.cpuMsPer1000)} (mean ${mean(m.cpuMsPer1000).toFixed(0)})`,
+    );
+  }
   for (const rate of opts.rates) {
-    const c = means[`${rate} contid`];
-    if (!c) continue;
-    for (const other of ['auditd+laurel', 'auditd-enriched', 'auditd-raw']) {
-      const o = means[`${rate} ${other}`];
-      if (!o) continue;
-      ratios.push({ rate, of: `contid/${other}`, cpu: mean(c.cpuMsPer1000) / mean(o.cpuMsPer1000) });
+    for (const build of Object.keys(opts.builds)) {
+      const c = means[`${rate} ${build}`];
+      if (!c) continue;
+      for (const other of ['auditd+laurel', 'auditd-enriched', 'auditd-raw']) {
+        const o = means[`${rate} ${other}`];
+        if (!o) continue;
+        ratios.push({ rate, of: `${build}/${other}`, cpu: mean(c.cpuMsPer1000) / mean(o.cpuMsPer1000) });
+      }
     }
   }
   if (ratios.length) {
     console.log('');
-    for (const r of ratios) console.log(`@${r.rate}/s ${r.of}: CPU x${r.cpu.toFixed(2)}`);
+    for (const r of ratios) console.log(`@${rateName(r.rate)}/s ${r.of}: CPU x${r.cpu.toFixed(2)}`);
   }
   if (summary) {
     console.log(

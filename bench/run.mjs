@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { laurelConfig } from './laurel.mjs';
 import { parseArgs } from 'node:util';
 import { contidArgv } from './cli.mjs';
 
@@ -89,24 +90,7 @@ function version(argv) {
 function laurelSetup() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'contid-bench-laurel-'));
   const config = path.join(dir, 'config.toml');
-  writeFileSync(
-    config,
-    `directory = "${dir}"
-[auditlog]
-file = "-"
-[translate]
-universal = true
-user-db = true
-[enrich]
-pid = true
-container = true
-script = true
-[label-process]
-label-keys = [ "contid-bench" ]
-propagate-labels = [ "contid-bench" ]
-`,
-    { mode: 0o644 },
-  );
+  writeFileSync(config, laurelConfig({ directory: dir, auditlog: { file: '-' } }), { mode: 0o644 });
   return { dir, config };
 }
 

@@ -219,6 +219,14 @@ function genRecordTypes(v) {
 export const RECORD_TYPES: readonly (readonly [number, string])[] = [
 ${rows.join('\n')}
 ];
+
+/**
+ * The same numbers by name (\`RecordType.SYSCALL\` is 1300): the one place a record type number is
+ * written. A module that tests a type on its hot path copies it to a module-level constant.
+ */
+export const RecordType = {
+${pairs.map(([n, name]) => `  ${name}: ${n},`).join('\n')}
+} as const;
 `;
 }
 

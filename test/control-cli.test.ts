@@ -32,6 +32,9 @@ test('set arguments: pid, contid, name and repeated meta', () => {
   assert.equal(args.contid, '42');
   assert.equal(args.name, 'web');
   assert.deepEqual(args.meta, { a: '1', b: 'x=y' });
+  const hostile = parseSetArgs(['1', '2', '--name', `it's "web" – ü`, '--meta', '__proto__=x']);
+  assert.equal(hostile.name, `it's "web" – ü`);
+  assert.deepEqual(Object.entries(hostile.meta), [['__proto__', 'x']]);
   assert.equal(args.socket, '/s');
   assert.equal(parseSetArgs(['1', '2']).socket, '/run/contid/control.sock');
   assert.equal(parseSetArgs(['1', '2']).owner, null);
@@ -51,6 +54,27 @@ const USAGE: readonly [string, () => unknown, RegExp][] = [
   ['meta without =', () => parseSetArgs(['1', '2', '--meta', 'a']), /not KEY=VALUE/],
   ['meta twice', () => parseSetArgs(['1', '2', '--meta', 'a=1', '--meta', 'a=2']), /given twice/],
   ['an owner with a space', () => parseSetArgs(['1', '2', '--owner', 'oci:a b']), /--owner/],
+  [
+    'a name over 256 bytes',
+    () => parseSetArgs(['1', '2', '--name', 'é'.repeat(129)]),
+    /^Cannot use --name: the name is 258 bytes, more than 256$/,
+  ],
+  [
+    'a name with a newline',
+    () => parseSetArgs(['1', '2', '--name', 'web\nfront']),
+    /^Cannot use --name: the name has a control character$/,
+  ],
+  ['an empty name', () => parseSetArgs(['1', '2', '--name', '']), /^Cannot use --name: the name is empty$/],
+  [
+    'meta over 2048 bytes in all',
+    () => parseSetArgs(['1', '2', '--meta', `a=${'v'.repeat(1024)}`, '--meta', `b=${'v'.repeat(1023)}`]),
+    /^Cannot use --meta: the metadata keys and values are 2049 bytes together, more than 2048$/,
+  ],
+  [
+    'a meta key with a space',
+    () => parseSetArgs(['1', '2', '--meta', 'a b=c']),
+    /^Cannot use --meta: metadata key "a b" is not 1-64 of/,
+  ],
   ['get without pid', () => parsePidArgs([]), /^Cannot read the arguments: PID is missing$/],
   ['get with two pids', () => parsePidArgs(['1', '2']), /^Cannot use argument "2": it is not expected$/],
   ['status with an argument', () => parseStatusArgs(['x']), /^Cannot use argument "x"/],

@@ -109,6 +109,36 @@ test('too many meta entries are refused', () => {
   assert.throws(() => parseRequest(JSON.stringify({ op: 'set', pid: 1, contid: '1', meta })), /more than 32/);
 });
 
+test('meta the set marker cannot carry is refused, with the bytes counted', () => {
+  const request = (meta: Record<string, string>): string =>
+    JSON.stringify({ op: 'set', pid: 1, contid: '1', meta });
+  // 2,048 bytes of keys and values together is the most a marker carries.
+  const most = { a: 'v'.repeat(1024), b: 'v'.repeat(1022) };
+  assert.deepEqual(parseRequest(request(most)), { op: 'set', pid: 1, contid: '1', meta: most });
+  assert.throws(
+    () => parseRequest(request({ ...most, c: '' })),
+    (e: unknown) =>
+      e instanceof ControlRequestError &&
+      e.code === 'ERR_BAD_REQUEST' &&
+      e.message ===
+        'Cannot parse the request: "meta" keys and values are 2049 bytes together, more than 2048',
+  );
+  // Multi-byte characters count as their UTF-8 bytes.
+  assert.throws(
+    () => parseRequest(request({ k: 'é'.repeat(512), l: 'é'.repeat(512) })),
+    /2050 bytes together/,
+  );
+});
+
+test('a meta key named like an Object.prototype property stays an entry of its own', () => {
+  const parsed = parseRequest('{"op":"set","pid":1,"contid":"1","meta":{"__proto__":"x","constructor":"y"}}');
+  assert.ok(parsed.op === 'set' && parsed.meta !== undefined);
+  assert.deepEqual(Object.entries(parsed.meta), [
+    ['__proto__', 'x'],
+    ['constructor', 'y'],
+  ]);
+});
+
 test('refusal messages name the op, the pid, the reason and the errno', () => {
   assert.equal(
     refusalMessage('set', 812, 'EBUSY'),

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import { DaemonError } from '../src/daemon/api.js';
 import { controlRequest } from '../src/control/client.js';
 import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer, type ControlServerOptions } from '../src/control/server.js';
@@ -218,9 +219,12 @@ test('a client turned away for too many connections tries again until a slot is 
   assert.equal((await answer).ok, true);
 });
 
-test('a set whose marker never comes back times out with ETIMEDOUT', async (t) => {
-  const { daemon, path } = await serve(t, { requestTimeoutMs: 50, identify: privilegedIdentity });
-  daemon.answer = () => new Promise(() => undefined);
+test("the daemon's ETIMEDOUT (a marker that never came back) reaches the client as ETIMEDOUT", async (t) => {
+  const { daemon, path } = await serve(t, { identify: privilegedIdentity });
+  daemon.answer = () =>
+    Promise.reject(
+      new DaemonError('Cannot set pid 3: its marker was not read back within 50 ms', 'ETIMEDOUT'),
+    );
   const answer = await controlRequest(path, { op: 'set', pid: 3, contid: '3' });
   assert.equal(answer.ok, false);
   assert.equal((answer as { code?: string }).code, 'ETIMEDOUT');
@@ -400,7 +404,7 @@ test(
     assert.equal(daemon.submitted.length, 0, 'nothing was forwarded');
     const bad = await clientAs([], path, { op: 'set', pid: 812, contid: '42', sinks: ['tcp:1.2.3.4:60'] });
     assert.equal(bad['code'], 'ERR_BAD_REQUEST');
-    assert.match(String(bad['message']), /Invalid sink "tcp:1\.2\.3\.4:60": expected file:PATH/);
+    assert.match(String(bad['message']), /Cannot use sink "tcp:1\.2\.3\.4:60": expected file:PATH/);
     const root = await clientAs([], path, { op: 'set', pid: 812, contid: '42', sinks });
     assert.equal(root['ok'], true);
     assert.deepEqual(

@@ -216,6 +216,17 @@ test(
       const auditdLog = readFileSync(auditd.logFile, 'utf8').split('\n');
       assert.equal(sealsOf(auditdLog, startId).length, seals.length, 'auditd logged every seal');
       assertAllIntact((await replay(auditd.logFile, paths.keyring, dir)).stats, seals.length, "auditd's log");
+      // Each kernel record of the live host log is auditd's line for it, byte
+      // for byte, less auditd's enriched part and contid's record= link.
+      const auditdLines = new Set(auditdLog.map((l) => l.split('\x1d')[0]!));
+      const kernelLines = host.filter(
+        (l) => l !== '' && !/^type=(CONTAINER_ID|CONTAINER_OP|CONTID_[A-Z]+) /.test(l),
+      );
+      assert.ok(kernelLines.length > 100, `${kernelLines.length} kernel records`);
+      const unlike = kernelLines
+        .map((l) => l.replace(/ record=[0-9]+$/, ''))
+        .filter((l) => !auditdLines.has(l));
+      assert.deepEqual(unlike.slice(0, 5), [], `${unlike.length} host-log lines unlike auditd's`);
 
       // The copy: one record of the container deleted, the set marker moved after its target's first fork.
       const setAt = host.findIndex((l) => l.includes(` start=${startId} `) && / op=set pid=[0-9]+ /.test(l));

@@ -3,7 +3,10 @@
  * with a crun container labelled by the OCI hook: the store holds every
  * event the host log holds, `contid search --contid` finds the container's
  * events (also while the daemon is writing), and `contid ps` shows the
- * container, its owner (the set's caller) and its processes.
+ * container, its name and metadata (the hook's), its owner (the set's
+ * caller) and its processes; a process labelled by `contid set --name
+ * --meta` is shown with that name, now, at the time of its set, and from a
+ * replay of the host log into another store (which has no daemon memory).
  *
  * The audit lock is held and the audit state restored, also on failure
  * (withAuditState); only the daemon this test started is stopped, by pid.
@@ -12,8 +15,15 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { auditSkipReason, skipIfDaemonRegistered, withAuditState } from './support/audit-state.js';
-import { CONTAINER_SCRIPT, crunSkipReason, makeBundle, runContainer } from './support/crun.js';
+import {
+  auditSkipReason,
+  skipIfDaemonRegistered,
+  spawnWithLoginuid,
+  TEST_LOGINUID,
+  withAuditState,
+} from './support/audit-state.js';
+import { CONTAINER_SCRIPT, crunSkipReason, killChild, makeBundle, runContainer } from './support/crun.js';
+import { displayText } from '../src/cli/ps.js';
 import {
   contid,
   daemonPaths,
@@ -52,6 +62,8 @@ interface PsProc {
 interface PsJson {
   readonly containers: {
     readonly contid: string;
+    readonly name: string | null;
+    readonly meta: Record<string, string>;
     readonly state: string;
     readonly owner: { readonly exe: string; readonly pid: number } | null;
     readonly processes: PsProc[];
@@ -71,6 +83,35 @@ function jsonLines(text: string): JsonEvent[] {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as JsonEvent);
+}
+
+/** A name and metadata no line or field of any output may be broken by. */
+const NAME = `web "front" – ü\u2028 x=1`;
+const NOTE = `it's "quoted" \\ and spaced`;
+
+/** `text` matched literally in a regular expression. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The containers of `contid ps -a -f json`, by contid: name, metadata, state. */
+async function described(
+  store: string,
+): Promise<Map<string, [string | null, Record<string, string>, string]>> {
+  const ps = JSON.parse(await ok(['ps', '--store', store, '-a', '-f', 'json'])) as PsJson;
+  return new Map(ps.containers.map((c) => [c.contid, [c.name, c.meta, c.state]]));
+}
+
+/** Polls `contid ps --contid ID` until it shows the container (its set is stored in the next batch). */
+async function untilShown(store: string, id: string): Promise<PsJson['containers'][number]> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const ps = JSON.parse(await ok(['ps', '--store', store, '-f', 'json', '--contid', id])) as PsJson;
+    const c = ps.containers.find((x) => x.contid === id);
+    if (c !== undefined) return c;
+    if (Date.now() > deadline) assert.fail(`contid ps shows no container ${id} in ${WAIT_MS} ms`);
+    await sleep(100);
+  }
 }
 
 /** Polls `contid ARGS` until it exits 0 (the writer stores in batches, every 250 ms). */
@@ -97,8 +138,10 @@ test(
       const d = await startDaemon(paths, ['--store', store]);
       let code: number | null = null;
       let opid: number;
+      let bundleId = '';
       try {
         const bundle = makeBundle(dir, { socket: paths.socket, contid: '77', script: CONTAINER_SCRIPT('') });
+        bundleId = bundle.id;
         const run = await runContainer(bundle);
         assert.equal(run.code, 0, run.stderr);
         await waitForExit(paths.hostLog, run.pid);
@@ -119,6 +162,59 @@ test(
         assert.ok(set !== undefined);
         assert.equal(c.owner?.pid, Number(field(set, 'pid')));
         assert.equal(JSON.stringify(c.owner.exe), field(set, 'exe'));
+        // Its name and metadata are the hook's: the container id and bundle.
+        assert.equal(c.name, bundle.id);
+        assert.deepEqual(c.meta, { 'oci.contid-source': 'annotation', 'oci.bundle': bundle.dir });
+
+        // contid set --name --meta: the set's marker carries them, so ps
+        // shows them from the store.
+        const sleeper = spawnWithLoginuid(TEST_LOGINUID, ['/bin/sleep', '120'], { stdio: 'ignore' });
+        t.after(() => {
+          killChild(sleeper);
+        });
+        const named = await contid([
+          'set',
+          String(sleeper.pid ?? -1),
+          '88',
+          '--socket',
+          paths.socket,
+          '--name',
+          NAME,
+          '--meta',
+          'image=nginx:1.27',
+          '--meta',
+          `note=${NOTE}`,
+        ]);
+        assert.equal(named.code, 0, named.stderr);
+        const c88 = await untilShown(store, '88');
+        assert.equal(c88.name, NAME);
+        assert.deepEqual(c88.meta, { image: 'nginx:1.27', note: NOTE });
+        assert.equal(c88.state, 'live');
+        const text88 = await ok(['ps', '--store', store, '--contid', '88']);
+        assert.match(
+          text88,
+          new RegExp(`^CONTAINER 88  name=${escape(displayText(NAME))}  live  owner uid=0 `, 'm'),
+        );
+        assert.ok(text88.includes(`\n  meta image=nginx:1.27 note=${displayText(NOTE)}\n`), text88);
+        // --at: not there before its set, named from it on.
+        await flushLog(paths.hostLog);
+        const setEvent = readEvents(paths.hostLog).find((e) =>
+          e.lines.some((l) => l.startsWith('type=CONTAINER_OP ') && / op=set .*contid=88 .* res=1$/.test(l)),
+        );
+        assert.ok(setEvent !== undefined, 'the set of 88 is in the host log');
+        const setMs = Math.round(Number(setEvent.stamp.split(':')[0]) * 1000);
+        const at = async (ms: number) =>
+          (
+            JSON.parse(
+              await ok(['ps', '--store', store, '-f', 'json', '--at', `@${(ms / 1000).toFixed(3)}`]),
+            ) as PsJson
+          ).containers;
+        assert.equal(
+          (await at(setMs - 1)).find((x) => x.contid === '88'),
+          undefined,
+        );
+        assert.equal((await at(setMs)).find((x) => x.contid === '88')?.name, NAME);
+        killChild(sleeper);
         const { status } = JSON.parse(await ok(['status', '--json', '--socket', paths.socket])) as {
           status: { store: { path: string; written: number; dropped: number; failed: number } | null };
         };
@@ -194,7 +290,29 @@ test(
       const alive = flat(then.processes).map((p) => p.pid);
       assert.ok(alive.length > 0);
       for (const pid of alive) assert.ok(tree.has(pid), `ps shows ${pid}, a process of the container`);
-      assert.match(await ok(['ps', '--store', store, '-a']), /^CONTAINER 77 {2}dropped {2}owner uid=0 /m);
+      assert.match(
+        await ok(['ps', '--store', store, '-a']),
+        new RegExp(`^CONTAINER 77 {2}name=${escape(bundleId)} {2}dropped {2}owner uid=0 `, 'm'),
+      );
+
+      // A replay of the host log into another store (no daemon memory: the
+      // markers only) gives every container the same name and metadata.
+      const replayed = join(dir, 'replayed.db');
+      const r = await contid([
+        'replay',
+        '--keyring',
+        paths.keyring,
+        '--store',
+        replayed,
+        '-q',
+        '-o',
+        '/dev/null',
+        paths.hostLog,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const live = await described(store);
+      assert.deepEqual(live.get('88')?.slice(0, 2), [NAME, { image: 'nginx:1.27', note: NOTE }]);
+      assert.deepEqual(await described(replayed), live);
     });
   },
 );

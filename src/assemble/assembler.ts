@@ -6,9 +6,10 @@ import type { AuditEvent } from './event.js';
 import { EventKeyMap } from './event-key-map.js';
 import { RecentEvents } from './recent-events.js';
 import { SerialGapTracker } from './serial-gaps.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
-const EOE = 1320;
-const PROCTITLE = 1327;
+const EOE = RecordType.EOE;
+const PROCTITLE = RecordType.PROCTITLE;
 
 export interface AssemblerOptions {
   /** An open event closes once the stream's time is this far past it (ms, default 2000, as auditd). */

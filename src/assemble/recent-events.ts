@@ -26,6 +26,7 @@ import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { contentHash, hashText } from './content-index.js';
 import { EventKeyMap } from './event-key-map.js';
+import { bytesEqual } from '../bytes.js';
 
 type Key = number | string;
 
@@ -498,11 +499,6 @@ function copyInto(dst: Uint8Array, at: number, src: Buffer, from: number, len: n
     return;
   }
   for (let i = 0; i < len; i++) dst[at + i] = src[from + i]!;
-}
-
-function bytesEqual(a: Uint8Array, at: number, b: Uint8Array, bt: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (a[at + i] !== b[bt + i]) return false;
-  return true;
 }
 
 /** A hash as the hashes above hold it: 0 means "none yet". */

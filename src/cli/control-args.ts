@@ -7,6 +7,7 @@ import { DEFAULT_CONTROL_SOCKET } from '../control/socket-path.js';
 import { MAX_META_ENTRIES, MAX_SINKS } from '../control/protocol.js';
 import { parseSinkSpec, SinkSpecError } from '../route/sink-spec.js';
 import { isOwnerName } from '../marker/format.js';
+import { MAX_META_BYTES, MAX_NAME_BYTES, metaProblem, nameProblem } from '../marker/description.js';
 import { UsageError } from './usage.js';
 
 const EXIT_CODES = `Exit codes: 0 success, 1 refused or failed, 2 usage error,
@@ -24,8 +25,11 @@ The caller needs CAP_AUDIT_CONTROL in the initial user namespace, or a grant
 orchestrator may add more processes to an ID it created (exec, nsenter).
 
 Options:
-      --name NAME      A name for the container (kept by the daemon, not in the audit stream)
-      --meta KEY=VALUE Metadata for the container, repeatable (at most ${MAX_META_ENTRIES})
+      --name NAME      A name for the container (1-${MAX_NAME_BYTES} bytes), written with its
+                       metadata in the audit stream (the set's CONTAINER_OP
+                       record), where contid ps and contid replay find it
+      --meta KEY=VALUE Metadata for the container, repeatable (at most ${MAX_META_ENTRIES};
+                       KEY 1-64 of [A-Za-z0-9._/-]; keys and values ${MAX_META_BYTES} bytes in all)
       --owner NAME     The ID's owner, instead of the caller's uid and executable
                        (privileged callers only): a set may join a live ID only
                        with the owner that created it. The OCI hook names
@@ -185,14 +189,21 @@ export function parseSetArgs(argv: readonly string[]): SetArgs {
   const v = parsed.values;
   const base = common(v);
   positionals(parsed.positionals, ['PID', 'CONTID'], base.help);
-  const meta: Record<string, string> = {};
+  const pairs = new Map<string, string>();
   for (const pair of v.meta ?? []) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`Cannot use --meta: "${pair}" is not KEY=VALUE`);
     const key = pair.slice(0, eq);
-    if (Object.hasOwn(meta, key)) throw new UsageError(`Cannot use --meta: "${key}" given twice`);
-    meta[key] = pair.slice(eq + 1);
+    if (pairs.has(key)) throw new UsageError(`Cannot use --meta: "${key}" given twice`);
+    pairs.set(key, pair.slice(eq + 1));
   }
+  // fromEntries makes own properties: a `__proto__` key stays an entry.
+  const meta: Record<string, string> = Object.fromEntries(pairs);
+  // The set marker carries both: refuse here what it cannot, with the reason.
+  const metaBad = metaProblem(meta);
+  if (metaBad !== null) throw new UsageError(`Cannot use --meta: ${metaBad}`);
+  const nameBad = v.name === undefined ? null : nameProblem(v.name);
+  if (nameBad !== null) throw new UsageError(`Cannot use --name: ${nameBad}`);
   const owner = v.owner ?? null;
   if (owner !== null && !isOwnerName(owner)) {
     throw new UsageError(

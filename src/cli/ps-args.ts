@@ -6,10 +6,16 @@ import { UsageError } from './usage.js';
 export const PS_HELP = `Usage: contid ps [options]
 
 Containers and their process trees, from contid's event store: each
-container's chain, state (live, or dropped when its last process exited),
-owner (who set its ID: uid, auid, executable), any fields its CONTAINER_OP
-record carried beyond the standard ones, its first and last event, and the processes alive in it, as a
-tree. As of the newest stored event, or of a past time with --at.
+container's chain, name, state (live, or dropped when its last process
+exited), owner (who set its ID: uid, auid, executable), first and last event,
+metadata, and the processes alive in it, as a tree. As of the newest stored
+event, or of a past time with --at.
+
+The name and metadata are those the set gave (contid set --name --meta, the
+OCI hook's container id and bundle), from its CONTAINER_OP record; a later
+set that adds a process and describes the container again replaces them.
+Text with spaces, quotes or control characters is shown in double quotes,
+control characters as \\ooo; --format json gives it as it is.
 
 Processes come from the fork, exec and exit_group records in the store: a
 process whose birth is not in the store (it started before the store's first

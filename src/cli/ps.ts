@@ -2,7 +2,7 @@
  * `contid ps`: the containers in the event store and their process trees,
  * now (the newest stored event) or at a past time.
  */
-import { formatStamp } from '../output/interpreted.js';
+import { escapeControls, formatStamp } from '../output/interpreted.js';
 import { containerViews, type ContainerView, type ProcNode } from '../store/ps.js';
 import type { ProcRow } from '../store/store.js';
 import type { PsArgs } from './ps-args.js';
@@ -16,11 +16,43 @@ export function stampOf(ms: number): string {
   return formatStamp(ms, `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`);
 }
 
+/** Text that needs no quotes: no space, quote, backslash or control character. */
+const PLAIN = /^[^\s"\\\p{Cc}]+$/u;
+/** What escapeControls leaves that a terminal may still take for a line break or a control. */
+const OTHER_CONTROLS = /[\p{Cc}\u2028\u2029]/gu;
+
+/**
+ * Text on one line: each control character (C0, DEL, C1, U+2028, U+2029)
+ * as the octal of its UTF-8 bytes, as the interpreted view writes C0 ones
+ * (`\012`).
+ */
+function oneLine(text: string): string {
+  return escapeControls(text).replace(OTHER_CONTROLS, (c) =>
+    [...Buffer.from(c, 'utf8')].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join(''),
+  );
+}
+
+/**
+ * A name or metadata value from the store, on one line: as it is when
+ * plain, else in double quotes, `"` and `\` escaped, control characters as
+ * {@link oneLine} writes them. The text comes from whoever set the
+ * container, or from an imported log.
+ */
+export function displayText(text: string): string {
+  if (text !== '' && PLAIN.test(text)) return text;
+  return `"${oneLine(text.replace(/[\\"]/g, (c) => `\\${c}`))}"`;
+}
+
+/** A path from the store on one line. */
+function pathText(path: string | null): string {
+  return path === null ? '?' : oneLine(path);
+}
+
 function ownerText(v: ContainerView): string {
   const o = v.owner;
   if (o === null) return 'owner ? (set before the store began)';
   const id = (n: number | null): string => (n === null ? '?' : String(n));
-  return `owner uid=${id(o.uid)} auid=${id(o.auid)} pid=${id(o.pid)} exe=${o.exe ?? '?'}`;
+  return `owner uid=${id(o.uid)} auid=${id(o.auid)} pid=${id(o.pid)} exe=${pathText(o.exe)}`;
 }
 
 function treeLines(nodes: readonly ProcNode[], depth: number, out: string[]): void {
@@ -28,7 +60,7 @@ function treeLines(nodes: readonly ProcNode[], depth: number, out: string[]): vo
     const start = `${n.born ? ' ' : '~'}${stampOf(n.startMs)}`;
     const branch = depth === 0 ? '' : `${'   '.repeat(depth - 1)}\\_ `;
     out.push(
-      `    ${String(n.pid).padStart(7)} ${String(n.ppid ?? '?').padStart(7)}  ${start}  ${branch}${n.exe ?? '?'}`,
+      `    ${String(n.pid).padStart(7)} ${String(n.ppid ?? '?').padStart(7)}  ${start}  ${branch}${pathText(n.exe)}`,
     );
     treeLines(n.children, depth + 1, out);
   }
@@ -46,9 +78,13 @@ export function formatPsText(views: readonly ContainerView[], atMs: number | nul
         ? 'no events'
         : `${v.events} event${v.events === 1 ? '' : 's'}, ${stampOf(v.firstMs)} to ${stampOf(v.lastMs)}`;
     out.push('');
-    out.push(`${indent}CONTAINER ${v.chain}  ${v.state}  ${ownerText(v)}  ${span}`);
+    const name = v.name === null ? '' : `  name=${displayText(v.name)}`;
+    out.push(`${indent}CONTAINER ${v.chain}${name}  ${v.state}  ${ownerText(v)}  ${span}`);
     const meta = Object.entries(v.meta);
-    if (meta.length > 0) out.push(`${indent}  ${meta.map(([k, val]) => `${k}=${val}`).join(' ')}`);
+    if (meta.length > 0)
+      out.push(
+        `${indent}  meta ${meta.map(([k, val]) => `${displayText(k)}=${displayText(val)}`).join(' ')}`,
+      );
     if (v.processes.length === 0) {
       out.push(`${indent}    (no process${v.state === 'dropped' ? '' : ' seen alive'})`);
       continue;
@@ -78,6 +114,7 @@ export function formatPsJson(views: readonly ContainerView[], atMs: number | nul
       containers: views.map((v) => ({
         contid: v.chain,
         ids: v.ids,
+        name: v.name,
         state: v.state,
         owner: v.owner === null ? null : { ...v.owner, setMs: undefined, set: v.owner.setMs / 1000 },
         meta: v.meta,

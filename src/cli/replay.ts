@@ -9,10 +9,11 @@ import type { FilterCriteria } from '../pipeline/filter.js';
 import { EventFilter } from '../pipeline/filter.js';
 import { ReplayPipeline } from '../pipeline/replay.js';
 import type { LabelledEvent } from '../policy/labeller.js';
+import type { StreamSink } from '../sink/stream.js';
 import type { StoreWriter } from '../store/writer.js';
 import { systemReason } from './errors.js';
 import { InputError, openInput, type Input } from './input.js';
-import { OutputSink } from './output.js';
+import { deliver, finishOutput, openOutput } from './output.js';
 import type { FilterArgs, ReplayArgs } from './replay-args.js';
 import { count, progressLine, replaySummary } from './replay-summary.js';
 import { resolveTimeSpec, type Clock } from './time-spec.js';
@@ -103,15 +104,17 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
   // Every file is checked, and the output opened, before any output: a
   // typo fails at once, and never after minutes of reading.
   let totalBytes: number;
-  let out: OutputSink;
+  let out: StreamSink;
+  /** Takes back output buffers once written, for reuse: the pipeline's, once it exists. */
+  let recycle: (bytes: Buffer) => void = () => undefined;
   try {
     totalBytes = checkInputs(args.files);
-    if (args.output === null) {
-      out = new OutputSink(io.stdout, { name: 'standard output', owned: false });
-    } else {
-      checkOutputIsNotInput(args.output, args.files);
-      out = OutputSink.openFile(args.output);
-    }
+    if (args.output !== null) checkOutputIsNotInput(args.output, args.files);
+    out = openOutput(args.output, io.stdout, {
+      onSettled: (bytes) => {
+        recycle(bytes);
+      },
+    });
   } catch (err) {
     return fail((err as Error).message);
   }
@@ -157,10 +160,16 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
     ids: args.resolveIds ? localIdNames() : null,
     filter: args.filter === null ? null : new EventFilter(filterCriteria(args.filter, machineClock())),
   });
-  const showProgress = io.stderr.isTTY === true && !args.quiet;
-  const recycle = (bytes: Buffer): void => {
+  recycle = (bytes) => {
     pipeline.recycle(bytes);
   };
+  /** Hands what the pipeline returned to the output; false once the output is gone. */
+  const write = (bytes: Buffer): Promise<boolean> => {
+    // An empty buffer is not handed to the sink, so it comes back at once.
+    if (bytes.length === 0) pipeline.recycle(bytes);
+    return deliver(out, bytes, pipeline.takenEvents);
+  };
+  const showProgress = io.stderr.isTTY === true && !args.quiet;
   const started = Date.now();
   let lastProgress = started;
   /** Bytes of the files already read, and of the whole input read so far. */
@@ -189,7 +198,7 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
     let alive = true;
     try {
       for await (const chunk of input.chunks) {
-        alive = await out.write(pipeline.push(chunk), recycle);
+        alive = await write(pipeline.push(chunk));
         if (!alive) break;
         if (storeFull) {
           storeFull = false;
@@ -218,14 +227,14 @@ export async function runReplay(args: ReplayArgs, io: CliIo): Promise<number> {
     readBytes = doneBytes;
     if (!alive || stopped) break;
     // Each file ends its last line: one without a final newline never runs into the next file.
-    alive = await out.write(pipeline.endFile(), recycle);
+    alive = await write(pipeline.endFile());
     if (!alive) break;
     const after = pipeline.stats();
     if (after.records === before.records && after.badLines > before.badLines) notAudit.push(f);
   }
-  if (out.failure === null && !stopped) await out.write(pipeline.end());
+  if (out.failure === null && !stopped) await write(pipeline.end());
   if (showProgress) io.stderr.write('\r\x1b[K');
-  const failure = await out.close();
+  const failure = await finishOutput(out);
   await store?.close();
   const stored = store?.stats() ?? null;
   const stats = pipeline.stats();

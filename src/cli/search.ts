@@ -5,7 +5,7 @@
 import { PayloadError } from '../store/payload.js';
 import type { SearchQuery } from '../store/query.js';
 import { StoredEventWriter } from '../store/render.js';
-import { OutputSink } from './output.js';
+import { deliver, finishOutput, openOutput } from './output.js';
 import type { CliIo } from './replay.js';
 import type { SearchArgs } from './search-args.js';
 import { machineClock, openForReading, storeFailure } from './store-common.js';
@@ -39,11 +39,13 @@ export function searchQuery(args: SearchArgs, clock = machineClock()): SearchQue
 export async function runSearch(args: SearchArgs, io: CliIo): Promise<number> {
   const store = openForReading(args.store, 'search', io);
   if (store === null) return STORE_EXIT.store;
-  const out = new OutputSink(io.stdout, { name: 'standard output', owned: false });
+  const out = openOutput(null, io.stdout);
   const writer = await StoredEventWriter.create(args.format, {
     ids: args.resolveIds ? localIdNames() : null,
   });
   let matched = 0;
+  /** Events in the writer's buffer. */
+  let pending = 0;
   const unreadable: number[] = [];
   let unreadableCount = 0;
   try {
@@ -57,15 +59,20 @@ export async function runSearch(args: SearchArgs, io: CliIo): Promise<number> {
         continue;
       }
       matched++;
-      if (writer.length >= CHUNK_BYTES && !(await out.write(writer.take()))) break;
+      pending++;
+      if (writer.length >= CHUNK_BYTES) {
+        const events = pending;
+        pending = 0;
+        if (!(await deliver(out, writer.take(), events))) break;
+      }
     }
-    if (out.failure === null) await out.write(writer.take());
+    await deliver(out, writer.take(), pending);
   } catch (err) {
     return storeFailure(io, 'search', err);
   } finally {
     store.close();
   }
-  const failure = await out.close();
+  const failure = await finishOutput(out);
   if (failure?.kind === 'error') {
     io.stderr.write(`contid search: ${failure.message}\n`);
     return STORE_EXIT.store;

@@ -5,7 +5,7 @@
 import { uptime } from 'node:os';
 import { StoreError, storeError } from '../store/errors.js';
 import { EventStore } from '../store/store.js';
-import { OutputSink } from './output.js';
+import { deliver, finishOutput, openOutput } from './output.js';
 import type { CliIo } from './replay.js';
 import { STORE_EXIT } from './store-args.js';
 import type { Clock } from './time-spec.js';
@@ -35,9 +35,10 @@ export function openForReading(path: string, command: string, io: CliIo): EventS
 
 /** Writes a command's whole output to stdout; the exit code (4 when it cannot be written). */
 export async function writeOutput(io: CliIo, command: string, text: string): Promise<number> {
-  const out = new OutputSink(io.stdout, { name: 'standard output', owned: false });
-  await out.write(Buffer.from(text, 'utf8'));
-  const failure = await out.close();
+  const out = openOutput(null, io.stdout);
+  // A table, not events: it counts as none in the sink's event bound.
+  await deliver(out, Buffer.from(text, 'utf8'), 0);
+  const failure = await finishOutput(out);
   if (failure?.kind === 'error') {
     io.stderr.write(`contid ${command}: ${failure.message}\n`);
     return STORE_EXIT.store;

@@ -4,6 +4,13 @@
  * Pure: framing, validation and messages, no I/O. See docs/control.md.
  */
 import { isOwnerName } from '../marker/format.js';
+import {
+  isMetaKey,
+  MAX_META_BYTES,
+  MAX_META_ENTRIES,
+  MAX_META_VALUE_BYTES,
+  MAX_NAME_BYTES,
+} from '../marker/description.js';
 import { ContidError } from '../errors.js';
 import { ERRNO_REASONS, type ContidErrno } from '../policy/errno.js';
 import type { DaemonStatus } from '../daemon/api.js';
@@ -12,13 +19,13 @@ import { parseSinkSpec, SinkSpecError } from '../route/sink-spec.js';
 /** Longest request line accepted, newline excluded (64 KiB). */
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024;
 
-/** Bounds on the optional container description of `set`. */
-export const MAX_NAME_BYTES = 256;
-export const MAX_META_ENTRIES = 32;
-export const MAX_META_VALUE_BYTES = 1024;
+/**
+ * Bounds on the optional container description of `set`: what the set
+ * marker carries (src/marker/description.ts).
+ */
+export { MAX_META_BYTES, MAX_META_ENTRIES, MAX_META_VALUE_BYTES, MAX_NAME_BYTES };
 /** Most sinks one `set` may name. */
 export const MAX_SINKS = 8;
-const META_KEY = /^[A-Za-z0-9._/-]{1,64}$/;
 /** The marker format's contid token (docs/markers.md); anything else cannot even be recorded. */
 const CONTID_TOKEN = /^[0-9A-Za-z_+-]{1,64}$/;
 /** A request id the client may attach; echoed back. */
@@ -261,7 +268,7 @@ export function parseRequest(line: string): ControlRequest {
 
 function parseSinks(sinks: unknown, bad: (m: string) => Error): string[] {
   if (!Array.isArray(sinks) || sinks.length > MAX_SINKS || !sinks.every((s) => typeof s === 'string')) {
-    throw bad(`Invalid "sinks": expected an array of at most ${MAX_SINKS} strings`);
+    throw bad(`Cannot use "sinks": expected an array of at most ${MAX_SINKS} strings`);
   }
   for (const s of sinks) {
     try {
@@ -288,16 +295,23 @@ function parseMeta(meta: unknown, bad: (m: string) => Error): Record<string, str
   }
   const entries = Object.entries(meta as Record<string, unknown>);
   if (entries.length > MAX_META_ENTRIES) throw bad(`"meta" has more than ${MAX_META_ENTRIES} entries`);
-  const out: Record<string, string> = {};
+  const out: [string, string][] = [];
+  let total = 0;
   for (const [key, value] of entries) {
-    if (!META_KEY.test(key)) throw bad(`"meta" key "${key.slice(0, 64)}" is not 1-64 of [A-Za-z0-9._/-]`);
+    if (!isMetaKey(key)) throw bad(`"meta" key "${key.slice(0, 64)}" is not 1-64 of [A-Za-z0-9._/-]`);
     if (typeof value !== 'string' || Buffer.byteLength(value) > MAX_META_VALUE_BYTES) {
       throw bad(`"meta" value for "${key}" is not a string of at most ${MAX_META_VALUE_BYTES} bytes`);
     }
     if (/[\x00-\x1f\x7f]/.test(value)) throw bad(`"meta" value for "${key}" has control characters`);
-    out[key] = value;
+    total += Buffer.byteLength(key) + Buffer.byteLength(value);
+    out.push([key, value]);
   }
-  return out;
+  // The set marker carries the metadata, and a marker is one user message.
+  if (total > MAX_META_BYTES) {
+    throw bad(`"meta" keys and values are ${total} bytes together, more than ${MAX_META_BYTES}`);
+  }
+  // fromEntries makes own properties: a `__proto__` key stays an entry.
+  return Object.fromEntries(out);
 }
 
 /** The start of every refusal message for an op on a pid. */

@@ -59,8 +59,6 @@ export interface ControlServerOptions {
   readonly maxConnectionsPerUid?: number;
   /** Requests read ahead on one connection (default 16); more close it with ERR_TOO_MANY_REQUESTS. */
   readonly maxQueuedRequests?: number;
-  /** How long a set/grant may wait for its marker to come back (default 10 s). */
-  readonly requestTimeoutMs?: number;
   /**
    * Absolute deadline for each request (default 30 s): a connection waiting
    * for one must deliver its whole line within this long of the previous
@@ -99,7 +97,6 @@ interface ServerContext {
   readonly api: DaemonApi;
   readonly maxRequestBytes: number;
   readonly maxQueuedRequests: number;
-  readonly requestTimeoutMs: number;
   readonly requestDeadlineMs: number;
   readonly onError: (error: unknown) => void;
   readonly identify: (cred: PeerCredentials) => CallerIdentity;
@@ -126,7 +123,6 @@ export async function startControlServer(
     api,
     maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
     maxQueuedRequests: options.maxQueuedRequests ?? 16,
-    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     requestDeadlineMs: options.requestDeadlineMs ?? 30_000,
     onError: options.onError ?? (() => undefined),
     identify: options.identify ?? ((cred) => identifyCaller(cred)),
@@ -559,8 +555,7 @@ class Connection {
     request: ControlRequest & { op: 'set' | 'grant' },
     caller: CallerIdentity,
   ): Promise<OperationResult> {
-    // name and meta describe the container for the daemon's store; they are
-    // not part of the marker.
+    // name and meta describe the container: the set marker carries them.
     const operation: OperationRequest = {
       op: request.op,
       pid: request.pid,
@@ -581,13 +576,8 @@ class Connection {
       controller.abort(this.#context.shutdown.reason);
     };
     this.#context.shutdown.addEventListener('abort', onShutdown, { once: true });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        reject(new DaemonError('Cannot complete the operation: it timed out', 'ETIMEDOUT'));
-        controller.abort();
-      }, this.#context.requestTimeoutMs);
-    });
+    // The daemon owns the operation's deadline (submit-timeout): it fails
+    // the request with ETIMEDOUT when the marker does not come back.
     const aborted = new Promise<never>((_resolve, reject) => {
       controller.signal.addEventListener(
         'abort',
@@ -597,12 +587,9 @@ class Connection {
         { once: true },
       );
     });
-    return Promise.race([this.#context.api.submit(operation, controller.signal), timeout, aborted]).finally(
-      () => {
-        clearTimeout(timer);
-        this.#context.shutdown.removeEventListener('abort', onShutdown);
-      },
-    );
+    return Promise.race([this.#context.api.submit(operation, controller.signal), aborted]).finally(() => {
+      this.#context.shutdown.removeEventListener('abort', onShutdown);
+    });
   }
 
   /** Ends the connection on server shutdown. */

@@ -24,8 +24,9 @@ import { CgroupIndex } from '../policy/cgroup.js';
 import { fieldValue } from '../parse/record.js';
 import { lifecycleKind } from '../track/lifecycle.js';
 import type { Logger } from './logger.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
-const SYSCALL = 1300;
+const SYSCALL = RecordType.SYSCALL;
 
 export interface AdoptionOptions {
   /** `/proc/PID/cgroup` of a process, or null when it is gone. */

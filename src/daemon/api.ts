@@ -33,12 +33,12 @@ export interface OperationRequest {
   /** Who asked, as established by the control server (SO_PEERCRED, /proc). */
   readonly caller: MarkerCaller;
   /**
-   * A name for the container (set only), e.g. the OCI container id. Not part
-   * of the marker, so not in the audit stream: the daemon logs it and lists
-   * it in its status.
+   * A name for the container (set only; in the marker), e.g. the OCI
+   * container id: the set's CONTAINER_OP carries it, so the event store and
+   * a replay know it; the daemon also logs it and lists it in its status.
    */
   readonly name?: string;
-  /** Descriptive key/value pairs for the container (set only), like `name`. */
+  /** Descriptive key/value pairs for the container (set only; in the marker), like `name`. */
   readonly meta?: Readonly<Record<string, string>>;
   /**
    * The owner of the ID, named by a privileged caller (set only; in the

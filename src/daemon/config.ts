@@ -34,6 +34,8 @@ export interface DaemonConfig {
   readonly statusIntervalMs: number;
   /** Forced netlink receive buffer. */
   readonly receiveBufferBytes: number;
+  /** Longest time a record read from netlink waits for more before the batch goes to the main thread. */
+  readonly batchWaitMs: number;
   /** Assembler timeout in event time. */
   readonly eventTimeoutMs: number;
   readonly maxInFlight: number;
@@ -93,6 +95,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   submitTimeoutMs: 5000,
   statusIntervalMs: 5000,
   receiveBufferBytes: 64 * 1024 * 1024,
+  batchWaitMs: 50,
   eventTimeoutMs: 2000,
   maxInFlight: 65536,
   maxProcesses: 1_000_000,
@@ -171,7 +174,7 @@ function sinkSpec(): Setter {
     try {
       c.containerSinks = [...(c.containerSinks ?? []), parseSinkSpec(v)];
     } catch (error) {
-      if (error instanceof SinkSpecError) throw new ConfigError(`Invalid ${where}: ${error.message}`);
+      if (error instanceof SinkSpecError) throw new ConfigError(`Cannot use ${where}: ${error.detail}`);
       throw error;
     }
   };
@@ -207,6 +210,7 @@ export const CONFIG_KEYS: ReadonlyMap<string, Setter> = new Map<string, Setter>(
   ['submit-timeout', integer('submitTimeoutMs', 1, DAY_MS)],
   ['status-interval', integer('statusIntervalMs', 100, DAY_MS)],
   ['receive-buffer', integer('receiveBufferBytes', 65536, 0x7fffffff)],
+  ['batch-wait', integer('batchWaitMs', 1, 1000)],
   ['event-timeout', integer('eventTimeoutMs', 1, DAY_MS)],
   ['max-in-flight', integer('maxInFlight', 1, 16_777_216)],
   ['max-processes', integer('maxProcesses', 1, 100_000_000)],

@@ -13,7 +13,7 @@
  * host log, restore `enabled` and the backlog limit.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync, renameSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -55,6 +55,9 @@ import { HostLog } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
 import { readProcFacts, readProcSnapshot } from './proc-seed.js';
+import { Descriptions } from './descriptions.js';
+import { Monitor } from './monitor.js';
+import { Operations } from './operations.js';
 import { Sealer } from './sealer.js';
 import { Witness } from './witness.js';
 import { readCheckpoint, takeCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -68,24 +71,15 @@ export interface DaemonOptions {
   readonly log: Logger;
   /** The plugin stream (plugin mode). Default: process.stdin. */
   readonly input?: Readable;
+  /** The daemon's own process (its markers are kernel-stamped with its pid). Default: this process. */
+  readonly self?: DaemonSelf;
 }
 
-interface Pending {
-  resolve(result: OperationResult): void;
-  reject(error: Error): void;
-}
-
-/** Most container descriptions (name, meta) kept; the oldest go first. */
-const MAX_DESCRIPTIONS = 10_000;
-
-/** What an orchestrator said about a container it labelled (not in the audit stream). */
-export interface ContainerDescription {
-  /** The chain (`5,^42`; a top-level ID is itself). */
-  readonly contid: string;
-  readonly name?: string;
-  readonly meta?: Readonly<Record<string, string>>;
-  /** The pid the set that described it labelled. */
+/** The daemon's process: what its own markers and records are recognised by. */
+export interface DaemonSelf {
   readonly pid: number;
+  /** Its executable, as its adoption marker's caller names it. */
+  readonly exe: string;
 }
 
 /** How often exits waiting for the stream to pass them are looked at, while there are some. */
@@ -108,6 +102,8 @@ export class Daemon implements DaemonApi {
   readonly startId: string;
   /** Resolves when the daemon has stopped, with its exit code (0 clean, 1 with problems). */
   readonly finished: Promise<number>;
+  /** This daemon's process (DaemonOptions.self). */
+  readonly #self: DaemonSelf;
   readonly #config: DaemonConfig;
   readonly #log: Logger;
   readonly #control: AuditNetlink;
@@ -148,25 +144,20 @@ export class Daemon implements DaemonApi {
   #restoredFrom: Checkpoint | null = null;
   /** This start's restore has been applied (its restore-done marker read back). */
   #restoreDone = false;
-  /** The proc connector's ENOBUFS count at the last reconciliation. */
-  #connectorLoss = 0;
   readonly #assembler: EventAssembler;
   readonly #encoder: EventEncoder | null;
   readonly #hostLog: HostLog | null;
   /** Each container's copies of its events (src/route/). */
   readonly #containerSinks: ContainerSinks;
-  /** The sinks a pending set named (`--sink`), by marker seq. */
-  readonly #sinkRequests = new Map<number, readonly SinkSpec[]>();
   /** The event store's sink (docs/store.md), when configured: it never makes the host log wait. */
   readonly #store: StoreWriter | null;
   /** One event at a time into the store, through one reused array. */
   readonly #storeOne: LabelledEvent[] = [];
-  /** Store drops as last reported. */
-  #lastStoreDropped = 0;
   readonly #startedAt = new Date();
-  readonly #pending = new Map<number, Pending>();
-  /** Name and meta of containers, by contid, from the sets that carried them. */
-  readonly #descriptions = new Map<string, ContainerDescription>();
+  /** Set, grant and adopt requests until their markers are applied (src/daemon/operations.ts). */
+  readonly #operations: Operations;
+  /** What orchestrators said about live containers (src/daemon/descriptions.ts). */
+  readonly #descriptions: Descriptions;
   /** Marker seqs of this start whose read-back someone awaits (start, stop). */
   readonly #echoes = new Map<number, () => void>();
   #seq = 0;
@@ -179,19 +170,13 @@ export class Daemon implements DaemonApi {
   #sealTimer: NodeJS.Timeout | undefined;
   /** Losses (ENOBUFS, serial gaps, the kernel's lost counter) at the last seal. */
   #lossesAtSeal = 0;
-  /** Events formatted for the host log and not yet handed to it. */
-  #hostEvents = 0;
   #stopping: Promise<number> | undefined;
   /** The stop marker is sent: the witness writes no more markers. */
   #stopMarkerSent = false;
   #timer: NodeJS.Timeout | undefined;
   #newestMs = 0;
-  #lostAtStart = 0;
-  #kernel0: AuditStatus | null = null;
-  #rate = { records: 0, at: Date.now(), perSecond: 0 };
-  #lastLoss = { enobufs: 0, kernelLost: 0, serialGaps: 0 };
-  /** Netlink datagrams from userspace ignored so far (audit socket, proc connector), as last reported. */
-  #lastForeign = 0;
+  /** Rate and loss monitoring (src/daemon/monitor.ts). */
+  readonly #monitor: Monitor;
   #runError: Error | null = null;
   readonly #running: Promise<void>;
   #startConfirmed = false;
@@ -199,6 +184,7 @@ export class Daemon implements DaemonApi {
   #inputEnded = false;
 
   private constructor(parts: {
+    self: DaemonSelf;
     config: DaemonConfig;
     log: Logger;
     control: AuditNetlink;
@@ -208,6 +194,7 @@ export class Daemon implements DaemonApi {
     hostLog: HostLog | null;
     store: StoreWriter | null;
   }) {
+    this.#self = parts.self;
     this.#config = parts.config;
     this.#log = parts.log;
     this.#control = parts.control;
@@ -248,6 +235,27 @@ export class Daemon implements DaemonApi {
       idle: () => this.#source.stats().queued === 0 && Date.now() - this.#lastBatchAt > 50,
       log: parts.log,
     });
+    this.#descriptions = new Descriptions((chain) => this.#labeller.containerByChain(chain) !== undefined);
+    this.#operations = new Operations({
+      startId: this.startId,
+      timeoutMs: parts.config.submitTimeoutMs,
+      log: parts.log,
+      descriptions: this.#descriptions,
+      nextSeq: () => this.#seq + 1,
+      sendMarker: (body) => {
+        this.#sendMarker(body);
+      },
+      place: (pid) => {
+        this.#witness.place(pid);
+      },
+    });
+    this.#monitor = new Monitor({
+      log: parts.log,
+      readStatus: () => this.#control.getStatus(),
+      reconcile: () => {
+        this.#witness.reconcile(true);
+      },
+    });
     this.#adoption = parts.config.adopt ? this.#startAdoption() : null;
     this.#assembler = new EventAssembler({
       timeoutMs: parts.config.eventTimeoutMs,
@@ -274,6 +282,7 @@ export class Daemon implements DaemonApi {
    */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { config, log } = options;
+    const self = options.self ?? { pid: process.pid, exe: process.execPath };
     const control = new AuditNetlink();
     let source: RecordSource | undefined;
     let kernel: KernelSetup | null = null;
@@ -287,8 +296,8 @@ export class Daemon implements DaemonApi {
         ensurePrivateDirectory(dirname(config.hostLog), 'host log directory');
       }
       const entry: KeyringEntry = {
-        startId: `${compactTime(new Date())}-${process.pid}-${randomBytes(2).toString('hex')}`,
-        daemonPid: process.pid,
+        startId: `${compactTime(new Date())}-${self.pid}-${randomBytes(2).toString('hex')}`,
+        daemonPid: self.pid,
         secret: randomBytes(32),
       };
       appendKeyring(keyringPath(config), entry);
@@ -296,13 +305,13 @@ export class Daemon implements DaemonApi {
       // cannot be opened refuses the start, with its reason.
       if (config.store !== '') store = await openStore(config, log);
       const status = control.getStatus();
-      source = await openSource(config, status, options.input ?? process.stdin, log);
+      source = await openSource(config, status, options.input ?? process.stdin, log, self.pid);
       const manageRules = config.rules === 'yes' || (config.rules === 'auto' && source.mode !== 'plugin');
       // As the audit daemon, contid enables audit even without its rules,
       // as auditd does: a disabled kernel sends nothing.
       if (manageRules || source.mode === 'unicast') {
         kernel = new KernelSetup(control, {
-          selfPid: process.pid,
+          selfPid: self.pid,
           rules: manageRules,
           backlogLimit: config.backlogLimit,
           statePath: `${config.stateDir.replace(/\/+$/, '')}/kernel-state.json`,
@@ -313,7 +322,17 @@ export class Daemon implements DaemonApi {
       }
       const logPath = hostLogPath(config, source.mode);
       const hostLog = logPath === null ? null : HostLog.open(logPath, { log });
-      const daemon = new Daemon({ config, log, control, source, kernel, keyring: entry, hostLog, store });
+      const daemon = new Daemon({
+        self,
+        config,
+        log,
+        control,
+        source,
+        kernel,
+        keyring: entry,
+        hostLog,
+        store,
+      });
       // Seeding (in #begin) comes before the first await: the run loop is already reading.
       daemon.#begin(status);
       if (config.procConnector) await daemon.#openProcConnector();
@@ -382,8 +401,7 @@ export class Daemon implements DaemonApi {
 
   #begin(status: AuditStatus): void {
     const log = this.#log;
-    this.#kernel0 = status;
-    this.#lostAtStart = status.lost;
+    this.#monitor.begin(status);
     this.#timer = setInterval(() => {
       this.#tick();
     }, this.#config.statusIntervalMs);
@@ -395,7 +413,7 @@ export class Daemon implements DaemonApi {
     const confirmed = this.#awaitEcho(
       this.#sendMarker({
         op: 'start',
-        daemonPid: process.pid,
+        daemonPid: this.#self.pid,
         ...(checkpoint === null ? {} : { restore: true }),
       }),
     );
@@ -483,7 +501,7 @@ export class Daemon implements DaemonApi {
   #restore(checkpoint: Checkpoint, procs: readonly SeedProcess[]): void {
     const plan = planRestore(checkpoint, procs, {
       cgroupOf: readCgroupNow,
-      hostRefs: hostCgroupRefs(),
+      hostRefs: hostCgroupRefs(this.#self.pid),
       perMarker: SEED_ENTRIES_PER_MARKER,
     });
     for (const m of plan.markers) this.#sendMarker(m);
@@ -527,7 +545,7 @@ export class Daemon implements DaemonApi {
           return f;
         },
         cgroupOf: readCgroupNow,
-        hostRefs: hostCgroupRefs(),
+        hostRefs: hostCgroupRefs(this.#self.pid),
       });
       writeCheckpoint(this.#checkpointPath, checkpoint);
       this.#checkpoints++;
@@ -570,13 +588,18 @@ export class Daemon implements DaemonApi {
   #announce(): void {
     const target =
       this.#hostLog === null ? 'no host log' : `host log ${this.#hostLog.path} (${this.#config.format})`;
-    this.#log('notice', `Started: pid ${process.pid}, source ${this.mode}, start ${this.startId}, ${target}`);
+    this.#log(
+      'notice',
+      `Started: pid ${this.#self.pid}, source ${this.mode}, start ${this.startId}, ${target}`,
+    );
   }
 
   /** Sends a marker; returns its seq. @throws {SyscallError} */
   #sendMarker(body: MarkerBody): number {
     const seq = this.#seq + 1;
     const prev = this.#lastEcho;
+    // Before the send: the reader must not hold the echo back once it came.
+    this.#source.expectMarker?.();
     this.#control.sendUserMessage(
       MARKER_TYPE,
       encodeMarker(
@@ -596,8 +619,7 @@ export class Daemon implements DaemonApi {
   #seal(final: boolean): void {
     if (this.#sealer === null) return;
     const source = this.#source.stats();
-    const kernel = this.#kernel0 === null ? 0 : Math.max(0, this.#kernel0.lost - this.#lostAtStart);
-    const losses = source.enobufs + this.#assembler.stats().lostEstimate + kernel;
+    const losses = source.enobufs + this.#assembler.stats().lostEstimate + this.#monitor.kernelLost;
     const body = this.#sealer.seal(Date.now(), { final, lossy: losses > this.#lossesAtSeal });
     if (body === null) return;
     try {
@@ -617,7 +639,7 @@ export class Daemon implements DaemonApi {
    * sealing. The kernel-stamped pid is the daemon's only for its own.
    */
   #noteOwnMarker(r: AuditRecord): void {
-    if (fieldValue(r, 'pid') !== String(process.pid)) return;
+    if (fieldValue(r, 'pid') !== String(this.#self.pid)) return;
     const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
     if (m?.[1] !== this.startId) return;
     this.#lastEcho = { time: r.time, serial: r.serial };
@@ -666,7 +688,6 @@ export class Daemon implements DaemonApi {
   #writeHost(le: LabelledEvent): void {
     if (this.#encoder === null) return;
     this.#encoder.write(le);
-    this.#hostEvents++;
   }
 
   /**
@@ -691,8 +712,7 @@ export class Daemon implements DaemonApi {
     this.#containerSinks.pump();
     if (this.#hostLog === null || this.#encoder === null) return;
     if (this.#encoder.length > 0) {
-      const events = this.#hostEvents;
-      this.#hostEvents = 0;
+      const events = this.#encoder.events;
       await this.#hostLog.write(this.#encoder.take(), events);
     }
     if (all) await this.#hostLog.flush();
@@ -700,7 +720,7 @@ export class Daemon implements DaemonApi {
 
   #startAdoption(): CgroupAdoption {
     const read = (path: string): Promise<string> => readFile(path, 'utf8');
-    const hostRefs = hostCgroupRefs();
+    const hostRefs = hostCgroupRefs(this.#self.pid);
     let auid = 4294967295;
     try {
       auid = Number(readFileSync('/proc/self/loginuid', 'utf8').trim());
@@ -708,10 +728,10 @@ export class Daemon implements DaemonApi {
       // No loginuid (kernel without audit syscall support): unset.
     }
     const self: MarkerCaller = {
-      pid: process.pid,
+      pid: this.#self.pid,
       uid: process.getuid?.() ?? 0,
       auid,
-      exe: process.execPath,
+      exe: this.#self.exe,
       privileged: true,
     };
     return new CgroupAdoption({
@@ -747,11 +767,7 @@ export class Daemon implements DaemonApi {
           if (op.errno === null && op.op !== 'drop' && op.marker?.start === this.startId) {
             if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
           }
-          if (op.marker?.start !== this.startId) continue;
-          const pending = this.#pending.get(op.marker.seq);
-          if (pending === undefined) continue;
-          this.#pending.delete(op.marker.seq);
-          pending.resolve({ errno: op.errno, op });
+          this.#operations.answer(op);
         }
       }
     } finally {
@@ -776,10 +792,7 @@ export class Daemon implements DaemonApi {
     const changes = containerChanges(le);
     for (const c of changes.created) {
       let specs: readonly SinkSpec[] | null = null;
-      if (c.marker?.start === this.startId) {
-        specs = this.#sinkRequests.get(c.marker.seq) ?? null;
-        this.#sinkRequests.delete(c.marker.seq);
-      }
+      if (c.marker?.start === this.startId) specs = this.#operations.takeSinks(c.marker.seq);
       sinks.open(c.chain, { pid: c.pid, specs });
     }
     for (const chain of changes.dropped) sinks.drop(chain);
@@ -791,7 +804,7 @@ export class Daemon implements DaemonApi {
   }
 
   #checkEcho(r: AuditRecord): void {
-    if (fieldValue(r, 'pid') !== String(process.pid)) return;
+    if (fieldValue(r, 'pid') !== String(this.#self.pid)) return;
     const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
     if (m?.[1] !== this.startId) return;
     const seq = Number(m[2]);
@@ -810,149 +823,7 @@ export class Daemon implements DaemonApi {
         new DaemonError('Cannot submit an operation: contid is stopping', 'ERR_SHUTTING_DOWN'),
       );
     }
-    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
-    if (request.sinks !== undefined && !request.caller.privileged) {
-      return Promise.reject(
-        // (The control server refuses such a request first, with EPERM.)
-        new DaemonError(
-          `Cannot set pid ${request.pid}: naming sinks needs a privileged caller`,
-          'ERR_BAD_OPERATION',
-        ),
-      );
-    }
-    let body: MarkerBody;
-    // The target and caller incarnations, read now: a pid reused before the
-    // marker is read back is another process (ESRCH), and a grant is for
-    // this process only (its uid, executable and start time).
-    const facts = readProcFacts(request.pid);
-    const target =
-      facts === null ? { pid: request.pid } : { pid: request.pid, ppid: facts.ppid, start: facts.startTime };
-    // Its container must be known when the marker is applied: never-seen ancestors go first.
-    this.#witness.place(request.pid);
-    const callerStart = request.caller.start ?? readProcFacts(request.caller.pid)?.startTime;
-    const caller = callerStart === undefined ? request.caller : { ...request.caller, start: callerStart };
-    if (request.op === 'grant') {
-      const identity = readIdentity(request.pid);
-      body = { op: 'grant', ...target, ...identity, caller };
-    } else {
-      if (request.contid === undefined) {
-        return Promise.reject(
-          new DaemonError(`Cannot ${request.op} pid ${request.pid}: no contid given`, 'ERR_BAD_OPERATION'),
-        );
-      }
-      body =
-        request.op === 'adopt'
-          ? { op: 'adopt', ...target, contid: request.contid, caller }
-          : {
-              op: 'set',
-              ...target,
-              contid: request.contid,
-              caller,
-              ...(request.owner === undefined ? {} : { owner: request.owner }),
-              ...(request.create === true ? { create: true } : {}),
-            };
-    }
-    return new Promise<OperationResult>((resolve, reject) => {
-      let seq: number;
-      const timeoutMs = this.#config.submitTimeoutMs;
-      const settle = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#pending.delete(seq);
-        this.#sinkRequests.delete(seq);
-      };
-      const timer = setTimeout(() => {
-        settle();
-        reject(
-          new DaemonError(
-            `Cannot ${request.op} pid ${request.pid}: its marker was not read back within ${timeoutMs} ms`,
-            'ETIMEDOUT',
-          ),
-        );
-      }, timeoutMs);
-      const onAbort = (): void => {
-        settle();
-        reject(
-          signal?.reason instanceof Error
-            ? signal.reason
-            : new DaemonError(
-                `Cannot ${request.op} pid ${request.pid}: the operation was aborted`,
-                'ABORT_ERR',
-              ),
-        );
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        seq = this.#seq + 1;
-        this.#pending.set(seq, {
-          resolve: (r) => {
-            settle();
-            this.#recordOperation(request, r);
-            resolve(r);
-          },
-          reject: (e) => {
-            settle();
-            reject(e);
-          },
-        });
-        if (request.sinks !== undefined) this.#sinkRequests.set(seq, request.sinks);
-        this.#sendMarker(body);
-      } catch (error) {
-        settle();
-        const message = error instanceof Error ? error.message : String(error);
-        const code =
-          error instanceof SyscallError
-            ? 'ERR_KERNEL'
-            : error instanceof RangeError
-              ? 'ERR_BAD_OPERATION'
-              : 'ERR_INTERNAL';
-        reject(
-          new DaemonError(`Cannot ${request.op} pid ${request.pid}: ${message}`, code, { cause: error }),
-        );
-      }
-    });
-  }
-
-  /**
-   * Logs an answered operation with the name and meta the orchestrator gave
-   * (they are not in the marker), and keeps them for status while the
-   * container is live.
-   */
-  #recordOperation(request: OperationRequest, result: OperationResult): void {
-    const described = request.name !== undefined || request.meta !== undefined;
-    const about =
-      (request.name === undefined ? '' : ` name ${JSON.stringify(request.name)}`) +
-      (request.meta === undefined ? '' : ` meta ${JSON.stringify(request.meta)}`);
-    const what =
-      `${request.op} pid ${request.pid}${request.contid === undefined ? '' : ` contid ${request.contid}`}` +
-      (request.owner === undefined ? '' : ` owner ${JSON.stringify(request.owner)}`) +
-      (request.create === true ? ' create-only' : '');
-    const caller = `caller pid ${request.caller.pid} uid ${request.caller.uid}`;
-    const outcome = result.errno === null ? 'accepted' : `refused (${result.errno})`;
-    this.#log('info', `Operation ${what}${about} by ${caller}: ${outcome}`);
-    if (result.errno !== null || request.op !== 'set' || !described || result.op.chain === null) return;
-    // Keyed by chain: a nested ID is unique only among its parent's.
-    const contid = result.op.chain;
-    // A later set of the same container (injection) that describes it again wins.
-    this.#descriptions.delete(contid);
-    this.#descriptions.set(contid, {
-      contid,
-      pid: request.pid,
-      ...(request.name === undefined ? {} : { name: request.name }),
-      ...(request.meta === undefined ? {} : { meta: request.meta }),
-    });
-    if (this.#descriptions.size > MAX_DESCRIPTIONS) this.#pruneDescriptions();
-  }
-
-  /** Forgets descriptions of containers that are no longer live, then the oldest beyond the bound. */
-  #pruneDescriptions(): void {
-    for (const id of this.#descriptions.keys()) {
-      if (this.#labeller.containerByChain(id) === undefined) this.#descriptions.delete(id);
-    }
-    for (const id of this.#descriptions.keys()) {
-      if (this.#descriptions.size <= MAX_DESCRIPTIONS) break;
-      this.#descriptions.delete(id);
-    }
+    return this.#operations.submit(request, signal);
   }
 
   get(pid: number): ProcessLabel | null {
@@ -965,26 +836,26 @@ export class Daemon implements DaemonApi {
     const a = this.#assembler.stats();
     const l = this.#labeller.stats();
     const source = this.#source.stats();
-    const kernel = this.#kernel0;
+    const kernel = this.#monitor.kernel;
     return {
-      pid: process.pid,
+      pid: this.#self.pid,
       startedAt: this.#startedAt.toISOString(),
       source: this.mode,
       startId: this.startId,
       records: a.records,
       events: a.events,
-      recordRate: this.#rate.perSecond,
+      recordRate: this.#monitor.recordRate,
       lagMs: this.#newestMs === 0 ? 0 : Math.max(0, Date.now() - this.#newestMs),
       losses: {
         enobufs: source.enobufs,
-        kernelLost: kernel === null ? 0 : Math.max(0, kernel.lost - this.#lostAtStart),
+        kernelLost: this.#monitor.kernelLost,
         serialGaps: a.lostEstimate,
       },
       processes: l.processes,
       containers: l.containers,
       forgeries: l.forgeries,
-      described: this.#describedContainers(),
-      pendingOperations: this.#pending.size,
+      described: this.#descriptions.live(),
+      pendingOperations: this.#operations.pending,
       startMarkerConfirmed: this.#startConfirmed,
       rules: this.#kernel?.rules.length ?? 0,
       kernel:
@@ -1020,68 +891,19 @@ export class Daemon implements DaemonApi {
     };
   }
 
-  /** The live containers an orchestrator named or described, in the order they were set. */
-  #describedContainers(): ContainerDescription[] {
-    this.#pruneDescriptions();
-    return [...this.#descriptions.values()];
-  }
-
-  /** Polls the kernel status and reports new losses. */
+  /** Polls the kernel status and reports new losses (src/daemon/monitor.ts). */
   #tick(): void {
-    const now = Date.now();
-    const records = this.#assembler.stats().records;
-    const seconds = (now - this.#rate.at) / 1000;
-    if (seconds > 0) {
-      this.#rate = { records, at: now, perSecond: Math.round((records - this.#rate.records) / seconds) };
-    }
-    try {
-      const s = this.#control.getStatus();
-      if (this.#kernel0 !== null && s.lost < this.#kernel0.lost) this.#lostAtStart = 0; // counter reset
-      this.#kernel0 = s;
-    } catch (error) {
-      this.#log(
-        'warning',
-        `Cannot read the audit status: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-    const { losses } = this.status();
-    const last = this.#lastLoss;
-    if (losses.kernelLost > last.kernelLost) {
-      this.#log('warning', `The kernel lost ${losses.kernelLost - last.kernelLost} records (lost counter)`);
-    }
-    const connectorLoss = this.#exits?.stats().enobufs ?? 0;
-    if (losses.enobufs > last.enobufs || connectorLoss > this.#connectorLoss) {
-      // Exits (and records) went unseen: check every process against /proc.
-      this.#connectorLoss = connectorLoss;
-      this.#witness.reconcile(true);
-    }
-    if (losses.enobufs > last.enobufs) {
-      this.#log(
-        'warning',
-        `The socket overflowed ${losses.enobufs - last.enobufs} times (ENOBUFS): records lost`,
-      );
-    }
-    if (losses.serialGaps > last.serialGaps) {
-      this.#log('warning', `About ${losses.serialGaps - last.serialGaps} records missing (serial gaps)`);
-    }
-    this.#lastLoss = { ...losses };
-    const storeDropped = this.#store?.stats().dropped ?? 0;
-    if (storeDropped > this.#lastStoreDropped) {
-      this.#log(
-        'warning',
-        `The event store's queue was full: ${storeDropped - this.#lastStoreDropped} events dropped from the store (not from the host log)`,
-      );
-      this.#lastStoreDropped = storeDropped;
-    }
-    const foreign = this.#source.stats().foreign + (this.#exits?.stats().foreign ?? 0);
-    if (foreign > this.#lastForeign) {
-      this.#log(
-        'warning',
-        `Ignored ${foreign - this.#lastForeign} netlink messages sent by a process, not the kernel ` +
-          "(someone with CAP_NET_ADMIN is sending to contid's sockets)",
-      );
-      this.#lastForeign = foreign;
-    }
+    const a = this.#assembler.stats();
+    const source = this.#source.stats();
+    const exits = this.#exits?.stats();
+    this.#monitor.tick(Date.now(), {
+      records: a.records,
+      enobufs: source.enobufs,
+      serialGaps: a.lostEstimate,
+      connectorEnobufs: exits?.enobufs ?? 0,
+      storeDropped: this.#store?.stats().dropped ?? 0,
+      foreign: source.foreign + (exits?.foreign ?? 0),
+    });
   }
 
   /**
@@ -1125,12 +947,9 @@ export class Daemon implements DaemonApi {
         );
       });
     }
-    for (const [seq, pending] of this.#pending) {
-      this.#pending.delete(seq);
-      pending.reject(
-        new DaemonError('Cannot complete the operation: contid stopped first', 'ERR_SHUTTING_DOWN'),
-      );
-    }
+    this.#operations.close(
+      new DaemonError('Cannot complete the operation: contid stopped first', 'ERR_SHUTTING_DOWN'),
+    );
     await this.#exits?.close().catch(() => undefined);
     const ruleProblems = this.#kernel?.restoreRules() ?? [];
     problems.push(...ruleProblems);
@@ -1201,46 +1020,31 @@ async function openSource(
   status: AuditStatus,
   input: Readable,
   log: Logger,
+  selfPid: number,
 ): Promise<RecordSource> {
   const buffer = config.receiveBufferBytes;
+  const wait = config.batchWaitMs;
   switch (config.source) {
     case 'plugin':
       return new PluginSource(input);
     case 'unicast':
     case 'multicast':
-      return NetlinkSource.open(config.source, buffer);
+      return NetlinkSource.open(config.source, buffer, wait);
     case 'auto': {
-      const other = status.pid !== 0 && status.pid !== process.pid && isAlive(status.pid);
+      const other = status.pid !== 0 && status.pid !== selfPid && isAlive(status.pid);
       if (other) {
         log('info', `Pid ${status.pid} is the audit daemon: reading the multicast copy beside it`);
-        return NetlinkSource.open('multicast', buffer);
+        return NetlinkSource.open('multicast', buffer, wait);
       }
       try {
-        return await NetlinkSource.open('unicast', buffer);
+        return await NetlinkSource.open('unicast', buffer, wait);
       } catch (error) {
         if (!(error instanceof SyscallError && error.code === 'EEXIST')) throw error;
         log('info', 'Another audit daemon registered meanwhile: reading the multicast copy beside it');
-        return NetlinkSource.open('multicast', buffer);
+        return NetlinkSource.open('multicast', buffer, wait);
       }
     }
   }
-}
-
-/** A process's effective uid and executable, as a grant records them; fields it cannot read are left out. */
-function readIdentity(pid: number): { targetUid?: number; targetExe?: string } {
-  const out: { targetUid?: number; targetExe?: string } = {};
-  try {
-    const uid = /^Uid:\s+[0-9]+\s+([0-9]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
-    if (uid !== undefined) out.targetUid = Number(uid);
-  } catch {
-    // Exited: the labeller answers ESRCH.
-  }
-  try {
-    out.targetExe = readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    // A kernel thread or an exiting process has no exe link.
-  }
-  return out;
 }
 
 /** `/proc/PID/cgroup`, read at once, or null when the process is gone. */
@@ -1253,9 +1057,9 @@ function readCgroupNow(pid: number): string | null {
 }
 
 /** The cgroup files of host processes (pid 1, the daemon), which a container's cgroup must differ from. */
-function hostCgroupRefs(): string[] {
-  return ['1', 'self'].flatMap((p) => {
-    const text = readCgroupNow(p === 'self' ? process.pid : 1);
+function hostCgroupRefs(selfPid: number): string[] {
+  return [1, selfPid].flatMap((pid) => {
+    const text = readCgroupNow(pid);
     return text === null ? [] : [text];
   });
 }

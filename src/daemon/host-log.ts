@@ -12,7 +12,7 @@
 import { closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FileSink, type FileSinkStats } from '../sink/file.js';
-import type { SinkError } from '../sink/sink.js';
+import { writeWithBackpressure, type SinkError } from '../sink/sink.js';
 import { ensurePrivateDirectory, openAppendNoFollow } from './files.js';
 import type { Logger } from './logger.js';
 
@@ -81,7 +81,7 @@ export class HostLog {
    * reading meanwhile. Never rejects.
    */
   async write(bytes: Buffer, events: number): Promise<void> {
-    if (!this.#sink.write(bytes, events)) await this.#sink.drained();
+    await writeWithBackpressure(this.#sink, bytes, events);
     this.#noteRecovery();
   }
 

@@ -13,8 +13,9 @@
  * stops the reading, and the kernel (unicast) or auditd (plugin) waits.
  */
 import type { Readable } from 'node:stream';
-import { AuditReader, type AuditReaderStats } from '../kernel/reader.js';
-import { isIssue, parseNetlink, RecordParser } from '../parse/parser.js';
+import { AuditReader, type AuditReaderStats, type RecordBatch } from '../kernel/reader.js';
+import { MARKER_TYPE } from '../marker/format.js';
+import { isIssue, parseNetlinkBytes, RecordParser } from '../parse/parser.js';
 import type { AuditRecord, ParseIssue } from '../parse/record.js';
 
 export type LiveMode = 'unicast' | 'multicast' | 'plugin';
@@ -43,6 +44,11 @@ export interface RecordSource {
   readonly mode: LiveMode;
   next(): Promise<AuditRecord[] | null>;
   stats(): SourceStats;
+  /**
+   * A marker was sent and will come back through this source: hand it over
+   * without delay (sources that batch records hold none back until it came).
+   */
+  expectMarker?(): void;
   /** Stops reading; batches already received are still returned by next(), which then ends. */
   close(): Promise<void>;
 }
@@ -55,31 +61,53 @@ function describeIssue(issue: ParseIssue): string {
 export class NetlinkSource implements RecordSource {
   readonly mode: 'unicast' | 'multicast';
   readonly #reader: AuditReader;
-  readonly #batches: AsyncIterator<readonly { type: number; payload: string }[]>;
+  readonly #batches: AsyncIterator<RecordBatch>;
   #bad = 0;
   #lastIssue: string | null = null;
 
   private constructor(mode: 'unicast' | 'multicast', reader: AuditReader) {
     this.mode = mode;
     this.#reader = reader;
-    this.#batches = reader[Symbol.asyncIterator]();
+    this.#batches = reader.batches();
   }
 
   /**
    * Opens the reader; in unicast mode this registers as the audit daemon.
    * @throws {SyscallError} EEXIST (unicast) when another daemon is registered.
    */
-  static async open(mode: 'unicast' | 'multicast', receiveBufferBytes: number): Promise<NetlinkSource> {
-    return new NetlinkSource(mode, await AuditReader.open({ mode, receiveBufferBytes }));
+  static async open(
+    mode: 'unicast' | 'multicast',
+    receiveBufferBytes: number,
+    batchWaitMs?: number,
+  ): Promise<NetlinkSource> {
+    return new NetlinkSource(
+      mode,
+      await AuditReader.open({
+        mode,
+        receiveBufferBytes,
+        urgentTypes: [MARKER_TYPE],
+        ...(batchWaitMs === undefined ? {} : { flushMs: batchWaitMs }),
+      }),
+    );
+  }
+
+  expectMarker(): void {
+    this.#reader.expect();
   }
 
   async next(): Promise<AuditRecord[] | null> {
     const result = await this.#batches.next();
     if (result.done === true) return null;
+    const { types, ends, text } = result.value;
+    // The records are parsed where they lie, as replay parses its buffers:
+    // they keep the batch's buffer alive until the last of them is gone.
+    const bytes = Buffer.from(text);
     const records: AuditRecord[] = [];
-    for (const m of result.value) {
-      // The payload is latin1-mapped bytes: recover them exactly.
-      const r = parseNetlink(m.type, Buffer.from(m.payload, 'latin1'));
+    let start = 0;
+    for (let i = 0; i < types.length; i++) {
+      const end = ends[i]!;
+      const r = parseNetlinkBytes(types[i]!, bytes, start, end);
+      start = end;
       if (isIssue(r)) {
         this.#bad++;
         this.#lastIssue = describeIssue(r);

@@ -4,14 +4,9 @@
  * Index loops rather than `parseInt` or a regex: these run once per field on the hot path, and
  * `parseInt` would accept inputs such as `12zz` or `0x12` that the kernel never writes.
  */
+import { hexDigitValue } from '../bytes.js';
 
-/** The value of the hex digit with char code `c` (either case), or -1 when it is not one. */
-export function hexDigitValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  // Setting bit 5 folds 'A'-'F' onto 'a'-'f' and maps no other character into that range.
-  const lower = c | 0x20;
-  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
-}
+export { hexDigitValue };
 
 /** The value of 1 to 8 hex digits (either case) as an unsigned 32-bit number, or -1 otherwise. */
 export function parseHexU32(raw: string): number {

@@ -209,8 +209,7 @@ export interface ProcWorkerConfig {
   readonly counters: SharedArrayBuffer;
 }
 
-/** Control slot: set to 1 to make the worker unsubscribe, drain and exit. */
-export const CONTROL_STOP = 0;
+export { CONTROL_STOP } from './subscriber-protocol.js';
 /** Control slot: batches delivered by the main thread, for the in-flight bound. */
 export const CONTROL_DELIVERED = 1;
 export const CONTROL_SLOTS = 2;

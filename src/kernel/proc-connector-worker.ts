@@ -4,7 +4,16 @@
  * exits of whole processes to the main thread in batches.
  *
  * SO_RCVTIMEO bounds every wait, so the worker notices a stop request
- * within `pollMs`. The kernel never waits for a slow listener: when the
+ * within `pollMs`. Exits come one datagram each, from every process on the
+ * host: a batch is posted `flushMs` after its first exit (or when full),
+ * not when the socket is empty, so that the main thread wakes a few times
+ * a second rather than once per exit. Meanwhile the worker sleeps, and
+ * then takes what the socket gathered in one go, when the socket buffer
+ * holds a batch's worth at any plausible rate (SLEEP_BUFFER_BYTES, forced);
+ * with a smaller one it keeps receiving, one wake-up per exit, since the
+ * kernel drops what does not fit. Its receive timeout is at most
+ * `flushMs`, so a batch is posted at most twice `flushMs` after its first
+ * exit. The kernel never waits for a slow listener: when the
  * receive buffer is full it drops events and the next receive fails once
  * with ENOBUFS, which is counted.
  */
@@ -72,8 +81,13 @@ const datagram = Buffer.alloc(64 * 1024);
 const sender = Buffer.alloc(12);
 const senderLength: [number] = [12];
 const batch = new Int32Array(config.maxBatchExits * EXIT_FIELDS);
+/** About 1,300 exits (some 800 bytes each in the buffer): 100 ms at 13,000 exits/s. */
+const SLEEP_BUFFER_BYTES = 1024 * 1024;
+/** The buffer was forced to at least SLEEP_BUFFER_BYTES: sleep while a batch waits. */
+let sleepWhileBatching = false;
 let count = 0;
-let lastFlush = Date.now();
+/** When the batch's first exit was received. */
+let firstAt = 0;
 let posted = 0;
 // The `ack` of our LISTEN; the kernel answers with ack + 1. Random, since
 // every listener sees every acknowledgement.
@@ -92,6 +106,7 @@ function add(slot: number, value: number): void {
 
 function onExit(exit: ProcExit): void {
   if (!config.threads && !isProcessExit(exit)) return;
+  if (count === 0) firstAt = Date.now();
   const at = count * EXIT_FIELDS;
   batch[at] = exit.pid;
   batch[at + 1] = exit.tgid;
@@ -108,7 +123,6 @@ function onAck(ack: number, error: number): void {
 }
 
 function flush(): void {
-  lastFlush = Date.now();
   if (count === 0) return;
   const exits = batch.slice(0, count * EXIT_FIELDS);
   report({ kind: 'batch', exits }, [exits.buffer]);
@@ -164,7 +178,7 @@ function openSocket(): number {
       throw SyscallError.fromErrno('Cannot join the proc connector group CN_IDX_PROC');
     }
     const timeout = Buffer.alloc(16); // struct timeval { tv_sec, tv_usec }
-    const pollMs = Math.max(1, Math.round(config.pollMs));
+    const pollMs = Math.max(1, Math.round(Math.min(config.pollMs, config.flushMs)));
     timeout.writeBigInt64LE(BigInt(Math.floor(pollMs / 1000)), 0);
     timeout.writeBigInt64LE(BigInt((pollMs % 1000) * 1000), 8);
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout, timeout.length) !== 0) {
@@ -177,6 +191,8 @@ function openSocket(): number {
       if (errno() !== Errno.EPERM || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, size.length) !== 0) {
         throw SyscallError.fromErrno('Cannot set the proc connector socket receive buffer');
       }
+    } else {
+      sleepWhileBatching = config.receiveBufferBytes >= SLEEP_BUFFER_BYTES;
     }
     return fd;
   } catch (error) {
@@ -218,13 +234,17 @@ function readUntilStopped(fd: number): void {
       Atomics.wait(control, CONTROL_DELIVERED, delivered, config.pollMs);
       continue;
     }
-    // With exits waiting to be posted, take only what is already queued:
-    // an empty socket means the batch is complete.
-    if (!receive(fd, count > 0 ? MSG_DONTWAIT : 0)) {
-      flush();
+    if (count === 0 || !sleepWhileBatching) {
+      receive(fd, 0);
+    } else if (!receive(fd, MSG_DONTWAIT)) {
+      // The socket is empty: post the batch when it is due, else sleep
+      // until then (close() notifies CONTROL_STOP).
+      const wait = firstAt + config.flushMs - Date.now();
+      if (wait <= 0) flush();
+      else Atomics.wait(control, CONTROL_STOP, 0, Math.min(wait, config.pollMs));
       continue;
     }
-    if (Date.now() - lastFlush >= config.flushMs) flush();
+    if (count > 0 && Date.now() - firstAt >= config.flushMs) flush();
   }
 }
 

@@ -336,8 +336,11 @@ void test(
     let loop = -1;
     let stalled = false;
     // The smallest receive buffer the kernel allows holds a handful of events.
+    // One batch in flight: exits are handed over in batches every 100 ms, so
+    // the default bound (64) would outlast the stall.
     const connector = await ProcConnector.open({
       receiveBufferBytes: 1,
+      maxBatchesInFlight: 1,
       pollMs: 50,
       onExit: (e) => {
         exits.push(e);

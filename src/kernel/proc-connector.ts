@@ -14,13 +14,10 @@
  * counted in {@link ProcConnectorStats.enobufs}; how many were lost is
  * not known.
  */
-import { ContidError, ContidRangeError } from '../errors.js';
-import { Worker } from 'node:worker_threads';
-import { SyscallError, close as closeFd, send } from './libc.js';
+import { close as closeFd, send } from './libc.js';
 import {
   CONTROL_DELIVERED,
   CONTROL_SLOTS,
-  CONTROL_STOP,
   COUNTER_ENOBUFS,
   COUNTER_EVENTS,
   COUNTER_FOREIGN,
@@ -34,7 +31,7 @@ import {
   encodeControl,
   unpackExit,
 } from './proc-connector-protocol.js';
-import { awaitWorkerExit } from './worker-exit.js';
+import { checkPositiveIntegers, NetlinkSubscriber } from './subscriber.js';
 
 export type { ProcExit } from './proc-connector-protocol.js';
 
@@ -44,6 +41,12 @@ export interface ProcConnectorOptions {
   readonly receiveBufferBytes?: number;
   /** Longest blocking receive (SO_RCVTIMEO), hence the stop latency. Default 200 ms. */
   readonly pollMs?: number;
+  /**
+   * Batches posted to the main thread and not yet delivered before the
+   * worker stops reading (and the kernel, once the socket buffer is full,
+   * drops exits). Default 64.
+   */
+  readonly maxBatchesInFlight?: number;
   /**
    * Called in the main thread for each exit of a whole process (pid ===
    * tgid), and with `threads` of every task, in the order the kernel sent
@@ -83,7 +86,10 @@ const DEFAULTS = {
   receiveBufferBytes: 16 * 1024 * 1024,
   pollMs: 200,
   maxBatchExits: 256,
-  flushMs: 20,
+  // Exits are looked at 100 ms after the stream passed them at the
+  // earliest, so handing them over in tenths of a second delays nothing
+  // and spares the main thread a wake-up per exit on the whole host.
+  flushMs: 100,
   maxBatchesInFlight: 64,
   ackTimeoutMs: 2000,
 } as const;
@@ -97,37 +103,28 @@ const DEFAULTS = {
  * await connector.close();
  * ```
  */
-export class ProcConnector {
-  readonly #worker: Worker;
-  readonly #control: Int32Array;
+export class ProcConnector extends NetlinkSubscriber<ProcWorkerReport> {
   readonly #counters: BigInt64Array;
-  readonly #exited: Promise<void>;
-  readonly #pollMs: number;
   readonly #onExit: (exit: ProcExit) => void;
   readonly #onError: ((error: Error) => void) | undefined;
   #exits = 0;
-  #fd = -1;
-  /** The worker reported its end, so it closed the socket itself. */
-  #workerReported = false;
-  #closing: Promise<void> | undefined;
 
   private constructor(
-    worker: Worker,
+    config: ProcWorkerConfig,
     control: Int32Array,
     counters: BigInt64Array,
     options: ProcConnectorOptions,
   ) {
-    this.#worker = worker;
-    this.#control = control;
+    super(
+      'the proc connector',
+      new URL('./proc-connector-worker.js', import.meta.url),
+      config,
+      control,
+      config.pollMs,
+    );
     this.#counters = counters;
-    this.#pollMs = options.pollMs ?? DEFAULTS.pollMs;
     this.#onExit = options.onExit;
     this.#onError = options.onError;
-    this.#exited = new Promise((resolve) => {
-      worker.once('exit', () => {
-        resolve();
-      });
-    });
   }
 
   /**
@@ -141,15 +138,12 @@ export class ProcConnector {
    * @throws {RangeError} for an option that is not a positive integer.
    */
   static async open(options: ProcConnectorOptions): Promise<ProcConnector> {
-    for (const name of ['receiveBufferBytes', 'pollMs'] as const) {
-      const value = options[name];
-      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0 && value <= 0x3fffffff)) {
-        throw new ContidRangeError(
-          `Cannot open the proc connector: ${name} ${value} is not a positive integer`,
-          'ERR_OUT_OF_RANGE',
-        );
-      }
-    }
+    checkPositiveIntegers(
+      'the proc connector',
+      options,
+      ['receiveBufferBytes', 'pollMs', 'maxBatchesInFlight'],
+      0x3fffffff,
+    );
     const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
     const counters = new BigInt64Array(
       new SharedArrayBuffer(COUNTER_SLOTS * BigInt64Array.BYTES_PER_ELEMENT),
@@ -159,54 +153,19 @@ export class ProcConnector {
       pollMs: options.pollMs ?? DEFAULTS.pollMs,
       maxBatchExits: DEFAULTS.maxBatchExits,
       flushMs: DEFAULTS.flushMs,
-      maxBatchesInFlight: DEFAULTS.maxBatchesInFlight,
+      maxBatchesInFlight: options.maxBatchesInFlight ?? DEFAULTS.maxBatchesInFlight,
       ackTimeoutMs: DEFAULTS.ackTimeoutMs,
       threads: options.threads ?? false,
       control: control.buffer,
       counters: counters.buffer,
     };
-    const worker = new Worker(new URL('./proc-connector-worker.js', import.meta.url), { workerData: config });
-    const connector = new ProcConnector(worker, control, counters, options);
-    await connector.#started();
+    const connector = new ProcConnector(config, control, counters, options);
+    await connector.started();
     return connector;
   }
 
-  #started(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let ready = false;
-      this.#worker.on('message', (report: ProcWorkerReport) => {
-        if (report.kind === 'ready') {
-          ready = true;
-          this.#fd = report.fd;
-          resolve();
-        } else if (report.kind === 'batch') {
-          this.#deliver(report.exits);
-        } else if (report.kind === 'closed') {
-          this.#workerReported = true;
-        } else {
-          this.#workerReported = true;
-          const error =
-            report.errno === undefined
-              ? new Error(report.message)
-              : SyscallError.withMessage(report.message, report.errno);
-          if (ready) this.#fail(error);
-          else reject(error);
-        }
-      });
-      this.#worker.on('error', (error) => {
-        if (ready) this.#fail(error);
-        else reject(error);
-      });
-      this.#worker.on('exit', () => {
-        if (!ready)
-          reject(
-            new ContidError(
-              'Cannot open the proc connector: its worker exited before it was ready',
-              'ERR_WORKER_EXITED',
-            ),
-          );
-      });
-    });
+  protected override onReport(report: ProcWorkerReport): void {
+    if (report.kind === 'batch') this.#deliver(report.exits);
   }
 
   #deliver(exits: Int32Array): void {
@@ -216,14 +175,14 @@ export class ProcConnector {
       try {
         this.#onExit(unpackExit(exits, i));
       } catch (error) {
-        this.#fail(error instanceof Error ? error : new Error(String(error)));
+        this.onFailure(error instanceof Error ? error : new Error(String(error)));
       }
     }
-    Atomics.add(this.#control, CONTROL_DELIVERED, 1);
-    Atomics.notify(this.#control, CONTROL_DELIVERED);
+    Atomics.add(this.control, CONTROL_DELIVERED, 1);
+    Atomics.notify(this.control, CONTROL_DELIVERED);
   }
 
-  #fail(error: Error): void {
+  protected override onFailure(error: Error): void {
     if (this.#onError !== undefined) {
       this.#onError(error);
       return;
@@ -249,21 +208,18 @@ export class ProcConnector {
    * already held, stops the worker and closes the socket. Idempotent.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#stop();
-    return this.#closing;
+    return this.stopOnce(() => this.stopWorker());
   }
 
-  async #stop(): Promise<void> {
-    Atomics.store(this.#control, CONTROL_STOP, 1);
-    Atomics.notify(this.#control, CONTROL_DELIVERED);
-    await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
-    // A worker terminated inside a receive never unsubscribed nor closed its
-    // socket, which belongs to the process, not the thread.
-    if (!this.#workerReported && this.#fd >= 0) {
-      const ignore = encodeControl(ProcMcastOp.IGNORE, 0);
-      send(this.#fd, ignore, ignore.length, 0);
-      closeFd(this.#fd);
-    }
-    this.#fd = -1;
+  protected override notifyStop(): void {
+    // A worker waiting for the main thread to take its batches sees the stop.
+    Atomics.notify(this.control, CONTROL_DELIVERED);
+  }
+
+  /** A worker terminated inside a receive never unsubscribed: do it for it. */
+  protected override releaseSocket(fd: number): void {
+    const ignore = encodeControl(ProcMcastOp.IGNORE, 0);
+    send(fd, ignore, ignore.length, 0);
+    closeFd(fd);
   }
 }

@@ -30,12 +30,13 @@ export interface ReaderWorkerConfig {
   readonly pollMs: number;
   readonly maxBatchMessages: number;
   readonly flushMs: number;
+  /** Record types posted as soon as the receive that got them returns (see CONTROL_EXPECT). */
+  readonly urgentTypes: readonly number[];
   /** Int32Array of {@link CONTROL_SLOTS} slots, see CONTROL_*. */
   readonly control: SharedArrayBuffer;
 }
 
-/** Control slot: set to 1 to make the worker drain its socket and exit. */
-export const CONTROL_STOP = 0;
+export { CONTROL_STOP } from './subscriber-protocol.js';
 /** Control slot: 1 while the main thread's queue is full; the worker stops reading. */
 export const CONTROL_PAUSE = 1;
 /**
@@ -44,7 +45,15 @@ export const CONTROL_PAUSE = 1;
  * report, so that a flood of them costs no messages between threads.
  */
 export const CONTROL_FOREIGN = 2;
-export const CONTROL_SLOTS = 3;
+/**
+ * Counter slot, kept by the main thread: urgent records it has caused and
+ * waits for (markers it sent). While the worker has seen fewer urgent
+ * records than this, it posts a batch as soon as the socket is empty
+ * instead of letting it wait for more records; the main thread notifies
+ * this slot so that a worker waiting for more records wakes up at once.
+ */
+export const CONTROL_EXPECT = 3;
+export const CONTROL_SLOTS = 4;
 
 /**
  * A batch of records in transferable form: the payloads back to back in

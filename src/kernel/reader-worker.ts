@@ -8,6 +8,16 @@
  * as packed batches (see RecordBatch). SO_RCVTIMEO bounds every wait so
  * the worker notices a stop request within `pollMs`.
  *
+ * Each post wakes the main thread, and a wake-up costs far more than the
+ * records it brings when they come a few at a time (an exec is three
+ * events, a dozen records, spread over a millisecond). So once the socket
+ * is empty, a batch waits up to `flushMs` after its first record for more,
+ * sleeping rather than receiving. It never delays anyone who waits: a
+ * batch that holds an urgent record (a marker) is posted as soon as the
+ * receive that got it returns, and while the main thread expects urgent
+ * records it has not seen (CONTROL_EXPECT), an empty socket posts the
+ * batch at once, as a worker without the wait would.
+ *
  * Unicast: the worker registers its own socket as the audit daemon (the
  * kernel sends records to the socket that registered); the registered pid
  * is process.pid, which this thread shares. Multicast: it joins the
@@ -24,6 +34,7 @@ import {
   NLMSG_MIN_TYPE,
 } from './netlink.js';
 import {
+  CONTROL_EXPECT,
   CONTROL_FOREIGN,
   CONTROL_PAUSE,
   CONTROL_STOP,
@@ -44,9 +55,15 @@ const BATCH_TEXT_BYTES = 1024 * 1024;
 const text = Buffer.allocUnsafeSlow(BATCH_TEXT_BYTES);
 const types = new Uint16Array(config.maxBatchMessages);
 const ends = new Uint32Array(config.maxBatchMessages);
+const urgentTypes = new Set(config.urgentTypes);
 let count = 0;
 let used = 0;
-let lastFlush = Date.now();
+/** When the batch's first record was received. */
+let firstAt = 0;
+/** The batch holds an urgent record: post it once the current receive returns. */
+let urgentInBatch = false;
+/** Urgent records received, never counted ahead of CONTROL_EXPECT (see hurried). */
+let urgentSeen = 0;
 let enobufs = 0;
 
 function report(message: ReaderReport, transfer: ArrayBuffer[] = []): void {
@@ -61,15 +78,31 @@ function push(buf: Buffer, type: number, seq: number, start: number, end: number
   if (seq !== 0 || type < NLMSG_MIN_TYPE || type === AuditMessageType.REPLACE) return;
   while (end > start && buf[end - 1] === 0) end--;
   if (used + end - start > BATCH_TEXT_BYTES) flush();
+  if (count === 0) firstAt = Date.now();
   used += buf.copy(text, used, start, end);
   types[count] = type;
   ends[count] = used;
   count++;
+  if (urgentTypes.has(type)) {
+    urgentInBatch = true;
+    // Never counted ahead of what the main thread announced: an urgent
+    // record sent by someone else must not stand for a later one of ours.
+    if (((Atomics.load(control, CONTROL_EXPECT) - urgentSeen) | 0) > 0) urgentSeen = (urgentSeen + 1) | 0;
+  }
   if (count >= config.maxBatchMessages) flush();
 }
 
+/**
+ * True while the main thread expects urgent records the worker has not
+ * seen. An urgent record sent by someone else while one of ours is on its
+ * way counts as ours: ours then waits at most `flushMs`.
+ */
+function hurried(expected: number): boolean {
+  return ((expected - urgentSeen) | 0) > 0;
+}
+
 function flush(): void {
-  lastFlush = Date.now();
+  urgentInBatch = false;
   if (count === 0) return;
   const batch = {
     types: types.slice(0, count),
@@ -107,13 +140,21 @@ function readUntilStopped(net: AuditNetlink): void {
       Atomics.wait(control, CONTROL_PAUSE, 1, config.pollMs);
       continue;
     }
-    // With records waiting to be posted, only take what is already queued:
-    // an empty socket means the batch is complete, so post it now.
-    if (receive(net, count > 0 ? MSG_DONTWAIT : 0) === 0) {
-      flush();
+    if (count === 0) {
+      receive(net, 0);
+    } else if (receive(net, MSG_DONTWAIT) === 0) {
+      // The socket is empty: post the batch if someone waits or it is due,
+      // else sleep until it is due or the main thread expects a marker.
+      const expected = Atomics.load(control, CONTROL_EXPECT);
+      const wait = firstAt + config.flushMs - Date.now();
+      // (An urgent record received during a request, by onRecord, is here too.)
+      if (wait <= 0 || urgentInBatch || hurried(expected)) flush();
+      // At most pollMs, like a receive: a stop request changes another
+      // slot, and its notify may come just before this wait begins.
+      else Atomics.wait(control, CONTROL_EXPECT, expected, Math.min(wait, config.pollMs));
       continue;
     }
-    if (Date.now() - lastFlush >= config.flushMs) flush();
+    if (urgentInBatch || (count > 0 && Date.now() - firstAt >= config.flushMs)) flush();
   }
 }
 

@@ -324,3 +324,117 @@ void test('open refuses an unknown mode or a non-positive bound before starting 
     message: 'Cannot open an audit reader: maxQueuedMessages 0 is not a positive integer',
   });
 });
+
+/**
+ * Iterates `reader` until a record matches `last`; returns the batches
+ * read, in order. A record held back would come after NEVER_MS: past
+ * HELD_MS the reader is destroyed, which fails the test (and lets it
+ * restore the audit state) instead of hanging it.
+ */
+async function batchesUntil(
+  reader: AuditReader,
+  batches: AsyncIterator<readonly AuditMessage[]>,
+  last: (m: AuditMessage) => boolean,
+): Promise<(readonly AuditMessage[])[]> {
+  const guard = setTimeout(() => {
+    void reader.destroy(new Error(`The record was held back: no batch brought it within ${HELD_MS} ms`));
+  }, HELD_MS);
+  try {
+    const out: (readonly AuditMessage[])[] = [];
+    for (;;) {
+      const next = await batches.next();
+      assert.equal(next.done, false, 'the reader ended early');
+      out.push(next.value);
+      if (next.value.some(last)) return out;
+    }
+  } finally {
+    clearTimeout(guard);
+  }
+}
+
+// Records that wait for more wait far longer than the test.
+const NEVER_MS = 3_600_000;
+const HELD_MS = 30_000;
+const URGENT_TYPE = 2143;
+
+const hasNonce = (nonce: string) => (m: AuditMessage) => m.payload.includes(`nonce=${nonce}`);
+
+void test(
+  'records wait in a batch for more, and an urgent record hands them over at once, in order',
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      context.netlink.setStatus({ enabled: true });
+      const reader = await AuditReader.open({
+        mode: 'unicast',
+        flushMs: NEVER_MS,
+        urgentTypes: [URGENT_TYPE],
+      });
+      try {
+        const batches = reader[Symbol.asyncIterator]();
+        const nonces = Array.from({ length: 5 }, () => randomUUID());
+        for (const nonce of nonces) context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+        const urgent = randomUUID();
+        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${urgent}`);
+        const read = await batchesUntil(reader, batches, hasNonce(urgent));
+        const last = read.at(-1)!;
+        const ours = last.filter((m) => [...nonces, urgent].some((n) => hasNonce(n)(m)));
+        assert.deepEqual(
+          ours.map((m) => /nonce=([0-9a-f-]+)/.exec(m.payload)?.[1]),
+          [...nonces, urgent],
+          'the five records waited and came with the urgent one, in the order sent',
+        );
+        assert.equal(last.at(-1)?.type, URGENT_TYPE, 'the urgent record ends its batch');
+      } finally {
+        await reader.close();
+      }
+    });
+  },
+);
+
+void test(
+  'after expect(), a batch is handed over once the socket is empty, until the urgent record came',
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      context.netlink.setStatus({ enabled: true });
+      const reader = await AuditReader.open({
+        mode: 'unicast',
+        flushMs: NEVER_MS,
+        urgentTypes: [URGENT_TYPE],
+      });
+      try {
+        const batches = reader[Symbol.asyncIterator]();
+        // An urgent record nobody announced (another sender's) is handed
+        // over, and does not count towards the next announcement.
+        const stray = randomUUID();
+        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${stray}`);
+        await batchesUntil(reader, batches, hasNonce(stray));
+
+        reader.expect();
+        const before = randomUUID();
+        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${before}`);
+        // Without the announcement this record would wait for NEVER_MS.
+        await batchesUntil(reader, batches, hasNonce(before));
+        const marker = randomUUID();
+        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${marker}`);
+        await batchesUntil(reader, batches, hasNonce(marker));
+
+        // The announced record came: records wait again, for the next urgent one.
+        const after = randomUUID();
+        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${after}`);
+        const next = randomUUID();
+        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${next}`);
+        const read = await batchesUntil(reader, batches, hasNonce(next));
+        assert.ok(
+          read.at(-1)!.some(hasNonce(after)),
+          'the record sent after the announced marker waited for the next urgent one',
+        );
+      } finally {
+        await reader.close();
+      }
+    });
+  },
+);

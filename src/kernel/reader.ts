@@ -11,23 +11,22 @@
  * before it counts them as `lost`. Nothing is dropped silently here.
  */
 import { ContidError, ContidRangeError } from '../errors.js';
-import { Worker } from 'node:worker_threads';
-import { SyscallError, close as closeFd } from './libc.js';
 import { AuditNetlink } from './netlink.js';
 import {
+  CONTROL_EXPECT,
   CONTROL_FOREIGN,
   CONTROL_PAUSE,
   CONTROL_SLOTS,
-  CONTROL_STOP,
   type AuditMessage,
   type AuditReaderMode,
   type ReaderReport,
   type ReaderWorkerConfig,
+  type RecordBatch,
   unpackBatch,
 } from './reader-protocol.js';
-import { awaitWorkerExit } from './worker-exit.js';
+import { checkPositiveIntegers, NetlinkSubscriber } from './subscriber.js';
 
-export type { AuditMessage, AuditReaderMode } from './reader-protocol.js';
+export type { AuditMessage, AuditReaderMode, RecordBatch } from './reader-protocol.js';
 
 /** Options for {@link AuditReader.open}. */
 export interface AuditReaderOptions {
@@ -43,8 +42,19 @@ export interface AuditReaderOptions {
   readonly pollMs?: number;
   /** Most records per batch. Default 256. */
   readonly maxBatchMessages?: number;
-  /** Longest time a received record waits to be posted under load. Default 20 ms. */
+  /**
+   * Longest time a received record waits in the worker for more records
+   * before it is handed over: batching saves the main thread wake-ups
+   * when records come a few at a time. Urgent records cut it short (see
+   * `urgentTypes` and {@link AuditReader.expect}). Default 50 ms.
+   */
   readonly flushMs?: number;
+  /**
+   * Record types handed over as soon as they are received, with the
+   * records before them (the daemon's markers, which someone may wait
+   * for). Default none.
+   */
+  readonly urgentTypes?: readonly number[];
   /** Records queued for the consumer before the worker pauses. Default 65 536. */
   readonly maxQueuedMessages?: number;
   /** Closes the reader when aborted. */
@@ -78,12 +88,12 @@ const DEFAULTS = {
   receiveBufferBytes: 64 * 1024 * 1024,
   pollMs: 200,
   maxBatchMessages: 256,
-  flushMs: 20,
+  flushMs: 50,
   maxQueuedMessages: 65536,
 } as const;
 
 interface Waiter {
-  resolve(result: IteratorResult<readonly AuditMessage[]>): void;
+  resolve(result: IteratorResult<RecordBatch>): void;
   reject(error: Error): void;
 }
 
@@ -97,23 +107,18 @@ interface Waiter {
  *
  * One consumer per reader. Leaving the loop early (break, throw) closes it.
  */
-export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
+export class AuditReader
+  extends NetlinkSubscriber<ReaderReport>
+  implements AsyncIterable<readonly AuditMessage[]>
+{
   /** How this reader gets records. */
   readonly mode: AuditReaderMode;
-  readonly #worker: Worker;
-  readonly #control: Int32Array;
   readonly #maxQueued: number;
-  readonly #exited: Promise<void>;
-  readonly #pollMs: number;
-  #queue: (readonly AuditMessage[])[] = [];
+  #queue: RecordBatch[] = [];
   #waiter: Waiter | undefined;
   #error: Error | undefined;
   #ended = false;
-  /** The worker reported its end, so its finally block closes the socket. */
-  #workerReported = false;
   #discard = false;
-  #closing: Promise<void> | undefined;
-  #fd = -1;
   #stats = {
     messages: 0,
     bytes: 0,
@@ -124,22 +129,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     receiveBufferBytes: 0,
   };
 
-  private constructor(
-    mode: AuditReaderMode,
-    worker: Worker,
-    control: Int32Array,
-    options: AuditReaderOptions,
-  ) {
-    this.mode = mode;
-    this.#worker = worker;
-    this.#control = control;
+  private constructor(config: ReaderWorkerConfig, control: Int32Array, options: AuditReaderOptions) {
+    super('an audit reader', new URL('./reader-worker.js', import.meta.url), config, control, config.pollMs);
+    this.mode = config.mode;
     this.#maxQueued = options.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
-    this.#pollMs = options.pollMs ?? DEFAULTS.pollMs;
-    this.#exited = new Promise((resolve) => {
-      worker.once('exit', () => {
-        resolve();
-      });
-    });
   }
 
   /**
@@ -156,21 +149,13 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         'ERR_OUT_OF_RANGE',
       );
     }
-    for (const name of [
+    checkPositiveIntegers('an audit reader', options, [
       'receiveBufferBytes',
       'pollMs',
       'maxBatchMessages',
       'flushMs',
       'maxQueuedMessages',
-    ] as const) {
-      const value = options[name];
-      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
-        throw new ContidRangeError(
-          `Cannot open an audit reader: ${name} ${value} is not a positive integer`,
-          'ERR_OUT_OF_RANGE',
-        );
-      }
-    }
+    ]);
     const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
     const config: ReaderWorkerConfig = {
       mode: options.mode,
@@ -178,61 +163,40 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       pollMs: options.pollMs ?? DEFAULTS.pollMs,
       maxBatchMessages: options.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
       flushMs: options.flushMs ?? DEFAULTS.flushMs,
+      urgentTypes: [...(options.urgentTypes ?? [])],
       control: control.buffer,
     };
-    const worker = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: config });
-    const reader = new AuditReader(options.mode, worker, control, options);
-    await reader.#started();
+    const reader = new AuditReader(config, control, options);
+    await reader.started();
     const { signal } = options;
     if (signal !== undefined) {
       const onAbort = (): void => {
         reader.close().catch((error: unknown) => {
-          reader.#fail(error instanceof Error ? error : new Error(String(error)));
+          reader.onFailure(error instanceof Error ? error : new Error(String(error)));
         });
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
-      void reader.#exited.then(() => {
+      void reader.exited.then(() => {
         signal.removeEventListener('abort', onAbort);
       });
     }
     return reader;
   }
 
-  #started(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let ready = false;
-      this.#worker.on('message', (report: ReaderReport) => {
-        if (!ready && report.kind === 'ready') {
-          ready = true;
-          resolve();
-        }
-        this.#onReport(report);
-        if (!ready && this.#error !== undefined) reject(this.#error);
-      });
-      this.#worker.on('error', (error) => {
-        this.#fail(error);
-        if (!ready) reject(error);
-      });
-      this.#worker.on('exit', () => {
-        this.#ended = true;
-        this.#wake();
-        if (!ready)
-          reject(
-            this.#error ??
-              new ContidError(
-                'Cannot open an audit reader: its worker exited before it was ready',
-                'ERR_WORKER_EXITED',
-              ),
-          );
-      });
-    });
+  protected override onWorkerExit(): void {
+    this.#ended = true;
+    this.#wake();
   }
 
-  #onReport(report: ReaderReport): void {
+  protected override onFailure(error: Error): void {
+    this.#error ??= error;
+    this.#wake();
+  }
+
+  protected override onReport(report: ReaderReport): void {
     switch (report.kind) {
       case 'ready':
-        this.#fd = report.fd;
         this.#stats.receiveBufferBytes = report.receiveBufferBytes;
         break;
       case 'batch': {
@@ -241,37 +205,23 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         this.#stats.bytes += report.batch.text.byteLength;
         this.#stats.batches++;
         if (this.#discard) break;
-        const messages = unpackBatch(report.batch);
-        this.#queue.push(messages);
-        this.#stats.queuedMessages += messages.length;
+        this.#queue.push(report.batch);
+        this.#stats.queuedMessages += report.batch.types.length;
         if (
           this.#stats.queuedMessages >= this.#maxQueued &&
-          Atomics.load(this.#control, CONTROL_PAUSE) === 0
+          Atomics.load(this.control, CONTROL_PAUSE) === 0
         ) {
-          Atomics.store(this.#control, CONTROL_PAUSE, 1);
+          Atomics.store(this.control, CONTROL_PAUSE, 1);
           this.#stats.pauses++;
         }
         break;
       }
       case 'closed':
-        this.#workerReported = true;
-        this.#stats.enobufs = report.enobufs;
-        break;
       case 'error':
-        this.#workerReported = true;
+        // (An error report reaches onFailure, or rejects open(), through the base.)
         this.#stats.enobufs = report.enobufs;
-        this.#fail(
-          report.errno === undefined
-            ? new Error(report.message)
-            : SyscallError.withMessage(report.message, report.errno),
-        );
         break;
     }
-    this.#wake();
-  }
-
-  #fail(error: Error): void {
-    this.#error ??= error;
     this.#wake();
   }
 
@@ -287,16 +237,16 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   }
 
   /** The next iterator result, an error to throw, or undefined to keep waiting. */
-  #take(): IteratorResult<readonly AuditMessage[]> | Error | undefined {
+  #take(): IteratorResult<RecordBatch> | Error | undefined {
     const batch = this.#queue.shift();
     if (batch !== undefined) {
-      this.#stats.queuedMessages -= batch.length;
+      this.#stats.queuedMessages -= batch.types.length;
       if (
         this.#stats.queuedMessages <= this.#maxQueued / 2 &&
-        Atomics.load(this.#control, CONTROL_PAUSE) !== 0
+        Atomics.load(this.control, CONTROL_PAUSE) !== 0
       ) {
-        Atomics.store(this.#control, CONTROL_PAUSE, 0);
-        Atomics.notify(this.#control, CONTROL_PAUSE);
+        Atomics.store(this.control, CONTROL_PAUSE, 0);
+        Atomics.notify(this.control, CONTROL_PAUSE);
       }
       return { value: batch, done: false };
     }
@@ -305,12 +255,49 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     return undefined;
   }
 
+  /**
+   * Says that a record of an urgent type is on its way (the caller just
+   * sent a marker and waits for it): until the worker has received as
+   * many urgent records as were announced, it hands over each batch as
+   * soon as the socket is empty instead of waiting `flushMs` for more.
+   */
+  expect(): void {
+    Atomics.add(this.control, CONTROL_EXPECT, 1);
+    Atomics.notify(this.control, CONTROL_EXPECT);
+  }
+
+  protected override notifyStop(): void {
+    // A paused worker, or one waiting for more records, wakes and sees the stop.
+    Atomics.store(this.control, CONTROL_PAUSE, 0);
+    Atomics.notify(this.control, CONTROL_PAUSE);
+    Atomics.notify(this.control, CONTROL_EXPECT);
+  }
+
   /** A snapshot of the counters. */
   stats(): AuditReaderStats {
-    return { ...this.#stats, foreign: Atomics.load(this.#control, CONTROL_FOREIGN) };
+    return { ...this.#stats, foreign: Atomics.load(this.control, CONTROL_FOREIGN) };
   }
 
   [Symbol.asyncIterator](): AsyncIterator<readonly AuditMessage[]> {
+    const batches = this.batches();
+    return {
+      next: async () => {
+        const result = await batches.next();
+        return result.done === true ? result : { value: unpackBatch(result.value), done: false };
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /**
+   * The same batches as the async iterator, packed as the worker posted
+   * them (payloads end to end in one buffer): for a consumer that parses
+   * the bytes, without a string and an object per record first.
+   */
+  batches(): AsyncIterator<RecordBatch> {
     return {
       next: () => {
         if (this.#waiter !== undefined) {
@@ -343,8 +330,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
    *   removed; the worker is stopped all the same.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#stop();
-    return this.#closing;
+    return this.stopOnce(() => this.#stop());
   }
 
   /**
@@ -355,7 +341,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     this.#discard = true;
     this.#queue = [];
     this.#stats.queuedMessages = 0;
-    if (error !== undefined) this.#fail(error);
+    if (error !== undefined) this.onFailure(error);
     else this.#ended = true;
     this.#wake();
     return this.close();
@@ -373,14 +359,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
         failure = error instanceof Error ? error : new Error(String(error));
       }
     }
-    Atomics.store(this.#control, CONTROL_STOP, 1);
-    Atomics.store(this.#control, CONTROL_PAUSE, 0);
-    Atomics.notify(this.#control, CONTROL_PAUSE);
-    await awaitWorkerExit(this.#worker, this.#exited, this.#pollMs);
-    // A worker terminated inside a receive never closed its socket, which
-    // belongs to the process, not the thread.
-    if (!this.#workerReported && this.#fd >= 0) closeFd(this.#fd);
-    this.#fd = -1;
+    await this.stopWorker();
     if (failure !== undefined) throw failure;
   }
 }

@@ -13,7 +13,9 @@
  * can differ between writer and reader.
  */
 import { ContidRangeError } from '../errors.js';
+import { isUtf8 } from 'node:buffer';
 import { createHmac } from 'node:crypto';
+import { metaProblem, metaText, nameProblem, parseMetaText } from './description.js';
 
 /** The user message type of markers: in 2600–2999, the block libaudit leaves unassigned. */
 export const MARKER_TYPE = 2942;
@@ -94,6 +96,10 @@ export type MarkerBody =
       readonly owner?: string;
       /** Create-only: refused (ENOTUNIQ) when the ID is live, whoever owns it. */
       readonly create?: boolean;
+      /** The container's name, as the orchestrator gave it (src/marker/description.ts). */
+      readonly name?: string;
+      /** The container's metadata, in the order given; never empty when present. */
+      readonly meta?: Readonly<Record<string, string>>;
     }
   | {
       readonly op: 'adopt';
@@ -386,6 +392,7 @@ export function encodeMarker(marker: Marker, secret: Uint8Array): string {
         parts.push(`owner=${Buffer.from(b.owner, 'utf8').toString('hex')}`);
       }
       if (b.op === 'set' && b.create === true) parts.push('create=1');
+      if (b.op === 'set') parts.push(...describe(b));
       parts.push(
         `caller-pid=${uint(b.caller.pid)}`,
         `caller-uid=${uint(b.caller.uid)}`,
@@ -620,7 +627,7 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
       const contid = f.get('contid');
       if (contid === undefined || !CONTID_TOKEN.test(contid)) return 'bad contid';
       if (op === 'adopt') return allowed([...common, 'contid']) ?? { op, ...target, contid, caller };
-      const bad = allowed([...common, 'contid', 'owner', 'create']);
+      const bad = allowed([...common, 'contid', 'owner', 'create', 'name', 'meta']);
       if (bad !== null) return bad;
       const ownerHex = f.get('owner');
       let owner: string | undefined;
@@ -630,6 +637,13 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
       }
       const create = f.get('create');
       if (create !== undefined && create !== '1') return 'bad create';
+      const nameHex = f.get('name');
+      const name = nameHex === undefined ? undefined : utf8Hex(nameHex);
+      if (name === null || (name !== undefined && nameProblem(name) !== null)) return 'bad name';
+      const metaHex = f.get('meta');
+      const metaString = metaHex === undefined ? undefined : utf8Hex(metaHex);
+      const meta = metaString === undefined || metaString === null ? metaString : parseMetaText(metaString);
+      if (meta === null) return 'bad meta';
       return {
         op,
         ...target,
@@ -637,6 +651,8 @@ function parseBody(f: Map<string, string>): MarkerBody | string {
         caller,
         ...(owner === undefined ? {} : { owner }),
         ...(create === undefined ? {} : { create: true }),
+        ...(name === undefined ? {} : { name }),
+        ...(meta === undefined ? {} : { meta }),
       };
     }
     default:
@@ -729,6 +745,36 @@ function time(text: string): string {
   if (!TIME.test(text))
     throw new ContidRangeError(`Cannot encode the marker: "${text}" is not a time`, 'ERR_OUT_OF_RANGE');
   return text;
+}
+
+/**
+ * A set's `name=` and `meta=` fields: hex of the UTF-8 text, so that no
+ * byte of it can end the field or the message.
+ *
+ * @throws {ContidRangeError} ERR_OUT_OF_RANGE for a description out of its bounds.
+ */
+function describe(b: Extract<MarkerBody, { op: 'set' }>): string[] {
+  const parts: string[] = [];
+  if (b.name !== undefined) {
+    const problem = nameProblem(b.name);
+    if (problem !== null)
+      throw new ContidRangeError(`Cannot encode the set marker: ${problem}`, 'ERR_OUT_OF_RANGE');
+    parts.push(`name=${hex(b.name)}`);
+  }
+  if (b.meta !== undefined && Object.keys(b.meta).length > 0) {
+    const problem = metaProblem(b.meta);
+    if (problem !== null)
+      throw new ContidRangeError(`Cannot encode the set marker: ${problem}`, 'ERR_OUT_OF_RANGE');
+    parts.push(`meta=${hex(metaText(b.meta))}`);
+  }
+  return parts;
+}
+
+/** Hex of UTF-8 text, decoded; null when it is not hex of valid UTF-8. */
+function utf8Hex(text: string): string | null {
+  if (text === '' || !HEX.test(text)) return null;
+  const bytes = Buffer.from(text, 'hex');
+  return isUtf8(bytes) ? bytes.toString('utf8') : null;
 }
 
 function hex(text: string): string {

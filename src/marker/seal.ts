@@ -42,12 +42,13 @@ import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:c
 
 import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
+import { RecordType } from '../interpret/record-types-generated.js';
+import { CONTAINER_OP } from '../interpret/record-types.js';
 
 /** Kernel serials per bucket: a seal's span begins and ends on a multiple of it. */
 export const SEAL_BUCKET_SERIALS = 64;
 
-const EOE = 1320;
-const CONTAINER_OP = 1020;
+const EOE = RecordType.EOE;
 /** Half the serial space: a serial this far below another is past a wrap of the kernel's counter. */
 export const SERIAL_WRAP = 2 ** 31;
 

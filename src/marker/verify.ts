@@ -17,6 +17,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 
+import { isUserMessageType } from '../interpret/record-types.js';
 import type { AuditRecord } from '../parse/record.js';
 import { fieldValue } from '../parse/record.js';
 import { MARKER_PREFIX, MARKER_TYPE, markerMac, parseMarkerText, type Marker } from './format.js';
@@ -71,11 +72,6 @@ export class MarkerState {
     this.node = options.node ?? null;
     this.startNodes = options.startNodes ?? new Map<string, string | null>();
   }
-}
-
-/** User message types the kernel accepts from userspace (AUDIT_USER, 1100–1199, 2100–2999). */
-export function isUserMessageType(type: number): boolean {
-  return type === 1005 || (type >= 1100 && type <= 1199) || (type >= 2100 && type <= 2999);
 }
 
 /** The record's numeric type, also when only `UNKNOWN[n]` was given. */

@@ -12,10 +12,11 @@ import { GID_FIELDS, ID_FIELDS, interpretId } from '../interpret/ids.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { splitFields } from '../parse/fields.js';
 import type { AuditRecord } from '../parse/record.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
-const SYSCALL = 1300;
-const EXECVE = 1309;
-const PROCTITLE = 1327;
+const SYSCALL = RecordType.SYSCALL;
+const EXECVE = RecordType.EXECVE;
+const PROCTITLE = RecordType.PROCTITLE;
 
 /**
  * Fields whose value auditd writes hex-encoded when it holds characters that

@@ -23,10 +23,11 @@ import type { ByteSink } from './byte-sink.js';
 import type { IdNames } from './interpretation.js';
 import { FieldKind, fieldKind, forEachEnriched } from './interpretation.js';
 import type { ExtraRecord } from './text.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
-const SYSCALL = 1300;
-const EXECVE = 1309;
-const PROCTITLE = 1327;
+const SYSCALL = RecordType.SYSCALL;
+const EXECVE = RecordType.EXECVE;
+const PROCTITLE = RecordType.PROCTITLE;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -108,7 +109,14 @@ export class InterpretedEventWriter {
       const names: string[] = [];
       const values: string[] = [];
       splitFields(x.body, names, values);
-      const fields = names.map((n, i) => `${n}=${this.#value(0, n, values[i]!, null, null)}`).join(' ');
+      // A set's metadata values are untrusted strings, as its name is.
+      const fields = names
+        .map((n, i) =>
+          n.startsWith('meta.')
+            ? `${n}=${stringValue(values[i]!)}`
+            : `${n}=${this.#value(0, n, values[i]!, null, null)}`,
+        )
+        .join(' ');
       text += this.#line(event.node, x.typeName, stamp, event.serial, fields) + '\n';
     }
     this.#sink.utf8(text);

@@ -8,6 +8,8 @@ import { ByteSink, escapeInto } from './byte-sink.js';
 import { FieldNames, NAME_PRIME, NAME_SEED } from './field-names.js';
 import type { IdNames, RecordContext } from './interpretation.js';
 import { ENCODED_FIELDS, FieldKind, interpretValue, recordArgv } from './interpretation.js';
+import { RecordType } from '../interpret/record-types-generated.js';
+import { asciiAt, hexDigitValue } from '../bytes.js';
 
 /** Labels attached to an event by the tracker, when labels are in play. */
 export interface EventLabels {
@@ -171,8 +173,8 @@ function worthDecoding(
 export const MAX_FIELDS_PER_RECORD = 4096;
 const REST_KEY = Buffer.from('},"rest":"', 'latin1');
 const MSG_OPENING = Buffer.from(',"msg":{', 'latin1');
-const PROCTITLE = 1327;
-const EXECVE = 1309;
+const PROCTITLE = RecordType.PROCTITLE;
+const EXECVE = RecordType.EXECVE;
 /** Scratch for decoded hex values (proctitles, EXECVE arguments), grown to the longest seen. */
 let decoded = new Uint8Array(4096);
 
@@ -198,12 +200,6 @@ function decimalAt(b: Uint8Array, from: number, to: number): number {
   return v;
 }
 
-/** Whether the ASCII string `text` is at `b[at..]`. */
-function asciiAt(b: Uint8Array, at: number, text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (b[at + i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
 function hasPercent(b: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (b[i] === 0x25) return true;
   return false;
@@ -217,13 +213,6 @@ function isUpperHex(b: Uint8Array, from: number, to: number): boolean {
     if (!((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46))) return false;
   }
   return true;
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  return -1;
 }
 
 /** Record types whose fields the kernel writes as `name=value` only (1300..1399 but TTY). */
@@ -662,8 +651,8 @@ export class JsonEventWriter {
     const decoded = scratch(n);
     let high = 0;
     for (let i = 0; i < n; i++) {
-      const hi = hexValue(src[vs + 2 * i]!);
-      const lo = hexValue(src[vs + 2 * i + 1]!);
+      const hi = hexDigitValue(src[vs + 2 * i]!);
+      const lo = hexDigitValue(src[vs + 2 * i + 1]!);
       if (hi < 0 || lo < 0) return false;
       const b = (hi << 4) | lo;
       if (b === 0x25 /* % */) return false;
@@ -731,7 +720,7 @@ export class JsonEventWriter {
         const decoded = scratch(n);
         let high = 0;
         for (let k = 0; k < n; k++) {
-          const b = (hexValue(src[vs + 2 * k]!) << 4) | hexValue(src[vs + 2 * k + 1]!);
+          const b = (hexDigitValue(src[vs + 2 * k]!) << 4) | hexDigitValue(src[vs + 2 * k + 1]!);
           if (b === 0x25) return false;
           decoded[k] = b;
           high |= b;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AuditEvent } from '../assemble/event.js';
-import { isIssue, parseNetlink, RecordParser } from '../parse/parser.js';
+import { isIssue, parseNetlink, parseNetlinkBytes, RecordParser } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { ByteSink } from './byte-sink.js';
 import { formatEventText, TextEventWriter } from './text.js';
@@ -86,4 +86,32 @@ test('text output writes a netlink record as auditd writes it: one line, \\x1d a
     'type=USER_AUTH msg=audit(1.000:5): pid=7 uid=0 auid=4242 ses=3 msg=\'a type=SYSCALL msg=audit(1.000:5): pid=1\x1dUID="root"\' record=1\n' +
       'type=CONTAINER_ID msg=audit(1.000:5): record=1 contid=4\n',
   );
+});
+
+test('text output of netlink records parsed where they lie in one batch buffer is each record alone', () => {
+  // The live reader hands payloads over laid end to end, with no line end
+  // between them: each record's line must stop at its own payload's end.
+  const payloads = [
+    'audit(1.000:5): arch=c000003e syscall=59 success=yes exit=0 pid=7 ',
+    'audit(1.000:5): cwd="/"\0garbage after the NUL',
+    'audit(1.000:5): item=0 name="/bin/true"   ',
+    "audit(1.000:6): pid=7 uid=0 msg='a\nb'",
+    'audit(1.000:6): proctitle=7472756500',
+  ];
+  const types = [1300, 1307, 1302, 1100, 1327];
+  const batch = Buffer.from(payloads.join(''), 'latin1');
+  const alone: string[] = [];
+  const together: string[] = [];
+  let start = 0;
+  for (let i = 0; i < payloads.length; i++) {
+    const end = start + Buffer.byteLength(payloads[i]!, 'latin1');
+    const a = parseNetlink(types[i]!, Buffer.from(payloads[i]!, 'latin1'));
+    const b = parseNetlinkBytes(types[i]!, batch, start, end);
+    assert.ok(!isIssue(a) && !isIssue(b));
+    alone.push(formatEventText(event([a])));
+    together.push(formatEventText(event([b])));
+    start = end;
+  }
+  assert.deepEqual(together, alone);
+  assert.equal(alone[1], 'type=CWD msg=audit(1.000:5): cwd="/"\n');
 });

@@ -85,13 +85,18 @@ export class TextEventWriter {
       return;
     }
     const src = r.src;
-    let from = r.lineStart;
+    const from = r.lineStart;
     if (from < 0) {
-      // A netlink payload: `audit(…): fields`, to the end of its buffer.
+      // A netlink payload: `audit(…): fields`, to the end of the payload
+      // (which may share its buffer with others, end to end).
       this.#head(r.node);
       s.utf8(r.typeName);
       s.ascii(' msg=');
-      from = r.timeStart - 6;
+      s.bytes(src, r.timeStart - 6, r.bodyEnd);
+      this.#link(link);
+      s.bytes(src, r.bodyEnd, r.payloadEnd);
+      s.byte(LINE_END);
+      return;
     }
     // The rest of the line: after a link the input had (it was recomputed), else after the body.
     const dropped = linkEnd(src, r.bodyEnd);

@@ -2,6 +2,7 @@ import { recordTypeName, recordTypeNumber } from '../interpret/record-types.js';
 import { nextField, splitFieldsOf } from './fields.js';
 import { LineSplitter } from './lines.js';
 import type { AuditRecord, ParseIssue } from './record.js';
+import { asciiAt, asciiAtWithin, decimalDigits, indexIn } from '../bytes.js';
 
 /** Longest excerpt of a bad line kept in a ParseIssue. */
 const EXCERPT = 200;
@@ -70,6 +71,13 @@ export class ByteRecord implements AuditRecord {
      * starts at `audit(` and has no `type=` of its own.
      */
     readonly lineStart: number,
+    /**
+     * Where a netlink payload's text ends in `src` (at its first NUL, less
+     * one trailing space), -1 for a log line, which ends at its line end.
+     * The live reader lays payloads end to end in one buffer, with nothing
+     * between them to stop at.
+     */
+    readonly payloadEnd: number,
   ) {
     const sec = Math.floor(timeMs / 1000);
     this.#sec = sec;
@@ -237,12 +245,6 @@ export function decimalField(src: Buffer, from: number, to: number): number | nu
   return sign * v;
 }
 
-/** Whether the ASCII string `text` is at `src[at..]`. */
-export function asciiAt(src: Uint8Array, at: number, text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (src[at + i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
 /**
  * Values decoded lately, by a hash of their bytes: values repeat from
  * record to record (`arch=c000003e`, `success=yes`, the `comm` and `exe` of
@@ -315,24 +317,6 @@ function sameAs(bytes: Buffer, buf: Buffer, start: number, end: number): boolean
   return true;
 }
 
-function startsWith(buf: Buffer, at: number, end: number, ascii: string): boolean {
-  if (at + ascii.length > end) return false;
-  for (let i = 0; i < ascii.length; i++) if (buf[at + i] !== ascii.charCodeAt(i)) return false;
-  return true;
-}
-
-/** Reads decimal digits in `buf[from..to)`; -1 when empty or not all digits. */
-function digits(buf: Buffer, from: number, to: number): number {
-  if (to <= from) return -1;
-  let v = 0;
-  for (let i = from; i < to; i++) {
-    const c = buf[i]! - 0x30;
-    if (c < 0 || c > 9) return -1;
-    v = v * 10 + c;
-  }
-  return v;
-}
-
 /** Bytes of a name in auditd's enriched part (an upper-cased field name): 1, else 0. */
 const ENRICHED_NAME = new Uint8Array(256);
 for (const c of Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-', 'latin1')) ENRICHED_NAME[c] = 1;
@@ -400,11 +384,6 @@ export function isEnrichedPart(buf: Uint8Array, from: number, end: number): bool
     i++;
   }
   return true;
-}
-
-function indexIn(buf: Uint8Array, byte: number, from: number, to: number): number {
-  for (let i = from; i < to; i++) if (buf[i] === byte) return i;
-  return -1;
 }
 
 /** For parseStamped: a netlink payload, which has no enriched part, no link and no line of its own. */
@@ -486,9 +465,9 @@ function parseStamped(
       end,
     );
   }
-  const sec = digits(buf, open, dot);
-  let ms = digits(buf, dot + 1, colon);
-  const serial = digits(buf, colon + 1, close);
+  const sec = decimalDigits(buf, open, dot);
+  let ms = decimalDigits(buf, dot + 1, colon);
+  const serial = decimalDigits(buf, colon + 1, close);
   if (sec < 0 || ms < 0 || serial < 0) {
     return issue(
       'ERR_BAD_TIMESTAMP',
@@ -531,6 +510,7 @@ function parseStamped(
   return new ByteRecord(
     buf, node, entry.type, entry.name, open, colon, timeMs, serial, bs, be,
     gs < 0 ? -1 : gs + 1, gs < 0 ? -1 : end, lineNo, separator === NETLINK_FORM ? -1 : start,
+    separator === NETLINK_FORM ? end : -1,
   ); // prettier-ignore
 }
 
@@ -552,20 +532,20 @@ export function parseLineBytes(
   while (end > start && (buf[end - 1] === SPACE || buf[end - 1] === 0x0d)) end--;
   let pos = start;
   let node: string | null = null;
-  if (startsWith(buf, pos, end, 'node=')) {
+  if (asciiAtWithin(buf, pos, end, 'node=')) {
     const sp = indexIn(buf, SPACE, pos, end);
     if (sp < 0)
       return issue('ERR_BAD_RECORD', 'Line has a node= prefix but no record', lineNo, buf, start, end);
     node = buf.toString('utf8', pos + 5, sp);
     pos = sp + 1;
   }
-  if (!startsWith(buf, pos, end, 'type=')) {
+  if (!asciiAtWithin(buf, pos, end, 'type=')) {
     return issue('ERR_BAD_RECORD', 'Line is not an audit record: expected type=', lineNo, buf, start, end);
   }
   const typeEnd = indexIn(buf, SPACE, pos + 5, end);
   if (typeEnd < 0)
     return issue('ERR_BAD_RECORD', 'Record has a type but no msg=audit(...)', lineNo, buf, start, end);
-  if (!startsWith(buf, typeEnd + 1, end, 'msg=audit(')) {
+  if (!asciiAtWithin(buf, typeEnd + 1, end, 'msg=audit(')) {
     return issue('ERR_BAD_RECORD', 'Record has no msg=audit(...) after its type', lineNo, buf, start, end);
   }
   const entry = typeOf(buf, pos + 5, typeEnd);
@@ -592,7 +572,7 @@ const OWN_TYPES: readonly Buffer[] = ['CONTAINER_ID', 'CONTAINER_OP', 'CONTID_FO
 /** Whether the line `buf[start..end)` is one of contid's own records (see OWN_TYPES). */
 export function isOwnRecordLine(buf: Buffer, start: number, end: number): boolean {
   let pos = start;
-  if (startsWith(buf, pos, end, 'node=')) {
+  if (asciiAtWithin(buf, pos, end, 'node=')) {
     const sp = indexIn(buf, SPACE, pos, end);
     if (sp < 0) return false;
     pos = sp + 1;
@@ -620,23 +600,58 @@ export function parseNetlink(
   payload: string | Buffer,
   node: string | null = null,
 ): AuditRecord | ParseIssue {
-  let buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  let end = buf.indexOf(0);
-  if (end < 0) end = buf.length;
-  let nl = buf.indexOf(0x0a);
-  if (nl >= 0 && nl < end) {
+  const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  return parseNetlinkBytes(type, buf, 0, buf.length, node);
+}
+
+/**
+ * {@link parseNetlink} of the payload at `buf[start..end)`, e.g. one record
+ * of a batch of payloads laid end to end. The record keeps `buf` alive
+ * (or, for a payload holding a newline, a copy of it).
+ */
+export function parseNetlinkBytes(
+  type: number,
+  buf: Buffer,
+  start: number,
+  end: number,
+  node: string | null = null,
+): AuditRecord | ParseIssue {
+  // auditd prints a payload with `%.*s`: it ends at its first NUL. (The
+  // searches stay within the payload: a batch buffer holds many.)
+  const view = buf.subarray(start, end);
+  const nul = view.indexOf(0);
+  if (nul >= 0) end = start + nul;
+  let nl = view.indexOf(0x0a);
+  if (nl >= 0 && start + nl < end) {
     // A copy: the caller's buffer is not ours to change.
-    buf = Buffer.from(buf.subarray(0, end));
+    buf = Buffer.from(buf.subarray(start, end));
+    end -= start;
+    start = 0;
     for (; nl >= 0; nl = buf.indexOf(0x0a, nl + 1)) buf[nl] = SPACE;
   }
-  if (end > 0 && buf[end - 1] === SPACE) end--;
-  buf = buf.subarray(0, end);
-  if (!startsWith(buf, 0, end, 'audit(')) {
-    return issue('ERR_BAD_RECORD', `Netlink message of type ${type} has no audit(...) stamp`, 0, buf, 0, end);
+  if (end > start && buf[end - 1] === SPACE) end--;
+  if (!asciiAtWithin(buf, start, end, 'audit(')) {
+    return issue(
+      'ERR_BAD_RECORD',
+      `Netlink message of type ${type} has no audit(...) stamp`,
+      0,
+      buf,
+      start,
+      end,
+    );
   }
-  const entry: TypeEntry = { bytes: Buffer.alloc(0), name: recordTypeName(type), type };
-  return parseStamped(buf, 0, end, 0, node, entry, 0, NETLINK_FORM);
+  let entry = NETLINK_TYPES.get(type);
+  if (entry === undefined) {
+    entry = { bytes: EMPTY, name: recordTypeName(type), type };
+    // Bounded: a netlink type is 16 bits.
+    NETLINK_TYPES.set(type, entry);
+  }
+  return parseStamped(buf, start, end, start, node, entry, 0, NETLINK_FORM);
 }
+
+const EMPTY = Buffer.alloc(0);
+/** The type entry of each netlink type seen, made once. */
+const NETLINK_TYPES = new Map<number, TypeEntry>();
 
 export interface RecordParserOptions {
   /** Longest line accepted, in bytes (default 1 MiB). */

@@ -37,6 +37,7 @@ export class EventEncoder {
   readonly #json: JsonEventWriter | null;
   readonly #text: TextEventWriter | InterpretedEventWriter | null;
   readonly #eoe: boolean;
+  #events = 0;
 
   constructor(format: OutputFormat, options: EncoderOptions = {}) {
     this.#sink = new ByteSink(options.bufferBytes ?? 1 << 20);
@@ -62,6 +63,7 @@ export class EventEncoder {
     if (this.#json !== null) this.#json.write(le.event, out.json);
     else this.#text!.write(le.event, out.text, out.links);
     if (this.#eoe) this.#endOfEvent(le.event);
+    this.#events++;
   }
 
   /** Writes an event without labels (plain replay). */
@@ -69,6 +71,7 @@ export class EventEncoder {
     if (this.#json !== null) this.#json.write(event);
     else this.#text!.write(event);
     if (this.#eoe) this.#endOfEvent(event);
+    this.#events++;
   }
 
   #endOfEvent(event: AuditEvent): void {
@@ -91,13 +94,20 @@ export class EventEncoder {
     return this.#sink.length;
   }
 
+  /** Events written since the last take: what a sink's write() is told the bytes hold. */
+  get events(): number {
+    return this.#events;
+  }
+
   /** Returns what was written and starts a fresh buffer. */
   take(): Buffer {
+    this.#events = 0;
     return this.#sink.take();
   }
 
   /** Returns a copy of what was written since the last take, and keeps the buffer (see ByteSink.takeCopy). */
   takeCopy(): Buffer {
+    this.#events = 0;
     return this.#sink.takeCopy();
   }
 

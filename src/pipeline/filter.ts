@@ -15,8 +15,9 @@ import type { AuditRecord } from '../parse/record.js';
 import { fieldInt, fieldValue } from '../parse/record.js';
 import type { LabelledEvent } from '../policy/labeller.js';
 import { EVIDENCE_TYPE, FORGERY_TYPE } from './labels.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
-const SYSCALL = 1300;
+const SYSCALL = RecordType.SYSCALL;
 
 /** A syscall by number (any arch) or by name (in the record's arch). */
 export type SyscallCriterion = { readonly nr: number } | { readonly name: string };

@@ -137,6 +137,7 @@ export class ReplayPipeline {
   readonly #ready: LabelledEvent[] = [];
   readonly #filter: EventFilter | null;
   #matched = 0;
+  #takenEvents = 0;
   /** Writes a labelled event, when the filter (if any) keeps it. */
   #emit: (le: LabelledEvent) => void = () => undefined;
 
@@ -338,7 +339,13 @@ export class ReplayPipeline {
   }
 
   #take(): Buffer {
+    this.#takenEvents = this.#out.events;
     return this.#out.take();
+  }
+
+  /** How many events the buffer that push(), endFile() or end() last returned holds. */
+  get takenEvents(): number {
+    return this.#takenEvents;
   }
 
   /**

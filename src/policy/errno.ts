@@ -1,6 +1,7 @@
 /**
- * The errors a contid operation can be refused with, by rule, in the order
- * docs/design.md checks them. The names are the kernel series' errnos.
+ * The errors a contid operation can be refused with. The names are the
+ * kernel series' errnos; which rule gives which, and in what order they
+ * are checked, is src/policy/rules.ts.
  */
 export type ContidErrno = 'EINVAL' | 'EPERM' | 'ESRCH' | 'EBUSY' | 'EXDEV' | 'EAGAIN' | 'EEXIST' | 'ENOTUNIQ';
 

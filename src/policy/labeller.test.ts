@@ -48,6 +48,32 @@ void describe('kernel series tests', () => {
     assert.deepEqual(e.containerIdRecord, { record: 1, body: 'record=1 contid=4' });
   });
 
+  void it("a set's name and metadata go on its CONTAINER_OP, accepted or refused, never on later ones", () => {
+    const w = world();
+    const meta = { image: 'nginx:1.27', 'oci.bundle': '/run/b "x"' };
+    const set = (pid: number, contid: string) =>
+      w.marker({ op: 'set', pid, contid, caller: ORCH, name: 'web front', meta }).ops;
+    const [op] = set(101, '4');
+    assert.equal(op?.errno, null);
+    assert.equal(op?.name, 'web front');
+    assert.deepEqual(op?.meta, meta);
+    assert.equal(
+      op?.body,
+      'op=set opid=101 contid=4 old-contid=-1 pid=100 uid=0 auid=4294967295 exe="/usr/bin/runc" ' +
+        'name=7765622066726F6E74 meta.image="nginx:1.27" meta.oci.bundle=2F72756E2F6220227822 res=1',
+    );
+    const [again] = set(101, '4');
+    assert.match(
+      again?.body ?? '',
+      / name=7765622066726F6E74 meta\.image="nginx:1\.27" .* res=0 errno=EEXIST$/,
+    );
+    // The drop names no one.
+    const [drop] = w.exit(101, 100).ops;
+    assert.equal(drop?.op, 'drop');
+    assert.equal(drop.name, undefined);
+    assert.ok(!/ name=| meta\./.test(drop.body), drop.body);
+  });
+
   const refusals: { name: string; value: string; errno: string; rendered: string }[] = [
     { name: 'T3: the same value again is refused with EEXIST', value: '4', errno: 'EEXIST', rendered: '4' },
     {

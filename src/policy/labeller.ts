@@ -29,7 +29,9 @@ import {
 } from './contid.js';
 import type { Container, Owner } from './contid.js';
 import type { ContidErrno } from './errno.js';
+import { refusal, type Attempt, type LabelOp, type Subject } from './rules.js';
 import { renderContainerId, renderContainerOp, type ContainerOpFields, type OpCaller } from './records.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
 export interface LabellerOptions {
   /** Bound on the process table (default 1,000,000). */
@@ -135,18 +137,7 @@ export interface LabellerStats {
   readonly ops: { readonly accepted: number; readonly refused: number; readonly drops: number };
 }
 
-/** A process named by a marker, as policy sees it before it changes anything (see #lookup). */
-interface Subject {
-  /** The live table entry, or null for a process not in the table. */
-  readonly entry: ProcessEntry<Container> | null;
-  /** Its parent: the entry's, or the one it would be placed under. */
-  readonly parent: ProcessEntry<Container> | null;
-  readonly label: Container | null;
-  /** Its label is not known yet (its parent has not been seen). */
-  readonly provisional: boolean;
-  readonly exists: boolean;
-}
-
+/** A process no look-up found (see #lookup), and the caller of an adopt (the daemon, not looked up). */
 const NOBODY: Subject = Object.freeze({
   entry: null,
   parent: null,
@@ -155,8 +146,8 @@ const NOBODY: Subject = Object.freeze({
   exists: false,
 });
 
-const SYSCALL = 1300;
-const OBJ_PID = 1318;
+const SYSCALL = RecordType.SYSCALL;
+const OBJ_PID = RecordType.OBJ_PID;
 
 /** The contid core: feed it events in stream order. */
 // Shared by the events that have none (most of them), read-only by contract:
@@ -290,7 +281,8 @@ export class Labeller {
     }
     for (const g of state.grants) {
       const e = this.#table.get(g.pid);
-      if (e !== undefined && e.startTime === g.start) e.grant = { uid: g.uid, exe: g.exe, start: g.start };
+      if (e !== undefined && e.startTime === g.start)
+        this.#table.grant(e, { uid: g.uid, exe: g.exe, start: g.start });
     }
     this.#ops = NO_OPS;
     this.#dropUnheld();
@@ -453,8 +445,7 @@ export class Labeller {
         // comm and exe change only at exec (see #lifecycle); reading them for
         // every event would decode two strings per SYSCALL record for nothing.
         if (this.#table.lastObserveCreated || subject.exe === undefined) {
-          subject.comm = facts.comm() ?? subject.comm;
-          subject.exe = facts.exe() ?? subject.exe;
+          this.#table.learnExec(subject, facts.comm(), facts.exe());
         }
         subjectIndex = sys;
       }
@@ -644,8 +635,7 @@ export class Labeller {
     const kind = facts.kind;
     if (kind === null || kind === 'other') return;
     if (kind === 'execve') {
-      entry.comm = facts.comm() ?? entry.comm;
-      entry.exe = facts.exe() ?? entry.exe;
+      this.#table.learnExec(entry, facts.comm(), facts.exe());
       return;
     }
     if (kind === 'exit-group') {
@@ -693,7 +683,11 @@ export class Labeller {
       case 'restore-grant': {
         const e = this.#table.get(body.pid);
         if (e !== undefined && e.startTime === body.start) {
-          e.grant = { uid: body.targetUid ?? null, exe: body.targetExe ?? null, start: body.start };
+          this.#table.grant(e, {
+            uid: body.targetUid ?? null,
+            exe: body.targetExe ?? null,
+            start: body.start,
+          });
         }
         return;
       }
@@ -834,12 +828,31 @@ export class Labeller {
   }
 
   /**
-   * docs/design.md's rules 1–7, in order; the first that fails decides. Every
-   * check reads; only an accepted set changes the table (placing a target
-   * not seen yet), so a refused request leaves no trace but its CONTAINER_OP.
-   * Naming the owner is privileged (rule 2: a delegated caller could
-   * otherwise join any named ID), and a create-only set (the OCI hook's)
-   * refuses an ID that is live whoever owns it (rule 7).
+   * The facts the rules read (src/policy/rules.ts) about one request: what
+   * the look-ups found, and the costlier questions, asked only when a rule
+   * needs them.
+   */
+  #attempt(
+    request: { op: LabelOp; pid: number; caller: MarkerCaller; by: Subject; target: Subject },
+    facts: { validValue: boolean; namesOwner: boolean; idTaken: () => boolean },
+  ): Attempt {
+    const { caller, by, target } = request;
+    return {
+      ...request,
+      ...facts,
+      restoring: this.#restoring,
+      delegated: () => this.#delegated(by, caller),
+      targetHasChildren: () => target.entry !== null && this.#table.hasChildren(target.entry),
+      descendsFromCaller: () => this.#descendsFrom(target, by),
+      placed: null,
+    };
+  }
+
+  /**
+   * A set, judged by the rules of src/policy/rules.ts in order (the first
+   * that refuses decides). Only an accepted set changes the table (placing
+   * a target not seen yet), so a refused request leaves no trace but its
+   * CONTAINER_OP.
    */
   #set(body: Extract<MarkerBody, { op: 'set' }>, marker: { start: string; seq: number }): void {
     const { pid, ppid, start, contid: requested, caller } = body;
@@ -847,51 +860,40 @@ export class Labeller {
     const target = this.#lookup(pid, ppid, start);
     const old = target.label?.rendered ?? UNSET_TEXT;
     const value = parseContid(requested);
-    let errno: ContidErrno | null = null;
-    let existing: Container | undefined;
-    if (value === null || value === CONTID_UNSET) errno = 'EINVAL';
-    // Labels and grants are not known until a restore is done: try again.
-    else if (this.#restoring) errno = 'EAGAIN';
-    else if (!caller.privileged && (!this.#delegated(by, caller) || body.owner !== undefined))
-      errno = 'EPERM';
-    else if (!target.exists) errno = 'ESRCH';
-    else if (target.entry !== null && this.#table.hasChildren(target.entry)) errno = 'EBUSY';
-    else if (
-      pid === caller.pid ||
-      (target.entry !== null && target.entry === by.entry) ||
-      (!caller.privileged && !this.#descendsFrom(target, by))
-    )
-      errno = 'EXDEV';
-    // A caller the table has never seen counts as on the host, as before
-    // markers named callers; one it knows must have a known container.
-    else if (target.provisional || (by.entry !== null && (by.provisional || by.label === UNKNOWN)))
-      errno = 'EAGAIN';
-    else if (target.label !== null && !(by.label !== null && target.label === by.label)) errno = 'EEXIST';
-    else {
-      // Unique among the IDs of one parent: the setter's own container.
-      existing = this.#scope(by.label)?.get(value.toString());
-      if (
-        existing !== undefined &&
-        (body.create === true || !sameOwner(existing.owner, this.#ownerOf(body, by)))
-      )
-        errno = 'ENOTUNIQ';
-    }
+    // The ID live among the setter's container's: the set joins it, or is refused (ENOTUNIQ).
+    const existing = value === null ? undefined : this.#scope(by.label)?.get(value.toString());
+    const attempt = this.#attempt(
+      { op: 'set', pid, caller, by, target },
+      {
+        validValue: value !== null && value !== CONTID_UNSET,
+        namesOwner: body.owner !== undefined,
+        idTaken: () =>
+          existing !== undefined &&
+          (body.create === true || !sameOwner(existing.owner, this.#ownerOf(body, by))),
+      },
+    );
+    let refused = refusal(attempt, 'look-up');
     let result: Container | null = null;
-    if (errno === null && value !== null) {
+    if (refused === null && value !== null) {
       const entry = this.#materialise(target, pid, ppid, start);
       if (by.entry !== null && caller.start !== undefined) this.#table.learnStartTime(by.entry, caller.start);
-      if (entry.label !== target.label) {
-        // Placing it bound evidence the look-up did not see (an orphan's birth).
-        errno = 'EEXIST';
-      } else {
+      refused = refusal({ ...attempt, placed: entry }, 'placed');
+      if (refused === null) {
         result = existing ?? this.#create(value, this.#ownerOf(body, by));
         this.#table.relabel(entry, result);
       }
     }
     this.#record(
-      { op: 'set', opid: pid, contid: renderRequested(requested), oldContid: old },
+      {
+        op: 'set',
+        opid: pid,
+        contid: renderRequested(requested),
+        oldContid: old,
+        ...(body.name === undefined ? {} : { name: body.name }),
+        ...(body.meta === undefined ? {} : { meta: body.meta }),
+      },
       caller,
-      errno,
+      refused?.errno ?? null,
       marker,
       { chain: result?.rendered ?? null, created: result !== null && existing === undefined },
     );
@@ -904,26 +906,22 @@ export class Labeller {
     const old = target.label?.rendered ?? UNSET_TEXT;
     const chain = parseChainToken(requested);
     const container = chain === null ? undefined : this.#byChain(chain);
-    let errno: ContidErrno | null = null;
-    if (container === undefined) errno = 'EINVAL';
-    else if (this.#restoring) errno = 'EAGAIN';
-    else if (!caller.privileged) errno = 'EPERM';
-    else if (!target.exists) errno = 'ESRCH';
-    else if (target.provisional) errno = 'EAGAIN';
-    // An unknown container is what adoption resolves: the cgroup is evidence.
-    else if (target.label !== null && target.label !== UNKNOWN) errno = 'EEXIST';
-    // No EBUSY: children the target forked before are checked (and adopted) on their own.
-    if (errno === null && container !== undefined) {
+    const attempt = this.#attempt(
+      { op: 'adopt', pid, caller, by: NOBODY, target },
+      { validValue: container !== undefined, namesOwner: false, idTaken: () => false },
+    );
+    let refused = refusal(attempt, 'look-up');
+    if (refused === null && container !== undefined) {
       const entry = this.#materialise(target, pid, ppid, start);
-      if (entry.label !== target.label) errno = 'EEXIST';
-      else this.#table.relabel(entry, container);
+      refused = refusal({ ...attempt, placed: entry }, 'placed');
+      if (refused === null) this.#table.relabel(entry, container);
     }
     this.#record(
       { op: 'adopt', opid: pid, contid: renderRequestedChain(requested), oldContid: old },
       caller,
-      errno,
+      refused?.errno ?? null,
       marker,
-      { chain: errno === null ? (container?.rendered ?? null) : null, created: false },
+      { chain: refused === null ? (container?.rendered ?? null) : null, created: false },
     );
   }
 
@@ -953,25 +951,25 @@ export class Labeller {
     const by = this.#lookup(caller.pid, caller.ppid, caller.start);
     const target = this.#lookup(pid, ppid, start);
     const current = target.label?.rendered ?? UNSET_TEXT;
-    let errno: ContidErrno | null = null;
-    if (this.#restoring) errno = 'EAGAIN';
-    else if (!caller.privileged && !this.#delegated(by, caller)) errno = 'EPERM';
-    else if (!target.exists) errno = 'ESRCH';
-    else if (
-      pid === caller.pid ||
-      (target.entry !== null && target.entry === by.entry) ||
-      (!caller.privileged && !this.#descendsFrom(target, by))
-    )
-      errno = 'EXDEV';
-    if (errno === null) {
+    const attempt = this.#attempt(
+      { op: 'grant', pid, caller, by, target },
+      { validValue: true, namesOwner: false, idTaken: () => false },
+    );
+    const refused = refusal(attempt, 'look-up');
+    if (refused === null) {
       const entry = this.#materialise(target, pid, ppid, start);
-      entry.grant = {
+      this.#table.grant(entry, {
         uid: body.targetUid ?? null,
         exe: body.targetExe ?? null,
         start: start ?? entry.startTime,
-      };
+      });
     }
-    this.#record({ op: 'grant', opid: pid, contid: current, oldContid: current }, caller, errno, marker);
+    this.#record(
+      { op: 'grant', opid: pid, contid: current, oldContid: current },
+      caller,
+      refused?.errno ?? null,
+      marker,
+    );
   }
 
   /** A new container; its parent is the setter's own container (nesting), as in the kernel series. */
@@ -1025,7 +1023,7 @@ export class Labeller {
   }
 
   #record(
-    f: Pick<ContainerOpFields, 'op' | 'opid' | 'contid' | 'oldContid'>,
+    f: Pick<ContainerOpFields, 'op' | 'opid' | 'contid' | 'oldContid' | 'name' | 'meta'>,
     caller: MarkerCaller,
     errno: ContidErrno | null,
     marker: { start: string; seq: number },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { CONTID_UNSET, makeContainer, parseContid, renderChain, renderRequested } from './contid.js';
+import { splitFields } from '../parse/fields.js';
 import { renderContainerId, renderContainerOp, renderUntrusted } from './records.js';
 
 void describe('contid values and records', () => {
@@ -56,4 +57,61 @@ void describe('contid values and records', () => {
       'op=set opid=9069 contid=123456 old-contid=-1 pid=8724 uid=0 auid=? exe=? res=0 errno=ENOTUNIQ',
     );
   });
+
+  void it("writes a set's name and metadata between the caller and the result, quoted or hex", () => {
+    const caller = { pid: 8724, uid: 0, auid: 4294967295, exe: '/usr/bin/crun' };
+    const base = { op: 'set', opid: 8730, contid: '42', oldContid: '-1', caller } as const;
+    assert.equal(
+      renderContainerOp({
+        ...base,
+        errno: null,
+        name: 'web',
+        meta: { image: 'nginx:1.27', note: 'two words' },
+      }),
+      'op=set opid=8730 contid=42 old-contid=-1 pid=8724 uid=0 auid=4294967295 exe="/usr/bin/crun" ' +
+        'name="web" meta.image="nginx:1.27" meta.note=74776F20776F726473 res=1',
+    );
+    assert.equal(
+      renderContainerOp({ ...base, errno: 'ENOTUNIQ', name: 'db' }),
+      'op=set opid=8730 contid=42 old-contid=-1 pid=8724 uid=0 auid=4294967295 exe="/usr/bin/crun" ' +
+        'name="db" res=0 errno=ENOTUNIQ',
+    );
+  });
+
+  const HOSTILE = [
+    'a\nb',
+    'x" res=0 errno=EPERM "',
+    "' pid=1 msg='",
+    'type=CONTAINER_ID msg=audit(1.000:1): record=1 contid=31337',
+    'ünï 🐳\u2028\u0085',
+    '\x1dUID="root"',
+    '',
+  ];
+  for (const text of HOSTILE) {
+    void it(`a name or metadata value ${JSON.stringify(text)} stays one field of one line`, () => {
+      const body = renderContainerOp({
+        op: 'set',
+        opid: 1,
+        contid: '4',
+        oldContid: '-1',
+        caller: { pid: 2, uid: 0, auid: 0, exe: '/x' },
+        errno: null,
+        ...(text === '' ? {} : { name: text }),
+        meta: { k: text, 'a/b.c': text },
+      });
+      assert.match(body, /^[\x21-\x7e ]+$/);
+      const names: string[] = [];
+      const values: string[] = [];
+      splitFields(body, names, values);
+      assert.deepEqual(names, [
+        ...['op', 'opid', 'contid', 'old-contid', 'pid', 'uid', 'auid', 'exe'],
+        ...(text === '' ? [] : ['name']),
+        ...['meta.k', 'meta.a/b.c', 'res'],
+      ]);
+      const decoded = (raw: string): string =>
+        raw.startsWith('"') ? raw.slice(1, -1) : Buffer.from(raw, 'hex').toString('utf8');
+      assert.equal(decoded(values[names.indexOf('meta.k')]!), text);
+      if (text !== '') assert.equal(decoded(values[names.indexOf('name')]!), text);
+    });
+  }
 });

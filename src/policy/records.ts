@@ -29,16 +29,25 @@ export interface ContainerOpFields {
   readonly caller: OpCaller;
   /** Null when accepted. */
   readonly errno: ContidErrno | null;
+  /** The container's name a set gave (its marker's `name=`). */
+  readonly name?: string;
+  /** The container's metadata a set gave, in its order (keys are `[A-Za-z0-9._/-]`). */
+  readonly meta?: Readonly<Record<string, string>>;
 }
 
 /**
  * `op=set opid=8730 contid=4 old-contid=-1 pid=8724 uid=0 auid=4294967295 exe="/usr/bin/runc" res=1`;
- * a refused attempt ends `res=0 errno=EBUSY`.
+ * a refused attempt ends `res=0 errno=EBUSY`. A set that described the
+ * container has, between the caller and the result, `name=` and one
+ * `meta.KEY=` per entry, each value written as the kernel writes untrusted
+ * strings (quoted, or hex), so the result stays last.
  */
 export function renderContainerOp(f: ContainerOpFields): string {
   const c = f.caller;
   const head = `op=${f.op} opid=${f.opid} contid=${f.contid} old-contid=${f.oldContid}`;
-  const who = `pid=${c.pid} uid=${num(c.uid)} auid=${num(c.auid)} exe=${c.exe === null ? '?' : renderUntrusted(c.exe)}`;
+  let who = `pid=${c.pid} uid=${num(c.uid)} auid=${num(c.auid)} exe=${c.exe === null ? '?' : renderUntrusted(c.exe)}`;
+  if (f.name !== undefined) who += ` name=${renderUntrusted(f.name)}`;
+  for (const [key, value] of Object.entries(f.meta ?? {})) who += ` meta.${key}=${renderUntrusted(value)}`;
   return f.errno === null ? `${head} ${who} res=1` : `${head} ${who} res=0 errno=${f.errno}`;
 }
 

@@ -362,7 +362,7 @@ describe('router', () => {
 });
 
 describe('router with the real labeller', () => {
-  it('a privileged caller inside 42 nests 5: 42 gets the set and drop of 5, relative', () => {
+  it('a privileged caller inside 42 nests 5: 42 gets the set (named) and drop of 5, relative', () => {
     const w = new World();
     const router = new Router();
     const copies: RoutedCopy[] = [];
@@ -380,13 +380,26 @@ describe('router with the real labeller', () => {
     feed(w.fork(200, 301, 100));
     feed(w.seen(300, 200));
     feed(w.seen(301, 200));
-    feed(w.marker({ op: 'set', pid: 300, contid: '5', caller: { ...ORCH, pid: 301, exe: '/usr/bin/node' } }));
+    feed(
+      w.marker({
+        op: 'set',
+        pid: 300,
+        contid: '5',
+        caller: { ...ORCH, pid: 301, exe: '/usr/bin/node' },
+        name: 'inner one',
+        meta: { app: 'x' },
+      }),
+    );
     assert.equal(w.contid(300), '5,^42');
     feed(w.seen(300, 200));
     feed(w.exit(300, 200));
     const ops = copies.filter((c) => c.container === '42').flatMap((c) => c.event.ops.map((o) => o.body));
     assert.equal(ops.length, 2, ops.join('\n'));
-    assert.match(ops[0]!, /^op=set opid=300 contid=5 old-contid=-1 pid=301 /);
+    // Its name and metadata too: the container's own copy names what is nested in it.
+    assert.match(
+      ops[0]!,
+      /^op=set opid=300 contid=5 old-contid=-1 pid=301 .* name=696E6E6572206F6E65 meta\.app="x" res=1$/,
+    );
     assert.match(ops[1]!, /^op=drop opid=300 contid=-1 old-contid=5 /);
     const inner = copies.filter((c) => c.container === '5,^42');
     assert.ok(inner.length >= 2 && inner.every((c) => c.event.contid === null && c.event.ops.length === 0));

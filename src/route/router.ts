@@ -247,7 +247,16 @@ function relativeOp(op: ContainerOp, base: Chain): ContainerOp {
   const contid = op.op === 'set' ? op.contid : relativeText(op.contid, base);
   const oldContid = relativeText(op.oldContid, base);
   const chain = op.chain === null ? null : relativeText(op.chain, base);
-  const fields = { op: op.op, opid: op.opid, contid, oldContid, caller: op.caller, errno: op.errno };
+  const fields = {
+    op: op.op,
+    opid: op.opid,
+    contid,
+    oldContid,
+    caller: op.caller,
+    errno: op.errno,
+    ...(op.name === undefined ? {} : { name: op.name }),
+    ...(op.meta === undefined ? {} : { meta: op.meta }),
+  };
   return { ...op, contid, oldContid, chain, body: renderContainerOp(fields) };
 }
 

@@ -64,7 +64,7 @@ describe('sink specs', () => {
     assert.deepEqual(flags, { containerSinks: [] });
     assert.throws(
       () => parseConfigFile('container-sink = ftp:/x\n'),
-      /Invalid container-sink \(config line 1\)/,
+      /Cannot use container-sink \(config line 1\): sink /,
     );
   });
 });

@@ -57,8 +57,12 @@ export interface SinkVars {
 
 /** A spec that cannot be used; `code` is `ERR_BAD_SINK_SPEC`. */
 export class SinkSpecError extends ContidSyntaxError<'ERR_BAD_SINK_SPEC'> {
-  constructor(message: string) {
-    super(message, 'ERR_BAD_SINK_SPEC');
+  /** What is wrong, without the "Cannot use" (`sink "tcp:…": expected …`), for messages that wrap it. */
+  readonly detail: string;
+
+  constructor(detail: string) {
+    super(`Cannot use ${detail}`, 'ERR_BAD_SINK_SPEC');
+    this.detail = detail;
   }
 }
 
@@ -72,8 +76,7 @@ const TEMPLATE_NAMES = new Set(['contid', 'id', 'pid']);
 
 /** Parses a spec; throws {@link SinkSpecError} with what is wrong. */
 export function parseSinkSpec(text: string): SinkSpec {
-  const bad = (why: string): SinkSpecError =>
-    new SinkSpecError(`Invalid sink "${text.slice(0, 200)}": ${why}`);
+  const bad = (why: string): SinkSpecError => new SinkSpecError(`sink "${text.slice(0, 200)}": ${why}`);
   if (text.length > MAX_SPEC_LENGTH) throw bad(`longer than ${MAX_SPEC_LENGTH} characters`);
 
   if (/[\x00-\x1f\x7f]/.test(text)) throw bad('control characters are not allowed');

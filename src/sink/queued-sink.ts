@@ -36,6 +36,7 @@ export abstract class QueuedSink implements Sink {
   readonly #maxEvents: number;
   readonly #closeTimeoutMs: number;
   readonly #onError: ((error: SinkError) => void) | undefined;
+  readonly #onSettled: ((bytes: Buffer, delivered: boolean) => void) | undefined;
 
   // The FIFO: chunks[head..] are queued; settled ones are cleared and
   // compacted away now and then.
@@ -70,6 +71,7 @@ export abstract class QueuedSink implements Sink {
     this.#maxEvents = positive(options.maxQueueEvents, DEFAULT_MAX_QUEUE_EVENTS, 'maxQueueEvents');
     this.#closeTimeoutMs = positive(options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
     this.#onError = options.onError;
+    this.#onSettled = options.onSettled;
   }
 
   write(bytes: Buffer, events: number): boolean {
@@ -79,12 +81,9 @@ export abstract class QueuedSink implements Sink {
         'ERR_OUT_OF_RANGE',
       );
     }
-    if (this.#closeRequested) {
+    if (this.#closeRequested || !this.accepts(bytes, events)) {
       this.#drop(bytes.length, events);
-      return false;
-    }
-    if (!this.accepts(bytes, events)) {
-      this.#drop(bytes.length, events);
+      this.#onSettled?.(bytes, false);
       return false;
     }
     this.#chunks.push({ bytes, events });
@@ -232,12 +231,14 @@ export abstract class QueuedSink implements Sink {
       this.#drop(chunk.bytes.length, chunk.events);
     }
     this.#settled++;
+    this.#onSettled?.(chunk.bytes, delivered);
     this.#wake();
   }
 
   /** Counts a write the transport cannot take at all as dropped, and why. */
   protected refuse(bytes: Buffer, events: number, error: SinkError): void {
     this.#drop(bytes.length, events);
+    this.#onSettled?.(bytes, false);
     this.fail(error);
   }
 

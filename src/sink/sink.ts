@@ -113,6 +113,24 @@ export interface SinkOptions {
   readonly closeTimeoutMs?: number;
   /** Called with every error the sink counts (library code never logs). */
   readonly onError?: (error: SinkError) => void;
+  /**
+   * Called once for each write's bytes when the sink holds them no more:
+   * `delivered` when they reached the destination, else dropped (at the
+   * write itself when the queue was full or the sink closing, or later).
+   * Queued writes settle in the order they were made. The caller may reuse
+   * the buffer from then on (contid replay recycles its output buffers).
+   */
+  readonly onSettled?: (bytes: Buffer, delivered: boolean) => void;
+}
+
+/**
+ * Writes to a `block` sink and, when that brought it to its bound, waits
+ * until it has room again: the backpressure of a caller that loses nothing
+ * (the daemon's host log, contid replay's output), which stops producing
+ * meanwhile. Never rejects.
+ */
+export async function writeWithBackpressure(sink: Sink, bytes: Buffer, events: number): Promise<void> {
+  if (!sink.write(bytes, events)) await sink.drained();
 }
 
 /** Options of {@link SinkError}. */

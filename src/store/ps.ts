@@ -3,7 +3,6 @@
  * name and metadata (from its CONTAINER_OP records), and its process tree
  * (from the process spans). Pure: the store's rows in, views out.
  */
-import { splitFields } from '../parse/fields.js';
 import type { ChainRow, OpRow, ProcRow } from './store.js';
 
 /** Who set a container's ID first in its current life (the orchestrator). */
@@ -37,27 +36,15 @@ export interface ContainerView {
   readonly state: 'live' | 'dropped';
   /** Null when its set is not in the store (set before the store's first event). */
   readonly owner: OwnerView | null;
-  /** Fields of the set that name or describe the container (`name=`, `owner=` and others). */
+  /** The name its set gave (`contid set --name`, the OCI hook's container id), or null. */
+  readonly name: string | null;
+  /** The metadata its set gave (`contid set --meta`), in the order given; empty when none. */
   readonly meta: Readonly<Record<string, string>>;
   readonly firstMs: number | null;
   readonly lastMs: number | null;
   readonly events: number;
   readonly processes: readonly ProcNode[];
 }
-
-/** A set's standard fields; any others are the container's metadata. */
-const OP_FIELDS: ReadonlySet<string> = new Set([
-  'op',
-  'opid',
-  'contid',
-  'old-contid',
-  'pid',
-  'uid',
-  'auid',
-  'exe',
-  'res',
-  'errno',
-]);
 
 function leaf(chain: string): string {
   const comma = chain.indexOf(',');
@@ -69,22 +56,14 @@ function chainOfSet(op: OpRow): string {
   return op.oldContid === '-1' || op.oldContid === '?' ? op.contid : `${op.contid},^${op.oldContid}`;
 }
 
-function metaOf(body: string): Record<string, string> {
-  const names: string[] = [];
-  const values: string[] = [];
-  splitFields(body, names, values);
-  const meta: Record<string, string> = {};
-  names.forEach((n, i) => {
-    if (!OP_FIELDS.has(n) && !(n in meta)) meta[n] = values[i]!;
-  });
-  return meta;
-}
-
 interface Life {
   live: boolean;
   owner: OwnerView | null;
-  meta: Record<string, string>;
+  name: string | null;
+  meta: Readonly<Record<string, string>>;
 }
+
+const NO_META: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * The chain among `known` that an op is about: `exact` when stored, else
@@ -106,17 +85,26 @@ function lives(chains: ReadonlyMap<string, unknown>, ops: readonly OpRow[]): Map
     if (op.op === 'set') {
       const chain = pick(chainOfSet(op), chains);
       const life = out.get(chain);
-      // Injection (a set of a live ID) keeps the owner who created it.
-      if (life?.live === true) continue;
+      if (life?.live === true) {
+        // Injection (a set of a live ID) keeps the owner who created it; one
+        // that describes the container again replaces its description, as
+        // the daemon's status does.
+        if (op.name !== null || op.meta !== null) {
+          life.name = op.name;
+          life.meta = op.meta ?? NO_META;
+        }
+        continue;
+      }
       out.set(chain, {
         live: true,
         owner: { uid: op.uid, auid: op.auid, pid: op.callerPid, exe: op.exe, setMs: op.timeMs },
-        meta: metaOf(op.body),
+        name: op.name,
+        meta: op.meta ?? NO_META,
       });
     } else if (op.op === 'drop' && op.oldContid !== '-1') {
       const chain = pick(op.oldContid, chains);
       const life = out.get(chain);
-      if (life === undefined) out.set(chain, { live: false, owner: null, meta: {} });
+      if (life === undefined) out.set(chain, { live: false, owner: null, name: null, meta: NO_META });
       else life.live = false;
     }
   }
@@ -184,7 +172,8 @@ export function containerViews(input: {
       ids: chain.split(',^'),
       state,
       owner: l?.owner ?? null,
-      meta: l?.meta ?? {},
+      name: l?.name ?? null,
+      meta: l?.meta ?? NO_META,
       firstMs: row?.firstMs ?? null,
       lastMs: row?.lastMs ?? null,
       events: row?.events ?? 0,

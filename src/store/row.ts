@@ -6,10 +6,12 @@
  * same rows.
  */
 import { keysOf } from '../pipeline/filter.js';
-import { decodeUntrustedString, unquote } from '../interpret/hex.js';
+import { isUtf8 } from 'node:buffer';
+import { decodeHexString, decodeUntrustedString, isHexEncoded, unquote } from '../interpret/hex.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { isNewPidClone, isParentClone, isThreadClone, lifecycleKind } from '../track/lifecycle.js';
 import { splitFields } from '../parse/fields.js';
+import { RecordType } from '../interpret/record-types-generated.js';
 
 /** A CONTAINER_OP record's facts (`op=set opid=8730 contid=4 old-contid=-1 pid=… res=1`). */
 export interface StoreOp {
@@ -26,7 +28,11 @@ export interface StoreOp {
   readonly uid: number | null;
   readonly auid: number | null;
   readonly exe: string | null;
-  /** The whole record body, for fields this version does not know (names, metadata). */
+  /** The container's name a set gave (`name=`), decoded; null when it gave none. */
+  readonly name: string | null;
+  /** The container's metadata a set gave (`meta.KEY=`), decoded, in order; null when it gave none. */
+  readonly meta: Readonly<Record<string, string>> | null;
+  /** The whole record body, for fields this version does not know. */
   readonly body: string;
 }
 
@@ -91,7 +97,7 @@ export interface FieldSource {
   value(name: string): string | undefined;
 }
 
-const SYSCALL = 1300;
+const SYSCALL = RecordType.SYSCALL;
 
 function int(raw: string | undefined): number | null {
   if (raw === undefined || !/^-?[0-9]{1,19}$/.test(raw)) return null;
@@ -129,9 +135,32 @@ function fieldsOf(body: string): Map<string, string> {
   return out;
 }
 
+/**
+ * An untrusted-string value (`"web"`, or hex) as the text it holds: the
+ * name and metadata are shown as given, so, unlike an executable's path,
+ * a `%` stays itself. Bytes that are not UTF-8 are written `%XX`.
+ */
+function describedText(raw: string): string {
+  if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) return raw.slice(1, -1);
+  if (!isHexEncoded(raw)) return raw;
+  const bytes = Buffer.from(raw, 'hex');
+  return isUtf8(bytes) ? bytes.toString('utf8') : decodeHexString(raw);
+}
+
+/** A set's `meta.KEY=` fields, decoded, or null when it has none. */
+function metaOf(f: ReadonlyMap<string, string>): Record<string, string> | null {
+  const entries: [string, string][] = [];
+  for (const [name, raw] of f) {
+    if (name.startsWith('meta.') && name.length > 5) entries.push([name.slice(5), describedText(raw)]);
+  }
+  // fromEntries makes own properties, a `__proto__` key included.
+  return entries.length === 0 ? null : Object.fromEntries(entries);
+}
+
 /** A CONTAINER_OP body's facts. */
 export function parseOp(body: string): StoreOp {
   const f = fieldsOf(body);
+  const name = f.get('name');
   return {
     op: f.get('op') ?? '?',
     opid: int(f.get('opid')),
@@ -143,6 +172,8 @@ export function parseOp(body: string): StoreOp {
     uid: int(f.get('uid')),
     auid: int(f.get('auid')),
     exe: exeOf(f.get('exe')),
+    name: name === undefined ? null : describedText(name),
+    meta: metaOf(f),
     body,
   };
 }

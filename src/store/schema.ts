@@ -17,6 +17,8 @@
  *   own (CONTAINER_OP IDs, OBJ_PID targets, forgery senders).
  * - `ops` (v2): each CONTAINER_OP; `procs` (v2): process lifetimes, one row
  *   per (process, container, executable) span, from fork, exec and exit.
+ * - `ops.name`, `ops.meta` (v3): the container's name and metadata a set
+ *   gave (its record's `name=` and `meta.KEY=`; `meta` as a JSON object).
  */
 
 /** `PRAGMA application_id` of a contid store: "cntd". */
@@ -32,7 +34,7 @@ export interface Migration {
   readonly version: number;
   readonly sql: string;
   /** Rows to derive from what is already stored (run by EventStore after `sql`). */
-  readonly backfill?: 'ops-and-procs';
+  readonly backfill?: 'ops-and-procs' | 'op-descriptions';
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -137,6 +139,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX procs_open ON procs (pid) WHERE end_ms IS NULL;
     `,
     backfill: 'ops-and-procs',
+  },
+  {
+    version: 3,
+    sql: `
+      ALTER TABLE ops ADD COLUMN name TEXT;
+      ALTER TABLE ops ADD COLUMN meta TEXT;
+    `,
+    backfill: 'op-descriptions',
   },
 ];
 

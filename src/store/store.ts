@@ -18,7 +18,7 @@ import { fieldValue } from '../parse/record.js';
 import { StoreError, storeError } from './errors.js';
 import { decodePayload, packPayload, unpackPayload, type DecodedEvent } from './payload.js';
 import { ProcTracker, type ProcChange, type ProcSpan } from './procs.js';
-import { eventFacts, type StoreRow } from './row.js';
+import { eventFacts, parseOp, type StoreRow } from './row.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, StrKind } from './schema.js';
 import { buildSearch, type SearchQuery } from './query.js';
 import type {
@@ -83,6 +83,8 @@ export class EventStore {
   readonly #options: EventStoreOptions;
   readonly #readOnly: boolean;
   #st: Statements | null = null;
+  /** The statements write the sets' names and metadata (schema version 3 and later). */
+  #described = true;
   readonly #strs = new Map<string, number>();
   readonly #chains = new Map<string, number>();
   #procs: ProcTracker | null = null;
@@ -228,14 +230,21 @@ export class EventStore {
       if (m.version <= from) continue;
       this.#db.transaction(() => {
         this.#db.exec(m.sql);
-        if (m.backfill === 'ops-and-procs') this.#backfillOpsAndProcs();
+        if (m.backfill === 'ops-and-procs') this.#backfillOpsAndProcs(m.version);
+        if (m.backfill === 'op-descriptions') this.#backfillDescriptions();
         this.#db.pragma(`user_version = ${m.version}`);
       })();
     }
   }
 
-  #prepareStatements(): void {
+  /**
+   * Prepares the statements of schema `version` (a backfill during a
+   * migration runs at the version it migrates to, not the last one).
+   */
+  #prepareStatements(version = SCHEMA_VERSION): void {
     const db = this.#db;
+    // Version 3 added the set's name and metadata to `ops`.
+    this.#described = version >= 3;
     this.#st = {
       strGet: db.prepare<[number, string], number>('SELECT id FROM strs WHERE kind = ? AND text = ?').pluck(),
       strPut: db.prepare('INSERT INTO strs (kind, text) VALUES (?, ?)'),
@@ -253,8 +262,11 @@ export class EventStore {
       payloadPut: db.prepare('INSERT INTO payloads (id, data) VALUES (?, ?)'),
       refPut: db.prepare('INSERT OR IGNORE INTO event_refs (chain, time_ms, event) VALUES (?, ?, ?)'),
       opPut: db.prepare(
-        `INSERT INTO ops (event, time_ms, op, opid, contid, old_contid, res, errno, caller_pid, uid, auid, exe, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        this.#described
+          ? `INSERT INTO ops (event, time_ms, op, opid, contid, old_contid, res, errno, caller_pid, uid, auid, exe, body, name, meta)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+          : `INSERT INTO ops (event, time_ms, op, opid, contid, old_contid, res, errno, caller_pid, uid, auid, exe, body)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       procOpen: db.prepare(
         `INSERT INTO procs (id, node, pid, ppid, chain, exe, start_ms, how, born_ms, born, event)
@@ -404,7 +416,7 @@ export class EventStore {
   #storeOps(row: Pick<StoreRow, 'ops' | 'timeMs'>, event: number): void {
     const st = this.#st!;
     for (const op of row.ops) {
-      st.opPut.run(
+      const values = [
         event,
         row.timeMs,
         op.op,
@@ -418,7 +430,9 @@ export class EventStore {
         op.auid,
         op.exe,
         op.body,
-      );
+      ];
+      if (this.#described) values.push(op.name, op.meta === null ? null : JSON.stringify(op.meta));
+      st.opPut.run(...values);
     }
   }
 
@@ -468,8 +482,8 @@ export class EventStore {
    * Migration 2: the CONTAINER_OP records and process lifetimes of events
    * stored before, read back from their payloads in stream order.
    */
-  #backfillOpsAndProcs(): void {
-    this.#prepareStatements();
+  #backfillOpsAndProcs(version: number): void {
+    this.#prepareStatements(version);
     this.#procs = new ProcTracker({ nextId: 1, maxOpen: this.#options.maxOpenProcesses ?? 1_000_000 });
     // In chunks: better-sqlite3 allows no write while a query is being iterated.
     const chunk = this.#db.prepare(
@@ -493,6 +507,29 @@ export class EventStore {
       this.#backfillChunk(rows, changes);
     }
     this.#applyProcChanges(changes);
+  }
+
+  /**
+   * Migration 3: the name and metadata of the sets stored before, from their
+   * records' text, which version 2 kept whole (an import of a newer
+   * contid's JSON, say).
+   */
+  #backfillDescriptions(): void {
+    // In chunks: better-sqlite3 allows no write while a query is being iterated.
+    const chunk = this.#db.prepare<[number], { id: number; body: string }>(
+      `SELECT id, body FROM ops WHERE id > ? AND (body LIKE '% name=%' OR body LIKE '% meta.%')
+       ORDER BY id LIMIT 5000`,
+    );
+    const put = this.#db.prepare('UPDATE ops SET name = ?, meta = ? WHERE id = ?');
+    for (let last = 0; ;) {
+      const rows = chunk.all(last);
+      if (rows.length === 0) break;
+      last = rows[rows.length - 1]!.id;
+      for (const r of rows) {
+        const op = parseOp(r.body);
+        put.run(op.name, op.meta === null ? null : JSON.stringify(op.meta), r.id);
+      }
+    }
   }
 
   #backfillChunk(
@@ -755,14 +792,37 @@ export class EventStore {
   /** Every stored CONTAINER_OP, in stream order, up to `untilMs` when given. */
   ops(untilMs: number | null = null): OpRow[] {
     return this.#read(() => {
-      return this.#db
+      const rows = this.#db
         .prepare(
           `SELECT id, event, time_ms AS timeMs, op, opid, contid, old_contid AS oldContid, res, errno,
-                caller_pid AS callerPid, uid, auid, exe, body
+                caller_pid AS callerPid, uid, auid, exe, name, meta, body
          FROM ops WHERE @until IS NULL OR time_ms <= @until ORDER BY event, id`,
         )
-        .all({ until: untilMs }) as OpRow[];
+        .all({ until: untilMs }) as (Omit<OpRow, 'meta'> & { meta: string | null })[];
+      return rows.map((r) => ({ ...r, meta: r.meta === null ? null : this.#metaOf(r.id, r.meta) }));
     });
+  }
+
+  /** The `meta` column of operation `id`: a JSON object of strings, or the store is damaged. */
+  #metaOf(id: number, text: string): Readonly<Record<string, string>> {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = null;
+    }
+    if (
+      typeof value !== 'object' ||
+      value === null ||
+      Array.isArray(value) ||
+      !Object.values(value).every((v) => typeof v === 'string')
+    ) {
+      throw new StoreError(
+        'ERR_STORE_CORRUPT',
+        `Cannot read event store "${this.path}": the metadata of operation ${id} is not a JSON object of strings`,
+      );
+    }
+    return value as Record<string, string>;
   }
 
   /** The processes of `chains` alive at `atMs` (null: the ones still open). */

@@ -85,6 +85,10 @@ export interface OpRow {
   readonly uid: number | null;
   readonly auid: number | null;
   readonly exe: string | null;
+  /** The container's name the set gave, or null. */
+  readonly name: string | null;
+  /** The container's metadata the set gave, in its order, or null. */
+  readonly meta: Readonly<Record<string, string>> | null;
   readonly body: string;
 }
 

@@ -5,6 +5,7 @@
  * to know which records create, replace or end a process, and it must not
  * guess for arches it does not know (an unknown arch is simply "other").
  */
+import { hexDigitValue } from '../bytes.js';
 
 /** What a SYSCALL record means for the process table. */
 export type LifecycleKind = 'clone' | 'clone3' | 'fork' | 'execve' | 'exit-group' | 'other';
@@ -86,7 +87,7 @@ export function lifecycleKindOfBytes(src: Uint8Array, from: number, to: number, 
   let code = 0;
   for (let i = from; i < to; i++) {
     const c = src[i]!;
-    const d = hexDigit(c);
+    const d = hexDigitValue(c);
     if (d < 0) return 'other';
     code = code * 16 + d;
   }
@@ -94,14 +95,6 @@ export function lifecycleKindOfBytes(src: Uint8Array, from: number, to: number, 
     if (known === code) return nr >= 0 && nr < kinds.length ? kinds[nr]! : 'other';
   }
   return 'other';
-}
-
-/** The value of a hex digit's character code (either case), or -1. */
-function hexDigit(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
 }
 
 const CLONE_THREAD = 0x10000;
@@ -120,7 +113,7 @@ export function cloneFlagsOfBytes(src: Uint8Array, from: number, to: number): nu
   if (to - from < 1 || to - from > 16) return null;
   let v = 0;
   for (let i = from; i < to; i++) {
-    const d = hexDigit(src[i]!);
+    const d = hexDigitValue(src[i]!);
     if (d < 0) return null;
     // Only the last eight digits count; the product stays exact below 2^53.
     v = (v % 0x10000000) * 16 + d;

@@ -11,163 +11,51 @@
  * its latest incarnation only; code that holds an entry keeps the right
  * process even after the pid is reused, and parents are object references,
  * never pids, so a label or parent can never pass to a later process that
- * happens to get the same pid.
+ * happens to get the same pid. Entries are handed out read-only
+ * (`ProcessEntry`); every change goes through a method of the table.
  *
- * Births and `exit=`. A fork/vfork/clone/clone3 record is kept as a *birth*
- * on its caller: it fixes the child's label at that point of the stream and
- * counts as a child of the caller (for the "no children" rule). `exit=` is
- * the child's pid in the *caller's* pid namespace (`exit=2` in a container),
- * so each process carries a pid-namespace status, 'host' | 'nested' |
- * 'unknown', from evidence in the stream (see `pidNamespace`). A birth is
- * bound to a process when that process's own record names the caller as
- * `ppid=` (a host pid, stamped by the kernel): the birth whose `exit=` equals
- * the child's pid, else (unless the caller is known to be 'host') the
- * oldest; both are children of the same caller, so the choice never crosses
- * to another process's lineage. Only a 'host' caller's `exit=` (and only a
- * value ≥ MIN_NAMED_PID) may also name a process outright: an orphan whose
- * creator exited before it was first seen, or an unknown parent.
+ * Its parts, each in a file of its own: the entry (process-entry.ts); the
+ * births a process's creation record leaves, which a new process binds to
+ * take its label (births.ts); the evidence of which pid namespace a
+ * caller's `exit=` values belong to (pid-namespace.ts); what expires by
+ * stream time (expiry.ts); the label groups that decide eviction
+ * (label-groups.ts); the waits for never-seen parents (waits.ts).
  * See docs/labels.md.
  */
 
 import { EventKeyMap } from '../assemble/event-key-map.js';
+import { Births, type Birth } from './births.js';
+import { ExpiryQueue, StreamClock } from './expiry.js';
+import { LabelGroups } from './label-groups.js';
+import {
+  isDescendant,
+  liveAncestor,
+  newTableEntry,
+  own,
+  type TableEntry,
+  type EntryOrigin,
+  type Grant,
+  type LabelHooks,
+  type ProcessEntry,
+} from './process-entry.js';
+import {
+  fixPidNamespace,
+  inheritPidNamespace,
+  markNested,
+  MIN_NAMED_PID,
+  pidNamespaceOf,
+  retractNestedVote,
+  voteHost,
+  type ChildNamespace,
+  type PidNamespace,
+} from './pid-namespace.js';
+import { Waits } from './waits.js';
 
-/** A process's pid namespace as far as the stream shows it. */
-export type PidNamespace = 'host' | 'nested' | 'unknown';
+export type { Grant, LabelHooks, ProcessEntry, Relabel } from './process-entry.js';
+export { MIN_NAMED_PID, type PidNamespace } from './pid-namespace.js';
 
-/**
- * `exit=` values below this never name a process and never count as
- * evidence of the host namespace. The kernel hands out pids below
- * RESERVED_PIDS (300) only until the first wrap, in every namespace: on the
- * host they belong to boot-time processes (init, kernel threads), while in a
- * pid namespace they are the common case (`exit=2`). A value below it is
- * instead taken as evidence that the caller is 'nested' (the safe side).
- */
-export const MIN_NAMED_PID = 300;
-
-/** Confirmed births (child's pid == `exit=`) needed before a caller counts as 'host'. */
-const HOST_VOTES = 2;
-/** Children matching none of the caller's open fork births before it counts as 'nested'. */
-const NESTED_VOTES = 2;
 /** Bound on the provisional children waiting for one never-seen parent (more are simply unset). */
 const MAX_WAITING = 1024;
-
-/** A process as the table knows it. Mutable fields change as the stream goes on. */
-export interface ProcessEntry<L> {
-  readonly pid: number;
-  /** Table-wide creation number: (pid, generation) names one incarnation. */
-  readonly generation: number;
-  /** The host ppid last seen in this process's records. */
-  ppid: number;
-  /** The parent's entry (possibly exited), or null when the parent was never seen. */
-  parent: ProcessEntry<L> | null;
-  label: L | null;
-  /** Raw `comm=` / `exe=` values as last seen (quotes or hex kept). */
-  comm: string | null;
-  exe: string | null;
-  /** Start time from a /proc snapshot (clock ticks since boot), or null. */
-  startTime: number | null;
-  alive: boolean;
-  /** How the table first learnt of it. */
-  readonly origin: 'seed' | 'birth' | 'ppid';
-  /** True once a creation record (a birth) of this process has been seen. */
-  confirmed: boolean;
-  /** Live entries whose parent is this one. */
-  children: number;
-  /** Entries (live, or exited and retained) whose parent is this one. */
-  holds: number;
-  /**
-   * Open births: children recorded by their creation syscall, not yet seen
-   * themselves. Read-only: the table replaces it (most processes share one
-   * empty array, never written).
-   */
-  births: readonly Birth<L>[];
-  /**
-   * Delegation (the kernel series' capcontid): may label its own
-   * descendants. It belongs to this incarnation, and to the identity it was
-   * granted to (uid, executable, start time), which a caller must match.
-   */
-  grant: Grant | null;
-  /**
-   * Pid-namespace status as known so far; 'unknown' defers to `nsFrom`. Read
-   * it through `ProcessTable.pidNamespace`, which resolves the inheritance.
-   */
-  pidns: PidNamespace;
-  /** True when `pidns` can no longer change: seeded, or 'nested' (a process never leaves a pid namespace). */
-  pidnsFixed: boolean;
-  /** The process this one inherits its pid-namespace status from (its creator), while that is unresolved. */
-  nsFrom: ProcessEntry<L> | null;
-  /** Births of this process confirmed with the child's pid == `exit=` (≥ MIN_NAMED_PID). */
-  hostVotes: number;
-  /** Children of this process that matched none of its open fork births (less those confirmed late). */
-  nestedVotes: number;
-  /**
-   * True while the label is unset only because the parent was not known when
-   * this process was created (a never-seen ppid, or a provisional creator):
-   * resolved once that parent is first seen (see `#settle`). Implies `label === null`.
-   */
-  provisional: boolean;
-  /** Provisional children created under this one while it was provisional, or null. */
-  pending: ProcessEntry<L>[] | null;
-  /** Accepted relabels (set, adopt) in order: the label before each, or null when never relabelled. */
-  history: { readonly tick: number; readonly before: L | null }[] | null;
-  /** Stream time of the event in which the table first learnt of it. */
-  readonly seenAtMs: number;
-  /** Stream time of death, for expiry. */
-  diedAtMs: number;
-  /** Ended by a reported exit (see ProcessTable.exit), not by its own exit_group. */
-  reported: boolean;
-  /** False once the pid map no longer points at this entry. */
-  mapped: boolean;
-  /** Internal: links of the table's least-recently-seen list of live entries. */
-  lruPrev: ProcessEntry<L> | null;
-  lruNext: ProcessEntry<L> | null;
-}
-
-/** A child creation seen in its parent's clone/fork record, waiting for the child's own records. */
-export interface Birth<L> {
-  /** Creation order, table-wide. */
-  readonly seq: number;
-  readonly parent: ProcessEntry<L>;
-  /**
-   * The process that made the syscall: `parent` itself, or its child for
-   * CLONE_PARENT. `exit=` is relative to its pid namespace.
-   */
-  readonly caller: ProcessEntry<L>;
-  /** The `exit=` value: a host pid, or a pid in the caller's namespace. */
-  readonly claimedPid: number;
-  /** The caller's label at the fork (filled in later if the caller was provisional then). */
-  label: L | null;
-  /** True while `label` is unset only because the caller was provisional at the fork. */
-  provisional: boolean;
-  readonly kind: 'fork' | 'clone3';
-  /**
-   * The child's pid namespace: the caller's ('inherit': fork, vfork, clone
-   * without CLONE_NEWPID), 'nested' (clone with CLONE_NEWPID), or 'unknown'
-   * (clone3, whose flags the record does not show).
-   */
-  readonly childNs: 'inherit' | 'nested' | 'unknown';
-  /** The stream time of the event that recorded it. */
-  readonly atMs: number;
-  readonly expiresAtMs: number;
-  open: boolean;
-  /** Internal: the open births with the same `exit=` value, older and newer (see ProcessTable's #byClaim). */
-  olderClaim: Birth<L> | null;
-  newerClaim: Birth<L> | null;
-}
-
-/** What a grant was given to: a caller claiming it must be the same (null: not known then). */
-export interface Grant {
-  readonly uid: number | null;
-  readonly exe: string | null;
-  readonly start: number | null;
-}
-
-/** Told when a label gains or loses a holder (a live process or an open birth). */
-export interface LabelHooks<L> {
-  retain(label: L): void;
-  /** `by` is the process whose end released it (for a closed birth: the parent that recorded it). */
-  release(label: L, by: ProcessEntry<L>): void;
-}
 
 /** One process of a /proc snapshot, for `seed`. */
 export interface SeedProcess {
@@ -255,121 +143,55 @@ export interface Observation<L> {
 }
 
 const NO_HOOKS: LabelHooks<never> = { retain() {}, release() {} };
-/** The births of every process that has recorded none: one frozen array, never written. */
-const NO_BIRTHS: readonly never[] = Object.freeze([]);
-
-/**
- * A pid named as `ppid=` by processes seen before it (and never seen
- * itself): they wait here, provisional, for its first record.
- */
-interface Placeholder<L> {
-  readonly pid: number;
-  /** `#tick` when the first waiting child was seen: the pid's process existed by then. */
-  readonly tick: number;
-  /** `#birthSeq` at that point. */
-  readonly birthSeq: number;
-  /**
-   * The stream time of the event in which the first waiting child was seen.
-   * A birth recorded in an event with a later timestamp cannot be that
-   * process's creation (it is a later process with the same pid). Stream
-   * time, not arrival order: records reach a reader out of order, so the
-   * parent's own creation can arrive after its child's first record.
-   */
-  readonly atMs: number;
-  readonly expiresAtMs: number;
-  readonly waiting: ProcessEntry<L>[];
-}
 
 /** A bounded, generation-keyed process table fed by the audit stream. */
 export class ProcessTable<L> {
   readonly #max: number;
   readonly #maxBirths: number;
   readonly #birthTtl: number;
-  readonly #clone3Ttl: number;
   readonly #deadTtl: number;
   readonly #hooks: LabelHooks<L>;
   /** pid → latest incarnation, alive or recently exited. */
-  readonly #byPid = new EventKeyMap<ProcessEntry<L>>();
-  /**
-   * Live entries by label (null: unset), each group least recently seen
-   * first (intrusive lists: touching is O(1), no map churn). When the table
-   * is full, the largest group gives way first: one container spawning
-   * processes cannot push another's idle ones out.
-   */
-  readonly #groups = new Map<L | null, LruGroup<L>>();
-  /** Exited entries in order of death; ones no longer mapped are skipped lazily. */
-  #dead: (ProcessEntry<L> | undefined)[] = [];
-  #deadHead = 0;
-  /** Births by kind in creation order; each kind has one TTL, so each queue expires from its head. */
-  readonly #forkBirths: BirthQueue<L>;
-  readonly #clone3Births: BirthQueue<L>;
-  /**
-   * The newest open birth of each `exit=` value, for the bindings that use
-   * a 'host' caller's `exit=` as a pid; older ones with the same value
-   * follow from it (`olderClaim`). Links, not a list per value: a birth is
-   * added and taken out for nearly every process.
-   */
-  readonly #byClaim = new EventKeyMap<Birth<L>>();
-  /** Never-seen parents of provisional processes, by pid, oldest first (one TTL, so they expire from the head). */
-  readonly #placeholders = new Map<number, Placeholder<L>>();
+  readonly #byPid = new EventKeyMap<TableEntry<L>>();
+  readonly #groups = new LabelGroups<L>();
+  readonly #clock = new StreamClock();
+  /** Exited entries in order of death; ones no longer mapped are skipped. */
+  readonly #dead = new ExpiryQueue<TableEntry<L>>((e) => e.mapped);
+  readonly #births: Births<L>;
+  readonly #waits: Waits<L>;
+  readonly #endWait = (pid: number): void => {
+    this.#dropPlaceholder(pid);
+  };
   /** Orders relabels and placeholders. */
   #tick = 0;
-  #openBirths = 0;
   readonly #anyLabelled: () => boolean;
   readonly #unknown: L | null;
-  /** Pids that processes started waiting for since the last takeQuestions(). */
-  #questions: number[] = [];
-  readonly #asks: boolean;
-  #birthSeq = 0;
-  /** Waits ended (a never-seen parent appeared): lets callers holding provisional events re-check. */
-  settlements = 0;
-  /** The timestamp of the event being processed (advance()); #nowMs is the newest seen. */
-  #eventMs = 0;
+  /** Waits ended (a never-seen parent appeared, or will not): lets callers holding provisional events re-check. */
+  #settlements = 0;
   #lastCreated = false;
-  /**
-   * No placeholder expires before this stream time: the oldest one's
-   * expiry when last looked at (placeholders only leave early, and new
-   * ones expire later), so advance() need not look at them every event.
-   */
-  #placeholdersDueMs = Number.POSITIVE_INFINITY;
-  /**
-   * Nothing (birth, dead entry, placeholder) expires before this stream
-   * time: the earliest expiry when advance() last looked, lowered as new
-   * ones come. Most events move the clock less than that, and advance()
-   * then has nothing to look at.
-   */
-  #dueMs = Number.POSITIVE_INFINITY;
   #generation = 0;
   #live = 0;
   #retainedUnmapped = 0;
-  #nowMs = 0;
   #expired = 0;
   #evicted = 0;
   #reused = 0;
   #ambiguous = 0;
-  /** Set by #takeBirth when the child's label cannot be known (see there). */
-  #doubtful = false;
-  /**
-   * Set by #takeBirth: the birth it returned was one of the parent's open
-   * births taken without a pid match (a caller in a pid namespace).
-   */
-  #inexactBirth = false;
-  #birthsMatched = 0;
-  #birthsExpired = 0;
-  #birthsEvicted = 0;
 
   constructor(options: ProcessTableOptions<L> = {}) {
     this.#max = Math.max(1, options.maxProcesses ?? 1_000_000);
     this.#maxBirths = Math.max(0, options.maxBirths ?? 100_000);
     this.#birthTtl = options.birthTtlMs ?? 60_000;
-    this.#clone3Ttl = options.clone3BirthTtlMs ?? 2_000;
     this.#deadTtl = options.deadTtlMs ?? 10_000;
     this.#hooks = options.hooks ?? NO_HOOKS;
     this.#anyLabelled = options.anyLabelled ?? ((): boolean => true);
     this.#unknown = options.unknownLabel ?? null;
-    this.#asks = options.questions ?? false;
-    this.#forkBirths = new BirthQueue<L>(this.#maxBirths);
-    this.#clone3Births = new BirthQueue<L>(this.#maxBirths);
+    this.#births = new Births<L>({
+      max: this.#maxBirths,
+      ttlMs: this.#birthTtl,
+      clone3TtlMs: options.clone3BirthTtlMs ?? 2_000,
+      hooks: this.#hooks,
+    });
+    this.#waits = new Waits<L>(options.questions ?? false);
   }
 
   /** The latest incarnation of `pid` if it is alive. */
@@ -383,27 +205,23 @@ export class ProcessTable<L> {
     return this.#byPid.get(pid);
   }
 
-  /** Moves stream time forward (never back) and expires what is due. */
-  advance(timeMs: number): void {
-    this.#eventMs = timeMs;
-    if (timeMs > this.#nowMs) this.#nowMs = timeMs;
-    if (this.#nowMs < this.#dueMs) return;
-    this.#expireBirths();
-    this.#expirePlaceholders();
-    this.#expireDead();
-    let due = this.#placeholdersDueMs;
-    const fork = this.#forkBirths.peek();
-    if (fork !== undefined && fork.expiresAtMs < due) due = fork.expiresAtMs;
-    const clone3 = this.#clone3Births.peek();
-    if (clone3 !== undefined && clone3.expiresAtMs < due) due = clone3.expiresAtMs;
-    const dead = this.#oldestDead();
-    if (dead !== undefined && dead.diedAtMs + this.#deadTtl < due) due = dead.diedAtMs + this.#deadTtl;
-    this.#dueMs = due;
+  /** Waits ended (a never-seen parent appeared, or will not): lets callers holding provisional events re-check. */
+  get settlements(): number {
+    return this.#settlements;
   }
 
-  /** Nothing can expire before stream time `ms` (a new birth, death or placeholder). */
-  #due(ms: number): void {
-    if (ms < this.#dueMs) this.#dueMs = ms;
+  /** Moves stream time forward (never back) and expires what is due. */
+  advance(timeMs: number): void {
+    const clock = this.#clock;
+    if (!clock.advance(timeMs)) return;
+    const now = clock.nowMs;
+    this.#births.expire(now);
+    this.#waits.expire(now, this.#endWait);
+    this.#expireDead();
+    let due = this.#births.nextExpiry(this.#waits.dueMs);
+    const dead = this.#dead.peek();
+    if (dead !== undefined && dead.diedAtMs + this.#deadTtl < due) due = dead.diedAtMs + this.#deadTtl;
+    clock.nextDue(due);
   }
 
   /**
@@ -419,17 +237,13 @@ export class ProcessTable<L> {
     // it has exited without a record (the raw exit syscall), and the birth
     // must not bind the next process to get the pid.
     if (pid < MIN_NAMED_PID) return;
-    for (let b = this.#byClaim.get(pid) ?? null; b !== null;) {
-      const older = b.olderClaim;
-      if (this.pidNamespace(b.caller) === 'host') this.#closeBirth(b);
-      b = older;
-    }
+    this.#births.closeClaims(pid);
   }
 
   /**
    * What observe(pid, ppid) would make of a process not in the table,
    * without changing anything: its parent and the label it would take
-   * (the same birth #takeBirth would bind, else the parent's label), and
+   * (the same birth the binding would take, else the parent's label), and
    * whether that is provisional. Null when the parent is not a live entry.
    * Lets policy check an operation on a process not yet seen before it
    * changes the table (a refused operation must change nothing).
@@ -440,14 +254,8 @@ export class ProcessTable<L> {
   ): { parent: ProcessEntry<L>; label: L | null; provisional: boolean } | null {
     const parent = this.#byPid.get(ppid);
     if (parent === undefined || !parent.alive || parent.pid === pid) return null;
-    for (const b of parent.births) {
-      if (b.claimedPid === pid && (b.caller === parent || this.pidNamespace(b.caller) === 'host'))
-        return { parent, label: b.label, provisional: b.provisional };
-    }
-    for (const b of parent.births) {
-      if (b.caller === parent && this.pidNamespace(b.caller) !== 'host')
-        return { parent, label: b.label, provisional: b.provisional };
-    }
+    const b = this.#births.peek(parent, pid);
+    if (b !== undefined) return { parent, label: b.label, provisional: b.provisional };
     return { parent, label: parent.label, provisional: parent.provisional };
   }
 
@@ -460,35 +268,28 @@ export class ProcessTable<L> {
    * one with another ppid is newer than the snapshot and is left alone.
    */
   seed(procs: readonly SeedProcess[]): void {
-    const created: ProcessEntry<L>[] = [];
+    const created: TableEntry<L>[] = [];
     for (const p of procs) {
       const known = this.#byPid.get(p.pid);
       if (known?.alive === true) {
         if (known.ppid === p.ppid) {
           known.startTime ??= p.startTime ?? null;
-          if (p.pidns !== undefined && !known.pidnsFixed) {
-            known.pidns = p.pidns;
-            known.pidnsFixed = true;
-            known.nsFrom = null;
-          }
+          if (p.pidns !== undefined) fixPidNamespace(known, p.pidns);
         }
         continue;
       }
-      if (known !== undefined && known.ppid === p.ppid && known.diedAtMs + 1000 >= this.#nowMs) {
+      if (known !== undefined && known.ppid === p.ppid && known.diedAtMs + 1000 >= this.#clock.nowMs) {
         // Seen exiting just now: a zombie in the snapshot, not a live process.
         known.startTime ??= p.startTime ?? null;
         continue;
       }
       if (known !== undefined) this.#unmap(known);
-      const e = this.#newEntry(p.pid, p.ppid, null, null, 'seed');
+      const e = this.#newEntry(p.pid, p.ppid, null, 'seed');
       e.confirmed = true;
       e.exe = p.exe ?? null;
       e.comm = p.comm ?? null;
       e.startTime = p.startTime ?? null;
-      if (p.pidns !== undefined) {
-        e.pidns = p.pidns;
-        e.pidnsFixed = true;
-      }
+      if (p.pidns !== undefined) fixPidNamespace(e, p.pidns);
       created.push(e);
     }
     for (const e of created) {
@@ -499,7 +300,7 @@ export class ProcessTable<L> {
     // is a process of the snapshot. (Once per start: a walk of the table.)
     if (created.length > 0) {
       const isNew = new Set(created);
-      for (const e of this.liveEntries()) {
+      for (const e of this.#groups.entries()) {
         if (e.parent !== null || isNew.has(e) || e.provisional) continue;
         const parent = this.#byPid.get(e.ppid);
         if (parent !== undefined && isNew.has(parent) && parent !== e) this.#link(e, parent);
@@ -518,7 +319,7 @@ export class ProcessTable<L> {
 
   /** The birth sequence number the next birth will get. */
   get nextBirthSeq(): number {
-    return this.#birthSeq + 1;
+    return this.#births.lastSeq + 1;
   }
 
   /**
@@ -528,12 +329,11 @@ export class ProcessTable<L> {
    * entry or birth that has a label already keeps it.
    */
   inheritSince(generation: number, birthSeq: number): void {
-    const made: ProcessEntry<L>[] = [];
-    for (const e of this.liveEntries()) if (e.generation >= generation && e.label === null) made.push(e);
+    const made: TableEntry<L>[] = [];
+    for (const e of this.#groups.entries()) if (e.generation >= generation && e.label === null) made.push(e);
     // Those that exited meanwhile too: their events are still held.
-    for (let i = this.#deadHead; i < this.#dead.length; i++) {
-      const e = this.#dead[i];
-      if (e !== undefined && e.mapped && e.generation >= generation && e.label === null) made.push(e);
+    for (const e of this.#dead.pending()) {
+      if (e.mapped && e.generation >= generation && e.label === null) made.push(e);
     }
     made.sort((a, b) => a.generation - b.generation);
     for (const e of made) {
@@ -561,7 +361,7 @@ export class ProcessTable<L> {
         changed = true;
       }
     }
-    for (const e of this.liveEntries()) {
+    for (const e of this.#groups.entries()) {
       for (const b of e.births) {
         if (b.seq < birthSeq || b.label !== null || b.caller.label === null) continue;
         this.#hooks.retain(b.caller.label);
@@ -575,7 +375,26 @@ export class ProcessTable<L> {
    * it), learnt from a marker. A start time already known is kept.
    */
   learnStartTime(entry: ProcessEntry<L>, startTime: number): void {
-    entry.startTime ??= startTime;
+    own(entry).startTime ??= startTime;
+  }
+
+  /**
+   * Records what a process runs, from a record of it (raw `comm=` and
+   * `exe=`; null or undefined: the record did not say, and what was known
+   * is kept).
+   */
+  learnExec(entry: ProcessEntry<L>, comm: string | null | undefined, exe: string | null | undefined): void {
+    const e = own(entry);
+    e.comm = comm ?? e.comm;
+    e.exe = exe ?? e.exe;
+  }
+
+  /**
+   * Gives a process the right to label its own descendants (a grant), for
+   * the identity it is given to; it ends with the process.
+   */
+  grant(entry: ProcessEntry<L>, grant: Grant): void {
+    own(entry).grant = grant;
   }
 
   /**
@@ -597,7 +416,7 @@ export class ProcessTable<L> {
    */
   observeEntry(pid: number, ppid: number, nspid = 0): ProcessEntry<L> {
     const doubt = this.#ambiguous;
-    this.#doubtful = false;
+    this.#births.doubtful = false;
     const known = this.#byPid.get(pid);
     if (known !== undefined) {
       if (!known.alive && known.reported && known.ppid === ppid) {
@@ -608,7 +427,7 @@ export class ProcessTable<L> {
       }
       if (known.alive) {
         if (known.ppid === ppid || this.#reparent(known, ppid)) {
-          this.#touch(known);
+          this.#groups.touch(known);
           this.#lastCreated = false;
           return known;
         }
@@ -618,7 +437,11 @@ export class ProcessTable<L> {
       this.#unmap(known);
     }
     const entry = this.#create(pid, ppid, nspid);
-    if ((this.#ambiguous !== doubt || this.#doubtful) && entry.label === null && this.#unknown !== null) {
+    if (
+      (this.#ambiguous !== doubt || this.#births.doubtful) &&
+      entry.label === null &&
+      this.#unknown !== null
+    ) {
       this.#hooks.retain(this.#unknown);
       this.#setLabel(entry, this.#unknown);
     }
@@ -638,14 +461,15 @@ export class ProcessTable<L> {
    * label, as the kernel copies it from the calling task.
    */
   recordBirth(
-    caller: ProcessEntry<L>,
+    callerEntry: ProcessEntry<L>,
     claimedPid: number,
     options: { kind: 'fork' | 'clone3'; cloneParent?: boolean; newPidNamespace?: boolean },
   ): void {
+    const caller = own(callerEntry);
     // A host caller's `exit=` is a host pid, and host pids this small are
     // boot-time only: the caller is (almost surely) in a pid namespace.
-    if (claimedPid < MIN_NAMED_PID) this.#markNested(caller);
-    const childNs: Birth<L>['childNs'] =
+    if (claimedPid < MIN_NAMED_PID) markNested(caller);
+    const childNs: ChildNamespace =
       options.newPidNamespace === true ? 'nested' : options.kind === 'clone3' ? 'unknown' : 'inherit';
     const owner = options.cloneParent === true ? caller.parent : caller;
     if (owner === null || !owner.alive) return;
@@ -656,61 +480,36 @@ export class ProcessTable<L> {
     const early = this.#byPid.get(claimedPid);
     if (early !== undefined && early.parent === owner && !early.confirmed) {
       early.confirmed = true;
-      if (caller.nestedVotes > 0) caller.nestedVotes--;
-      this.#voteHost(caller, claimedPid);
-      this.#inheritNs(early, caller, childNs);
+      retractNestedVote(caller);
+      voteHost(caller, claimedPid);
+      inheritPidNamespace(early, caller, childNs);
       return;
     }
-    if (claimedPid >= MIN_NAMED_PID && this.pidNamespace(caller) === 'host') {
+    const eventMs = this.#clock.eventMs;
+    if (claimedPid >= MIN_NAMED_PID && pidNamespaceOf(caller) === 'host') {
       // The kernel just gave this pid to a new child: whatever held it
       // before is dead, whether or not its end was recorded (a process that
       // left by the raw exit syscall, a ghost).
       // (Not one first seen after this record's time: records arrive out
       // of order, and that one is the newer process.)
-      if (early?.alive === true && early.seenAtMs <= this.#eventMs) {
+      if (early?.alive === true && early.seenAtMs <= eventMs) {
         this.#reused++;
         this.exit(early, { reported: true });
       }
       // Likewise an open birth of a host caller naming the same pid is of
       // a child that has gone unseen (one planted through CLONE_PARENT and
       // left by the raw exit syscall, say): it must not bind the new one.
-      for (let b = this.#byClaim.get(claimedPid) ?? null; b !== null;) {
-        const older = b.olderClaim;
-        if (b.atMs <= this.#eventMs && this.pidNamespace(b.caller) === 'host') this.#closeBirth(b);
-        b = older;
-      }
+      this.#births.closeClaims(claimedPid, eventMs);
     }
-    if (this.#maxBirths === 0) return;
-    const ttl = options.kind === 'clone3' ? this.#clone3Ttl : this.#birthTtl;
-    const birth: Birth<L> = {
-      seq: ++this.#birthSeq,
-      parent: owner,
-      caller,
+    const birth = this.#births.record(caller, {
+      owner,
       claimedPid,
-      label: caller.label,
-      provisional: caller.provisional,
       kind: options.kind,
       childNs,
-      atMs: this.#eventMs,
-      expiresAtMs: this.#nowMs + ttl,
-      open: true,
-      olderClaim: this.#byClaim.get(claimedPid) ?? null,
-      newerClaim: null,
-    };
-    if (birth.label !== null) this.#hooks.retain(birth.label);
-    if (owner.births === NO_BIRTHS) owner.births = [birth];
-    else (owner.births as Birth<L>[]).push(birth);
-    if (birth.olderClaim !== null) birth.olderClaim.newerClaim = birth;
-    this.#byClaim.set(claimedPid, birth);
-    (options.kind === 'clone3' ? this.#clone3Births : this.#forkBirths).push(birth);
-    this.#due(birth.expiresAtMs);
-    this.#openBirths++;
-    while (this.#openBirths > this.#maxBirths) {
-      const oldest = this.#oldestOpenBirth();
-      if (oldest === undefined) break;
-      this.#closeBirth(oldest);
-      this.#birthsEvicted++;
-    }
+      atMs: eventMs,
+      nowMs: this.#clock.nowMs,
+    });
+    if (birth !== null) this.#clock.due(birth.expiresAtMs);
   }
 
   /**
@@ -721,11 +520,12 @@ export class ProcessTable<L> {
    * observeEntry).
    */
   exit(entry: ProcessEntry<L>, options: { reported?: boolean } = {}): void {
-    if (!entry.alive) return;
-    if (options.reported === true) entry.reported = true;
-    this.#end(entry, entry);
-    this.#dead.push(entry);
-    this.#due(entry.diedAtMs + this.#deadTtl);
+    const e = own(entry);
+    if (!e.alive) return;
+    if (options.reported === true) e.reported = true;
+    this.#end(e, e);
+    this.#dead.push(e);
+    this.#clock.due(e.diedAtMs + this.#deadTtl);
   }
 
   /**
@@ -733,67 +533,53 @@ export class ProcessTable<L> {
    * checkpoint): not a relabel, so nothing records a label before it.
    */
   restoreLabel(entry: ProcessEntry<L>, label: L): void {
-    if (entry.label === label) return;
-    if (!entry.alive) {
+    const e = own(entry);
+    if (e.label === label) return;
+    if (!e.alive) {
       // It exited before the restore (its events may still be held): no hold on the label.
-      entry.label = label;
-      entry.provisional = false;
+      e.label = label;
+      e.provisional = false;
       return;
     }
     this.#hooks.retain(label);
-    const old = entry.label;
-    this.#setLabel(entry, label);
-    entry.provisional = false;
-    entry.history = null;
-    if (old !== null) this.#hooks.release(old, entry);
+    const old = e.label;
+    this.#setLabel(e, label);
+    e.provisional = false;
+    e.history = null;
+    if (old !== null) this.#hooks.release(old, e);
   }
 
   /** Replaces a live process's label, keeping the holder counts right. */
   relabel(entry: ProcessEntry<L>, label: L | null): void {
-    if (!entry.alive || entry.label === label) return;
+    const e = own(entry);
+    if (!e.alive || e.label === label) return;
     if (label !== null) this.#hooks.retain(label);
-    const old = entry.label;
-    this.#setLabel(entry, label);
+    const old = e.label;
+    this.#setLabel(e, label);
     // Evidence: the label is no longer provisional. Its pending children
     // (forked before this) still wait for the label it had then.
-    entry.provisional = false;
-    (entry.history ??= []).push({ tick: ++this.#tick, before: old });
-    if (old !== null) this.#hooks.release(old, entry);
+    e.provisional = false;
+    (e.history ??= []).push({ tick: ++this.#tick, before: old });
+    if (old !== null) this.#hooks.release(old, e);
   }
 
   /** True when the process has children, seen or only recorded by their creation syscall. */
   hasChildren(entry: ProcessEntry<L>): boolean {
-    return entry.children > 0 || entry.births.length > 0;
+    const e = own(entry);
+    return e.children > 0 || e.births.length > 0;
   }
 
   /** True when `entry` descends (strictly) from `ancestor`, by creation links. */
   isDescendant(entry: ProcessEntry<L>, ancestor: ProcessEntry<L>): boolean {
-    for (let p = entry.parent; p !== null; p = p.parent) {
-      if (p === ancestor) return true;
-    }
-    return false;
+    return isDescendant(entry, ancestor);
   }
 
   /**
-   * The process's pid namespace: its own evidence, else its creator's (for
-   * a child made without CLONE_NEWPID by fork, vfork or clone), else
-   * 'unknown'. Evidence: the seeder; CLONE_NEWPID ('nested', inherited by
-   * every descendant); `exit=` values below MIN_NAMED_PID ('nested');
-   * HOST_VOTES births confirmed by the child's own record with pid ==
-   * `exit=` ('host'); NESTED_VOTES children that matched none of the
-   * caller's open births ('nested', which always wins over 'host' votes).
+   * The process's pid namespace: its own evidence, else its creator's, else
+   * 'unknown' (see pid-namespace.ts for what counts as evidence).
    */
   pidNamespace(entry: ProcessEntry<L>): PidNamespace {
-    let p = entry;
-    while (p.pidns === 'unknown' && p.nsFrom !== null) p = p.nsFrom;
-    const ns = p.pidns;
-    if (p !== entry && ns !== 'unknown') {
-      // Cache it (and let go of the chain): 'nested' is inherited for good.
-      entry.pidns = ns;
-      entry.pidnsFixed = ns === 'nested';
-      entry.nsFrom = null;
-    }
-    return ns;
+    return pidNamespaceOf(own(entry));
   }
 
   stats(): ProcessTableStats {
@@ -805,28 +591,60 @@ export class ProcessTable<L> {
       evicted: this.#evicted,
       reused: this.#reused,
       ambiguous: this.#ambiguous,
-      births: this.#openBirths,
-      birthsMatched: this.#birthsMatched,
-      birthsExpired: this.#birthsExpired,
-      birthsEvicted: this.#birthsEvicted,
+      births: this.#births.open,
+      birthsMatched: this.#births.matched,
+      birthsExpired: this.#births.expired,
+      birthsEvicted: this.#births.evicted,
     };
   }
 
-  #create(pid: number, ppid: number, nspid: number): ProcessEntry<L> {
-    const orphan = this.#orphanBirth(pid, ppid);
+  /**
+   * The pids that processes started waiting for (never-seen parents) since
+   * the last call, oldest first. A live daemon looks each one up in /proc
+   * and writes what it found into the stream (see Labeller).
+   */
+  takeQuestions(): number[] {
+    return this.#waits.takeQuestions();
+  }
+
+  /** True when an open birth names `pid` as its `exit=` (a child not seen yet). */
+  isClaimed(pid: number): boolean {
+    return this.#births.isClaimed(pid);
+  }
+
+  /** The live processes, least recently seen first (for a reconciliation against /proc). */
+  liveEntries(): Generator<ProcessEntry<L>> {
+    return this.#groups.entries();
+  }
+
+  /** True while processes wait, provisional, for never-seen `pid`. */
+  isWaitedFor(pid: number): boolean {
+    return this.#waits.has(pid);
+  }
+
+  /**
+   * A live source reports that never-seen `pid` is gone: nothing more will
+   * be learnt of it, and the processes waiting for it take the unknown label.
+   */
+  waitEnded(pid: number): void {
+    if (this.#byPid.get(pid)?.alive !== true) this.#dropPlaceholder(pid);
+  }
+
+  #create(pid: number, ppid: number, nspid: number): TableEntry<L> {
+    const orphan = this.#births.orphan(pid, ppid);
     if (orphan !== undefined) return this.#createFromOrphanBirth(pid, ppid, orphan);
     let parent = this.#byPid.get(ppid);
     if (parent === undefined && ppid !== pid) parent = this.#placeParent(ppid);
     // Processes already seen with this pid as their ppid: this one existed
     // before the first of them was seen.
-    const placeholder = this.#placeholders.get(pid);
+    const placeholder = this.#waits.get(pid);
     let label: L | null = null;
     let birth: Birth<L> | undefined;
     if (parent !== undefined && parent.pid !== pid) {
-      birth = this.#takeBirth(parent, pid, nspid);
+      birth = this.#births.take(parent, pid, nspid);
       if (birth !== undefined) {
         label = birth.label; // the birth's hold passes to the process
-        this.#birthsMatched++;
+        this.#births.bound();
       } else {
         // The parent's label when this process is known to have existed
         // already, not a relabel that came after (see #labelAt).
@@ -834,22 +652,22 @@ export class ProcessTable<L> {
         if (label !== null) this.#hooks.retain(label);
       }
     }
-    const e = this.#newEntry(pid, ppid, label, null, birth === undefined ? 'ppid' : 'birth');
+    const e = this.#newEntry(pid, ppid, label, birth === undefined ? 'ppid' : 'birth');
     e.confirmed = birth !== undefined;
-    if (birth !== undefined) this.#inheritNs(e, birth.caller, birth.childNs);
+    if (birth !== undefined) inheritPidNamespace(e, birth.caller, birth.childNs);
     if (parent !== undefined && parent.pid !== pid) {
       this.#link(e, parent);
       this.#inheritProvisional(e, parent, birth);
     } else if (ppid !== pid) {
       this.#wait(e, ppid);
     }
-    this.#settle(e, birth, birth !== undefined && this.#inexactBirth);
+    this.#settle(e, birth, birth !== undefined && this.#births.inexact);
     this.#enforceBound(e);
     return e;
   }
 
   /** The label `entry` had at `tick`: before the first relabel after it. */
-  #labelAt(entry: ProcessEntry<L>, tick: number): L | null {
+  #labelAt(entry: TableEntry<L>, tick: number): L | null {
     for (const h of entry.history ?? []) if (h.tick > tick) return h.before;
     return entry.label;
   }
@@ -859,7 +677,7 @@ export class ProcessTable<L> {
    * waits on the creator (its `pending` list). `birth`, when the child
    * bound one, says whether the creator was provisional at the fork.
    */
-  #inheritProvisional(e: ProcessEntry<L>, parent: ProcessEntry<L>, birth: Birth<L> | undefined): void {
+  #inheritProvisional(e: TableEntry<L>, parent: TableEntry<L>, birth: Birth<L> | undefined): void {
     if (e.label !== null) return;
     const from = birth === undefined ? parent : birth.provisional ? birth.caller : null;
     if (from === null || !from.provisional) return;
@@ -868,25 +686,23 @@ export class ProcessTable<L> {
   }
 
   /** A new process whose ppid the table does not know: provisional, waiting for that pid's first record. */
-  #wait(e: ProcessEntry<L>, ppid: number): void {
+  #wait(e: TableEntry<L>, ppid: number): void {
     if (ppid < MIN_NAMED_PID || this.#maxBirths === 0) return;
-    let ph = this.#placeholders.get(ppid);
+    let ph = this.#waits.get(ppid);
     if (ph === undefined) {
-      if (this.#placeholders.size >= this.#maxBirths) {
-        const oldest = this.#placeholders.keys().next();
-        if (oldest.done !== true) this.#dropPlaceholder(oldest.value);
+      if (this.#waits.size >= this.#maxBirths) {
+        const oldest = this.#waits.oldest();
+        if (oldest !== undefined) this.#dropPlaceholder(oldest);
       }
       ph = {
         pid: ppid,
         tick: ++this.#tick,
-        birthSeq: this.#birthSeq,
-        atMs: this.#eventMs,
-        expiresAtMs: this.#nowMs + this.#birthTtl,
+        atMs: this.#clock.eventMs,
+        expiresAtMs: this.#clock.nowMs + this.#birthTtl,
         waiting: [],
       };
-      this.#placeholders.set(ppid, ph);
-      if (ph.expiresAtMs < this.#placeholdersDueMs) this.#placeholdersDueMs = ph.expiresAtMs;
-      this.#due(ph.expiresAtMs);
+      this.#waits.open(ph);
+      this.#clock.due(ph.expiresAtMs);
     }
     if (!this.#anyLabelled()) return;
     if (ph.waiting.length >= MAX_WAITING) {
@@ -898,7 +714,7 @@ export class ProcessTable<L> {
       }
       return;
     }
-    if (ph.waiting.length === 0 && this.#asks) this.#questions.push(ppid);
+    if (ph.waiting.length === 0) this.#waits.ask(ppid);
     e.provisional = true;
     ph.waiting.push(e);
   }
@@ -913,17 +729,17 @@ export class ProcessTable<L> {
    * time) than the first of them: that birth is a later process with the
    * same pid.
    */
-  #settle(e: ProcessEntry<L>, birth: Birth<L> | undefined, inexact = false): void {
-    const ph = this.#placeholders.get(e.pid);
+  #settle(e: TableEntry<L>, birth: Birth<L> | undefined, inexact = false): void {
+    const ph = this.#waits.get(e.pid);
     if (ph === undefined) return;
-    this.settlements++;
+    this.#settlements++;
     // (A birth taken without a pid match says nothing of when this process
     // was made: the one that named it may have gone to a sibling.)
     if (birth !== undefined && !inexact && birth.atMs > ph.atMs) {
       this.#dropPlaceholder(e.pid);
       return;
     }
-    this.#placeholders.delete(e.pid);
+    this.#waits.delete(e.pid);
     for (const c of ph.waiting) {
       if (c.parent !== null || c.ppid !== e.pid) continue;
       if (c.mapped && c !== e) this.#link(c, e);
@@ -940,7 +756,7 @@ export class ProcessTable<L> {
    * it: the unset and alive ones take `label` (null: they stay unset), and
    * so do the open births they recorded while provisional.
    */
-  #resolve(root: ProcessEntry<L>, label: L | null): void {
+  #resolve(root: TableEntry<L>, label: L | null): void {
     const stack = [root];
     for (let c = stack.pop(); c !== undefined; c = stack.pop()) {
       // An exited process resolves too: its events may still be held.
@@ -970,97 +786,26 @@ export class ProcessTable<L> {
    * label (and so do their provisional descendants).
    */
   #dropPlaceholder(pid: number): void {
-    const ph = this.#placeholders.get(pid);
+    const ph = this.#waits.get(pid);
     if (ph === undefined) return;
-    this.#placeholders.delete(pid);
-    this.settlements++;
+    this.#waits.delete(pid);
+    this.#settlements++;
     for (const c of ph.waiting) {
       if (c.parent === null && c.ppid === pid) this.#resolve(c, this.#unknown);
     }
   }
 
-  /**
-   * The pids that processes started waiting for (never-seen parents) since
-   * the last call, oldest first. A live daemon looks each one up in /proc
-   * and writes what it found into the stream (see Labeller).
-   */
-  takeQuestions(): number[] {
-    const out = this.#questions;
-    if (out.length > 0) this.#questions = [];
-    return out;
-  }
-
-  /** True when an open birth names `pid` as its `exit=` (a child not seen yet). */
-  isClaimed(pid: number): boolean {
-    return this.#byClaim.get(pid) !== undefined;
-  }
-
-  /** The live processes, least recently seen first (for a reconciliation against /proc). */
-  *liveEntries(): Generator<ProcessEntry<L>> {
-    for (const group of [...this.#groups.values()]) {
-      for (let e = group.head; e !== null;) {
-        const next = e.lruNext; // the caller may end `e`
-        yield e;
-        e = next;
-      }
-    }
-  }
-
-  /** True while processes wait, provisional, for never-seen `pid`. */
-  isWaitedFor(pid: number): boolean {
-    return this.#placeholders.has(pid);
-  }
-
-  /**
-   * A live source reports that never-seen `pid` is gone: nothing more will
-   * be learnt of it, and the processes waiting for it take the unknown label.
-   */
-  waitEnded(pid: number): void {
-    if (this.#byPid.get(pid)?.alive !== true) this.#dropPlaceholder(pid);
-  }
-
-  #expirePlaceholders(): void {
-    if (this.#nowMs < this.#placeholdersDueMs) return;
-    this.#placeholdersDueMs = Number.POSITIVE_INFINITY;
-    for (const ph of this.#placeholders.values()) {
-      if (ph.expiresAtMs > this.#nowMs) {
-        this.#placeholdersDueMs = ph.expiresAtMs;
-        break;
-      }
-      this.#dropPlaceholder(ph.pid);
-    }
-  }
-
-  /**
-   * An open birth that names `pid` as an orphan: its caller is 'host' (so
-   * `exit=` is the child's host pid), its owner has exited (the only way
-   * the child's ppid can differ from it), and `ppid` is where the kernel
-   * reparents orphans of a host process: init (1) or a live ancestor (a
-   * subreaper). The newest such birth: an older one would have to be a pid
-   * freed and reused since.
-   */
-  #orphanBirth(pid: number, ppid: number): Birth<L> | undefined {
-    if (pid < MIN_NAMED_PID) return undefined;
-    for (let b = this.#byClaim.get(pid) ?? null; b !== null; b = b.olderClaim) {
-      if (b.kind !== 'fork' || b.parent.alive || b.parent.pid === ppid) continue;
-      if (ppid !== 1 && this.#liveAncestor(b.parent, ppid) === null) continue;
-      if (this.pidNamespace(b.caller) === 'host') return b;
-    }
-    return undefined;
-  }
-
-  #createFromOrphanBirth(pid: number, ppid: number, birth: Birth<L>): ProcessEntry<L> {
-    this.#detachBirth(birth);
-    this.#birthsMatched++;
+  #createFromOrphanBirth(pid: number, ppid: number, birth: Birth<L>): TableEntry<L> {
+    this.#births.bind(birth);
     const reaper =
       ppid === 1
         ? this.#byPid.get(1)?.alive === true
           ? this.#byPid.get(1)!
           : null
-        : this.#liveAncestor(birth.parent, ppid);
-    const e = this.#newEntry(pid, ppid, birth.label, null, 'birth');
+        : liveAncestor(birth.parent, ppid);
+    const e = this.#newEntry(pid, ppid, birth.label, 'birth');
     e.confirmed = true;
-    this.#inheritNs(e, birth.caller, birth.childNs);
+    inheritPidNamespace(e, birth.caller, birth.childNs);
     if (reaper !== null && reaper !== e) this.#link(e, reaper);
     if (reaper !== null) this.#inheritProvisional(e, reaper, birth);
     this.#settle(e, birth);
@@ -1074,18 +819,13 @@ export class ProcessTable<L> {
    * exec can be recorded before its parent's own first record). Returns
    * undefined when there is none: the child is then created unparented.
    */
-  #placeParent(ppid: number): ProcessEntry<L> | undefined {
-    if (ppid < MIN_NAMED_PID) return undefined;
-    let birth: Birth<L> | undefined;
-    for (let b = this.#byClaim.get(ppid) ?? null; b !== null && birth === undefined; b = b.olderClaim) {
-      if (b.kind === 'fork' && this.pidNamespace(b.caller) === 'host') birth = b;
-    }
+  #placeParent(ppid: number): TableEntry<L> | undefined {
+    const birth = this.#births.ofUnseenParent(ppid);
     if (birth === undefined) return undefined;
-    this.#detachBirth(birth);
-    this.#birthsMatched++;
-    const e = this.#newEntry(ppid, birth.parent.pid, birth.label, null, 'birth');
+    this.#births.bind(birth);
+    const e = this.#newEntry(ppid, birth.parent.pid, birth.label, 'birth');
     e.confirmed = true;
-    this.#inheritNs(e, birth.caller, birth.childNs);
+    inheritPidNamespace(e, birth.caller, birth.childNs);
     this.#link(e, birth.parent);
     this.#inheritProvisional(e, birth.parent, birth);
     this.#settle(e, birth);
@@ -1093,94 +833,27 @@ export class ProcessTable<L> {
     return e;
   }
 
-  /** The live ancestor of `entry` (strict) with this pid, or null. */
-  #liveAncestor(entry: ProcessEntry<L>, pid: number): ProcessEntry<L> | null {
-    for (let p = entry.parent; p !== null; p = p.parent) {
-      if (p.pid === pid) return p.alive ? p : null;
-    }
-    return null;
-  }
-
-  /** Sets a new child's pid-namespace link from the birth that made it. */
-  #inheritNs(child: ProcessEntry<L>, caller: ProcessEntry<L>, childNs: Birth<L>['childNs']): void {
-    if (child.pidnsFixed) return;
-    if (childNs === 'nested') {
-      child.pidns = 'nested';
-      child.pidnsFixed = true;
-      child.nsFrom = null;
-    } else if (childNs === 'inherit' && child.pidns === 'unknown' && caller !== child) {
-      child.nsFrom = caller;
-    }
-  }
-
-  /** Evidence that `caller` is in a pid namespace (never taken back). */
-  #markNested(caller: ProcessEntry<L>): void {
-    if (caller.pidnsFixed) return;
-    caller.pidns = 'nested';
-    caller.pidnsFixed = true;
-    caller.nsFrom = null;
-  }
-
-  /** A birth of `caller` confirmed by the child's own record with pid == `exit=`. */
-  #voteHost(caller: ProcessEntry<L>, pid: number): void {
-    if (pid < MIN_NAMED_PID || caller.pidnsFixed) return;
-    if (++caller.hostVotes >= HOST_VOTES && caller.pidns === 'unknown') {
-      caller.pidns = 'host';
-      caller.nsFrom = null;
-    }
-  }
-
-  #newEntry(
-    pid: number,
-    ppid: number,
-    label: L | null,
-    parent: ProcessEntry<L> | null,
-    origin: ProcessEntry<L>['origin'],
-  ): ProcessEntry<L> {
-    const e: ProcessEntry<L> = {
-      pid,
+  #newEntry(pid: number, ppid: number, label: L | null, origin: EntryOrigin): TableEntry<L> {
+    const e = newTableEntry<L>(pid, {
       generation: ++this.#generation,
       ppid,
-      parent,
       label,
-      comm: null,
-      exe: null,
-      startTime: null,
-      alive: true,
       origin,
-      confirmed: false,
-      children: 0,
-      holds: 0,
-      births: NO_BIRTHS,
-      grant: null,
-      pidns: 'unknown',
-      pidnsFixed: false,
-      nsFrom: null,
-      hostVotes: 0,
-      nestedVotes: 0,
-      provisional: false,
-      pending: null,
-      history: null,
-      seenAtMs: this.#eventMs,
-      diedAtMs: 0,
-      reported: false,
-      mapped: true,
-      lruPrev: null,
-      lruNext: null,
-    };
+      seenAtMs: this.#clock.eventMs,
+    });
     this.#byPid.set(pid, e);
     this.#live++;
-    this.#lruAppend(e);
+    this.#groups.add(e);
     return e;
   }
 
-  #link(child: ProcessEntry<L>, parent: ProcessEntry<L>): void {
+  #link(child: TableEntry<L>, parent: TableEntry<L>): void {
     child.parent = parent;
     parent.holds++;
     if (child.alive && parent.alive) parent.children++;
   }
 
-  #unlink(child: ProcessEntry<L>): void {
+  #unlink(child: TableEntry<L>): void {
     const parent = child.parent;
     if (parent === null) return;
     child.parent = null;
@@ -1189,112 +862,8 @@ export class ProcessTable<L> {
     this.#maybeRelease(parent);
   }
 
-  /**
-   * The open birth of `parent` for child `pid`: exact `exit=` match first
-   * (or the child's pid in its parent's namespace, `nspid`, when a live
-   * source read it from /proc), else the oldest whose caller is not known to
-   * be 'host' (a 'host' caller's `exit=` is the child's pid, so its other
-   * births belong to other children; this child's own fork record may still
-   * come).
-   *
-   * A CLONE_PARENT birth (recorded by a child of `parent`, with that child's
-   * label) binds only by exact evidence: `exit=` equal to the pid and its
-   * caller in the initial pid namespace. Otherwise a process in a container
-   * whose parent is a host process could plant its label on the host
-   * parent's next child (a vfork'd runc whose exec is recorded before the
-   * vfork).
-   */
-  #takeBirth(parent: ProcessEntry<L>, pid: number, nspid: number): Birth<L> | undefined {
-    this.#inexactBirth = false;
-    const births = parent.births;
-    if (births.length === 0) return undefined;
-    // Loops rather than findIndex/find with closures: this runs for every
-    // new process, and each closure would be an allocation.
-    let i = -1;
-    for (let k = 0; k < births.length && i < 0; k++) {
-      const b = births[k]!;
-      if (b.claimedPid !== pid) continue;
-      if (b.caller === parent || this.pidNamespace(b.caller) === 'host') {
-        i = k;
-      } else {
-        // A CLONE_PARENT birth naming this pid by a caller whose pid
-        // namespace is not known: the child may be that caller's (a
-        // container's process), or the parent's own whose pid matches by
-        // chance. Neither label can be claimed: the child's is unknown.
-        this.#detachBirth(b);
-        if (b.label !== null) this.#hooks.release(b.label, b.parent);
-        this.#doubtful = true;
-        return undefined;
-      }
-    }
-    if (i >= 0) {
-      this.#voteHost(births[i]!.caller, pid);
-    } else if (nspid > 0) {
-      for (let k = 0; k < births.length && i < 0; k++) {
-        const b = births[k]!;
-        if (b.claimedPid === nspid && b.caller === parent) i = k;
-      }
-      // /proc named the pid in the parent's namespace: exact evidence. A
-      // parent with no birth of it is the reaper of an orphan (the process's
-      // creator exited and the kernel reparented it); never another birth.
-      if (i < 0) return this.#orphanInNamespace(parent, nspid);
-    }
-    if (i < 0) {
-      // A child that matches no open fork birth of its parent: evidence
-      // that the caller's `exit=` values are namespace-relative, unless
-      // this child's own fork record comes later (a vfork race; it then
-      // takes the vote back, see recordBirth).
-      let other: Birth<L> | undefined;
-      for (let k = 0; k < births.length && other === undefined; k++) {
-        const b = births[k]!;
-        if (b.kind === 'fork' && b.caller === parent) other = b;
-      }
-      if (other !== undefined && nspid === 0 && ++other.caller.nestedVotes >= NESTED_VOTES)
-        this.#markNested(other.caller);
-      for (let k = 0; k < births.length && i < 0; k++) {
-        const b = births[k]!;
-        if (b.caller === parent && this.pidNamespace(b.caller) !== 'host') i = k;
-      }
-      if (i < 0) return undefined;
-      this.#inexactBirth = true;
-    }
-    const birth = births[i]!;
-    this.#detachBirth(birth);
-    return birth;
-  }
-
-  /**
-   * The open birth of an orphan that `reaper` adopted, by the orphan's pid
-   * in the reaper's (non-initial) pid namespace: made by a process that
-   * descends from the reaper, the newest such. Taken out of the indexes.
-   */
-  #orphanInNamespace(reaper: ProcessEntry<L>, nspid: number): Birth<L> | undefined {
-    for (let b = this.#byClaim.get(nspid) ?? null; b !== null; b = b.olderClaim) {
-      if (b.kind !== 'fork' || b.parent === reaper || !this.isDescendant(b.parent, reaper)) continue;
-      if (this.pidNamespace(b.caller) === 'host') continue;
-      this.#detachBirth(b);
-      return b;
-    }
-    return undefined;
-  }
-
-  /** Takes an open birth out of every index (its label hold passes to the caller of this). */
-  #detachBirth(birth: Birth<L>): void {
-    birth.open = false;
-    this.#openBirths--;
-    const list = birth.parent.births;
-    const i = list.indexOf(birth);
-    if (i >= 0) removeAt(list as Birth<L>[], i);
-    const { olderClaim: older, newerClaim: newer } = birth;
-    if (older !== null) older.newerClaim = newer;
-    if (newer !== null) newer.olderClaim = older;
-    else if (older !== null) this.#byClaim.set(birth.claimedPid, older);
-    else this.#byClaim.delete(birth.claimedPid);
-    birth.olderClaim = birth.newerClaim = null;
-  }
-
-  #reparent(entry: ProcessEntry<L>, ppid: number): boolean {
-    let target: ProcessEntry<L> | null = null;
+  #reparent(entry: TableEntry<L>, ppid: number): boolean {
+    let target: TableEntry<L> | null = null;
     for (let p = entry.parent; p !== null; p = p.parent) {
       if (p.pid === ppid && p.alive) {
         target = p;
@@ -1325,34 +894,22 @@ export class ProcessTable<L> {
     return true;
   }
 
-  #end(entry: ProcessEntry<L>, by: ProcessEntry<L> | null): void {
+  #end(entry: TableEntry<L>, by: TableEntry<L> | null): void {
     const parent = entry.parent;
     if (parent !== null && parent.alive) parent.children--;
     entry.alive = false;
-    entry.diedAtMs = this.#nowMs;
+    entry.diedAtMs = this.#clock.nowMs;
     this.#live--;
-    this.#lruRemove(entry);
-    // A 'host' caller's births stay open (until they expire) after it ends:
-    // the child may be seen first as an orphan (ppid=1 or a subreaper).
-    // (A copy: closing a birth takes it out of the list. Most processes have none.)
-    if (entry.births.length > 0)
-      for (const b of entry.births.slice()) {
-        if (!this.#mayNameOrphan(b)) this.#closeBirth(b);
-      }
+    this.#groups.remove(entry);
+    this.#births.parentEnded(entry);
     if (entry.label !== null) this.#hooks.release(entry.label, by ?? entry);
   }
 
-  #mayNameOrphan(birth: Birth<L>): boolean {
-    return (
-      birth.kind === 'fork' && birth.claimedPid >= MIN_NAMED_PID && this.pidNamespace(birth.caller) === 'host'
-    );
-  }
-
   /** Takes an entry out of the pid map; it lives on only while children hold it. */
-  #unmap(entry: ProcessEntry<L>): void {
+  #unmap(entry: TableEntry<L>): void {
     if (!entry.mapped) return;
     entry.mapped = false;
-    this.pidNamespace(entry); // resolve (and drop the chain) while the chain is still there
+    pidNamespaceOf(entry); // resolve (and drop the chain) while the chain is still there
     if (this.#byPid.get(entry.pid) === entry) this.#byPid.delete(entry.pid);
     if (entry.holds > 0) {
       this.#retainedUnmapped++;
@@ -1363,7 +920,7 @@ export class ProcessTable<L> {
   }
 
   /** Lets go of an exited, unmapped entry once nothing points at it. */
-  #maybeRelease(entry: ProcessEntry<L>): void {
+  #maybeRelease(entry: TableEntry<L>): void {
     if (entry.alive || entry.mapped || entry.holds > 0) return;
     this.#retainedUnmapped--;
     this.#expired++;
@@ -1371,65 +928,22 @@ export class ProcessTable<L> {
   }
 
   /** Changes an entry's label, moving a live one to its new group. */
-  #setLabel(entry: ProcessEntry<L>, label: L | null): void {
+  #setLabel(entry: TableEntry<L>, label: L | null): void {
     if (entry.label === label) return;
-    const listed = this.#groups.get(entry.label)?.has(entry) === true;
-    if (listed) this.#lruRemove(entry);
+    const listed = this.#groups.has(entry);
+    if (listed) this.#groups.remove(entry);
     entry.label = label;
-    if (listed) this.#lruAppend(entry);
+    if (listed) this.#groups.add(entry);
   }
 
-  #touch(entry: ProcessEntry<L>): void {
-    const group = this.#groups.get(entry.label);
-    if (group === undefined || group.tail === entry) return;
-    this.#lruRemove(entry);
-    this.#lruAppend(entry);
-  }
-
-  #lruAppend(entry: ProcessEntry<L>): void {
-    let group = this.#groups.get(entry.label);
-    if (group === undefined) this.#groups.set(entry.label, (group = new LruGroup<L>()));
-    group.append(entry);
-  }
-
-  #lruRemove(entry: ProcessEntry<L>): void {
-    const group = this.#groups.get(entry.label);
-    if (group === undefined || !group.has(entry)) return;
-    group.remove(entry);
-    if (group.count === 0) this.#groups.delete(entry.label);
-  }
-
-  /** The least recently seen live entry of the largest label group, other than `keep`. */
-  #evictionVictim(keep: ProcessEntry<L> | null): ProcessEntry<L> | null {
-    let best: LruGroup<L> | null = null;
-    for (const g of this.#groups.values()) {
-      if (g.count === 1 && g.head === keep) continue;
-      if (best === null || g.count > best.count) best = g;
-    }
-    if (best === null) return null;
-    return best.head === keep ? (best.head?.lruNext ?? null) : best.head;
-  }
-
-  /** The oldest exited entry still in the pid map. */
-  #oldestDead(): ProcessEntry<L> | undefined {
-    // Passed slots are cleared, so that they hold no entry (and its parents) past its time.
-    while (this.#deadHead < this.#dead.length && !this.#dead[this.#deadHead]!.mapped)
-      this.#dead[this.#deadHead++] = undefined;
-    if (this.#deadHead > 1024 && this.#deadHead * 2 > this.#dead.length) {
-      this.#dead = this.#dead.slice(this.#deadHead);
-      this.#deadHead = 0;
-    }
-    return this.#dead[this.#deadHead];
-  }
-
-  #enforceBound(keep: ProcessEntry<L> | null): void {
+  #enforceBound(keep: TableEntry<L> | null): void {
     while (this.#byPid.size + this.#retainedUnmapped > this.#max) {
-      const dead = this.#oldestDead();
+      const dead = this.#dead.peek();
       if (dead !== undefined) {
         this.#unmap(dead);
         continue;
       }
-      const victim = this.#evictionVictim(keep);
+      const victim = this.#groups.victim(keep);
       if (victim === null) break;
       this.#evicted++;
       this.#end(victim, victim);
@@ -1437,111 +951,13 @@ export class ProcessTable<L> {
     }
   }
 
-  #closeBirth(birth: Birth<L>): void {
-    if (!birth.open) return;
-    this.#detachBirth(birth);
-    if (birth.label !== null) this.#hooks.release(birth.label, birth.parent);
-  }
-
-  #oldestOpenBirth(): Birth<L> | undefined {
-    const a = this.#forkBirths.peek();
-    const b = this.#clone3Births.peek();
-    if (a === undefined) return b;
-    if (b === undefined) return a;
-    return a.seq < b.seq ? a : b;
-  }
-
-  #expireBirths(): void {
-    // Each queue by name, not a loop over an array of them: this runs for every event.
-    this.#expireQueue(this.#forkBirths);
-    this.#expireQueue(this.#clone3Births);
-  }
-
-  #expireQueue(queue: BirthQueue<L>): void {
-    for (let b = queue.peek(); b !== undefined && b.expiresAtMs <= this.#nowMs; b = queue.peek()) {
-      this.#closeBirth(b);
-      this.#birthsExpired++;
-    }
-  }
-
   #expireDead(): void {
     for (
-      let e = this.#oldestDead();
-      e !== undefined && e.diedAtMs + this.#deadTtl <= this.#nowMs;
-      e = this.#oldestDead()
+      let e = this.#dead.peek();
+      e !== undefined && e.diedAtMs + this.#deadTtl <= this.#clock.nowMs;
+      e = this.#dead.peek()
     ) {
       this.#unmap(e);
     }
-  }
-}
-
-/**
- * Removes `list[i]`, keeping the order. Unlike splice it allocates no array
- * of the removed element: this runs for every birth matched to its child.
- */
-function removeAt(list: unknown[], i: number): void {
-  for (let k = i + 1; k < list.length; k++) list[k - 1] = list[k];
-  list.length--;
-}
-
-/** The live entries of one label, least recently seen first (intrusive, through lruPrev/lruNext). */
-class LruGroup<L> {
-  head: ProcessEntry<L> | null = null;
-  tail: ProcessEntry<L> | null = null;
-  count = 0;
-
-  has(entry: ProcessEntry<L>): boolean {
-    return entry.lruPrev !== null || this.head === entry;
-  }
-
-  append(entry: ProcessEntry<L>): void {
-    entry.lruPrev = this.tail;
-    entry.lruNext = null;
-    if (this.tail === null) this.head = entry;
-    else this.tail.lruNext = entry;
-    this.tail = entry;
-    this.count++;
-  }
-
-  remove(entry: ProcessEntry<L>): void {
-    const { lruPrev: prev, lruNext: next } = entry;
-    if (prev === null) this.head = next;
-    else prev.lruNext = next;
-    if (next === null) this.tail = prev;
-    else next.lruPrev = prev;
-    entry.lruPrev = null;
-    entry.lruNext = null;
-    this.count--;
-  }
-}
-
-/** A FIFO of births that skips the ones closed out of order (matched or ended with their parent). */
-class BirthQueue<L> {
-  #items: (Birth<L> | undefined)[] = [];
-  #head = 0;
-  readonly #limit: number;
-
-  /** At most `2 * max + 1024` slots: closed births are squeezed out when that is reached. */
-  constructor(max: number) {
-    this.#limit = 2 * max + 1024;
-  }
-
-  push(birth: Birth<L>): void {
-    if (this.#items.length >= this.#limit) {
-      this.#items = this.#items.slice(this.#head).filter((b) => b?.open === true);
-      this.#head = 0;
-    }
-    this.#items.push(birth);
-  }
-
-  /** The oldest open birth, or undefined. */
-  peek(): Birth<L> | undefined {
-    while (this.#head < this.#items.length && !this.#items[this.#head]!.open)
-      this.#items[this.#head++] = undefined;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return this.#items[this.#head];
   }
 }

@@ -13,11 +13,12 @@
  * never writes there) is read through the general lookup instead, as are
  * records built elsewhere.
  */
-import { ByteRecord, asciiAt, decimalField, rawValueText } from '../parse/parser.js';
+import { ByteRecord, decimalField, rawValueText } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { fieldInt, fieldValue } from '../parse/record.js';
 import type { LifecycleKind } from './lifecycle.js';
 import { cloneFlagsOfBytes, cloneFlagsWord, lifecycleKind, lifecycleKindOfBytes } from './lifecycle.js';
+import { asciiAt } from '../bytes.js';
 
 const SPACE = 0x20;
 const EQ = 0x3d;

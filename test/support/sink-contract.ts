@@ -353,6 +353,41 @@ export function sinkContract(harness: ContractHarness): void {
         }),
     );
 
+    void test('onSettled hears of every write once, delivered or dropped, queued ones in order', async () => {
+      const settled: { bytes: Buffer; delivered: boolean }[] = [];
+      const onSettled = (bytes: Buffer, delivered: boolean): void => {
+        settled.push({ bytes, delivered });
+      };
+      await withDestination({ policy: 'drop', maxQueueEvents: 30, onSettled }, async (d) => {
+        const ledger = new Ledger('drop');
+        for (const e of events(20, format)) ledger.write(d.sink, e.bytes);
+        await d.sink.flush();
+        await stallAndFill(d, ledger, format);
+        for (const e of events(50, format)) ledger.write(d.sink, e.bytes);
+        await d.resume();
+        await d.sink.flush();
+        await d.sink.close();
+        ledger.write(d.sink, events(1, format)[0]!.bytes);
+        const stats = d.sink.stats();
+        assertAccounting(stats, ledger);
+        assert.equal(settled.length, ledger.accepted.length + ledger.dropped.length, 'one call per write');
+        const seen = new Set(settled.map((s) => s.bytes));
+        assert.equal(seen.size, settled.length, 'no write settles twice');
+        for (const b of [...ledger.accepted, ...ledger.dropped])
+          assert.ok(seen.has(b), 'every write settles');
+        const delivered = settled.filter((s) => s.delivered).map((s) => s.bytes);
+        assert.equal(Buffer.concat(delivered).length, stats.writtenBytes);
+        assert.equal(
+          settled.filter((s) => !s.delivered).reduce((n, s) => n + s.bytes.length, 0),
+          stats.droppedBytes,
+        );
+        assert.ok(
+          Buffer.concat(delivered).equals(ledger.acceptedBytes()),
+          'delivered writes settle in the order they were made',
+        );
+      });
+    });
+
     void test('write() refuses a count that is not one', () =>
       withDestination({}, async (d) => {
         assert.throws(() => d.sink.write(Buffer.from('x\n'), -1), RangeError);
