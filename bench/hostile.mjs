@@ -217,6 +217,9 @@ const CASES = {
   },
 };
 
+/** Cases of ordinary input, measured for comparison: not hostile, so not held to the target. */
+const ORDINARY = new Set(['normal', 'one-record events (ordinary)']);
+
 /**
  * What a case is compared with: ordinary input, or, for a case that is made of one-record events
  * by its nature, ordinary one-record events (an input of small events costs more per byte,
@@ -331,9 +334,10 @@ for (const r of rows) {
       (r.baseline === 'normal' ? '' : `  (vs ${r.baseline})`),
   );
 }
-const worst = [...rows].sort((a, b) => b.ratio - a.ratio)[0];
+// One-record events are ordinary input (the baseline of a case), not a hostile case: the target is not theirs.
+const worst = rows.filter((r) => !ORDINARY.has(r.name)).sort((a, b) => b.ratio - a.ratio)[0];
 if (worst !== undefined)
-  console.log(`worst: ${worst.format} ${worst.name} x${worst.ratio.toFixed(2)} (target: 2)`);
+  console.log(`worst hostile case: ${worst.format} ${worst.name} x${worst.ratio.toFixed(2)} (target: 2)`);
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });
 writeFileSync(
   path.join(ROOT, 'bench/out/hostile.json'),

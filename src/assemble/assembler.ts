@@ -136,6 +136,12 @@ export class EventAssembler {
   readonly #open = new EventKeyMap<OpenEvent>();
   #openStringKeys = 0;
   /**
+   * The open event under the serial #keyOf looked up last: push() takes it
+   * from there when the key is that serial, rather than looking it up again
+   * (with thousands of events open, each lookup is a cache miss).
+   */
+  #bySerial: OpenEvent | undefined = undefined;
+  /**
    * Open events in arrival order, for time-outs and capacity: a queue with a
    * head index (closed entries are skipped), so that no iterator or entry
    * array is allocated per record.
@@ -218,7 +224,8 @@ export class EventAssembler {
     // DAEMON_* records carry auditd's own counter, not the kernel's serial.
     if (type < 1200 || type > 1299) this.#gaps.see(record.node, record.serial);
     const key = this.#keyOf(record);
-    let open = this.#open.get(key);
+    // A number key is the serial that #keyOf has just looked up.
+    let open = typeof key === 'number' ? this.#bySerial : this.#open.get(key);
     // The records of an open event say nothing new about the clock, but any
     // record settles a step ahead that awaits one.
     if (open === undefined || this.#aheadPending) {
@@ -458,7 +465,8 @@ export class EventAssembler {
   #keyOf(record: AuditRecord): Key {
     const serial = record.serial;
     if (record.node === null) {
-      const byNumber = this.#open.get(serial)?.timeMs ?? this.#recent.timeOf(serial);
+      const open = (this.#bySerial = this.#open.get(serial));
+      const byNumber = open?.timeMs ?? this.#recent.timeOf(serial);
       if (byNumber === undefined) {
         // Free in the fast maps, unless this event already lives under a string key.
         if (this.#openStringKeys === 0) return serial;

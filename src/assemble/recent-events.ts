@@ -390,8 +390,7 @@ export class RecentEvents {
     }
     const len = extentOf(record);
     const at = this.#place(len, eventStart);
-    if (at >= 0)
-      record.src.copy(this.#arena, at % (this.#arenaMask + 1), record.bodyStart, record.bodyStart + len);
+    if (at >= 0) copyInto(this.#arena, at % (this.#arenaMask + 1), record.src, record.bodyStart, len);
     this.#note(record, at);
   }
 
@@ -481,6 +480,25 @@ function spanOf(records: readonly AuditRecord[], count: number): number {
     end = r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd;
   }
   return end - first.bodyStart;
+}
+
+/** Records up to this size are copied in a loop (see copyInto). */
+const LOOP_COPY_MAX = 256;
+
+/**
+ * Copies `src[from..from+len)` to `dst` at `at`. A record copied on its
+ * own (its event's records are far apart in the input: events interleaved
+ * by the thousand) is short, and Buffer#copy costs about as much as a loop
+ * over 60 bytes before it copies any: it makes a view of the source, which
+ * is garbage that the collector must make room for while many events are
+ * open. Longer records go natively.
+ */
+function copyInto(dst: Uint8Array, at: number, src: Buffer, from: number, len: number): void {
+  if (len > LOOP_COPY_MAX) {
+    src.copy(dst, at, from, from + len);
+    return;
+  }
+  for (let i = 0; i < len; i++) dst[at + i] = src[from + i]!;
 }
 
 /** A hash as the hashes above hold it: 0 means "none yet". */

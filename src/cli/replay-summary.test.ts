@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ReplayStats } from '../pipeline/replay.js';
-import { progressLine, replaySummary } from './replay-summary.js';
+import { grouped, progressLine, replaySummary } from './replay-summary.js';
 
 const base: ReplayStats = {
   records: 40_000,
@@ -184,4 +184,19 @@ test('with a keyring and markers but no seal, the summary says no span is shown 
     text,
     /evidence: no marker missing or moved; no seal markers, so no span of the input is shown intact/,
   );
+});
+
+test('numbers in the summary are grouped as toLocaleString("en-US") groups them', () => {
+  const cases = [0, -0, 1, -1, 12, 999, 1000, -1000, 12_345, 123_456, 1_234_567, -98_765_432, 265_175];
+  for (const n of [
+    ...cases,
+    Number.MAX_SAFE_INTEGER,
+    -Number.MAX_SAFE_INTEGER,
+    2 ** 53,
+    1.5,
+    NaN,
+    Infinity,
+  ]) {
+    assert.equal(grouped(n), n.toLocaleString('en-US'), String(n));
+  }
 });

@@ -12,13 +12,15 @@
  * names that collide.
  */
 
+import { nextField } from '../parse/fields.js';
+
 /** The seed of name hashes: a different one in every process (output never depends on it). */
 export const NAME_SEED = (Math.random() * 0x100000000) | 0;
 /** One step of the name hash (FNV-1a's multiplier). */
 export const NAME_PRIME = 0x01000193;
 
 const HASH = 0x23; // '#'
-const BUCKETS = 1024;
+const BUCKETS = 4096;
 
 /** The decimal digits of a suffix (at most 10): no string is made for each. */
 const digits = new Uint8Array(10);
@@ -75,17 +77,22 @@ export class FieldNames {
   readonly #slots: Int32Array;
   #current = 0;
   #src: Uint8Array = new Uint8Array(0);
+  /** The fields text the names are read from, and whether it is a user message's (see begin). */
+  #from = 0;
+  #end = 0;
+  #nested = false;
   /**
    * Most objects repeat no name, and a table insert per name costs more
-   * than the rest of writing it. So names first go into a plain list, with
-   * a stamp per bucket of hashes; only a name whose bucket is taken (a
-   * repeat, or two names sharing a bucket) puts the list into the table,
-   * once per object.
+   * than the rest of writing it. So a name first only stamps its bucket of
+   * hashes; the first name whose bucket is taken (a repeat, or two names
+   * sharing a bucket) puts the names before it into the table, read again
+   * from the fields text, once per object.
    */
   readonly #bucket = new Int32Array(BUCKETS);
-  readonly #list: Int32Array;
-  #listed = 0;
+  /** Names added to the current object. */
+  #count = 0;
   #tabled = false;
+  readonly #range = new Int32Array(4);
 
   /** A table for objects of at most `maxNames` names. */
   constructor(maxNames: number) {
@@ -93,43 +100,64 @@ export class FieldNames {
     while (size < 2 * maxNames + 2) size *= 2;
     this.#mask = size - 1;
     this.#slots = new Int32Array(size * SLOT);
-    this.#list = new Int32Array(maxNames * 3);
   }
 
-  /** Starts a new object whose names are ranges of `src`. */
-  begin(src: Uint8Array): void {
+  /**
+   * Starts a new object whose names are those of the fields of
+   * `src[from..end)`, in order, as nextField reads them (`nested`: a user
+   * message's text, whose names may start with a `(` that is not theirs).
+   * add() must be given each of those names in turn, from the first.
+   */
+  begin(src: Uint8Array, from: number, end: number, nested: boolean): void {
     this.#src = src;
+    this.#from = from;
+    this.#end = end;
+    this.#nested = nested;
     this.#current = (this.#current + 1) | 0;
     if (this.#current === 0) {
       this.#slots.fill(0);
       this.#bucket.fill(0);
       this.#current = 1;
     }
-    this.#listed = 0;
+    this.#count = 0;
     this.#tabled = false;
   }
 
   /**
-   * Adds the name `src[from..to)`, whose hash (NAME_SEED, NAME_PRIME) is
-   * `h`; returns 0 to write it as it is, or the suffix m to write `name#m`.
+   * Adds the name `src[from..to)` (the next field's), whose hash
+   * (NAME_SEED, NAME_PRIME) is `h`; returns 0 to write it as it is, or the
+   * suffix m to write `name#m`.
    */
   add(from: number, to: number, h: number): number {
-    const current = this.#current;
     if (!this.#tabled) {
-      const b = (h ^ (h >>> 10)) & (BUCKETS - 1);
-      const list = this.#list;
-      if (this.#bucket[b] !== current && this.#listed * 3 < list.length) {
-        this.#bucket[b] = current;
-        const n = 3 * this.#listed++;
-        list[n] = from;
-        list[n + 1] = to;
-        list[n + 2] = h;
+      const b = (h ^ (h >>> 12)) & (BUCKETS - 1);
+      if (this.#bucket[b] !== this.#current) {
+        this.#bucket[b] = this.#current;
+        this.#count++;
         return 0;
       }
       this.#tabled = true;
-      for (let n = 0; n < 3 * this.#listed; n += 3) this.#add(list[n]!, list[n + 1]!, list[n + 2]!);
+      this.#tableNamesSoFar();
     }
+    this.#count++;
     return this.#add(from, to, h);
+  }
+
+  /** Puts the names added so far into the table: the first #count fields' names. */
+  #tableNamesSoFar(): void {
+    const src = this.#src;
+    const range = this.#range;
+    let i = this.#from;
+    for (let n = 0; n < this.#count; n++) {
+      i = nextField(src, i, this.#end, range, this.#nested);
+      if (i < 0) break; // (cannot happen: each name added was a field's)
+      let ns = range[0]!;
+      const ne = range[1]!;
+      if (this.#nested && src[ns] === 0x28 /* ( */) ns++;
+      let h = NAME_SEED;
+      for (let k = ns; k < ne; k++) h = Math.imul(h ^ src[k]!, NAME_PRIME);
+      this.#add(ns, ne, h);
+    }
   }
 
   #add(from: number, to: number, h: number): number {
@@ -153,11 +181,14 @@ export class FieldNames {
     const slots = this.#slots;
     let m = slots[at + NEXT]!;
     let hm = suffixedHash(h, m);
-    while (this.#find(hm, from, to, m) >= 0) hm = suffixedHash(h, ++m);
+    let found = this.#find(hm, from, to, m);
+    while (found >= 0) {
+      hm = suffixedHash(h, ++m);
+      found = this.#find(hm, from, to, m);
+    }
     slots[at + NEXT] = m + 1;
-    let k = (hm ^ (hm >>> 16)) & this.#mask;
-    while (slots[k * SLOT + STAMP] === this.#current) k = (k + 1) & this.#mask;
-    this.#fill(k * SLOT, hm, from, to, m);
+    // The free name goes where the search for it ended.
+    this.#fill(-1 - found, hm, from, to, m);
     return m;
   }
 
@@ -171,21 +202,21 @@ export class FieldNames {
     slots[at + NEXT] = 2;
   }
 
-  /** Where the name `src[from..to)` with suffix `suffix` (0: none) is in the table, or -1. */
+  /**
+   * Where the name `src[from..to)` with suffix `suffix` (0: none) is in the
+   * table; when it is not, -1 - the free slot where the search ended.
+   */
   #find(h: number, from: number, to: number, suffix: number): number {
     const slots = this.#slots;
     const len = to - from + suffixLength(suffix);
-    for (
-      let k = (h ^ (h >>> 16)) & this.#mask;
-      slots[k * SLOT + STAMP] === this.#current;
-      k = (k + 1) & this.#mask
-    ) {
+    let k = (h ^ (h >>> 16)) & this.#mask;
+    for (; slots[k * SLOT + STAMP] === this.#current; k = (k + 1) & this.#mask) {
       const at = k * SLOT;
       if (slots[at + HASH_OF] !== h) continue;
       if (slots[at + LEN]! + suffixLength(slots[at + SUFFIX]!) !== len) continue;
       if (this.#same(at, from, to, suffix)) return at;
     }
-    return -1;
+    return -1 - k * SLOT;
   }
 
   /** Whether the name at slot `at` is the name `src[from..to)` with suffix `suffix`, byte for byte. */

@@ -78,12 +78,28 @@ const NULL_NODE = Buffer.from(',"node":null', 'latin1');
 const CONTID_KEY = Buffer.from(',"contid":', 'latin1');
 const NULL_CONTID = Buffer.from(',"contid":null', 'latin1');
 const RECORDS_KEY = Buffer.from(',"records":[', 'latin1');
+/** The keys after the serial of an event with no node and no contid (NULL_NODE, NULL_CONTID, RECORDS_KEY). */
+const HOST_RECORDS_KEY = Buffer.from(',"node":null,"contid":null,"records":[', 'latin1');
 const EVENT_CLOSING = Buffer.from(']}\n', 'latin1');
 
 /** Copies `bytes` into `out` at `p` (which has room); returns the new position. */
 function put(bytes: Uint8Array, out: Uint8Array, p: number): number {
   for (let k = 0; k < bytes.length; k++) out[p++] = bytes[k]!;
   return p;
+}
+
+/**
+ * Writes `#m` into `out` at `p` (which has room for 16 bytes); returns the
+ * new position. m > 0 is a name's suffix, at most the fields of a record: a
+ * hostile record repeats one name thousands of times, so this is written in
+ * place rather than through the sink's calls.
+ */
+function putSuffix(m: number, out: Uint8Array, p: number): number {
+  out[p++] = 0x23;
+  const digits = m < 10 ? 1 : m < 100 ? 2 : m < 1000 ? 3 : m < 10000 ? 4 : String(m).length;
+  let q = p + digits;
+  for (let x = m; x > 0; x = (x / 10) | 0) out[--q] = 0x30 + (x % 10);
+  return p + digits;
 }
 
 function recordOpening(typeName: string): Buffer {
@@ -290,24 +306,37 @@ export class JsonEventWriter {
   write(event: AuditEvent, labels: EventLabels | null = null): void {
     const s = this.#sink;
     const first = event.records[0];
-    s.bytes(EVENT_OPENING, 0, EVENT_OPENING.length);
-    if (first instanceof ByteRecord) s.bytes(first.src, first.timeStart, first.timeEnd);
-    else s.jsonChars(event.time, 0, event.time.length);
-    s.bytes(SERIAL_KEY, 0, SERIAL_KEY.length);
+    // Constant keys are copied into reserved room, a few calls per event.
+    if (first instanceof ByteRecord) {
+      const src = first.src;
+      const to = first.timeEnd;
+      const out = s.reserve(EVENT_OPENING.length + (to - first.timeStart) + SERIAL_KEY.length);
+      let p = put(EVENT_OPENING, out, s.position);
+      for (let k = first.timeStart; k < to; k++) out[p++] = src[k]!;
+      s.commit(put(SERIAL_KEY, out, p));
+    } else {
+      s.bytes(EVENT_OPENING, 0, EVENT_OPENING.length);
+      s.jsonChars(event.time, 0, event.time.length);
+      s.bytes(SERIAL_KEY, 0, SERIAL_KEY.length);
+    }
     s.decimal(event.serial);
-    if (event.node === null) {
-      s.bytes(NULL_NODE, 0, NULL_NODE.length);
+    if (event.node === null && (labels === null || labels.contid === null)) {
+      s.commit(put(HOST_RECORDS_KEY, s.reserve(HOST_RECORDS_KEY.length), s.position));
     } else {
-      s.bytes(NODE_KEY, 0, NODE_KEY.length);
-      s.jsonString(event.node);
+      if (event.node === null) {
+        s.bytes(NULL_NODE, 0, NULL_NODE.length);
+      } else {
+        s.bytes(NODE_KEY, 0, NODE_KEY.length);
+        s.jsonString(event.node);
+      }
+      if (labels === null || labels.contid === null) {
+        s.bytes(NULL_CONTID, 0, NULL_CONTID.length);
+      } else {
+        s.bytes(CONTID_KEY, 0, CONTID_KEY.length);
+        s.jsonString(labels.contid);
+      }
+      s.bytes(RECORDS_KEY, 0, RECORDS_KEY.length);
     }
-    if (labels === null || labels.contid === null) {
-      s.bytes(NULL_CONTID, 0, NULL_CONTID.length);
-    } else {
-      s.bytes(CONTID_KEY, 0, CONTID_KEY.length);
-      s.jsonString(labels.contid);
-    }
-    s.bytes(RECORDS_KEY, 0, RECORDS_KEY.length);
     const recs = event.records;
     for (let i = 0; i < recs.length; i++) {
       if (i > 0) s.byte(0x2c);
@@ -384,18 +413,17 @@ export class JsonEventWriter {
     let msgStart = -1;
     let msgEnd = -1;
     const opening = recordOpening(r.typeName);
-    s.bytes(opening, 0, opening.length);
     let count = 0;
     const names = this.#names;
-    names.begin(src);
+    names.begin(src, bs, be, false);
     const fieldsOnly = isFieldsOnlyType(r.type);
     let rest = -1;
     let i = bs;
-    // Reserve room for the whole fields object at once, then write into the
-    // buffer directly: six bytes per input byte covers any escaping, plus
-    // punctuation and #N suffixes per field.
-    let out = s.reserve((be - bs) * 8 + 16);
-    let p = s.position;
+    // Reserve room for the opening and the whole fields object at once, then
+    // write into the buffer directly: six bytes per input byte covers any
+    // escaping, plus punctuation and #N suffixes per field.
+    let out = s.reserve(opening.length + (be - bs) * 8 + 16);
+    let p = put(opening, out, s.position);
     // One pass per field: the name is hashed while it is scanned, and the
     // value is copied (escaped) while its end is looked for. The grammar is
     // nextField's; the rare single-quoted and braced values use it directly.
@@ -430,11 +458,10 @@ export class JsonEventWriter {
       out[p++] = 0x22;
       p = escapeInto(src, ns, ne, out, p);
       if (suffix > 0) {
+        // Room for `#N` and the rest of the fields, as reserved above.
         s.commit(p);
-        s.byte(0x23);
-        s.decimal(suffix);
-        out = s.reserve((be - i) * 8 + 16);
-        p = s.position;
+        out = s.reserve((be - i) * 8 + 32);
+        p = putSuffix(suffix, out, s.position);
       }
       out[p++] = 0x22;
       out[p++] = 0x3a;
@@ -544,7 +571,7 @@ export class JsonEventWriter {
     const s = this.#sink;
     const range = this.#range;
     const names = this.#msgNames;
-    names.begin(src);
+    names.begin(src, from, to, true);
     let out = s.reserve((to - from) * 6 + 16);
     let p = s.position;
     p = put(MSG_OPENING, out, p);
@@ -566,10 +593,8 @@ export class JsonEventWriter {
       p = escapeInto(src, ns, ne, out, p);
       if (suffix > 0) {
         s.commit(p);
-        s.byte(0x23);
-        s.decimal(suffix);
-        out = s.reserve((to - i) * 6 + 16);
-        p = s.position;
+        out = s.reserve((to - i) * 6 + 32);
+        p = putSuffix(suffix, out, s.position);
       }
       out[p++] = 0x22;
       out[p++] = 0x3a;

@@ -38,11 +38,12 @@ export class TextEventWriter {
     // so that writing it stays linear in its records.
     const many = links.length > 8 ? new Set(links) : null;
     for (let i = 0; i < recs.length; i++) {
-      const linked = many === null ? links.includes(i) : many.has(i);
+      const linked = links.length === 0 ? false : many === null ? links.includes(i) : many.has(i);
       this.#record(recs[i]!, linked ? i + 1 : 0);
     }
     const s = this.#sink;
-    for (const x of extras) {
+    for (let e = 0; e < extras.length; e++) {
+      const x = extras[e]!;
       this.#head(event.node);
       s.utf8(x.typeName);
       s.ascii(` msg=audit(${event.time}:${event.serial}): `);
@@ -97,13 +98,24 @@ export class TextEventWriter {
       s.byte(LINE_END);
       return;
     }
-    s.bytes(src, from, r.bodyEnd);
-    this.#link(link);
     // The rest of the line: after a link the input had (it was recomputed), else after the body.
     const dropped = linkEnd(src, r.bodyEnd);
     const rest = dropped < 0 ? r.bodyEnd : dropped;
     let end = Math.max(rest, r.enrichedEnd);
     while (end < src.length && src[end] !== LINE_END) end++;
+    if (link === 0 && dropped < 0) {
+      // The usual record: its line as it came, with its newline when the
+      // input has one there, in one copy.
+      if (end < src.length) {
+        s.bytes(src, from, end + 1);
+      } else {
+        s.bytes(src, from, end);
+        s.byte(LINE_END);
+      }
+      return;
+    }
+    s.bytes(src, from, r.bodyEnd);
+    this.#link(link);
     s.bytes(src, rest, end);
     s.byte(LINE_END);
   }

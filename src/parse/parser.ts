@@ -38,6 +38,14 @@ export class ByteRecord implements AuditRecord {
    * slot counts.
    */
   #decoded: Decoded | null = null;
+  /**
+   * The time in ms as seconds and milliseconds: each fits a small integer,
+   * which V8 keeps in the record itself, where the product (over 2^31) would
+   * be a number boxed on the heap, an object more per record for the
+   * collector to move while the record's event is open.
+   */
+  readonly #sec: number;
+  readonly #ms: number;
 
   constructor(
     /** The bytes the record was parsed from (valid UTF-8). */
@@ -48,7 +56,7 @@ export class ByteRecord implements AuditRecord {
     /** Range of the `SEC.MS` text in `src`. */
     readonly timeStart: number,
     readonly timeEnd: number,
-    readonly timeMs: number,
+    timeMs: number,
     readonly serial: number,
     /** Range of the fields text in `src`. */
     readonly bodyStart: number,
@@ -70,7 +78,16 @@ export class ByteRecord implements AuditRecord {
      * between them to stop at.
      */
     readonly payloadEnd: number,
-  ) {}
+  ) {
+    const sec = Math.floor(timeMs / 1000);
+    this.#sec = sec;
+    this.#ms = (timeMs - sec * 1000) | 0;
+  }
+
+  /** The time of the record's event, in ms since the epoch. */
+  get timeMs(): number {
+    return this.#sec * 1000 + this.#ms;
+  }
 
   get time(): string {
     const d = (this.#decoded ??= newDecoded());
@@ -87,16 +104,16 @@ export class ByteRecord implements AuditRecord {
   }
 
   get names(): readonly string[] {
-    return this.#split().names!;
+    return this.splitFields().names!;
   }
 
   get values(): readonly string[] {
-    return this.#split().values!;
+    return this.splitFields().values!;
   }
 
   /** The first field called `name` as an integer (see AuditRecord.fieldInt), read from the bytes. */
   fieldInt(name: string): number | null {
-    const f = this.#find(name);
+    const f = this.findField(name);
     if (f < 0) return null;
     return decimalField(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!);
   }
@@ -113,12 +130,15 @@ export class ByteRecord implements AuditRecord {
       const i = this.#decoded!.names!.indexOf(name);
       return i < 0 ? undefined : values[i];
     }
-    const f = this.#find(name);
+    const f = this.findField(name);
     return f < 0 ? undefined : rawValueText(this.src, indexScratch[f + 2]!, indexScratch[f + 3]!);
   }
 
+  // findField and splitFields are private to the class by TypeScript only:
+  // a `#` method makes V8 keep a brand in every instance, a slot per record.
+
   /** The offset in indexScratch of the first field called `name`, or -1. */
-  #find(name: string): number {
+  private findField(name: string): number {
     // One shared index, of the record asked last: callers read several
     // fields of one record, then move on, so a per-record index would only
     // add garbage. (A record is identified by its bytes' buffer and offset.)
@@ -136,6 +156,11 @@ export class ByteRecord implements AuditRecord {
     for (let f = 0; f < indexLength; f += 4) {
       if (index[f + 1]! - index[f]! === len && asciiAt(src, index[f]!, name)) return f;
     }
+    // A name asked of records that lack it (the labeller asks each record of
+    // an event without a SYSCALL record for its pid=) is not there when its
+    // `name=` is nowhere in the rest: one look per byte, not the fields
+    // tokenized. The index stays where it is for the next name asked.
+    if (indexNext >= 0 && !mayHoldField(src, indexNext, this.bodyEnd, name)) return -1;
     while (indexNext >= 0 && indexLength + 4 <= index.length) {
       // (A record of over 4096 fields: the rest stays unindexed.)
       indexNext = nextField(src, indexNext, this.bodyEnd, fieldRange);
@@ -151,7 +176,7 @@ export class ByteRecord implements AuditRecord {
     return -1;
   }
 
-  #split(): Decoded {
+  private splitFields(): Decoded {
     const d = (this.#decoded ??= newDecoded());
     if (d.names === null) {
       const names: string[] = [];
@@ -174,6 +199,20 @@ interface Decoded {
 
 function newDecoded(): Decoded {
   return { time: null, body: null, names: null, values: null };
+}
+
+/**
+ * Whether `name=` occurs in `src[from..end)` with its `=` before `end`: a
+ * field called `name` there would (a field's name is followed by its `=`).
+ */
+function mayHoldField(src: Uint8Array, from: number, end: number, name: string): boolean {
+  const n = name.length;
+  if (n === 0) return true; // (a field may have an empty name: `=x`)
+  const first = name.charCodeAt(0);
+  for (let i = from; i + n < end; i++) {
+    if (src[i] === first && src[i + n] === 0x3d /* = */ && asciiAt(src, i, name)) return true;
+  }
+  return false;
 }
 
 const fieldRange = new Int32Array(4);
