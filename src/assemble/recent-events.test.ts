@@ -251,3 +251,52 @@ test('recent events find the duplicates of interleaved events, and only those, h
     interleaved(seed, 64, 2048);
   }
 });
+
+test('recent events: a key with many events answers as the plain walk over its newest 64 records does', () => {
+  // Late records of one large event become events of their own under its
+  // key; past a few, the key keeps its newest records' hashes in a ring
+  // that answers "no duplicate" at once. Checked against the rule written
+  // plainly: the newest events first, each one's records in order, 64
+  // records compared at most.
+  const pool = Array.from(
+    { length: 90 },
+    (_, i) => `type=PROCTITLE msg=audit(1.000:1): proctitle=${4096 + i}`,
+  );
+  for (let seed = 1; seed <= 40; seed++) {
+    const rnd = prng(seed);
+    const pick = (n: number): number => Math.floor(rnd() * n);
+    const recent = new RecentEvents(4096);
+    const events = new Map<number, string[][]>();
+    const remember = (key: number, lines: string[]): void => {
+      recent.remember(key, 1000, lines.map(rec));
+      const list = events.get(key) ?? [];
+      list.push(lines);
+      events.set(key, list);
+    };
+    const expected = (key: number, line: string): boolean => {
+      let checked = 0;
+      for (const lines of [...(events.get(key) ?? [])].reverse()) {
+        for (const l of lines) {
+          if (checked++ >= 64) return false;
+          if (l === line) return true;
+        }
+      }
+      return false;
+    };
+    for (let step = 0; step < 600; step++) {
+      const key = pick(8) === 0 ? 2 : 1;
+      if (pick(20) === 0) {
+        // A large event: more records than are compared.
+        remember(
+          key,
+          Array.from({ length: 1 + pick(100) }, () => pool[pick(pool.length)]!),
+        );
+        continue;
+      }
+      const line = pool[pick(pool.length)]!;
+      const got = recent.isDuplicate(key, rec(line));
+      assert.equal(got, expected(key, line), `seed ${seed}, step ${step}`);
+      if (!got) remember(key, [line]);
+    }
+  }
+});

@@ -49,12 +49,41 @@ const MAX_PER_KEY = 1024;
  */
 const MAX_COMPARED = 64;
 
+/**
+ * A key whose walk in isDuplicate passed this many records keeps the hashes
+ * of its newest records in a ring of its own (see HotKey).
+ */
+const HOT_AFTER = 16;
+/** Keys with a ring at a time; past it the oldest loses its own. */
+const MAX_HOT_KEYS = 64;
+/**
+ * Hashes in a ring: enough to hold every record the walk may compare (up to
+ * MAX_COMPARED, each event's first ones), as each event adds its first
+ * MAX_COMPARED at most.
+ */
+const RING = 2 * MAX_COMPARED;
+
+/**
+ * The hashes of a key's newest remembered records (each event's first
+ * MAX_COMPARED), whatever events came between: a superset of the records
+ * isDuplicate compares. A record whose hash is in none of them is no
+ * duplicate, found by one scan of a small array rather than a walk through
+ * as many events (late records of one large event, each an event of its
+ * own under the same key, made the walk most of their cost).
+ */
+interface HotKey {
+  readonly hashes: Int32Array;
+  next: number;
+}
+
 export class RecentEvents {
   readonly #maxEvents: number;
   readonly #maxRecords: number;
   readonly #maxBytes: number;
   /** Key → number of the newest remembered event with that key. */
   readonly #byKey = new EventKeyMap<number>();
+  /** Keys with a ring of hashes (see HotKey), oldest first. */
+  readonly #hot = new Map<Key, HotKey>();
   // Events, numbered from 0 in the order remembered; event n is in slot n & #evMask.
   #evKey: (Key | undefined)[];
   #evTime: Float64Array;
@@ -156,6 +185,11 @@ export class RecentEvents {
     // Compared by hash first (the new record's once, each remembered one's
     // once ever), so that each comparison costs a few steps, not the text.
     const h = n !== undefined && record instanceof ByteRecord ? nonZero(contentHash(record)) : 0;
+    if (h !== 0) {
+      const hot = this.#hot.get(key);
+      if (hot !== undefined && !ringHas(hot.hashes, h)) return false;
+    }
+    const head = n;
     while (n !== undefined && n >= this.#evOldest && checked < MAX_COMPARED) {
       const slot = n & this.#evMask;
       const first = this.#evFirst[slot]!;
@@ -170,7 +204,47 @@ export class RecentEvents {
       const prev = this.#evPrev[slot]!;
       n = prev < 0 ? undefined : prev;
     }
+    if (checked >= HOT_AFTER && head !== undefined && !this.#hot.has(key)) this.#makeHot(key, head);
     return false;
+  }
+
+  /** Gives `key` (newest event `head`) a ring of its newest records' hashes, unless one cannot be known. */
+  #makeHot(key: Key, head: number): void {
+    const found: number[] = [];
+    for (let n = head; n >= this.#evOldest && found.length < RING;) {
+      const slot = n & this.#evMask;
+      const first = this.#evFirst[slot]!;
+      const count = Math.min(this.#evCount[slot]!, MAX_COMPARED);
+      for (let i = 0; i < count && found.length < RING; i++) {
+        const h = this.#hashOf(first + i);
+        if (h === 0) return; // a record kept as an object, or too large
+        found.push(h);
+      }
+      const prev = this.#evPrev[slot]!;
+      if (prev < 0) break;
+      n = prev;
+    }
+    if (this.#hot.size >= MAX_HOT_KEYS) this.#hot.delete(this.#hot.keys().next().value!);
+    const hashes = new Int32Array(RING);
+    // Oldest first, so that the newest are overwritten last.
+    for (let i = 0; i < found.length; i++) hashes[i] = found[found.length - 1 - i]!;
+    this.#hot.set(key, { hashes, next: found.length % RING });
+  }
+
+  /** Adds an event's records to its key's ring, if it has one. */
+  #toRing(key: Key, records: readonly AuditRecord[], count: number): void {
+    const hot = this.#hot.get(key);
+    if (hot === undefined) return;
+    const n = Math.min(count, MAX_COMPARED);
+    for (let i = 0; i < n; i++) {
+      const r = records[i]!;
+      if (!(r instanceof ByteRecord)) {
+        this.#hot.delete(key); // its hash is not known: the walk decides
+        return;
+      }
+      hot.hashes[hot.next] = nonZero(contentHash(r));
+      hot.next = (hot.next + 1) % RING;
+    }
   }
 
   /** Remembers a closed event's records under its key (after any earlier event with that key). */
@@ -217,6 +291,7 @@ export class RecentEvents {
       }
     }
     const prev = this.#byKey.get(key);
+    if (this.#hot.size > 0) this.#toRing(key, records, count);
     const n = this.#evNext++;
     const slot = n & this.#evMask;
     this.#evKey[slot] = key;
@@ -317,7 +392,10 @@ export class RecentEvents {
     const slot = n & this.#evMask;
     const key = this.#evKey[slot]!;
     // A newer event with the same key keeps the key (and reaches this one no more).
-    if (this.#byKey.get(key) === n) this.#byKey.delete(key);
+    if (this.#byKey.get(key) === n) {
+      this.#byKey.delete(key);
+      this.#hot.delete(key);
+    }
     this.#evKey[slot] = undefined;
   }
 
@@ -499,6 +577,12 @@ function copyInto(dst: Uint8Array, at: number, src: Buffer, from: number, len: n
     return;
   }
   for (let i = 0; i < len; i++) dst[at + i] = src[from + i]!;
+}
+
+/** Whether `hashes` holds `h`. */
+function ringHas(hashes: Int32Array, h: number): boolean {
+  for (let i = 0; i < hashes.length; i++) if (hashes[i] === h) return true;
+  return false;
 }
 
 /** A hash as the hashes above hold it: 0 means "none yet". */

@@ -84,3 +84,27 @@ test('field names: random objects get the smallest free suffixes, in records and
     assert.deepEqual(keys, expectedKeys(names), `seed ${seed}`);
   }
 });
+
+test("field names: a name with a '#' that comes after suffixes were given is told apart from them", () => {
+  // Suffixes are not put in the table while no name of the object has a
+  // '#' (none can be taken); the first such name puts them in.
+  const text = (names: string[]): string => names.map((n) => `${n}=1`).join(' ');
+  assert.deepEqual(keysOf(text(['a', 'a', 'a', 'a#2', 'a#3', 'a']), false), [
+    'a',
+    'a#2',
+    'a#3',
+    'a#2#2',
+    'a#3#2',
+    'a#4',
+  ]);
+  assert.deepEqual(keysOf(text(['a', 'b', 'a', 'b', 'b#2', 'a#2', 'a']), true), [
+    'a',
+    'b',
+    'a#2',
+    'b#2',
+    'b#2#2',
+    'a#2#2',
+    'a#3',
+  ]);
+  assert.deepEqual(keysOf(text(['a#2', 'a', 'a']), false), ['a#2', 'a', 'a#3']);
+});

@@ -51,6 +51,12 @@ function suffixedHash(h: number, m: number): number {
 }
 
 /** The bytes a suffix adds to a name: `#` and its digits, or nothing for 0. */
+/** Whether `src[from..to)` has a `#`. */
+function indexOfHash(src: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (src[i] === HASH) return true;
+  return false;
+}
+
 function suffixLength(m: number): number {
   return m === 0 ? 0 : digitCount(m) + 1;
 }
@@ -92,6 +98,14 @@ export class FieldNames {
   /** Names added to the current object. */
   #count = 0;
   #tabled = false;
+  /**
+   * Whether a name of the current object has a `#`. Until one has, no
+   * name can be `name#m`, so a repeat's suffix is its name's next one and
+   * is not put in the table (a hostile record repeats one name thousands
+   * of times, each insert a cache miss). The first name with a `#` puts
+   * the names so far into the table again, suffixes included (#suffixed).
+   */
+  #anyHash = false;
   readonly #range = new Int32Array(4);
 
   /** A table for objects of at most `maxNames` names. */
@@ -121,6 +135,7 @@ export class FieldNames {
     }
     this.#count = 0;
     this.#tabled = false;
+    this.#anyHash = false;
   }
 
   /**
@@ -129,6 +144,7 @@ export class FieldNames {
    * suffix m to write `name#m`.
    */
   add(from: number, to: number, h: number): number {
+    if (!this.#anyHash && indexOfHash(this.#src, from, to)) this.#suffixed();
     if (!this.#tabled) {
       const b = (h ^ (h >>> 12)) & (BUCKETS - 1);
       if (this.#bucket[b] !== this.#current) {
@@ -141,6 +157,19 @@ export class FieldNames {
     }
     this.#count++;
     return this.#add(from, to, h);
+  }
+
+  /** A name with a `#` comes: from now on suffixes are in the table, those given so far too. */
+  #suffixed(): void {
+    this.#anyHash = true;
+    if (!this.#tabled) return; // no repeat yet, so no suffix
+    this.#current = (this.#current + 1) | 0;
+    if (this.#current === 0) {
+      this.#slots.fill(0);
+      this.#bucket.fill(0);
+      this.#current = 1;
+    }
+    this.#tableNamesSoFar();
   }
 
   /** Puts the names added so far into the table: the first #count fields' names. */
@@ -180,6 +209,10 @@ export class FieldNames {
   #repeat(at: number, from: number, to: number, h: number): number {
     const slots = this.#slots;
     let m = slots[at + NEXT]!;
+    if (!this.#anyHash) {
+      slots[at + NEXT] = m + 1;
+      return m;
+    }
     let hm = suffixedHash(h, m);
     let found = this.#find(hm, from, to, m);
     while (found >= 0) {
