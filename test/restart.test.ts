@@ -133,6 +133,7 @@ test(
       let container = 0;
       let host = 0;
       let unknown = 0;
+      let hostUnknown = 0;
       const wrong: string[] = [];
       for (const e of events) {
         const s = syscallOf(e);
@@ -153,6 +154,14 @@ test(
           unknown++;
           continue;
         }
+        // The same for a host process (any process of this machine that
+        // the test's rules catch) whose first record came right after a
+        // restart, its parent gone: unknown is the honest answer, never a
+        // container's ID.
+        if (want === null && got === 'unknown') {
+          hostUnknown++;
+          continue;
+        }
         if (want !== got) wrong.push(`expected ${want}, got ${got}: ${s.slice(0, 200)}`);
       }
       if (wrong.length > 0) {
@@ -170,8 +179,9 @@ test(
       const restores = events.filter((e) => e.lines.some((l) => l.includes(' op=restore-done ')));
       assert.equal(restores.length, ROUNDS, 'one restore per restart');
       assert.ok(unknown <= container / 10, `unknown: ${unknown} of ${container}`);
+      assert.ok(hostUnknown <= host / 100, `host events unknown: ${hostUnknown} of ${host}`);
       t.diagnostic(
-        `${ROUNDS} restarts: ${container} container events (${unknown} unknown), ${host} host events, 0 wrong`,
+        `${ROUNDS} restarts: ${container} container events (${unknown} unknown), ${host} host events (${hostUnknown} unknown), 0 wrong`,
       );
     });
   },
