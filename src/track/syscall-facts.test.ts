@@ -216,7 +216,7 @@ test('one reader reads records one after another', () => {
   f.read(parsed('arch=c000003e syscall=231 success=yes exit=0 ppid=3 pid=4'));
   assert.deepEqual([f.pid, f.ppid, f.kind, f.comm(), f.exe()], [4, 3, 'exit-group', undefined, undefined]);
   // A single-quoted value: read through the general lookup, between records read from their bytes.
-  f.read(parsed("arch=c000003e syscall=57 success=yes exit=9 a0='q' ppid=5 pid=6 comm=\"b\""));
+  f.read(parsed('arch=c000003e syscall=57 success=yes exit=9 a0=\'q\' ppid=5 pid=6 comm="b"'));
   assert.deepEqual([f.pid, f.kind, f.exit, f.comm()], [6, 'fork', 9, '"b"']);
   f.read(parsed('arch=c000003e syscall=57 success=no exit=-11 ppid=7 pid=8 comm="c"'));
   assert.deepEqual([f.pid, f.success, f.exit, f.comm()], [8, false, -11, '"c"']);
