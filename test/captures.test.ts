@@ -23,7 +23,7 @@ import { EventAssembler } from '../src/assemble/assembler.js';
 import type { AuditEvent } from '../src/assemble/event.js';
 import { parseKeyring } from '../src/marker/keyring.js';
 import { RecordParser } from '../src/parse/parser.js';
-import { fieldValue, type AuditRecord } from '../src/parse/record.js';
+import type { AuditRecord } from '../src/parse/record.js';
 import { Labeller, type LabelledEvent } from '../src/policy/labeller.js';
 
 const DIR = new URL('../../testdata/captures/', import.meta.url);
@@ -116,7 +116,7 @@ function unquote(value: string | undefined): string | undefined {
 }
 
 function int(record: AuditRecord, name: string): number | undefined {
-  const v = fieldValue(record, name);
+  const v = record.field(name);
   return v !== undefined && /^[0-9]+$/.test(v) ? Number(v) : undefined;
 }
 
@@ -138,8 +138,8 @@ function actors(events: readonly AuditEvent[]): (Actor | null)[] {
       const actor = {
         pid,
         ppid: int(sys, 'ppid'),
-        comm: unquote(fieldValue(sys, 'comm')),
-        exe: unquote(fieldValue(sys, 'exe')),
+        comm: unquote(sys.field('comm')),
+        exe: unquote(sys.field('exe')),
       };
       last.set(pid, actor);
       return actor;

@@ -5,7 +5,6 @@
  * event of n records cost n²/2 comparisons (40,000 records with one stamp
  * took 71 s). The assembler builds one only for large events.
  */
-import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 
 /**
@@ -39,29 +38,20 @@ export function hashText(
 
 /** A hash of a record's type and text (fields and enriched part). */
 export function contentHash(r: AuditRecord): number {
-  if (r instanceof ByteRecord) {
-    const e = r.enrichedStart;
-    return hashText(r.src, r.type, r.bodyStart, r.bodyEnd, e, e < 0 ? 0 : r.enrichedEnd - e);
-  }
-  let h = Math.imul(SEED ^ r.type, 0x01000193);
-  const text = r.enriched === null ? r.body : `${r.body}\x1d${r.enriched}`;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h;
+  const e = r.enrichedStart;
+  return hashText(r.src, r.type, r.bodyStart, r.bodyEnd, e, e < 0 ? 0 : r.enrichedEnd - e);
 }
 
 /** Whether two records have the same text (fields and enriched part). */
 export function sameContent(a: AuditRecord, b: AuditRecord): boolean {
-  if (a instanceof ByteRecord && b instanceof ByteRecord) {
-    const body = a.bodyEnd - a.bodyStart;
-    if (body !== b.bodyEnd - b.bodyStart) return false;
-    if (a.enrichedEnd - a.enrichedStart !== b.enrichedEnd - b.enrichedStart) return false;
-    if (!sameBytes(a.src, a.bodyStart, b.src, b.bodyStart, body)) return false;
-    return (
-      a.enrichedStart < 0 ||
-      sameBytes(a.src, a.enrichedStart, b.src, b.enrichedStart, a.enrichedEnd - a.enrichedStart)
-    );
-  }
-  return a.body === b.body && a.enriched === b.enriched;
+  const body = a.bodyEnd - a.bodyStart;
+  if (body !== b.bodyEnd - b.bodyStart) return false;
+  if (a.enrichedEnd - a.enrichedStart !== b.enrichedEnd - b.enrichedStart) return false;
+  if (!sameBytes(a.src, a.bodyStart, b.src, b.bodyStart, body)) return false;
+  return (
+    a.enrichedStart < 0 ||
+    sameBytes(a.src, a.enrichedStart, b.src, b.enrichedStart, a.enrichedEnd - a.enrichedStart)
+  );
 }
 
 /** Bytes compared in a loop before a native comparison takes the rest. */

@@ -16,13 +16,11 @@
  * young. The copies are made a run of input at a time: the arena holds the
  * recent input of one buffer as it is, lines between events included, so
  * that a buffer takes a few copies rather than one per event (see #runSrc).
- * Records that did not come from a parser's bytes are kept as they are.
  *
  * Bounded by events (`maxEvents`), by records (a ring that grows up to
  * `maxRecords`) and by bytes (an arena that grows up to `maxBytes`); past
  * any bound the oldest events are forgotten first.
  */
-import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { contentHash, hashText } from './content-index.js';
 import { EventKeyMap } from './event-key-map.js';
@@ -110,8 +108,6 @@ export class RecentEvents {
   #recEnriched: Int32Array;
   /** A hash of the record's text (contentHash), made when first compared; 0 until then. */
   #recHash: Int32Array;
-  /** A record that did not come from the parser, kept as it is. */
-  #recObject: (AuditRecord | undefined)[];
   #recMask: number;
   #recNext = 0;
   /**
@@ -153,7 +149,6 @@ export class RecentEvents {
     this.#recGap = new Int32Array(recSlots);
     this.#recEnriched = new Int32Array(recSlots);
     this.#recHash = new Int32Array(recSlots);
-    this.#recObject = new Array<AuditRecord | undefined>(recSlots).fill(undefined);
     this.#recMask = recSlots - 1;
     this.#maxBytes = powerOfTwoAtLeast(Math.max(maxBytes, 1024));
     const bytes = Math.min(this.#maxBytes, powerOfTwoAtLeast(this.#maxEvents * 1024));
@@ -184,7 +179,7 @@ export class RecentEvents {
     let checked = 0;
     // Compared by hash first (the new record's once, each remembered one's
     // once ever), so that each comparison costs a few steps, not the text.
-    const h = n !== undefined && record instanceof ByteRecord ? nonZero(contentHash(record)) : 0;
+    const h = n !== undefined ? nonZero(contentHash(record)) : 0;
     if (h !== 0) {
       const hot = this.#hot.get(key);
       if (hot !== undefined && !ringHas(hot.hashes, h)) return false;
@@ -217,7 +212,7 @@ export class RecentEvents {
       const count = Math.min(this.#evCount[slot]!, MAX_COMPARED);
       for (let i = 0; i < count && found.length < RING; i++) {
         const h = this.#hashOf(first + i);
-        if (h === 0) return; // a record kept as an object, or too large
+        if (h === 0) return; // a record too large to keep
         found.push(h);
       }
       const prev = this.#evPrev[slot]!;
@@ -237,12 +232,7 @@ export class RecentEvents {
     if (hot === undefined) return;
     const n = Math.min(count, MAX_COMPARED);
     for (let i = 0; i < n; i++) {
-      const r = records[i]!;
-      if (!(r instanceof ByteRecord)) {
-        this.#hot.delete(key); // its hash is not known: the walk decides
-        return;
-      }
-      hot.hashes[hot.next] = nonZero(contentHash(r));
+      hot.hashes[hot.next] = nonZero(contentHash(records[i]!));
       hot.next = (hot.next + 1) % RING;
     }
   }
@@ -302,7 +292,7 @@ export class RecentEvents {
     this.#byKey.set(key, n);
     const eventStart = this.#arenaNext;
     if (!covered && span >= 0) {
-      const first = records[0] as ByteRecord;
+      const first = records[0]!;
       const at = this.#place(span, eventStart);
       if (at >= 0) {
         this.#runSrc = first.src;
@@ -316,7 +306,7 @@ export class RecentEvents {
       // Its bytes are kept while the run's are: the event counts from the run's start.
       this.#evBytes[slot] = this.#runAt;
       for (let i = 0; i < count; i++) {
-        const r = records[i] as ByteRecord;
+        const r = records[i]!;
         this.#note(r, this.#runAt + (r.bodyStart - this.#runFrom));
       }
       return;
@@ -335,8 +325,8 @@ export class RecentEvents {
     const src = this.#runSrc;
     let end = this.#runTo;
     for (let i = 0; i < count; i++) {
-      const r = records[i];
-      if (!(r instanceof ByteRecord) || r.src !== src || r.bodyStart < this.#runFrom) return -1;
+      const r = records[i]!;
+      if (r.src !== src || r.bodyStart < this.#runFrom) return -1;
       const e = r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd;
       if (e > end) end = e;
     }
@@ -408,7 +398,6 @@ export class RecentEvents {
     const gap = new Int32Array(slots);
     const enriched = new Int32Array(slots);
     const hash = new Int32Array(slots);
-    const object = new Array<AuditRecord | undefined>(slots).fill(undefined);
     // Every record still in the old ring moves to its slot in the new one.
     for (let r = Math.max(0, this.#recNext - oldSlots); r < this.#recNext; r++) {
       const a = r & this.#recMask;
@@ -419,7 +408,6 @@ export class RecentEvents {
       gap[b] = this.#recGap[a]!;
       enriched[b] = this.#recEnriched[a]!;
       hash[b] = this.#recHash[a]!;
-      object[b] = this.#recObject[a];
     }
     this.#recType = type;
     this.#recAt = at;
@@ -427,7 +415,6 @@ export class RecentEvents {
     this.#recGap = gap;
     this.#recEnriched = enriched;
     this.#recHash = hash;
-    this.#recObject = object;
     this.#recMask = slots - 1;
   }
 
@@ -446,7 +433,7 @@ export class RecentEvents {
       const from = this.#evFirst[this.#evOldest & this.#evMask]!;
       for (let r = from; r < this.#recNext; r++) {
         const slot = r & this.#recMask;
-        if (this.#recType[slot] === -1 || this.#recObject[slot] !== undefined) continue;
+        if (this.#recType[slot] === -1) continue;
         const at = this.#recAt[slot]!;
         const enriched = this.#recEnriched[slot]!;
         const len = enriched < 0 ? this.#recBody[slot]! : this.#recGap[slot]! + enriched;
@@ -460,12 +447,6 @@ export class RecentEvents {
 
   /** Stores one record of the event whose bytes start at `eventStart`, in a copy of its own. */
   #store(record: AuditRecord, eventStart: number): void {
-    if (!(record instanceof ByteRecord)) {
-      const slot = this.#recNext++ & this.#recMask;
-      this.#recType[slot] = record.type;
-      this.#recObject[slot] = record;
-      return;
-    }
     const len = extentOf(record);
     const at = this.#place(len, eventStart);
     if (at >= 0) copyInto(this.#arena, at % (this.#arenaMask + 1), record.src, record.bodyStart, len);
@@ -473,10 +454,9 @@ export class RecentEvents {
   }
 
   /** Notes a record whose text was copied to arena position `at` (-1: not kept, it matches nothing). */
-  #note(record: ByteRecord, at: number): void {
+  #note(record: AuditRecord, at: number): void {
     const slot = this.#recNext++ & this.#recMask;
     this.#recType[slot] = at < 0 ? -1 : record.type;
-    if (this.#recObject[slot] !== undefined) this.#recObject[slot] = undefined;
     this.#recAt[slot] = at;
     this.#recBody[slot] = record.bodyEnd - record.bodyStart;
     this.#recGap[slot] = record.enrichedStart < 0 ? -1 : record.enrichedStart - record.bodyStart;
@@ -486,14 +466,14 @@ export class RecentEvents {
 
   /**
    * The contentHash of remembered record `n` (made now if it was not), or 0
-   * when it has none to compare with: kept as an object or not kept at all.
+   * when it has none to compare with: not kept.
    */
   #hashOf(n: number): number {
     const slot = n & this.#recMask;
     const known = this.#recHash[slot]!;
     if (known !== 0) return known;
     const type = this.#recType[slot]!;
-    if (type === -1 || this.#recObject[slot] !== undefined) return 0;
+    if (type === -1) return 0;
     const size = this.#arenaMask + 1;
     const p = this.#recAt[slot]! % size;
     const enriched = this.#recEnriched[slot]!;
@@ -515,46 +495,34 @@ export class RecentEvents {
   #sameAs(n: number, b: AuditRecord): boolean {
     const slot = n & this.#recMask;
     if (this.#recType[slot] !== b.type) return false;
-    const a = this.#recObject[slot];
-    if (a !== undefined) return a.body === b.body && a.enriched === b.enriched;
     const p = this.#recAt[slot]! % (this.#arenaMask + 1);
     const body = this.#recBody[slot]!;
     const enriched = this.#recEnriched[slot]!;
     const arena = this.#arena;
-    if (b instanceof ByteRecord) {
-      if (b.bodyEnd - b.bodyStart !== body) return false;
-      if ((b.enrichedStart < 0 ? -1 : b.enrichedEnd - b.enrichedStart) !== enriched) return false;
-      if (!bytesEqual(arena, p, b.src, b.bodyStart, body)) return false;
-      return enriched < 0 || bytesEqual(arena, p + this.#recGap[slot]!, b.src, b.enrichedStart, enriched);
-    }
-    const text = Buffer.from(arena.buffer, arena.byteOffset, arena.length);
-    return (
-      text.toString('utf8', p, p + body) === b.body &&
-      (enriched < 0
-        ? null
-        : text.toString('utf8', p + this.#recGap[slot]!, p + this.#recGap[slot]! + enriched)) === b.enriched
-    );
+    if (b.bodyEnd - b.bodyStart !== body) return false;
+    if ((b.enrichedStart < 0 ? -1 : b.enrichedEnd - b.enrichedStart) !== enriched) return false;
+    if (!bytesEqual(arena, p, b.src, b.bodyStart, body)) return false;
+    return enriched < 0 || bytesEqual(arena, p + this.#recGap[slot]!, b.src, b.enrichedStart, enriched);
   }
 }
 
 /** The bytes of a record's text: its fields, through its enriched part when it has one. */
 function extentOf(r: AuditRecord): number {
-  if (!(r instanceof ByteRecord)) return 0;
   return (r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd) - r.bodyStart;
 }
 
 /**
  * The length of the text from the first record's fields to the last one's
- * end when the first `count` records are ByteRecords of one buffer, each
- * after the one before (lines in order); -1 otherwise.
+ * end when the first `count` records are of one buffer, each after the one
+ * before (lines in order); -1 otherwise.
  */
 function spanOf(records: readonly AuditRecord[], count: number): number {
-  const first = records[0];
-  if (count === 0 || !(first instanceof ByteRecord)) return -1;
+  if (count === 0) return -1;
+  const first = records[0]!;
   let end = first.bodyStart;
   for (let i = 0; i < count; i++) {
-    const r = records[i];
-    if (!(r instanceof ByteRecord) || r.src !== first.src || r.bodyStart < end) return -1;
+    const r = records[i]!;
+    if (r.src !== first.src || r.bodyStart < end) return -1;
     end = r.enrichedStart < 0 ? r.bodyEnd : r.enrichedEnd;
   }
   return end - first.bodyStart;

@@ -21,7 +21,6 @@
  */
 import type { LabelledEvent } from '../policy/labeller.js';
 import { CgroupIndex } from '../policy/cgroup.js';
-import { fieldValue } from '../parse/record.js';
 import { lifecycleKind } from '../track/lifecycle.js';
 import type { Logger } from './logger.js';
 import { RecordType } from '../interpret/record-types-generated.js';
@@ -111,10 +110,10 @@ export class CgroupAdoption {
     if ((le.contid !== null && le.contid !== 'unknown') || le.provisional || this.#index.size === 0) return;
     const record = le.event.records.find((r) => r.type === SYSCALL);
     if (record === undefined) return;
-    const pid = Number(fieldValue(record, 'pid'));
-    const ppid = fieldValue(record, 'ppid') ?? '';
+    const pid = Number(record.field('pid'));
+    const ppid = record.field('ppid') ?? '';
     if (!Number.isSafeInteger(pid) || pid <= 0) return;
-    const kind = lifecycleKind(fieldValue(record, 'arch') ?? '', Number(fieldValue(record, 'syscall')));
+    const kind = lifecycleKind(record.field('arch') ?? '', Number(record.field('syscall')));
     if (kind === 'exit-group') {
       this.#checked.delete(pid);
       return;

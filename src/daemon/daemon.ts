@@ -32,7 +32,7 @@ import {
   type MarkerStamp,
 } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
-import { fieldValue, type AuditRecord } from '../parse/record.js';
+import type { AuditRecord } from '../parse/record.js';
 import type { Labeller, LabelledEvent } from '../policy/labeller.js';
 import { LabellingStage } from '../pipeline/labelling.js';
 import { ContainerSinks } from '../route/container-sinks.js';
@@ -639,7 +639,7 @@ export class Daemon implements DaemonApi {
    * sealing. The kernel-stamped pid is the daemon's only for its own.
    */
   #noteOwnMarker(r: AuditRecord): void {
-    if (fieldValue(r, 'pid') !== String(this.#self.pid)) return;
+    if (r.field('pid') !== String(this.#self.pid)) return;
     const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
     if (m?.[1] !== this.startId) return;
     this.#lastEcho = { time: r.time, serial: r.serial };
@@ -804,7 +804,7 @@ export class Daemon implements DaemonApi {
   }
 
   #checkEcho(r: AuditRecord): void {
-    if (fieldValue(r, 'pid') !== String(this.#self.pid)) return;
+    if (r.field('pid') !== String(this.#self.pid)) return;
     const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
     if (m?.[1] !== this.startId) return;
     const seq = Number(m[2]);

@@ -40,7 +40,6 @@
 import { isUtf8 } from 'node:buffer';
 import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
 
-import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { RecordType } from '../interpret/record-types-generated.js';
 import { CONTAINER_OP } from '../interpret/record-types.js';
@@ -109,29 +108,20 @@ export class SealHasher {
   add(record: AuditRecord): void {
     const start = this.#used;
     let at = start + 16;
-    if (record instanceof ByteRecord) {
-      const bodyEnd = record.bodyEnd - linkLength(record.src, record.bodyStart, record.bodyEnd);
-      const body = Math.max(0, bodyEnd - record.bodyStart);
-      const s = this.#room(at + 40 + (record.timeEnd - record.timeStart) + body);
-      at = digits(s, at, record.type);
-      s[at++] = 0x20;
-      at += record.src.copy(s, at, record.timeStart, record.timeEnd);
-      s[at++] = 0x3a;
-      at = digits(s, at, record.serial);
-      s[at++] = 0x20;
-      const from = at;
-      if (body > 0) at += record.src.copy(s, at, record.bodyStart, bodyEnd);
-      // Text from a log is UTF-8 already (the line splitter decodes it) and
-      // cannot hold a newline; a netlink record's bytes are the kernel's.
-      if (record.line === 0) at = this.#canonicalBody(from, at);
-    } else {
-      let text = record.body.replace(LINK, '');
-      if (text.includes('\n')) text = text.replaceAll('\n', ' ');
-      const head = `${record.type} ${record.time}:${record.serial} `;
-      const s = this.#room(at + head.length + Buffer.byteLength(text, 'utf8'));
-      at += s.write(head, at, 'latin1');
-      at += s.write(text, at, 'utf8');
-    }
+    const bodyEnd = record.bodyEnd - linkLength(record.src, record.bodyStart, record.bodyEnd);
+    const body = Math.max(0, bodyEnd - record.bodyStart);
+    const b = this.#room(at + 40 + (record.timeEnd - record.timeStart) + body);
+    at = digits(b, at, record.type);
+    b[at++] = 0x20;
+    at += record.src.copy(b, at, record.timeStart, record.timeEnd);
+    b[at++] = 0x3a;
+    at = digits(b, at, record.serial);
+    b[at++] = 0x20;
+    const from = at;
+    if (body > 0) at += record.src.copy(b, at, record.bodyStart, bodyEnd);
+    // Text from a log is UTF-8 already (the line splitter decodes it) and
+    // cannot hold a newline; a netlink record's bytes are the kernel's.
+    if (record.line === 0) at = this.#canonicalBody(from, at);
     const length = at - start - 16;
     const end = (at + 15) & ~15;
     const s = this.#bytes;
@@ -251,8 +241,6 @@ export function recordValue(key: Uint8Array, record: AuditRecord): Buffer {
   hasher.flush();
   return out;
 }
-
-const LINK = / record=[0-9]{1,5}$/;
 
 /** The length of a trailing ` record=N` (1–5 digits) of `src[from..to)`, else 0. */
 function linkLength(src: Buffer, from: number, to: number): number {

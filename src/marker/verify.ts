@@ -19,7 +19,6 @@ import { timingSafeEqual } from 'node:crypto';
 
 import { isUserMessageType } from '../interpret/record-types.js';
 import type { AuditRecord } from '../parse/record.js';
-import { fieldValue } from '../parse/record.js';
 import { MARKER_PREFIX, MARKER_TYPE, markerMac, parseMarkerText, type Marker } from './format.js';
 import type { Keyring } from './keyring.js';
 
@@ -102,7 +101,7 @@ export function senderOf(record: AuditRecord): Sender {
 }
 
 function idField(record: AuditRecord, name: string): number | null {
-  const v = fieldValue(record, name);
+  const v = record.field(name);
   return v !== undefined && /^[0-9]{1,10}$/.test(v) ? Number(v) : null;
 }
 

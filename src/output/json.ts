@@ -2,7 +2,6 @@ import { isUtf8 } from 'node:buffer';
 import type { AuditEvent } from '../assemble/event.js';
 import { GID_FIELDS, UID_FIELDS } from '../interpret/ids.js';
 import { nextField } from '../parse/fields.js';
-import { ByteRecord } from '../parse/parser.js';
 import type { AuditRecord, ParseIssue } from '../parse/record.js';
 import { ByteSink, escapeInto } from './byte-sink.js';
 import { FieldNames, NAME_PRIME, NAME_SEED } from './field-names.js';
@@ -62,8 +61,8 @@ for (const n of ENCODED_FIELDS) know(n, FieldKind.Encoded);
 /**
  * `{"type":"NAME","fields":{` per record type name, encoded once: a log has
  * a handful of types, and escaping the name for every record was a
- * measurable part of writing it. Bounded (names of records built outside
- * the parser are any strings): past the bound, names are encoded each time.
+ * measurable part of writing it. Bounded (a type name is the input's text,
+ * any string): past the bound, names are encoded each time.
  */
 const openings = new Map<string, Buffer>();
 const OPENINGS_MAX = 1024;
@@ -286,7 +285,7 @@ export class JsonEventWriter {
    * records of one input buffer are all valid when it is), and for records
    * of a buffer that is not, one by one.
    */
-  #isValidUtf8(r: ByteRecord): boolean {
+  #isValidUtf8(r: AuditRecord): boolean {
     const src = r.src;
     if (src !== this.#checkedSrc) {
       let valid = this.#validity.get(src);
@@ -307,7 +306,7 @@ export class JsonEventWriter {
     const s = this.#sink;
     const first = event.records[0];
     // Constant keys are copied into reserved room, a few calls per event.
-    if (first instanceof ByteRecord) {
+    if (first !== undefined) {
       const src = first.src;
       const to = first.timeEnd;
       const out = s.reserve(EVENT_OPENING.length + (to - first.timeStart) + SERIAL_KEY.length);
@@ -315,6 +314,7 @@ export class JsonEventWriter {
       for (let k = first.timeStart; k < to; k++) out[p++] = src[k]!;
       s.commit(put(SERIAL_KEY, out, p));
     } else {
+      // No records of its own (a container's copy of an event that holds only its label operations).
       s.bytes(EVENT_OPENING, 0, EVENT_OPENING.length);
       s.jsonChars(event.time, 0, event.time.length);
       s.bytes(SERIAL_KEY, 0, SERIAL_KEY.length);
@@ -378,7 +378,7 @@ export class JsonEventWriter {
     let be: number;
     let es = -1;
     let ee = -1;
-    const bytes = r instanceof ByteRecord && this.#isValidUtf8(r);
+    const bytes = this.#isValidUtf8(r);
     if (bytes) {
       src = r.src;
       bs = r.bodyStart;
@@ -386,10 +386,9 @@ export class JsonEventWriter {
       es = r.enrichedStart;
       ee = r.enrichedEnd;
     } else {
-      // Records built elsewhere (tests, synthesized records), or whose
-      // bytes are not valid UTF-8 (each bad sequence becomes U+FFFD, as JSON
-      // text must be Unicode; --format text keeps the bytes): encode once.
-      if (r instanceof ByteRecord) this.#stats.invalidUtf8++;
+      // Bytes that are not valid UTF-8: each bad sequence becomes U+FFFD, as
+      // JSON text must be Unicode (--format text keeps the bytes). Encode once.
+      this.#stats.invalidUtf8++;
       const enriched = r.enriched;
       src = Buffer.from(enriched === null ? r.body : `${r.body}\x1d${enriched}`, 'utf8');
       bs = 0;
@@ -624,7 +623,7 @@ export class JsonEventWriter {
    * case of valid UTF-8 with no `%` (which the escaped-text form would have
    * to escape). Returns false, having written nothing, for any other value.
    */
-  #proctitleBytes(r: ByteRecord): boolean {
+  #proctitleBytes(r: AuditRecord): boolean {
     const src = r.src;
     const range = this.#range;
     if (nextField(src, r.bodyStart, r.bodyEnd, range) < 0) return false;
@@ -690,7 +689,7 @@ export class JsonEventWriter {
    * unchanged). Returns false, having written nothing, for anything else
    * (split arguments, other names): recordArgv handles those.
    */
-  #execveBytes(r: ByteRecord): boolean {
+  #execveBytes(r: AuditRecord): boolean {
     const src = r.src;
     const range = this.#range;
     const be = r.bodyEnd;
@@ -830,8 +829,7 @@ function escapeLowerInto(src: Uint8Array, from: number, to: number, out: Uint8Ar
  * a million of them out of a few bytes.
  */
 function argvFits(r: AuditRecord): boolean {
-  const bytes = r instanceof ByteRecord ? r.bodyEnd - r.bodyStart : r.body.length;
-  const limit = 4 * bytes + 16;
+  const limit = 4 * (r.bodyEnd - r.bodyStart) + 16;
   for (const name of r.names) {
     if (name.charCodeAt(0) !== 0x61 /* a */) continue;
     let n = 0;

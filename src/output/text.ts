@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../assemble/event.js';
-import { ByteRecord, linkEnd } from '../parse/parser.js';
+import { linkEnd } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
 import { ByteSink } from './byte-sink.js';
 
@@ -71,19 +71,6 @@ export class TextEventWriter {
   /** Writes a record and its newline; `link` is its 1-based number when it gets a link, else 0. */
   #record(r: AuditRecord, link: number): void {
     const s = this.#sink;
-    if (!(r instanceof ByteRecord)) {
-      this.#head(r.node);
-      s.utf8(r.typeName);
-      s.ascii(` msg=audit(${r.time}:${r.serial}): `);
-      s.utf8(r.body);
-      this.#link(link);
-      if (r.enriched !== null) {
-        s.byte(0x1d);
-        s.utf8(r.enriched);
-      }
-      s.byte(LINE_END);
-      return;
-    }
     const src = r.src;
     const from = r.lineStart;
     if (from < 0) {

@@ -27,11 +27,14 @@ export function isIssue(value: AuditRecord | ParseIssue): value is ParseIssue {
 }
 
 /**
- * A record that points into the bytes it was parsed from. Strings (body,
- * enriched part, fields) are decoded only when asked for: the writers on the
- * hot path copy bytes straight from `src`.
+ * A record (see AuditRecord, the name the pipeline knows it by) that points
+ * into the bytes it was parsed from. Its fields are kept in input order,
+ * with their raw values (the text exactly as the kernel or auditd wrote it,
+ * quotes included), which round-trips to auditd's text format without loss.
+ * Strings (body, enriched part, fields) are decoded only when asked for: the
+ * writers on the hot path copy bytes straight from `src`.
  */
-export class ByteRecord implements AuditRecord {
+export class ByteRecord {
   /**
    * Strings decoded on request, in one object made on the first request:
    * most records never need one, and a record is made per line, so every
@@ -50,13 +53,17 @@ export class ByteRecord implements AuditRecord {
   constructor(
     /** The bytes the record was parsed from (valid UTF-8). */
     readonly src: Buffer,
+    /** The `node=` prefix, or null when the line had none. */
     readonly node: string | null,
+    /** Numeric record type (1300 for SYSCALL); 0 when only an unknown name was given. */
     readonly type: number,
+    /** Type name as auditd prints it: `SYSCALL`, `UNKNOWN[2142]`. */
     readonly typeName: string,
     /** Range of the `SEC.MS` text in `src`. */
     readonly timeStart: number,
     readonly timeEnd: number,
     timeMs: number,
+    /** The event serial number. */
     readonly serial: number,
     /** Range of the fields text in `src`. */
     readonly bodyStart: number,
@@ -64,6 +71,7 @@ export class ByteRecord implements AuditRecord {
     /** Range of the enriched part (after `\x1d`), or -1 when there is none. */
     readonly enrichedStart: number,
     readonly enrichedEnd: number,
+    /** 1-based input line number; 0 when the record did not come from a text stream. */
     readonly line: number,
     /**
      * Where the record's line starts in `src` (its `node=` or `type=`), for
@@ -89,29 +97,37 @@ export class ByteRecord implements AuditRecord {
     return this.#sec * 1000 + this.#ms;
   }
 
+  /** Timestamp exactly as written, `SEC.MS` (e.g. `1615114232.375`). */
   get time(): string {
     const d = (this.#decoded ??= newDecoded());
     return (d.time ??= this.src.toString('latin1', this.timeStart, this.timeEnd));
   }
 
+  /** The fields text after `): `, as written (without the enriched part). */
   get body(): string {
     const d = (this.#decoded ??= newDecoded());
     return (d.body ??= this.src.toString('utf8', this.bodyStart, this.bodyEnd));
   }
 
+  /** The enriched part after `\x1d` (auditd ENRICHED format), or null. */
   get enriched(): string | null {
     return this.enrichedStart < 0 ? null : this.src.toString('utf8', this.enrichedStart, this.enrichedEnd);
   }
 
+  /** Field names in input order (may repeat). */
   get names(): readonly string[] {
     return this.splitFields().names!;
   }
 
+  /** Raw field values, parallel to `names`. */
   get values(): readonly string[] {
     return this.splitFields().values!;
   }
 
-  /** The first field called `name` as an integer (see AuditRecord.fieldInt), read from the bytes. */
+  /**
+   * The first field called `name` as a decimal integer of at most ten digits
+   * (optionally negative), or null when absent or not such a number.
+   */
   fieldInt(name: string): number | null {
     const f = this.findField(name);
     if (f < 0) return null;
@@ -223,10 +239,9 @@ let indexLength = 0;
 /** Where indexing the record goes on from, or -1 once all its fields are indexed. */
 let indexNext = -1;
 
-/** Whether the ASCII string `text` is at `src[at..]`. */
 /**
  * The value `src[from..to)` as a decimal integer of at most ten digits,
- * optionally negative (what AuditRecord.fieldInt accepts), or null.
+ * optionally negative (what ByteRecord.fieldInt accepts), or null.
  */
 export function decimalField(src: Buffer, from: number, to: number): number | null {
   let i = from;

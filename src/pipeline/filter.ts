@@ -12,7 +12,6 @@ import type { AuditEvent } from '../assemble/event.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { isHexEncoded, unquote } from '../interpret/hex.js';
 import type { AuditRecord } from '../parse/record.js';
-import { fieldInt, fieldValue } from '../parse/record.js';
 import type { LabelledEvent } from '../policy/labeller.js';
 import { EVIDENCE_TYPE, FORGERY_TYPE } from './labels.js';
 import { RecordType } from '../interpret/record-types-generated.js';
@@ -110,7 +109,7 @@ export class EventFilter {
     if (c.sinceMs !== undefined && event.timeMs < c.sinceMs) return false;
     if (c.untilMs !== undefined && event.timeMs > c.untilMs) return false;
     const records = event.records;
-    if (this.#pids !== null && !records.some((r) => this.#pids!.has(fieldInt(r, 'pid') ?? -1))) return false;
+    if (this.#pids !== null && !records.some((r) => this.#pids!.has(r.fieldInt('pid') ?? -1))) return false;
     if (this.#keys !== null && !records.some((r) => this.#hasKey(r))) return false;
     if (c.syscalls !== undefined && c.syscalls.length > 0 && !this.#matchesSyscall(records, c.syscalls)) {
       return false;
@@ -122,16 +121,16 @@ export class EventFilter {
   }
 
   #hasKey(r: AuditRecord): boolean {
-    const raw = fieldValue(r, 'key');
+    const raw = r.field('key');
     return raw !== undefined && keysOf(raw).some((k) => this.#keys!.has(k));
   }
 
   #matchesSyscall(records: readonly AuditRecord[], wanted: readonly SyscallCriterion[]): boolean {
     for (const r of records) {
       if (r.type !== SYSCALL) continue;
-      const nr = fieldInt(r, 'syscall');
+      const nr = r.fieldInt('syscall');
       if (nr === null) continue;
-      const arch = fieldValue(r, 'arch') ?? '';
+      const arch = r.field('arch') ?? '';
       for (const w of wanted) {
         if ('nr' in w ? w.nr === nr : syscallName(arch, nr) === w.name) return true;
       }
@@ -155,11 +154,11 @@ export class EventFilter {
   #success(records: readonly AuditRecord[]): boolean | null {
     for (const r of records) {
       if (r.type !== SYSCALL) continue;
-      const v = fieldValue(r, 'success');
+      const v = r.field('success');
       if (v !== undefined) return successOf(v);
     }
     for (const r of records) {
-      const v = fieldValue(r, 'res');
+      const v = r.field('res');
       if (v !== undefined) return successOf(v);
     }
     return null;

@@ -8,7 +8,6 @@
 import type { AuditEvent } from '../assemble/event.js';
 import { isUserMessageType } from '../interpret/record-types.js';
 import type { AuditRecord } from '../parse/record.js';
-import { fieldInt, fieldValue } from '../parse/record.js';
 import type { EvidenceFinding } from '../marker/evidence.js';
 import type { Marker, MarkerBody, MarkerCaller } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
@@ -451,7 +450,7 @@ export class Labeller {
       }
     } else {
       for (let i = 0; i < records.length && subject === undefined; i++) {
-        const pid = fieldInt(records[i]!, 'pid');
+        const pid = records[i]!.fieldInt('pid');
         if (pid === null) continue;
         subject = this.#table.get(pid);
         subjectIndex = i;
@@ -469,7 +468,7 @@ export class Labeller {
     for (let i = 0; objects && i < records.length; i++) {
       const r = records[i]!;
       if (r.type !== OBJ_PID && r.typeName !== 'OBJ_PID') continue;
-      const opid = fieldInt(r, 'opid');
+      const opid = r.fieldInt('opid');
       const target = opid === null ? undefined : this.#table.get(opid);
       if (target?.label != null) {
         if (objectRecords === NO_OBJECTS) objectRecords = [];
@@ -998,9 +997,9 @@ export class Labeller {
     const record = by !== null && this.#current?.entry === by ? this.#current.record : null;
     const who: OpCaller = {
       pid: by?.pid ?? 0,
-      uid: record === null ? null : fieldInt(record, 'uid'),
-      auid: record === null ? null : fieldInt(record, 'auid'),
-      exe: decodeRaw(record === null ? (by?.exe ?? null) : (fieldValue(record, 'exe') ?? null)),
+      uid: record === null ? null : record.fieldInt('uid'),
+      auid: record === null ? null : record.fieldInt('auid'),
+      exe: decodeRaw(record === null ? (by?.exe ?? null) : (record.field('exe') ?? null)),
     };
     const fields: ContainerOpFields = {
       op: 'drop',

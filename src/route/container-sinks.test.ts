@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SocketServer } from '../../test/support/socket-server.js';
-import type { AuditRecord } from '../parse/record.js';
+import { record as recordOf } from '../../test/support/text-records.js';
 import type { ContainerOp, LabelledEvent } from '../policy/labeller.js';
 import { renderContainerId, renderContainerOp } from '../policy/records.js';
 import { ContainerSinks } from './container-sinks.js';
@@ -18,16 +18,7 @@ import { parseSinkSpec } from './sink-spec.js';
 function event(serial: number, chain: string[] | null, ops: ContainerOp[] = []): LabelledEvent {
   const contid = chain === null ? null : chain.join(',^');
   const body = `arch=c000003e syscall=59 success=yes exit=0 pid=${1000 + serial} comm="true" ${'x'.repeat(400)}`;
-  const record = {
-    node: null,
-    type: 1300,
-    typeName: 'SYSCALL',
-    time: '1700000000.000',
-    timeMs: 0,
-    serial,
-    body,
-    enriched: null,
-  } as unknown as AuditRecord;
+  const record = recordOf(`type=SYSCALL msg=audit(1700000000.000:${serial}): ${body}`);
   return {
     event: { node: null, time: '1700000000.000', timeMs: 0, serial, records: [record], closedBy: 'eoe' },
     contid,

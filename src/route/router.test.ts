@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { prngInt } from '../../test/support/prng.js';
+import { record as recordOf } from '../../test/support/text-records.js';
 import { EventAssembler } from '../assemble/assembler.js';
 import { RecordParser } from '../parse/parser.js';
 import type { AuditEvent } from '../assemble/event.js';
@@ -70,16 +71,7 @@ function op(
 }
 
 function record(serial: number, body: string, type = 'SYSCALL'): AuditRecord {
-  return {
-    node: null,
-    type: 1300,
-    typeName: type,
-    time: '1700000000.000',
-    timeMs: 1_700_000_000_000,
-    serial,
-    body,
-    enriched: null,
-  } as unknown as AuditRecord;
+  return recordOf(`type=${type} msg=audit(1700000000.000:${serial}): ${body}`);
 }
 
 /** What the model expects a container's copy of one event to be. */

@@ -7,13 +7,12 @@
 import type { AuditEvent } from '../assemble/event.js';
 import { labelOutput } from '../pipeline/labels.js';
 import type { AuditRecord } from '../parse/record.js';
-import { fieldValue } from '../parse/record.js';
 import type { LabelledEvent } from '../policy/labeller.js';
 import { PayloadBuilder } from './payload.js';
 import { eventFacts, type FieldSource, type StoreRow } from './row.js';
 
 function source(r: AuditRecord): FieldSource {
-  return { type: r.type, typeName: r.typeName, value: (name) => fieldValue(r, name) };
+  return { type: r.type, typeName: r.typeName, value: (name) => r.field(name) };
 }
 
 /** Builds rows from labelled events; one builder's buffers serve every event. */

@@ -14,7 +14,6 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import { fieldValue } from '../parse/record.js';
 import { StoreError, storeError } from './errors.js';
 import { decodePayload, packPayload, unpackPayload, type DecodedEvent } from './payload.js';
 import { ProcTracker, type ProcChange, type ProcSpan } from './procs.js';
@@ -550,7 +549,7 @@ export class EventStore {
         decoded.event.records.map((r) => ({
           type: r.type,
           typeName: r.typeName,
-          value: (n) => fieldValue(r, n),
+          value: (n) => r.field(n),
         })),
         decoded.extras,
         e.contid,

@@ -3,19 +3,17 @@
  * ppid), which syscall and how it went (arch, syscall, success, exit, a0),
  * and, only when a process is new or execs, its comm and exe.
  *
- * Records from the parser are read from their bytes. A record laid out as
- * the kernel writes it is read by checking each expected name in its place
- * (no search); any other is read in one general pass, which stops once the
- * fields needed are found. Either way a field is read only when asked for
- * and only once. The values are those of the first field of each name, as
- * `fieldValue` and `fieldInt` give them; a record whose fields the pass
- * cannot follow exactly (a single-quoted or braced value, which the kernel
- * never writes there) is read through the general lookup instead, as are
- * records built elsewhere.
+ * Records are read from their bytes. A record laid out as the kernel writes
+ * it is read by checking each expected name in its place (no search); any
+ * other is read in one general pass, which stops once the fields needed are
+ * found. Either way a field is read only when asked for and only once. The
+ * values are those of the first field of each name, as the record's `field`
+ * and `fieldInt` give them; a record whose fields the pass cannot follow
+ * exactly (a single-quoted or braced value, which the kernel never writes
+ * there) is read through those instead.
  */
-import { ByteRecord, decimalField, rawValueText } from '../parse/parser.js';
+import { decimalField, rawValueText } from '../parse/parser.js';
 import type { AuditRecord } from '../parse/record.js';
-import { fieldInt, fieldValue } from '../parse/record.js';
 import type { LifecycleKind } from './lifecycle.js';
 import { cloneFlagsOfBytes, cloneFlagsWord, lifecycleKind, lifecycleKindOfBytes } from './lifecycle.js';
 import { asciiAt } from '../bytes.js';
@@ -97,10 +95,7 @@ export class SyscallFacts {
   /** Reads `r` (a SYSCALL record). */
   read(r: AuditRecord): void {
     this.#record = r;
-    if (
-      r instanceof ByteRecord &&
-      (this.#kernelOrder(r.src, r.bodyStart, r.bodyEnd) || this.#scan(r.src, r.bodyStart, r.bodyEnd, CORE))
-    ) {
+    if (this.#kernelOrder(r.src, r.bodyStart, r.bodyEnd) || this.#scan(r.src, r.bodyStart, r.bodyEnd, CORE)) {
       this.kind = this.#archStart < 0 || this.#syscall === null ? null : this.#kindFromBytes();
       this.cloneFlags =
         this.kind === 'clone' && this.#a0Start >= 0
@@ -126,28 +121,28 @@ export class SyscallFacts {
   /** The record's raw `comm=` value, or undefined. */
   comm(): string | undefined {
     this.#want(NAMES);
-    if (this.#src === null) return fieldValue(this.#record!, 'comm');
+    if (this.#src === null) return this.#record!.field('comm');
     return this.#commStart < 0 ? undefined : rawValueText(this.#src, this.#commStart, this.#commEnd);
   }
 
   /** The record's raw `exe=` value, or undefined. */
   exe(): string | undefined {
     this.#want(NAMES);
-    if (this.#src === null) return fieldValue(this.#record!, 'exe');
+    if (this.#src === null) return this.#record!.field('exe');
     return this.#exeStart < 0 ? undefined : rawValueText(this.#src, this.#exeStart, this.#exeEnd);
   }
 
-  /** Everything through the general lookup (records built elsewhere, values the pass cannot follow). */
+  /** Everything through the record's own lookup (values the pass cannot follow). */
   #general(r: AuditRecord): void {
     this.#src = null;
-    this.pid = fieldInt(r, 'pid');
-    this.ppid = fieldInt(r, 'ppid');
-    const arch = fieldValue(r, 'arch');
-    const nr = fieldInt(r, 'syscall');
+    this.pid = r.fieldInt('pid');
+    this.ppid = r.fieldInt('ppid');
+    const arch = r.field('arch');
+    const nr = r.fieldInt('syscall');
     this.kind = arch === undefined || nr === null ? null : lifecycleKind(arch, nr);
-    this.#success = fieldValue(r, 'success') === 'yes';
-    this.#exit = fieldInt(r, 'exit');
-    this.cloneFlags = this.kind === 'clone' ? cloneFlagsWord(fieldValue(r, 'a0') ?? '') : null;
+    this.#success = r.field('success') === 'yes';
+    this.#exit = r.fieldInt('exit');
+    this.cloneFlags = this.kind === 'clone' ? cloneFlagsWord(r.field('a0') ?? '') : null;
   }
 
   #kindFromBytes(): LifecycleKind {

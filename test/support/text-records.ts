@@ -1,61 +1,16 @@
 /**
  * Builds records and events from text for the tests of src/track,
- * src/policy and src/marker, without the real parser: a minimal splitter
- * for `type=… msg=audit(SEC.MS:SERIAL): fields`.
+ * src/policy, src/marker, src/route and src/output, through the real parser.
  */
 import type { AuditEvent } from '../../src/assemble/event.js';
+import { isIssue, parseLine } from '../../src/parse/parser.js';
 import type { AuditRecord } from '../../src/parse/record.js';
 
-const TYPES: Readonly<Record<string, number>> = {
-  USER: 1005,
-  SYSCALL: 1300,
-  EXECVE: 1309,
-  OBJ_PID: 1318,
-  CONFIG_CHANGE: 1305,
-  CRYPTO_PARAM_CHANGE_USER: 2401,
-};
-
-/** Parses one record line (test input only: assumes well-formed text). */
+/** Parses one record line, as line 1 of a log (test input: throws on a line that is not a record). */
 export function record(line: string): AuditRecord {
-  const m = /^type=(\S+) msg=audit\((\d+\.\d+):(\d+)\): ?(.*)$/.exec(line);
-  if (m === null) throw new SyntaxError(`Not a record: ${line}`);
-  const [, typeText, time, serial, body] = m as unknown as [string, string, string, string, string];
-  let type = TYPES[typeText] ?? 0;
-  const unknown = /^UNKNOWN\[(\d+)\]$/.exec(typeText);
-  if (unknown !== null) type = Number(unknown[1]);
-  if (/^\d+$/.test(typeText)) type = Number(typeText);
-  const names: string[] = [];
-  const values: string[] = [];
-  let i = 0;
-  while (i < body.length) {
-    while (body[i] === ' ') i++;
-    const eq = body.indexOf('=', i);
-    if (eq < 0) break;
-    names.push(body.slice(i, eq));
-    let j = eq + 1;
-    const q = body[j];
-    if (q === "'" || q === '"') {
-      const close = q === "'" ? body.lastIndexOf("'") : body.indexOf('"', j + 1);
-      j = close < j ? body.length : close + 1;
-    } else {
-      while (j < body.length && body[j] !== ' ') j++;
-    }
-    values.push(body.slice(eq + 1, j));
-    i = j;
-  }
-  return {
-    node: null,
-    type,
-    typeName: typeText,
-    time,
-    timeMs: Math.round(Number(time) * 1000),
-    serial: Number(serial),
-    names,
-    values,
-    body,
-    enriched: null,
-    line: 0,
-  };
+  const r = parseLine(line, 1);
+  if (isIssue(r)) throw new SyntaxError(`Not a record: ${r.message}: ${line}`);
+  return r;
 }
 
 /** Groups record lines (all of one event) into an event. */
