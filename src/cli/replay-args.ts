@@ -5,7 +5,8 @@ import type { SyscallCriterion } from '../pipeline/filter.js';
 import { EVIDENCE_TYPE, FORGERY_TYPE } from '../pipeline/labels.js';
 import type { OutputFormat } from '../pipeline/replay.js';
 import { CONTID_UNSET, parseContid } from '../policy/contid.js';
-import { isClockTime, parseTimeSpec, type TimeSpec } from './time-spec.js';
+import { normalizeArgv } from './store-args.js';
+import { parseTimeSpec, type TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';
 
 export const REPLAY_HELP = `Usage: contid replay [options] FILE... | -
@@ -173,30 +174,16 @@ function contidCriterion(text: string): string {
 /**
  * ausearch takes `-ts DATE TIME` as two words: a time of day right after
  * `--since DATE` (or `--until DATE`) is taken as part of it, not as a file.
+ * replay takes none of ausearch's other spellings.
  */
-function joinSplitTimes(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    out.push(arg);
-    if (arg === '--since' || arg === '--until') {
-      const date = argv[i + 1];
-      const time = argv[i + 2];
-      if (date !== undefined && time !== undefined && !isClockTime(date) && isClockTime(time)) {
-        out.push(`${date} ${time}`);
-        i += 2;
-      }
-    }
-  }
-  return out;
-}
+const REPLAY_ARGV = { aliases: {}, timeFlags: new Set(['--since', '--until']) } as const;
 
 /** Parses `contid replay` arguments; a pure function of argv. */
 export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
   let parsed;
   try {
     parsed = parseArgs({
-      args: joinSplitTimes(argv),
+      args: normalizeArgv(argv, REPLAY_ARGV),
       allowPositionals: true,
       options: {
         format: { type: 'string', short: 'f' },
