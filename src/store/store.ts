@@ -34,18 +34,7 @@ import type {
   StoreInfo,
 } from './types.js';
 
-export type {
-  ChainRow,
-  CountRow,
-  EventStoreOptions,
-  IngestResult,
-  OpRow,
-  ProcRow,
-  ReportRow,
-  RetentionResult,
-  StoredEvent,
-  StoreInfo,
-} from './types.js';
+export type * from './types.js';
 
 const CACHE_LIMIT = 100_000;
 const RETENTION_CHUNK = 5_000;
