@@ -7,7 +7,6 @@
  * auditd's plugin stream, RAW and ENRICHED: test/auditd-plugin.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,13 +18,11 @@ import {
   TEST_LOGINUID,
   withAuditState,
 } from './support/audit-state.js';
-import { which } from './support/crun.js';
 import { startDaemonProcess } from './support/daemon-process.js';
 import { field, waitForEvents } from './support/log-events.js';
+import { compileForge, gccSkipReason } from './support/programs.js';
 
-const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
-const skip =
-  auditSkipReason() ?? (which('gcc') === null ? 'gcc is needed (a user message sender)' : undefined);
+const skip = auditSkipReason() ?? gccSkipReason('a user message sender');
 
 test(
   'unicast: a user message holding \\x1d is read whole, and its marker text of the wrong type reported',
@@ -38,8 +35,7 @@ test(
         rmSync(dir, { recursive: true, force: true });
       });
       const forge = join(dir, 'fx-forge');
-      const cc = spawnSync('gcc', ['-O2', '-o', forge, FORGE_SOURCE], { encoding: 'utf8' });
-      assert.equal(cc.status, 0, cc.stderr);
+      compileForge(forge);
       const text = 'contid-marker v=1 start=X seq=1 op=set pid=1 contid=666 mac=00\x1dUID="root"';
       writeFileSync(join(dir, 'forged.txt'), text);
       const hostLog = join(dir, 'audit.log');
@@ -77,8 +73,7 @@ test(
         rmSync(dir, { recursive: true, force: true });
       });
       const forge = join(dir, 'fx-forge');
-      const cc = spawnSync('gcc', ['-O2', '-o', forge, FORGE_SOURCE], { encoding: 'utf8' });
-      assert.equal(cc.status, 0, cc.stderr);
+      compileForge(forge);
       const fake = 'type=SYSCALL msg=audit(1700000000.001:1): arch=c000003e syscall=59 pid=1 comm="planted"';
       writeFileSync(join(dir, 'text'), `hello\n${fake}`);
       const hostLog = join(dir, 'audit.log');
