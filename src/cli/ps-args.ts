@@ -1,4 +1,11 @@
-import { contidsValue, formatValue, parseQueryArgs, storeValue, timeValue } from './query-args.js';
+import {
+  contidsValue,
+  formatValue,
+  parseQueryArgs,
+  storeValue,
+  timeValue,
+  type QueryArgs,
+} from './query-args.js';
 import { DEFAULT_STORE_PATH } from './store-args.js';
 import type { TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';
@@ -35,12 +42,8 @@ Options:
 
 Exit status: 0, 2 for usage, 4 when the store cannot be read.`;
 
-export interface PsArgs {
-  readonly help: boolean;
-  readonly store: string;
+export interface PsArgs extends QueryArgs {
   readonly at: TimeSpec | null;
-  readonly contids: readonly string[];
-  readonly exact: boolean;
   readonly all: boolean;
   readonly format: 'text' | 'json';
 }

@@ -8,6 +8,14 @@ import { contidValue, DEFAULT_STORE_PATH, list, normalizeArgv, usageErrors } fro
 import { parseTimeSpec, type TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';
 
+/** What every query command's arguments hold. */
+export interface QueryArgs {
+  readonly help: boolean;
+  readonly store: string;
+  readonly contids: readonly string[];
+  readonly exact: boolean;
+}
+
 /** The options every query command takes. */
 const QUERY_OPTIONS = {
   store: { type: 'string' },

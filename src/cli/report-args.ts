@@ -5,6 +5,7 @@ import {
   RANGE_OPTIONS,
   storeValue,
   timeValue,
+  type QueryArgs,
 } from './query-args.js';
 import { DEFAULT_STORE_PATH, integer } from './store-args.js';
 import type { TimeSpec } from './time-spec.js';
@@ -30,13 +31,9 @@ Options:
 
 Exit status: 0, 2 for usage, 4 when the store cannot be read.`;
 
-export interface ReportArgs {
-  readonly help: boolean;
-  readonly store: string;
+export interface ReportArgs extends QueryArgs {
   readonly since: TimeSpec | null;
   readonly until: TimeSpec | null;
-  readonly contids: readonly string[];
-  readonly exact: boolean;
   readonly top: number;
   readonly format: 'text' | 'json';
 }
@@ -53,7 +50,7 @@ export function parseReportArgs(argv: readonly string[]): ReportArgs {
     until: timeValue('--until', v.until),
     contids,
     exact: v.exact ?? false,
-    top: v.top === undefined ? 5 : integer('--top', v.top, { min: 0, max: 1000 }),
+    top: integer('--top', v.top, { min: 0, max: 1000, fallback: 5 }),
     format,
   };
 }

@@ -10,6 +10,7 @@ import {
   RANGE_OPTIONS,
   storeValue,
   timeValue,
+  type QueryArgs,
 } from './query-args.js';
 import { DEFAULT_STORE_PATH, integer, list } from './store-args.js';
 import type { TimeSpec } from './time-spec.js';
@@ -62,11 +63,7 @@ Examples:
   contid search --contid 42 --exact -sc execve -i
   contid search -m CONTID_FORGERY --format json`;
 
-export interface SearchArgs {
-  readonly help: boolean;
-  readonly store: string;
-  readonly contids: readonly string[];
-  readonly exact: boolean;
+export interface SearchArgs extends QueryArgs {
   readonly since: TimeSpec | null;
   readonly until: TimeSpec | null;
   readonly pids: readonly number[];

@@ -83,12 +83,22 @@ export function list(values: readonly string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
 }
 
-/** A whole number within a range. */
+/** A range of whole numbers, and the value of a flag not given. */
+interface IntegerRange {
+  readonly min: number;
+  readonly max: number;
+  readonly fallback?: number;
+}
+
+/** A whole number within a range (or, with a fallback, the fallback when the flag is not given). */
+export function integer(flag: string, raw: string, range: IntegerRange): number;
 export function integer(
   flag: string,
-  raw: string,
-  range: { readonly min: number; readonly max: number },
-): number {
+  raw: string | undefined,
+  range: IntegerRange & { readonly fallback: number },
+): number;
+export function integer(flag: string, raw: string | undefined, range: IntegerRange): number {
+  if (raw === undefined) return range.fallback!;
   if (!/^[0-9]+$/.test(raw)) throw new UsageError(`Cannot use ${flag}: "${raw}" is not a whole number`);
   const n = Number(raw);
   if (n < range.min || n > range.max) {
