@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { spawnWithLoginuid, TEST_LOGINUID } from './support/audit-state.js';
 import { auditSkipReason } from './support/audit-state.js';
-import { crunSkipReason, killChild, makeBundle, runContainer, which } from './support/crun.js';
+import { crunSkipReason, killChild, makeBundle, runContainer } from './support/crun.js';
 import { contid, mkfifo, waitForChildren, withDaemon } from './support/live-daemon.js';
 import {
   contidOf,
@@ -27,21 +27,12 @@ import {
   waitForExit,
   type LogEvent,
 } from './support/log-events.js';
+import { compileAttack, gccSkipReason } from './support/programs.js';
 
 const TEST_TIMEOUT_MS = 180_000;
 const skip = auditSkipReason();
-const gccSkip = which('gcc') === null ? 'gcc is needed' : undefined;
+const gccSkip = gccSkipReason();
 const containerSkip = skip ?? crunSkipReason() ?? gccSkip;
-
-const ATTACKS = new URL('../../testdata/attacks/', import.meta.url).pathname;
-
-/** Builds testdata/attacks/NAME.c as a static program at `dest`. */
-function compile(name: string, dest: string): void {
-  const r = spawnSync('gcc', ['-static', '-O2', '-pthread', '-o', dest, join(ATTACKS, `${name}.c`)], {
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, r.stderr);
-}
 
 /** The drop of `contid` in the host log, once it is there. */
 function waitForDrop(file: string, id: string): Promise<LogEvent> {
@@ -63,7 +54,7 @@ test(
         contid: '81',
         script: '/bin/vblock 3 /bin/true; /bin/echo done',
       });
-      compile('vblock', join(bundle.dir, 'rootfs', 'bin', 'vblock'));
+      compileAttack('vblock', join(bundle.dir, 'rootfs', 'bin', 'vblock'));
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout, 'done\n');
@@ -108,7 +99,7 @@ test(
     await withDaemon(t, {}, async (_d, paths, dir) => {
       // The init execs a program that calls exit(2) directly: no exit_group record.
       const bundle = makeBundle(dir, { socket: paths.socket, contid: '82', script: 'exec /bin/rawexit' });
-      compile('rawexit', join(bundle.dir, 'rootfs', 'bin', 'rawexit'));
+      compileAttack('rawexit', join(bundle.dir, 'rootfs', 'bin', 'rawexit'));
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);
       const drop = await waitForDrop(paths.hostLog, '82');
@@ -134,7 +125,7 @@ test(
   async (t) => {
     await withDaemon(t, {}, async (_d, paths, dir) => {
       const program = join(dir, 'leaderexit');
-      compile('leaderexit', program);
+      compileAttack('leaderexit', program);
       const fifo = join(dir, 'go');
       mkfifo(fifo);
       // Waits (no children) until labelled, then becomes the program: the
@@ -169,8 +160,8 @@ test(
     await withDaemon(t, {}, async (_d, paths, dir) => {
       const shim = join(dir, 'shim');
       const plant = join(dir, 'plant');
-      compile('shim', shim);
-      compile('plant', plant);
+      compileAttack('shim', shim);
+      compileAttack('plant', plant);
       const fifo = join(dir, 'go');
       mkfifo(fifo);
       // The shim (a host process) forks C, which waits; the test labels C

@@ -31,7 +31,7 @@ import {
 import { killLeftovers, waitForNoProcesses } from './support/processes.js';
 import type { ReplayStats } from '../src/pipeline/replay.js';
 import { auditdSkipReason, startAuditd, type RunningAuditd } from './support/auditd.js';
-import { CONTAINER_SCRIPT, crunSkipReason, MAIN, makeBundle, runContainer, which } from './support/crun.js';
+import { CONTAINER_SCRIPT, crunSkipReason, MAIN, makeBundle, runContainer } from './support/crun.js';
 import {
   assertOnlyTreeLabelled,
   contidOf,
@@ -47,16 +47,12 @@ import {
   waitForText,
   type LogEvent,
 } from './support/log-events.js';
+import { compileForge, gccSkipReason } from './support/programs.js';
 
 const etc = (path: string): string => readFileSync(new URL(`../../etc/${path}`, import.meta.url), 'utf8');
 
-const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
-
 const skip =
-  auditSkipReason() ??
-  auditdSkipReason() ??
-  crunSkipReason() ??
-  (which('gcc') === null ? 'gcc is needed (a user message sender)' : undefined);
+  auditSkipReason() ?? auditdSkipReason() ?? crunSkipReason() ?? gccSkipReason('a user message sender');
 const TEST_TIMEOUT_MS = 240_000;
 
 /**
@@ -318,8 +314,7 @@ async function checkPluginRun(p: PluginPaths, auditd: RunningAuditd, args: reado
  */
 async function checkSeparatorInUserMessage(p: PluginPaths): Promise<void> {
   const forge = join(p.dir, 'bin', 'fx-forge');
-  const cc = spawnSync('gcc', ['-O2', '-o', forge, FORGE_SOURCE], { encoding: 'utf8' });
-  assert.equal(cc.status, 0, cc.stderr);
+  compileForge(forge);
   const text = join(p.dir, 'forged.txt');
   writeFileSync(text, 'contid-marker v=1 start=X seq=1 op=set pid=1 contid=666 mac=00\x1dUID="root"');
   const sent = await runWithLoginuid(TEST_LOGINUID, [forge, '1100', text]);

@@ -15,24 +15,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import { controlRequest } from '../src/control/client.js';
-import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer, type ControlServer, type ControlServerOptions } from '../src/control/server.js';
-import { FakeDaemon } from './support/fake-daemon.js';
+import { FakeDaemon, privilegedIdentity as privileged } from './support/fake-daemon.js';
 
 const asRoot = process.getuid?.() === 0;
-
-/** A privileged identity for this process's own connections. */
-const privileged = (cred: { pid: number; uid: number; gid: number }): CallerIdentity => ({
-  ...cred,
-  ppid: 1,
-  auid: 4242,
-  exe: '/usr/bin/runc',
-  capEff: 1n << 30n,
-  userNs: 'user:[4026531837]',
-  initialUserNs: true,
-  privileged: true,
-  fingerprint: readFingerprint(cred.pid),
-});
 
 async function serve(
   t: TestContext,

@@ -13,9 +13,8 @@ import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { DaemonError } from '../src/daemon/api.js';
 import { controlRequest } from '../src/control/client.js';
-import { readFingerprint, type CallerIdentity } from '../src/control/peer.js';
 import { startControlServer, type ControlServerOptions } from '../src/control/server.js';
-import { FAKE_STATUS as STATUS, FakeDaemon } from './support/fake-daemon.js';
+import { FAKE_STATUS as STATUS, FakeDaemon, privilegedIdentity } from './support/fake-daemon.js';
 
 const run = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
@@ -53,18 +52,6 @@ async function exchange(path: string, payload: string | Buffer, lines: number): 
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as unknown);
 }
-
-const privilegedIdentity = (cred: { pid: number; uid: number; gid: number }): CallerIdentity => ({
-  ...cred,
-  ppid: 1,
-  auid: 4242,
-  exe: '/usr/bin/runc',
-  capEff: 1n << 30n,
-  userNs: 'user:[4026531837]',
-  initialUserNs: true,
-  privileged: true,
-  fingerprint: readFingerprint(cred.pid),
-});
 
 test('the socket directory is created root-only and the socket removed on close', async (t) => {
   const { path, server } = await serve(t);

@@ -65,11 +65,10 @@ import {
   waitForText,
   type LogEvent,
 } from './support/log-events.js';
-
-const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
+import { compileForge, gccSkipReason } from './support/programs.js';
 
 const skip = auditSkipReason();
-const containerSkip = skip ?? crunSkipReason() ?? (which('gcc') === null ? 'gcc is needed' : undefined);
+const containerSkip = skip ?? crunSkipReason() ?? gccSkipReason();
 const unprivilegedSkip = skip ?? (which('setpriv') === null ? 'setpriv is needed' : undefined);
 
 const TEST_TIMEOUT_MS = 180_000;
@@ -490,12 +489,7 @@ test(
         contid: '77',
         script: CONTAINER_SCRIPT('/bin/fx-forge 2942 /forged.txt;'),
       });
-      const forge = spawnSync(
-        'gcc',
-        ['-static', '-O2', '-o', join(bundle.dir, 'rootfs', 'bin', 'fx-forge'), FORGE_SOURCE],
-        { encoding: 'utf8' },
-      );
-      assert.equal(forge.status, 0, forge.stderr);
+      compileForge(join(bundle.dir, 'rootfs', 'bin', 'fx-forge'), { static: true });
       writeFileSync(join(bundle.dir, 'rootfs', 'forged.txt'), forged);
 
       const run = await runContainer(bundle);

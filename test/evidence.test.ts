@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import type { EvidenceFinding } from '../src/marker/evidence.js';
 import type { ReplayStats } from '../src/pipeline/replay.js';
@@ -25,14 +24,7 @@ import {
   withAuditState,
 } from './support/audit-state.js';
 import { auditdSkipReason, startAuditd } from './support/auditd.js';
-import {
-  CONTAINER_SCRIPT,
-  crunSkipReason,
-  killChild,
-  makeBundle,
-  runContainer,
-  which,
-} from './support/crun.js';
+import { CONTAINER_SCRIPT, crunSkipReason, killChild, makeBundle, runContainer } from './support/crun.js';
 import {
   contid,
   daemonPaths,
@@ -44,12 +36,10 @@ import {
   withDaemon,
 } from './support/live-daemon.js';
 import { field, waitForExit } from './support/log-events.js';
+import { compileForge, gccSkipReason } from './support/programs.js';
 
 const skip = auditSkipReason() ?? auditdSkipReason() ?? crunSkipReason();
-const forgeSkip =
-  auditSkipReason() ?? crunSkipReason() ?? (which('gcc') === null ? 'gcc is needed' : undefined);
-/** Sends a file's text as a user message of a given type over raw netlink, from inside a container. */
-const FORGE_SOURCE = new URL('../../scripts/capture/helpers/fx-forge.c', import.meta.url).pathname;
+const forgeSkip = auditSkipReason() ?? crunSkipReason() ?? gccSkipReason();
 
 const STAMP = /msg=audit\(([0-9.]+):([0-9]+)\)/;
 
@@ -367,14 +357,7 @@ test(
         contid: '77',
         script: CONTAINER_SCRIPT(forgeries.map((f) => `/bin/fx-forge ${f.type} /${f.file};`).join(' ')),
       });
-      const cc = spawnSync(
-        'gcc',
-        ['-static', '-O2', '-o', join(bundle.dir, 'rootfs/bin/fx-forge'), FORGE_SOURCE],
-        {
-          encoding: 'utf8',
-        },
-      );
-      assert.equal(cc.status, 0, cc.stderr);
+      compileForge(join(bundle.dir, 'rootfs/bin/fx-forge'), { static: true });
       for (const f of forgeries) writeFileSync(join(bundle.dir, 'rootfs', f.file), f.text);
       const run = await runContainer(bundle);
       assert.equal(run.code, 0, run.stderr);

@@ -39,15 +39,7 @@ import {
   withAuditState,
 } from './support/audit-state.js';
 import { auditdSkipReason, startAuditd } from './support/auditd.js';
-import {
-  crunSkipReason,
-  killChild,
-  MAIN,
-  makeBundle,
-  runContainer,
-  which,
-  type Bundle,
-} from './support/crun.js';
+import { crunSkipReason, killChild, MAIN, makeBundle, runContainer, type Bundle } from './support/crun.js';
 import {
   contid,
   daemonPaths,
@@ -58,23 +50,11 @@ import {
   waitUntil,
 } from './support/live-daemon.js';
 import { field, flushLog, parseEvents, readEvents, syscallOf, type LogEvent } from './support/log-events.js';
+import { compileAttack, gccSkipReason } from './support/programs.js';
 
 const skip =
-  auditSkipReason() ??
-  auditdSkipReason() ??
-  crunSkipReason() ??
-  (which('gcc') === null ? 'gcc is needed (the workload programs)' : undefined);
+  auditSkipReason() ?? auditdSkipReason() ?? crunSkipReason() ?? gccSkipReason('the workload programs');
 const ROUNDS = Number(process.env['CONTID_GROUND_TRUTH_ROUNDS'] ?? '2');
-const ATTACKS = new URL('../../testdata/attacks/', import.meta.url).pathname;
-
-/** Builds testdata/attacks/NAME.c as a static program at `dest`. */
-function compile(name: string, dest: string): void {
-  const r = spawnSync('gcc', ['-static', '-O2', '-pthread', '-o', dest, join(ATTACKS, `${name}.c`)], {
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, r.stderr);
-  chmodSync(dest, 0o755);
-}
 
 /** The workload of a container with its own pid namespace. */
 const WORKLOAD = [
@@ -112,8 +92,8 @@ function editConfig(bundle: Bundle, edit: (c: Config) => void): void {
 function workloadBundle(dir: string, socket: string, id: string, uid: number): Bundle {
   const bundle = makeBundle(dir, { socket, contid: id, script: WORKLOAD });
   const bin = join(bundle.dir, 'rootfs', 'bin');
-  compile('vblock', join(bin, 'vblock'));
-  compile('threads', join(bin, 'threads'));
+  compileAttack('vblock', join(bin, 'vblock'));
+  compileAttack('threads', join(bin, 'threads'));
   symlink(bin, 'md5sum');
   editConfig(bundle, (c) => {
     c.process.user = { uid, gid: uid };
@@ -134,7 +114,7 @@ function nestedBundle(dir: string, socket: string, id: string, uid: number, othe
   const script = `exec /bin/ctl /run/contid/${socket.split('/').pop()!} /out/go /out/pid ${other} 5 /bin/busybox-nested sh -c '${NESTED_WORKLOAD}'`;
   const bundle = makeBundle(dir, { socket, contid: id, script });
   const rootfs = join(bundle.dir, 'rootfs');
-  compile('ctl', join(rootfs, 'bin', 'ctl'));
+  compileAttack('ctl', join(rootfs, 'bin', 'ctl'));
   copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox-nested'));
   chmodSync(join(rootfs, 'bin', 'busybox-nested'), 0o755);
   for (const d of ['out', 'run/contid']) mkdirSync(join(rootfs, d), { recursive: true, mode: 0o777 });

@@ -22,7 +22,13 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerSinkStatus } from '../src/route/container-sinks.js';
 import { auditSkipReason, spawnWithLoginuid, TEST_LOGINUID, runWithLoginuid } from './support/audit-state.js';
-import { assertExactCopy, isOp, sinkStatus } from './support/container-copy.js';
+import {
+  assertExactCopy,
+  assertNestedCopy,
+  isOp,
+  NESTING_SCRIPT,
+  sinkStatus,
+} from './support/container-copy.js';
 import {
   CONTAINER_SCRIPT,
   crunSkipReason,
@@ -162,11 +168,6 @@ void test(
       const nestChild = join(dir, 'nest-child');
       mkfifo(nestGo);
       mkfifo(nestChild);
-      const script =
-        'read _ < "$0"; ' +
-        '/bin/sh -c \'read _ < "$0"; /bin/true; /bin/echo nested\' "$1" & ' +
-        '"$2" "$3" set $! 5 --socket "$4" || exit 9; ' +
-        'echo go > "$1"; wait; /bin/true';
       const nester = spawnWithLoginuid(
         TEST_LOGINUID,
         [
@@ -174,7 +175,7 @@ void test(
           `--net=/proc/${init}/ns/net`,
           '/bin/sh',
           '-c',
-          script,
+          NESTING_SCRIPT,
           nestGo,
           nestChild,
           process.execPath,
@@ -259,12 +260,7 @@ void test(
       assertExactCopy(host, copy, ID);
       assert.equal(sink.writtenEvents, copy.length, 'every event the sink wrote is in the log, once');
       // The nested container's events carry its ID relative to 71, and nothing names another.
-      const ids = new Set(copy.map(contidOf).filter((c) => c !== null));
-      assert.deepEqual(ids, new Set(['5']), "71's copy names 5 and nothing else");
-      const ops = copy.flatMap((e) => e.lines.filter(isOp));
-      assert.equal(ops.length, 2, ops.join('\n'));
-      assert.match(ops[0]!, / op=set opid=[0-9]+ contid=5 old-contid=-1 .* res=1$/);
-      assert.match(ops[1]!, / op=drop opid=[0-9]+ contid=-1 old-contid=5 /);
+      assertNestedCopy(copy, ID);
       const execs = (pid: number): number =>
         copy.filter((e) => {
           const s = syscallOf(e);

@@ -38,7 +38,13 @@ import {
   syscallOf,
   waitForExit,
 } from './support/log-events.js';
-import { assertExactCopy, isOp, waitForClosed } from './support/container-copy.js';
+import {
+  assertExactCopy,
+  assertNestedCopy,
+  isOp,
+  NESTING_SCRIPT,
+  waitForClosed,
+} from './support/container-copy.js';
 import { SocketServer } from './support/socket-server.js';
 
 const skip = auditSkipReason();
@@ -106,11 +112,7 @@ test(
       // P (container 42, root) starts C, which waits; P labels C with 5
       // (nested: a privileged caller inside 42 sets an ID under 42), then
       // lets C run, and runs on itself.
-      const script =
-        'read _ < "$0"; ' +
-        '/bin/sh -c \'read _ < "$0"; /bin/true; /bin/echo nested\' "$1" & ' +
-        '"$2" "$3" set $! 5 --socket "$4" || exit 9; ' +
-        'echo go > "$1"; wait; /bin/true; /bin/echo parent';
+      const script = `${NESTING_SCRIPT}; /bin/echo parent`;
       const p = spawnWithLoginuid(
         TEST_LOGINUID,
         ['/bin/sh', '-c', script, go, goChild, process.execPath, MAIN, paths.socket],
@@ -140,12 +142,7 @@ test(
       const outerText = readFileSync(join(sinks, '42', 'audit.log'), 'utf8');
       const outer = parseEvents(outerText);
       assertExactCopy(host, outer, '42');
-      const ids = new Set(outer.map(contidOf).filter((c) => c !== null));
-      assert.deepEqual(ids, new Set(['5']), "42's copy names 5 and nothing else");
-      const ops = outer.flatMap((e) => e.lines.filter(isOp));
-      assert.equal(ops.length, 2, outerText);
-      assert.match(ops[0]!, / op=set opid=[0-9]+ contid=5 old-contid=-1 .* res=1$/);
-      assert.match(ops[1]!, / op=drop opid=[0-9]+ contid=-1 old-contid=5 /);
+      assertNestedCopy(outer, '42');
 
       const inner = parseEvents(readFileSync(join(sinks, '42', '5', 'audit.log'), 'utf8'));
       assertExactCopy(host, inner, '5,^42');

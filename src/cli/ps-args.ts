@@ -1,6 +1,13 @@
-import { parseArgs } from 'node:util';
-import { contidValue, DEFAULT_STORE_PATH, list, normalizeArgv, usageErrors } from './store-args.js';
-import { parseTimeSpec, type TimeSpec } from './time-spec.js';
+import {
+  contidsValue,
+  formatValue,
+  parseQueryArgs,
+  storeValue,
+  timeValue,
+  type QueryArgs,
+} from './query-args.js';
+import { DEFAULT_STORE_PATH } from './store-args.js';
+import type { TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';
 
 export const PS_HELP = `Usage: contid ps [options]
@@ -35,49 +42,30 @@ Options:
 
 Exit status: 0, 2 for usage, 4 when the store cannot be read.`;
 
-export interface PsArgs {
-  readonly help: boolean;
-  readonly store: string;
+export interface PsArgs extends QueryArgs {
   readonly at: TimeSpec | null;
-  readonly contids: readonly string[];
-  readonly exact: boolean;
   readonly all: boolean;
   readonly format: 'text' | 'json';
 }
 
 /** Parses `contid ps` arguments; a pure function of argv. */
 export function parsePsArgs(argv: readonly string[]): PsArgs {
-  const parsed = usageErrors(() =>
-    parseArgs({
-      args: normalizeArgv(argv),
-      allowPositionals: false,
-      options: {
-        store: { type: 'string' },
-        at: { type: 'string' },
-        contid: { type: 'string', multiple: true },
-        exact: { type: 'boolean' },
-        all: { type: 'boolean', short: 'a' },
-        format: { type: 'string', short: 'f' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }),
-  );
-  const v = parsed.values;
-  if (v.format !== undefined && v.format !== 'text' && v.format !== 'json') {
-    throw new UsageError(`Cannot use --format: "${v.format}" is not text or json`);
-  }
-  const contids = list(v.contid).map((c) => contidValue('--contid', c));
+  const v = parseQueryArgs(argv, {
+    at: { type: 'string' },
+    all: { type: 'boolean', short: 'a' },
+  });
+  const format = formatValue(v.format, ['text', 'json']);
+  const contids = contidsValue(v);
   if (contids.includes('unset') || contids.includes('unknown')) {
     throw new UsageError('--contid takes container IDs here: the host and unknown have no container');
   }
-  if (v.exact === true && contids.length === 0) throw new UsageError('--exact applies to --contid');
   return {
     help: v.help ?? false,
-    store: v.store ?? DEFAULT_STORE_PATH,
-    at: v.at === undefined ? null : parseTimeSpec('--at', v.at),
+    store: storeValue(v.store),
+    at: timeValue('--at', v.at),
     contids,
     exact: v.exact ?? false,
     all: v.all ?? false,
-    format: v.format ?? 'text',
+    format,
   };
 }

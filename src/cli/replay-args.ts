@@ -5,7 +5,8 @@ import type { SyscallCriterion } from '../pipeline/filter.js';
 import { EVIDENCE_TYPE, FORGERY_TYPE } from '../pipeline/labels.js';
 import type { OutputFormat } from '../pipeline/replay.js';
 import { CONTID_UNSET, parseContid } from '../policy/contid.js';
-import { isClockTime, parseTimeSpec, type TimeSpec } from './time-spec.js';
+import { integer, list, normalizeArgv } from './store-args.js';
+import { parseTimeSpec, type TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';
 
 export const REPLAY_HELP = `Usage: contid replay [options] FILE... | -
@@ -111,34 +112,13 @@ export interface ReplayArgs {
 const PID_MAX = 4_194_304;
 const INT_MAX = 2_147_483_647;
 
-function integer(
-  flag: string,
-  raw: string | undefined,
-  range: { min: number; max: number; fallback: number },
-): number {
-  if (raw === undefined) return range.fallback;
-  if (!/^[0-9]+$/.test(raw)) throw new UsageError(`Cannot use ${flag}: "${raw}" is not a whole number`);
-  const n = Number(raw);
-  if (n < range.min || n > range.max) {
-    throw new UsageError(
-      `Cannot use ${flag}: "${raw}" is out of range (${range.min} to ${range.max.toLocaleString('en-US')})`,
-    );
-  }
-  return n;
-}
-
-/** The values of a repeatable flag, each also split at commas (`--type SYSCALL,EXECVE`). */
-function list(values: readonly string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
-}
-
 /** Whether some arch has a syscall called `name`. */
 function isSyscallName(name: string): boolean {
   return name !== '' && SYSCALL_TABLES.some(([, table]) => table.includes(name));
 }
 
 function syscallCriterion(text: string): SyscallCriterion {
-  if (/^[0-9]+$/.test(text)) return { nr: integer('--syscall', text, { min: 0, max: INT_MAX, fallback: 0 }) };
+  if (/^[0-9]+$/.test(text)) return { nr: integer('--syscall', text, { min: 0, max: INT_MAX }) };
   if (!isSyscallName(text)) {
     throw new UsageError(`Cannot use --syscall: "${text}" is not a syscall name or number`);
   }
@@ -153,7 +133,7 @@ function typeCriteria(text: string): (number | string)[] {
     const n = recordTypeNumber(upper);
     return n === undefined ? [upper] : [upper, n];
   }
-  if (/^[0-9]+$/.test(text)) return [integer('--type', text, { min: 0, max: 65535, fallback: 0 })];
+  if (/^[0-9]+$/.test(text)) return [integer('--type', text, { min: 0, max: 65535 })];
   const n = recordTypeNumber(text);
   if (n === undefined) throw new UsageError(`Cannot use --type: "${text}" is not a record type`);
   return [n];
@@ -173,30 +153,16 @@ function contidCriterion(text: string): string {
 /**
  * ausearch takes `-ts DATE TIME` as two words: a time of day right after
  * `--since DATE` (or `--until DATE`) is taken as part of it, not as a file.
+ * replay takes none of ausearch's other spellings.
  */
-function joinSplitTimes(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    out.push(arg);
-    if (arg === '--since' || arg === '--until') {
-      const date = argv[i + 1];
-      const time = argv[i + 2];
-      if (date !== undefined && time !== undefined && !isClockTime(date) && isClockTime(time)) {
-        out.push(`${date} ${time}`);
-        i += 2;
-      }
-    }
-  }
-  return out;
-}
+const REPLAY_ARGV = { aliases: {}, timeFlags: new Set(['--since', '--until']) } as const;
 
 /** Parses `contid replay` arguments; a pure function of argv. */
 export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
   let parsed;
   try {
     parsed = parseArgs({
-      args: joinSplitTimes(argv),
+      args: normalizeArgv(argv, REPLAY_ARGV),
       allowPositionals: true,
       options: {
         format: { type: 'string', short: 'f' },
@@ -247,7 +213,7 @@ export function parseReplayArgs(argv: readonly string[]): ReplayArgs {
     contids: list(v.contid).map(contidCriterion),
     since: v.since === undefined ? null : parseTimeSpec('--since', v.since),
     until: v.until === undefined ? null : parseTimeSpec('--until', v.until),
-    pids: list(v.pid).map((p) => integer('--pid', p, { min: 0, max: PID_MAX, fallback: 0 })),
+    pids: list(v.pid).map((p) => integer('--pid', p, { min: 0, max: PID_MAX })),
     keys: v.key ?? [],
     syscalls: list(v.syscall).map(syscallCriterion),
     types: list(v.type).flatMap(typeCriteria),

@@ -1,7 +1,14 @@
-import { parseArgs } from 'node:util';
-import { contidValue, DEFAULT_STORE_PATH, integer, list, normalizeArgv, usageErrors } from './store-args.js';
-import { parseTimeSpec, type TimeSpec } from './time-spec.js';
-import { UsageError } from './usage.js';
+import {
+  contidsValue,
+  formatValue,
+  parseQueryArgs,
+  RANGE_OPTIONS,
+  storeValue,
+  timeValue,
+  type QueryArgs,
+} from './query-args.js';
+import { DEFAULT_STORE_PATH, integer } from './store-args.js';
+import type { TimeSpec } from './time-spec.js';
 
 export const REPORT_HELP = `Usage: contid report [options]
 
@@ -24,49 +31,26 @@ Options:
 
 Exit status: 0, 2 for usage, 4 when the store cannot be read.`;
 
-export interface ReportArgs {
-  readonly help: boolean;
-  readonly store: string;
+export interface ReportArgs extends QueryArgs {
   readonly since: TimeSpec | null;
   readonly until: TimeSpec | null;
-  readonly contids: readonly string[];
-  readonly exact: boolean;
   readonly top: number;
   readonly format: 'text' | 'json';
 }
 
 /** Parses `contid report` arguments; a pure function of argv. */
 export function parseReportArgs(argv: readonly string[]): ReportArgs {
-  const parsed = usageErrors(() =>
-    parseArgs({
-      args: normalizeArgv(argv),
-      allowPositionals: false,
-      options: {
-        store: { type: 'string' },
-        since: { type: 'string' },
-        until: { type: 'string' },
-        contid: { type: 'string', multiple: true },
-        exact: { type: 'boolean' },
-        top: { type: 'string' },
-        format: { type: 'string', short: 'f' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }),
-  );
-  const v = parsed.values;
-  if (v.format !== undefined && v.format !== 'text' && v.format !== 'json') {
-    throw new UsageError(`Cannot use --format: "${v.format}" is not text or json`);
-  }
-  const contids = list(v.contid).map((c) => contidValue('--contid', c));
-  if (v.exact === true && contids.length === 0) throw new UsageError('--exact applies to --contid');
+  const v = parseQueryArgs(argv, { ...RANGE_OPTIONS, top: { type: 'string' } });
+  const format = formatValue(v.format, ['text', 'json']);
+  const contids = contidsValue(v);
   return {
     help: v.help ?? false,
-    store: v.store ?? DEFAULT_STORE_PATH,
-    since: v.since === undefined ? null : parseTimeSpec('--since', v.since),
-    until: v.until === undefined ? null : parseTimeSpec('--until', v.until),
+    store: storeValue(v.store),
+    since: timeValue('--since', v.since),
+    until: timeValue('--until', v.until),
     contids,
     exact: v.exact ?? false,
-    top: v.top === undefined ? 5 : integer('--top', v.top, { min: 0, max: 1000 }),
-    format: v.format ?? 'text',
+    top: integer('--top', v.top, { min: 0, max: 1000, fallback: 5 }),
+    format,
   };
 }

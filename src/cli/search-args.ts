@@ -1,11 +1,19 @@
-import { parseArgs } from 'node:util';
 import { recordTypeName, recordTypeNumber } from '../interpret/record-types.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { SYSCALL_TABLES } from '../interpret/syscalls-generated.js';
 import type { StoreFormat } from '../store/render.js';
 import { CONTID_TYPES } from '../store/payload.js';
-import { contidValue, DEFAULT_STORE_PATH, integer, list, normalizeArgv, usageErrors } from './store-args.js';
-import { parseTimeSpec, type TimeSpec } from './time-spec.js';
+import {
+  contidsValue,
+  formatValue,
+  parseQueryArgs,
+  RANGE_OPTIONS,
+  storeValue,
+  timeValue,
+  type QueryArgs,
+} from './query-args.js';
+import { DEFAULT_STORE_PATH, integer, list } from './store-args.js';
+import type { TimeSpec } from './time-spec.js';
 import { UsageError } from './usage.js';
 
 export const SEARCH_HELP = `Usage: contid search [options]
@@ -55,11 +63,7 @@ Examples:
   contid search --contid 42 --exact -sc execve -i
   contid search -m CONTID_FORGERY --format json`;
 
-export interface SearchArgs {
-  readonly help: boolean;
-  readonly store: string;
-  readonly contids: readonly string[];
-  readonly exact: boolean;
+export interface SearchArgs extends QueryArgs {
   readonly since: TimeSpec | null;
   readonly until: TimeSpec | null;
   readonly pids: readonly number[];
@@ -113,51 +117,35 @@ function typeValue(text: string): string {
 
 /** Parses `contid search` arguments; a pure function of argv. */
 export function parseSearchArgs(argv: readonly string[]): SearchArgs {
-  const parsed = usageErrors(() =>
-    parseArgs({
-      args: normalizeArgv(argv),
-      allowPositionals: false,
-      options: {
-        store: { type: 'string' },
-        contid: { type: 'string', multiple: true },
-        exact: { type: 'boolean' },
-        since: { type: 'string' },
-        until: { type: 'string' },
-        pid: { type: 'string', multiple: true, short: 'p' },
-        ppid: { type: 'string', multiple: true },
-        exe: { type: 'string', multiple: true, short: 'x' },
-        syscall: { type: 'string', multiple: true },
-        key: { type: 'string', multiple: true, short: 'k' },
-        success: { type: 'string' },
-        type: { type: 'string', multiple: true, short: 'm' },
-        format: { type: 'string', short: 'f' },
-        interpret: { type: 'boolean', short: 'i' },
-        'resolve-ids': { type: 'boolean' },
-        limit: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }),
-  );
-  const v = parsed.values;
-  if (v.format !== undefined && v.format !== 'text' && v.format !== 'json' && v.format !== 'table') {
-    throw new UsageError(`Cannot use --format: "${v.format}" is not text, json or table`);
-  }
+  const v = parseQueryArgs(argv, {
+    ...RANGE_OPTIONS,
+    pid: { type: 'string', multiple: true, short: 'p' },
+    ppid: { type: 'string', multiple: true },
+    exe: { type: 'string', multiple: true, short: 'x' },
+    syscall: { type: 'string', multiple: true },
+    key: { type: 'string', multiple: true, short: 'k' },
+    success: { type: 'string' },
+    type: { type: 'string', multiple: true, short: 'm' },
+    interpret: { type: 'boolean', short: 'i' },
+    'resolve-ids': { type: 'boolean' },
+    limit: { type: 'string' },
+  });
+  const format = formatValue<StoreFormat>(v.format, ['text', 'json', 'table']);
   if (v.interpret === true && v.format !== undefined && v.format !== 'table') {
     throw new UsageError(`--interpret writes a table: it cannot be combined with --format ${v.format}`);
   }
   if (v.success !== undefined && v.success !== 'yes' && v.success !== 'no') {
     throw new UsageError(`Cannot use --success: "${v.success}" is not yes or no`);
   }
-  const contids = list(v.contid).map((c) => contidValue('--contid', c));
-  if (v.exact === true && contids.length === 0) throw new UsageError('--exact applies to --contid');
+  const contids = contidsValue(v);
   const pid = (flag: string) => (p: string) => integer(flag, p, { min: 0, max: PID_MAX });
   return {
     help: v.help ?? false,
-    store: v.store ?? DEFAULT_STORE_PATH,
+    store: storeValue(v.store),
     contids,
     exact: v.exact ?? false,
-    since: v.since === undefined ? null : parseTimeSpec('--since', v.since),
-    until: v.until === undefined ? null : parseTimeSpec('--until', v.until),
+    since: timeValue('--since', v.since),
+    until: timeValue('--until', v.until),
     pids: list(v.pid).map(pid('--pid')),
     ppids: list(v.ppid).map(pid('--ppid')),
     exes: v.exe ?? [],
@@ -165,7 +153,7 @@ export function parseSearchArgs(argv: readonly string[]): SearchArgs {
     keys: v.key ?? [],
     types: list(v.type).map(typeValue),
     success: v.success === undefined ? null : v.success === 'yes',
-    format: v.interpret === true ? 'table' : (v.format ?? 'text'),
+    format: v.interpret === true ? 'table' : format,
     resolveIds: v['resolve-ids'] ?? false,
     limit:
       v.limit === undefined ? null : integer('--limit', v.limit, { min: 1, max: Number.MAX_SAFE_INTEGER }),

@@ -34,20 +34,30 @@ const AUSEARCH_FLAGS: Readonly<Record<string, string>> = {
 /** The flags that take a time, and so may take ausearch's `DATE TIME` as two words. */
 const TIME_FLAGS: ReadonlySet<string> = new Set(['--since', '--until', '--at']);
 
+/** Options of {@link normalizeArgv}. */
+export interface NormalizeOptions {
+  /** Other spellings of flags, and the flag each stands for (default ausearch's). */
+  readonly aliases?: Readonly<Record<string, string>>;
+  /** The flags that take a time (default --since, --until and --at). */
+  readonly timeFlags?: ReadonlySet<string>;
+}
+
 /**
  * argv with ausearch's spellings made long flags, and `--since DATE TIME`
  * (two words, as ausearch takes them) made one value.
  */
-export function normalizeArgv(argv: readonly string[]): string[] {
+export function normalizeArgv(argv: readonly string[], options: NormalizeOptions = {}): string[] {
+  const aliases = options.aliases ?? AUSEARCH_FLAGS;
+  const timeFlags = options.timeFlags ?? TIME_FLAGS;
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i]!;
     const eq = raw.indexOf('=');
     const flag = eq < 0 ? raw : raw.slice(0, eq);
-    const long = AUSEARCH_FLAGS[flag] ?? flag;
+    const long = aliases[flag] ?? flag;
     const arg = eq < 0 ? long : `${long}${raw.slice(eq)}`;
     out.push(arg);
-    if (eq < 0 && TIME_FLAGS.has(long)) {
+    if (eq < 0 && timeFlags.has(long)) {
       const date = argv[i + 1];
       const time = argv[i + 2];
       if (date !== undefined && time !== undefined && !isClockTime(date) && isClockTime(time)) {
@@ -73,12 +83,22 @@ export function list(values: readonly string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(',')).filter((v) => v !== '');
 }
 
-/** A whole number within a range. */
+/** A range of whole numbers, and the value of a flag not given. */
+interface IntegerRange {
+  readonly min: number;
+  readonly max: number;
+  readonly fallback?: number;
+}
+
+/** A whole number within a range (or, with a fallback, the fallback when the flag is not given). */
+export function integer(flag: string, raw: string, range: IntegerRange): number;
 export function integer(
   flag: string,
-  raw: string,
-  range: { readonly min: number; readonly max: number },
-): number {
+  raw: string | undefined,
+  range: IntegerRange & { readonly fallback: number },
+): number;
+export function integer(flag: string, raw: string | undefined, range: IntegerRange): number {
+  if (raw === undefined) return range.fallback!;
   if (!/^[0-9]+$/.test(raw)) throw new UsageError(`Cannot use ${flag}: "${raw}" is not a whole number`);
   const n = Number(raw);
   if (n < range.min || n > range.max) {

@@ -226,18 +226,8 @@ function readPeer(socket: Socket): Peer {
     const error = new CallerError('cannot identify the caller: no socket descriptor', 'ERR_CALLER_UNKNOWN');
     return { cred: null, pidfd: null, error };
   }
-  let cred: PeerCredentials;
   try {
-    cred = peerCredentials(fd);
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    return {
-      cred: null,
-      pidfd: null,
-      error: new CallerError(`cannot identify the caller: ${why}`, 'ERR_CALLER_UNKNOWN', { cause: error }),
-    };
-  }
-  try {
+    const cred = peerCredentials(fd);
     return { cred, pidfd: peerPidfd(fd), error: null };
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);

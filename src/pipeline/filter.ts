@@ -56,9 +56,9 @@ function chainIds(rendered: string): string[] {
   return rendered.split(',^');
 }
 
-/** Whether a `success=` or `res=` value says yes; null when it says neither. */
-function successOf(raw: string): boolean | null {
-  switch (unquote(raw)) {
+/** Whether a `success=` or `res=` value says yes; null when it says neither (or is absent). */
+export function successOf(raw: string | undefined): boolean | null {
+  switch (raw === undefined ? undefined : unquote(raw)) {
     case 'yes':
     case 'success':
     case '1':

@@ -24,7 +24,8 @@ export interface LabelOutput {
   readonly links: readonly number[];
 }
 
-function fieldsOf(body: string): Record<string, string> {
+/** A record body's fields by name, for JSON output (a repeated name: its last value). */
+export function fieldsOf(body: string): Record<string, string> {
   const names: string[] = [];
   const values: string[] = [];
   splitFields(body, names, values);

@@ -22,9 +22,9 @@
 import { ContidRangeError } from '../errors.js';
 import { closeSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import type { BackoffOptions } from './backoff.js';
 import { connectInNetns } from './netns-connect.js';
-import { QueuedSink } from './queued-sink.js';
+import { ReconnectingSink } from './reconnecting-sink.js';
 import {
   encodeRecords,
   FATAL_MASK,
@@ -69,25 +69,19 @@ export interface RemoteSinkStats extends SinkStats {
 }
 
 /** A sink that sends records to a remote auditd. */
-export class RemoteSink extends QueuedSink {
+export class RemoteSink extends ReconnectingSink {
   readonly kind = 'remote';
   readonly #host: string;
   readonly #port: number;
   readonly #netns: string | undefined;
   readonly #window: number;
   readonly #connectTimeoutMs: number;
-  readonly #backoff: Backoff;
   readonly #label: string;
   /** Each write's record offsets, computed once when it is written. */
   readonly #ranges = new WeakMap<Buffer, number[]>();
 
-  #socket: Socket | undefined;
   #reader = new ReplyReader();
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = false;
   #connecting = false;
-  #everConnected = false;
-  #pumpScheduled = false;
 
   // Cursors, relative to the head of the queue: the next record to send,
   // and how many records of the head chunk auditd acknowledged.
@@ -118,12 +112,11 @@ export class RemoteSink extends QueuedSink {
         'ERR_OUT_OF_RANGE',
       );
     }
-    this.#backoff = new Backoff(options.reconnect);
     this.#label =
       this.#netns === undefined
         ? `auditd at "${this.target}"`
         : `auditd at "${this.target}" in network namespace "${this.#netns}"`;
-    this.#connectCounted();
+    this.start(options.reconnect);
   }
 
   override write(bytes: Buffer, events: number): boolean {
@@ -160,46 +153,23 @@ export class RemoteSink extends QueuedSink {
   }
 
   protected onQueued(): void {
-    this.#schedulePump();
-    if (this.closeRequested && this.queueLength === 0) this.#stop();
-  }
-
-  protected abortTransport(): void {
-    this.#stop();
-    this.#socket?.destroy();
-    this.#socket = undefined;
-  }
-
-  protected async release(): Promise<void> {
-    this.#stop();
-    const socket = this.#socket;
-    this.#socket = undefined;
-    if (socket === undefined || socket.destroyed) return;
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.end(() => socket.destroy());
-    await closed;
-  }
-
-  #stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.schedulePump();
+    this.stopIfDrained();
   }
 
   // --- connection ---------------------------------------------------------
 
   /** #connect, with anything unexpected counted rather than thrown at the process. */
-  #connectCounted(): void {
+  protected openConnection(): void {
     this.#connect().catch((error: unknown) => {
       this.#connecting = false;
       this.fail(SinkError.from(`Cannot connect to ${this.#label}`, error));
-      this.#retry();
+      this.retry();
     });
   }
 
   async #connect(): Promise<void> {
-    this.#timer = undefined;
-    if (this.#stopped || this.#connecting) return;
+    if (this.stopped || this.#connecting) return;
     this.#connecting = true;
     this.setLink('connecting');
     let socket: Socket;
@@ -208,13 +178,13 @@ export class RemoteSink extends QueuedSink {
         this.#netns === undefined ? await this.#connectHere() : await this.#connectInNetns(this.#netns);
     } catch (error) {
       this.#connecting = false;
-      if (this.#stopped) return;
+      if (this.stopped) return;
       this.fail(SinkError.from(`Cannot connect to ${this.#label}`, error));
-      this.#retry();
+      this.retry();
       return;
     }
     this.#connecting = false;
-    if (this.#stopped) {
+    if (this.stopped) {
       socket.destroy();
       return;
     }
@@ -246,7 +216,7 @@ export class RemoteSink extends QueuedSink {
       port: this.#port,
       timeoutMs: this.#connectTimeoutMs,
     });
-    if (this.#stopped) {
+    if (this.stopped) {
       closeSync(fd);
       throw new SinkError('Cannot connect: the sink is closed', 'ERR_SINK_CLOSED');
     }
@@ -254,12 +224,12 @@ export class RemoteSink extends QueuedSink {
   }
 
   #adopt(socket: Socket): void {
-    this.#socket = socket;
+    this.socket = socket;
     this.#reader = new ReplyReader();
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.on('data', (data: Buffer) => {
-      if (socket !== this.#socket) return;
+      if (socket !== this.socket) return;
       let replies: Reply[];
       try {
         replies = this.#reader.push(data);
@@ -268,45 +238,29 @@ export class RemoteSink extends QueuedSink {
         return;
       }
       for (const reply of replies) {
-        if (socket !== this.#socket) return;
+        if (socket !== this.socket) return;
         this.#onReply(socket, reply);
       }
-      this.#pump();
+      this.pump();
     });
     socket.on('error', (error) => {
-      if (socket !== this.#socket) return;
+      if (socket !== this.socket) return;
       this.fail(SinkError.from(`Cannot send to ${this.#label}`, error));
     });
     socket.once('close', () => {
-      this.#onClose(socket);
+      this.closed(socket);
     });
-    if (this.#everConnected) this.countReconnect();
-    this.#everConnected = true;
-    this.setLink('open');
-    this.#backoff.reset();
-    this.#pump();
+    this.connected();
+    this.pump();
   }
 
-  #onClose(socket: Socket): void {
-    if (socket !== this.#socket) return;
-    this.#socket = undefined;
-    this.setLink('disconnected');
+  protected onDisconnect(): void {
     // Whatever auditd did not acknowledge goes again on the next connection.
     this.#resent += this.#unacked;
     this.#unacked = 0;
     this.#sendChunk = 0;
     this.#sendRecord = this.#ackRecord;
     this.#expectSeq = this.#nextSeq;
-    if (this.closeRequested && this.queueLength === 0) this.#stop();
-    this.#retry();
-  }
-
-  #retry(): void {
-    if (this.#stopped || this.#timer !== undefined) return;
-    this.setLink('disconnected');
-    this.#timer = setTimeout(() => {
-      this.#connectCounted();
-    }, this.#backoff.next());
   }
 
   #protocolError(socket: Socket, message: string): void {
@@ -360,19 +314,9 @@ export class RemoteSink extends QueuedSink {
     }
   }
 
-  /** Records written in one synchronous run go out together at its end. */
-  #schedulePump(): void {
-    if (this.#pumpScheduled) return;
-    this.#pumpScheduled = true;
-    queueMicrotask(() => {
-      this.#pumpScheduled = false;
-      this.#pump();
-    });
-  }
-
-  #pump(): void {
+  protected pump(): void {
     this.#settleAcknowledged();
-    const socket = this.#socket;
+    const socket = this.socket;
     if (socket === undefined) return;
     let corked = false;
     while (this.#unacked < this.#window && this.#sendChunk < this.queueLength) {

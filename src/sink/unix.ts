@@ -20,8 +20,8 @@
 import { closeSync, fstatSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { O } from '../kernel/openat2.js';
-import { Backoff, type BackoffOptions } from './backoff.js';
-import { QueuedSink } from './queued-sink.js';
+import type { BackoffOptions } from './backoff.js';
+import { ReconnectingSink } from './reconnecting-sink.js';
 import { openDirectory, openIn, syscallFailure, treePath, type TreePath } from './safe-path.js';
 import { SinkError, type SinkOptions } from './sink.js';
 
@@ -36,19 +36,13 @@ export interface UnixSocketSinkOptions extends SinkOptions {
 }
 
 /** A sink that writes to a unix stream socket. */
-export class UnixSocketSink extends QueuedSink {
+export class UnixSocketSink extends ReconnectingSink {
   readonly kind = 'unix';
   readonly #where: TreePath;
   readonly #hostPath: string;
-  readonly #backoff: Backoff;
-  #socket: Socket | undefined;
   /** Chunks from the head handed to the socket and not yet acknowledged by its write callback. */
   #inFlight = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = false;
   #connected = false;
-  #everConnected = false;
-  #pumpScheduled = false;
 
   constructor(options: UnixSocketSinkOptions) {
     const where = treePath(options.path, options.root);
@@ -58,43 +52,27 @@ export class UnixSocketSink extends QueuedSink {
     );
     this.#where = where;
     this.#hostPath = options.path;
-    this.#backoff = new Backoff(options.reconnect);
-    this.#connect();
+    this.start(options.reconnect);
   }
 
   protected onQueued(): void {
-    if (this.#connected) this.#schedulePump();
-    else if (this.closeRequested && this.queueLength === 0) this.#stop();
+    if (this.#connected) this.schedulePump();
+    else this.stopIfDrained();
   }
 
-  protected abortTransport(): void {
-    this.#stop();
-    this.#socket?.destroy();
-    this.#socket = undefined;
+  protected override abortTransport(): void {
+    super.abortTransport();
     this.#connected = false;
     this.#inFlight = 0;
   }
 
-  protected async release(): Promise<void> {
-    this.#stop();
-    const socket = this.#socket;
-    this.#socket = undefined;
+  protected override release(): Promise<void> {
     this.#connected = false;
-    if (socket === undefined || socket.destroyed) return;
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.end(() => socket.destroy());
-    await closed;
+    return super.release();
   }
 
-  #stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  #connect(): void {
-    this.#timer = undefined;
-    if (this.#stopped) return;
+  protected openConnection(): void {
+    if (this.stopped) return;
     this.setLink('connecting');
     let path: string;
     let handle = -1;
@@ -102,11 +80,11 @@ export class UnixSocketSink extends QueuedSink {
       ({ path, handle } = this.#resolve());
     } catch (error) {
       this.fail(SinkError.from(`Cannot connect to ${this.#where.label}`, error));
-      this.#retry();
+      this.retry();
       return;
     }
     const socket = connect({ path });
-    this.#socket = socket;
+    this.socket = socket;
     const releaseHandle = (): void => {
       if (handle >= 0) closeSync(handle);
       handle = -1;
@@ -116,7 +94,7 @@ export class UnixSocketSink extends QueuedSink {
       this.#onConnect(socket);
     });
     socket.on('error', (error) => {
-      if (socket !== this.#socket) return;
+      if (socket !== this.socket) return;
       const action = this.#connected
         ? `Cannot write to ${this.#where.label}`
         : `Cannot connect to ${this.#where.label}`;
@@ -124,7 +102,7 @@ export class UnixSocketSink extends QueuedSink {
     });
     socket.once('close', () => {
       releaseHandle();
-      this.#onClose(socket);
+      this.closed(socket);
     });
     // What the reader might send is not for us; reading it keeps its writes from blocking.
     socket.on('data', () => undefined);
@@ -150,58 +128,29 @@ export class UnixSocketSink extends QueuedSink {
   }
 
   #onConnect(socket: Socket): void {
-    if (socket !== this.#socket || this.#stopped) return;
+    if (socket !== this.socket || this.stopped) return;
     this.#connected = true;
-    if (this.#everConnected) this.countReconnect();
-    this.#everConnected = true;
-    this.setLink('open');
-    this.#backoff.reset();
-    this.#pump();
+    this.connected();
+    this.pump();
   }
 
-  #onClose(socket: Socket): void {
-    if (socket !== this.#socket) return;
-    this.#socket = undefined;
+  protected onDisconnect(): void {
     this.#connected = false;
-    this.setLink('disconnected');
     // What was in flight may have reached the reader only in part.
     while (this.#inFlight > 0) {
       this.#inFlight--;
       this.settle(false);
     }
-    if (this.closeRequested && this.queueLength === 0) this.#stop();
-    this.#retry();
   }
 
-  #retry(): void {
-    if (this.#stopped || this.#timer !== undefined) return;
-    this.setLink('disconnected');
-    this.#timer = setTimeout(() => {
-      this.#connect();
-    }, this.#backoff.next());
-  }
-
-  /**
-   * Writes made in one synchronous run (a batch of events from the router)
-   * go to the socket together, in one system call, at the end of the run.
-   */
-  #schedulePump(): void {
-    if (this.#pumpScheduled) return;
-    this.#pumpScheduled = true;
-    queueMicrotask(() => {
-      this.#pumpScheduled = false;
-      this.#pump();
-    });
-  }
-
-  #pump(): void {
-    const socket = this.#socket;
+  protected pump(): void {
+    const socket = this.socket;
     if (socket === undefined || this.#inFlight >= this.queueLength) return;
     socket.cork();
     while (this.#inFlight < this.queueLength) {
       const chunk = this.chunkAt(this.#inFlight++);
       socket.write(chunk.bytes, (error) => {
-        if (socket !== this.#socket || error != null) return;
+        if (socket !== this.socket || error != null) return;
         this.#inFlight--;
         this.settle(true);
       });

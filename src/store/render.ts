@@ -7,7 +7,7 @@ import { ByteSink } from '../output/byte-sink.js';
 import type { IdNames } from '../output/interpretation.js';
 import { TextEventWriter, type ExtraRecord } from '../output/text.js';
 import type { AuditEvent } from '../assemble/event.js';
-import { splitFields } from '../parse/fields.js';
+import { fieldsOf } from '../pipeline/labels.js';
 import { decodePayload, unpackPayload } from './payload.js';
 import type { StoredEvent } from './store.js';
 
@@ -20,17 +20,6 @@ type Write = (
   links: readonly number[],
   contid: string | null,
 ) => void;
-
-function fieldsOf(body: string): Record<string, string> {
-  const names: string[] = [];
-  const values: string[] = [];
-  splitFields(body, names, values);
-  const out: Record<string, string> = {};
-  names.forEach((n, i) => {
-    out[n] = values[i]!;
-  });
-  return out;
-}
 
 /** Formats stored events into a buffer that {@link take} empties. */
 export class StoredEventWriter {

@@ -5,9 +5,9 @@
  * JSON output; see labelled-row.ts and json-row.ts), so both land in the
  * same rows.
  */
-import { keysOf } from '../pipeline/filter.js';
+import { keysOf, successOf } from '../pipeline/filter.js';
 import { isUtf8 } from 'node:buffer';
-import { decodeHexString, decodeUntrustedString, isHexEncoded, unquote } from '../interpret/hex.js';
+import { decodeHexString, decodeUntrustedString, isHexEncoded } from '../interpret/hex.js';
 import { syscallName } from '../interpret/syscalls.js';
 import { isNewPidClone, isParentClone, isThreadClone, lifecycleKind } from '../track/lifecycle.js';
 import { splitFields } from '../parse/fields.js';
@@ -103,22 +103,6 @@ function int(raw: string | undefined): number | null {
   if (raw === undefined || !/^-?[0-9]{1,19}$/.test(raw)) return null;
   const n = Number(raw);
   return Number.isSafeInteger(n) ? n : null;
-}
-
-/** Whether a `success=` or `res=` value says yes; null when it says neither. */
-function successOf(raw: string | undefined): boolean | null {
-  switch (raw === undefined ? undefined : unquote(raw)) {
-    case 'yes':
-    case 'success':
-    case '1':
-      return true;
-    case 'no':
-    case 'failed':
-    case '0':
-      return false;
-    default:
-      return null;
-  }
 }
 
 function exeOf(raw: string | undefined): string | null {

@@ -33,18 +33,18 @@ import type {
   StoreInfo,
 } from './types.js';
 
-export type {
-  ChainRow,
-  CountRow,
-  EventStoreOptions,
-  IngestResult,
-  OpRow,
-  ProcRow,
-  ReportRow,
-  RetentionResult,
-  StoredEvent,
-  StoreInfo,
-} from './types.js';
+export type * from './types.js';
+
+/** An event as the process-span backfill (migration 2) reads it. */
+interface BackfillRow {
+  readonly id: number;
+  readonly timeMs: number;
+  readonly node: number | null;
+  readonly chain: number | null;
+  readonly exe: number | null;
+  readonly contid: string | null;
+  readonly data: Buffer;
+}
 
 const CACHE_LIMIT = 100_000;
 const RETENTION_CHUNK = 5_000;
@@ -492,15 +492,7 @@ export class EventStore {
     );
     const changes: ProcChange[] = [];
     for (let last = 0; ;) {
-      const rows = chunk.all(last) as {
-        id: number;
-        timeMs: number;
-        node: number | null;
-        chain: number | null;
-        exe: number | null;
-        contid: string | null;
-        data: Buffer;
-      }[];
+      const rows = chunk.all(last) as BackfillRow[];
       if (rows.length === 0) break;
       last = rows[rows.length - 1]!.id;
       this.#backfillChunk(rows, changes);
@@ -531,18 +523,7 @@ export class EventStore {
     }
   }
 
-  #backfillChunk(
-    rows: readonly {
-      id: number;
-      timeMs: number;
-      node: number | null;
-      chain: number | null;
-      exe: number | null;
-      contid: string | null;
-      data: Buffer;
-    }[],
-    changes: ProcChange[],
-  ): void {
+  #backfillChunk(rows: readonly BackfillRow[], changes: ProcChange[]): void {
     for (const e of rows) {
       const decoded = decodePayload(unpackPayload(e.data));
       const facts = eventFacts(

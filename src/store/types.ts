@@ -3,6 +3,7 @@
  * queries return (store.ts).
  */
 import type { SpanStart } from './procs.js';
+import type { StoreOp } from './row.js';
 
 export interface EventStoreOptions {
   /** Open for reading only (search, ps, report): never creates or writes, except to migrate an old schema. */
@@ -70,26 +71,11 @@ export interface ChainRow {
   readonly events: number;
 }
 
-/** A stored CONTAINER_OP. */
-export interface OpRow {
+/** A stored CONTAINER_OP: its facts (row.ts), with its row and its event's. */
+export interface OpRow extends StoreOp {
   readonly id: number;
   readonly event: number;
   readonly timeMs: number;
-  readonly op: string;
-  readonly opid: number | null;
-  readonly contid: string;
-  readonly oldContid: string;
-  readonly res: number | null;
-  readonly errno: string | null;
-  readonly callerPid: number | null;
-  readonly uid: number | null;
-  readonly auid: number | null;
-  readonly exe: string | null;
-  /** The container's name the set gave, or null. */
-  readonly name: string | null;
-  /** The container's metadata the set gave, in its order, or null. */
-  readonly meta: Readonly<Record<string, string>> | null;
-  readonly body: string;
 }
 
 /** A process span as `contid ps` shows it. */

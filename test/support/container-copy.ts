@@ -76,3 +76,26 @@ export function assertExactCopy(host: LogEvent[], copy: LogEvent[], base: string
 export function isOp(line: string): boolean {
   return line.startsWith('type=CONTAINER_OP ');
 }
+
+/**
+ * `/bin/sh -c NESTING_SCRIPT GO CHILD_GO NODE MAIN SOCKET`: waits on the
+ * fifo GO, starts a child C that waits on CHILD_GO, labels C 5 with `contid
+ * set` (nested: a privileged caller in a container sets an ID under its
+ * own), lets C run (/bin/true, echo nested), waits for it and runs
+ * /bin/true itself.
+ */
+export const NESTING_SCRIPT =
+  'read _ < "$0"; ' +
+  '/bin/sh -c \'read _ < "$0"; /bin/true; /bin/echo nested\' "$1" & ' +
+  '"$2" "$3" set $! 5 --socket "$4" || exit 9; ' +
+  'echo go > "$1"; wait; /bin/true';
+
+/** Container `base`'s copy after NESTING_SCRIPT ran in it: it names 5 and nothing else, set and dropped once. */
+export function assertNestedCopy(copy: readonly LogEvent[], base: string): void {
+  const ids = new Set(copy.map(contidOf).filter((c) => c !== null));
+  assert.deepEqual(ids, new Set(['5']), `${base}'s copy names 5 and nothing else`);
+  const ops = copy.flatMap((e) => e.lines.filter(isOp));
+  assert.equal(ops.length, 2, ops.join('\n'));
+  assert.match(ops[0]!, / op=set opid=[0-9]+ contid=5 old-contid=-1 .* res=1$/);
+  assert.match(ops[1]!, / op=drop opid=[0-9]+ contid=-1 old-contid=5 /);
+}

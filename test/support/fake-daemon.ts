@@ -2,6 +2,7 @@
  * A DaemonApi for control-socket tests: answers from a script and records
  * what it was asked, so the tests see exactly what the server forwarded.
  */
+import { readFingerprint, type CallerIdentity } from '../../src/control/peer.js';
 import type { DaemonApi, DaemonStatus, OperationRequest, OperationResult } from '../../src/daemon/api.js';
 import type { ContainerOp } from '../../src/policy/labeller.js';
 import type { ContidErrno } from '../../src/policy/errno.js';
@@ -20,6 +21,21 @@ export const FAKE_STATUS: DaemonStatus = {
   containers: 1,
   forgeries: 0,
 };
+
+/** A privileged identity (an orchestrator's) for a test's own connections: the server's `identify`. */
+export function privilegedIdentity(cred: { pid: number; uid: number; gid: number }): CallerIdentity {
+  return {
+    ...cred,
+    ppid: 1,
+    auid: 4242,
+    exe: '/usr/bin/runc',
+    capEff: 1n << 30n,
+    userNs: 'user:[4026531837]',
+    initialUserNs: true,
+    privileged: true,
+    fingerprint: readFingerprint(cred.pid),
+  };
+}
 
 /** A DaemonApi that answers from a script and records what it was asked. */
 export class FakeDaemon implements DaemonApi {
