@@ -82,8 +82,12 @@ export interface DaemonSelf {
   readonly exe: string;
 }
 
-/** How often exits waiting for the stream to pass them are looked at, while there are some. */
-const EXIT_CHECK_MS = 100;
+/**
+ * How long after an exit the daemon looks at waiting exits when no batch
+ * of records did meanwhile (each batch looks at them): the witness's idle
+ * margin, before which an exit on a quiet stream cannot be judged.
+ */
+const EXIT_CHECK_MS = 250;
 
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
@@ -232,7 +236,7 @@ export class Daemon implements DaemonApi {
         this.#sendMarker(body);
       },
       streamTimeMs: () => this.#newestMs,
-      idle: () => this.#source.stats().queued === 0 && Date.now() - this.#lastBatchAt > 50,
+      idle: () => this.#source.queued() === 0 && Date.now() - this.#lastBatchAt > 50,
       log: parts.log,
     });
     this.#descriptions = new Descriptions((chain) => this.#labeller.containerByChain(chain) !== undefined);
@@ -389,6 +393,11 @@ export class Daemon implements DaemonApi {
     }, EXIT_CHECK_MS).unref();
   }
 
+  /**
+   * The exit timer: it fires only when no batch of records has looked at
+   * the waiting exits for EXIT_CHECK_MS, so a busy stream never wakes the
+   * daemon for it.
+   */
   #checkExits(): void {
     this.#exitTimer = undefined;
     this.#witness.check();
@@ -672,6 +681,14 @@ export class Daemon implements DaemonApi {
       // What the batch raised: never-seen parents to look up, exits passed.
       this.#witness.answerQuestions();
       this.#witness.check();
+      // Exits were just looked at: the timer need not wake the daemon before another check is due.
+      if (this.#exitTimer !== undefined) {
+        if (this.#witness.busy) this.#exitTimer.refresh();
+        else {
+          clearTimeout(this.#exitTimer);
+          this.#exitTimer = undefined;
+        }
+      }
       await this.#flush();
     }
     this.#inputEnded = true;
