@@ -82,8 +82,24 @@ export interface DaemonSelf {
   readonly exe: string;
 }
 
-/** How often exits waiting for the stream to pass them are looked at, while there are some. */
-const EXIT_CHECK_MS = 100;
+/**
+ * How long after an exit the daemon looks at waiting exits when no batch
+ * of records did meanwhile (each batch looks at them): the witness's idle
+ * margin, before which an exit on a quiet stream cannot be judged.
+ */
+const EXIT_CHECK_MS = 250;
+
+/**
+ * Shortest time between two host-log writes while records keep coming:
+ * each write is a trip through libuv's pool and back to the main thread,
+ * which costs more than the few events a batch brings at a low rate. The
+ * events of a batch that comes sooner wait for the next batch, or for this
+ * long at most (auditd's `freq` in time rather than records).
+ */
+const HOST_LOG_WRITE_MS = 80;
+
+/** Formatted bytes that are written at once, however recent the last write. */
+const HOST_LOG_WRITE_BYTES = 64 * 1024;
 
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
@@ -126,6 +142,10 @@ export class Daemon implements DaemonApi {
   /** Writes what /proc and the proc connector show into the stream (src/daemon/witness.ts). */
   readonly #witness: Witness;
   #exitTimer: NodeJS.Timeout | undefined;
+  /** When the host log was last written to (ms). */
+  #hostWrittenAt = 0;
+  /** Writes events that wait for the next batch (HOST_LOG_WRITE_MS) if it does not come. */
+  #hostWriteTimer: NodeJS.Timeout | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
   #lastBatchAt = 0;
   #checkpointTimer: NodeJS.Timeout | undefined;
@@ -232,7 +252,7 @@ export class Daemon implements DaemonApi {
         this.#sendMarker(body);
       },
       streamTimeMs: () => this.#newestMs,
-      idle: () => this.#source.stats().queued === 0 && Date.now() - this.#lastBatchAt > 50,
+      idle: () => this.#source.queued() === 0 && Date.now() - this.#lastBatchAt > 50,
       log: parts.log,
     });
     this.#descriptions = new Descriptions((chain) => this.#labeller.containerByChain(chain) !== undefined);
@@ -389,6 +409,11 @@ export class Daemon implements DaemonApi {
     }, EXIT_CHECK_MS).unref();
   }
 
+  /**
+   * The exit timer: it fires only when no batch of records has looked at
+   * the waiting exits for EXIT_CHECK_MS, so a busy stream never wakes the
+   * daemon for it.
+   */
   #checkExits(): void {
     this.#exitTimer = undefined;
     this.#witness.check();
@@ -672,6 +697,14 @@ export class Daemon implements DaemonApi {
       // What the batch raised: never-seen parents to look up, exits passed.
       this.#witness.answerQuestions();
       this.#witness.check();
+      // Exits were just looked at: the timer need not wake the daemon before another check is due.
+      if (this.#exitTimer !== undefined) {
+        if (this.#witness.busy) this.#exitTimer.refresh();
+        else {
+          clearTimeout(this.#exitTimer);
+          this.#exitTimer = undefined;
+        }
+      }
       await this.#flush();
     }
     this.#inputEnded = true;
@@ -704,14 +737,31 @@ export class Daemon implements DaemonApi {
    * Hands what was formatted to the sinks. Backpressure: the host log (a
    * `block` sink, src/daemon/host-log.ts) resolves at once while its queue
    * is below its bound, else once the disk caught up (reading stops
-   * meanwhile; the kernel holds the records). With `all`, waits until
-   * everything is written and fsynced.
+   * meanwhile; the kernel holds the records). Events formatted less than
+   * HOST_LOG_WRITE_MS after the last write wait for the next batch's write
+   * or a timer. With `all`, writes everything and waits until it is written
+   * and fsynced.
    */
   async #flush(all = false): Promise<void> {
     // Container sinks never wait: each write is queued or dropped and counted.
     this.#containerSinks.pump();
     if (this.#hostLog === null || this.#encoder === null) return;
     if (this.#encoder.length > 0) {
+      const now = Date.now();
+      if (
+        !all &&
+        now - this.#hostWrittenAt < HOST_LOG_WRITE_MS &&
+        this.#encoder.length < HOST_LOG_WRITE_BYTES
+      ) {
+        this.#hostWriteTimer ??= setTimeout(() => {
+          this.#hostWriteTimer = undefined;
+          void this.#flush();
+        }, HOST_LOG_WRITE_MS);
+        return;
+      }
+      clearTimeout(this.#hostWriteTimer);
+      this.#hostWriteTimer = undefined;
+      this.#hostWrittenAt = now;
       const events = this.#encoder.events;
       await this.#hostLog.write(this.#encoder.take(), events);
     }

@@ -44,6 +44,8 @@ export interface RecordSource {
   readonly mode: LiveMode;
   next(): Promise<AuditRecord[] | null>;
   stats(): SourceStats;
+  /** Records received and not yet returned by next() (stats().queued, without building the stats). */
+  queued(): number;
   /**
    * A marker was sent and will come back through this source: hand it over
    * without delay (sources that batch records hold none back until it came).
@@ -116,6 +118,10 @@ export class NetlinkSource implements RecordSource {
       }
     }
     return records;
+  }
+
+  queued(): number {
+    return this.#reader.queuedMessages;
   }
 
   readerStats(): AuditReaderStats {
@@ -205,6 +211,10 @@ export class PluginSource implements RecordSource {
       receiveBufferBytes: 0,
       lastIssue: this.#lastIssue,
     };
+  }
+
+  queued(): number {
+    return 0;
   }
 
   close(): Promise<void> {

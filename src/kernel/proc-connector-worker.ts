@@ -11,9 +11,10 @@
  * then takes what the socket gathered in one go, when the socket buffer
  * holds a batch's worth at any plausible rate (SLEEP_BUFFER_BYTES, forced);
  * with a smaller one it keeps receiving, one wake-up per exit, since the
- * kernel drops what does not fit. Its receive timeout is at most
+ * kernel drops what does not fit, and its receive timeout is at most
  * `flushMs`, so a batch is posted at most twice `flushMs` after its first
- * exit. The kernel never waits for a slow listener: when the
+ * exit (a sleeping worker's timeout is `pollMs`, for stop requests only:
+ * an idle host does not wake it). The kernel never waits for a slow listener: when the
  * receive buffer is full it drops events and the next receive fails once
  * with ENOBUFS, which is counted.
  */
@@ -177,13 +178,6 @@ function openSocket(): number {
     if (bind(fd, address, address.length) !== 0) {
       throw SyscallError.fromErrno('Cannot join the proc connector group CN_IDX_PROC');
     }
-    const timeout = Buffer.alloc(16); // struct timeval { tv_sec, tv_usec }
-    const pollMs = Math.max(1, Math.round(Math.min(config.pollMs, config.flushMs)));
-    timeout.writeBigInt64LE(BigInt(Math.floor(pollMs / 1000)), 0);
-    timeout.writeBigInt64LE(BigInt((pollMs % 1000) * 1000), 8);
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout, timeout.length) !== 0) {
-      throw SyscallError.fromErrno('Cannot set the proc connector socket receive timeout');
-    }
     // SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped at rmem_max.
     const size = Buffer.alloc(4);
     size.writeInt32LE(config.receiveBufferBytes);
@@ -193,6 +187,18 @@ function openSocket(): number {
       }
     } else {
       sleepWhileBatching = config.receiveBufferBytes >= SLEEP_BUFFER_BYTES;
+    }
+    // A worker that sleeps while a batch waits needs the timeout only to
+    // notice a stop; one that keeps receiving posts a batch when it wakes.
+    const timeout = Buffer.alloc(16); // struct timeval { tv_sec, tv_usec }
+    const pollMs = Math.max(
+      1,
+      Math.round(sleepWhileBatching ? config.pollMs : Math.min(config.pollMs, config.flushMs)),
+    );
+    timeout.writeBigInt64LE(BigInt(Math.floor(pollMs / 1000)), 0);
+    timeout.writeBigInt64LE(BigInt((pollMs % 1000) * 1000), 8);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout, timeout.length) !== 0) {
+      throw SyscallError.fromErrno('Cannot set the proc connector socket receive timeout');
     }
     return fd;
   } catch (error) {

@@ -273,6 +273,11 @@ export class AuditReader
     Atomics.notify(this.control, CONTROL_EXPECT);
   }
 
+  /** Records waiting for the consumer now (stats().queuedMessages). */
+  get queuedMessages(): number {
+    return this.#stats.queuedMessages;
+  }
+
   /** A snapshot of the counters. */
   stats(): AuditReaderStats {
     return { ...this.#stats, foreign: Atomics.load(this.control, CONTROL_FOREIGN) };
