@@ -119,6 +119,38 @@ void describe('a restart with a checkpoint', () => {
     assert.equal(only(r.marker('S2', { op: 'set', pid: 1005, contid: '4', caller: ORCH }).ops).errno, null);
   });
 
+  void it('processes made during the restore, each seen before its parent, all take the label of the first labelled ancestor', () => {
+    const r = before();
+    r.marker('S2', { op: 'start', daemonPid: 600, restore: true });
+    r.marker('S2', {
+      op: 'seed',
+      procs: [
+        { pid: 1000, ppid: 1, start: 10, pidns: 'host' },
+        { pid: 1001, ppid: 1000, start: 11, pidns: 'host' },
+        { pid: 1003, ppid: 1001, start: 13, pidns: 'host' },
+      ],
+    });
+    // A chain below 1003, each process recorded before its parent: creation
+    // order is the reverse of the chain's.
+    const DEPTH = 400;
+    for (let i = DEPTH - 1; i >= 0; i--) r.sys({ pid: 3000 + i, ppid: i === 0 ? 1003 : 2999 + i, nr: 39 });
+    // A host process's child seen before it: stays unset.
+    r.sys({ pid: 4001, ppid: 4000, nr: 39 });
+    r.sys({ pid: 4000, ppid: 1000, nr: 39 });
+    r.marker('S2', { op: 'restore-container', chain: ['4'], ownerUid: 0, ownerExe: '/usr/bin/runc' });
+    r.marker('S2', {
+      op: 'restore',
+      procs: [
+        { pid: 1001, start: 11, chain: ['4'] },
+        { pid: 1003, start: 13, chain: ['4'] },
+      ],
+    });
+    r.marker('S2', { op: 'restore-done', from: 'S1', serial: 40, processes: 2, containers: 1, grants: 0 });
+    for (let i = 0; i < DEPTH; i++) assert.equal(r.contid(3000 + i), '4', `pid ${3000 + i}`);
+    assert.equal(r.contid(4000), null);
+    assert.equal(r.contid(4001), null);
+  });
+
   void it('a restart without a checkpoint drops every container of the earlier start', () => {
     const r = before();
     const start = r.marker('S2', { op: 'start', daemonPid: 600 });

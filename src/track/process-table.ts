@@ -350,17 +350,26 @@ export class ProcessTable<L> {
       )
         this.#link(e, parent);
     }
-    // Parents before children; a child seen before its parent comes first
-    // in creation order, so go round until nothing changes.
-    for (let changed = true; changed;) {
-      changed = false;
-      for (const e of made) {
-        const label = e.parent?.label ?? null;
-        if (label === null || e.label !== null) continue;
-        if (e.alive) this.#hooks.retain(label);
-        this.#setLabel(e, label);
-        e.provisional = false;
-        changed = true;
+    // Parents before children: each takes the label of its nearest labelled
+    // ancestor through processes made meanwhile. A child seen before its
+    // parent comes first in creation order, so the way up is walked once for
+    // each process (not round after round: a deep chain in reverse order
+    // would take as many rounds as it is deep).
+    const isMade = new Set(made);
+    const walked = new Set<TableEntry<L>>();
+    const chain: TableEntry<L>[] = [];
+    for (const e of made) {
+      let p: TableEntry<L> | null = e;
+      for (; p !== null && p.label === null && isMade.has(p) && !walked.has(p); p = p.parent) {
+        walked.add(p);
+        chain.push(p);
+      }
+      const label = p?.label ?? null;
+      for (let c = chain.pop(); c !== undefined; c = chain.pop()) {
+        if (label === null) continue;
+        if (c.alive) this.#hooks.retain(label);
+        this.#setLabel(c, label);
+        c.provisional = false;
       }
     }
     for (const e of this.#groups.entries()) {
