@@ -142,6 +142,17 @@ void describe('provisional processes (parent seen after the child)', () => {
     assert.equal(w.sys({ pid: P, ppid: S, nr: 39 }, 61_000).contid, '77');
     assert.equal(w.seen(G, P).contid, 'unknown');
   });
+  void it('a provisional process with hundreds of thousands of children resolves them all (no argument-list limit)', () => {
+    const w = container();
+    w.sys({ pid: G, ppid: P, nr: EXECVE });
+    const CHILDREN = 300_000;
+    for (let i = 0; i < CHILDREN; i++) w.labeller.table.observe(100_000 + i, G);
+    w.sys({ pid: P, ppid: S, nr: 39 });
+    assert.equal(w.contid(G), '77');
+    assert.equal(w.contid(100_000), '77');
+    assert.equal(w.contid(100_000 + CHILDREN - 1), '77');
+  });
+
   void it('a waiting process whose awaited pid turns up as its own child (pid reuse) is not linked under it: its container is unknown', () => {
     // Hostile or reused: 1054 names ppid 1053, never seen (it exited, its
     // pid free); 1054 then forks a child that gets pid 1053, which names

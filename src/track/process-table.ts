@@ -793,7 +793,8 @@ export class ProcessTable<L> {
         }
       }
       if (c.pending !== null) {
-        stack.push(...c.pending);
+        // (One at a time: a spread of a list this long would overflow the call stack.)
+        for (const p of c.pending) stack.push(p);
         c.pending = null;
       }
     }
