@@ -1,8 +1,9 @@
 /**
  * The live daemon, `contid run`: the composition root that wires a source,
- * the assembler, the labeller and the host log, installs the audit rules,
- * writes markers into the kernel, and implements {@link DaemonApi} for the
- * control server and `contid status`.
+ * the assembler, the labeller, the host log (host-log.ts), this start's
+ * markers (marker-channel.ts) and checkpoints (checkpoints.ts), installs the
+ * audit rules, and implements {@link DaemonApi} for the control server and
+ * `contid status`.
  *
  * Start: choose the source (auto: multicast when a live audit daemon is
  * registered, else become it), install rules and settings, append this

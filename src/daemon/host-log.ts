@@ -7,7 +7,8 @@
  * records in its backlog and, past the backlog limit, slows the audited
  * processes (backlog_wait_time), as auditd does with `disk_full_action =
  * SUSPEND`. Only a stop gives up on events that still cannot be written
- * within the close timeout, and counts them.
+ * within the close timeout, and counts them. HostLogWriter formats the
+ * daemon's events for it and coalesces writes across batches.
  */
 import { closeSync } from 'node:fs';
 import { dirname } from 'node:path';
