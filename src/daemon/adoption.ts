@@ -19,6 +19,7 @@
  * Events of that process before that point stay unlabelled: adoption is a
  * fallback for orchestrators that do not inject, not a replacement.
  */
+import { readFileSync } from 'node:fs';
 import type { LabelledEvent } from '../policy/labeller.js';
 import { CgroupIndex } from '../policy/cgroup.js';
 import { lifecycleKind } from '../track/lifecycle.js';
@@ -212,4 +213,21 @@ export async function readProcCgroup(
     if (code === 'ENOENT' || code === 'ESRCH') return null;
     throw error;
   }
+}
+
+/** `/proc/PID/cgroup`, read at once, or null when the process is gone. */
+export function readCgroupNow(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The cgroup files of host processes (pid 1, the daemon), which a container's cgroup must differ from. */
+export function hostCgroupRefs(selfPid: number): string[] {
+  return [1, selfPid].flatMap((pid) => {
+    const text = readCgroupNow(pid);
+    return text === null ? [] : [text];
+  });
 }

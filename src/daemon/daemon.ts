@@ -1,8 +1,9 @@
 /**
  * The live daemon, `contid run`: the composition root that wires a source,
- * the assembler, the labeller and the host log, installs the audit rules,
- * writes markers into the kernel, and implements {@link DaemonApi} for the
- * control server and `contid status`.
+ * the assembler, the labeller, the host log (host-log.ts), this start's
+ * markers (marker-channel.ts) and checkpoints (checkpoints.ts), installs the
+ * audit rules, and implements {@link DaemonApi} for the control server and
+ * `contid status`.
  *
  * Start: choose the source (auto: multicast when a live audit daemon is
  * registered, else become it), install rules and settings, append this
@@ -13,7 +14,7 @@
  * host log, restore `enabled` and the backlog limit.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -23,23 +24,15 @@ import type { AuditEvent } from '../assemble/event.js';
 import { SyscallError } from '../kernel/libc.js';
 import { AuditNetlink, type AuditStatus } from '../kernel/netlink.js';
 import { ProcConnector, type ProcExit } from '../kernel/proc-connector.js';
-import {
-  encodeMarker,
-  MARKER_TYPE,
-  SEED_ENTRIES_PER_MARKER,
-  type MarkerBody,
-  type MarkerCaller,
-  type MarkerStamp,
-} from '../marker/format.js';
+import { MARKER_TYPE, SEED_ENTRIES_PER_MARKER, type MarkerCaller } from '../marker/format.js';
 import type { KeyringEntry } from '../marker/keyring.js';
-import type { AuditRecord } from '../parse/record.js';
 import type { Labeller, LabelledEvent } from '../policy/labeller.js';
 import { LabellingStage } from '../pipeline/labelling.js';
 import { ContainerSinks } from '../route/container-sinks.js';
 import { containerChanges } from '../route/router.js';
 import type { SinkSpec } from '../route/sink-spec.js';
 import { chainToken } from '../policy/contid.js';
-import { CgroupAdoption, readProcCgroup } from './adoption.js';
+import { CgroupAdoption, hostCgroupRefs, readCgroupNow, readProcCgroup } from './adoption.js';
 import {
   DaemonError,
   type DaemonApi,
@@ -49,20 +42,17 @@ import {
   type ProcessLabel,
 } from './api.js';
 import { hostLogPath, keyringPath, type DaemonConfig } from './config.js';
-import { EventEncoder } from '../pipeline/encoder.js';
-import { appendKeyring, ensurePrivateDirectory } from './files.js';
-import { HostLog } from './host-log.js';
+import { appendKeyring, compactTime, ensurePrivateDirectory } from './files.js';
+import { HostLog, HostLogWriter } from './host-log.js';
 import { isAlive, KernelSetup } from './kernel-setup.js';
 import type { Logger } from './logger.js';
-import { readProcFacts, readProcSnapshot } from './proc-seed.js';
+import { readProcSnapshot } from './proc-seed.js';
 import { Descriptions } from './descriptions.js';
 import { Monitor } from './monitor.js';
 import { Operations } from './operations.js';
-import { Sealer } from './sealer.js';
+import { MarkerChannel } from './marker-channel.js';
 import { Witness } from './witness.js';
-import { readCheckpoint, takeCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
-import { planRestore } from './restore-plan.js';
-import type { SeedProcess } from '../track/process-table.js';
+import { Checkpoints } from './checkpoints.js';
 import { NetlinkSource, PluginSource, type LiveMode, type RecordSource } from './sources.js';
 import type { StoreWriter } from '../store/writer.js';
 
@@ -89,28 +79,8 @@ export interface DaemonSelf {
  */
 const EXIT_CHECK_MS = 250;
 
-/**
- * Shortest time between two host-log writes while records keep coming:
- * each write is a trip through libuv's pool and back to the main thread,
- * which costs more than the few events a batch brings at a low rate. The
- * events of a batch that comes sooner wait for the next batch, or for this
- * long at most (auditd's `freq` in time rather than records).
- */
-const HOST_LOG_WRITE_MS = 80;
-
-/** Formatted bytes that are written at once, however recent the last write. */
-const HOST_LOG_WRITE_BYTES = 64 * 1024;
-
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
-
-/** A compact UTC time for start ids: 20261128T175500Z. */
-function compactTime(now: Date): string {
-  return now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.[0-9]+Z$/, 'Z');
-}
 
 /** The running daemon. */
 export class Daemon implements DaemonApi {
@@ -125,7 +95,6 @@ export class Daemon implements DaemonApi {
   readonly #control: AuditNetlink;
   readonly #source: RecordSource;
   readonly #kernel: KernelSetup | null;
-  readonly #secret: Buffer;
   /** Labels events, per node (src/pipeline/labelling.ts): the same stage as `contid replay`'s. */
   readonly #stage: LabellingStage;
   /**
@@ -142,30 +111,17 @@ export class Daemon implements DaemonApi {
   /** Writes what /proc and the proc connector show into the stream (src/daemon/witness.ts). */
   readonly #witness: Witness;
   #exitTimer: NodeJS.Timeout | undefined;
-  /** When the host log was last written to (ms). */
-  #hostWrittenAt = 0;
-  /** Writes events that wait for the next batch (HOST_LOG_WRITE_MS) if it does not come. */
-  #hostWriteTimer: NodeJS.Timeout | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
   #lastBatchAt = 0;
-  #checkpointTimer: NodeJS.Timeout | undefined;
-  /** Start times read for checkpoints, by table entry (a process's start time never changes). */
-  readonly #startTimes = new WeakMap<object, number>();
-  #checkpoints = 0;
-  #checkpointProblems = 0;
-  #lastCheckpointError: string | null = null;
-  /** What this start restored from the previous one's checkpoint. */
-  #restored: Record<string, unknown> | null = null;
+  /** The checkpoint lifecycle (src/daemon/checkpoints.ts). */
+  readonly #checkpoints: Checkpoints;
   /** The highest kernel serial read (the stream position a checkpoint names). */
   #newestSerial = 0;
   /** The first kernel serial this start read. */
   #firstSerial = 0;
-  /** The checkpoint restored, until the first record says how much was missed. */
-  #restoredFrom: Checkpoint | null = null;
-  /** This start's restore has been applied (its restore-done marker read back). */
-  #restoreDone = false;
   readonly #assembler: EventAssembler;
-  readonly #encoder: EventEncoder | null;
+  /** Formats and writes the host log, coalescing writes (src/daemon/host-log.ts). */
+  readonly #hostWriter: HostLogWriter | null;
   readonly #hostLog: HostLog | null;
   /** Each container's copies of its events (src/route/). */
   readonly #containerSinks: ContainerSinks;
@@ -178,18 +134,8 @@ export class Daemon implements DaemonApi {
   readonly #operations: Operations;
   /** What orchestrators said about live containers (src/daemon/descriptions.ts). */
   readonly #descriptions: Descriptions;
-  /** Marker seqs of this start whose read-back someone awaits (start, stop). */
-  readonly #echoes = new Map<number, () => void>();
-  #seq = 0;
-  /** The kernel stamp of the latest marker of this start read back: the next marker's `prev=`. */
-  #lastEcho: MarkerStamp | null = null;
-  /** Seals the records read (src/daemon/sealer.ts); null with `seal-interval` 0. */
-  readonly #sealer: Sealer | null;
-  /** The node whose records are sealed: the start marker's (an aggregated plugin stream holds others). */
-  #sealNode: string | null | undefined = undefined;
-  #sealTimer: NodeJS.Timeout | undefined;
-  /** Losses (ENOBUFS, serial gaps, the kernel's lost counter) at the last seal. */
-  #lossesAtSeal = 0;
+  /** This start's markers, their echoes and seals (src/daemon/marker-channel.ts). */
+  readonly #markers: MarkerChannel;
   #stopping: Promise<number> | undefined;
   /** The stop marker is sent: the witness writes no more markers. */
   #stopMarkerSent = false;
@@ -222,12 +168,43 @@ export class Daemon implements DaemonApi {
     this.mode = parts.source.mode;
     this.#kernel = parts.kernel;
     this.startId = parts.keyring.startId;
-    this.#secret = parts.keyring.secret;
-    this.#sealer = parts.config.sealIntervalMs > 0 ? new Sealer({ secret: parts.keyring.secret }) : null;
+    this.#markers = new MarkerChannel({
+      keyring: parts.keyring,
+      selfPid: parts.self.pid,
+      send: (type, text) => {
+        parts.control.sendUserMessage(type, text);
+      },
+      expectMarker: () => {
+        parts.source.expectMarker?.();
+      },
+      sealIntervalMs: parts.config.sealIntervalMs,
+      losses: () =>
+        this.#source.stats().enobufs + this.#assembler.stats().lostEstimate + this.#monitor.kernelLost,
+      onEcho: (node) => {
+        // Our own marker: its node is this host's (auditd's name_format in plugin mode).
+        this.#localNode = node;
+        this.#containerSinks.router.node = node;
+      },
+      log: parts.log,
+    });
+    this.#checkpoints = new Checkpoints({
+      stateDir: parts.config.stateDir,
+      startId: parts.keyring.startId,
+      selfPid: parts.self.pid,
+      labeller: () => this.#labeller,
+      position: () => ({ node: this.#localNode, serial: this.#newestSerial, timeMs: this.#newestMs }),
+      started: () => this.#startConfirmed,
+      log: parts.log,
+    });
     this.#hostLog = parts.hostLog;
     this.#store = parts.store;
-    this.#encoder =
-      parts.hostLog === null ? null : new EventEncoder(parts.config.format, { bufferBytes: 16 * 1024 });
+    this.#hostWriter =
+      parts.hostLog === null
+        ? null
+        : new HostLogWriter(parts.hostLog, {
+            format: parts.config.format,
+            wake: () => void this.#flush(),
+          });
     this.#containerSinks = new ContainerSinks({
       defaults: parts.config.containerSinks,
       onError: (container, error) => {
@@ -249,7 +226,7 @@ export class Daemon implements DaemonApi {
       send: (body) => {
         // Nothing follows the stop marker: a marker after it would be a stale start's.
         if (this.#stopMarkerSent) return;
-        this.#sendMarker(body);
+        this.#markers.send(body);
       },
       streamTimeMs: () => this.#newestMs,
       idle: () => this.#source.queued() === 0 && Date.now() - this.#lastBatchAt > 50,
@@ -261,9 +238,9 @@ export class Daemon implements DaemonApi {
       timeoutMs: parts.config.submitTimeoutMs,
       log: parts.log,
       descriptions: this.#descriptions,
-      nextSeq: () => this.#seq + 1,
+      nextSeq: () => this.#markers.nextSeq,
       sendMarker: (body) => {
-        this.#sendMarker(body);
+        this.#markers.send(body);
       },
       place: (pid) => {
         this.#witness.place(pid);
@@ -432,11 +409,11 @@ export class Daemon implements DaemonApi {
     }, this.#config.statusIntervalMs);
     this.#timer.unref();
     const checkpoint =
-      this.#config.seedProc && this.#config.checkpointIntervalMs > 0 ? this.#loadCheckpoint() : null;
+      this.#config.seedProc && this.#config.checkpointIntervalMs > 0 ? this.#checkpoints.load() : null;
     // Events read before the start marker wait for the restore too.
     if (checkpoint !== null) this.#labeller.expectRestore();
-    const confirmed = this.#awaitEcho(
-      this.#sendMarker({
+    const confirmed = this.#markers.awaitEcho(
+      this.#markers.send({
         op: 'start',
         daemonPid: this.#self.pid,
         ...(checkpoint === null ? {} : { restore: true }),
@@ -454,23 +431,18 @@ export class Daemon implements DaemonApi {
           start: p.startTime ?? 0,
           pidns: p.pidns ?? null,
         }));
-        this.#sendMarker({ op: 'seed', procs: part });
+        this.#markers.send({ op: 'seed', procs: part });
       }
       log('info', `Seeded the process table with ${procs.length} processes from /proc (seed markers)`);
-      if (checkpoint !== null) this.#restore(checkpoint, procs);
+      if (checkpoint !== null) {
+        this.#checkpoints.restore(checkpoint, procs, (body) => {
+          this.#markers.send(body);
+        });
+      }
     }
-    if (this.#config.checkpointIntervalMs > 0) {
-      this.#checkpointTimer = setInterval(() => {
-        this.#saveCheckpoint();
-      }, this.#config.checkpointIntervalMs);
-      this.#checkpointTimer.unref();
-    }
-    if (this.#sealer !== null) {
-      this.#sealTimer = setInterval(() => {
-        this.#seal(false);
-      }, this.#config.sealIntervalMs);
-      this.#sealTimer.unref();
-    }
+    if (this.#config.checkpointIntervalMs > 0)
+      this.#checkpoints.startTimer(this.#config.checkpointIntervalMs);
+    this.#markers.startSealing();
     if (this.#config.reconcileIntervalMs > 0) {
       this.#reconcileTimer = setInterval(() => {
         this.#witness.reconcile(false);
@@ -493,122 +465,6 @@ export class Daemon implements DaemonApi {
     });
   }
 
-  get #checkpointPath(): string {
-    return `${this.#config.stateDir.replace(/\/+$/, '')}/checkpoint.json`;
-  }
-
-  /**
-   * The checkpoint of the previous start, or null: none, or one that cannot
-   * be used (set aside with the reason, never a reason not to start).
-   */
-  #loadCheckpoint(): Checkpoint | null {
-    const path = this.#checkpointPath;
-    const read = readCheckpoint(path);
-    if (read.kind === 'none') return null;
-    if (read.kind === 'bad') {
-      const aside = `${path}.bad-${compactTime(new Date())}`;
-      try {
-        renameSync(path, aside);
-      } catch {
-        // Read-only state directory: it stays, and is refused again next time.
-      }
-      this.#log(
-        'warning',
-        `Cannot use the checkpoint "${path}": ${read.reason}; starting without it (set aside as "${aside}")`,
-      );
-      this.#checkpointProblems++;
-      return null;
-    }
-    return read.checkpoint;
-  }
-
-  /** Writes the restore of `checkpoint` into the stream (after the seed markers). */
-  #restore(checkpoint: Checkpoint, procs: readonly SeedProcess[]): void {
-    const plan = planRestore(checkpoint, procs, {
-      cgroupOf: readCgroupNow,
-      hostRefs: hostCgroupRefs(this.#self.pid),
-      perMarker: SEED_ENTRIES_PER_MARKER,
-    });
-    for (const m of plan.markers) this.#sendMarker(m);
-    this.#restoredFrom = checkpoint;
-    const c = plan.counts;
-    this.#restored = {
-      from: checkpoint.startId,
-      savedAt: checkpoint.savedAt,
-      serial: checkpoint.stream.serial,
-      ...c,
-    };
-    this.#log(
-      'notice',
-      `Restored the labels of start ${checkpoint.startId} (checkpoint of ${checkpoint.savedAt}, serial ${checkpoint.stream.serial}): ` +
-        `${c.kept} processes kept, ${c.inherited} born while contid was down, ${c.adopted} by their cgroup; ${c.ended} ended meanwhile`,
-    );
-  }
-
-  /**
-   * Saves the labels (periodically, after an accepted operation, on stop).
-   * A failure (full disk, read-only directory) is logged and counted; the
-   * previous checkpoint stays.
-   */
-  #saveCheckpoint(): void {
-    const labeller = this.#labeller;
-    // Not before this start's own labels are there: its start marker read
-    // back, and the restore it announced applied. An earlier save would
-    // replace a good checkpoint with an empty one.
-    if (!this.#startConfirmed || labeller.restoring) return;
-    if (this.#restoredFrom !== null && !this.#restoreDone) return;
-    try {
-      const checkpoint = takeCheckpoint(labeller, {
-        startId: this.startId,
-        node: this.#localNode,
-        stream: { serial: this.#newestSerial, timeMs: this.#newestMs },
-        facts: (e) => {
-          const known = this.#startTimes.get(e);
-          if (known !== undefined) return { ppid: e.ppid, startTime: known };
-          const f = readProcFacts(e.pid);
-          if (f !== null && f.ppid === e.ppid) this.#startTimes.set(e, f.startTime);
-          return f;
-        },
-        cgroupOf: readCgroupNow,
-        hostRefs: hostCgroupRefs(this.#self.pid),
-      });
-      writeCheckpoint(this.#checkpointPath, checkpoint);
-      this.#checkpoints++;
-      this.#lastCheckpointError = null;
-    } catch (error) {
-      this.#checkpointProblems++;
-      const message = error instanceof Error ? error.message : String(error);
-      if (message !== this.#lastCheckpointError)
-        this.#log('warning', `${message}; the previous checkpoint stays`);
-      this.#lastCheckpointError = message;
-    }
-  }
-
-  /**
-   * The first record of this start: the kernel numbered events between the
-   * restored checkpoint's position and here that this start did not read
-   * (while contid was down, as the audit daemon, the kernel printk'd and
-   * dropped them).
-   */
-  #firstRead(serial: number): void {
-    this.#firstSerial = serial;
-    const cp = this.#restoredFrom;
-    if (cp === null || this.#restored === null) return;
-    const from = cp.stream.serial + 1;
-    const to = serial - 1;
-    const missed = to >= from ? to - from + 1 : 0;
-    this.#restored = { ...this.#restored, unread: missed === 0 ? null : { from, to, records: missed } };
-    if (missed > 0) {
-      // The checkpoint's position is where the previous start had read when
-      // it saved: after a crash, some of these were read (and written) after it.
-      this.#log(
-        'warning',
-        `Events with serials ${from} to ${to} (${missed}) are between the restored checkpoint ` +
-          `(${cp.savedAt}) and this start: those the previous start had not read yet when it ended were lost`,
-      );
-    }
-  }
-
   /** The last step of start: callers (and tests) take "Started:" as ready. */
   #announce(): void {
     const target =
@@ -619,78 +475,22 @@ export class Daemon implements DaemonApi {
     );
   }
 
-  /** Sends a marker; returns its seq. @throws {SyscallError} */
-  #sendMarker(body: MarkerBody): number {
-    const seq = this.#seq + 1;
-    const prev = this.#lastEcho;
-    // Before the send: the reader must not hold the echo back once it came.
-    this.#source.expectMarker?.();
-    this.#control.sendUserMessage(
-      MARKER_TYPE,
-      encodeMarker(
-        prev === null ? { start: this.startId, seq, body } : { start: this.startId, seq, prev, body },
-        this.#secret,
-      ),
-    );
-    // A marker that was not sent takes no seq: a gap in a log means a marker lost or deleted.
-    this.#seq = seq;
-    return seq;
-  }
-
-  /**
-   * Seals the records read that the stream is well past (with `final`: all
-   * of them), when there are any. Losses since the last seal mark it lossy.
-   */
-  #seal(final: boolean): void {
-    if (this.#sealer === null) return;
-    const source = this.#source.stats();
-    const losses = source.enobufs + this.#assembler.stats().lostEstimate + this.#monitor.kernelLost;
-    const body = this.#sealer.seal(Date.now(), { final, lossy: losses > this.#lossesAtSeal });
-    if (body === null) return;
-    try {
-      this.#sendMarker(body);
-      this.#lossesAtSeal = losses;
-    } catch (error) {
-      this.#log(
-        'warning',
-        `Cannot send a seal marker: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-  }
-
-  /**
-   * A marker record read from the source: one of this start's gives the
-   * next marker its `prev=` (its kernel stamp), and the start marker begins
-   * sealing. The kernel-stamped pid is the daemon's only for its own.
-   */
-  #noteOwnMarker(r: AuditRecord): void {
-    if (r.field('pid') !== String(this.#self.pid)) return;
-    const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
-    if (m?.[1] !== this.startId) return;
-    this.#lastEcho = { time: r.time, serial: r.serial };
-    if (m[2] === '1' && this.#sealer !== null && this.#sealNode === undefined) {
-      this.#sealNode = r.node;
-      this.#sealer.begin(r.serial);
-    }
-  }
-
-  /** Resolves when this start's marker `seq` is read back. */
-  #awaitEcho(seq: number): Promise<void> {
-    return new Promise((resolve) => this.#echoes.set(seq, resolve));
-  }
-
   async #run(): Promise<void> {
     for (;;) {
       const batch = await this.#source.next();
       if (batch === null) break;
       this.#lastBatchAt = Date.now();
-      if (this.#firstSerial === 0 && batch.length > 0) this.#firstRead(batch[0]!.serial);
-      const sealer = this.#sealer;
+      if (this.#firstSerial === 0 && batch.length > 0) {
+        this.#firstSerial = batch[0]!.serial;
+        this.#checkpoints.firstRead(this.#firstSerial);
+      }
+      const markers = this.#markers;
+      const sealer = markers.sealer;
       for (const r of batch) {
         if (r.timeMs > this.#newestMs) this.#newestMs = r.timeMs;
         if (r.serial > this.#newestSerial) this.#newestSerial = r.serial;
-        if (r.type === MARKER_TYPE) this.#noteOwnMarker(r);
-        if (r.node === this.#sealNode) sealer?.add(r);
+        if (r.type === MARKER_TYPE) markers.noteOwn(r);
+        if (r.node === markers.sealNode) sealer?.add(r);
         this.#assembler.push(r);
       }
       sealer?.note(this.#lastBatchAt);
@@ -719,8 +519,7 @@ export class Daemon implements DaemonApi {
 
   /** Formats an event for the host log. */
   #writeHost(le: LabelledEvent): void {
-    if (this.#encoder === null) return;
-    this.#encoder.write(le);
+    this.#hostWriter?.write(le);
   }
 
   /**
@@ -734,38 +533,15 @@ export class Daemon implements DaemonApi {
   }
 
   /**
-   * Hands what was formatted to the sinks. Backpressure: the host log (a
-   * `block` sink, src/daemon/host-log.ts) resolves at once while its queue
-   * is below its bound, else once the disk caught up (reading stops
-   * meanwhile; the kernel holds the records). Events formatted less than
-   * HOST_LOG_WRITE_MS after the last write wait for the next batch's write
-   * or a timer. With `all`, writes everything and waits until it is written
+   * Hands what was formatted to the sinks: the container sinks never wait,
+   * the host log may (HostLogWriter.flush: its backpressure and coalesced
+   * writes). With `all`, writes everything and waits until it is written
    * and fsynced.
    */
   async #flush(all = false): Promise<void> {
     // Container sinks never wait: each write is queued or dropped and counted.
     this.#containerSinks.pump();
-    if (this.#hostLog === null || this.#encoder === null) return;
-    if (this.#encoder.length > 0) {
-      const now = Date.now();
-      if (
-        !all &&
-        now - this.#hostWrittenAt < HOST_LOG_WRITE_MS &&
-        this.#encoder.length < HOST_LOG_WRITE_BYTES
-      ) {
-        this.#hostWriteTimer ??= setTimeout(() => {
-          this.#hostWriteTimer = undefined;
-          void this.#flush();
-        }, HOST_LOG_WRITE_MS);
-        return;
-      }
-      clearTimeout(this.#hostWriteTimer);
-      this.#hostWriteTimer = undefined;
-      this.#hostWrittenAt = now;
-      const events = this.#encoder.events;
-      await this.#hostLog.write(this.#encoder.take(), events);
-    }
-    if (all) await this.#hostLog.flush();
+    if (this.#hostWriter !== null) await this.#hostWriter.flush(all);
   }
 
   #startAdoption(): CgroupAdoption {
@@ -797,8 +573,8 @@ export class Daemon implements DaemonApi {
   }
 
   #onEvent(event: AuditEvent): void {
-    if (this.#echoes.size > 0) {
-      for (const r of event.records) if (r.type === MARKER_TYPE) this.#checkEcho(r);
+    if (this.#markers.awaiting) {
+      for (const r of event.records) if (r.type === MARKER_TYPE) this.#markers.checkEcho(r);
     }
     const ready = this.#stage.push(event, this.#ready);
     try {
@@ -815,7 +591,7 @@ export class Daemon implements DaemonApi {
           // An accepted operation is saved before it is answered: a crash
           // right after the answer must not lose the label.
           if (op.errno === null && op.op !== 'drop' && op.marker?.start === this.startId) {
-            if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
+            if (this.#config.checkpointIntervalMs > 0) this.#checkpoints.save();
           }
           this.#operations.answer(op);
         }
@@ -823,11 +599,7 @@ export class Daemon implements DaemonApi {
     } finally {
       while (ready.length > 0) ready.pop();
     }
-    // Right after the restore, the labels it brought back are saved as this start's.
-    if (this.#restoredFrom !== null && !this.#restoreDone && this.#labeller.restores.length > 0) {
-      this.#restoreDone = true;
-      this.#saveCheckpoint();
-    }
+    this.#checkpoints.afterEvent();
   }
 
   /**
@@ -851,20 +623,6 @@ export class Daemon implements DaemonApi {
   /** The labeller of this host's records. */
   get #labeller(): Labeller {
     return this.#stage.labeller(this.#localNode)!;
-  }
-
-  #checkEcho(r: AuditRecord): void {
-    if (r.field('pid') !== String(this.#self.pid)) return;
-    const m = / start=([A-Za-z0-9._-]+) seq=([0-9]+) /.exec(r.body);
-    if (m?.[1] !== this.startId) return;
-    const seq = Number(m[2]);
-    const done = this.#echoes.get(seq);
-    if (done === undefined) return;
-    // Our own marker: its node is this host's (auditd's name_format in plugin mode).
-    this.#localNode = r.node;
-    this.#containerSinks.router.node = r.node;
-    this.#echoes.delete(seq);
-    done();
   }
 
   submit(request: OperationRequest, signal?: AbortSignal): Promise<OperationResult> {
@@ -924,16 +682,10 @@ export class Daemon implements DaemonApi {
       adoption: this.#adoption?.stats() ?? null,
       procConnector: this.#exits === null ? null : this.#exits.stats(),
       witness: this.#witness.stats(),
-      checkpoint: {
-        path: this.#checkpointPath,
-        saved: this.#checkpoints,
-        problems: this.#checkpointProblems,
-        lastError: this.#lastCheckpointError,
-        restored: this.#restored,
-      },
+      checkpoint: this.#checkpoints.stats(),
       hold: this.#stage.stats().hold,
       evidence: this.#stage.stats().evidence,
-      seals: this.#sealer?.stats() ?? null,
+      seals: this.#markers.stats(),
       nodes: this.#stage.nodes,
       hostLog: this.#hostLog?.stats() ?? null,
       containerSinks: this.#containerSinks.stats(),
@@ -975,64 +727,88 @@ export class Daemon implements DaemonApi {
   }
 
   async #stop(reason: string): Promise<number> {
-    const log = this.#log;
-    log('notice', `Stopping: ${reason}`);
+    this.#log('notice', `Stopping: ${reason}`);
     const problems: string[] = [];
+    await this.#endStart(problems);
+    this.#operations.close(
+      new DaemonError('Cannot complete the operation: contid stopped first', 'ERR_SHUTTING_DOWN'),
+    );
+    await this.#stopReading(problems);
+    await this.#closeOutputs();
+    problems.push(...(this.#kernel?.restoreSettings() ?? []));
+    clearInterval(this.#timer);
+    clearInterval(this.#reconcileTimer);
+    this.#checkpoints.stopTimer();
+    clearTimeout(this.#exitTimer);
+    this.#tick();
+    this.#control.close();
+    return this.#reportStop(problems);
+  }
+
+  /**
+   * The first step of stop: seals what was read, sends the stop marker and
+   * waits for it while reading, so that it lands in the host log before the end.
+   */
+  async #endStart(problems: string[]): Promise<void> {
     let seq: number | undefined;
-    clearInterval(this.#sealTimer);
+    this.#markers.stopSealing();
     // What was read so far, before the stop marker ends the start.
-    this.#seal(true);
+    this.#markers.seal(true);
     try {
-      seq = this.#sendMarker({ op: 'stop' });
+      seq = this.#markers.send({ op: 'stop' });
       this.#stopMarkerSent = true;
     } catch (error) {
       problems.push(`stop marker: ${error instanceof Error ? error.message : String(error)}`);
     }
-    // Wait for it while reading, so that it lands in the host log before the end.
     if (seq !== undefined && !this.#inputEnded) {
-      await withTimeout(this.#awaitEcho(seq), STOP_MARKER_WAIT_MS).catch((error: unknown) => {
-        log(
+      await withTimeout(this.#markers.awaitEcho(seq), STOP_MARKER_WAIT_MS).catch((error: unknown) => {
+        this.#log(
           'warning',
           `The stop marker was not read back: ${error instanceof Error ? error.message : String(error)}`,
         );
       });
     }
-    this.#operations.close(
-      new DaemonError('Cannot complete the operation: contid stopped first', 'ERR_SHUTTING_DOWN'),
-    );
+  }
+
+  /**
+   * Stops the inputs: the proc connector, the rules (no new records), the
+   * source (which unregisters if the kernel still names us), then waits for
+   * the run loop to drain what the source still holds, end the assembler
+   * and write the rest.
+   */
+  async #stopReading(problems: string[]): Promise<void> {
     await this.#exits?.close().catch(() => undefined);
-    const ruleProblems = this.#kernel?.restoreRules() ?? [];
-    problems.push(...ruleProblems);
+    problems.push(...(this.#kernel?.restoreRules() ?? []));
     try {
       await this.#source.close();
     } catch (error) {
       problems.push(`unregister: ${error instanceof Error ? error.message : String(error)}`);
     }
-    // The run loop drains what the source still holds, ends the assembler and writes the rest.
     await this.#running.catch(() => undefined);
+  }
+
+  /** Writes and closes the outputs: container sinks, the last checkpoint, the host log (fsynced), the store. */
+  async #closeOutputs(): Promise<void> {
     await this.#flush(true);
     await this.#containerSinks.close();
-    if (this.#config.checkpointIntervalMs > 0) this.#saveCheckpoint();
+    if (this.#config.checkpointIntervalMs > 0) this.#checkpoints.save();
     await this.#hostLog?.close();
     if (this.#store !== null) {
       await this.#store.close();
       const st = this.#store.stats();
       if (st.dropped + st.failed + st.rejected > 0) {
-        log(
+        this.#log(
           'warning',
           `Event store "${this.#config.store}": ${st.dropped} events dropped (queue full), ` +
             `${st.failed} lost (${st.lastError?.message ?? 'write failed'}), ${st.rejected} refused`,
         );
       }
     }
-    problems.push(...(this.#kernel?.restoreSettings() ?? []));
-    clearInterval(this.#timer);
-    clearInterval(this.#reconcileTimer);
-    clearInterval(this.#checkpointTimer);
+  }
 
-    clearTimeout(this.#exitTimer);
-    this.#tick();
-    this.#control.close();
+  /** The last step of stop: logs its problems and what was read; returns the exit code. */
+  #reportStop(problems: readonly string[]): number {
+    const log = this.#log;
     for (const p of problems) log('error', `While stopping: ${p}`);
     const s = this.status();
     log(
@@ -1095,23 +871,6 @@ async function openSource(
       }
     }
   }
-}
-
-/** `/proc/PID/cgroup`, read at once, or null when the process is gone. */
-function readCgroupNow(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-  } catch {
-    return null;
-  }
-}
-
-/** The cgroup files of host processes (pid 1, the daemon), which a container's cgroup must differ from. */
-function hostCgroupRefs(selfPid: number): string[] {
-  return [1, selfPid].flatMap((pid) => {
-    const text = readCgroupNow(pid);
-    return text === null ? [] : [text];
-  });
 }
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {

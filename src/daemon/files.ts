@@ -178,3 +178,11 @@ export function appendKeyring(path: string, entry: KeyringEntry): void {
     closeSync(fd);
   }
 }
+
+/** A compact UTC time for start ids and set-aside files: 20261128T175500Z. */
+export function compactTime(now: Date): string {
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.[0-9]+Z$/, 'Z');
+}

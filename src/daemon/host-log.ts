@@ -7,10 +7,13 @@
  * records in its backlog and, past the backlog limit, slows the audited
  * processes (backlog_wait_time), as auditd does with `disk_full_action =
  * SUSPEND`. Only a stop gives up on events that still cannot be written
- * within the close timeout, and counts them.
+ * within the close timeout, and counts them. HostLogWriter formats the
+ * daemon's events for it and coalesces writes across batches.
  */
 import { closeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { EventEncoder, type OutputFormat } from '../pipeline/encoder.js';
+import type { LabelledEvent } from '../policy/labeller.js';
 import { FileSink, type FileSinkStats } from '../sink/file.js';
 import { writeWithBackpressure, type SinkError } from '../sink/sink.js';
 import { ensurePrivateDirectory, openAppendNoFollow } from './files.js';
@@ -21,6 +24,18 @@ export const HOST_LOG_HIGH_WATER = 1024 * 1024;
 
 /** How long a stop keeps writing what is queued before it gives up (and counts it). */
 const CLOSE_TIMEOUT_MS = 10_000;
+
+/**
+ * Shortest time between two host-log writes while records keep coming:
+ * each write is a trip through libuv's pool and back to the main thread,
+ * which costs more than the few events a batch brings at a low rate. The
+ * events of a batch that comes sooner wait for the next batch, or for this
+ * long at most (auditd's `freq` in time rather than records).
+ */
+const WRITE_INTERVAL_MS = 80;
+
+/** Formatted bytes that are written at once, however recent the last write. */
+const WRITE_AT_BYTES = 64 * 1024;
 
 /** The host log's counters: the sink's, and its path. */
 export interface HostLogStats extends FileSinkStats {
@@ -127,5 +142,67 @@ export class HostLog {
     this.#pausedAt = null;
     this.#lastCode = null;
     this.#log('notice', `Host log "${this.path}" is writable again`);
+  }
+}
+
+/** Options of {@link HostLogWriter}. */
+export interface HostLogWriterOptions {
+  readonly format: OutputFormat;
+  /**
+   * Events wait for a later write (WRITE_INTERVAL_MS) and no batch came to
+   * write them: the owner flushes now.
+   */
+  readonly wake: () => void;
+}
+
+/**
+ * Formats events for a {@link HostLog} and writes them, coalesced across
+ * batches: a write at most every WRITE_INTERVAL_MS, or at WRITE_AT_BYTES.
+ */
+export class HostLogWriter {
+  readonly #hostLog: HostLog;
+  readonly #encoder: EventEncoder;
+  readonly #wake: () => void;
+  /** When the host log was last written to (ms). */
+  #writtenAt = 0;
+  /** Wakes the owner for events that wait for the next batch (WRITE_INTERVAL_MS) if it does not come. */
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(hostLog: HostLog, options: HostLogWriterOptions) {
+    this.#hostLog = hostLog;
+    this.#encoder = new EventEncoder(options.format, { bufferBytes: 16 * 1024 });
+    this.#wake = options.wake;
+  }
+
+  /** Formats an event; flush() writes it. */
+  write(le: LabelledEvent): void {
+    this.#encoder.write(le);
+  }
+
+  /**
+   * Writes what was formatted. Backpressure: the host log resolves at once
+   * while its queue is below its bound, else once the disk caught up (the
+   * caller stops reading meanwhile; the kernel holds the records). Events
+   * formatted less than WRITE_INTERVAL_MS after the last write wait for the
+   * next flush or the wake timer. With `all`, writes everything and waits
+   * until it is written and fsynced.
+   */
+  async flush(all = false): Promise<void> {
+    if (this.#encoder.length > 0) {
+      const now = Date.now();
+      if (!all && now - this.#writtenAt < WRITE_INTERVAL_MS && this.#encoder.length < WRITE_AT_BYTES) {
+        this.#timer ??= setTimeout(() => {
+          this.#timer = undefined;
+          this.#wake();
+        }, WRITE_INTERVAL_MS);
+        return;
+      }
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#writtenAt = now;
+      const events = this.#encoder.events;
+      await this.#hostLog.write(this.#encoder.take(), events);
+    }
+    if (all) await this.#hostLog.flush();
   }
 }
