@@ -32,6 +32,7 @@ const base: ReplayStats = {
   hold: null,
   nodes: 0,
   nodesOverflow: 0,
+  labelFailures: 0,
   forgeries: [],
   evidence: null,
   evidenceProblems: [],

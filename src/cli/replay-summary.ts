@@ -138,6 +138,12 @@ export function replaySummary(stats: ReplayStats, context: SummaryContext): stri
           : `${count(l.ops.accepted, 'operation')} accepted, ${l.ops.refused} refused, ${count(l.ops.drops, 'drop')}; `) +
         `${count(l.processes, 'process', 'processes')} tracked, ${count(l.containers, 'live container')} at the end`,
     );
+    if (stats.labelFailures > 0) {
+      lines.push(
+        `  labels: ${count(stats.labelFailures, 'event')} could not be labelled (a defect of contid: please report it) ` +
+          'and were written with contid=unknown',
+      );
+    }
     if (!context.keyring && l.forgeries > 0) {
       lines.push(
         `  note: no keyring was given, so no marker can be verified: the ${count(l.forgeries, 'marker-like record')} ` +

@@ -220,6 +220,16 @@ export class Daemon implements DaemonApi {
       // Markers missing or moved show in the host log; verifying its own
       // seals would only hash every record twice.
       evidence: { seals: false },
+      onFailure: (error, event) => {
+        // (The first ten, then one in a thousand: a defect could repeat for every event.)
+        const n = this.#stage.stats().failed;
+        if (n <= 10 || n % 1000 === 0) {
+          this.#log(
+            'error',
+            `Cannot label event ${event.time}:${event.serial} (${n} so far): ${error.message}; it is written with contid=unknown`,
+          );
+        }
+      },
     });
     this.#witness = new Witness({
       labeller: () => this.#labeller,

@@ -4,8 +4,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { EventAssembler } from '../assemble/assembler.js';
+import type { AuditEvent } from '../assemble/event.js';
 import { encodeMarker, MARKER_TYPE, type MarkerBody } from '../marker/format.js';
 import type { Keyring } from '../marker/keyring.js';
+import { isIssue, parseLine } from '../parse/parser.js';
+import { LabellingStage } from './labelling.js';
 import { ReplayPipeline } from './replay.js';
 
 const SECRET = Buffer.alloc(32, 9);
@@ -120,5 +124,46 @@ void describe('a replay from a checkpoint', () => {
       .filter((l) => l !== '')
       .map((l) => (JSON.parse(l) as { contid: string | null }).contid);
     assert.deepEqual(labels, ['4', '4', '5,^4', null]);
+  });
+});
+
+void describe('a labelling failure', () => {
+  void it('writes the event with the unknown label, counts it, reports it, and labels the next events', () => {
+    const events: AuditEvent[] = [];
+    const asm = new EventAssembler({ onEvent: (e) => events.push(e) });
+    const log = new Log();
+    log.sys('a', { pid: 2000, ppid: 1, nr: 39 });
+    log.sys('a', { pid: 2001, ppid: 1, nr: 39 });
+    log.lines.forEach((l, i) => {
+      const r = parseLine(l, i + 1);
+      if (isIssue(r)) throw new Error(r.message);
+      asm.push(r);
+    });
+    asm.end();
+    assert.equal(events.length, 2);
+    const failures: string[] = [];
+    const stage = new LabellingStage({
+      onFailure: (error, event) => failures.push(`${event.serial} ${error.message}`),
+    });
+    // A defect inside the labeller, made to happen once (no known input raises one).
+    const labeller = stage.labeller('a')!;
+    const process = labeller.process.bind(labeller);
+    let failOnce = true;
+    labeller.process = (e) => {
+      if (failOnce) {
+        failOnce = false;
+        throw new RangeError('boom');
+      }
+      return process(e);
+    };
+    const first = stage.push(events[0]!);
+    assert.equal(first.length, 1);
+    assert.equal(first[0]!.contid, 'unknown', 'never written as host');
+    assert.equal(first[0]!.containerIdRecord?.body, 'record=1 contid=unknown');
+    assert.deepEqual(failures, [`${events[0]!.serial} boom`]);
+    assert.equal(stage.stats().failed, 1);
+    const second = stage.push(events[1]!);
+    assert.equal(second.length, 1);
+    assert.equal(second[0]!.contid, null, 'the next event is labelled as usual');
   });
 });

@@ -12,6 +12,7 @@
  */
 import type { AuditEvent } from '../assemble/event.js';
 import { EvidenceVerifier, type EvidenceFinding, type EvidenceStats } from '../marker/evidence.js';
+import { UNKNOWN_TEXT } from '../policy/contid.js';
 import { HoldStage, type HoldOptions, type HoldStats } from '../policy/hold.js';
 import {
   Labeller,
@@ -19,6 +20,7 @@ import {
   type LabellerOptions,
   type LabellerStats,
 } from '../policy/labeller.js';
+import { renderContainerId } from '../policy/records.js';
 
 export interface LabellingOptions {
   /** Options of every node's labeller (the keyring is shared). */
@@ -32,6 +34,11 @@ export interface LabellingOptions {
    * seal's verdict. False: no checks.
    */
   readonly evidence?: { readonly seals?: boolean; readonly settleMs?: number } | false;
+  /**
+   * Called when labelling an event failed (a defect: the event is written
+   * with the unknown label and counted in `failed`, and labelling goes on).
+   */
+  readonly onFailure?: (error: Error, event: AuditEvent) => void;
   /** A daemon checkpoint to start from (`contid replay --state`), for its node. */
   readonly state?: Parameters<Labeller['loadCheckpoint']>[0] & { readonly node: string | null };
 }
@@ -52,6 +59,8 @@ export interface LabellingStats {
   readonly nodes: number;
   /** Events of nodes beyond `maxNodes`, passed on unlabelled. */
   readonly nodesOverflow: number;
+  /** Events whose labelling failed (see LabellingOptions.onFailure), written as unknown. */
+  readonly failed: number;
 }
 
 export class LabellingStage {
@@ -61,6 +70,7 @@ export class LabellingStage {
   /** Which node each daemon start's markers belong to (shared by the nodes' labellers). */
   readonly #startNodes = new Map<string, string | null>();
   #overflow = 0;
+  #failed = 0;
   /** The node of the previous event, and its state: consecutive events are mostly of one node. */
   #lastNode: string | null | undefined = undefined;
   #last: NodeState | undefined;
@@ -92,7 +102,16 @@ export class LabellingStage {
       out.push(plain(event));
       return out;
     }
-    return state.hold.push(state.labeller.process(event), out);
+    try {
+      return state.hold.push(state.labeller.process(event), out);
+    } catch (error) {
+      // No input should get here; if one does, its event is still written
+      // (never as host) and the next ones are labelled.
+      this.#failed++;
+      out.push(unknown(event));
+      this.#options.onFailure?.(error instanceof Error ? error : new Error(String(error)), event);
+      return out;
+    }
   }
 
   /** Releases every held event (end of input, stop). */
@@ -121,6 +140,7 @@ export class LabellingStage {
       evidence: this.#checksEvidence() ? sumEvidence(checks) : null,
       nodes: this.#nodes.size,
       nodesOverflow: this.#overflow,
+      failed: this.#failed,
     };
   }
 
@@ -188,6 +208,15 @@ function plain(event: AuditEvent): LabelledEvent {
     forgeries: NOTHING,
     evidence: NOTHING,
     provisional: false,
+  };
+}
+
+/** An event whose labelling failed: its container is not known. */
+function unknown(event: AuditEvent): LabelledEvent {
+  return {
+    ...plain(event),
+    contid: UNKNOWN_TEXT,
+    containerIdRecord: { record: 1, body: renderContainerId(1, UNKNOWN_TEXT) },
   };
 }
 

@@ -104,6 +104,8 @@ export interface ReplayStats extends AssemblerStats {
   /** Nodes (`node=`) tracked separately; events of nodes past the bound went unlabelled. */
   nodes: number;
   nodesOverflow: number;
+  /** Events whose labelling failed (a defect), written with the unknown label. */
+  labelFailures: number;
   /** The first forgery attempts (all are counted in labels.forgeries). */
   forgeries: ForgeryReport[];
   /** What the markers prove beyond their MACs (with a keyring), else null. */
@@ -285,8 +287,12 @@ export class ReplayPipeline {
     };
   }
 
-  #labelStats(): Pick<ReplayStats, 'labels' | 'hold' | 'evidence' | 'nodes' | 'nodesOverflow'> {
-    if (this.#stage === null) return { labels: null, hold: null, evidence: null, nodes: 0, nodesOverflow: 0 };
+  #labelStats(): Pick<
+    ReplayStats,
+    'labels' | 'hold' | 'evidence' | 'nodes' | 'nodesOverflow' | 'labelFailures'
+  > {
+    if (this.#stage === null)
+      return { labels: null, hold: null, evidence: null, nodes: 0, nodesOverflow: 0, labelFailures: 0 };
     const s = this.#stage.stats();
     return {
       labels: s.labels,
@@ -294,6 +300,7 @@ export class ReplayPipeline {
       evidence: s.evidence,
       nodes: s.nodes,
       nodesOverflow: s.nodesOverflow,
+      labelFailures: s.failed,
     };
   }
 
