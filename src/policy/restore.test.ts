@@ -60,21 +60,28 @@ function before(): Run {
   return r;
 }
 
+type SeedProcs = Extract<MarkerBody, { op: 'seed' }>['procs'];
+
+/** The new start's /proc snapshot: 1000, 1001 and 1003 still run, and `more`. */
+function seed(r: Run, more: SeedProcs = []): void {
+  r.marker('S2', {
+    op: 'seed',
+    procs: [
+      { pid: 1000, ppid: 1, start: 10, pidns: 'host' },
+      { pid: 1001, ppid: 1000, start: 11, pidns: 'host' },
+      { pid: 1003, ppid: 1001, start: 13, pidns: 'host' },
+      ...more,
+    ],
+  });
+}
+
 void describe('a restart with a checkpoint', () => {
   void it("restores the checkpoint's labels, holds events until then, and drops what died while down", () => {
     const r = before();
     // contid was killed; 1002 (all of 5) died meanwhile, 1004 was born to 1003 while down.
     r.marker('S2', { op: 'start', daemonPid: 600, restore: true });
     assert.equal(r.contid(1001), null, 'the new start knows nothing yet');
-    r.marker('S2', {
-      op: 'seed',
-      procs: [
-        { pid: 1000, ppid: 1, start: 10, pidns: 'host' },
-        { pid: 1001, ppid: 1000, start: 11, pidns: 'host' },
-        { pid: 1003, ppid: 1001, start: 13, pidns: 'host' },
-        { pid: 1004, ppid: 1003, start: 14, pidns: 'host' },
-      ],
-    });
+    seed(r, [{ pid: 1004, ppid: 1003, start: 14, pidns: 'host' }]);
     // An event of the container during the restore: held, not written as host.
     r.sys({ pid: 1003, ppid: 1001, nr: 59 });
     const setMeanwhile = only(r.marker('S2', { op: 'set', pid: 1000, contid: '9', caller: ORCH }).ops);
@@ -122,14 +129,7 @@ void describe('a restart with a checkpoint', () => {
   void it('processes made during the restore, each seen before its parent, all take the label of the first labelled ancestor', () => {
     const r = before();
     r.marker('S2', { op: 'start', daemonPid: 600, restore: true });
-    r.marker('S2', {
-      op: 'seed',
-      procs: [
-        { pid: 1000, ppid: 1, start: 10, pidns: 'host' },
-        { pid: 1001, ppid: 1000, start: 11, pidns: 'host' },
-        { pid: 1003, ppid: 1001, start: 13, pidns: 'host' },
-      ],
-    });
+    seed(r);
     // A chain below 1003, each process recorded before its parent: creation
     // order is the reverse of the chain's.
     const DEPTH = 400;
