@@ -167,3 +167,26 @@ void describe('a labelling failure', () => {
     assert.equal(second[0]!.contid, null, 'the next event is labelled as usual');
   });
 });
+
+void describe('nodes past the bound', () => {
+  void it("are written as unknown, never as host, and counted; the tracked nodes' events are labelled as usual", () => {
+    const events: AuditEvent[] = [];
+    const asm = new EventAssembler({ onEvent: (e) => events.push(e) });
+    const log = new Log();
+    log.sys('a', { pid: 2000, ppid: 1, nr: 39 });
+    log.sys('b', { pid: 2000, ppid: 1, nr: 39 });
+    log.lines.forEach((l, i) => {
+      const r = parseLine(l, i + 1);
+      if (isIssue(r)) throw new Error(r.message);
+      asm.push(r);
+    });
+    asm.end();
+    const stage = new LabellingStage({ maxNodes: 1 });
+    const [a] = stage.push(events[0]!);
+    const [b] = stage.push(events[1]!);
+    assert.equal(a!.contid, null);
+    assert.equal(b!.contid, 'unknown');
+    assert.equal(b!.containerIdRecord?.body, 'record=1 contid=unknown');
+    assert.equal(stage.stats().nodesOverflow, 1);
+  });
+});

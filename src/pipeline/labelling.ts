@@ -26,7 +26,7 @@ export interface LabellingOptions {
   /** Options of every node's labeller (the keyring is shared). */
   readonly labeller?: LabellerOptions;
   readonly hold?: HoldOptions;
-  /** Most nodes tracked (default 1024); events of further nodes are passed on unlabelled, counted. */
+  /** Most nodes tracked (default 1024); events of further nodes are written as unknown, counted. */
   readonly maxNodes?: number;
   /**
    * What the markers prove beyond their MACs (src/marker/evidence.ts), with
@@ -57,7 +57,7 @@ export interface LabellingStats {
   /** The evidence checks' counters, summed over nodes (null: no checks). */
   readonly evidence: EvidenceStats | null;
   readonly nodes: number;
-  /** Events of nodes beyond `maxNodes`, passed on unlabelled. */
+  /** Events of nodes beyond `maxNodes`, written as unknown. */
   readonly nodesOverflow: number;
   /** Events whose labelling failed (see LabellingOptions.onFailure), written as unknown. */
   readonly failed: number;
@@ -98,8 +98,10 @@ export class LabellingStage {
   push(event: AuditEvent, out: LabelledEvent[] = []): LabelledEvent[] {
     const state = this.#state(event.node);
     if (state === undefined) {
+      // No state is kept for this node: its events' containers are not
+      // known (never "host", which is what no label would claim).
       this.#overflow++;
-      out.push(plain(event));
+      out.push(unknown(event));
       return out;
     }
     try {
@@ -196,7 +198,7 @@ function sumEvidence(all: readonly EvidenceStats[]): EvidenceStats {
   return out;
 }
 
-/** An event of a node beyond the bound: written as it is, without labels. */
+/** An event without labels (see unknown). */
 function plain(event: AuditEvent): LabelledEvent {
   return {
     event,
@@ -211,7 +213,7 @@ function plain(event: AuditEvent): LabelledEvent {
   };
 }
 
-/** An event whose labelling failed: its container is not known. */
+/** An event whose container is not known: of a node past the bound, or whose labelling failed. */
 function unknown(event: AuditEvent): LabelledEvent {
   return {
     ...plain(event),
