@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AuditStatus } from '../kernel/status.js';
-import { Monitor, type MonitorReadings } from './monitor.js';
+import { Monitor, NO_READINGS, type MonitorReadings } from './monitor.js';
 
 function status(lost: number): AuditStatus {
   return {
@@ -18,14 +18,7 @@ function status(lost: number): AuditStatus {
   };
 }
 
-const QUIET: MonitorReadings = {
-  records: 0,
-  enobufs: 0,
-  serialGaps: 0,
-  connectorEnobufs: 0,
-  storeDropped: 0,
-  foreign: 0,
-};
+const QUIET: MonitorReadings = NO_READINGS;
 
 test('each new loss is logged once, by kind; lost counts from the start and survives a counter reset', () => {
   const lines: string[] = [];
@@ -55,7 +48,7 @@ test('each new loss is logged once, by kind; lost counts from the start and surv
   lines.length = 0;
   m.tick(3000, { ...QUIET, records: 300, enobufs: 2, serialGaps: 5, storeDropped: 4, foreign: 1 });
   assert.deepEqual(lines, [], 'nothing new, nothing said');
-  m.tick(4000, {
+  const withConnectorLoss = {
     ...QUIET,
     records: 300,
     enobufs: 2,
@@ -63,18 +56,11 @@ test('each new loss is logged once, by kind; lost counts from the start and surv
     storeDropped: 4,
     foreign: 1,
     connectorEnobufs: 1,
-  });
+  };
+  m.tick(4000, withConnectorLoss);
   assert.equal(reconciled, 2, 'exits went unseen: reconcile too');
   kernelLost = 2; // reset (auditctl --reset-lost)
-  m.tick(5000, {
-    ...QUIET,
-    records: 300,
-    enobufs: 2,
-    serialGaps: 5,
-    storeDropped: 4,
-    foreign: 1,
-    connectorEnobufs: 1,
-  });
+  m.tick(5000, withConnectorLoss);
   assert.equal(m.kernelLost, 2);
 });
 

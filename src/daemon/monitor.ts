@@ -34,20 +34,22 @@ export interface MonitorOptions {
   readonly reconcile: () => void;
 }
 
+/** Readings of a source that has seen nothing yet. */
+export const NO_READINGS: Readonly<MonitorReadings> = {
+  records: 0,
+  enobufs: 0,
+  serialGaps: 0,
+  connectorEnobufs: 0,
+  storeDropped: 0,
+  foreign: 0,
+};
+
 export class Monitor {
   readonly #options: MonitorOptions;
   #kernel: AuditStatus | null = null;
   #lostAtStart = 0;
   #rate = { records: 0, at: Date.now(), perSecond: 0 };
-  #last: MonitorReadings & { kernelLost: number } = {
-    records: 0,
-    enobufs: 0,
-    serialGaps: 0,
-    connectorEnobufs: 0,
-    storeDropped: 0,
-    foreign: 0,
-    kernelLost: 0,
-  };
+  #last: MonitorReadings & { kernelLost: number } = { ...NO_READINGS, kernelLost: 0 };
 
   constructor(options: MonitorOptions) {
     this.#options = options;

@@ -127,19 +127,25 @@ void describe('a replay from a checkpoint', () => {
   });
 });
 
+/** The events of `lines`, assembled as the pipeline would, for the stage on its own. */
+function assembled(lines: readonly string[]): AuditEvent[] {
+  const events: AuditEvent[] = [];
+  const asm = new EventAssembler({ onEvent: (e) => events.push(e) });
+  lines.forEach((l, i) => {
+    const r = parseLine(l, i + 1);
+    if (isIssue(r)) throw new Error(r.message);
+    asm.push(r);
+  });
+  asm.end();
+  return events;
+}
+
 void describe('a labelling failure', () => {
   void it('writes the event with the unknown label, counts it, reports it, and labels the next events', () => {
-    const events: AuditEvent[] = [];
-    const asm = new EventAssembler({ onEvent: (e) => events.push(e) });
     const log = new Log();
     log.sys('a', { pid: 2000, ppid: 1, nr: 39 });
     log.sys('a', { pid: 2001, ppid: 1, nr: 39 });
-    log.lines.forEach((l, i) => {
-      const r = parseLine(l, i + 1);
-      if (isIssue(r)) throw new Error(r.message);
-      asm.push(r);
-    });
-    asm.end();
+    const events = assembled(log.lines);
     assert.equal(events.length, 2);
     const failures: string[] = [];
     const stage = new LabellingStage({
@@ -170,17 +176,10 @@ void describe('a labelling failure', () => {
 
 void describe('nodes past the bound', () => {
   void it("are written as unknown, never as host, and counted; the tracked nodes' events are labelled as usual", () => {
-    const events: AuditEvent[] = [];
-    const asm = new EventAssembler({ onEvent: (e) => events.push(e) });
     const log = new Log();
     log.sys('a', { pid: 2000, ppid: 1, nr: 39 });
     log.sys('b', { pid: 2000, ppid: 1, nr: 39 });
-    log.lines.forEach((l, i) => {
-      const r = parseLine(l, i + 1);
-      if (isIssue(r)) throw new Error(r.message);
-      asm.push(r);
-    });
-    asm.end();
+    const events = assembled(log.lines);
     const stage = new LabellingStage({ maxNodes: 1 });
     const [a] = stage.push(events[0]!);
     const [b] = stage.push(events[1]!);

@@ -75,6 +75,17 @@ function seed(r: Run, more: SeedProcs = []): void {
   });
 }
 
+type RestoreProcs = Extract<MarkerBody, { op: 'restore' }>['procs'];
+
+/** The checkpoint's labels come back: container 4, held by 1001, 1003 and `more`. */
+function restore(r: Run, more: RestoreProcs = []): void {
+  r.marker('S2', { op: 'restore-container', chain: ['4'], ownerUid: 0, ownerExe: '/usr/bin/runc' });
+  r.marker('S2', {
+    op: 'restore',
+    procs: [{ pid: 1001, start: 11, chain: ['4'] }, { pid: 1003, start: 13, chain: ['4'] }, ...more],
+  });
+}
+
 void describe('a restart with a checkpoint', () => {
   void it("restores the checkpoint's labels, holds events until then, and drops what died while down", () => {
     const r = before();
@@ -87,15 +98,7 @@ void describe('a restart with a checkpoint', () => {
     const setMeanwhile = only(r.marker('S2', { op: 'set', pid: 1000, contid: '9', caller: ORCH }).ops);
     assert.equal(setMeanwhile.errno, 'EAGAIN', 'no operation before the labels are back');
     assert.equal(r.hold.held, 1);
-    r.marker('S2', { op: 'restore-container', chain: ['4'], ownerUid: 0, ownerExe: '/usr/bin/runc' });
-    r.marker('S2', {
-      op: 'restore',
-      procs: [
-        { pid: 1001, start: 11, chain: ['4'] },
-        { pid: 1003, start: 13, chain: ['4'] },
-        { pid: 1004, start: 14, chain: ['4'] },
-      ],
-    });
+    restore(r, [{ pid: 1004, start: 14, chain: ['4'] }]);
     const done = r.marker('S2', {
       op: 'restore-done',
       from: 'S1',
@@ -137,14 +140,7 @@ void describe('a restart with a checkpoint', () => {
     // A host process's child seen before it: stays unset.
     r.sys({ pid: 4001, ppid: 4000, nr: 39 });
     r.sys({ pid: 4000, ppid: 1000, nr: 39 });
-    r.marker('S2', { op: 'restore-container', chain: ['4'], ownerUid: 0, ownerExe: '/usr/bin/runc' });
-    r.marker('S2', {
-      op: 'restore',
-      procs: [
-        { pid: 1001, start: 11, chain: ['4'] },
-        { pid: 1003, start: 13, chain: ['4'] },
-      ],
-    });
+    restore(r);
     r.marker('S2', { op: 'restore-done', from: 'S1', serial: 40, processes: 2, containers: 1, grants: 0 });
     for (let i = 0; i < DEPTH; i++) assert.equal(r.contid(3000 + i), '4', `pid ${3000 + i}`);
     assert.equal(r.contid(4000), null);
