@@ -59,7 +59,7 @@ function describeIssue(issue: ParseIssue): string {
   return `${issue.message} (${issue.code}): ${JSON.stringify(issue.excerpt.slice(0, 80))}`;
 }
 
-/** The kernel over netlink, read by {@link AuditReader}'s worker thread. */
+/** The kernel over netlink, read by {@link AuditReader} on the daemon's thread, every batch wait. */
 export class NetlinkSource implements RecordSource {
   readonly mode: 'unicast' | 'multicast';
   readonly #reader: AuditReader;

@@ -5,9 +5,9 @@
  * are re-exported from here.
  *
  * Requests are synchronous: the kernel answers within microseconds (from a
- * short-lived kthread), and each wait is bounded by `requestTimeoutMs`. Reading the
- * record stream, which can block indefinitely, is the job of the reader
- * worker (reader-worker.ts), which reuses this class inside its own thread.
+ * short-lived kthread), and each wait is bounded by `requestTimeoutMs`. The
+ * record stream is read without blocking (receiveMany with MSG_DONTWAIT) by
+ * the audit reader (reader.ts), on a timer.
  */
 import { ContidRangeError } from '../errors.js';
 import {

@@ -19,7 +19,7 @@ import { ownNetlinkPorts, sendFromUserspace } from '../../test/support/netlink-s
 import { encodeMessage } from './nlmsg.js';
 import { NETLINK_AUDIT } from './socket-constants.js';
 import type { AuditNetlink } from './netlink.js';
-import { AuditReader, type AuditMessage } from './reader.js';
+import { AuditReader, HURRY_MS, type AuditMessage } from './reader.js';
 
 const skip = auditSkipReason() ?? false;
 // Longer than the lock wait (120 s), so a busy lock fails with its own message.
@@ -69,7 +69,7 @@ void test(
       auditExecveOfTestUser(context, key);
       const reader = await AuditReader.open({ mode: 'unicast' });
       try {
-        assert.equal(context.netlink.getStatus().pid, process.pid, 'the worker registered process.pid');
+        assert.equal(context.netlink.getStatus().pid, process.pid, 'the reader registered process.pid');
         assert.ok(reader.stats().receiveBufferBytes >= 64 * 1024 * 1024, 'SO_RCVBUFFORCE took effect');
         const collector = new Collector(reader);
         const { nonce, pid } = await provoke(context.netlink);
@@ -168,7 +168,7 @@ void test('close leaves a registration alone that is no longer ours', { skip, ti
   });
 });
 
-void test('a full queue pauses the worker and no record is lost', { skip, timeout }, async (t) => {
+void test('a full queue pauses reading and no record is lost', { skip, timeout }, async (t) => {
   await withAuditState(async (context) => {
     if (skipIfDaemonRegistered(t, context)) return;
     const { netlink } = context;
@@ -186,7 +186,7 @@ void test('a full queue pauses the worker and no record is lost', { skip, timeou
       }
       await sleep(300);
       const paused = reader.stats();
-      assert.ok(paused.pauses >= 1, `the worker paused: ${JSON.stringify(paused)}`);
+      assert.ok(paused.pauses >= 1, `reading paused: ${JSON.stringify(paused)}`);
       assert.ok(Math.max(highest, paused.queuedMessages) < count, 'the queue stayed bounded');
 
       const seen: number[] = [];
@@ -252,7 +252,7 @@ void test(
   async () => {
     await withAuditState(async ({ netlink }) => {
       netlink.setStatus({ enabled: true, backlogLimit: 8192 });
-      // A tiny socket buffer, and a queue that pauses the worker after one record.
+      // A tiny socket buffer, and a queue that pauses reading after one record.
       const reader = await AuditReader.open({
         mode: 'multicast',
         receiveBufferBytes: 4096,
@@ -262,15 +262,15 @@ void test(
         const nonce = randomUUID();
         netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce} i=first`);
         for (let waited = 0; reader.stats().pauses === 0 && waited < 5000; waited += 10) await sleep(10);
-        assert.equal(reader.stats().pauses, 1, 'the worker paused');
+        assert.equal(reader.stats().pauses, 1, 'reading paused');
         const flood = 300;
         for (let i = 0; i < flood; i++) netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce} i=${i}`);
 
-        // kauditd delivers asynchronously: give it time while the worker is paused.
+        // kauditd delivers asynchronously: give it time while reading is paused.
         await sleep(300);
-        assert.equal(reader.stats().pauses, 1, 'the worker stayed paused');
+        assert.equal(reader.stats().pauses, 1, 'reading stayed paused');
         const collector = new Collector(reader);
-        // Resumed, the worker first gets ENOBUFS, then what the socket held;
+        // Resumed, the reader first gets ENOBUFS, then what the socket held;
         // the socket drops everything until it has room again.
         for (let waited = 0; reader.stats().enobufs === 0 && waited < 5000; waited += 10) await sleep(10);
         await sleep(100);
@@ -314,7 +314,7 @@ void test(
   },
 );
 
-void test('open refuses an unknown mode or a non-positive bound before starting a worker', async () => {
+void test('open refuses an unknown mode or a non-positive bound before opening a socket', async () => {
   await assert.rejects(AuditReader.open({ mode: 'both' as 'unicast' }), {
     name: 'RangeError',
     message: 'Cannot open an audit reader: unknown mode "both"',
@@ -359,8 +359,18 @@ const URGENT_TYPE = 2143;
 
 const hasNonce = (nonce: string) => (m: AuditMessage) => m.payload.includes(`nonce=${nonce}`);
 
+/** Resolves with true when `batches` brings nothing within `ms` (the pending next() is returned). */
+async function quietFor(
+  batches: AsyncIterator<readonly AuditMessage[]>,
+  ms: number,
+): Promise<{ quiet: boolean; pending: Promise<IteratorResult<readonly AuditMessage[]>> }> {
+  const pending = batches.next();
+  const quiet = await Promise.race([pending.then(() => false), sleep(ms).then(() => true)]);
+  return { quiet, pending };
+}
+
 void test(
-  'records wait in a batch for more, and an urgent record hands them over at once, in order',
+  'records wait in the socket for the next read, and expect() hands them over at once with the urgent record, in order',
   { skip, timeout },
   async (t) => {
     await withAuditState(async (context) => {
@@ -375,17 +385,22 @@ void test(
         const batches = reader[Symbol.asyncIterator]();
         const nonces = Array.from({ length: 5 }, () => randomUUID());
         for (const nonce of nonces) context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+        const { quiet, pending } = await quietFor(batches, 300);
+        assert.equal(quiet, true, 'records were handed over before the batch wait');
+        reader.expect();
         const urgent = randomUUID();
         context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${urgent}`);
-        const read = await batchesUntil(reader, batches, hasNonce(urgent));
-        const last = read.at(-1)!;
-        const ours = last.filter((m) => [...nonces, urgent].some((n) => hasNonce(n)(m)));
+        const first = await pending;
+        assert.equal(first.done, false);
+        const read = first.value.some(hasNonce(urgent))
+          ? [first.value]
+          : [first.value, ...(await batchesUntil(reader, batches, hasNonce(urgent)))];
+        const ours = read.flat().filter((m) => [...nonces, urgent].some((n) => hasNonce(n)(m)));
         assert.deepEqual(
           ours.map((m) => /nonce=([0-9a-f-]+)/.exec(m.payload)?.[1]),
           [...nonces, urgent],
           'the five records waited and came with the urgent one, in the order sent',
         );
-        assert.equal(last.at(-1)?.type, URGENT_TYPE, 'the urgent record ends its batch');
       } finally {
         await reader.close();
       }
@@ -394,7 +409,7 @@ void test(
 );
 
 void test(
-  'after expect(), a batch is handed over once the socket is empty, until the urgent record came',
+  'after expect(), records are handed over at once until the urgent record came, then wait again',
   { skip, timeout },
   async (t) => {
     await withAuditState(async (context) => {
@@ -407,12 +422,6 @@ void test(
       });
       try {
         const batches = reader[Symbol.asyncIterator]();
-        // An urgent record nobody announced (another sender's) is handed
-        // over, and does not count towards the next announcement.
-        const stray = randomUUID();
-        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${stray}`);
-        await batchesUntil(reader, batches, hasNonce(stray));
-
         reader.expect();
         const before = randomUUID();
         context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${before}`);
@@ -422,18 +431,49 @@ void test(
         context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${marker}`);
         await batchesUntil(reader, batches, hasNonce(marker));
 
-        // The announced record came: records wait again, for the next urgent one.
+        // The announced record came: records wait again, for the next announcement.
         const after = randomUUID();
         context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${after}`);
+        const { quiet, pending } = await quietFor(batches, 300);
+        assert.equal(quiet, true, 'a record sent after the announced marker came was handed over at once');
+        reader.expect();
         const next = randomUUID();
         context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${next}`);
-        const read = await batchesUntil(reader, batches, hasNonce(next));
-        assert.ok(
-          read.at(-1)!.some(hasNonce(after)),
-          'the record sent after the announced marker waited for the next urgent one',
-        );
+        const got = await pending;
+        assert.equal(got.done, false);
+        assert.ok(got.value.some(hasNonce(after)), 'the waiting record came with the next announced read');
       } finally {
         await reader.close();
+      }
+    });
+  },
+);
+
+void test(
+  `an announced urgent record that never comes is written off after ${HURRY_MS} ms: records wait again`,
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      context.netlink.setStatus({ enabled: true });
+      const reader = await AuditReader.open({
+        mode: 'unicast',
+        flushMs: NEVER_MS,
+        urgentTypes: [URGENT_TYPE],
+      });
+      try {
+        const batches = reader[Symbol.asyncIterator]();
+        reader.expect(); // and no marker is sent
+        const early = randomUUID();
+        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${early}`);
+        await batchesUntil(reader, batches, hasNonce(early));
+        await sleep(HURRY_MS + 100);
+        const late = randomUUID();
+        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${late}`);
+        const { quiet } = await quietFor(batches, 300);
+        assert.equal(quiet, true, 'the reader still read every millisecond for a record that never came');
+      } finally {
+        await reader.destroy();
       }
     });
   },

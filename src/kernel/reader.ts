@@ -1,32 +1,85 @@
 /**
  * {@link AuditReader}: the kernel audit stream as an async iterable of
- * record batches, read by a worker thread (reader-worker.ts).
+ * record batches, read on the calling thread.
+ *
+ * The socket is read without blocking, every `flushMs` (the batch wait):
+ * what the kernel queued in the socket since the last read is taken in
+ * one go, with recvmmsg(2) 64 records at a time, and handed over as a few
+ * packed batches. The records wait in the socket's receive buffer rather
+ * than in a thread of ours: on a host where an exec is a dozen records
+ * spread over a millisecond, a thread that wakes for each record, or even
+ * once per batch to hand it over to another thread, costs far more CPU
+ * than the records it brings. Here the whole daemon wakes once per
+ * `flushMs` while records come, and the records are parsed on the thread
+ * that read them.
+ *
+ * Nobody who waits is kept waiting: after {@link AuditReader.expect} (the
+ * caller sent a marker and waits for its echo) the socket is read every
+ * millisecond until as many urgent records came as were announced, for at
+ * most {@link HURRY_MS}.
  *
  * Backpressure: batches wait in a queue bounded by `maxQueuedMessages`.
- * When it is full the worker stops reading and the records stay in the
- * socket's receive buffer (64 MiB by default). If that fills up too, the
- * kernel drops records for a multicast reader (counted as ENOBUFS in
+ * When it is full, reading pauses and the records stay in the socket's
+ * receive buffer (64 MiB by default). If that fills up too, the kernel
+ * drops records for a multicast reader (counted as ENOBUFS in
  * {@link AuditReaderStats.enobufs}) and, for the registered daemon, holds
  * them in its backlog and slows the audited processes (backlog_wait_time)
  * before it counts them as `lost`. Nothing is dropped silently here.
+ *
+ * Unicast: the reader's socket registers as the audit daemon (the kernel
+ * sends records to the socket that registered; the pid is process.pid).
+ * Multicast: it joins the read-only group AUDIT_NLGRP_READLOG.
  */
 import { ContidError, ContidRangeError } from '../errors.js';
-import { AuditNetlink } from './netlink.js';
+import { Errno, SyscallError } from './libc.js';
 import {
-  CONTROL_EXPECT,
-  CONTROL_FOREIGN,
-  CONTROL_PAUSE,
-  CONTROL_SLOTS,
-  type AuditMessage,
-  type AuditReaderMode,
-  type ReaderReport,
-  type ReaderWorkerConfig,
-  type RecordBatch,
-  unpackBatch,
-} from './reader-protocol.js';
-import { checkPositiveIntegers, NetlinkSubscriber } from './subscriber.js';
+  AUDIT_NLGRP_READLOG,
+  AuditMessageType,
+  AuditNetlink,
+  MSG_DONTWAIT,
+  NLMSG_MIN_TYPE,
+} from './netlink.js';
+import { checkPositiveIntegers } from './subscriber.js';
 
-export type { AuditMessage, AuditReaderMode, RecordBatch } from './reader-protocol.js';
+/** One audit record as the kernel sent it. */
+export interface AuditMessage {
+  /** The record type (nlmsg_type): 1300 SYSCALL, 1320 EOE, 2142… */
+  readonly type: number;
+  /**
+   * The record text, e.g. `audit(1700000000.123:42): arch=c000003e …`: no
+   * `type=` prefix, no trailing NUL. Bytes are mapped 1:1 (latin1), so
+   * untrusted bytes survive unchanged.
+   */
+  readonly payload: string;
+}
+
+/** How the reader gets records. */
+export type AuditReaderMode = 'unicast' | 'multicast';
+
+/**
+ * A batch of records, packed: the payloads back to back in `text`, with
+ * each record's type and the end offset of its payload. A consumer parses
+ * the bytes where they lie (one buffer per batch, not a string and an
+ * object per record); {@link unpackBatch} gives the records one by one.
+ */
+export interface RecordBatch {
+  readonly types: Uint16Array;
+  readonly ends: Uint32Array;
+  readonly text: ArrayBuffer;
+}
+
+/** Unpacks a {@link RecordBatch}. */
+export function unpackBatch(batch: RecordBatch): AuditMessage[] {
+  const text = Buffer.from(batch.text);
+  const messages: AuditMessage[] = new Array<AuditMessage>(batch.types.length);
+  let start = 0;
+  for (let i = 0; i < batch.types.length; i++) {
+    const end = batch.ends[i] ?? start;
+    messages[i] = { type: batch.types[i] ?? 0, payload: text.toString('latin1', start, end) };
+    start = end;
+  }
+  return messages;
+}
 
 /** Options for {@link AuditReader.open}. */
 export interface AuditReaderOptions {
@@ -38,24 +91,21 @@ export interface AuditReaderOptions {
   readonly mode: AuditReaderMode;
   /** Socket receive buffer, forced with SO_RCVBUFFORCE. Default 64 MiB. */
   readonly receiveBufferBytes?: number;
-  /** Longest blocking receive (SO_RCVTIMEO), hence the stop latency. Default 200 ms. */
-  readonly pollMs?: number;
   /** Most records per batch. Default 256. */
   readonly maxBatchMessages?: number;
   /**
-   * Longest time a received record waits in the worker for more records
-   * before it is handed over: batching saves the main thread wake-ups
-   * when records come a few at a time. Urgent records cut it short (see
-   * `urgentTypes` and {@link AuditReader.expect}). Default 50 ms.
+   * How often the socket is read while nobody waits for an urgent record:
+   * the longest a record waits before it is handed over. Reading less often
+   * saves wake-ups when records come a few at a time. Default 50 ms.
    */
   readonly flushMs?: number;
   /**
-   * Record types handed over as soon as they are received, with the
-   * records before them (the daemon's markers, which someone may wait
-   * for). Default none.
+   * Record types someone may wait for (the daemon's markers): after
+   * {@link AuditReader.expect}, the socket is read at once until one came.
+   * Default none.
    */
   readonly urgentTypes?: readonly number[];
-  /** Records queued for the consumer before the worker pauses. Default 65 536. */
+  /** Records queued for the consumer before reading pauses. Default 65 536. */
   readonly maxQueuedMessages?: number;
   /** Closes the reader when aborted. */
   readonly signal?: AbortSignal;
@@ -63,14 +113,14 @@ export interface AuditReaderOptions {
 
 /** Counters of an {@link AuditReader}; totals since it opened. */
 export interface AuditReaderStats {
-  /** Records handed to the main thread. */
+  /** Records handed to the consumer's queue. */
   readonly messages: number;
   /** Payload bytes of those records. */
   readonly bytes: number;
   readonly batches: number;
   /** Times the kernel reported ENOBUFS: records were dropped because the socket buffer was full. */
   readonly enobufs: number;
-  /** Times the queue reached `maxQueuedMessages` and the worker paused. */
+  /** Times the queue reached `maxQueuedMessages` and reading paused. */
   readonly pauses: number;
   /** Records waiting for the consumer now. */
   readonly queuedMessages: number;
@@ -86,11 +136,26 @@ export interface AuditReaderStats {
 
 const DEFAULTS = {
   receiveBufferBytes: 64 * 1024 * 1024,
-  pollMs: 200,
   maxBatchMessages: 256,
   flushMs: 50,
   maxQueuedMessages: 65536,
 } as const;
+
+/** How often the socket is read while an announced urgent record has not come. */
+const HURRY_POLL_MS = 1;
+/**
+ * How long an announced urgent record is hurried for. One that has not come
+ * by then (audit was disabled, the kernel dropped it) is written off, so
+ * that the reader goes back to its batch wait instead of reading every
+ * millisecond for ever; it is still handed over with the next batch.
+ */
+export const HURRY_MS = 1000;
+/** Records read in one go before the reader lets the event loop run (and reads on at once). */
+const RECORDS_PER_READ = 4096;
+/** How long close() keeps reading what the socket already holds. */
+const DRAIN_MS = 200;
+/** Records are at most 8,970 bytes: a batch of 256 fits; the bound matters only for a huge maxBatchMessages. */
+const BATCH_TEXT_BYTES = 1024 * 1024;
 
 interface Waiter {
   resolve(result: IteratorResult<RecordBatch>): void;
@@ -98,7 +163,7 @@ interface Waiter {
 }
 
 /**
- * Reads the kernel audit stream in a worker thread.
+ * Reads the kernel audit stream.
  *
  * ```ts
  * const reader = await AuditReader.open({ mode: 'unicast' });
@@ -107,18 +172,37 @@ interface Waiter {
  *
  * One consumer per reader. Leaving the loop early (break, throw) closes it.
  */
-export class AuditReader
-  extends NetlinkSubscriber<ReaderReport>
-  implements AsyncIterable<readonly AuditMessage[]>
-{
+export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   /** How this reader gets records. */
   readonly mode: AuditReaderMode;
+  readonly #net: AuditNetlink;
+  readonly #flushMs: number;
   readonly #maxQueued: number;
+  readonly #maxBatch: number;
+  readonly #urgentTypes: ReadonlySet<number>;
   #queue: RecordBatch[] = [];
   #waiter: Waiter | undefined;
   #error: Error | undefined;
   #ended = false;
   #discard = false;
+  #paused = false;
+  #closing: Promise<void> | undefined;
+  /** Stops listening to the `signal` of open(). */
+  #unlisten: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerMs = 0;
+  /** Urgent records announced by expect(), and those received since (never counted ahead). */
+  #expected = 0;
+  #urgentSeen = 0;
+  /** Until when announced urgent records are hurried for (ms). */
+  #hurryUntil = 0;
+  // The batch being filled: payload bytes back to back, plus the type and
+  // end offset of each record.
+  readonly #text = Buffer.allocUnsafeSlow(BATCH_TEXT_BYTES);
+  readonly #types: Uint16Array;
+  readonly #ends: Uint32Array;
+  #count = 0;
+  #used = 0;
   #stats = {
     messages: 0,
     bytes: 0,
@@ -129,19 +213,32 @@ export class AuditReader
     receiveBufferBytes: 0,
   };
 
-  private constructor(config: ReaderWorkerConfig, control: Int32Array, options: AuditReaderOptions) {
-    super('an audit reader', new URL('./reader-worker.js', import.meta.url), config, control, config.pollMs);
-    this.mode = config.mode;
+  private constructor(mode: AuditReaderMode, options: AuditReaderOptions) {
+    this.mode = mode;
+    this.#flushMs = options.flushMs ?? DEFAULTS.flushMs;
     this.#maxQueued = options.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
+    this.#maxBatch = options.maxBatchMessages ?? DEFAULTS.maxBatchMessages;
+    this.#urgentTypes = new Set(options.urgentTypes ?? []);
+    this.#types = new Uint16Array(this.#maxBatch);
+    this.#ends = new Uint32Array(this.#maxBatch);
+    this.#net = new AuditNetlink({
+      groups: mode === 'multicast' ? AUDIT_NLGRP_READLOG : 0,
+      receiveBufferBytes: options.receiveBufferBytes ?? DEFAULTS.receiveBufferBytes,
+      // Records that come while a request waits for its answer (close's unregistration).
+      onRecord: (message) => {
+        this.#push(message.payload, message.type, message.seq, 0, message.payload.length);
+      },
+    });
   }
 
   /**
-   * Starts the worker and resolves once its socket is ready (registered, in
-   * unicast mode).
+   * Opens the socket; in unicast mode registers it as the audit daemon.
    *
    * @throws {SyscallError} EEXIST when another daemon is registered (unicast),
    *   EPERM without the capability, and whatever opening the socket gave.
+   * @throws {RangeError} for an unknown mode or an option that is not a positive integer.
    */
+  // eslint-disable-next-line @typescript-eslint/require-await -- async: errors reject, as callers expect
   static async open(options: AuditReaderOptions): Promise<AuditReader> {
     if (options.mode !== 'unicast' && options.mode !== 'multicast') {
       throw new ContidRangeError(
@@ -151,126 +248,47 @@ export class AuditReader
     }
     checkPositiveIntegers('an audit reader', options, [
       'receiveBufferBytes',
-      'pollMs',
       'maxBatchMessages',
       'flushMs',
       'maxQueuedMessages',
     ]);
-    const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
-    const config: ReaderWorkerConfig = {
-      mode: options.mode,
-      receiveBufferBytes: options.receiveBufferBytes ?? DEFAULTS.receiveBufferBytes,
-      pollMs: options.pollMs ?? DEFAULTS.pollMs,
-      maxBatchMessages: options.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
-      flushMs: options.flushMs ?? DEFAULTS.flushMs,
-      urgentTypes: [...(options.urgentTypes ?? [])],
-      control: control.buffer,
-    };
-    const reader = new AuditReader(config, control, options);
-    await reader.started();
+    const reader = new AuditReader(options.mode, options);
+    try {
+      if (options.mode === 'unicast') reader.#net.registerDaemon(process.pid);
+      reader.#stats.receiveBufferBytes = reader.#net.receiveBufferBytes();
+    } catch (error) {
+      reader.#net.close();
+      throw error;
+    }
+    reader.#arm(reader.#flushMs);
     const { signal } = options;
     if (signal !== undefined) {
       const onAbort = (): void => {
         reader.close().catch((error: unknown) => {
-          reader.onFailure(error instanceof Error ? error : new Error(String(error)));
+          reader.#fail(error instanceof Error ? error : new Error(String(error)));
         });
       };
       if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-      void reader.exited.then(() => {
-        signal.removeEventListener('abort', onAbort);
-      });
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        reader.#unlisten = () => {
+          signal.removeEventListener('abort', onAbort);
+        };
+      }
     }
     return reader;
   }
 
-  protected override onWorkerExit(): void {
-    this.#ended = true;
-    this.#wake();
-  }
-
-  protected override onFailure(error: Error): void {
-    this.#error ??= error;
-    this.#wake();
-  }
-
-  protected override onReport(report: ReaderReport): void {
-    switch (report.kind) {
-      case 'ready':
-        this.#stats.receiveBufferBytes = report.receiveBufferBytes;
-        break;
-      case 'batch': {
-        this.#stats.enobufs = report.enobufs;
-        this.#stats.messages += report.batch.types.length;
-        this.#stats.bytes += report.batch.text.byteLength;
-        this.#stats.batches++;
-        if (this.#discard) break;
-        this.#queue.push(report.batch);
-        this.#stats.queuedMessages += report.batch.types.length;
-        if (
-          this.#stats.queuedMessages >= this.#maxQueued &&
-          Atomics.load(this.control, CONTROL_PAUSE) === 0
-        ) {
-          Atomics.store(this.control, CONTROL_PAUSE, 1);
-          this.#stats.pauses++;
-        }
-        break;
-      }
-      case 'closed':
-      case 'error':
-        // (An error report reaches onFailure, or rejects open(), through the base.)
-        this.#stats.enobufs = report.enobufs;
-        break;
-    }
-    this.#wake();
-  }
-
-  /** Settles a pending `next()` if there is anything to tell it. */
-  #wake(): void {
-    const waiter = this.#waiter;
-    if (waiter === undefined) return;
-    const result = this.#take();
-    if (result === undefined) return;
-    this.#waiter = undefined;
-    if (result instanceof Error) waiter.reject(result);
-    else waiter.resolve(result);
-  }
-
-  /** The next iterator result, an error to throw, or undefined to keep waiting. */
-  #take(): IteratorResult<RecordBatch> | Error | undefined {
-    const batch = this.#queue.shift();
-    if (batch !== undefined) {
-      this.#stats.queuedMessages -= batch.types.length;
-      if (
-        this.#stats.queuedMessages <= this.#maxQueued / 2 &&
-        Atomics.load(this.control, CONTROL_PAUSE) !== 0
-      ) {
-        Atomics.store(this.control, CONTROL_PAUSE, 0);
-        Atomics.notify(this.control, CONTROL_PAUSE);
-      }
-      return { value: batch, done: false };
-    }
-    if (this.#error !== undefined) return this.#error;
-    if (this.#ended) return { value: undefined, done: true };
-    return undefined;
-  }
-
   /**
-   * Says that a record of an urgent type is on its way (the caller just
-   * sent a marker and waits for it): until the worker has received as
-   * many urgent records as were announced, it hands over each batch as
-   * soon as the socket is empty instead of waiting `flushMs` for more.
+   * Says that a record of an urgent type is on its way (the caller is about
+   * to send a marker and waits for it): until as many urgent records came
+   * as were announced, the socket is read every millisecond, and what it
+   * holds is handed over at once.
    */
   expect(): void {
-    Atomics.add(this.control, CONTROL_EXPECT, 1);
-    Atomics.notify(this.control, CONTROL_EXPECT);
-  }
-
-  protected override notifyStop(): void {
-    // A paused worker, or one waiting for more records, wakes and sees the stop.
-    Atomics.store(this.control, CONTROL_PAUSE, 0);
-    Atomics.notify(this.control, CONTROL_PAUSE);
-    Atomics.notify(this.control, CONTROL_EXPECT);
+    this.#expected = (this.#expected + 1) | 0;
+    this.#hurryUntil = Date.now() + HURRY_MS;
+    if (!this.#paused && this.#closing === undefined && this.#error === undefined) this.#arm(HURRY_POLL_MS);
   }
 
   /** Records waiting for the consumer now (stats().queuedMessages). */
@@ -280,7 +298,7 @@ export class AuditReader
 
   /** A snapshot of the counters. */
   stats(): AuditReaderStats {
-    return { ...this.#stats, foreign: Atomics.load(this.control, CONTROL_FOREIGN) };
+    return { ...this.#stats, foreign: this.#net.foreignDatagrams };
   }
 
   [Symbol.asyncIterator](): AsyncIterator<readonly AuditMessage[]> {
@@ -298,9 +316,9 @@ export class AuditReader
   }
 
   /**
-   * The same batches as the async iterator, packed as the worker posted
-   * them (payloads end to end in one buffer): for a consumer that parses
-   * the bytes, without a string and an object per record first.
+   * The same batches as the async iterator, packed (payloads end to end in
+   * one buffer): for a consumer that parses the bytes, without a string and
+   * an object per record first.
    */
   batches(): AsyncIterator<RecordBatch> {
     return {
@@ -327,15 +345,16 @@ export class AuditReader
 
   /**
    * Unregisters (unicast, and only if the kernel still has process.pid as
-   * the daemon), then stops the worker, which first reads what its socket
-   * already holds. Batches already queued are still delivered to the
-   * iterator, which then ends. Idempotent.
+   * the daemon), reads what the socket already holds, and closes it.
+   * Batches already queued are still delivered to the iterator, which then
+   * ends. Idempotent.
    *
    * @throws {SyscallError} when the registration could not be checked or
-   *   removed; the worker is stopped all the same.
+   *   removed; the socket is closed all the same.
    */
   close(): Promise<void> {
-    return this.stopOnce(() => this.#stop());
+    this.#closing ??= this.#stop();
+    return this.#closing;
   }
 
   /**
@@ -346,35 +365,192 @@ export class AuditReader
     this.#discard = true;
     this.#queue = [];
     this.#stats.queuedMessages = 0;
-    if (error !== undefined) this.onFailure(error);
+    this.#count = 0;
+    this.#used = 0;
+    if (error !== undefined) this.#error ??= error;
     else this.#ended = true;
     this.#wake();
     return this.close();
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async: a failed unregistration rejects
   async #stop(): Promise<void> {
-    // Unregistering first lets the worker's drain see the last record the
-    // kernel will send it. Any of our sockets may unregister: the kernel
-    // checks the pid, not the socket.
+    this.#unlisten?.();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    // Unregistering first lets the drain below see the last record the
+    // kernel sends us; records that come during the request are kept.
     let failure: Error | undefined;
-    if (this.mode === 'unicast') {
+    if (this.mode === 'unicast' && this.#net.fd >= 0) {
       try {
-        unregisterIfOurs();
+        if (this.#net.getStatus().pid === process.pid) this.#net.unregisterDaemon();
       } catch (error) {
         failure = error instanceof Error ? error : new Error(String(error));
       }
     }
-    await this.stopWorker();
+    if (this.#error === undefined && this.#net.fd >= 0) {
+      const deadline = Date.now() + DRAIN_MS;
+      try {
+        while (Date.now() < deadline && this.#receive() > 0);
+      } catch (error) {
+        this.#error ??= error instanceof Error ? error : new Error(String(error));
+      }
+    }
+    this.#endBatch();
+    this.#net.close();
+    this.#ended = true;
+    this.#wake();
     if (failure !== undefined) throw failure;
   }
-}
 
-/** AUDIT_SET pid 0 if the registered daemon is this process. */
-function unregisterIfOurs(): void {
-  const net = new AuditNetlink();
-  try {
-    if (net.getStatus().pid === process.pid) net.unregisterDaemon();
-  } finally {
-    net.close();
+  /** (Re)starts the timer of the next read. */
+  #arm(ms: number): void {
+    if (this.#timer !== undefined && this.#timerMs === ms) {
+      this.#timer.refresh();
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#timerMs = ms;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#read();
+    }, ms);
+  }
+
+  /** One read of the socket: everything it holds, up to the queue's bound or RECORDS_PER_READ. */
+  #read(): void {
+    if (this.#closing !== undefined || this.#error !== undefined) return;
+    let more = false;
+    try {
+      let records = 0;
+      while (!this.#paused) {
+        const got = this.#receive();
+        if (got === 0) break;
+        records += got;
+        if (records >= RECORDS_PER_READ) {
+          more = true;
+          break;
+        }
+      }
+    } catch (error) {
+      this.#endBatch();
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    this.#endBatch();
+    this.#wake();
+    if (this.#paused) return; // #take reads again once the consumer caught up.
+    if (more) this.#arm(0);
+    else if (this.#hurried()) this.#arm(HURRY_POLL_MS);
+    else this.#arm(this.#flushMs);
+  }
+
+  /** True while an announced urgent record has not come, within HURRY_MS of the announcement. */
+  #hurried(): boolean {
+    if (((this.#expected - this.#urgentSeen) | 0) <= 0) return false;
+    if (Date.now() < this.#hurryUntil) return true;
+    // Written off: it will not be waited for (and, late, it counts for nobody).
+    this.#urgentSeen = this.#expected;
+    return false;
+  }
+
+  /**
+   * One non-blocking recvmmsg. Returns the datagrams taken (records or not,
+   * userspace senders included), 0 when the socket was empty. ENOBUFS (the
+   * kernel dropped records for us) is counted, not fatal.
+   */
+  #receive(): number {
+    const foreign = this.#net.foreignDatagrams;
+    try {
+      return this.#net.receiveMany(this.#visit, MSG_DONTWAIT) + this.#net.foreignDatagrams - foreign;
+    } catch (error) {
+      if (error instanceof SyscallError && error.errno === Errno.ENOBUFS) {
+        this.#stats.enobufs++;
+        return 1;
+      }
+      throw error;
+    }
+  }
+
+  readonly #visit = (buf: Buffer, type: number, seq: number, start: number, end: number): void => {
+    this.#push(buf, type, seq, start, end);
+  };
+
+  /** Adds one message to the batch if it is a record. */
+  #push(buf: Buffer, type: number, seq: number, start: number, end: number): void {
+    // Records have sequence 0; anything else is a late answer to a request.
+    // AUDIT_REPLACE is the kernel pinging its daemon whenever someone tries
+    // AUDIT_SET pid (including our own unregistration), not a record.
+    if (seq !== 0 || type < NLMSG_MIN_TYPE || type === AuditMessageType.REPLACE) return;
+    if (this.#discard) return;
+    while (end > start && buf[end - 1] === 0) end--;
+    if (this.#used + end - start > BATCH_TEXT_BYTES) this.#endBatch();
+    this.#used += buf.copy(this.#text, this.#used, start, end);
+    this.#types[this.#count] = type;
+    this.#ends[this.#count] = this.#used;
+    this.#count++;
+    // Never counted ahead of what was announced: an urgent record sent by
+    // someone else must not stand for a later one of ours.
+    if (this.#urgentTypes.has(type) && ((this.#expected - this.#urgentSeen) | 0) > 0) {
+      this.#urgentSeen = (this.#urgentSeen + 1) | 0;
+    }
+    if (this.#count >= this.#maxBatch) this.#endBatch();
+  }
+
+  /** Queues the batch being filled; pauses reading when the queue is full. */
+  #endBatch(): void {
+    const count = this.#count;
+    if (count === 0) return;
+    const used = this.#used;
+    const batch: RecordBatch = {
+      types: this.#types.slice(0, count),
+      ends: this.#ends.slice(0, count),
+      text: this.#text.buffer.slice(this.#text.byteOffset, this.#text.byteOffset + used),
+    };
+    this.#count = 0;
+    this.#used = 0;
+    this.#stats.messages += count;
+    this.#stats.bytes += used;
+    this.#stats.batches++;
+    this.#queue.push(batch);
+    this.#stats.queuedMessages += count;
+    if (this.#stats.queuedMessages >= this.#maxQueued && !this.#paused) {
+      this.#paused = true;
+      this.#stats.pauses++;
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#error ??= error;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wake();
+  }
+
+  /** Settles a pending `next()` if there is anything to tell it. */
+  #wake(): void {
+    const waiter = this.#waiter;
+    if (waiter === undefined) return;
+    const result = this.#take();
+    if (result === undefined) return;
+    this.#waiter = undefined;
+    if (result instanceof Error) waiter.reject(result);
+    else waiter.resolve(result);
+  }
+
+  /** The next iterator result, an error to throw, or undefined to keep waiting. */
+  #take(): IteratorResult<RecordBatch> | Error | undefined {
+    const batch = this.#queue.shift();
+    if (batch !== undefined) {
+      this.#stats.queuedMessages -= batch.types.length;
+      if (this.#paused && this.#stats.queuedMessages <= this.#maxQueued / 2) {
+        this.#paused = false;
+        if (this.#closing === undefined && this.#error === undefined) this.#arm(0);
+      }
+      return { value: batch, done: false };
+    }
+    if (this.#error !== undefined) return this.#error;
+    if (this.#ended) return { value: undefined, done: true };
+    return undefined;
   }
 }
