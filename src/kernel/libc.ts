@@ -3,8 +3,8 @@
  *
  * Node has no API for AF_NETLINK sockets (`net.Socket` refuses the fd with
  * ERR_INVALID_FD_TYPE), so the kernel edge talks to libc directly. Every
- * binding here is synchronous; callers that may block (recv) must set
- * SO_RCVTIMEO or run in a worker thread.
+ * binding here is synchronous but {@link pollOnPool}; callers that may block
+ * (recv) must set SO_RCVTIMEO, pass MSG_DONTWAIT or run in a worker thread.
  *
  * Errors are reported the C way (return -1, errno set). {@link errno} must be
  * read right after the failing call, before anything else can reach libc;
@@ -117,6 +117,32 @@ export const setns = lib.func('int setns(int fd, int nstype)') as (fd: Fd, nstyp
 
 /** close(2). */
 export const close = lib.func('int close(int fd)') as (fd: Fd) => number;
+
+/** write(2). */
+export const write = lib.func('intptr_t write(int fd, const void *buf, size_t len)') as (
+  fd: Fd,
+  buf: Buffer,
+  len: number,
+) => SsizeT;
+
+/** eventfd(2). */
+export const eventfd = lib.func('int eventfd(unsigned int initval, int flags)') as (
+  initval: number,
+  flags: number,
+) => Fd;
+
+/**
+ * poll(2) on libuv's thread pool (koffi's asynchronous call): `fds` is a
+ * `struct pollfd[nfds]` (int fd, short events, short revents: 8 bytes
+ * each) that the kernel fills in; `done` runs on the calling thread with
+ * poll's result. Only for waits that end (see ReadableWait): the call holds
+ * one of the pool's threads until it returns.
+ */
+export const pollOnPool = (
+  lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as unknown as {
+    async(fds: Buffer, nfds: number, timeout: number, done: (error: unknown, result: number) => void): void;
+  }
+).async;
 
 /** flock(2), for advisory locks shared with the `flock` command. */
 export const flock = lib.func('int flock(int fd, int operation)') as (fd: Fd, operation: number) => number;

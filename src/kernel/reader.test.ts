@@ -3,6 +3,8 @@
 // one rule matches only processes spawned with auid 4242.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -475,6 +477,38 @@ void test(
       } finally {
         await reader.destroy();
       }
+    });
+  },
+);
+
+void test(
+  'a reader that found its socket empty sleeps without a timer and wakes for the next record',
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      context.netlink.setStatus({ enabled: true });
+      // libuv's pool starts its threads on first use: start them before counting.
+      await stat('/');
+      const threads = readdirSync('/proc/self/task').length;
+      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20 });
+      try {
+        assert.equal(readdirSync('/proc/self/task').length, threads, 'the reader started a thread');
+        const batches = reader[Symbol.asyncIterator]();
+        // Reads find nothing: the reader goes to sleep on the socket.
+        await sleep(300);
+        const nonce = randomUUID();
+        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+        await batchesUntil(reader, batches, hasNonce(nonce));
+        // And again, after another quiet spell.
+        await sleep(300);
+        const again = randomUUID();
+        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${again}`);
+        await batchesUntil(reader, batches, hasNonce(again));
+      } finally {
+        await reader.close();
+      }
+      assert.equal(context.netlink.getStatus().pid, 0);
     });
   },
 );

@@ -11,7 +11,9 @@
  * once per batch to hand it over to another thread, costs far more CPU
  * than the records it brings. Here the whole daemon wakes once per
  * `flushMs` while records come, and the records are parsed on the thread
- * that read them.
+ * that read them. A read that finds the socket empty stops the timer: a
+ * poll(2) on libuv's pool (ReadableWait) then waits for the next record,
+ * so an idle host costs nothing, and that record waits `flushMs` for more.
  *
  * Nobody who waits is kept waiting: after {@link AuditReader.expect} (the
  * caller sent a marker and waits for its echo) the socket is read every
@@ -39,6 +41,7 @@ import {
   MSG_DONTWAIT,
   NLMSG_MIN_TYPE,
 } from './netlink.js';
+import { ReadableWait } from './readable-wait.js';
 import { checkPositiveIntegers } from './subscriber.js';
 
 /** One audit record as the kernel sent it. */
@@ -176,6 +179,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   /** How this reader gets records. */
   readonly mode: AuditReaderMode;
   readonly #net: AuditNetlink;
+  /** Waits, on libuv's pool, for the socket to become readable after a read found it empty. */
+  #idle: ReadableWait | undefined;
   readonly #flushMs: number;
   readonly #maxQueued: number;
   readonly #maxBatch: number;
@@ -256,6 +261,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     try {
       if (options.mode === 'unicast') reader.#net.registerDaemon(process.pid);
       reader.#stats.receiveBufferBytes = reader.#net.receiveBufferBytes();
+      reader.#idle = new ReadableWait(reader.#net.fd);
     } catch (error) {
       reader.#net.close();
       throw error;
@@ -373,11 +379,11 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     return this.close();
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- async: a failed unregistration rejects
   async #stop(): Promise<void> {
     this.#unlisten?.();
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    await this.#idle?.close();
     // Unregistering first lets the drain below see the last record the
     // kernel sends us; records that come during the request are kept.
     let failure: Error | undefined;
@@ -421,8 +427,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   #read(): void {
     if (this.#closing !== undefined || this.#error !== undefined) return;
     let more = false;
+    let records = 0;
     try {
-      let records = 0;
       while (!this.#paused) {
         const got = this.#receive();
         if (got === 0) break;
@@ -442,7 +448,21 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     if (this.#paused) return; // #take reads again once the consumer caught up.
     if (more) this.#arm(0);
     else if (this.#hurried()) this.#arm(HURRY_POLL_MS);
-    else this.#arm(this.#flushMs);
+    else if (records > 0) this.#arm(this.#flushMs);
+    else this.#sleep();
+  }
+
+  /**
+   * The socket was empty: no more timed reads until it has something. The
+   * first record then waits `flushMs` for more, as in a timed read.
+   */
+  #sleep(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#idle?.wait(() => {
+      if (this.#closing !== undefined || this.#error !== undefined || this.#paused) return;
+      if (this.#timer === undefined) this.#arm(this.#flushMs);
+    });
   }
 
   /** True while an announced urgent record has not come, within HURRY_MS of the announcement. */
@@ -524,6 +544,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     this.#error ??= error;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    void this.#idle?.close();
     this.#wake();
   }
 

@@ -1,0 +1,75 @@
+/**
+ * {@link ReadableWait}: a wait for a socket to become readable that costs
+ * no thread of contid's and no CPU while nothing comes. Node cannot watch a
+ * netlink socket in its event loop (`net.Socket` refuses the fd), so one
+ * poll(2) runs on libuv's thread pool (koffi's asynchronous call) and the
+ * callback comes back to the calling thread when the socket has something,
+ * or an error, to read. A second descriptor, an eventfd, lets close() end
+ * a wait that nothing else would end.
+ *
+ * A reader that reads its socket on a timer while records come uses it
+ * when a read found nothing: an idle host then wakes contid not at all,
+ * and the first record after a quiet spell wakes it once.
+ */
+import { ContidError } from '../errors.js';
+import { SyscallError, close as closeFd, eventfd, pollOnPool, write } from './libc.js';
+
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+const POLLIN = 0x1;
+const POLLFD_BYTES = 8;
+
+export class ReadableWait {
+  readonly #fds = Buffer.alloc(2 * POLLFD_BYTES);
+  #eventFd: number;
+  /** The poll on the pool, while one runs: resolves when it returned. */
+  #pending: Promise<void> | undefined;
+  #closed = false;
+
+  /** @throws {SyscallError} when the eventfd cannot be made. */
+  constructor(fd: number) {
+    const efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) throw SyscallError.fromErrno('Cannot make an eventfd to wait for a socket');
+    this.#eventFd = efd;
+    this.#fds.writeInt32LE(fd, 0);
+    this.#fds.writeInt16LE(POLLIN, 4);
+    this.#fds.writeInt32LE(efd, POLLFD_BYTES);
+    this.#fds.writeInt16LE(POLLIN, POLLFD_BYTES + 4);
+  }
+
+  /** A wait is under way (its poll holds a pool thread). */
+  get waiting(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  /**
+   * Calls `then` once, on this thread, when the socket is readable or in
+   * error (`failed`: poll itself failed, so the caller should not wait
+   * again at once). Does nothing while a wait is under way, or once closed.
+   */
+  wait(then: (failed: boolean) => void): void {
+    if (this.#closed) throw new ContidError('Cannot wait for a socket: the wait is closed', 'ERR_INVALID_STATE');
+    if (this.#pending !== undefined) return;
+    this.#pending = new Promise((resolve) => {
+      pollOnPool(this.#fds, 2, -1, (error, result) => {
+        this.#pending = undefined;
+        resolve();
+        if (!this.#closed) then(error !== null && error !== undefined ? true : result < 0);
+      });
+    });
+  }
+
+  /** Ends a wait under way (its callback is not called) and releases the eventfd. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pending !== undefined) {
+      const one = Buffer.alloc(8);
+      one.writeBigUInt64LE(1n);
+      write(this.#eventFd, one, one.length);
+      await this.#pending;
+    }
+    closeFd(this.#eventFd);
+    this.#eventFd = -1;
+  }
+}
