@@ -201,10 +201,7 @@ export class Daemon implements DaemonApi {
     this.#hostWriter =
       parts.hostLog === null
         ? null
-        : new HostLogWriter(parts.hostLog, {
-            format: parts.config.format,
-            wake: () => void this.#flush(),
-          });
+        : new HostLogWriter(parts.hostLog, { format: parts.config.format });
     this.#containerSinks = new ContainerSinks({
       defaults: parts.config.containerSinks,
       onError: (container, error) => {
@@ -515,7 +512,8 @@ export class Daemon implements DaemonApi {
           this.#exitTimer = undefined;
         }
       }
-      await this.#flush();
+      // Batches of the same read that wait already go in the same host-log write.
+      await this.#flush(false, this.#source.queued() > 0);
     }
     this.#inputEnded = true;
     this.#assembler.end();
@@ -545,13 +543,13 @@ export class Daemon implements DaemonApi {
   /**
    * Hands what was formatted to the sinks: the container sinks never wait,
    * the host log may (HostLogWriter.flush: its backpressure and coalesced
-   * writes). With `all`, writes everything and waits until it is written
-   * and fsynced.
+   * writes; `more`: batches of the same read wait). With `all`, writes
+   * everything and waits until it is written and fsynced.
    */
-  async #flush(all = false): Promise<void> {
+  async #flush(all = false, more = false): Promise<void> {
     // Container sinks never wait: each write is queued or dropped and counted.
     this.#containerSinks.pump();
-    if (this.#hostWriter !== null) await this.#hostWriter.flush(all);
+    if (this.#hostWriter !== null) await this.#hostWriter.flush(all, more);
   }
 
   #startAdoption(): CgroupAdoption {

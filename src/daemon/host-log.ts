@@ -25,15 +25,6 @@ export const HOST_LOG_HIGH_WATER = 1024 * 1024;
 /** How long a stop keeps writing what is queued before it gives up (and counts it). */
 const CLOSE_TIMEOUT_MS = 10_000;
 
-/**
- * Shortest time between two host-log writes while records keep coming:
- * each write is a trip through libuv's pool and back to the main thread,
- * which costs more than the few events a batch brings at a low rate. The
- * events of a batch that comes sooner wait for the next batch, or for this
- * long at most (auditd's `freq` in time rather than records).
- */
-const WRITE_INTERVAL_MS = 80;
-
 /** Formatted bytes that are written at once, however recent the last write. */
 const WRITE_AT_BYTES = 64 * 1024;
 
@@ -148,30 +139,21 @@ export class HostLog {
 /** Options of {@link HostLogWriter}. */
 export interface HostLogWriterOptions {
   readonly format: OutputFormat;
-  /**
-   * Events wait for a later write (WRITE_INTERVAL_MS) and no batch came to
-   * write them: the owner flushes now.
-   */
-  readonly wake: () => void;
 }
 
 /**
  * Formats events for a {@link HostLog} and writes them, coalesced across
- * batches: a write at most every WRITE_INTERVAL_MS, or at WRITE_AT_BYTES.
+ * the batches of one read of the kernel: each write is a trip through
+ * libuv's pool and back, which costs more than the few events a batch
+ * brings at a low rate (auditd's `freq` trades the same way, in records).
  */
 export class HostLogWriter {
   readonly #hostLog: HostLog;
   readonly #encoder: EventEncoder;
-  readonly #wake: () => void;
-  /** When the host log was last written to (ms). */
-  #writtenAt = 0;
-  /** Wakes the owner for events that wait for the next batch (WRITE_INTERVAL_MS) if it does not come. */
-  #timer: NodeJS.Timeout | undefined;
 
   constructor(hostLog: HostLog, options: HostLogWriterOptions) {
     this.#hostLog = hostLog;
     this.#encoder = new EventEncoder(options.format, { bufferBytes: 16 * 1024 });
-    this.#wake = options.wake;
   }
 
   /** Formats an event; flush() writes it. */
@@ -180,26 +162,16 @@ export class HostLogWriter {
   }
 
   /**
-   * Writes what was formatted. Backpressure: the host log resolves at once
-   * while its queue is below its bound, else once the disk caught up (the
-   * caller stops reading meanwhile; the kernel holds the records). Events
-   * formatted less than WRITE_INTERVAL_MS after the last write wait for the
-   * next flush or the wake timer. With `all`, writes everything and waits
-   * until it is written and fsynced.
+   * Writes what was formatted, unless `more` batches of the same read are
+   * already waiting (their events then go in the same write) and less than
+   * WRITE_AT_BYTES is formatted. Backpressure: the host log resolves at
+   * once while its queue is below its bound, else once the disk caught up
+   * (the caller stops reading meanwhile; the kernel holds the records).
+   * With `all`, writes everything and waits until it is written and fsynced.
    */
-  async flush(all = false): Promise<void> {
-    if (this.#encoder.length > 0) {
-      const now = Date.now();
-      if (!all && now - this.#writtenAt < WRITE_INTERVAL_MS && this.#encoder.length < WRITE_AT_BYTES) {
-        this.#timer ??= setTimeout(() => {
-          this.#timer = undefined;
-          this.#wake();
-        }, WRITE_INTERVAL_MS);
-        return;
-      }
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#writtenAt = now;
+  async flush(all = false, more = false): Promise<void> {
+    const length = this.#encoder.length;
+    if (length > 0 && (all || !more || length >= WRITE_AT_BYTES)) {
       const events = this.#encoder.events;
       await this.#hostLog.write(this.#encoder.take(), events);
     }
