@@ -124,13 +124,13 @@ test('/proc/PID/stat parsing copes with spaces and parentheses in comm', () => {
   assert.equal(parseProcStat('garbage'), null);
 });
 
-test('batch-wait: how long a record read waits for more, 1 to 1000 ms, flag over file', () => {
-  assert.equal(DEFAULT_CONFIG.batchWaitMs, 50);
+test('batch-wait: how often the kernel socket is read while records come, 1 to 1000 ms, flag over file', () => {
+  assert.equal(DEFAULT_CONFIG.batchWaitMs, 100);
   const config = resolveConfig(
     parseConfigFile('batch-wait = 200'),
-    parseRunArgs(['--batch-wait', '100']).flags,
+    parseRunArgs(['--batch-wait', '150']).flags,
   );
-  assert.equal(config.batchWaitMs, 100);
+  assert.equal(config.batchWaitMs, 150);
   assert.equal(resolveConfig(parseConfigFile('batch-wait = 200'), {}).batchWaitMs, 200);
   assert.throws(() => parseConfigFile('batch-wait = 0'), ConfigError);
   assert.throws(() => parseConfigFile('batch-wait = 1001'), ConfigError);

@@ -32,8 +32,8 @@ Options (each may also be set in the config file as "key = value"):
       --submit-timeout MS    How long an operation waits for its marker (default 5000)
       --status-interval MS   Kernel status poll and rate interval (default 5000)
       --receive-buffer BYTES Netlink receive buffer (default 67108864)
-      --batch-wait MS        Longest wait of a record read for more records before
-                             its batch is handled (default 50)
+      --batch-wait MS        How often the kernel socket is read while records come;
+                             the longest a record waits to be handled (default 100)
       --event-timeout MS     Close an event this long after it, in event time (default 2000)
       --max-in-flight N      Most events assembled at once (default 65536)
       --max-processes N      Most processes tracked (default 1000000)

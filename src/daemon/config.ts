@@ -95,7 +95,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   submitTimeoutMs: 5000,
   statusIntervalMs: 5000,
   receiveBufferBytes: 64 * 1024 * 1024,
-  batchWaitMs: 50,
+  batchWaitMs: 100,
   eventTimeoutMs: 2000,
   maxInFlight: 65536,
   maxProcesses: 1_000_000,
