@@ -57,6 +57,9 @@ export class HostLog {
       dirMode: 0o700,
       maxQueueBytes: HOST_LOG_HIGH_WATER,
       closeTimeoutMs: CLOSE_TIMEOUT_MS,
+      // One write per read of the kernel, on the daemon's thread: a trip
+      // through libuv's pool and back costs more than the write.
+      writeOnThread: true,
       onError: (error) => {
         this.#onError(error);
       },

@@ -16,7 +16,7 @@
  * queue fills, and past its bound a `drop` sink drops.
  */
 import { ContidRangeError } from '../errors.js';
-import { closeSync, fchmodSync, fstatSync, fsync, openSync, writev } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, fsync, openSync, writev, writevSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Errno, errno } from '../kernel/libc.js';
@@ -56,6 +56,14 @@ export interface FileSinkOptions extends SinkOptions {
   readonly numLogs?: number;
   /** Delays between failed opens or writes (default 100 ms doubling to 5 s). */
   readonly retry?: BackoffOptions;
+  /**
+   * Write on the calling thread (writev(2) there) instead of libuv's pool:
+   * no hand-over to a pool thread and back per write, but a disk that
+   * stalls stalls the caller. Only for a file on the host's own disk (the
+   * host log, as auditd writes its log), never inside a container's root,
+   * which the container could make block. Default false.
+   */
+  readonly writeOnThread?: boolean;
 }
 
 /** {@link FileSink} counters beyond the common ones. */
@@ -77,6 +85,7 @@ export class FileSink extends QueuedSink {
   readonly #maxFileBytes: number;
   readonly #numLogs: number;
   readonly #backoff: Backoff;
+  readonly #writeOnThread: boolean;
 
   #dirfd = -1;
   #fd = -1;
@@ -114,6 +123,7 @@ export class FileSink extends QueuedSink {
     this.#dirMode = options.dirMode ?? 0o700;
     this.#maxFileBytes = options.maxFileBytes ?? 0;
     this.#numLogs = options.numLogs ?? 5;
+    this.#writeOnThread = options.writeOnThread === true && options.root === undefined;
     if (!Number.isSafeInteger(this.#maxFileBytes) || this.#maxFileBytes < 0) {
       throw new ContidRangeError(
         `Cannot use maxFileBytes ${this.#maxFileBytes}: it must be 0 or more`,
@@ -239,9 +249,13 @@ export class FileSink extends QueuedSink {
     }
     let written: number;
     try {
-      const pending = writevAsync(this.#fd, buffers);
-      this.#inflight = pending;
-      written = await pending;
+      if (this.#writeOnThread) {
+        written = writevSync(this.#fd, buffers);
+      } else {
+        const pending = writevAsync(this.#fd, buffers);
+        this.#inflight = pending;
+        written = await pending;
+      }
     } catch (error) {
       if (this.#stopped) return;
       this.fail(SinkError.from(`Cannot write ${this.#where.label}`, error));
