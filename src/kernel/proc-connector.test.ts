@@ -226,7 +226,6 @@ async function openRecording(
 ): Promise<{ connector: ProcConnector; exits: ProcExit[]; errors: Error[] }> {
   const exits: ProcExit[] = [];
   const errors: Error[] = [];
-  let thrower = -1;
   const connector = await ProcConnector.open({
     flushMs: 50,
     onExit: (e) => exits.push(e),

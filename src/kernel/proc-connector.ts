@@ -178,7 +178,11 @@ export class ProcConnector {
     this.#onExit = options.onExit;
     this.#onError = options.onError;
     this.#threads = options.threads ?? false;
-    this.#handlers = { exit: (exit) => this.#deliver(exit) };
+    this.#handlers = {
+      exit: (exit) => {
+        this.#deliver(exit);
+      },
+    };
   }
 
   /**
