@@ -1,7 +1,7 @@
 /**
- * The proc connector's wire format (linux/connector.h, linux/cn_proc.h) and
- * what the {@link ProcConnector} main thread and its worker
- * (proc-connector-worker.ts) exchange. No I/O here.
+ * The proc connector's wire format (linux/connector.h, linux/cn_proc.h),
+ * read and written by {@link ProcConnector} (proc-connector.ts). No I/O
+ * here.
  *
  * A datagram holds one or more netlink messages (type NLMSG_DONE), each
  * carrying a `struct cn_msg` whose data is a `struct proc_event`:
@@ -190,62 +190,3 @@ export function encodeControl(op: number, ack: number, eventFilter?: number): Bu
   if (eventFilter !== undefined) msg.writeUInt32LE(eventFilter >>> 0, 40);
   return msg;
 }
-
-/** `workerData` of the proc connector worker. */
-export interface ProcWorkerConfig {
-  readonly receiveBufferBytes: number;
-  readonly pollMs: number;
-  readonly maxBatchExits: number;
-  readonly flushMs: number;
-  /** Batches posted but not yet delivered before the worker stops reading. */
-  readonly maxBatchesInFlight: number;
-  /** How long to wait for the kernel to acknowledge the subscription. */
-  readonly ackTimeoutMs: number;
-  /** Post the exits of threads too, not only of whole processes. */
-  readonly threads: boolean;
-  /** Int32Array of {@link CONTROL_SLOTS} slots, see CONTROL_*. */
-  readonly control: SharedArrayBuffer;
-  /** BigInt64Array of {@link COUNTER_SLOTS} slots the worker keeps current, see COUNTER_*. */
-  readonly counters: SharedArrayBuffer;
-}
-
-export { CONTROL_STOP } from './subscriber-protocol.js';
-/** Control slot: batches delivered by the main thread, for the in-flight bound. */
-export const CONTROL_DELIVERED = 1;
-export const CONTROL_SLOTS = 2;
-
-/** Counter slot: proc events received (all kinds, thread exits included). */
-export const COUNTER_EVENTS = 0;
-/** Counter slot: ENOBUFS reports (the kernel dropped events). */
-export const COUNTER_ENOBUFS = 1;
-/** Counter slot: messages that could not be read. */
-export const COUNTER_MALFORMED = 2;
-/** Counter slot: datagrams from a sender other than the kernel (netlink port id ≠ 0), ignored. */
-export const COUNTER_FOREIGN = 3;
-export const COUNTER_SLOTS = 4;
-
-/** Fields per exit in {@link ExitBatch}: pid, tgid, exitCode, exitSignal, parentPid, parentTgid. */
-export const EXIT_FIELDS = 6;
-
-/** Exits packed back to back, {@link EXIT_FIELDS} int32 each (exitCode as its bit pattern). */
-export type ExitBatch = Int32Array;
-
-/** Unpacks one exit of a batch. */
-export function unpackExit(batch: ExitBatch, index: number): ProcExit {
-  const at = index * EXIT_FIELDS;
-  return {
-    pid: batch[at] ?? 0,
-    tgid: batch[at + 1] ?? 0,
-    exitCode: (batch[at + 2] ?? 0) >>> 0,
-    exitSignal: batch[at + 3] ?? 0,
-    parentPid: batch[at + 4] ?? 0,
-    parentTgid: batch[at + 5] ?? 0,
-  };
-}
-
-/** Reports from the worker. */
-export type ProcWorkerReport =
-  | { readonly kind: 'ready'; readonly fd: number }
-  | { readonly kind: 'batch'; readonly exits: ExitBatch }
-  | { readonly kind: 'closed' }
-  | { readonly kind: 'error'; readonly message: string; readonly errno?: number };

@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
@@ -228,7 +227,7 @@ async function openRecording(
   const exits: ProcExit[] = [];
   const errors: Error[] = [];
   const connector = await ProcConnector.open({
-    pollMs: 50,
+    flushMs: 50,
     onExit: (e) => exits.push(e),
     onError: (e) => errors.push(e),
   });
@@ -336,18 +335,15 @@ void test(
     let loop = -1;
     let stalled = false;
     // The smallest receive buffer the kernel allows holds a handful of events.
-    // One batch in flight: exits are handed over in batches every 100 ms, so
-    // the default bound (64) would outlast the stall.
     const connector = await ProcConnector.open({
       receiveBufferBytes: 1,
-      maxBatchesInFlight: 1,
-      pollMs: 50,
+      flushMs: 50,
       onExit: (e) => {
         exits.push(e);
         if (!stalled && e.parentPid === loop) {
           stalled = true;
-          // Block the main thread: the worker posts up to its in-flight bound,
-          // then stops reading while the loop below keeps exiting.
+          // Block the main thread, which reads the socket: nobody reads
+          // while the loop below keeps exiting.
           Atomics.wait(stall, 0, 0, 2000);
         }
       },
@@ -398,31 +394,112 @@ void test('close() is idempotent, stops delivery and keeps the counters', { skip
   await connector.close();
 });
 
-void test('a process that opens and closes a connector exits by itself', { skip, timeout }, async (t) => {
+/** Runs an ES module script that imports ProcConnector in a fresh node; killed after 10 s. */
+async function runModule(
+  body: string,
+): Promise<{ stdout: string; code: number | null; signal: string | null }> {
   const url = pathToFileURL(new URL('./proc-connector.js', import.meta.url).pathname).href;
-  const script =
-    `import { ProcConnector } from ${JSON.stringify(url)};` +
-    'const c = await ProcConnector.open({ onExit() {} });' +
-    'await c.close();' +
-    "console.log('closed');";
-  // A file, not `--input-type=module -e`: Node 20 passes that flag on to
-  // the Worker, which then refuses to load its file (ERR_INPUT_TYPE_NOT_ALLOWED).
-  const dir = await mkdtemp(join(tmpdir(), 'contid-proc-connector-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const file = join(dir, 'open-close.mjs');
-  await writeFile(file, script);
-  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script = `import { ProcConnector } from ${JSON.stringify(url)};` + body;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
   clearTimeout(timer);
-  assert.equal(stdout.trim(), 'closed');
-  assert.deepEqual([code, signal], [0, null], 'exited on its own, with no handle left');
+  return { stdout: stdout.trim(), code, signal };
+}
+
+void test('a process that opens and closes a connector exits by itself', { skip, timeout }, async () => {
+  const result = await runModule(
+    "const c = await ProcConnector.open({ onExit() {} }); await c.close(); console.log('closed');",
+  );
+  assert.deepEqual(
+    result,
+    { stdout: 'closed', code: 0, signal: null },
+    'exited on its own, with no handle left',
+  );
+});
+
+void test('an open connector does not keep the process alive', { skip, timeout }, async () => {
+  // 'beforeExit' comes only once nothing keeps the event loop alive; the
+  // connector is closed there, so that the kernel's listener count is restored.
+  const result = await runModule(
+    'const c = await ProcConnector.open({ onExit() {} });' +
+      "process.once('beforeExit', () => { void c.close(); console.log('idle'); });",
+  );
+  assert.deepEqual(result, { stdout: 'idle', code: 0, signal: null });
+});
+
+void test('an open connector runs no thread of its own', { skip, timeout }, async (t) => {
+  const tasks = (): number => readdirSync('/proc/self/task').length;
+  // libuv starts its pool on first use: use it before counting.
+  await readFile('/proc/self/stat');
+  const before = tasks();
+  const { exits } = await openRecording(t);
+  assert.equal(tasks(), before, 'threads after open()');
+  const { pid } = await run('/bin/true', []);
+  await waitForExit(exits, pid, '/bin/true');
+  assert.equal(tasks(), before, 'threads after an exit was delivered');
+});
+
+void test(
+  'poll() delivers an exit the socket holds without waiting for the timer',
+  { skip, timeout },
+  async (t) => {
+    const exits: ProcExit[] = [];
+    const connector = await ProcConnector.open({ flushMs: 60_000, onExit: (e) => exits.push(e) });
+    t.after(() => connector.close());
+    const { pid } = await run('/bin/true', []);
+    const deadline = Date.now() + 2000;
+    while (!exits.some((e) => e.pid === pid)) {
+      assert.ok(Date.now() < deadline, 'poll() did not deliver the exit within 2 s');
+      connector.poll();
+      await sleep(10);
+    }
+    assert.equal(connector.stats().exits, exits.length);
+  },
+);
+
+void test('close() delivers the exits the socket still holds', { skip, timeout }, async () => {
+  const exits: ProcExit[] = [];
+  const connector = await ProcConnector.open({ flushMs: 60_000, onExit: (e) => exits.push(e) });
+  const { pid } = await run('/bin/true', []);
+  // The kernel queues the exit before the parent can reap the child.
+  assert.ok(!exits.some((e) => e.pid === pid), 'nothing polled yet');
+  await connector.close();
+  assert.ok(
+    exits.some((e) => e.pid === pid),
+    'the exit of /bin/true was delivered by close()',
+  );
+});
+
+void test('what onExit throws goes to onError, and delivery goes on', { skip, timeout }, async (t) => {
+  const exits: ProcExit[] = [];
+  const errors: Error[] = [];
+  let thrower = -1;
+  const connector = await ProcConnector.open({
+    flushMs: 50,
+    onExit: (e) => {
+      exits.push(e);
+      if (e.pid === thrower) throw new Error(`refused ${e.pid}`);
+    },
+    onError: (e) => errors.push(e),
+  });
+  t.after(() => connector.close());
+  thrower = (await run('/bin/true', [])).pid;
+  const { pid } = await run('/bin/true', []);
+  await waitForExit(exits, pid, 'the second /bin/true');
+  assert.deepEqual(
+    errors.map((e) => e.message),
+    [`refused ${thrower}`],
+  );
 });
 
 void test('open() refuses an option that is not a positive integer', async () => {
-  await assert.rejects(ProcConnector.open({ pollMs: 0, onExit() {} }), RangeError);
+  await assert.rejects(ProcConnector.open({ flushMs: 0, onExit() {} }), RangeError);
+  await assert.rejects(ProcConnector.open({ flushMs: 2 ** 31, onExit() {} }), RangeError);
   await assert.rejects(ProcConnector.open({ receiveBufferBytes: 1.5, onExit() {} }), RangeError);
 });
 
