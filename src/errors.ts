@@ -76,7 +76,6 @@ export const ERROR_CODES = {
   ERR_UNTERMINATED_LINE: 'The last line of an input has no newline: the record may be cut off',
   ERR_USAGE: 'A command-line mistake: unknown command or flag, missing argument, bad value',
   ERR_WORKER: 'The thread that connects from inside a network namespace exited without answering',
-  ERR_WORKER_EXITED: "A reader's worker thread ended before it was ready",
 } as const satisfies Record<`ERR_${string}`, string>;
 
 /** A stable `ERR_*` code. */

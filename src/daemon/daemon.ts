@@ -199,9 +199,7 @@ export class Daemon implements DaemonApi {
     this.#hostLog = parts.hostLog;
     this.#store = parts.store;
     this.#hostWriter =
-      parts.hostLog === null
-        ? null
-        : new HostLogWriter(parts.hostLog, { format: parts.config.format });
+      parts.hostLog === null ? null : new HostLogWriter(parts.hostLog, { format: parts.config.format });
     this.#containerSinks = new ContainerSinks({
       defaults: parts.config.containerSinks,
       onError: (container, error) => {
@@ -501,6 +499,9 @@ export class Daemon implements DaemonApi {
         this.#assembler.push(r);
       }
       sealer?.note(this.#lastBatchAt);
+      // The exits the kernel reported meanwhile, read in this same wake-up
+      // (the connector's own timer fires only when no batch came for 250 ms).
+      this.#exits?.poll();
       // What the batch raised: never-seen parents to look up, exits passed.
       this.#witness.answerQuestions();
       this.#witness.check();

@@ -138,11 +138,17 @@ export const eventfd = lib.func('int eventfd(unsigned int initval, int flags)') 
  * poll's result. Only for waits that end (see ReadableWait): the call holds
  * one of the pool's threads until it returns.
  */
-export const pollOnPool = (
-  lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as unknown as {
-    async(fds: Buffer, nfds: number, timeout: number, done: (error: unknown, result: number) => void): void;
-  }
-).async;
+export function pollOnPool(
+  fds: Buffer,
+  nfds: number,
+  timeout: number,
+  done: (error: unknown, result: number) => void,
+): void {
+  pollAsync.async(fds, nfds, timeout, done);
+}
+const pollAsync = lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as unknown as {
+  async(fds: Buffer, nfds: number, timeout: number, done: (error: unknown, result: number) => void): void;
+};
 
 /** flock(2), for advisory locks shared with the `flock` command. */
 export const flock = lib.func('int flock(int fd, int operation)') as (fd: Fd, operation: number) => number;

@@ -22,7 +22,6 @@
  * processes, and says so once per overflow with ENOBUFS, counted in
  * {@link ProcConnectorStats.enobufs}; how many were lost is not known.
  */
-import { ContidRangeError } from '../errors.js';
 import {
   Errno,
   SyscallError,
@@ -57,6 +56,7 @@ import {
   SOCK_DGRAM,
   SOL_SOCKET,
 } from './socket-constants.js';
+import { checkPositiveIntegers } from './options.js';
 
 export type { ProcExit } from './proc-connector-protocol.js';
 
@@ -125,15 +125,7 @@ const MAX_OPTION = 0x3fffffff;
 
 /** Throws ERR_OUT_OF_RANGE for an option that is set but not a positive integer. */
 function checkOptions(options: ProcConnectorOptions): void {
-  for (const name of ['receiveBufferBytes', 'flushMs'] as const) {
-    const value = options[name];
-    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0 && value <= MAX_OPTION)) {
-      throw new ContidRangeError(
-        `Cannot open the proc connector: ${name} ${String(value)} is not a positive integer`,
-        'ERR_OUT_OF_RANGE',
-      );
-    }
-  }
+  checkPositiveIntegers('the proc connector', options, ['receiveBufferBytes', 'flushMs'], MAX_OPTION);
 }
 
 /**

@@ -48,7 +48,8 @@ export class ReadableWait {
    * again at once). Does nothing while a wait is under way, or once closed.
    */
   wait(then: (failed: boolean) => void): void {
-    if (this.#closed) throw new ContidError('Cannot wait for a socket: the wait is closed', 'ERR_INVALID_STATE');
+    if (this.#closed)
+      throw new ContidError('Cannot wait for a socket: the wait is closed', 'ERR_INVALID_STATE');
     if (this.#pending !== undefined) return;
     this.#pending = new Promise((resolve) => {
       pollOnPool(this.#fds, 2, -1, (error, result) => {

@@ -42,7 +42,7 @@ import {
   NLMSG_MIN_TYPE,
 } from './netlink.js';
 import { ReadableWait } from './readable-wait.js';
-import { checkPositiveIntegers } from './subscriber.js';
+import { checkPositiveIntegers } from './options.js';
 
 /** One audit record as the kernel sent it. */
 export interface AuditMessage {

@@ -350,7 +350,7 @@ void test('file sink counts a failed open, retries, and writes once the path can
   assert.equal(sink.stats().reconnects, 1);
 });
 
-void test('file sink with writeOnThread writes while every thread of libuv\'s pool is busy', async (t) => {
+void test("file sink with writeOnThread writes while every thread of libuv's pool is busy", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'contid-file-sink-'));
   // Each open of a FIFO without a writer holds a pool thread until one comes.
   const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
