@@ -422,15 +422,21 @@ void test('a process that opens and closes a connector exits by itself', { skip,
   );
 });
 
-void test('an open connector does not keep the process alive', { skip, timeout }, async () => {
-  // 'beforeExit' comes only once nothing keeps the event loop alive; the
-  // connector is closed there, so that the kernel's listener count is restored.
-  const result = await runModule(
-    'const c = await ProcConnector.open({ onExit() {} });' +
-      "process.once('beforeExit', () => { void c.close(); console.log('idle'); });",
-  );
-  assert.deepEqual(result, { stdout: 'idle', code: 0, signal: null });
-});
+void test(
+  'an idle connector waits on its socket, keeps the process alive, and close() ends the wait',
+  { skip, timeout },
+  async () => {
+    // The timer that closes it is unref'd: only the connector's wait keeps
+    // the process alive until then; close() must end that wait for the
+    // process to exit (else the child is killed after 10 s).
+    const result = await runModule(
+      'const c = await ProcConnector.open({ flushMs: 20, onExit() {} });' +
+        "setTimeout(() => { console.log('closing'); void c.close(); }, 300).unref();" +
+        "process.once('exit', () => console.log('exit'));",
+    );
+    assert.deepEqual(result, { stdout: 'closing\nexit', code: 0, signal: null });
+  },
+);
 
 void test('an open connector runs no thread of its own', { skip, timeout }, async (t) => {
   const tasks = (): number => readdirSync('/proc/self/task').length;

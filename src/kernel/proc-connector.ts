@@ -12,8 +12,11 @@
  * each batch of audit records), or by a timer when nobody polled for
  * `flushMs`. On this VM each wake-up of a thread costs some 200 µs of CPU,
  * far more than the few microseconds of an exit, so a connector that rides
- * the owner's wake-ups costs next to nothing while records flow and four
- * wake-ups a second when they do not.
+ * the owner's wake-ups costs next to nothing while records flow. A poll
+ * that finds the socket empty stops the timer: a poll(2) on libuv's pool
+ * (ReadableWait) then waits for the next exit, which restarts it, so an
+ * idle host does not wake the connector at all. Like any open socket of
+ * the daemon's, an open connector keeps the process alive.
  *
  * Bounds: one poll takes at most {@link MAX_DATAGRAMS_PER_POLL} datagrams
  * and leaves the rest to another poll right after the event loop's pending
@@ -57,6 +60,7 @@ import {
   SOL_SOCKET,
 } from './socket-constants.js';
 import { checkPositiveIntegers } from './options.js';
+import { ReadableWait } from './readable-wait.js';
 
 export type { ProcExit } from './proc-connector-protocol.js';
 
@@ -152,6 +156,9 @@ export class ProcConnector {
   readonly #sender = Buffer.alloc(12);
   readonly #senderLength: [number] = [12];
   #timer: NodeJS.Timeout | undefined;
+  readonly #flushMs: number;
+  /** Waits for the socket to become readable after a poll found it empty. */
+  #idle: ReadableWait | undefined;
   #again: NodeJS.Immediate | undefined;
   #polling = false;
   /** Reading failed: no more polls, close() still unsubscribes. */
@@ -170,6 +177,7 @@ export class ProcConnector {
     this.#onExit = options.onExit;
     this.#onError = options.onError;
     this.#threads = options.threads ?? false;
+    this.#flushMs = options.flushMs ?? DEFAULTS.flushMs;
     this.#handlers = {
       exit: (exit) => {
         this.#deliver(exit);
@@ -203,14 +211,13 @@ export class ProcConnector {
     const connector = new ProcConnector(fd, options);
     try {
       connector.#subscribe();
+      connector.#idle = new ReadableWait(fd);
     } catch (error) {
       connector.#release();
       throw error;
     }
-    const flushMs = options.flushMs ?? DEFAULTS.flushMs;
-    connector.#timer = setInterval(() => {
-      connector.poll();
-    }, flushMs).unref();
+    // Wait for the first exit (at once if the socket already holds one).
+    connector.#sleep();
     return connector;
   }
 
@@ -225,11 +232,17 @@ export class ProcConnector {
     if (this.#polling || this.#dead || this.#fd < 0) return;
     this.#polling = true;
     try {
-      this.#timer?.refresh();
       for (let i = 0; i < MAX_DATAGRAMS_PER_POLL; i++) {
         // onExit may have closed the connector.
-        if (this.#fd < 0 || !this.#receive(MSG_DONTWAIT)) return;
+        if (this.#fd < 0) return;
+        if (!this.#receive(MSG_DONTWAIT)) {
+          // Empty: sleep on the socket, unless this poll took exits (more may follow soon).
+          if (i === 0) this.#sleep();
+          else this.#arm();
+          return;
+        }
       }
+      this.#arm();
       if (this.#fd < 0) return;
       // More may wait: take it after the I/O the event loop has pending.
       this.#again ??= setImmediate(() => {
@@ -304,8 +317,30 @@ export class ProcConnector {
     this.#fd = -1;
   }
 
+  /** (Re)starts the timer that polls when nobody did for `flushMs`. */
+  #arm(): void {
+    if (this.#timer !== undefined) {
+      this.#timer.refresh();
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.poll();
+    }, this.#flushMs).unref();
+  }
+
+  /** The socket is empty: no timer until it has something; that exit then waits `flushMs` for company. */
+  #sleep(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#idle?.wait(() => {
+      if (this.#fd >= 0 && !this.#dead) this.#arm();
+    });
+  }
+
   #stopTimers(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    void this.#idle?.close();
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#again !== undefined) clearImmediate(this.#again);
     this.#timer = undefined;
     this.#again = undefined;
