@@ -352,8 +352,12 @@ export class Daemon implements DaemonApi {
 
   async #openProcConnector(): Promise<void> {
     try {
+      // With a netlink source, the reader's idle wait watches the
+      // connector's socket too: an exec's records and its exit wake contid once.
+      const source = this.#source;
       const exits = await ProcConnector.open({
         threads: true,
+        wait: source.watch === undefined ? 'own' : 'owner',
         onExit: (exit) => {
           this.#onExit(exit);
         },
@@ -367,6 +371,7 @@ export class Daemon implements DaemonApi {
         return;
       }
       this.#exits = exits;
+      source.watch?.(exits.fd);
       this.#log('info', 'Watching exits with the proc connector');
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -786,6 +791,7 @@ export class Daemon implements DaemonApi {
    * and write the rest.
    */
   async #stopReading(problems: string[]): Promise<void> {
+    if (this.#exits !== null && this.#exits.fd >= 0) this.#source.unwatch?.(this.#exits.fd);
     await this.#exits?.close().catch(() => undefined);
     problems.push(...(this.#kernel?.restoreRules() ?? []));
     try {

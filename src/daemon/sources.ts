@@ -51,6 +51,13 @@ export interface RecordSource {
    * without delay (sources that batch records hold none back until it came).
    */
   expectMarker?(): void;
+  /**
+   * Another socket to wake up for (the proc connector): input on it ends
+   * the source's idle wait and brings a batch, possibly empty, so that the
+   * consumer reads that socket in the same wake-up. unwatch() before it is closed.
+   */
+  watch?(fd: number): void;
+  unwatch?(fd: number): void;
   /** Stops reading; batches already received are still returned by next(), which then ends. */
   close(): Promise<void>;
 }
@@ -95,6 +102,14 @@ export class NetlinkSource implements RecordSource {
 
   expectMarker(): void {
     this.#reader.expect();
+  }
+
+  watch(fd: number): void {
+    this.#reader.watch(fd);
+  }
+
+  unwatch(fd: number): void {
+    this.#reader.unwatch(fd);
   }
 
   async next(): Promise<AuditRecord[] | null> {

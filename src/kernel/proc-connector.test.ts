@@ -532,3 +532,27 @@ void test(
     assert.equal(connector.stats().foreign, 1);
   },
 );
+
+void test(
+  "with wait 'owner', an idle connector waits for its owner's poll(): nothing comes by itself",
+  { skip, timeout },
+  async (t) => {
+    const exits: ProcExit[] = [];
+    const connector = await ProcConnector.open({ flushMs: 20, wait: 'owner', onExit: (e) => exits.push(e) });
+    t.after(() => connector.close());
+    assert.ok(connector.fd >= 0);
+    const { pid } = await run('/bin/true', []);
+    await sleep(300);
+    assert.equal(
+      exits.some((e) => e.pid === pid),
+      false,
+      'the connector read its socket by itself',
+    );
+    const deadline = Date.now() + 2000;
+    while (!exits.some((e) => e.pid === pid)) {
+      assert.ok(Date.now() < deadline, 'poll() did not deliver the exit within 2 s');
+      connector.poll();
+      await sleep(10);
+    }
+  },
+);

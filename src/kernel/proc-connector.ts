@@ -74,6 +74,15 @@ export interface ProcConnectorOptions {
    */
   readonly flushMs?: number;
   /**
+   * Who waits for exits once a poll found the socket empty: 'own' (the
+   * default), a poll(2) on libuv's pool; 'owner', the caller, who watches
+   * {@link ProcConnector.fd} with its own wait (the daemon: the audit
+   * reader's, AuditReader.watch) and calls `poll()` when it is readable, so
+   * that an exit and the records of the same exec wake contid once. The
+   * connector then has no timer either (`flushMs` is unused).
+   */
+  readonly wait?: 'own' | 'owner';
+  /**
    * Called for each exit of a whole process (pid === tgid), and with
    * `threads` of every task, in the order the kernel sent them, from
    * `poll()`, the timer or `close()`.
@@ -211,7 +220,7 @@ export class ProcConnector {
     const connector = new ProcConnector(fd, options);
     try {
       connector.#subscribe();
-      connector.#idle = new ReadableWait(fd);
+      if (options.wait !== 'owner') connector.#idle = new ReadableWait(fd);
     } catch (error) {
       connector.#release();
       throw error;
@@ -254,6 +263,11 @@ export class ProcConnector {
     } finally {
       this.#polling = false;
     }
+  }
+
+  /** The socket, for an owner that waits for it (`wait: 'owner'`); -1 once closed. */
+  get fd(): number {
+    return this.#fd;
   }
 
   /** A snapshot of the counters. */
@@ -317,8 +331,12 @@ export class ProcConnector {
     this.#fd = -1;
   }
 
-  /** (Re)starts the timer that polls when nobody did for `flushMs`. */
+  /**
+   * (Re)starts the timer that polls when nobody did for `flushMs`. Not with
+   * `wait: 'owner'`: the owner wakes for input on the socket and polls.
+   */
   #arm(): void {
+    if (this.#idle === undefined) return;
     if (this.#timer !== undefined) {
       this.#timer.refresh();
       return;

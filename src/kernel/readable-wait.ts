@@ -20,7 +20,8 @@ const POLLIN = 0x1;
 const POLLFD_BYTES = 8;
 
 export class ReadableWait {
-  readonly #fds = Buffer.alloc(2 * POLLFD_BYTES);
+  /** struct pollfd[]: the eventfd first, then the sockets. */
+  #fds: Buffer;
   #eventFd: number;
   /** The poll on the pool, while one runs: resolves when it returned. */
   #pending: Promise<void> | undefined;
@@ -31,10 +32,27 @@ export class ReadableWait {
     const efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw SyscallError.fromErrno('Cannot make an eventfd to wait for a socket');
     this.#eventFd = efd;
-    this.#fds.writeInt32LE(fd, 0);
-    this.#fds.writeInt16LE(POLLIN, 4);
-    this.#fds.writeInt32LE(efd, POLLFD_BYTES);
-    this.#fds.writeInt16LE(POLLIN, POLLFD_BYTES + 4);
+    this.#fds = pollFds([efd, fd]);
+  }
+
+  /**
+   * Also ends a wait when `fd` is readable (another socket whose reading
+   * rides this one's wake-ups), from the next wait on.
+   */
+  add(fd: number): void {
+    const fds = this.#list();
+    if (!fds.includes(fd)) this.#fds = pollFds([...fds, fd]);
+  }
+
+  /** Stops watching `fd` (before it is closed), from the next wait on. */
+  remove(fd: number): void {
+    this.#fds = pollFds(this.#list().filter((f, i) => i === 0 || f !== fd));
+  }
+
+  #list(): number[] {
+    const fds: number[] = [];
+    for (let at = 0; at < this.#fds.length; at += POLLFD_BYTES) fds.push(this.#fds.readInt32LE(at));
+    return fds;
   }
 
   /** A wait is under way (its poll holds a pool thread). */
@@ -52,7 +70,7 @@ export class ReadableWait {
       throw new ContidError('Cannot wait for a socket: the wait is closed', 'ERR_INVALID_STATE');
     if (this.#pending !== undefined) return;
     this.#pending = new Promise((resolve) => {
-      pollOnPool(this.#fds, 2, -1, (error, result) => {
+      pollOnPool(this.#fds, this.#fds.length / POLLFD_BYTES, -1, (error, result) => {
         this.#pending = undefined;
         resolve();
         if (!this.#closed) then(error !== null && error !== undefined ? true : result < 0);
@@ -73,4 +91,14 @@ export class ReadableWait {
     closeFd(this.#eventFd);
     this.#eventFd = -1;
   }
+}
+
+/** struct pollfd[] waiting for input on each of `fds`. */
+function pollFds(fds: readonly number[]): Buffer {
+  const buf = Buffer.alloc(fds.length * POLLFD_BYTES);
+  fds.forEach((fd, i) => {
+    buf.writeInt32LE(fd, i * POLLFD_BYTES);
+    buf.writeInt16LE(POLLIN, i * POLLFD_BYTES + 4);
+  });
+  return buf;
 }

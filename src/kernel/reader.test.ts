@@ -3,7 +3,7 @@
 // one rule matches only processes spawned with auid 4242.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,7 @@ import {
 import { Collector } from '../../test/support/collector.js';
 import { startDaemonChild } from '../../test/support/daemon-child.js';
 import { ownNetlinkPorts, sendFromUserspace } from '../../test/support/netlink-spoof.js';
+import { close, eventfd, write } from './libc.js';
 import { encodeMessage } from './nlmsg.js';
 import { NETLINK_AUDIT } from './socket-constants.js';
 import type { AuditNetlink } from './netlink.js';
@@ -509,6 +510,36 @@ void test(
         await reader.close();
       }
       assert.equal(context.netlink.getStatus().pid, 0);
+    });
+  },
+);
+
+void test(
+  'a watched socket wakes a sleeping reader, which hands over a batch even without records',
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      const efd = eventfd(0, 0o2000000 | 0o4000); // EFD_CLOEXEC | EFD_NONBLOCK: readable once written
+      assert.ok(efd >= 0);
+      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20 });
+      try {
+        reader.watch(efd);
+        const batches = reader.batches();
+        await sleep(300); // the reader found its socket empty and sleeps
+        const pending = batches.next();
+        const one = Buffer.alloc(8);
+        one.writeBigUInt64LE(1n);
+        write(efd, one, 8);
+        const got = await Promise.race([pending, sleep(5000).then(() => null)]);
+        assert.notEqual(got, null, 'input on the watched socket did not wake the reader');
+        assert.equal(got!.done, false);
+        readSync(efd, one); // (reading an eventfd clears it)
+        reader.unwatch(efd);
+      } finally {
+        await reader.close();
+        close(efd);
+      }
     });
   },
 );

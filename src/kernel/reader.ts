@@ -201,6 +201,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   #urgentSeen = 0;
   /** Until when announced urgent records are hurried for (ms). */
   #hurryUntil = 0;
+  /** The idle wait ended: the next read hands over a batch, even an empty one (see watch()). */
+  #woken = false;
   // The batch being filled: payload bytes back to back, plus the type and
   // end offset of each record.
   readonly #text = Buffer.allocUnsafeSlow(BATCH_TEXT_BYTES);
@@ -295,6 +297,22 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     this.#expected = (this.#expected + 1) | 0;
     this.#hurryUntil = Date.now() + HURRY_MS;
     if (!this.#paused && this.#closing === undefined && this.#error === undefined) this.#arm(HURRY_POLL_MS);
+  }
+
+  /**
+   * Another socket whose reading rides this reader's wake-ups (the proc
+   * connector): while the reader sleeps on its empty socket, input on `fd`
+   * wakes it too, and the read that follows hands over a batch even when
+   * it found no record (possibly empty), so that the consumer gets a turn
+   * to read `fd`. {@link unwatch} before `fd` is closed.
+   */
+  watch(fd: number): void {
+    this.#idle?.add(fd);
+  }
+
+  /** Stops watching a socket given to {@link watch}. */
+  unwatch(fd: number): void {
+    this.#idle?.remove(fd);
   }
 
   /** Records waiting for the consumer now (stats().queuedMessages). */
@@ -444,6 +462,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       return;
     }
     this.#endBatch();
+    if (this.#woken && records === 0 && this.#queue.length === 0) this.#queueEmptyBatch();
+    this.#woken = false;
     this.#wake();
     if (this.#paused) return; // #take reads again once the consumer caught up.
     if (more) this.#arm(0);
@@ -461,6 +481,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     this.#timer = undefined;
     this.#idle?.wait(() => {
       if (this.#closing !== undefined || this.#error !== undefined || this.#paused) return;
+      this.#woken = true;
       if (this.#timer === undefined) this.#arm(this.#flushMs);
     });
   }
@@ -538,6 +559,12 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       this.#paused = true;
       this.#stats.pauses++;
     }
+  }
+
+  /** A batch without records: the consumer's turn to read a watched socket. */
+  #queueEmptyBatch(): void {
+    this.#stats.batches++;
+    this.#queue.push({ types: new Uint16Array(0), ends: new Uint32Array(0), text: new ArrayBuffer(0) });
   }
 
   #fail(error: Error): void {
