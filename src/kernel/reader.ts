@@ -203,6 +203,14 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   #hurryUntil = 0;
   /** The idle wait ended: the next read hands over a batch, even an empty one (see watch()). */
   #woken = false;
+  /**
+   * The idle wait ended more than a batch wait after the last read: records
+   * come sparsely, so after the next read the reader sleeps on its socket
+   * again rather than read once more, most likely for nothing.
+   */
+  #sparse = false;
+  /** When the socket was last read (ms). */
+  #readAt = 0;
   // The batch being filled: payload bytes back to back, plus the type and
   // end offset of each record.
   readonly #text = Buffer.allocUnsafeSlow(BATCH_TEXT_BYTES);
@@ -463,12 +471,15 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     }
     this.#endBatch();
     if (this.#woken && records === 0 && this.#queue.length === 0) this.#queueEmptyBatch();
+    const sparse = this.#sparse;
     this.#woken = false;
+    this.#sparse = false;
+    this.#readAt = Date.now();
     this.#wake();
     if (this.#paused) return; // #take reads again once the consumer caught up.
     if (more) this.#arm(0);
     else if (this.#hurried()) this.#arm(HURRY_POLL_MS);
-    else if (records > 0) this.#arm(this.#flushMs);
+    else if (records > 0 && !sparse) this.#arm(this.#flushMs);
     else this.#sleep();
   }
 
@@ -482,6 +493,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     this.#idle?.wait(() => {
       if (this.#closing !== undefined || this.#error !== undefined || this.#paused) return;
       this.#woken = true;
+      this.#sparse = Date.now() - this.#readAt >= this.#flushMs;
       if (this.#timer === undefined) this.#arm(this.#flushMs);
     });
   }
