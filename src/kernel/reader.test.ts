@@ -3,7 +3,11 @@
 // one rule matches only processes spawned with auid 4242.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -483,7 +487,7 @@ void test(
 );
 
 void test(
-  'a reader that found its socket empty sleeps without a timer and wakes for the next record',
+  'a reader that found its socket empty waits on it, with no thread of its own, and wakes for the next record',
   { skip, timeout },
   async (t) => {
     await withAuditState(async (context) => {
@@ -492,7 +496,8 @@ void test(
       // libuv's pool starts its threads on first use: start them before counting.
       await stat('/');
       const threads = readdirSync('/proc/self/task').length;
-      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20 });
+      // No idle reads: only the wait on the socket can bring the records.
+      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20, idleReadMs: NEVER_MS });
       try {
         assert.equal(readdirSync('/proc/self/task').length, threads, 'the reader started a thread');
         const batches = reader[Symbol.asyncIterator]();
@@ -522,7 +527,7 @@ void test(
       if (skipIfDaemonRegistered(t, context)) return;
       const efd = eventfd(0, 0o2000000 | 0o4000); // EFD_CLOEXEC | EFD_NONBLOCK: readable once written
       assert.ok(efd >= 0);
-      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20 });
+      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20, idleReadMs: NEVER_MS });
       try {
         reader.watch(efd);
         const batches = reader.batches();
@@ -539,6 +544,38 @@ void test(
       } finally {
         await reader.close();
         close(efd);
+      }
+    });
+  },
+);
+
+void test(
+  "a sleeping reader still reads, at idleReadMs, when every thread of libuv's pool is held",
+  { skip, timeout },
+  async (t) => {
+    await withAuditState(async (context) => {
+      if (skipIfDaemonRegistered(t, context)) return;
+      context.netlink.setStatus({ enabled: true });
+      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20, idleReadMs: 200 });
+      // Each open of a FIFO without a writer holds a pool thread until one comes.
+      const dir = mkdtempSync(join(tmpdir(), 'contid-reader-'));
+      const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) =>
+        join(dir, `fifo${i}`),
+      );
+      for (const fifo of fifos) assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+      const held = fifos.map((fifo) => open(fifo, 'r'));
+      try {
+        const batches = reader[Symbol.asyncIterator]();
+        await sleep(300); // the reader found its socket empty and sleeps
+        const nonce = randomUUID();
+        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+        await batchesUntil(reader, batches, hasNonce(nonce));
+      } finally {
+        const writers = fifos.map((fifo) => openSync(fifo, 'w'));
+        for (const handle of await Promise.all(held)) await handle.close();
+        for (const fd of writers) close(fd);
+        rmSync(dir, { recursive: true, force: true });
+        await reader.close();
       }
     });
   },

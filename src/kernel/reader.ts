@@ -108,6 +108,12 @@ export interface AuditReaderOptions {
    * Default none.
    */
   readonly urgentTypes?: readonly number[];
+  /**
+   * While the reader sleeps on its empty socket it still reads this often,
+   * and hands over a batch, possibly empty (see watch()): the wait for the
+   * socket runs on libuv's pool, which other work may hold. Default 1000 ms.
+   */
+  readonly idleReadMs?: number;
   /** Records queued for the consumer before reading pauses. Default 65 536. */
   readonly maxQueuedMessages?: number;
   /** Closes the reader when aborted. */
@@ -141,6 +147,7 @@ const DEFAULTS = {
   receiveBufferBytes: 64 * 1024 * 1024,
   maxBatchMessages: 256,
   flushMs: 50,
+  idleReadMs: 1000,
   maxQueuedMessages: 65536,
 } as const;
 
@@ -182,6 +189,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   /** Waits, on libuv's pool, for the socket to become readable after a read found it empty. */
   #idle: ReadableWait | undefined;
   readonly #flushMs: number;
+  readonly #idleReadMs: number;
   readonly #maxQueued: number;
   readonly #maxBatch: number;
   readonly #urgentTypes: ReadonlySet<number>;
@@ -231,6 +239,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   private constructor(mode: AuditReaderMode, options: AuditReaderOptions) {
     this.mode = mode;
     this.#flushMs = options.flushMs ?? DEFAULTS.flushMs;
+    this.#idleReadMs = options.idleReadMs ?? DEFAULTS.idleReadMs;
     this.#maxQueued = options.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages;
     this.#maxBatch = options.maxBatchMessages ?? DEFAULTS.maxBatchMessages;
     this.#urgentTypes = new Set(options.urgentTypes ?? []);
@@ -265,6 +274,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       'receiveBufferBytes',
       'maxBatchMessages',
       'flushMs',
+      'idleReadMs',
       'maxQueuedMessages',
     ]);
     const reader = new AuditReader(options.mode, options);
@@ -488,13 +498,16 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
    * first record then waits `flushMs` for more, as in a timed read.
    */
   #sleep(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    // The wait runs on libuv's pool, which other work can fill (a container
+    // sink's file on a filesystem that never answers, say): a slow timer
+    // reads all the same, so that a full pool delays records, never stops them.
+    this.#arm(this.#idleReadMs);
+    this.#woken = true;
     this.#idle?.wait(() => {
       if (this.#closing !== undefined || this.#error !== undefined || this.#paused) return;
       this.#woken = true;
       this.#sparse = Date.now() - this.#readAt >= this.#flushMs;
-      if (this.#timer === undefined) this.#arm(this.#flushMs);
+      if (this.#timer === undefined || this.#timerMs > this.#flushMs) this.#arm(this.#flushMs);
     });
   }
 
