@@ -8,8 +8,9 @@
  * a wait that nothing else would end.
  *
  * A reader that reads its socket on a timer while records come uses it
- * when a read found nothing: an idle host then wakes contid not at all,
- * and the first record after a quiet spell wakes it once.
+ * when a read found nothing: an idle host then wakes contid only for the
+ * reader's slow safety read (AuditReader's idleReadMs), and the first
+ * record after a quiet spell wakes it once.
  */
 import { ContidError } from '../errors.js';
 import { SyscallError, close as closeFd, eventfd, pollOnPool, write } from './libc.js';

@@ -13,7 +13,8 @@
  * `flushMs` while records come, and the records are parsed on the thread
  * that read them. A read that finds the socket empty stops the timer: a
  * poll(2) on libuv's pool (ReadableWait) then waits for the next record,
- * so an idle host costs nothing, and that record waits `flushMs` for more.
+ * and that record waits `flushMs` for more; an idle reader still reads
+ * every `idleReadMs` (1 s), since other work can hold libuv's pool.
  *
  * Nobody who waits is kept waiting: after {@link AuditReader.expect} (the
  * caller sent a marker and waits for its echo) the socket is read every
