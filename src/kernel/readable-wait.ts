@@ -19,6 +19,8 @@ const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const POLLIN = 0x1;
 const POLLFD_BYTES = 8;
+/** Longest close() waits for a poll that has not returned. */
+const CLOSE_WAIT_MS = 1000;
 
 export class ReadableWait {
   /** struct pollfd[]: the eventfd first, then the sockets. */
@@ -79,18 +81,36 @@ export class ReadableWait {
     });
   }
 
-  /** Ends a wait under way (its callback is not called) and releases the eventfd. Idempotent. */
+  /**
+   * Ends a wait under way (its callback is not called) and releases the
+   * eventfd. Waits for the pool thread at most CLOSE_WAIT_MS: a poll still
+   * queued behind a pool held by other work must not hold up a stop. The
+   * eventfd then stays open, and readable, until that poll has run (it
+   * returns at once), so that the poll never waits on a descriptor number
+   * reused meanwhile. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#pending !== undefined) {
-      const one = Buffer.alloc(8);
-      one.writeBigUInt64LE(1n);
-      write(this.#eventFd, one, one.length);
-      await this.#pending;
-    }
-    closeFd(this.#eventFd);
+    const efd = this.#eventFd;
     this.#eventFd = -1;
+    const pending = this.#pending;
+    if (pending === undefined) {
+      closeFd(efd);
+      return;
+    }
+    const one = Buffer.alloc(8);
+    one.writeBigUInt64LE(1n);
+    write(efd, one, one.length);
+    void pending.then(() => closeFd(efd));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      pending,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }
 

@@ -570,12 +570,14 @@ void test(
         const nonce = randomUUID();
         context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
         await batchesUntil(reader, batches, hasNonce(nonce));
+        // A stop does not wait for the pool either.
+        await reader.close();
       } finally {
+        await reader.close();
         const writers = fifos.map((fifo) => openSync(fifo, 'w'));
         for (const handle of await Promise.all(held)) await handle.close();
         for (const fd of writers) close(fd);
         rmSync(dir, { recursive: true, force: true });
-        await reader.close();
       }
     });
   },
