@@ -64,19 +64,27 @@ export class ReadableWait {
   }
 
   /**
-   * Calls `then` once, on this thread, when the socket is readable or in
-   * error (`failed`: poll itself failed, so the caller should not wait
-   * again at once). Does nothing while a wait is under way, or once closed.
+   * Calls `then` once, on this thread, when a socket is readable or in
+   * error, with the sockets that are (`failed`: poll itself failed, so the
+   * caller should not wait again at once). With `only`, waits for that
+   * socket alone. Does nothing while a wait is under way, or once closed.
    */
-  wait(then: (failed: boolean) => void): void {
+  wait(then: (failed: boolean, ready: readonly number[]) => void, only?: number): void {
     if (this.#closed)
       throw new ContidError('Cannot wait for a socket: the wait is closed', 'ERR_INVALID_STATE');
     if (this.#pending !== undefined) return;
+    const fds = only === undefined ? this.#fds : pollFds([this.#list()[0]!, only]);
     this.#pending = new Promise((resolve) => {
-      pollOnPool(this.#fds, this.#fds.length / POLLFD_BYTES, -1, (error, result) => {
+      pollOnPool(fds, fds.length / POLLFD_BYTES, -1, (error, result) => {
         this.#pending = undefined;
         resolve();
-        if (!this.#closed) then(error !== null && error !== undefined ? true : result < 0);
+        if (this.#closed) return;
+        const failed = (error !== null && error !== undefined) || result < 0;
+        const ready: number[] = [];
+        for (let at = POLLFD_BYTES; at < fds.length; at += POLLFD_BYTES) {
+          if (fds.readInt16LE(at + 6) !== 0) ready.push(fds.readInt32LE(at));
+        }
+        then(failed, ready);
       });
     });
   }

@@ -321,9 +321,10 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   /**
    * Another socket whose reading rides this reader's wake-ups (the proc
    * connector): while the reader sleeps on its empty socket, input on `fd`
-   * wakes it too, and the read that follows hands over a batch even when
-   * it found no record (possibly empty), so that the consumer gets a turn
-   * to read `fd`. {@link unwatch} before `fd` is closed.
+   * is handed over with the next idle read (`idleReadMs`; records get the
+   * batch wait), as a batch even when no record came (possibly empty), so
+   * that the consumer gets a turn to read `fd`; meanwhile the reader waits
+   * for records alone. {@link unwatch} before `fd` is closed.
    */
   watch(fd: number): void {
     this.#idle?.add(fd);
@@ -504,13 +505,24 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     // reads all the same, so that a full pool delays records, never stops them.
     this.#arm(this.#idleReadMs);
     this.#woken = true;
-    this.#idle?.wait(() => {
-      if (this.#closing !== undefined || this.#error !== undefined || this.#paused) return;
-      this.#woken = true;
+    this.#idle?.wait(this.#onReadable);
+  }
+
+  /**
+   * The idle wait ended. Records get the batch wait; input on a watched
+   * socket alone (exits, most of them of threads and processes no rule
+   * audits) waits for the idle read, while the wait goes on for records.
+   */
+  readonly #onReadable = (failed: boolean, ready: readonly number[]): void => {
+    if (this.#closing !== undefined || this.#error !== undefined || this.#paused) return;
+    this.#woken = true;
+    if (failed || ready.length === 0 || ready.includes(this.#net.fd)) {
       this.#sparse = Date.now() - this.#readAt >= this.#flushMs;
       if (this.#timer === undefined || this.#timerMs > this.#flushMs) this.#arm(this.#flushMs);
-    });
-  }
+    } else {
+      this.#idle?.wait(this.#onReadable, this.#net.fd);
+    }
+  };
 
   /** True while an announced urgent record has not come, within HURRY_MS of the announcement. */
   #hurried(): boolean {
