@@ -3,13 +3,9 @@
 // one rule matches only processes spawned with auid 4242.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   auditSkipReason,
@@ -20,13 +16,14 @@ import {
   type AuditStateContext,
 } from '../../test/support/audit-state.js';
 import { Collector } from '../../test/support/collector.js';
+import { holdLibuvPool } from '../../test/support/pool.js';
 import { startDaemonChild } from '../../test/support/daemon-child.js';
 import { ownNetlinkPorts, sendFromUserspace } from '../../test/support/netlink-spoof.js';
 import { close, eventfd, write } from './libc.js';
 import { encodeMessage } from './nlmsg.js';
 import { NETLINK_AUDIT } from './socket-constants.js';
 import type { AuditNetlink } from './netlink.js';
-import { AuditReader, HURRY_MS, type AuditMessage } from './reader.js';
+import { AuditReader, HURRY_MS, type AuditMessage, type AuditReaderOptions } from './reader.js';
 
 const skip = auditSkipReason() ?? false;
 // Longer than the lock wait (120 s), so a busy lock fails with its own message.
@@ -366,6 +363,27 @@ const URGENT_TYPE = 2143;
 
 const hasNonce = (nonce: string) => (m: AuditMessage) => m.payload.includes(`nonce=${nonce}`);
 
+/**
+ * Under withAuditState, with audit enabled: a unicast reader opened with
+ * `options` for `body`, closed after it.
+ */
+async function withUnicastReader(
+  t: TestContext,
+  options: Omit<AuditReaderOptions, 'mode'>,
+  body: (reader: AuditReader, context: AuditStateContext) => Promise<void>,
+): Promise<void> {
+  await withAuditState(async (context) => {
+    if (skipIfDaemonRegistered(t, context)) return;
+    context.netlink.setStatus({ enabled: true });
+    const reader = await AuditReader.open({ mode: 'unicast', ...options });
+    try {
+      await body(reader, context);
+    } finally {
+      await reader.close();
+    }
+  });
+}
+
 /** Resolves with true when `batches` brings nothing within `ms` (the pending next() is returned). */
 async function quietFor(
   batches: AsyncIterator<readonly AuditMessage[]>,
@@ -380,23 +398,18 @@ void test(
   'records wait in the socket for the next read, and expect() hands them over at once with the urgent record, in order',
   { skip, timeout },
   async (t) => {
-    await withAuditState(async (context) => {
-      if (skipIfDaemonRegistered(t, context)) return;
-      context.netlink.setStatus({ enabled: true });
-      const reader = await AuditReader.open({
-        mode: 'unicast',
-        flushMs: NEVER_MS,
-        urgentTypes: [URGENT_TYPE],
-      });
-      try {
+    await withUnicastReader(
+      t,
+      { flushMs: NEVER_MS, urgentTypes: [URGENT_TYPE] },
+      async (reader, { netlink }) => {
         const batches = reader[Symbol.asyncIterator]();
         const nonces = Array.from({ length: 5 }, () => randomUUID());
-        for (const nonce of nonces) context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+        for (const nonce of nonces) netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
         const { quiet, pending } = await quietFor(batches, 300);
         assert.equal(quiet, true, 'records were handed over before the batch wait');
         reader.expect();
         const urgent = randomUUID();
-        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${urgent}`);
+        netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${urgent}`);
         const first = await pending;
         assert.equal(first.done, false);
         const read = first.value.some(hasNonce(urgent))
@@ -408,10 +421,8 @@ void test(
           [...nonces, urgent],
           'the five records waited and came with the urgent one, in the order sent',
         );
-      } finally {
-        await reader.close();
-      }
-    });
+      },
+    );
   },
 );
 
@@ -419,40 +430,33 @@ void test(
   'after expect(), records are handed over at once until the urgent record came, then wait again',
   { skip, timeout },
   async (t) => {
-    await withAuditState(async (context) => {
-      if (skipIfDaemonRegistered(t, context)) return;
-      context.netlink.setStatus({ enabled: true });
-      const reader = await AuditReader.open({
-        mode: 'unicast',
-        flushMs: NEVER_MS,
-        urgentTypes: [URGENT_TYPE],
-      });
-      try {
+    await withUnicastReader(
+      t,
+      { flushMs: NEVER_MS, urgentTypes: [URGENT_TYPE] },
+      async (reader, { netlink }) => {
         const batches = reader[Symbol.asyncIterator]();
         reader.expect();
         const before = randomUUID();
-        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${before}`);
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${before}`);
         // Without the announcement this record would wait for NEVER_MS.
         await batchesUntil(reader, batches, hasNonce(before));
         const marker = randomUUID();
-        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${marker}`);
+        netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${marker}`);
         await batchesUntil(reader, batches, hasNonce(marker));
 
         // The announced record came: records wait again, for the next announcement.
         const after = randomUUID();
-        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${after}`);
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${after}`);
         const { quiet, pending } = await quietFor(batches, 300);
         assert.equal(quiet, true, 'a record sent after the announced marker came was handed over at once');
         reader.expect();
         const next = randomUUID();
-        context.netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${next}`);
+        netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${next}`);
         const got = await pending;
         assert.equal(got.done, false);
         assert.ok(got.value.some(hasNonce(after)), 'the waiting record came with the next announced read');
-      } finally {
-        await reader.close();
-      }
-    });
+      },
+    );
   },
 );
 
@@ -460,29 +464,22 @@ void test(
   `an announced urgent record that never comes is written off after ${HURRY_MS} ms: records wait again`,
   { skip, timeout },
   async (t) => {
-    await withAuditState(async (context) => {
-      if (skipIfDaemonRegistered(t, context)) return;
-      context.netlink.setStatus({ enabled: true });
-      const reader = await AuditReader.open({
-        mode: 'unicast',
-        flushMs: NEVER_MS,
-        urgentTypes: [URGENT_TYPE],
-      });
-      try {
+    await withUnicastReader(
+      t,
+      { flushMs: NEVER_MS, urgentTypes: [URGENT_TYPE] },
+      async (reader, { netlink }) => {
         const batches = reader[Symbol.asyncIterator]();
         reader.expect(); // and no marker is sent
         const early = randomUUID();
-        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${early}`);
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${early}`);
         await batchesUntil(reader, batches, hasNonce(early));
         await sleep(HURRY_MS + 100);
         const late = randomUUID();
-        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${late}`);
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${late}`);
         const { quiet } = await quietFor(batches, 300);
         assert.equal(quiet, true, 'the reader still read every millisecond for a record that never came');
-      } finally {
-        await reader.destroy();
-      }
-    });
+      },
+    );
   },
 );
 
@@ -490,31 +487,23 @@ void test(
   'a reader that found its socket empty waits on it, with no thread of its own, and wakes for the next record',
   { skip, timeout },
   async (t) => {
-    await withAuditState(async (context) => {
-      if (skipIfDaemonRegistered(t, context)) return;
-      context.netlink.setStatus({ enabled: true });
-      // libuv's pool starts its threads on first use: start them before counting.
-      await stat('/');
-      const threads = readdirSync('/proc/self/task').length;
-      // No idle reads: only the wait on the socket can bring the records.
-      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20, idleReadMs: NEVER_MS });
-      try {
-        assert.equal(readdirSync('/proc/self/task').length, threads, 'the reader started a thread');
-        const batches = reader[Symbol.asyncIterator]();
-        // Reads find nothing: the reader goes to sleep on the socket.
-        await sleep(300);
-        const nonce = randomUUID();
-        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
-        await batchesUntil(reader, batches, hasNonce(nonce));
-        // And again, after another quiet spell.
-        await sleep(300);
-        const again = randomUUID();
-        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${again}`);
-        await batchesUntil(reader, batches, hasNonce(again));
-      } finally {
-        await reader.close();
-      }
-      assert.equal(context.netlink.getStatus().pid, 0);
+    // libuv's pool starts its threads on first use: start them before counting.
+    await stat('/');
+    const threads = readdirSync('/proc/self/task').length;
+    // No idle reads: only the wait on the socket can bring the records.
+    await withUnicastReader(t, { flushMs: 20, idleReadMs: NEVER_MS }, async (reader, { netlink }) => {
+      assert.equal(readdirSync('/proc/self/task').length, threads, 'the reader started a thread');
+      const batches = reader[Symbol.asyncIterator]();
+      // Reads find nothing: the reader goes to sleep on the socket.
+      await sleep(300);
+      const nonce = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+      await batchesUntil(reader, batches, hasNonce(nonce));
+      // And again, after another quiet spell.
+      await sleep(300);
+      const again = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${again}`);
+      await batchesUntil(reader, batches, hasNonce(again));
     });
   },
 );
@@ -523,74 +512,53 @@ void test(
   'input on a watched socket is handed over with the idle reads, as batches without records, never at the batch wait',
   { skip, timeout },
   async (t) => {
-    await withAuditState(async (context) => {
-      if (skipIfDaemonRegistered(t, context)) return;
-      const efd = eventfd(0, 0o2000000 | 0o4000); // EFD_CLOEXEC | EFD_NONBLOCK: readable once written
-      assert.ok(efd >= 0);
-      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20, idleReadMs: 400 });
-      try {
-        reader.watch(efd);
-        await sleep(100); // the reader found its socket empty and sleeps
-        const one = Buffer.alloc(8);
-        one.writeBigUInt64LE(1n);
-        write(efd, one, 8); // readable from now on: nobody reads it
-        const batches = reader.batches();
-        let count = 0;
-        const counting = (async () => {
-          for (;;) {
-            const next = await batches.next();
-            if (next.done === true) return;
-            if (next.value.types.length === 0) count++;
-          }
-        })();
-        await sleep(1300);
-        assert.ok(count >= 1, 'input on the watched socket brought no batch');
-        // Every 20 ms batch wait would make some 60; the idle reads make about 3.
-        assert.ok(
-          count <= 5,
-          `${count} empty batches in 1.3 s: the watched socket woke the reader each time`,
-        );
-        reader.unwatch(efd);
-        readSync(efd, one); // (reading an eventfd clears it)
-        await reader.close();
-        await counting;
-      } finally {
-        await reader.close();
-        close(efd);
-      }
+    const efd = eventfd(0, 0o2000000 | 0o4000); // EFD_CLOEXEC | EFD_NONBLOCK: readable once written
+    assert.ok(efd >= 0);
+    t.after(() => close(efd));
+    await withUnicastReader(t, { flushMs: 20, idleReadMs: 400 }, async (reader) => {
+      reader.watch(efd);
+      await sleep(100); // the reader found its socket empty and sleeps
+      const one = Buffer.alloc(8);
+      one.writeBigUInt64LE(1n);
+      write(efd, one, 8); // readable from now on: nobody reads it
+      const batches = reader.batches();
+      let count = 0;
+      const counting = (async () => {
+        for (;;) {
+          const next = await batches.next();
+          if (next.done === true) return;
+          if (next.value.types.length === 0) count++;
+        }
+      })();
+      await sleep(1300);
+      assert.ok(count >= 1, 'input on the watched socket brought no batch');
+      // Every 20 ms batch wait would make some 60; the idle reads make about 3.
+      assert.ok(count <= 5, `${count} empty batches in 1.3 s: the watched socket woke the reader each time`);
+      reader.unwatch(efd);
+      readSync(efd, one); // (reading an eventfd clears it)
+      await reader.close();
+      await counting;
     });
   },
 );
 
 void test(
-  "a sleeping reader still reads, at idleReadMs, when every thread of libuv's pool is held",
+  "a sleeping reader still reads, at idleReadMs, when every thread of libuv's pool is held, and closes",
   { skip, timeout },
   async (t) => {
-    await withAuditState(async (context) => {
-      if (skipIfDaemonRegistered(t, context)) return;
-      context.netlink.setStatus({ enabled: true });
-      const reader = await AuditReader.open({ mode: 'unicast', flushMs: 20, idleReadMs: 200 });
-      // Each open of a FIFO without a writer holds a pool thread until one comes.
-      const dir = mkdtempSync(join(tmpdir(), 'contid-reader-'));
-      const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) =>
-        join(dir, `fifo${i}`),
-      );
-      for (const fifo of fifos) assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
-      const held = fifos.map((fifo) => open(fifo, 'r'));
+    await withUnicastReader(t, { flushMs: 20, idleReadMs: 200 }, async (reader, { netlink }) => {
+      const release = holdLibuvPool();
       try {
         const batches = reader[Symbol.asyncIterator]();
         await sleep(300); // the reader found its socket empty and sleeps
         const nonce = randomUUID();
-        context.netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
         await batchesUntil(reader, batches, hasNonce(nonce));
         // A stop does not wait for the pool either.
         await reader.close();
       } finally {
         await reader.close();
-        const writers = fifos.map((fifo) => openSync(fifo, 'w'));
-        for (const handle of await Promise.all(held)) await handle.close();
-        for (const fd of writers) close(fd);
-        rmSync(dir, { recursive: true, force: true });
+        await release();
       }
     });
   },

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { open } from 'node:fs/promises';
 import { setTimeout as setTimeoutP } from 'node:timers/promises';
 import {
-  closeSync,
   existsSync,
-  openSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
@@ -20,65 +17,41 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { holdLibuvPool } from '../../test/support/pool.js';
 import { sinkContract } from '../../test/support/sink-contract.js';
 import { auditEvent, splitEvents } from '../../test/support/sink-events.js';
 import { mountTmpfs, tmpfsSkipReason } from '../../test/support/tmpfs.js';
 import { FileSink } from './file.js';
 import type { SinkError } from './sink.js';
 
-sinkContract({
-  name: 'file',
-  skip: tmpfsSkipReason(),
-  format: 'text',
-  open(options) {
-    const fs = mountTmpfs(1024);
-    const path = join(fs.dir, 'log', 'audit.log');
-    const sink = new FileSink({ ...options, path, retry: { initialMs: 5, maxMs: 50 } });
-    return Promise.resolve({
-      sink,
-      received: () => Promise.resolve(existsSync(path) ? readFileSync(path) : Buffer.alloc(0)),
-      stall: async () => {
-        fs.fill();
-        return Promise.resolve();
-      },
-      resume: async () => {
-        fs.unfill();
-        return Promise.resolve();
-      },
-      cleanup: async () => {
-        fs.remove();
-        return Promise.resolve();
-      },
-    });
-  },
-});
-
-sinkContract({
-  name: 'file written on the calling thread',
-  skip: tmpfsSkipReason(),
-  format: 'text',
-  open(options) {
-    const fs = mountTmpfs(1024);
-    const path = join(fs.dir, 'log', 'audit.log');
-    const sink = new FileSink({ ...options, path, writeOnThread: true, retry: { initialMs: 5, maxMs: 50 } });
-    return Promise.resolve({
-      sink,
-      received: () => Promise.resolve(existsSync(path) ? readFileSync(path) : Buffer.alloc(0)),
-      stall: async () => {
-        fs.fill();
-        return Promise.resolve();
-      },
-      resume: async () => {
-        fs.unfill();
-        return Promise.resolve();
-      },
-      cleanup: async () => {
-        fs.remove();
-        return Promise.resolve();
-      },
-    });
-  },
-});
+for (const writeOnThread of [false, true]) {
+  sinkContract({
+    name: writeOnThread ? 'file written on the calling thread' : 'file',
+    skip: tmpfsSkipReason(),
+    format: 'text',
+    open(options) {
+      const fs = mountTmpfs(1024);
+      const path = join(fs.dir, 'log', 'audit.log');
+      const sink = new FileSink({ ...options, path, writeOnThread, retry: { initialMs: 5, maxMs: 50 } });
+      return Promise.resolve({
+        sink,
+        received: () => Promise.resolve(existsSync(path) ? readFileSync(path) : Buffer.alloc(0)),
+        stall: async () => {
+          fs.fill();
+          return Promise.resolve();
+        },
+        resume: async () => {
+          fs.unfill();
+          return Promise.resolve();
+        },
+        cleanup: async () => {
+          fs.remove();
+          return Promise.resolve();
+        },
+      });
+    },
+  });
+}
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'contid-file-sink-'));
@@ -351,25 +324,16 @@ void test('file sink counts a failed open, retries, and writes once the path can
 });
 
 void test("file sink with writeOnThread writes while every thread of libuv's pool is busy", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'contid-file-sink-'));
-  // Each open of a FIFO without a writer holds a pool thread until one comes.
-  const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  const fifos = Array.from({ length: poolSize }, (_, i) => join(dir, `fifo${i}`));
-  for (const fifo of fifos) assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
-  const held = fifos.map((fifo) => open(fifo, 'r'));
-  t.after(async () => {
-    // A writer frees each pool thread.
-    const writers = fifos.map((fifo) => openSync(fifo, 'w'));
-    for (const handle of await Promise.all(held)) await handle.close();
-    for (const fd of writers) closeSync(fd);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir(t);
+  const release = holdLibuvPool();
   const path = join(dir, 'audit.log');
   const sink = new FileSink({ path, policy: 'block', writeOnThread: true });
+  t.after(async () => {
+    await release();
+    await sink.close();
+  });
   const e = event();
   sink.write(e, 1);
   for (let i = 0; i < 50 && readFileSync(path).length === 0; i++) await setTimeoutP(10);
   assert.deepEqual(readFileSync(path), e, 'the event waited for a pool thread');
-  // (close() fsyncs on the pool: it waits for t.after to free it.)
-  void sink.close();
 });
