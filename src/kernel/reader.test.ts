@@ -360,6 +360,8 @@ async function batchesUntil(
 const NEVER_MS = 3_600_000;
 const HELD_MS = 30_000;
 const URGENT_TYPE = 2143;
+/** A reader whose records wait for ever, unless an urgent record is expected. */
+const WAITING_FOR_URGENT = { flushMs: NEVER_MS, urgentTypes: [URGENT_TYPE] };
 
 const hasNonce = (nonce: string) => (m: AuditMessage) => m.payload.includes(`nonce=${nonce}`);
 
@@ -398,31 +400,27 @@ void test(
   'records wait in the socket for the next read, and expect() hands them over at once with the urgent record, in order',
   { skip, timeout },
   async (t) => {
-    await withUnicastReader(
-      t,
-      { flushMs: NEVER_MS, urgentTypes: [URGENT_TYPE] },
-      async (reader, { netlink }) => {
-        const batches = reader[Symbol.asyncIterator]();
-        const nonces = Array.from({ length: 5 }, () => randomUUID());
-        for (const nonce of nonces) netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
-        const { quiet, pending } = await quietFor(batches, 300);
-        assert.equal(quiet, true, 'records were handed over before the batch wait');
-        reader.expect();
-        const urgent = randomUUID();
-        netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${urgent}`);
-        const first = await pending;
-        assert.equal(first.done, false);
-        const read = first.value.some(hasNonce(urgent))
-          ? [first.value]
-          : [first.value, ...(await batchesUntil(reader, batches, hasNonce(urgent)))];
-        const ours = read.flat().filter((m) => [...nonces, urgent].some((n) => hasNonce(n)(m)));
-        assert.deepEqual(
-          ours.map((m) => /nonce=([0-9a-f-]+)/.exec(m.payload)?.[1]),
-          [...nonces, urgent],
-          'the five records waited and came with the urgent one, in the order sent',
-        );
-      },
-    );
+    await withUnicastReader(t, WAITING_FOR_URGENT, async (reader, { netlink }) => {
+      const batches = reader[Symbol.asyncIterator]();
+      const nonces = Array.from({ length: 5 }, () => randomUUID());
+      for (const nonce of nonces) netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+      const { quiet, pending } = await quietFor(batches, 300);
+      assert.equal(quiet, true, 'records were handed over before the batch wait');
+      reader.expect();
+      const urgent = randomUUID();
+      netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${urgent}`);
+      const first = await pending;
+      assert.equal(first.done, false);
+      const read = first.value.some(hasNonce(urgent))
+        ? [first.value]
+        : [first.value, ...(await batchesUntil(reader, batches, hasNonce(urgent)))];
+      const ours = read.flat().filter((m) => [...nonces, urgent].some((n) => hasNonce(n)(m)));
+      assert.deepEqual(
+        ours.map((m) => /nonce=([0-9a-f-]+)/.exec(m.payload)?.[1]),
+        [...nonces, urgent],
+        'the five records waited and came with the urgent one, in the order sent',
+      );
+    });
   },
 );
 
@@ -430,33 +428,29 @@ void test(
   'after expect(), records are handed over at once until the urgent record came, then wait again',
   { skip, timeout },
   async (t) => {
-    await withUnicastReader(
-      t,
-      { flushMs: NEVER_MS, urgentTypes: [URGENT_TYPE] },
-      async (reader, { netlink }) => {
-        const batches = reader[Symbol.asyncIterator]();
-        reader.expect();
-        const before = randomUUID();
-        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${before}`);
-        // Without the announcement this record would wait for NEVER_MS.
-        await batchesUntil(reader, batches, hasNonce(before));
-        const marker = randomUUID();
-        netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${marker}`);
-        await batchesUntil(reader, batches, hasNonce(marker));
+    await withUnicastReader(t, WAITING_FOR_URGENT, async (reader, { netlink }) => {
+      const batches = reader[Symbol.asyncIterator]();
+      reader.expect();
+      const before = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${before}`);
+      // Without the announcement this record would wait for NEVER_MS.
+      await batchesUntil(reader, batches, hasNonce(before));
+      const marker = randomUUID();
+      netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${marker}`);
+      await batchesUntil(reader, batches, hasNonce(marker));
 
-        // The announced record came: records wait again, for the next announcement.
-        const after = randomUUID();
-        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${after}`);
-        const { quiet, pending } = await quietFor(batches, 300);
-        assert.equal(quiet, true, 'a record sent after the announced marker came was handed over at once');
-        reader.expect();
-        const next = randomUUID();
-        netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${next}`);
-        const got = await pending;
-        assert.equal(got.done, false);
-        assert.ok(got.value.some(hasNonce(after)), 'the waiting record came with the next announced read');
-      },
-    );
+      // The announced record came: records wait again, for the next announcement.
+      const after = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${after}`);
+      const { quiet, pending } = await quietFor(batches, 300);
+      assert.equal(quiet, true, 'a record sent after the announced marker came was handed over at once');
+      reader.expect();
+      const next = randomUUID();
+      netlink.sendUserMessage(URGENT_TYPE, `op=test nonce=${next}`);
+      const got = await pending;
+      assert.equal(got.done, false);
+      assert.ok(got.value.some(hasNonce(after)), 'the waiting record came with the next announced read');
+    });
   },
 );
 
@@ -464,22 +458,18 @@ void test(
   `an announced urgent record that never comes is written off after ${HURRY_MS} ms: records wait again`,
   { skip, timeout },
   async (t) => {
-    await withUnicastReader(
-      t,
-      { flushMs: NEVER_MS, urgentTypes: [URGENT_TYPE] },
-      async (reader, { netlink }) => {
-        const batches = reader[Symbol.asyncIterator]();
-        reader.expect(); // and no marker is sent
-        const early = randomUUID();
-        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${early}`);
-        await batchesUntil(reader, batches, hasNonce(early));
-        await sleep(HURRY_MS + 100);
-        const late = randomUUID();
-        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${late}`);
-        const { quiet } = await quietFor(batches, 300);
-        assert.equal(quiet, true, 'the reader still read every millisecond for a record that never came');
-      },
-    );
+    await withUnicastReader(t, WAITING_FOR_URGENT, async (reader, { netlink }) => {
+      const batches = reader[Symbol.asyncIterator]();
+      reader.expect(); // and no marker is sent
+      const early = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${early}`);
+      await batchesUntil(reader, batches, hasNonce(early));
+      await sleep(HURRY_MS + 100);
+      const late = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${late}`);
+      const { quiet } = await quietFor(batches, 300);
+      assert.equal(quiet, true, 'the reader still read every millisecond for a record that never came');
+    });
   },
 );
 
