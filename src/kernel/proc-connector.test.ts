@@ -438,6 +438,22 @@ void test(
   },
 );
 
+void test(
+  'a connector kept busy by exits (on its timer, not its wait) still keeps the process alive',
+  { skip, timeout },
+  async () => {
+    // An exit every 5 ms: every timed poll finds exits, so the connector never sleeps on its socket.
+    const result = await runModule(
+      "const { spawnSync } = await import('node:child_process');" +
+        'const c = await ProcConnector.open({ flushMs: 20, onExit() {} });' +
+        "const busy = setInterval(() => spawnSync('/bin/true'), 5).unref();" +
+        "setTimeout(() => { console.log('closing'); clearInterval(busy); void c.close(); }, 300).unref();" +
+        "process.once('exit', () => console.log('exit'));",
+    );
+    assert.deepEqual(result, { stdout: 'closing\nexit', code: 0, signal: null });
+  },
+);
+
 void test('an open connector runs no thread of its own', { skip, timeout }, async (t) => {
   const tasks = (): number => readdirSync('/proc/self/task').length;
   // libuv starts its pool on first use: use it before counting.

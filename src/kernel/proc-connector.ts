@@ -341,10 +341,12 @@ export class ProcConnector {
       this.#timer.refresh();
       return;
     }
+    // Not unref'd: while exits keep coming the connector is on this timer,
+    // not on its wait, and an open connector keeps the process alive.
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.poll();
-    }, this.#flushMs).unref();
+    }, this.#flushMs);
   }
 
   /** The socket is empty: no timer until it has something; that exit then waits `flushMs` for company. */
