@@ -74,8 +74,9 @@ export interface DaemonSelf {
 
 /**
  * How long after an exit the daemon looks at waiting exits when no batch
- * of records did meanwhile (each batch looks at them): the witness's idle
- * margin, before which an exit on a quiet stream cannot be judged.
+ * of records did meanwhile (each batch looks at them), with a source that
+ * hands over no batch when idle (auditd's plugin stream): the witness's
+ * idle margin, before which an exit on a quiet stream cannot be judged.
  */
 const EXIT_CHECK_MS = 250;
 
@@ -140,6 +141,8 @@ export class Daemon implements DaemonApi {
   /** The stop marker is sent: the witness writes no more markers. */
   #stopMarkerSent = false;
   #timer: NodeJS.Timeout | undefined;
+  /** When the status was last checked (#tick). */
+  #tickedAt = 0;
   #newestMs = 0;
   /** Rate and loss monitoring (src/daemon/monitor.ts). */
   readonly #monitor: Monitor;
@@ -352,12 +355,13 @@ export class Daemon implements DaemonApi {
 
   async #openProcConnector(): Promise<void> {
     try {
-      // With a netlink source, the reader's idle wait watches the
-      // connector's socket too: an exec's records and its exit wake contid once.
+      // With a netlink source, which hands over a batch at least once a
+      // second, the connector is read after each batch: exits ride the
+      // records' wake-ups and the idle reads, and never wake contid alone.
       const source = this.#source;
       const exits = await ProcConnector.open({
         threads: true,
-        wait: source.watch === undefined ? 'own' : 'owner',
+        wait: source.idleTurnMs === undefined ? 'own' : 'owner',
         onExit: (exit) => {
           this.#onExit(exit);
         },
@@ -371,7 +375,6 @@ export class Daemon implements DaemonApi {
         return;
       }
       this.#exits = exits;
-      source.watch?.(exits.fd);
       this.#log('info', 'Watching exits with the proc connector');
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -391,6 +394,8 @@ export class Daemon implements DaemonApi {
   #onExit(exit: ProcExit): void {
     if (this.#stopping !== undefined) return;
     this.#witness.onExit(exit);
+    // A source that hands over batches when idle brings the next look at exits itself.
+    if (this.#source.idleTurnMs !== undefined) return;
     this.#exitTimer ??= setTimeout(() => {
       this.#checkExits();
     }, EXIT_CHECK_MS).unref();
@@ -414,6 +419,7 @@ export class Daemon implements DaemonApi {
   #begin(status: AuditStatus): void {
     const log = this.#log;
     this.#monitor.begin(status);
+    this.#tickedAt = Date.now();
     this.#timer = setInterval(() => {
       this.#tick();
     }, this.#config.statusIntervalMs);
@@ -518,6 +524,8 @@ export class Daemon implements DaemonApi {
           this.#exitTimer = undefined;
         }
       }
+      // Periodic work due now runs in this wake-up rather than its own.
+      this.#choresDue();
       // Batches of the same read that wait already go in the same host-log write.
       await this.#flush(false, this.#source.queued() > 0);
     }
@@ -707,8 +715,22 @@ export class Daemon implements DaemonApi {
     };
   }
 
+  /**
+   * The status check and the seal, when due, from a batch (the reader hands
+   * one over at least once a second): their timers are pushed back a whole
+   * interval and fire only when no batch came for that long.
+   */
+  #choresDue(): void {
+    if (this.#timer !== undefined && Date.now() - this.#tickedAt >= this.#config.statusIntervalMs) {
+      this.#timer.refresh();
+      this.#tick();
+    }
+    this.#markers.sealIfDue();
+  }
+
   /** Polls the kernel status and reports new losses (src/daemon/monitor.ts). */
   #tick(): void {
+    this.#tickedAt = Date.now();
     const a = this.#assembler.stats();
     const source = this.#source.stats();
     const exits = this.#exits?.stats();
@@ -791,7 +813,6 @@ export class Daemon implements DaemonApi {
    * and write the rest.
    */
   async #stopReading(problems: string[]): Promise<void> {
-    if (this.#exits !== null && this.#exits.fd >= 0) this.#source.unwatch?.(this.#exits.fd);
     await this.#exits?.close().catch(() => undefined);
     problems.push(...(this.#kernel?.restoreRules() ?? []));
     try {

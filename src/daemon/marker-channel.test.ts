@@ -9,7 +9,7 @@ const START = '20261128T175500Z-4242-abcd';
 const PID = 4242;
 
 /** A channel whose markers go to a list instead of the kernel; `fail` makes the next send throw. */
-function channel(sealIntervalMs = 0) {
+function channel(sealIntervalMs = 0, clock: { losses?: () => number; now?: () => number } = {}) {
   const sent: string[] = [];
   const echoes: (string | null)[] = [];
   const lines: string[] = [];
@@ -26,10 +26,10 @@ function channel(sealIntervalMs = 0) {
       state.expected++;
     },
     sealIntervalMs,
-    losses: () => 0,
+    losses: clock.losses ?? (() => 0),
     onEcho: (node) => echoes.push(node),
     log: (_level, message) => lines.push(message),
-    now: () => 1_700_000_000_000,
+    now: clock.now ?? (() => 1_700_000_000_000),
   });
   return { markers, sent, echoes, lines, state };
 }
@@ -102,6 +102,36 @@ test("sealing begins with this start's own start marker read back", () => {
   markers.noteOwn(echo(stream, sent[0]!));
   assert.equal(markers.sealNode, null);
   assert.equal(markers.sealer!.begun, true);
+});
+
+test('sealIfDue() seals from a wake-up that happens anyway, once per interval, only while sealing', (t) => {
+  let now = 1_700_000_000_000;
+  // Every seal() looks at the losses first: a count of the seals attempted.
+  let seals = 0;
+  const { markers } = channel(10_000, {
+    now: () => now,
+    losses: () => {
+      seals++;
+      return 0;
+    },
+  });
+  markers.sealIfDue();
+  assert.equal(seals, 0, 'sealed before sealing started');
+  markers.startSealing();
+  t.after(() => {
+    markers.stopSealing();
+  });
+  now += 9_999;
+  markers.sealIfDue();
+  assert.equal(seals, 0, 'sealed before the interval passed');
+  now += 1;
+  markers.sealIfDue();
+  assert.equal(seals, 1);
+  markers.sealIfDue();
+  assert.equal(seals, 1, 'sealed twice in one interval');
+  now += 10_000;
+  markers.sealIfDue();
+  assert.equal(seals, 2);
 });
 
 test('without a seal interval there is no sealer and seal() sends nothing', () => {

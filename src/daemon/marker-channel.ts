@@ -57,6 +57,8 @@ export class MarkerChannel {
   /** The node whose records are sealed: the start marker's (an aggregated plugin stream holds others). */
   #sealNode: string | null | undefined = undefined;
   #sealTimer: NodeJS.Timeout | undefined;
+  /** When the periodic seal last ran (ms, this channel's clock). */
+  #sealedAt = 0;
   /** Losses at the last seal. */
   #lossesAtSeal = 0;
 
@@ -141,10 +143,26 @@ export class MarkerChannel {
   /** Seals every `seal-interval` from now on (nothing without seals). */
   startSealing(): void {
     if (this.sealer === null) return;
+    this.#sealedAt = this.#now();
     this.#sealTimer = setInterval(() => {
+      this.#sealedAt = this.#now();
       this.seal(false);
     }, this.#sealIntervalMs);
     this.#sealTimer.unref();
+  }
+
+  /**
+   * Seals now if a periodic seal is due, from a wake-up that happens anyway
+   * (a batch of records), and pushes the timer back a whole interval: the
+   * timer then wakes the daemon only when no batch came meanwhile.
+   */
+  sealIfDue(): void {
+    if (this.#sealTimer === undefined) return;
+    const now = this.#now();
+    if (now - this.#sealedAt < this.#sealIntervalMs) return;
+    this.#sealedAt = now;
+    this.#sealTimer.refresh();
+    this.seal(false);
   }
 
   /** No more periodic seals (a final seal() may still follow). */

@@ -52,12 +52,11 @@ export interface RecordSource {
    */
   expectMarker?(): void;
   /**
-   * Another socket to wake up for (the proc connector): input on it ends
-   * the source's idle wait and brings a batch, possibly empty, so that the
-   * consumer reads that socket in the same wake-up. unwatch() before it is closed.
+   * Present when next() returns a batch, possibly empty, at least this
+   * often (ms) while the source is open: work that rides the batches
+   * (reading the proc connector, looking at exits) then needs no timer.
    */
-  watch?(fd: number): void;
-  unwatch?(fd: number): void;
+  readonly idleTurnMs?: number;
   /** Stops reading; batches already received are still returned by next(), which then ends. */
   close(): Promise<void>;
 }
@@ -104,12 +103,8 @@ export class NetlinkSource implements RecordSource {
     this.#reader.expect();
   }
 
-  watch(fd: number): void {
-    this.#reader.watch(fd);
-  }
-
-  unwatch(fd: number): void {
-    this.#reader.unwatch(fd);
+  get idleTurnMs(): number {
+    return this.#reader.idleReadMs;
   }
 
   async next(): Promise<AuditRecord[] | null> {

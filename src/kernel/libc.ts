@@ -150,6 +150,24 @@ const pollAsync = lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, i
   async(fds: Buffer, nfds: number, timeout: number, done: (error: unknown, result: number) => void): void;
 };
 
+/** poll(2) on this thread; with timeout 0 it only looks (`fds` as for {@link pollOnPool}). */
+export const poll = lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as (
+  fds: Buffer,
+  nfds: number,
+  timeout: number,
+) => number;
+
+const fcntlRaw = lib.func('int fcntl(int fd, int cmd, ...)') as (
+  fd: Fd,
+  cmd: number,
+  ...arg: [] | ['int', number]
+) => number;
+
+/** fcntl(2) with an int argument (F_SETFL, F_SETOWN) or none (F_GETFL). */
+export function fcntl(fd: Fd, cmd: number, arg?: number): number {
+  return arg === undefined ? fcntlRaw(fd, cmd) : fcntlRaw(fd, cmd, 'int', arg);
+}
+
 /** flock(2), for advisory locks shared with the `flock` command. */
 export const flock = lib.func('int flock(int fd, int operation)') as (fd: Fd, operation: number) => number;
 

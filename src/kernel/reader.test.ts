@@ -3,7 +3,7 @@
 // one rule matches only processes spawned with auid 4242.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,7 +19,6 @@ import { Collector } from '../../test/support/collector.js';
 import { holdLibuvPool } from '../../test/support/pool.js';
 import { startDaemonChild } from '../../test/support/daemon-child.js';
 import { ownNetlinkPorts, sendFromUserspace } from '../../test/support/netlink-spoof.js';
-import { close, eventfd, write } from './libc.js';
 import { encodeMessage } from './nlmsg.js';
 import { NETLINK_AUDIT } from './socket-constants.js';
 import type { AuditNetlink } from './netlink.js';
@@ -499,33 +498,25 @@ void test(
 );
 
 void test(
-  'input on a watched socket is handed over with the idle reads, as batches without records, never at the batch wait',
+  'a sleeping reader hands over a batch at each idle read, even without records, and never more often',
   { skip, timeout },
   async (t) => {
-    const efd = eventfd(0, 0o2000000 | 0o4000); // EFD_CLOEXEC | EFD_NONBLOCK: readable once written
-    assert.ok(efd >= 0);
-    t.after(() => close(efd));
     await withUnicastReader(t, { flushMs: 20, idleReadMs: 400 }, async (reader) => {
-      reader.watch(efd);
-      await sleep(100); // the reader found its socket empty and sleeps
-      const one = Buffer.alloc(8);
-      one.writeBigUInt64LE(1n);
-      write(efd, one, 8); // readable from now on: nobody reads it
+      assert.equal(reader.idleReadMs, 400);
       const batches = reader.batches();
-      let count = 0;
+      let empty = 0;
       const counting = (async () => {
         for (;;) {
           const next = await batches.next();
           if (next.done === true) return;
-          if (next.value.types.length === 0) count++;
+          if (next.value.types.length === 0) empty++;
         }
       })();
       await sleep(1300);
-      assert.ok(count >= 1, 'input on the watched socket brought no batch');
-      // Every 20 ms batch wait would make some 60; the idle reads make about 3.
-      assert.ok(count <= 5, `${count} empty batches in 1.3 s: the watched socket woke the reader each time`);
-      reader.unwatch(efd);
-      readSync(efd, one); // (reading an eventfd clears it)
+      // The consumer's turn (the daemon reads the proc connector then) about
+      // every 400 ms: every 20 ms batch wait would make some 60.
+      assert.ok(empty >= 2, `${empty} empty batches in 1.3 s: the idle reads gave the consumer no turn`);
+      assert.ok(empty <= 4, `${empty} empty batches in 1.3 s: more than the idle reads`);
       await reader.close();
       await counting;
     });
@@ -533,10 +524,10 @@ void test(
 );
 
 void test(
-  "a sleeping reader still reads, at idleReadMs, when every thread of libuv's pool is held, and closes",
+  "a sleeping reader wakes for a record by itself, with every thread of libuv's pool held and no idle read, and closes",
   { skip, timeout },
   async (t) => {
-    await withUnicastReader(t, { flushMs: 20, idleReadMs: 200 }, async (reader, { netlink }) => {
+    await withUnicastReader(t, { flushMs: 20, idleReadMs: NEVER_MS }, async (reader, { netlink }) => {
       const release = holdLibuvPool();
       try {
         const batches = reader[Symbol.asyncIterator]();
@@ -544,12 +535,42 @@ void test(
         const nonce = randomUUID();
         netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
         await batchesUntil(reader, batches, hasNonce(nonce));
+        await sleep(300);
+        const again = randomUUID();
+        netlink.sendUserMessage(USER_TYPE, `op=test nonce=${again}`);
+        await batchesUntil(reader, batches, hasNonce(again));
         // A stop does not wait for the pool either.
         await reader.close();
       } finally {
         await reader.close();
         await release();
       }
+    });
+  },
+);
+
+void test(
+  'a record after a quiet spell is handed over a few milliseconds after its signal, not a batch wait later',
+  { skip, timeout },
+  async (t) => {
+    const flushMs = 1000;
+    await withUnicastReader(t, { flushMs, idleReadMs: NEVER_MS }, async (reader, { netlink }) => {
+      const batches = reader[Symbol.asyncIterator]();
+      // The registration's own records are read a batch wait after opening,
+      // the next read finds the socket empty: the reader sleeps, and no
+      // record comes for more than a batch wait.
+      await sleep(2 * flushMs + 300);
+      const nonce = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${nonce}`);
+      const sent = Date.now();
+      await batchesUntil(reader, batches, hasNonce(nonce));
+      const waited = Date.now() - sent;
+      assert.ok(waited < flushMs / 2, `the record waited ${waited} ms: it was read at the batch wait`);
+      // Records that follow closely get the batch wait again.
+      const next = randomUUID();
+      netlink.sendUserMessage(USER_TYPE, `op=test nonce=${next}`);
+      const { quiet } = await quietFor(batches, 300);
+      assert.equal(quiet, true, 'a record right after another was handed over without the batch wait');
     });
   },
 );

@@ -11,10 +11,16 @@
  * once per batch to hand it over to another thread, costs far more CPU
  * than the records it brings. Here the whole daemon wakes once per
  * `flushMs` while records come, and the records are parsed on the thread
- * that read them. A read that finds the socket empty stops the timer: a
- * poll(2) on libuv's pool (ReadableWait) then waits for the next record,
- * and that record waits `flushMs` for more; an idle reader still reads
- * every `idleReadMs` (1 s), since other work can hold libuv's pool.
+ * that read them. A read that finds the socket empty stops the timer and
+ * the reader sleeps: the socket signals its next record (SIGIO, see
+ * SignalWait), which wakes no thread but the daemon's. A record after a
+ * quiet spell (no record for `flushMs`) is read a few milliseconds later,
+ * with the rest of its burst, and the reader sleeps again: on a host where
+ * records come a few at a time, one read per burst. A record that comes
+ * sooner waits `flushMs` for more, as in a timed read. A sleeping
+ * reader still reads every `idleReadMs` (1 s) and hands over a batch, even
+ * an empty one: the consumer's turn for work that rides the reader's
+ * wake-ups (the proc connector's exits), and a bound on a missed signal.
  *
  * Nobody who waits is kept waiting: after {@link AuditReader.expect} (the
  * caller sent a marker and waits for its echo) the socket is read every
@@ -42,7 +48,7 @@ import {
   MSG_DONTWAIT,
   NLMSG_MIN_TYPE,
 } from './netlink.js';
-import { ReadableWait } from './readable-wait.js';
+import { SignalWait } from './signal-wait.js';
 import { checkPositiveIntegers } from './options.js';
 
 /** One audit record as the kernel sent it. */
@@ -111,8 +117,8 @@ export interface AuditReaderOptions {
   readonly urgentTypes?: readonly number[];
   /**
    * While the reader sleeps on its empty socket it still reads this often,
-   * and hands over a batch, possibly empty (see watch()): the wait for the
-   * socket runs on libuv's pool, which other work may hold. Default 1000 ms.
+   * and hands over a batch, possibly empty: the consumer's turn for other
+   * work (see {@link AuditReader.idleReadMs}). Default 1000 ms.
    */
   readonly idleReadMs?: number;
   /** Records queued for the consumer before reading pauses. Default 65 536. */
@@ -152,6 +158,13 @@ const DEFAULTS = {
   maxQueuedMessages: 65536,
 } as const;
 
+/**
+ * How long the first record after a quiet spell waits for the rest of its
+ * burst (an exec's fork, execve and exit events come within a millisecond
+ * or two of each other): the reader then reads once and sleeps again. A
+ * second wake-up this close to the first costs a fraction of the first.
+ */
+const SETTLE_MS = 5;
 /** How often the socket is read while an announced urgent record has not come. */
 const HURRY_POLL_MS = 1;
 /**
@@ -187,8 +200,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   /** How this reader gets records. */
   readonly mode: AuditReaderMode;
   readonly #net: AuditNetlink;
-  /** Waits, on libuv's pool, for the socket to become readable after a read found it empty. */
-  #idle: ReadableWait | undefined;
+  /** Waits for the socket's signal after a read found it empty. */
+  #idle: SignalWait | undefined;
   readonly #flushMs: number;
   readonly #idleReadMs: number;
   readonly #maxQueued: number;
@@ -210,16 +223,16 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   #urgentSeen = 0;
   /** Until when announced urgent records are hurried for (ms). */
   #hurryUntil = 0;
-  /** The idle wait ended: the next read hands over a batch, even an empty one (see watch()). */
+  /** The reader slept: the next read hands over a batch, even an empty one (see idleReadMs). */
   #woken = false;
   /**
-   * The idle wait ended more than a batch wait after the last read: records
-   * come sparsely, so after the next read the reader sleeps on its socket
-   * again rather than read once more, most likely for nothing.
+   * The socket signalled more than a batch wait after the last record:
+   * records come sparsely, so after the next read the reader sleeps again
+   * rather than read once more, most likely for nothing.
    */
   #sparse = false;
-  /** When the socket was last read (ms). */
-  #readAt = 0;
+  /** When a read last found records (ms). */
+  #recordsAt = 0;
   // The batch being filled: payload bytes back to back, plus the type and
   // end offset of each record.
   readonly #text = Buffer.allocUnsafeSlow(BATCH_TEXT_BYTES);
@@ -282,7 +295,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     try {
       if (options.mode === 'unicast') reader.#net.registerDaemon(process.pid);
       reader.#stats.receiveBufferBytes = reader.#net.receiveBufferBytes();
-      reader.#idle = new ReadableWait(reader.#net.fd);
+      reader.#idle = new SignalWait(reader.#net.fd);
     } catch (error) {
       reader.#net.close();
       throw error;
@@ -319,20 +332,13 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   }
 
   /**
-   * Another socket whose reading rides this reader's wake-ups (the proc
-   * connector): while the reader sleeps on its empty socket, input on `fd`
-   * is handed over with the next idle read (`idleReadMs`; records get the
-   * batch wait), as a batch even when no record came (possibly empty), so
-   * that the consumer gets a turn to read `fd`; meanwhile the reader waits
-   * for records alone. {@link unwatch} before `fd` is closed.
+   * The longest the consumer waits for a batch while the reader lives: a
+   * sleeping reader hands over one, possibly empty, every `idleReadMs`, so
+   * that work riding its wake-ups (reading the proc connector, looking at
+   * exits) needs no timer of its own.
    */
-  watch(fd: number): void {
-    this.#idle?.add(fd);
-  }
-
-  /** Stops watching a socket given to {@link watch}. */
-  unwatch(fd: number): void {
-    this.#idle?.remove(fd);
+  get idleReadMs(): number {
+    return this.#idleReadMs;
   }
 
   /** Records waiting for the consumer now (stats().queuedMessages). */
@@ -417,11 +423,12 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     return this.close();
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async: errors reject, as close() promises
   async #stop(): Promise<void> {
     this.#unlisten?.();
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#idle?.close();
+    this.#idle?.close();
     // Unregistering first lets the drain below see the last record the
     // kernel sends us; records that come during the request are kept.
     let failure: Error | undefined;
@@ -464,6 +471,8 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   /** One read of the socket: everything it holds, up to the queue's bound or RECORDS_PER_READ. */
   #read(): void {
     if (this.#closing !== undefined || this.#error !== undefined) return;
+    // Awake now: it sleeps again only when this read finds the socket empty.
+    this.#idle?.cancel();
     let more = false;
     let records = 0;
     try {
@@ -486,7 +495,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     const sparse = this.#sparse;
     this.#woken = false;
     this.#sparse = false;
-    this.#readAt = Date.now();
+    if (records > 0) this.#recordsAt = Date.now();
     this.#wake();
     if (this.#paused) return; // #take reads again once the consumer caught up.
     if (more) this.#arm(0);
@@ -496,32 +505,32 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
   }
 
   /**
-   * The socket was empty: no more timed reads until it has something. The
-   * first record then waits `flushMs` for more, as in a timed read.
+   * The socket was empty: no more timed reads until it signals a record
+   * (or the slow idle read comes).
    */
   #sleep(): void {
-    // The wait runs on libuv's pool, which other work can fill (a container
-    // sink's file on a filesystem that never answers, say): a slow timer
-    // reads all the same, so that a full pool delays records, never stops them.
     this.#arm(this.#idleReadMs);
     this.#woken = true;
-    this.#idle?.wait(this.#onReadable);
+    let waiting = false;
+    try {
+      waiting = this.#idle?.wait(this.#onSignal) ?? false;
+    } catch {
+      // The socket cannot signal: it is read on the batch timer instead.
+    }
+    // Records that came since the read (or no signal to wait for): the batch wait.
+    if (!waiting) this.#arm(this.#flushMs);
   }
 
   /**
-   * The idle wait ended. Records get the batch wait; input on a watched
-   * socket alone (exits, most of them of threads and processes no rule
-   * audits) waits for the idle read, while the wait goes on for records.
+   * The socket signalled a record. After a quiet spell (no record for a
+   * batch wait) it is read once the burst it starts has had SETTLE_MS to
+   * come; otherwise records are coming steadily and get the batch wait.
    */
-  readonly #onReadable = (failed: boolean, ready: readonly number[]): void => {
+  readonly #onSignal = (): void => {
     if (this.#closing !== undefined || this.#error !== undefined || this.#paused) return;
-    this.#woken = true;
-    if (failed || ready.length === 0 || ready.includes(this.#net.fd)) {
-      this.#sparse = Date.now() - this.#readAt >= this.#flushMs;
-      if (this.#timer === undefined || this.#timerMs > this.#flushMs) this.#arm(this.#flushMs);
-    } else {
-      this.#idle?.wait(this.#onReadable, this.#net.fd);
-    }
+    const ms = Date.now() - this.#recordsAt >= this.#flushMs ? SETTLE_MS : this.#flushMs;
+    this.#sparse = ms === SETTLE_MS;
+    if (this.#timer === undefined || this.#timerMs > ms) this.#arm(ms);
   };
 
   /** True while an announced urgent record has not come, within HURRY_MS of the announcement. */
@@ -609,7 +618,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
     this.#error ??= error;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    void this.#idle?.close();
+    this.#idle?.close();
     this.#wake();
   }
 
@@ -631,7 +640,7 @@ export class AuditReader implements AsyncIterable<readonly AuditMessage[]> {
       this.#stats.queuedMessages -= batch.types.length;
       if (this.#paused && this.#stats.queuedMessages <= this.#maxQueued / 2) {
         this.#paused = false;
-        if (this.#closing === undefined && this.#error === undefined) this.#arm(0);
+        if (this.#closing === undefined && this.#error === undefined && !this.#ended) this.#arm(0);
       }
       return { value: batch, done: false };
     }
