@@ -75,11 +75,11 @@ export interface ProcConnectorOptions {
   readonly flushMs?: number;
   /**
    * Who waits for exits once a poll found the socket empty: 'own' (the
-   * default), a poll(2) on libuv's pool; 'owner', the caller, who watches
-   * {@link ProcConnector.fd} with its own wait (the daemon: the audit
-   * reader's, AuditReader.watch) and calls `poll()` when it is readable, so
-   * that an exit and the records of the same exec wake contid once. The
-   * connector then has no timer either (`flushMs` is unused).
+   * default), a poll(2) on libuv's pool; 'owner', the caller, who calls
+   * `poll()` from wake-ups of its own (the daemon: after each batch of the
+   * audit reader, which hands one over at least once a second), so that
+   * exits never wake contid by themselves. The connector then has no timer
+   * either (`flushMs` is unused).
    */
   readonly wait?: 'own' | 'owner';
   /**
