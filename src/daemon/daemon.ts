@@ -80,6 +80,13 @@ export interface DaemonSelf {
  */
 const EXIT_CHECK_MS = 250;
 
+/**
+ * How early periodic work (the status check, the seal) may run from a batch
+ * rather than from its own timer: batches come at least once a second, so
+ * with this slack the timers almost never wake the daemon by themselves.
+ */
+const CHORE_SLACK_MS = 1000;
+
 /** How long the stop marker may take to come back before the daemon stops anyway. */
 const STOP_MARKER_WAIT_MS = 2000;
 
@@ -716,16 +723,19 @@ export class Daemon implements DaemonApi {
   }
 
   /**
-   * The status check and the seal, when due, from a batch (the reader hands
-   * one over at least once a second): their timers are pushed back a whole
+   * The status check and the seal, when due within CHORE_SLACK_MS (a
+   * quarter of their interval at most), from a batch (the reader hands one
+   * over at least once a second): their timers are pushed back a whole
    * interval and fire only when no batch came for that long.
    */
   #choresDue(): void {
-    if (this.#timer !== undefined && Date.now() - this.#tickedAt >= this.#config.statusIntervalMs) {
+    const interval = this.#config.statusIntervalMs;
+    const slack = Math.min(CHORE_SLACK_MS, interval / 4);
+    if (this.#timer !== undefined && Date.now() - this.#tickedAt >= interval - slack) {
       this.#timer.refresh();
       this.#tick();
     }
-    this.#markers.sealIfDue();
+    this.#markers.sealIfDue(CHORE_SLACK_MS);
   }
 
   /** Polls the kernel status and reports new losses (src/daemon/monitor.ts). */

@@ -132,6 +132,16 @@ test('sealIfDue() seals from a wake-up that happens anyway, once per interval, o
   now += 10_000;
   markers.sealIfDue();
   assert.equal(seals, 2);
+  // Within the slack (a quarter of the interval at most) a batch seals early.
+  now += 9_000;
+  markers.sealIfDue(1_000);
+  assert.equal(seals, 3, 'a seal due within the slack waited for its timer');
+  now += 7_000;
+  markers.sealIfDue(5_000);
+  assert.equal(seals, 3, 'the slack went past a quarter of the interval');
+  now += 500;
+  markers.sealIfDue(5_000);
+  assert.equal(seals, 4);
 });
 
 test('without a seal interval there is no sealer and seal() sends nothing', () => {

@@ -152,14 +152,16 @@ export class MarkerChannel {
   }
 
   /**
-   * Seals now if a periodic seal is due, from a wake-up that happens anyway
-   * (a batch of records), and pushes the timer back a whole interval: the
-   * timer then wakes the daemon only when no batch came meanwhile.
+   * Seals now if a periodic seal is due within `slackMs`, from a wake-up
+   * that happens anyway (a batch of records), and pushes the timer back a
+   * whole interval: the timer then wakes the daemon only when no batch came
+   * meanwhile. (Without the slack, batches that come once a second would
+   * always come just before the timer.)
    */
-  sealIfDue(): void {
+  sealIfDue(slackMs = 0): void {
     if (this.#sealTimer === undefined) return;
     const now = this.#now();
-    if (now - this.#sealedAt < this.#sealIntervalMs) return;
+    if (now - this.#sealedAt < this.#sealIntervalMs - Math.min(slackMs, this.#sealIntervalMs / 4)) return;
     this.#sealedAt = now;
     this.#sealTimer.refresh();
     this.seal(false);
