@@ -121,6 +121,8 @@ export class Daemon implements DaemonApi {
   #exitTimer: NodeJS.Timeout | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
   #lastBatchAt = 0;
+  /** When the last batch holding records came (ms). */
+  #lastRecordsAt = 0;
   /** The checkpoint lifecycle (src/daemon/checkpoints.ts). */
   readonly #checkpoints: Checkpoints;
   /** The highest kernel serial read (the stream position a checkpoint names). */
@@ -244,7 +246,10 @@ export class Daemon implements DaemonApi {
         this.#markers.send(body);
       },
       streamTimeMs: () => this.#newestMs,
-      idle: () => this.#source.queued() === 0 && Date.now() - this.#lastBatchAt > 50,
+      // Nothing in flight: no record waiting, none handled in the last 50 ms.
+      // A batch without records (the reader's idle read) does not count: the
+      // exits are looked at from those batches, on a quiet host.
+      idle: () => this.#source.queued() === 0 && Date.now() - this.#lastRecordsAt > 50,
       log: parts.log,
     });
     this.#descriptions = new Descriptions((chain) => this.#labeller.containerByChain(chain) !== undefined);
@@ -503,6 +508,7 @@ export class Daemon implements DaemonApi {
       const batch = await this.#source.next();
       if (batch === null) break;
       this.#lastBatchAt = Date.now();
+      if (batch.length > 0) this.#lastRecordsAt = this.#lastBatchAt;
       if (this.#firstSerial === 0 && batch.length > 0) {
         this.#firstSerial = batch[0]!.serial;
         this.#checkpoints.firstRead(this.#firstSerial);
